@@ -1,0 +1,243 @@
+// Package testredis gives each test suite a Redis of its own.
+//
+// Where a Docker engine answers (a developer laptop), the server comes from
+// testcontainers-go. Where none does (our machines and CI), the same helper
+// starts a local redis-server binary on a free loopback port, so tests can
+// kill and restart it. When CI is set in the environment, a missing Redis
+// fails the test; elsewhere it skips with a message saying how to get one.
+package testredis
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
+)
+
+// Server is one Redis started for a test.
+type Server struct {
+	// Addr is host:port of the server.
+	Addr string
+
+	mu        sync.Mutex
+	cmd       *exec.Cmd // binary mode
+	dir       string    // binary mode: working directory
+	container *tcredis.RedisContainer
+}
+
+// URL returns the redis:// URL of the server, database 0.
+func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+
+// Client returns a new go-redis client for the server, closed with the test.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Start starts a Redis for tb and stops it when tb ends.
+//
+// Order of preference: REALTIME_TEST_REDIS_URL if set (an existing server the
+// caller owns; Kill and Restart are then unavailable), testcontainers-go when
+// a Docker engine is reachable, else the redis-server binary from PATH.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	if url := os.Getenv("REALTIME_TEST_REDIS_URL"); url != "" {
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			tb.Fatalf("testredis: REALTIME_TEST_REDIS_URL: %v", err)
+		}
+		return &Server{Addr: opt.Addr}
+	}
+	if dockerAvailable() {
+		s, err := startContainer()
+		if err == nil {
+			tb.Cleanup(s.stop)
+			return s
+		}
+		tb.Logf("testredis: testcontainers failed (%v); falling back to redis-server", err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		missing(tb, "no Docker engine and no redis-server on PATH (apt-get install redis-server)")
+	}
+	s := &Server{}
+	s.dir = tb.TempDir()
+	port, err := freePort()
+	if err != nil {
+		tb.Fatalf("testredis: free port: %v", err)
+	}
+	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	if err := s.startBinary(bin); err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(s.stop)
+	return s
+}
+
+// missing fails in CI and skips elsewhere.
+func missing(tb testing.TB, why string) {
+	tb.Helper()
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("testredis: %s (CI is set: a missing Redis is a failure)", why)
+	}
+	tb.Skipf("testredis: %s", why)
+}
+
+func dockerAvailable() bool {
+	if os.Getenv("REALTIME_TEST_NO_DOCKER") != "" {
+		return false
+	}
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return true
+	}
+	_, err := os.Stat("/var/run/docker.sock")
+	return err == nil
+}
+
+func startContainer() (*Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := tcredis.Run(ctx, "redis:7-alpine")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.ConnectionString(ctx)
+	if err != nil {
+		_ = c.Terminate(context.Background())
+		return nil, err
+	}
+	opt, err := redis.ParseURL(conn)
+	if err != nil {
+		_ = c.Terminate(context.Background())
+		return nil, err
+	}
+	return &Server{Addr: opt.Addr, container: c}, nil
+}
+
+func (s *Server) startBinary(bin string) error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	cmd := exec.Command(bin,
+		"--bind", "127.0.0.1",
+		"--port", port,
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+		"--protected-mode", "no",
+	)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	ready := make(chan struct{})
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(out)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			if log.Len() < 4096 {
+				log.WriteString(line + "\n")
+			}
+			if strings.Contains(line, "Ready to accept connections") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("redis-server on %s not ready after 10s", s.Addr)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	return nil
+}
+
+// Kill stops the server abruptly (SIGKILL), keeping its address for Restart.
+func (s *Server) Kill(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.cmd != nil:
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	case s.container != nil:
+		d := time.Duration(0)
+		if err := s.container.Stop(context.Background(), &d); err != nil {
+			tb.Fatalf("testredis: stop container: %v", err)
+		}
+	default:
+		tb.Fatalf("testredis: Kill is not available for an external server")
+	}
+}
+
+// Restart starts a killed server again on the same address (empty: it keeps
+// nothing on disk).
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	if s.container != nil {
+		if err := s.container.Start(context.Background()); err != nil {
+			tb.Fatalf("testredis: start container: %v", err)
+		}
+		conn, err := s.container.ConnectionString(context.Background())
+		if err != nil {
+			tb.Fatalf("testredis: %v", err)
+		}
+		opt, _ := redis.ParseURL(conn)
+		s.Addr = opt.Addr
+		return
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	if err := s.startBinary(bin); err != nil {
+		tb.Fatalf("testredis: restart: %v", err)
+	}
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+	if s.container != nil {
+		_ = s.container.Terminate(context.Background())
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(filepath.Clean(s.dir))
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,88 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Op is the first field of a route message on a gateway or broadcast channel.
+type Op byte
+
+// Route operations. Fields are separated by '\n'; the packet, last, may
+// itself contain '\n'.
+const (
+	OpDeliver   Op = 'D' // D\n<sid>\n<packet>: write packet to the session's stream
+	OpWake      Op = 'W' // W\n<sid>\n<pollid>: the session's mailbox has packets for the poll parked here
+	OpKick      Op = 'K' // K\n<sid>\n<pollid>: a newer poll arrived elsewhere; answer this one with 8::
+	OpClose     Op = 'C' // C\n<sid>\n<reason>\n<packet>: the session ended; write packet (may be empty), then close
+	OpJoin      Op = 'J' // J\n<sid>\n<ns>\n<room>: the session joined a room
+	OpLeave     Op = 'L' // L\n<sid>\n<ns>\n<room>: the session left a room
+	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<packet>: to the namespace (room "") or room
+)
+
+// ErrBadRoute is returned by ParseRoute for a message that is not a route.
+var ErrBadRoute = errors.New("bus: malformed route message")
+
+// Route is one message on a gateway or the broadcast channel.
+type Route struct {
+	Op     Op
+	SID    string // D W K C J L; for B: the excepted sid ("" none)
+	Arg    string // W K: poll id; C: reason; J L B: namespace
+	Room   string // J L B
+	Packet string // D C B
+}
+
+// String encodes r for PUBLISH.
+func (r Route) String() string {
+	switch r.Op {
+	case OpDeliver:
+		return "D\n" + r.SID + "\n" + r.Packet
+	case OpWake, OpKick:
+		return string(r.Op) + "\n" + r.SID + "\n" + r.Arg
+	case OpClose:
+		return "C\n" + r.SID + "\n" + r.Arg + "\n" + r.Packet
+	case OpJoin, OpLeave:
+		return string(r.Op) + "\n" + r.SID + "\n" + r.Arg + "\n" + r.Room
+	case OpBroadcast:
+		return "B\n" + r.Arg + "\n" + r.Room + "\n" + r.SID + "\n" + r.Packet
+	}
+	return ""
+}
+
+// ParseRoute decodes a route message.
+func ParseRoute(msg string) (Route, error) {
+	if len(msg) < 2 || msg[1] != '\n' {
+		return Route{}, fmt.Errorf("%w: %.20q", ErrBadRoute, msg)
+	}
+	op, rest := Op(msg[0]), msg[2:]
+	var n int
+	switch op {
+	case OpDeliver, OpWake, OpKick:
+		n = 2
+	case OpClose, OpJoin, OpLeave:
+		n = 3
+	case OpBroadcast:
+		n = 4
+	default:
+		return Route{}, fmt.Errorf("%w: op %q", ErrBadRoute, op)
+	}
+	f := strings.SplitN(rest, "\n", n)
+	if len(f) != n {
+		return Route{}, fmt.Errorf("%w: op %q has %d fields", ErrBadRoute, op, len(f))
+	}
+	r := Route{Op: op}
+	switch op {
+	case OpDeliver:
+		r.SID, r.Packet = f[0], f[1]
+	case OpWake, OpKick:
+		r.SID, r.Arg = f[0], f[1]
+	case OpClose:
+		r.SID, r.Arg, r.Packet = f[0], f[1], f[2]
+	case OpJoin, OpLeave:
+		r.SID, r.Arg, r.Room = f[0], f[1], f[2]
+	case OpBroadcast:
+		r.Arg, r.Room, r.SID, r.Packet = f[0], f[1], f[2], f[3]
+	}
+	return r, nil
+}

@@ -1,0 +1,68 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"github.com/redis/go-redis/v9"
+	"time"
+)
+
+// Alive marks this node as a live gateway for ttl. Gateways call it
+// periodically (well within ttl); when the key expires, other gateways reap
+// the node's streaming sessions with reason "gateway_lost".
+func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
+	p := s.cfg.Keys.Prefix()
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.SAdd(ctx, p+"gws", s.cfg.Node)
+		pipe.Set(ctx, p+"gwalive:"+s.cfg.Node, time.Now().UnixMilli(), ttl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("session: alive: %w", err)
+	}
+	return nil
+}
+
+// Leave removes this node's liveness key, so that its remaining streaming
+// sessions are reaped at once by the other gateways (used after a drain).
+func (s *Store) Leave(ctx context.Context) error {
+	if err := s.rdb.Del(ctx, s.cfg.Keys.Prefix()+"gwalive:"+s.cfg.Node).Err(); err != nil {
+		return fmt.Errorf("session: leave: %w", err)
+	}
+	return nil
+}
+
+// ReapDeadlines ends up to limit sessions whose deadline has passed (reason
+// "timeout") and returns how many it ended.
+func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
+	res, err := reapDeadlinesScript.Run(ctx, s.rdb, []string{s.cfg.Keys.Prefix() + "deadlines"}, s.args(limit)...).Int64Slice()
+	if err != nil {
+		return 0, fmt.Errorf("session: reap deadlines: %w", err)
+	}
+	return int(res[1]), nil
+}
+
+// ReapGateways ends the streaming sessions of every gateway whose liveness
+// key expired (reason "gateway_lost"), up to limit sessions per gateway per
+// call, and returns how many it ended.
+func (s *Store) ReapGateways(ctx context.Context, limit int) (int, error) {
+	p := s.cfg.Keys.Prefix()
+	nodes, err := s.rdb.SMembers(ctx, p+"gws").Result()
+	if err != nil {
+		return 0, fmt.Errorf("session: list gateways: %w", err)
+	}
+	total := 0
+	for _, node := range nodes {
+		if node == s.cfg.Node {
+			continue
+		}
+		n, err := reapGatewayScript.Run(ctx, s.rdb, []string{p + "gwss:" + node}, s.args(node, limit)...).Int()
+		if err != nil {
+			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
+		}
+		if n > 0 {
+			total += n
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,302 @@
+package session
+
+import "github.com/redis/go-redis/v9"
+
+// lib is prepended to every script. ARGV[1] is the key prefix, ARGV[2] the
+// time in unix milliseconds, ARGV[3] the node id of the gateway (or worker)
+// running the script; script arguments start at ARGV[4].
+//
+// Key layout (see docs/redis.md):
+//
+//	<P>s:{sid}      hash: p (partition), st (new|open), tr (transport), cls (poll|stream),
+//	                gw (node holding the stream), pg ("<node> <pollid>" of the parked poll),
+//	                it/ic (cache-buster and size of the batch in flight), ct (created ms), hs (handshake JSON)
+//	<P>mb:{sid}     list: outbound packets of a polling session (the mailbox)
+//	<P>ns:{sid}     set: connected namespaces ("" is the default one)
+//	<P>rooms:{sid}  set: "<ns>:<room>" the session is in
+//	<P>acks:{sid}   hash: server ack id -> reply channel (workers)
+//	<P>deadlines    zset: sid -> unix ms when the session expires unless contacted
+//	<P>nsm:<ns>     set: sids connected to namespace ns; <P>nsp:<ns> the polling ones
+//	<P>room:<ns>:<room> set: sids in the room; <P>roomp:<ns>:<room> the polling ones
+//	<P>gwss:<node>  set: streaming sids held by gateway node
+//	<P>gws          set: gateway nodes; <P>gwalive:<node> their liveness keys (TTL)
+//	<P>sig:{p}      stream: signals of partition p
+const lib = `
+local P, NOW, NODE = ARGV[1], ARGV[2], ARGV[3]
+local KDL = P .. 'deadlines'
+local function ks(sid) return P .. 's:{' .. sid .. '}' end
+local function kmb(sid) return P .. 'mb:{' .. sid .. '}' end
+local function kns(sid) return P .. 'ns:{' .. sid .. '}' end
+local function krooms(sid) return P .. 'rooms:{' .. sid .. '}' end
+local function kacks(sid) return P .. 'acks:{' .. sid .. '}' end
+
+local function xadd(sid, p, kind, ns, extra)
+  local a = {'XADD', P .. 'sig:{' .. p .. '}', '*', 'v', '1', 'kind', kind, 'sid', sid, 'ns', ns, 'gw', NODE, 'ts', NOW}
+  if extra then for i = 1, #extra do a[#a + 1] = extra[i] end end
+  return redis.call(unpack(a))
+end
+
+local function publish(node, msg) redis.call('PUBLISH', P .. 'gw:' .. node, msg) end
+
+local function poller(pg)
+  if not pg then return nil, nil end
+  return string.match(pg, '^(%S+) (%S+)$')
+end
+
+-- end_session ends a session exactly once: one disconnect signal per
+-- connected namespace (the default one last), every index cleaned, the
+-- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
+local function end_session(sid, reason, packet)
+  local s = ks(sid)
+  local f = redis.call('HMGET', s, 'p', 'gw', 'pg')
+  if not f[1] then return 0 end
+  local p, gw, pg = f[1], f[2], f[3]
+  local nss = redis.call('SMEMBERS', kns(sid))
+  table.sort(nss, function(a, b) return a > b end)
+  for _, ns in ipairs(nss) do
+    xadd(sid, p, 'disconnect', ns, {'reason', reason})
+    redis.call('SREM', P .. 'nsm:' .. ns, sid)
+    redis.call('SREM', P .. 'nsp:' .. ns, sid)
+  end
+  for _, r in ipairs(redis.call('SMEMBERS', krooms(sid))) do
+    redis.call('SREM', P .. 'room:' .. r, sid)
+    redis.call('SREM', P .. 'roomp:' .. r, sid)
+  end
+  redis.call('ZREM', KDL, sid)
+  local msg = 'C\n' .. sid .. '\n' .. reason .. '\n' .. (packet or '')
+  if gw then
+    redis.call('SREM', P .. 'gwss:' .. gw, sid)
+    publish(gw, msg)
+  end
+  local pnode = poller(pg)
+  if pnode and pnode ~= gw then publish(pnode, msg) end
+  redis.call('DEL', s, kmb(sid), kns(sid), krooms(sid), kacks(sid))
+  return 1
+end
+
+-- deliver queues packets for a session: published to the gateway holding
+-- its stream, else appended to its mailbox (waking a parked poll).
+-- Returns 1, 0 when there is no such session, -1 when the mailbox
+-- overflowed (the session is then ended with reason "overflow").
+local function deliver(sid, packets, maxmb)
+  local s = ks(sid)
+  if redis.call('EXISTS', s) == 0 then return 0 end
+  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg')
+  if f[1] == 'stream' and f[2] then
+    for _, pk in ipairs(packets) do publish(f[2], 'D\n' .. sid .. '\n' .. pk) end
+    return 1
+  end
+  local mb = kmb(sid)
+  if redis.call('LLEN', mb) + #packets > maxmb then
+    end_session(sid, 'overflow', '')
+    return -1
+  end
+  redis.call('RPUSH', mb, unpack(packets))
+  local ttl = redis.call('PTTL', s)
+  if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end
+  local node, pid = poller(f[3])
+  if node then publish(node, 'W\n' .. sid .. '\n' .. pid) end
+  return 1
+end
+
+local function expire_all(sid, ttl)
+  for _, k in ipairs({ks(sid), kmb(sid), kns(sid), krooms(sid), kacks(sid)}) do
+    redis.call('PEXPIRE', k, ttl)
+  end
+end
+`
+
+// openScript attaches a streaming transport held by NODE.
+// ARGV[4] sid, ARGV[5] transport.
+// Returns nil (unknown), -1 (wrong class), or {first, {queued packets}}.
+var openScript = redis.NewScript(lib + `
+local sid, tr = ARGV[4], ARGV[5]
+local s = ks(sid)
+if redis.call('EXISTS', s) == 0 then return false end
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'gw')
+if f[2] and f[2] ~= 'stream' then return -1 end
+local first = 0
+if f[1] == 'new' then
+  first = 1
+  redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'stream')
+  redis.call('SADD', kns(sid), '')
+  redis.call('SADD', P .. 'nsm:', sid)
+  xadd(sid, f[3], 'connect', '', {'transport', tr})
+end
+if f[4] and f[4] ~= NODE then
+  redis.call('SREM', P .. 'gwss:' .. f[4], sid)
+  publish(f[4], 'C\n' .. sid .. '\nreplaced\n')
+end
+redis.call('HSET', s, 'gw', NODE)
+redis.call('SADD', P .. 'gwss:' .. NODE, sid)
+redis.call('ZREM', KDL, sid)
+for _, k in ipairs({s, kns(sid), krooms(sid), kacks(sid)}) do redis.call('PERSIST', k) end
+local q = redis.call('LRANGE', kmb(sid), 0, -1)
+redis.call('DEL', kmb(sid))
+return {first, q}
+`)
+
+// pollScript serves one polling GET.
+// ARGV[4] sid, [5] transport, [6] pollid, [7] t, [8] deadline ms, [9] ttl ms,
+// [10] max packets, [11] max bytes, [12] "1" when re-run after a wake.
+// Returns nil (unknown), -1 (wrong class), {1, packets} (answer now),
+// {0} (parked), or {2} (superseded by a newer poll: answer 8::).
+var pollScript = redis.NewScript(lib + `
+local sid, tr, pid, t = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local s = ks(sid)
+if redis.call('EXISTS', s) == 0 then return false end
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg')
+if f[2] and f[2] ~= 'poll' then return -1 end
+local me = NODE .. ' ' .. pid
+if ARGV[12] == '1' and f[6] ~= me then return {2} end
+local mb = kmb(sid)
+if f[1] == 'new' then
+  redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'poll')
+  redis.call('SADD', kns(sid), '')
+  redis.call('SADD', P .. 'nsm:', sid)
+  redis.call('SADD', P .. 'nsp:', sid)
+  xadd(sid, f[3], 'connect', '', {'transport', tr})
+  redis.call('LPUSH', mb, '1::')
+end
+redis.call('ZADD', KDL, ARGV[8], sid)
+expire_all(sid, ARGV[9])
+local ic = tonumber(f[5]) or 0
+if t == '' or t ~= f[4] then
+  if ic > 0 then redis.call('LTRIM', mb, ic, -1) end
+  ic = 0
+  redis.call('HSET', s, 'it', t, 'ic', 0)
+end
+local prev = f[6]
+if ic > 0 then
+  if prev and prev ~= me then
+    local node, ppid = poller(prev)
+    if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
+    redis.call('HDEL', s, 'pg')
+  end
+  return {1, redis.call('LRANGE', mb, 0, ic - 1)}
+end
+local items = redis.call('LRANGE', mb, 0, tonumber(ARGV[10]) - 1)
+if #items > 0 then
+  local out, bytes, maxb = {}, 0, tonumber(ARGV[11])
+  for i, it in ipairs(items) do
+    bytes = bytes + #it
+    if i > 1 and bytes > maxb then break end
+    out[i] = it
+  end
+  redis.call('HSET', s, 'ic', #out)
+  if prev and prev ~= me then
+    local node, ppid = poller(prev)
+    if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
+  end
+  redis.call('HDEL', s, 'pg')
+  return {1, out}
+end
+redis.call('HSET', s, 'pg', me)
+if prev and prev ~= me then
+  local node, ppid = poller(prev)
+  if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
+end
+return {0}
+`)
+
+// touchScript marks contact from a POST. ARGV[4] sid, [5] deadline ms,
+// [6] ttl ms. Returns nil (unknown) or {cls, namespaces...}; cls is "" for a
+// session no transport has opened yet.
+var touchScript = redis.NewScript(lib + `
+local sid = ARGV[4]
+local s = ks(sid)
+local cls = redis.call('HGET', s, 'cls')
+if not cls then
+  if redis.call('EXISTS', s) == 0 then return false end
+  cls = ''
+end
+if cls == 'poll' then
+  redis.call('ZADD', KDL, ARGV[5], sid)
+  expire_all(sid, ARGV[6])
+end
+local out = {cls}
+for _, ns in ipairs(redis.call('SMEMBERS', kns(sid))) do out[#out + 1] = ns end
+return out
+`)
+
+// endScript ends a session. ARGV[4] sid, [5] reason, [6] packet for the
+// holder to write before closing ("" none). Returns 1 or 0.
+var endScript = redis.NewScript(lib + `
+return end_session(ARGV[4], ARGV[5], ARGV[6])
+`)
+
+// deliverScript: ARGV[4] sid, [5] max mailbox, [6..] packets.
+var deliverScript = redis.NewScript(lib + `
+local packets = {}
+for i = 6, #ARGV do packets[#packets + 1] = ARGV[i] end
+return deliver(ARGV[4], packets, tonumber(ARGV[5]))
+`)
+
+// joinScript connects a namespace. ARGV[4] sid, [5] ns, [6] query, [7] max
+// mailbox, [8] "1" to queue the 1::<ns> echo (polling sessions; streaming
+// gateways write it themselves). Returns 1, or 0 if the session is gone.
+var joinScript = redis.NewScript(lib + `
+local sid, ns = ARGV[4], ARGV[5]
+local s = ks(sid)
+local f = redis.call('HMGET', s, 'p', 'cls')
+if not f[1] then return 0 end
+if redis.call('SADD', kns(sid), ns) == 1 then
+  redis.call('SADD', P .. 'nsm:' .. ns, sid)
+  if f[2] == 'poll' then redis.call('SADD', P .. 'nsp:' .. ns, sid) end
+  local extra = {}
+  if ARGV[6] ~= '' then extra = {'query', ARGV[6]} end
+  xadd(sid, f[1], 'connect', ns, extra)
+end
+if ARGV[8] == '1' then deliver(sid, {'1::' .. ns}, tonumber(ARGV[7])) end
+return 1
+`)
+
+// leaveScript disconnects one namespace. ARGV[4] sid, [5] ns, [6] reason.
+var leaveScript = redis.NewScript(lib + `
+local sid, ns = ARGV[4], ARGV[5]
+local s = ks(sid)
+local p = redis.call('HGET', s, 'p')
+if not p then return 0 end
+if redis.call('SREM', kns(sid), ns) == 0 then return 0 end
+redis.call('SREM', P .. 'nsm:' .. ns, sid)
+redis.call('SREM', P .. 'nsp:' .. ns, sid)
+for _, r in ipairs(redis.call('SMEMBERS', krooms(sid))) do
+  if string.sub(r, 1, #ns + 1) == ns .. ':' then
+    redis.call('SREM', P .. 'room:' .. r, sid)
+    redis.call('SREM', P .. 'roomp:' .. r, sid)
+    redis.call('SREM', krooms(sid), r)
+  end
+end
+xadd(sid, p, 'disconnect', ns, {'reason', ARGV[6]})
+return 1
+`)
+
+// reapDeadlinesScript ends sessions whose deadline passed. ARGV[4] limit.
+// Returns {examined, ended}.
+var reapDeadlinesScript = redis.NewScript(lib + `
+local sids = redis.call('ZRANGEBYSCORE', KDL, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
+local n = 0
+for _, sid in ipairs(sids) do
+  n = n + end_session(sid, 'timeout', '')
+  redis.call('ZREM', KDL, sid)
+end
+return {#sids, n}
+`)
+
+// reapGatewayScript ends the streaming sessions of a dead gateway.
+// ARGV[4] node, [5] limit. Returns -1 if the node is alive, else the
+// number of sessions ended; the node is forgotten once it holds none.
+var reapGatewayScript = redis.NewScript(lib + `
+local node = ARGV[4]
+if redis.call('EXISTS', P .. 'gwalive:' .. node) == 1 then return -1 end
+local set = P .. 'gwss:' .. node
+local sids = redis.call('SPOP', set, tonumber(ARGV[5]))
+local n = 0
+for _, sid in ipairs(sids) do
+  if redis.call('HGET', ks(sid), 'gw') == node then
+    n = n + end_session(sid, 'gateway_lost', '')
+  end
+end
+if redis.call('SCARD', set) == 0 then redis.call('SREM', P .. 'gws', node) end
+return n
+`)

@@ -1,0 +1,333 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// Config configures a Store. Zero fields take the documented defaults.
+type Config struct {
+	// Keys names the keys; default bus.NewKeys("", 0).
+	Keys bus.Keys
+	// Node is the id of the process using the store (a gateway's node id);
+	// it appears in signals' "gw" field and owns streams it opens. Required.
+	Node string
+	// HandshakeTimeout ends a handshaken session that never opens a
+	// transport. Default: 30s (the reference's handshake GC).
+	HandshakeTimeout time.Duration
+	// CloseTimeout ends a polling session with no transport contact for this
+	// long after its last poll's deadline. Default: 60s.
+	CloseTimeout time.Duration
+	// PollingDuration is how long a poll may be parked. Default: 20s.
+	PollingDuration time.Duration
+	// MaxMailbox bounds a polling session's mailbox, in packets; a delivery
+	// beyond it ends the session with reason "overflow". Default: 1000.
+	MaxMailbox int
+	// MaxBatchPackets and MaxBatchBytes bound one poll answer (at least one
+	// packet is always taken). Defaults: 100 and 1 MiB.
+	MaxBatchPackets int
+	MaxBatchBytes   int
+}
+
+func (c *Config) defaults() {
+	if c.Keys == (bus.Keys{}) {
+		c.Keys = bus.NewKeys("", 0)
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 30 * time.Second
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 60 * time.Second
+	}
+	if c.PollingDuration <= 0 {
+		c.PollingDuration = 20 * time.Second
+	}
+	if c.MaxMailbox <= 0 {
+		c.MaxMailbox = 1000
+	}
+	if c.MaxBatchPackets <= 0 {
+		c.MaxBatchPackets = 100
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 1 << 20
+	}
+}
+
+// Handshake is what a session keeps of its handshake request; workers see it
+// as the socket's handshake data.
+type Handshake struct {
+	Headers map[string]string `json:"headers"`
+	Query   string            `json:"query"`
+	Address string            `json:"address"`
+	Time    int64             `json:"time"` // unix ms
+	XDomain bool              `json:"xdomain"`
+	Secure  bool              `json:"secure"`
+	URL     string            `json:"url"`
+}
+
+// Store reads and changes sessions in Redis.
+type Store struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// New returns a Store. It does not touch Redis.
+func New(rdb redis.UniversalClient, cfg Config) *Store {
+	cfg.defaults()
+	return &Store{rdb: rdb, cfg: cfg}
+}
+
+// Config returns the store's configuration with defaults applied.
+func (s *Store) Config() Config { return s.cfg }
+
+// Keys returns the key names the store uses.
+func (s *Store) Keys() bus.Keys { return s.cfg.Keys }
+
+func (s *Store) key(kind, sid string) string {
+	return s.cfg.Keys.Prefix() + kind + ":{" + sid + "}"
+}
+
+func (s *Store) args(extra ...any) []any {
+	a := make([]any, 0, 3+len(extra))
+	a = append(a, s.cfg.Keys.Prefix(), strconv.FormatInt(time.Now().UnixMilli(), 10), s.cfg.Node)
+	return append(a, extra...)
+}
+
+// NewSID returns a new session id: 128 random bits, URL-safe base64 (22
+// characters, no ':').
+func NewSID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("session: crypto/rand failed: " + err.Error()) // never happens on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ttlMargin is how long a session's keys outlive its deadline. The deadline
+// (enforced by the reapers, with a disconnect signal) ends sessions; the TTL
+// is only a safety net for when no gateway runs a reaper for that long.
+const ttlMargin = 10 * time.Minute
+
+func (s *Store) pollTTL() int64 {
+	return (s.cfg.PollingDuration + s.cfg.CloseTimeout + ttlMargin).Milliseconds()
+}
+
+// Create commits a new session before the handshake is answered.
+func (s *Store) Create(ctx context.Context, hs Handshake) (string, error) {
+	sid := NewSID()
+	hsJSON, err := json.Marshal(hs)
+	if err != nil {
+		return "", fmt.Errorf("session: encode handshake: %w", err)
+	}
+	now := time.Now()
+	key := s.key("s", sid)
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.HSet(ctx, key,
+			"p", bus.Partition(sid, s.cfg.Keys.Partitions()),
+			"st", "new",
+			"ct", now.UnixMilli(),
+			"hs", hsJSON)
+		pipe.PExpire(ctx, key, s.cfg.HandshakeTimeout+ttlMargin)
+		pipe.ZAdd(ctx, s.cfg.Keys.Prefix()+"deadlines", redis.Z{
+			Score: float64(now.Add(s.cfg.HandshakeTimeout).UnixMilli()), Member: sid})
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("session: create: %w", err)
+	}
+	return sid, nil
+}
+
+// OpenStream attaches a streaming transport (websocket, flashsocket,
+// htmlfile) held by this node. first reports whether this was the session's
+// first transport (the default namespace was connected); queued are packets
+// that waited in the mailbox, to be written after 1::.
+func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bool, queued []string, err error) {
+	res, err := openScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, transport)...).Result()
+	if err != nil {
+		if err == redis.Nil {
+			return false, nil, ErrUnknownSession
+		}
+		return false, nil, fmt.Errorf("session: open %s: %w", transport, err)
+	}
+	if n, ok := res.(int64); ok && n == -1 {
+		return false, nil, ErrWrongTransport
+	}
+	arr, _ := res.([]any)
+	if len(arr) != 2 {
+		return false, nil, fmt.Errorf("session: open: unexpected reply %v", res)
+	}
+	return arr[0].(int64) == 1, strings(arr[1]), nil
+}
+
+// PollResult is what one run of Poll decided.
+type PollResult int
+
+// Poll outcomes.
+const (
+	PollAnswer     PollResult = iota // answer with Packets now
+	PollParked                       // nothing to send: wait for a wake, a kick or the polling duration
+	PollSuperseded                   // a newer poll took over: answer 8::
+)
+
+// Poll serves a polling GET identified by pollID (unique on this node) whose
+// request carried cache-buster t ("" if none). rerun is true when the same
+// request runs again after a wake.
+func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, rerun bool) (PollResult, []string, error) {
+	now := time.Now()
+	deadline := now.Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
+	ttl := s.pollTTL()
+	re := "0"
+	if rerun {
+		re = "1"
+	}
+	res, err := pollScript.Run(ctx, s.rdb, []string{s.key("s", sid)},
+		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.MaxBatchPackets, s.cfg.MaxBatchBytes, re)...).Result()
+	if err != nil {
+		if err == redis.Nil {
+			return 0, nil, ErrUnknownSession
+		}
+		return 0, nil, fmt.Errorf("session: poll: %w", err)
+	}
+	if n, ok := res.(int64); ok && n == -1 {
+		return 0, nil, ErrWrongTransport
+	}
+	arr, _ := res.([]any)
+	if len(arr) == 0 {
+		return 0, nil, fmt.Errorf("session: poll: unexpected reply %v", res)
+	}
+	switch arr[0].(int64) {
+	case 1:
+		return PollAnswer, strings(arr[1]), nil
+	case 2:
+		return PollSuperseded, nil, nil
+	default:
+		return PollParked, nil, nil
+	}
+}
+
+// Touch records a POST's contact and returns the session's transport class
+// ("poll", "stream", or "" before any transport opened) and its connected
+// namespaces.
+func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces []string, err error) {
+	deadline := time.Now().Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
+	ttl := s.pollTTL()
+	res, err := touchScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, deadline, ttl)...).Result()
+	if err != nil {
+		if err == redis.Nil {
+			return "", nil, ErrUnknownSession
+		}
+		return "", nil, fmt.Errorf("session: touch: %w", err)
+	}
+	arr := strings(res)
+	if len(arr) == 0 {
+		return "", nil, fmt.Errorf("session: touch: unexpected reply %v", res)
+	}
+	return arr[0], arr[1:], nil
+}
+
+// End ends a session now: its disconnect signals are written and its holder
+// is told to write packet ("" none) and close. It reports whether the session
+// existed.
+func (s *Store) End(ctx context.Context, sid, reason, packet string) (bool, error) {
+	n, err := endScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, reason, packet)...).Int()
+	if err != nil {
+		return false, fmt.Errorf("session: end: %w", err)
+	}
+	return n == 1, nil
+}
+
+// EndWrite is End as a step of a publisher batch, ordered after the
+// session's earlier signals.
+func (s *Store) EndWrite(sid, reason, packet string) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, reason, packet)
+	return func(pipe redis.Pipeliner) { endScript.Eval(context.Background(), pipe, keys, args...) }
+}
+
+// Deliver queues packets for a session wherever it is held. It returns
+// ErrUnknownSession if the session is gone and ErrOverflow if its mailbox
+// overflowed (the session was ended).
+func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) error {
+	if len(packets) == 0 {
+		return nil
+	}
+	args := s.args(sid, s.cfg.MaxMailbox)
+	for _, p := range packets {
+		args = append(args, p)
+	}
+	n, err := deliverScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("session: deliver: %w", err)
+	}
+	switch n {
+	case 0:
+		return ErrUnknownSession
+	case -1:
+		return ErrOverflow
+	}
+	return nil
+}
+
+// DeliverWrite is Deliver as a step of a publisher batch.
+func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, s.cfg.MaxMailbox)
+	for _, p := range packets {
+		args = append(args, p)
+	}
+	return func(pipe redis.Pipeliner) { deliverScript.Eval(context.Background(), pipe, keys, args...) }
+}
+
+// JoinWrite connects namespace ns (with its connect query) as a step of a
+// publisher batch; echo queues the 1::<ns> answer in the mailbox.
+func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
+	e := "0"
+	if echo {
+		e = "1"
+	}
+	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, query, s.cfg.MaxMailbox, e)
+	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
+}
+
+// LeaveWrite disconnects namespace ns as a step of a publisher batch.
+func (s *Store) LeaveWrite(sid, ns, reason string) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, reason)
+	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
+}
+
+// Exists reports whether a session is in Redis.
+func (s *Store) Exists(ctx context.Context, sid string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.key("s", sid)).Result()
+	if err != nil {
+		return false, fmt.Errorf("session: exists: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Namespaces returns the namespaces a session is connected to.
+func (s *Store) Namespaces(ctx context.Context, sid string) ([]string, error) {
+	ns, err := s.rdb.SMembers(ctx, s.key("ns", sid)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("session: namespaces: %w", err)
+	}
+	return ns, nil
+}
+
+func strings(v any) []string {
+	arr, _ := v.([]any)
+	out := make([]string, 0, len(arr))
+	for _, x := range arr {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,233 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/internal/testredis"
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+var prefixSeq atomic.Int64
+
+func newStore(t *testing.T, node string) (*Store, *redis.Client) {
+	t.Helper()
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	keys := bus.NewKeys(fmt.Sprintf("t%d:", prefixSeq.Add(1)), 4)
+	return New(rdb, Config{Keys: keys, Node: node, MaxMailbox: 5, MaxBatchPackets: 3}), rdb
+}
+
+// signals reads every signal of sid from its partition stream.
+func signals(t *testing.T, rdb *redis.Client, keys bus.Keys, sid string) []bus.Signal {
+	t.Helper()
+	msgs, err := rdb.XRange(context.Background(), keys.StreamFor(sid), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []bus.Signal
+	for _, m := range msgs {
+		s, err := bus.ParseSignal(m.ID, m.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.SID == sid {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func kinds(sigs []bus.Signal) []string {
+	var out []string
+	for _, s := range sigs {
+		out = append(out, string(s.Kind)+"("+s.NS+")"+s.Reason)
+	}
+	return out
+}
+
+func TestPollLifecycle(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	sid, err := st.Create(ctx, Handshake{Query: "t=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// First poll: 1:: at once, connect signal written.
+	res, pk, err := st.Poll(ctx, sid, "xhr-polling", "p1", "100", false)
+	if err != nil || res != PollAnswer || !slices.Equal(pk, []string{"1::"}) {
+		t.Fatalf("first poll = %v %q %v", res, pk, err)
+	}
+	// Same t again (a retried GET whose answer was lost): same batch.
+	res, pk, _ = st.Poll(ctx, sid, "xhr-polling", "p2", "100", false)
+	if res != PollAnswer || !slices.Equal(pk, []string{"1::"}) {
+		t.Fatalf("retried poll = %v %q", res, pk)
+	}
+	// Next poll acknowledges it and parks.
+	res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p3", "101", false)
+	if res != PollParked {
+		t.Fatalf("third poll = %v, want parked", res)
+	}
+	// A delivery wakes the parked poll through its gateway's channel.
+	sub := rdb.Subscribe(ctx, st.Keys().GatewayChannel("gwA"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"3:::a", "3:::b", "3:::c", "3:::d"} {
+		if err := st.Deliver(ctx, sid, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "W\n"+sid+"\np3" {
+		t.Fatalf("wake = %q %v", msg.Payload, err)
+	}
+	// The re-run takes at most MaxBatchPackets (3).
+	res, pk, _ = st.Poll(ctx, sid, "xhr-polling", "p3", "101", true)
+	if res != PollAnswer || !slices.Equal(pk, []string{"3:::a", "3:::b", "3:::c"}) {
+		t.Fatalf("woken poll = %v %q", res, pk)
+	}
+	res, pk, _ = st.Poll(ctx, sid, "xhr-polling", "p4", "102", false)
+	if res != PollAnswer || !slices.Equal(pk, []string{"3:::d"}) {
+		t.Fatalf("next poll = %v %q", res, pk)
+	}
+	// A second concurrent GET supersedes the parked one.
+	res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p5", "103", false)
+	if res != PollParked {
+		t.Fatal("p5 not parked")
+	}
+	res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p6", "104", false)
+	if res != PollParked {
+		t.Fatal("p6 not parked")
+	}
+	for {
+		msg, err = sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Payload[0] == 'K' {
+			break
+		}
+	}
+	if msg.Payload != "K\n"+sid+"\np5" {
+		t.Fatalf("kick = %q", msg.Payload)
+	}
+	if res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p5", "103", true); res != PollSuperseded {
+		t.Fatalf("rerun of superseded poll = %v", res)
+	}
+	// Ending writes one disconnect per namespace, default last, exactly once.
+	if err := nilPipe(t, rdb)(st.JoinWrite(sid, "/chat", "?x=1", true)); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := st.End(ctx, sid, bus.ReasonClient, "0::")
+	if !ok || err != nil {
+		t.Fatalf("end = %v %v", ok, err)
+	}
+	if ok, _ := st.End(ctx, sid, bus.ReasonClient, ""); ok {
+		t.Fatal("second end ended again")
+	}
+	got := kinds(signals(t, rdb, st.Keys(), sid))
+	want := []string{"connect()", "connect(/chat)", "disconnect(/chat)client", "disconnect()client"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("signals = %q, want %q", got, want)
+	}
+	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p7", "105", false); err != ErrUnknownSession {
+		t.Fatalf("poll after end: %v", err)
+	}
+	if n, _ := rdb.Keys(ctx, st.Keys().Prefix()+"*{"+sid+"}").Result(); len(n) != 0 {
+		t.Fatalf("keys left after end: %v", n)
+	}
+}
+
+// nilPipe runs a Write on a real transaction and returns a func-call adapter.
+func nilPipe(t *testing.T, rdb *redis.Client) func(bus.Write) error {
+	return func(w bus.Write) error {
+		_, err := rdb.TxPipelined(context.Background(), func(p redis.Pipeliner) error { w(p); return nil })
+		return err
+	}
+}
+
+func TestMailboxOverflowEndsSession(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	sid, _ := st.Create(ctx, Handshake{})
+	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p1", "1", false); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		err = st.Deliver(ctx, sid, "3:::x")
+	}
+	if err != ErrOverflow {
+		t.Fatalf("err = %v, want overflow", err)
+	}
+	got := kinds(signals(t, rdb, st.Keys(), sid))
+	if !slices.Equal(got, []string{"connect()", "disconnect()overflow"}) {
+		t.Fatalf("signals = %q", got)
+	}
+}
+
+func TestStreamOpenAndGatewayReap(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	sid, _ := st.Create(ctx, Handshake{})
+	if err := st.Deliver(ctx, sid, "3:::early"); err != nil {
+		t.Fatal(err)
+	}
+	first, queued, err := st.OpenStream(ctx, sid, "websocket")
+	if err != nil || !first || !slices.Equal(queued, []string{"3:::early"}) {
+		t.Fatalf("open = %v %q %v", first, queued, err)
+	}
+	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p", "1", false); err != ErrWrongTransport {
+		t.Fatalf("poll on a stream session: %v", err)
+	}
+	if err := st.Alive(ctx, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	if n, _ := other.ReapGateways(ctx, 100); n != 0 {
+		t.Fatalf("reaped %d sessions of a live gateway", n)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n, err := other.ReapGateways(ctx, 100); n != 1 || err != nil {
+		t.Fatalf("reaped %d, %v", n, err)
+	}
+	got := kinds(signals(t, rdb, st.Keys(), sid))
+	if !slices.Equal(got, []string{"connect()", "disconnect()gateway_lost"}) {
+		t.Fatalf("signals = %q", got)
+	}
+	if n, _ := rdb.SCard(ctx, st.Keys().Prefix()+"gws").Result(); n != 0 {
+		t.Fatalf("dead gateway still listed")
+	}
+}
+
+func TestDeadlineReap(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	keys := bus.NewKeys("dl:", 2)
+	st := New(rdb, Config{Keys: keys, Node: "gwA", PollingDuration: 10 * time.Millisecond, CloseTimeout: 20 * time.Millisecond, HandshakeTimeout: 20 * time.Millisecond})
+	polled, _ := st.Create(ctx, Handshake{})
+	never, _ := st.Create(ctx, Handshake{})
+	if _, _, err := st.Poll(ctx, polled, "xhr-polling", "p", "1", false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	n, err := st.ReapDeadlines(ctx, 100)
+	if err != nil || n != 2 {
+		t.Fatalf("reaped %d %v", n, err)
+	}
+	if got := kinds(signals(t, rdb, keys, polled)); !slices.Equal(got, []string{"connect()", "disconnect()timeout"}) {
+		t.Fatalf("signals = %q", got)
+	}
+	if got := signals(t, rdb, keys, never); len(got) != 0 {
+		t.Fatalf("a never-opened session signalled %q", kinds(got))
+	}
+}
