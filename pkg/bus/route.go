@@ -16,8 +16,8 @@ const (
 	OpWake      Op = 'W' // W\n<sid>\n<pollid>: the session's mailbox has packets for the poll parked here
 	OpKick      Op = 'K' // K\n<sid>\n<pollid>: a newer poll arrived elsewhere; answer this one with 8::
 	OpClose     Op = 'C' // C\n<sid>\n<reason>\n<packet>: the session ended; write packet (may be empty), then close
-	OpJoin      Op = 'J' // J\n<sid>\n<ns>\n<room>: the session joined a room
-	OpLeave     Op = 'L' // L\n<sid>\n<ns>\n<room>: the session left a room
+	OpJoin      Op = 'J' // J\n<sid>\n<ns>\n<room>: the session joined a room (room "": the namespace)
+	OpLeave     Op = 'L' // L\n<sid>\n<ns>\n<room>: the session left a room (room "": the namespace)
 	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<packet>: to the namespace (room "") or room
 )
 

@@ -238,8 +238,9 @@ return deliver(ARGV[4], packets, tonumber(ARGV[5]))
 var joinScript = redis.NewScript(lib + `
 local sid, ns = ARGV[4], ARGV[5]
 local s = ks(sid)
-local f = redis.call('HMGET', s, 'p', 'cls')
+local f = redis.call('HMGET', s, 'p', 'cls', 'gw')
 if not f[1] then return 0 end
+if f[2] == 'stream' and f[3] then publish(f[3], 'J\n' .. sid .. '\n' .. ns .. '\n') end
 if redis.call('SADD', kns(sid), ns) == 1 then
   redis.call('SADD', P .. 'nsm:' .. ns, sid)
   if f[2] == 'poll' then redis.call('SADD', P .. 'nsp:' .. ns, sid) end
@@ -255,9 +256,11 @@ return 1
 var leaveScript = redis.NewScript(lib + `
 local sid, ns = ARGV[4], ARGV[5]
 local s = ks(sid)
-local p = redis.call('HGET', s, 'p')
+local f = redis.call('HMGET', s, 'p', 'cls', 'gw')
+local p = f[1]
 if not p then return 0 end
 if redis.call('SREM', kns(sid), ns) == 0 then return 0 end
+if f[2] == 'stream' and f[3] then publish(f[3], 'L\n' .. sid .. '\n' .. ns .. '\n') end
 redis.call('SREM', P .. 'nsm:' .. ns, sid)
 redis.call('SREM', P .. 'nsp:' .. ns, sid)
 for _, r in ipairs(redis.call('SMEMBERS', krooms(sid))) do

@@ -166,7 +166,7 @@ func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bo
 	if len(arr) != 2 {
 		return false, nil, fmt.Errorf("session: open: unexpected reply %v", res)
 	}
-	return arr[0].(int64) == 1, strings(arr[1]), nil
+	return arr[0].(int64) == 1, toStrings(arr[1]), nil
 }
 
 // PollResult is what one run of Poll decided.
@@ -207,7 +207,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 	}
 	switch arr[0].(int64) {
 	case 1:
-		return PollAnswer, strings(arr[1]), nil
+		return PollAnswer, toStrings(arr[1]), nil
 	case 2:
 		return PollSuperseded, nil, nil
 	default:
@@ -228,7 +228,7 @@ func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces
 		}
 		return "", nil, fmt.Errorf("session: touch: %w", err)
 	}
-	arr := strings(res)
+	arr := toStrings(res)
 	if len(arr) == 0 {
 		return "", nil, fmt.Errorf("session: touch: unexpected reply %v", res)
 	}
@@ -321,7 +321,7 @@ func (s *Store) Namespaces(ctx context.Context, sid string) ([]string, error) {
 	return ns, nil
 }
 
-func strings(v any) []string {
+func toStrings(v any) []string {
 	arr, _ := v.([]any)
 	out := make([]string, 0, len(arr))
 	for _, x := range arr {

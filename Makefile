@@ -1,0 +1,40 @@
+# The README's two commands are `make demo` and `make test`.
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+
+.PHONY: all build test test-go test-deps lint fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# test runs the whole suite: unit, fuzz seeds, integration against a real
+# Redis (testcontainers-go with Docker, else a local redis-server), and the
+# end-to-end suites with the official socket.io-client 0.9.16.
+test: test-deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+# test-deps installs the Node test dependencies from the committed lock file.
+test-deps:
+	cd test && npm ci --no-audit --no-fund
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet $(PKGS)
+	staticcheck $(PKGS)
+
+# fuzz runs each fuzz target briefly (FUZZTIME, default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	for f in $$($(GO) test -list 'Fuzz.*' ./pkg/protocol | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./pkg/protocol || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+clean:
+	rm -rf $(BIN)

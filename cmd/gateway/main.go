@@ -1,0 +1,168 @@
+// Command gateway serves Socket.IO 0.9 clients and keeps their sessions in
+// Redis; run several behind any round-robin load balancer.
+//
+// Every flag can also be set from the environment as GATEWAY_<FLAG> (e.g.
+// GATEWAY_HEARTBEAT_TIMEOUT=60s); -redis also reads REDIS_URL. Flags given on
+// the command line win.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/realtime/realtime/internal/cli"
+	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/gateway"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	var (
+		addr         = fs.String("addr", "localhost:8000", "HTTP listen address for Socket.IO clients")
+		adminAddr    = fs.String("admin-addr", "localhost:9100", "listen address for /metrics, /healthz and /readyz (empty: off)")
+		redisURL     = fs.String("redis", "redis://localhost:6379/0", "Redis URL (also REDIS_URL)")
+		prefix       = fs.String("prefix", bus.DefaultPrefix, "Redis key prefix, shared by the whole cluster")
+		partitions   = fs.Int("partitions", bus.DefaultPartitions, "number of signal streams, shared by the whole cluster")
+		nodeID       = fs.String("node-id", "", "this gateway's id, unique in the cluster (default: generated)")
+		hbInterval   = fs.Duration("heartbeat-interval", 25*time.Second, "how often streaming transports send a heartbeat")
+		hbTimeout    = fs.Duration("heartbeat-timeout", 60*time.Second, "heartbeat timeout told to clients; silent streaming clients are dropped after it")
+		closeTimeout = fs.Duration("close-timeout", 60*time.Second, "close timeout told to clients; a polling session without contact for this long ends")
+		pollDuration = fs.Duration("polling-duration", 20*time.Second, "how long a poll is held before the noop answer")
+		transports   = fs.String("transports", strings.Join(gateway.DefaultTransports, ","), "enabled transports in preference order (websocket,flashsocket,htmlfile,xhr-polling,jsonp-polling)")
+		origins      = fs.String("origins", "*:*", "allowed origins, comma-separated host:port patterns with * wildcards")
+		flashAddr    = fs.String("flash-policy-addr", "", "listen address of the Flash policy-file server, e.g. :10843 (empty: off)")
+		maxPacket    = fs.Int("max-packet-bytes", 1<<20, "largest packet accepted from a client")
+		maxBody      = fs.Int64("max-body-bytes", 1<<20, "largest POST body accepted")
+		maxMailbox   = fs.Int("max-mailbox", 1000, "packets a polling session's mailbox holds before the session is ended (overflow)")
+		sendQueue    = fs.Int("send-queue", 1024, "packets queued per streaming client before it is dropped as too slow")
+		clientScript = fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js")
+		static       = fs.String("static", "", "directory served at / (e.g. the chat page)")
+		livenessTTL  = fs.Duration("liveness-ttl", 10*time.Second, "lifetime of this gateway's liveness key; after a crash, other gateways end its websocket sessions within about this long")
+		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, the time to close streams (paced) and exit")
+		logLevel     = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		logFormat    = fs.String("log-format", "text", "log format: text or json")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nServes Socket.IO 0.9 clients; sessions live in Redis.\nEvery flag can also be set as GATEWAY_<FLAG> in the environment.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if err := cli.ApplyEnv(fs, "GATEWAY_"); err != nil {
+		return err
+	}
+	log, err := cli.Logger(*logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	rdb, err := cli.Redis(ctx, *redisURL, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	reg := cli.NewRegistry()
+	g, err := gateway.New(rdb, gateway.Config{
+		Node: *nodeID, Keys: bus.NewKeys(*prefix, *partitions),
+		HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
+		CloseTimeout: *closeTimeout, PollingDuration: *pollDuration,
+		Transports: splitList(*transports), Origins: splitList(*origins),
+		MaxPacketBytes: *maxPacket, MaxBodyBytes: *maxBody, MaxMailbox: *maxMailbox, SendQueue: *sendQueue,
+		ClientScript: *clientScript, StaticDir: *static, Logger: log, AliveTTL: *livenessTTL,
+	}, gateway.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	ready := func(ctx context.Context) error {
+		if !g.Ready() {
+			return errors.New("draining")
+		}
+		return rdb.Ping(ctx).Err()
+	}
+	return serve(ctx, log, g, cli.AdminHandler(reg, ready), *addr, *adminAddr, *flashAddr, *drainTimeout)
+}
+
+// serve runs the gateway's listeners until ctx ends, then drains.
+func serve(ctx context.Context, log *slog.Logger, g *gateway.Gateway, adminHandler http.Handler,
+	addr, adminAddr, flashAddr string, drain time.Duration) error {
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 3)
+	go func() { errc <- srv.Serve(l) }()
+	log.Info("listening", "addr", l.Addr().String())
+	var admin *http.Server
+	if adminAddr != "" {
+		al, err := net.Listen("tcp", adminAddr)
+		if err != nil {
+			return fmt.Errorf("listen admin %s: %w", adminAddr, err)
+		}
+		admin = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: adminHandler}
+		go func() { errc <- admin.Serve(al) }()
+		log.Info("admin listening", "addr", al.Addr().String())
+	}
+	if flashAddr != "" {
+		fl, err := net.Listen("tcp", flashAddr)
+		if err != nil {
+			return fmt.Errorf("listen flash policy %s: %w", flashAddr, err)
+		}
+		go func() { errc <- g.ServeFlashPolicy(ctx, fl) }()
+		log.Info("flash policy server listening", "addr", fl.Addr().String())
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	log.Info("draining", "timeout", drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := g.Shutdown(dctx); err != nil {
+		log.Warn("drain", "err", err)
+	}
+	_ = srv.Shutdown(dctx)
+	if admin != nil {
+		_ = admin.Shutdown(dctx)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,114 @@
+// Command worker runs the bundled apps (echo, chat) as Socket.IO workers.
+//
+// Every flag can also be set from the environment as WORKER_<FLAG>; -redis
+// also reads REDIS_URL. Flags given on the command line win.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/realtime/realtime/examples/echo"
+	"github.com/realtime/realtime/internal/cli"
+	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/worker"
+)
+
+// apps are the bundled apps by name.
+var apps = map[string]func(*worker.Worker){
+	"echo": echo.Register,
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	var (
+		app         = fs.String("app", "echo", "bundled apps to run, comma-separated: "+strings.Join(appNames(), ", "))
+		redisURL    = fs.String("redis", "redis://localhost:6379/0", "Redis URL (also REDIS_URL)")
+		prefix      = fs.String("prefix", bus.DefaultPrefix, "Redis key prefix, shared by the whole cluster")
+		partitions  = fs.Int("partitions", bus.DefaultPartitions, "number of signal streams, shared by the whole cluster")
+		name        = fs.String("name", "", "this worker's id, unique among workers (default: generated)")
+		adminAddr   = fs.String("admin-addr", "localhost:9101", "listen address for /metrics, /healthz and /readyz (empty: off)")
+		timeout     = fs.Duration("handler-timeout", 10*time.Second, "deadline of each handler")
+		maxAttempts = fs.Int("max-attempts", 5, "handling attempts before a signal goes to the dead-letter stream")
+		leaseTTL    = fs.Duration("lease-ttl", 3*time.Second, "partition lease lifetime; a dead worker's partitions move after about this long")
+		logLevel    = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		logFormat   = fs.String("log-format", "text", "log format: text or json")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nRuns bundled Socket.IO apps as workers.\nEvery flag can also be set as WORKER_<FLAG> in the environment.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if err := cli.ApplyEnv(fs, "WORKER_"); err != nil {
+		return err
+	}
+	log, err := cli.Logger(*logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	var registers []func(*worker.Worker)
+	for _, a := range strings.Split(*app, ",") {
+		r, ok := apps[strings.TrimSpace(a)]
+		if !ok {
+			return fmt.Errorf("unknown app %q (have %s)", a, strings.Join(appNames(), ", "))
+		}
+		registers = append(registers, r)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rdb, err := cli.Redis(ctx, *redisURL, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	reg := cli.NewRegistry()
+	w := worker.New(rdb, worker.Config{
+		Keys: bus.NewKeys(*prefix, *partitions), Name: *name, HandlerTimeout: *timeout,
+		MaxAttempts: *maxAttempts, LeaseTTL: *leaseTTL, Logger: log, Metrics: worker.NewMetrics(reg),
+	})
+	for _, r := range registers {
+		r(w)
+	}
+	if *adminAddr != "" {
+		l, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			return fmt.Errorf("listen admin %s: %w", *adminAddr, err)
+		}
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: cli.AdminHandler(reg, func(ctx context.Context) error {
+			return rdb.Ping(ctx).Err()
+		})}
+		go func() { _ = srv.Serve(l) }()
+		defer srv.Close()
+		log.Info("admin listening", "addr", l.Addr().String())
+	}
+	return w.Run(ctx)
+}
+
+func appNames() []string {
+	var out []string
+	for n := range apps {
+		out = append(out, n)
+	}
+	return out
+}

@@ -1,0 +1,122 @@
+// Package echo is the echo app: the contract the conformance and end-to-end
+// tests rely on, in the default namespace and in /chat. It is also the
+// smallest complete example of a worker.
+package echo
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/realtime/realtime/pkg/worker"
+)
+
+// Namespaces are the namespaces the echo app serves.
+var Namespaces = []string{"", "/chat"}
+
+// Register installs the echo handlers on w.
+func Register(w *worker.Worker) {
+	for _, name := range Namespaces {
+		register(w, w.Namespace(name))
+	}
+}
+
+func register(w *worker.Worker, ns *worker.Namespace) {
+	ns.OnConnect(func(ctx context.Context, s *worker.Socket) error {
+		return s.Emit("welcome", map[string]string{"sid": s.ID(), "ns": s.Namespace()})
+	})
+	ns.OnMessage(func(ctx context.Context, s *worker.Socket, msg string) error {
+		return s.Send(msg)
+	})
+	ns.OnJSON(func(ctx context.Context, s *worker.Socket, data json.RawMessage) error {
+		return s.SendJSON(data)
+	})
+	ns.OnEvent("echo", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		if ev.Acknowledgeable() {
+			return ev.AckRaw(ev.Args)
+		}
+		return s.EmitRaw("echo", ev.Args)
+	})
+	ns.OnEvent("join", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		var room string
+		if err := ev.Decode(&room); err != nil {
+			return ackErr(ev, err)
+		}
+		if err := s.Join(room); err != nil {
+			return ackErr(ev, err)
+		}
+		return ack(ev, true)
+	})
+	ns.OnEvent("leave", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		var room string
+		if err := ev.Decode(&room); err != nil {
+			return ackErr(ev, err)
+		}
+		if err := s.Leave(room); err != nil {
+			return ackErr(ev, err)
+		}
+		return ack(ev, true)
+	})
+	ns.OnEvent("to", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		var room string
+		var payload json.RawMessage
+		if err := ev.Decode(&room, &payload); err != nil {
+			return ackErr(ev, err)
+		}
+		if err := s.To(room).Emit("relay", payload, s.ID()); err != nil {
+			return ackErr(ev, err)
+		}
+		return ack(ev, true)
+	})
+	ns.OnEvent("shout", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		var payload json.RawMessage
+		if err := ev.Decode(&payload); err != nil {
+			return ackErr(ev, err)
+		}
+		if err := s.BroadcastEmit("shout", payload); err != nil {
+			return err
+		}
+		return ack(ev, true)
+	})
+	ns.OnEvent("whoami", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		return ack(ev, s.ID())
+	})
+	ns.OnEvent("ask", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		var q json.RawMessage
+		if err := ev.Decode(&q); err != nil {
+			return err
+		}
+		return s.EmitAck(ctx, func(ctx context.Context, s *worker.Socket, args json.RawMessage, err error) {
+			if err != nil {
+				return // the client did not answer; nothing to relay
+			}
+			var a []json.RawMessage
+			if json.Unmarshal(args, &a) == nil && len(a) > 0 {
+				_ = s.Emit("answer", a[0])
+			}
+		}, "question", q)
+	})
+	ns.OnEvent("count", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		n, err := w.Count(ctx, s.Namespace())
+		if err != nil {
+			return err
+		}
+		return ack(ev, n)
+	})
+	ns.OnEvent("bye", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		return s.Disconnect()
+	})
+}
+
+// ack answers the event when the client asked for it.
+func ack(ev *worker.Event, args ...any) error {
+	if !ev.Acknowledgeable() {
+		return nil
+	}
+	return ev.Ack(args...)
+}
+
+// ackErr answers a bad request with an error object instead of failing the
+// signal (a malformed argument would fail every retry).
+func ackErr(ev *worker.Event, err error) error {
+	return ack(ev, map[string]string{"error": err.Error()})
+}

@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// Transport names.
+const (
+	TransportWebSocket    = "websocket"
+	TransportFlashSocket  = "flashsocket"
+	TransportHTMLFile     = "htmlfile"
+	TransportXHRPolling   = "xhr-polling"
+	TransportJSONPPolling = "jsonp-polling"
+)
+
+// DefaultTransports is the reference server's default list, in its order
+// (flashsocket is off by default there too).
+var DefaultTransports = []string{TransportWebSocket, TransportHTMLFile, TransportXHRPolling, TransportJSONPPolling}
+
+// Config configures a Gateway. Zero fields take the documented defaults.
+type Config struct {
+	// Node is this gateway's id, unique in the cluster. Default: generated.
+	Node string
+	// Keys names the Redis keys. Default: bus.NewKeys("", 0).
+	Keys bus.Keys
+	// HeartbeatInterval is how often streaming transports send 2::. Default: 25s.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout is told to clients in the handshake; a streaming
+	// client silent for this long is disconnected. Default: 60s.
+	HeartbeatTimeout time.Duration
+	// CloseTimeout is told to clients in the handshake; a polling session
+	// with no contact for this long after its last poll ends. Default: 60s.
+	CloseTimeout time.Duration
+	// PollingDuration is how long a poll GET is held before 8::. Default: 20s.
+	PollingDuration time.Duration
+	// HandshakeTimeout ends a handshaken session that never opens a
+	// transport. Default: 30s.
+	HandshakeTimeout time.Duration
+	// Transports lists the enabled transports in preference order.
+	// Default: DefaultTransports.
+	Transports []string
+	// Origins is the allow-list of "host:port" patterns ("*" wildcards).
+	// Default: ["*:*"] (all).
+	Origins []string
+	// MaxPacketBytes bounds one packet (a websocket frame, or one packet of a
+	// POSTed payload). Default: 1 MiB.
+	MaxPacketBytes int
+	// MaxBodyBytes bounds a POST body. Default: 1 MiB.
+	MaxBodyBytes int64
+	// MaxMailbox bounds a polling session's mailbox in packets; overflow ends
+	// the session with reason "overflow". Default: 1000.
+	MaxMailbox int
+	// SendQueue bounds a streaming connection's outbound queue in packets;
+	// overflow disconnects the slow client with reason "overflow".
+	// Default: 1024.
+	SendQueue int
+	// AliveTTL is the lifetime of this gateway's liveness key; it is renewed
+	// every AliveTTL/3. Other gateways reap this gateway's streaming sessions
+	// once it has expired. Default: 10s.
+	AliveTTL time.Duration
+	// ReapInterval is how often this gateway looks for expired sessions and
+	// dead gateways. Default: 1s.
+	ReapInterval time.Duration
+	// ClientScript is the path of the Socket.IO 0.9 client script served at
+	// /socket.io/socket.io.js. Default: "" (404 with a hint).
+	ClientScript string
+	// StaticDir, if set, is served at / (the chat page). Default: "".
+	StaticDir string
+	// Logger receives the gateway's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Node == "" {
+		c.Node = "gw-" + randomID(6)
+	}
+	if c.Keys == (bus.Keys{}) {
+		c.Keys = bus.NewKeys("", 0)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatInterval, 25*time.Second)
+	def(&c.HeartbeatTimeout, 60*time.Second)
+	def(&c.CloseTimeout, 60*time.Second)
+	def(&c.PollingDuration, 20*time.Second)
+	def(&c.HandshakeTimeout, 30*time.Second)
+	def(&c.AliveTTL, 10*time.Second)
+	def(&c.ReapInterval, time.Second)
+	if len(c.Transports) == 0 {
+		c.Transports = DefaultTransports
+	}
+	if len(c.Origins) == 0 {
+		c.Origins = []string{"*:*"}
+	}
+	if c.MaxPacketBytes <= 0 {
+		c.MaxPacketBytes = 1 << 20
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxMailbox <= 0 {
+		c.MaxMailbox = 1000
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 1024
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}

@@ -1,0 +1,21 @@
+// Package gateway serves Socket.IO 0.9 clients over websocket, flashsocket,
+// xhr-polling, jsonp-polling and htmlfile, keeping every session in Redis
+// (package session) so that any gateway can serve any request of any
+// session, behind a round-robin load balancer with no sticky sessions.
+//
+// A request's life:
+//
+//	GET  /socket.io/1/                    handshake: session.Create, then sid:hb:close:transports
+//	GET  /socket.io/1/xhr-polling/<sid>   session.Poll: answer the mailbox, or park until woken
+//	POST /socket.io/1/xhr-polling/<sid>   decode the payload, publish its signals, answer 1
+//	GET  /socket.io/1/websocket/<sid>     session.OpenStream: this gateway holds the stream
+//
+// Client packets become signals on the partition streams (package bus);
+// packets for clients arrive on this gateway's pub/sub channel (streams it
+// holds, wake-ups of polls parked here) and on the broadcast channel.
+//
+// Goroutines: each streaming connection has one reader (the HTTP handler)
+// and one writer that owns every write, heartbeats included. One subscriber
+// goroutine dispatches route messages; it never blocks on a client: a full
+// send queue closes that client with reason "overflow".
+package gateway

@@ -1,0 +1,456 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
+)
+
+// Gateway is one gateway process's Socket.IO server. Create it with New,
+// call Start, serve it as an http.Handler, and Shutdown it.
+type Gateway struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	store   *session.Store
+	pub     *bus.Publisher
+	metrics *Metrics
+	log     *slog.Logger
+
+	transports map[string]bool
+	handshake  string // ":hb:close:transports" suffix of every handshake
+
+	pollSeq atomic.Uint64
+	polls   sync.Map // sid -> *pollWaiter (polls parked here)
+	streams sync.Map // sid -> *stream (streams held here)
+	rooms   roomIndex
+
+	draining atomic.Bool
+	drainCh  chan struct{}
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	shutOnce sync.Once
+}
+
+// New returns a gateway using rdb. Metrics may be nil (a private set is made).
+func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, error) {
+	cfg.defaults()
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	g := &Gateway{
+		cfg:        cfg,
+		rdb:        rdb,
+		metrics:    metrics,
+		log:        cfg.Logger.With("node", cfg.Node),
+		transports: map[string]bool{},
+		drainCh:    make(chan struct{}),
+	}
+	for _, t := range cfg.Transports {
+		switch t {
+		case TransportWebSocket, TransportFlashSocket, TransportHTMLFile, TransportXHRPolling, TransportJSONPPolling:
+			g.transports[t] = true
+		default:
+			return nil, fmt.Errorf("gateway: unknown transport %q", t)
+		}
+	}
+	g.handshake = fmt.Sprintf(":%d:%d:%s", seconds(cfg.HeartbeatTimeout), seconds(cfg.CloseTimeout),
+		strings.Join(cfg.Transports, ","))
+	g.store = session.New(rdb, session.Config{
+		Keys: cfg.Keys, Node: cfg.Node,
+		HandshakeTimeout: cfg.HandshakeTimeout, CloseTimeout: cfg.CloseTimeout,
+		PollingDuration: cfg.PollingDuration, MaxMailbox: cfg.MaxMailbox,
+	})
+	g.pub = bus.NewPublisher(rdb, bus.PublisherConfig{Observe: func(_ int, took time.Duration, err error) {
+		g.metrics.PublishSeconds.Observe(took.Seconds())
+		if err != nil {
+			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
+		}
+	}})
+	g.rooms.init()
+	return g, nil
+}
+
+// Node returns the gateway's node id.
+func (g *Gateway) Node() string { return g.cfg.Node }
+
+// Store returns the session store the gateway uses.
+func (g *Gateway) Store() *session.Store { return g.store }
+
+// Start subscribes to this gateway's channels (returning once the
+// subscription is confirmed, so no route message is missed) and starts the
+// liveness and reaper loops. It fails if Redis cannot be reached.
+func (g *Gateway) Start(ctx context.Context) error {
+	ctx, g.stop = context.WithCancel(context.Background())
+	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
+		return fmt.Errorf("gateway: start: %w", err)
+	}
+	sub := g.rdb.Subscribe(ctx, g.cfg.Keys.GatewayChannel(g.cfg.Node), g.cfg.Keys.BroadcastChannel())
+	if _, err := sub.Receive(ctx); err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("gateway: subscribe: %w", err)
+	}
+	g.wg.Add(3)
+	go g.dispatchLoop(ctx, sub)
+	go g.aliveLoop(ctx)
+	go g.reapLoop(ctx)
+	g.log.Info("gateway started", "transports", g.cfg.Transports)
+	return nil
+}
+
+func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
+	defer g.wg.Done()
+	defer sub.Close()
+	ch := sub.Channel(redis.WithChannelSize(65536))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			r, err := bus.ParseRoute(msg.Payload)
+			if err != nil {
+				g.metrics.Rejected.WithLabelValues("bad_route").Inc()
+				g.log.Warn("bad route message", "err", err)
+				continue
+			}
+			g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
+			g.dispatch(r)
+		}
+	}
+}
+
+// dispatch applies one route message. It never blocks.
+func (g *Gateway) dispatch(r bus.Route) {
+	switch r.Op {
+	case bus.OpDeliver:
+		if s := g.stream(r.SID); s != nil {
+			s.send(r.Packet)
+		}
+	case bus.OpWake, bus.OpKick:
+		if v, ok := g.polls.Load(r.SID); ok {
+			v.(*pollWaiter).notify(r.Arg, pollEvent{kick: r.Op == bus.OpKick})
+		}
+	case bus.OpClose:
+		if s := g.stream(r.SID); s != nil {
+			s.closeRemote(r.Packet)
+		}
+		if v, ok := g.polls.Load(r.SID); ok {
+			v.(*pollWaiter).notifyAll(pollEvent{closed: true, packet: r.Packet})
+		}
+	case bus.OpJoin:
+		if s := g.stream(r.SID); s != nil {
+			if r.Room == "" {
+				s.setNamespace(r.Arg, true)
+			} else {
+				g.rooms.join(r.Arg, r.Room, r.SID)
+			}
+		}
+	case bus.OpLeave:
+		if r.Room != "" {
+			g.rooms.leave(r.Arg, r.Room, r.SID)
+		} else if s := g.stream(r.SID); s != nil {
+			s.setNamespace(r.Arg, false)
+			g.rooms.leaveNamespace(r.Arg, r.SID)
+		}
+	case bus.OpBroadcast:
+		g.broadcast(r)
+	}
+}
+
+func (g *Gateway) stream(sid string) *stream {
+	if v, ok := g.streams.Load(sid); ok {
+		return v.(*stream)
+	}
+	return nil
+}
+
+// broadcast fans a packet out to the streams held here that are in the
+// namespace (room "") or room, except one sid. Polling members got it
+// through their mailboxes from the sender.
+func (g *Gateway) broadcast(r bus.Route) {
+	if r.Room != "" {
+		for _, sid := range g.rooms.members(r.Arg, r.Room) {
+			if sid != r.SID {
+				if s := g.stream(sid); s != nil {
+					s.send(r.Packet)
+				}
+			}
+		}
+		return
+	}
+	g.streams.Range(func(_, v any) bool {
+		s := v.(*stream)
+		if s.sid != r.SID && s.inNamespace(r.Arg) {
+			s.send(r.Packet)
+		}
+		return true
+	})
+}
+
+func (g *Gateway) aliveLoop(ctx context.Context) {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.AliveTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil && ctx.Err() == nil {
+				g.metrics.RedisErrors.WithLabelValues("alive").Inc()
+				g.log.Warn("liveness key not renewed", "err", err)
+			}
+		}
+	}
+}
+
+func (g *Gateway) reapLoop(ctx context.Context) {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ReapInterval)
+	defer t.Stop()
+	const limit = 500
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			n, err := g.store.ReapDeadlines(ctx, limit)
+			if err != nil {
+				if ctx.Err() == nil {
+					g.metrics.RedisErrors.WithLabelValues("reap").Inc()
+					g.log.Warn("reaping expired sessions failed", "err", err)
+				}
+				break
+			}
+			if n > 0 {
+				g.metrics.Disconnects.WithLabelValues(bus.ReasonTimeout).Add(float64(n))
+				g.log.Info("expired sessions ended", "count", n)
+			}
+			if n < limit {
+				break
+			}
+		}
+		n, err := g.store.ReapGateways(ctx, limit)
+		if err != nil && ctx.Err() == nil {
+			g.metrics.RedisErrors.WithLabelValues("reap").Inc()
+			g.log.Warn("reaping dead gateways failed", "err", err)
+		}
+		if n > 0 {
+			g.metrics.Disconnects.WithLabelValues(bus.ReasonGatewayLost).Add(float64(n))
+			g.log.Warn("sessions of dead gateways ended", "count", n)
+		}
+	}
+}
+
+// Shutdown drains the gateway: it stops taking handshakes, answers parked
+// polls, closes its streams paced over the context's remaining time (never
+// with 0::, so clients reconnect elsewhere), ends their sessions, flushes its
+// signals, and stops its loops. It is idempotent.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	g.shutOnce.Do(func() {
+		g.draining.Store(true)
+		close(g.drainCh)
+		var all []*stream
+		g.streams.Range(func(_, v any) bool { all = append(all, v.(*stream)); return true })
+		window := 5 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			window = time.Until(dl) / 2
+		}
+		for i, s := range all {
+			s.closeLocal(bus.ReasonShutdown)
+			if len(all) > 1 && window > 0 {
+				select {
+				case <-time.After(window / time.Duration(len(all))):
+				case <-ctx.Done():
+					for _, rest := range all[i+1:] {
+						rest.closeLocal(bus.ReasonShutdown)
+					}
+				}
+			}
+		}
+		for _, s := range all {
+			select {
+			case <-s.finished:
+			case <-ctx.Done():
+			}
+		}
+		g.pub.Close()
+		if g.stop != nil {
+			g.stop()
+		}
+		g.wg.Wait()
+		if e := g.store.Leave(context.Background()); e != nil {
+			err = e
+		}
+		g.log.Info("gateway drained", "streams_closed", len(all))
+	})
+	return err
+}
+
+// ServeHTTP routes /socket.io/... requests; anything else goes to the static
+// directory, if configured.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/socket.io")
+	if !ok || (rest != "" && rest[0] != '/') {
+		g.serveStatic(w, r)
+		return
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	if rest == "" {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("Welcome to socket.io."))
+		return
+	}
+	if rest == "socket.io.js" {
+		g.serveClientScript(w, r)
+		return
+	}
+	parts := strings.SplitN(rest, "/", 4)
+	if parts[0] != "1" {
+		g.reject(w, r, http.StatusInternalServerError, "bad_protocol", "Protocol version not supported.")
+		return
+	}
+	if r.Method == http.MethodOptions {
+		g.preflight(w, r)
+		return
+	}
+	transport, sid := "", ""
+	if len(parts) > 1 {
+		transport = parts[1]
+	}
+	if len(parts) > 2 {
+		sid = parts[2]
+	}
+	if transport == "" && sid == "" {
+		g.serveHandshake(w, r)
+		return
+	}
+	if _, disc := r.URL.Query()["disconnect"]; disc && sid != "" {
+		g.serveDisconnect(w, r, sid)
+		return
+	}
+	if !g.transports[transport] {
+		g.reject(w, r, http.StatusBadRequest, "unknown_transport", "unknown transport")
+		return
+	}
+	if sid == "" || strings.ContainsAny(sid, ":\n") || len(sid) > 64 {
+		g.reject(w, r, http.StatusBadRequest, "bad_sid", "bad session id")
+		return
+	}
+	switch transport {
+	case TransportWebSocket, TransportFlashSocket:
+		g.serveWebSocket(w, r, transport, sid)
+	case TransportHTMLFile:
+		if r.Method == http.MethodPost {
+			g.servePost(w, r, transport, sid)
+		} else {
+			g.serveHTMLFile(w, r, sid)
+		}
+	default:
+		switch r.Method {
+		case http.MethodGet:
+			g.servePoll(w, r, transport, sid)
+		case http.MethodPost:
+			g.servePost(w, r, transport, sid)
+		default:
+			g.reject(w, r, http.StatusMethodNotAllowed, "bad_method", "method not allowed")
+		}
+	}
+}
+
+// reject answers a bad request with status and body, counts it and logs it.
+func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, status int, reason, body string) {
+	g.metrics.Rejected.WithLabelValues(reason).Inc()
+	g.log.Info("request rejected", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	g.cors(w, r)
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// cors adds the reference's CORS headers when the request has an Origin.
+func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) {
+	if o := r.Header.Get("Origin"); o != "" {
+		w.Header().Set("Access-Control-Allow-Origin", o)
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+	}
+}
+
+// preflight answers CORS preflight requests (the reference never does).
+func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
+	g.cors(w, r)
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+	}
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) serveClientScript(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.ClientScript == "" {
+		http.Error(w, "client script not configured: install socket.io-client@0.9.16 and start the gateway with -client-script", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/javascript")
+	http.ServeFile(w, r, g.cfg.ClientScript)
+}
+
+func (g *Gateway) serveStatic(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.StaticDir == "" {
+		http.NotFound(w, r)
+		return
+	}
+	http.FileServer(http.Dir(g.cfg.StaticDir)).ServeHTTP(w, r)
+}
+
+// serveDisconnect handles the synchronous ?disconnect request sent on page
+// unload: the session ends whether or not a poll is pending.
+func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, sid string) {
+	g.cors(w, r)
+	if err := g.pub.Publish(r.Context(), sid, g.store.EndWrite(sid, bus.ReasonClient, "0::")); err != nil {
+		g.metrics.RedisErrors.WithLabelValues("disconnect").Inc()
+		g.log.Warn("disconnect request failed", "sid", sid, "err", err)
+	} else {
+		g.metrics.Disconnects.WithLabelValues(bus.ReasonClient).Inc()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// Ready reports whether the gateway takes new sessions.
+func (g *Gateway) Ready() bool { return !g.draining.Load() }
+
+var errDraining = errors.New("gateway: draining")
+
+func seconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the gateway's Prometheus collectors. Label values are bounded
+// sets (transports, packet types, reasons); never session ids.
+type Metrics struct {
+	Handshakes     *prometheus.CounterVec   // result
+	Rejected       *prometheus.CounterVec   // reason
+	Connections    *prometheus.GaugeVec     // transport: streams held and polls parked
+	PacketsIn      *prometheus.CounterVec   // type
+	PacketsOut     *prometheus.CounterVec   // transport
+	Disconnects    *prometheus.CounterVec   // reason, for disconnects this gateway decided
+	PublishSeconds prometheus.Histogram     // one signal batch round trip
+	RedisErrors    *prometheus.CounterVec   // op
+	QueueOverflows prometheus.Counter       // streaming send queue overflows
+	MailboxDrain   prometheus.Histogram     // packets per poll answer
+	RouteMessages  *prometheus.CounterVec   // op
+	_              struct{}
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_handshakes_total", Help: "Handshakes by result."}, []string{"result"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_rejected_total", Help: "Rejected requests and packets by reason."}, []string{"reason"}),
+		Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "realtime_gateway_connections", Help: "Open streaming connections and parked polls by transport."}, []string{"transport"}),
+		PacketsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_packets_in_total", Help: "Packets received from clients by type."}, []string{"type"}),
+		PacketsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_packets_out_total", Help: "Packets written to clients by transport."}, []string{"transport"}),
+		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_disconnects_total", Help: "Sessions ended by this gateway by reason."}, []string{"reason"}),
+		PublishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "realtime_gateway_signal_publish_seconds", Help: "Round trip of one signal batch to Redis.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		RedisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_redis_errors_total", Help: "Redis errors by operation."}, []string{"op"}),
+		QueueOverflows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_send_queue_overflows_total", Help: "Streaming clients disconnected because their send queue was full."}),
+		MailboxDrain: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "realtime_gateway_poll_batch_packets", Help: "Packets per poll answer.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
+		RouteMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.Disconnects,
+			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
+	}
+	return m
+}

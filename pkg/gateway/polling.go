@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/realtime/realtime/pkg/protocol"
+	"github.com/realtime/realtime/pkg/session"
+)
+
+// minPollHold is the least time between a poll's arrival and an answer that
+// carries packets. The client's next poll then has a different cache-buster
+// "t" (milliseconds) than this one, which is how session.Poll tells a
+// retried poll (same t: deliver the same batch again) from the next one
+// (new t: the batch arrived, drop it).
+const minPollHold = 2 * time.Millisecond
+
+// errorPacket is the "client not handshaken" error with reconnect advice.
+var errorPacket = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonClientNotHandshaken, protocol.AdviceReconnect)))
+
+type pollEvent struct {
+	kick   bool   // a newer poll took over
+	closed bool   // the session ended
+	packet string // with closed: the last packet to write ("" none)
+}
+
+// pollWaiter is a poll parked on this gateway.
+type pollWaiter struct {
+	id string
+	ch chan pollEvent // buffered 1; events coalesce
+}
+
+func (p *pollWaiter) notify(id string, ev pollEvent) {
+	if id != p.id {
+		return
+	}
+	p.notifyAll(ev)
+}
+
+func (p *pollWaiter) notifyAll(ev pollEvent) {
+	select {
+	case p.ch <- ev:
+	default: // a wake is already pending; kicks and closes are rare and re-checked by the re-run
+		if ev.kick || ev.closed {
+			select {
+			case <-p.ch:
+			default:
+			}
+			select {
+			case p.ch <- ev:
+			default:
+			}
+		}
+	}
+}
+
+// servePoll handles a polling GET (xhr-polling, jsonp-polling).
+func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, sid string) {
+	start := time.Now()
+	q := r.URL.Query()
+	index := "0"
+	if transport == TransportJSONPPolling {
+		if i := q.Get("i"); i != "" {
+			if !protocol.ValidJSONPIndex(i) {
+				g.reject(w, r, http.StatusBadRequest, "bad_jsonp_index", "bad jsonp index")
+				return
+			}
+			index = i
+		}
+	}
+	t := q.Get("t")
+	waiter := &pollWaiter{id: strconv.FormatUint(g.pollSeq.Add(1), 10), ch: make(chan pollEvent, 1)}
+	// Only one poll per session can be parked here at a time: a newer one
+	// replaces the older one's registration (the older is kicked by Redis).
+	g.polls.Store(sid, waiter)
+	defer g.polls.CompareAndDelete(sid, waiter)
+
+	ctx := r.Context()
+	res, packets, err := g.store.Poll(ctx, sid, transport, waiter.id, t, false)
+	if err == nil && res == session.PollParked {
+		g.metrics.Connections.WithLabelValues(transport).Inc()
+		res, packets, err = g.park(ctx, waiter, sid, transport, t)
+		g.metrics.Connections.WithLabelValues(transport).Dec()
+	}
+	switch {
+	case errors.Is(err, session.ErrUnknownSession):
+		g.metrics.Rejected.WithLabelValues("unknown_sid").Inc()
+		g.log.Debug("poll for unknown session", "sid", sid)
+		packets = []string{errorPacket}
+	case errors.Is(err, session.ErrWrongTransport):
+		g.metrics.Rejected.WithLabelValues("wrong_transport").Inc()
+		packets = []string{string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))}
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return // the client went away; nothing was taken that is not re-delivered
+	case err != nil:
+		// Redis is unreachable: a noop keeps the client polling (a non-200
+		// answer would make it drop the session), after a pause.
+		g.metrics.RedisErrors.WithLabelValues("poll").Inc()
+		g.log.Warn("poll failed", "sid", sid, "err", err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
+		}
+		packets = []string{"8::"}
+	case res != session.PollAnswer:
+		packets = []string{"8::"}
+	}
+	if len(packets) > 0 && packets[0] != "8::" {
+		if d := minPollHold - time.Since(start); d > 0 {
+			time.Sleep(d)
+		}
+		g.metrics.MailboxDrain.Observe(float64(len(packets)))
+	}
+	g.writePoll(w, r, transport, index, packets)
+}
+
+// park waits for a wake, a kick, the session's end or the polling duration.
+func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, t string) (session.PollResult, []string, error) {
+	timer := time.NewTimer(g.cfg.PollingDuration)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		case <-timer.C:
+			return session.PollSuperseded, nil, nil
+		case <-g.drainCh:
+			return session.PollSuperseded, nil, nil
+		case ev := <-waiter.ch:
+			switch {
+			case ev.closed && ev.packet != "":
+				return session.PollAnswer, []string{ev.packet}, nil
+			case ev.closed, ev.kick:
+				return session.PollSuperseded, nil, nil
+			}
+			res, packets, err := g.store.Poll(ctx, sid, transport, waiter.id, t, true)
+			if err != nil || res != session.PollParked {
+				return res, packets, err
+			}
+		}
+	}
+}
+
+func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, index string, packets []string) {
+	bufs := make([][]byte, len(packets))
+	for i, p := range packets {
+		bufs[i] = []byte(p)
+	}
+	payload := protocol.AppendPayload(nil, bufs...)
+	g.metrics.PacketsOut.WithLabelValues(transport).Add(float64(len(packets)))
+	g.cors(w, r)
+	h := w.Header()
+	var body []byte
+	if transport == TransportJSONPPolling {
+		body = protocol.AppendJSONP(nil, index, payload)
+		h.Set("Content-Type", "text/javascript; charset=UTF-8")
+		h.Set("X-XSS-Protection", "0")
+	} else {
+		body = payload
+		h.Set("Content-Type", "text/plain; charset=UTF-8")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Connection", "Keep-Alive")
+	_, _ = w.Write(body)
+}
+
+// servePost handles a POST of a payload (xhr-polling, jsonp-polling,
+// htmlfile): its packets' signals are committed before the answer "1".
+func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, sid string) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			g.reject(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body too large")
+			return
+		}
+		g.reject(w, r, http.StatusBadRequest, "body_read", "cannot read request body")
+		return
+	}
+	payload := body
+	if transport == TransportJSONPPolling {
+		form, err := url.ParseQuery(string(body))
+		if err != nil || !form.Has("d") {
+			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST needs a form field d")
+			return
+		}
+		payload, err = protocol.DecodeJSONPBody([]byte(form.Get("d")))
+		if err != nil {
+			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST field d is not a JSON string")
+			return
+		}
+	}
+	ctx := r.Context()
+	class, namespaces, err := g.store.Touch(ctx, sid)
+	if errors.Is(err, session.ErrUnknownSession) {
+		g.metrics.Rejected.WithLabelValues("unknown_sid").Inc()
+		g.writePostAnswer(w, r, errorPacket)
+		return
+	}
+	if err != nil {
+		g.metrics.RedisErrors.WithLabelValues("post").Inc()
+		g.log.Warn("POST failed: session store unavailable", "sid", sid, "err", err)
+		g.reject(w, r, http.StatusServiceUnavailable, "store_unavailable", "session store unavailable")
+		return
+	}
+	in := &inbound{sid: sid, transport: transport, joined: make(map[string]bool, len(namespaces))}
+	for _, ns := range namespaces {
+		in.joined[ns] = true
+	}
+	if class == "" {
+		// A POST before any GET: the reference loses these packets; we
+		// process them for the default namespace like any other.
+		in.joined[""] = true
+	}
+	if class == "stream" {
+		// htmlfile: immediate answers go through the stream's gateway.
+		in.reply = nil
+	}
+	decodeErr := protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func(pk []byte) error {
+		if reason := g.handle(in, pk); reason != "" {
+			g.metrics.Rejected.WithLabelValues(reason).Inc()
+			g.log.Info("packet rejected", "sid", sid, "reason", reason)
+		}
+		return nil
+	})
+	if decodeErr != nil {
+		reason := "bad_payload"
+		if errors.Is(decodeErr, protocol.ErrTooLarge) {
+			reason = "packet_too_large"
+		}
+		g.metrics.Rejected.WithLabelValues(reason).Inc()
+		g.log.Info("payload rejected", "sid", sid, "reason", reason, "err", decodeErr)
+	}
+	if len(in.writes) > 0 {
+		if err := g.pub.Publish(ctx, sid, in.writes...); err != nil {
+			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
+			g.log.Warn("POST signals not committed", "sid", sid, "err", err)
+			g.reject(w, r, http.StatusServiceUnavailable, "store_unavailable", "session store unavailable")
+			return
+		}
+	}
+	if in.ended {
+		g.metrics.Disconnects.WithLabelValues("client").Inc()
+	}
+	if decodeErr != nil {
+		// Packets before the bad frame were committed; say what went wrong.
+		g.cors(w, r)
+		http.Error(w, "malformed payload", http.StatusBadRequest)
+		return
+	}
+	g.writePostAnswer(w, r, "1")
+}
+
+func (g *Gateway) writePostAnswer(w http.ResponseWriter, r *http.Request, body string) {
+	g.cors(w, r)
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write([]byte(body))
+}
+

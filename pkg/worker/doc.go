@@ -1,0 +1,38 @@
+// Package worker is the SDK for application logic: handlers for what
+// Socket.IO 0.9 clients do, run by workers that share the signal partitions
+// among themselves. It rebuilds django-realtime's signals for a cluster:
+//
+//	django-realtime                     package worker
+//	socket_connected                    Namespace.OnConnect
+//	socket_disconnected                 Namespace.OnDisconnect (with a reason)
+//	socket_client_message               Namespace.OnMessage, Namespace.OnJSON
+//	socket_client_event                 Namespace.OnAnyEvent
+//	socket_client_event_by_type         Namespace.OnEvent(name, …)
+//	Event.ack / acknowledgeable / …     Event.Ack, Event.Acknowledgeable, Event.Acknowledged
+//	socket.send / emit                  Socket.Send, Socket.SendJSON, Socket.Emit, Socket.EmitAck
+//	broadcast_send / broadcast_emit     Socket.BroadcastSend, Socket.BroadcastEmit
+//	connected_sockets                   Emitter.Sockets (a cursor over the cluster)
+//
+// plus rooms (Join, Leave, Rooms, To), Disconnect, server-to-client acks and
+// an Emitter that any Go process can use without consuming signals.
+//
+// A handler's actions through its Socket and Event are effects: they are
+// committed to Redis in one script together with the acknowledgement of the
+// signal that caused them. A worker that crashes mid-batch has committed
+// nothing for the signals it had not acknowledged; the worker that takes its
+// partitions over handles them again. So handlers run at least once per
+// signal, and what clients receive happens exactly once. A handler's own
+// external side effects can use Signal.ID to be idempotent.
+//
+// A minimal worker:
+//
+//	w := worker.New(rdb, worker.Config{})
+//	chat := w.Namespace("")
+//	chat.OnEvent("echo", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+//		if ev.Acknowledgeable() {
+//			return ev.Ack(ev.Args)
+//		}
+//		return s.Emit("echo", ev.Args)
+//	})
+//	log.Fatal(w.Run(ctx))
+package worker

@@ -1,0 +1,50 @@
+package worker
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the worker's Prometheus collectors.
+type Metrics struct {
+	Signals        *prometheus.CounterVec   // kind, result (ok, error, ignored)
+	HandlerSeconds *prometheus.HistogramVec // kind
+	Overruns       prometheus.Counter
+	DeadLetters    prometheus.Counter
+	Reclaimed      prometheus.Counter
+	Partitions     prometheus.Gauge
+	Pending        *prometheus.GaugeVec // partition
+	Lag            *prometheus.GaugeVec // partition
+	AcksRouted     prometheus.Counter
+	AckTimeouts    prometheus.Counter
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_worker_signals_total", Help: "Signals handled by kind and result."}, []string{"kind", "result"}),
+		HandlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "realtime_worker_handler_seconds", Help: "Handler duration by signal kind.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}, []string{"kind"}),
+		Overruns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_handler_overruns_total", Help: "Handlers that ran past their deadline."}),
+		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_dead_letters_total", Help: "Signals moved to a dead-letter stream."}),
+		Reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_reclaimed_total", Help: "Pending signals taken over from earlier owners."}),
+		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "realtime_worker_partitions_owned", Help: "Partitions this worker owns."}),
+		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "realtime_worker_stream_pending", Help: "Entries delivered but not acknowledged, per partition."}, []string{"partition"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "realtime_worker_stream_lag", Help: "Entries not yet delivered to the group, per partition."}, []string{"partition"}),
+		AcksRouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_acks_routed_total", Help: "Client answers to server emits delivered to callbacks."}),
+		AckTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_ack_timeouts_total", Help: "Server emits whose client ack did not come in time."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Signals, m.HandlerSeconds, m.Overruns, m.DeadLetters, m.Reclaimed, m.Partitions,
+			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts)
+	}
+	return m
+}

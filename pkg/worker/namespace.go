@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// Handler types. A handler's error (or panic) leaves its signal
+// unacknowledged and uncommitted; it is handled again, up to the worker's
+// MaxAttempts, then dead-lettered.
+type (
+	ConnectHandler    func(ctx context.Context, s *Socket) error
+	DisconnectHandler func(ctx context.Context, s *Socket, reason string) error
+	MessageHandler    func(ctx context.Context, s *Socket, msg string) error
+	JSONHandler       func(ctx context.Context, s *Socket, data json.RawMessage) error
+	EventHandler      func(ctx context.Context, s *Socket, ev *Event) error
+)
+
+// Namespace holds the handlers of one namespace.
+type Namespace struct {
+	name       string
+	connect    ConnectHandler
+	disconnect DisconnectHandler
+	message    MessageHandler
+	json       JSONHandler
+	anyEvent   EventHandler
+	events     map[string]EventHandler
+}
+
+// OnConnect is called when a socket connects to the namespace.
+func (n *Namespace) OnConnect(h ConnectHandler) { n.connect = h }
+
+// OnDisconnect is called once per connect, with the reason (see the bus
+// package's Reason constants).
+func (n *Namespace) OnDisconnect(h DisconnectHandler) { n.disconnect = h }
+
+// OnMessage is called for each message (socket.send on the client).
+func (n *Namespace) OnMessage(h MessageHandler) { n.message = h }
+
+// OnJSON is called for each JSON message (socket.json.send on the client).
+func (n *Namespace) OnJSON(h JSONHandler) { n.json = h }
+
+// OnEvent is called for events named name (django-realtime's
+// socket_client_event_by_type).
+func (n *Namespace) OnEvent(name string, h EventHandler) { n.events[name] = h }
+
+// OnAnyEvent is called for events no OnEvent handler took.
+func (n *Namespace) OnAnyEvent(h EventHandler) { n.anyEvent = h }
+
+func (n *Namespace) run(ctx context.Context, s *Socket, sig bus.Signal) error {
+	switch sig.Kind {
+	case bus.KindConnect:
+		if n.connect != nil {
+			return n.connect(ctx, s)
+		}
+	case bus.KindDisconnect:
+		if n.disconnect != nil {
+			return n.disconnect(ctx, s, sig.Reason)
+		}
+	case bus.KindMessage:
+		if n.message != nil {
+			return n.message(ctx, s, sig.Data)
+		}
+	case bus.KindJSON:
+		if n.json != nil {
+			return n.json(ctx, s, json.RawMessage(sig.Data))
+		}
+	case bus.KindEvent:
+		args := json.RawMessage(sig.Args)
+		if len(args) == 0 {
+			args = json.RawMessage("[]")
+		}
+		ev := &Event{Name: sig.Name, Args: args, Signal: sig, s: s}
+		if h := n.events[sig.Name]; h != nil {
+			return h(ctx, s, ev)
+		}
+		if n.anyEvent != nil {
+			return n.anyEvent(ctx, s, ev)
+		}
+	}
+	return nil
+}

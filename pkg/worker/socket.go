@@ -1,0 +1,255 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/protocol"
+	"github.com/realtime/realtime/pkg/session"
+)
+
+// recorder collects a handler's effects for its signal's commit.
+type recorder struct {
+	effects []session.Effect
+	acks    []pendingKey // callbacks registered by this handler, dropped if it fails
+}
+
+// Socket is one client session in one namespace. In a handler, its actions
+// are committed with the signal; from an Emitter (or in an ack callback),
+// they apply at once.
+type Socket struct {
+	id  string
+	ns  string
+	em  *Emitter
+	w   *Worker   // nil for an Emitter's socket
+	rec *recorder // nil: apply at once
+}
+
+// ID returns the session id.
+func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the namespace ("" for the default one).
+func (s *Socket) Namespace() string { return s.ns }
+
+// Handshake returns what the session kept of its handshake request:
+// headers, query, remote address and time.
+func (s *Socket) Handshake(ctx context.Context) (session.Handshake, error) {
+	var hs session.Handshake
+	raw, err := s.em.rdb.HGet(ctx, s.em.keys.Prefix()+"s:{"+s.id+"}", "hs").Result()
+	if err != nil {
+		return hs, fmt.Errorf("worker: handshake of %s: %w", s.id, err)
+	}
+	if err := json.Unmarshal([]byte(raw), &hs); err != nil {
+		return hs, fmt.Errorf("worker: handshake of %s: %w", s.id, err)
+	}
+	return hs, nil
+}
+
+func (s *Socket) deliver(p protocol.Packet) error {
+	p.Endpoint = s.ns
+	return s.em.effect(s.rec, session.DeliverEffect(s.id, string(protocol.Encode(p))))
+}
+
+// Send sends a message (packet type 3).
+func (s *Socket) Send(msg string) error {
+	return s.deliver(protocol.Packet{Type: protocol.Message, Data: []byte(msg)})
+}
+
+// SendJSON sends v as a JSON message (packet type 4).
+func (s *Socket) SendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("worker: SendJSON: %w", err)
+	}
+	return s.deliver(protocol.Packet{Type: protocol.JSON, Data: b})
+}
+
+// Emit sends event name with args (each marshalled to JSON;
+// json.RawMessage passes through).
+func (s *Socket) Emit(name string, args ...any) error {
+	a, err := marshalArgs(args)
+	if err != nil {
+		return err
+	}
+	return s.EmitRaw(name, a)
+}
+
+// EmitRaw sends event name with args, a JSON array.
+func (s *Socket) EmitRaw(name string, args []byte) error {
+	return s.deliver(protocol.Packet{Type: protocol.Event, Data: protocol.AppendEvent(nil, name, args)})
+}
+
+// AckFunc receives the client's answer to an EmitAck: its arguments (a JSON
+// array), or ErrAckTimeout. s is usable for further actions, which apply at
+// once.
+type AckFunc func(ctx context.Context, s *Socket, args json.RawMessage, err error)
+
+// EmitAck sends event name with args and asks the client to acknowledge it;
+// cb gets the client's answer, or ErrAckTimeout at ctx's deadline (30s if
+// ctx has none).
+func (s *Socket) EmitAck(ctx context.Context, cb AckFunc, name string, args ...any) error {
+	if s.w == nil {
+		return ErrNoReplies
+	}
+	a, err := marshalArgs(args)
+	if err != nil {
+		return err
+	}
+	timeout := 30 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	id := s.w.register(s.id, s.ns, timeout, cb)
+	if s.rec != nil {
+		s.rec.acks = append(s.rec.acks, pendingKey{s.id, id})
+	}
+	p := protocol.Packet{Type: protocol.Event, ID: id, HasID: true, AckData: true, Endpoint: s.ns,
+		Data: protocol.AppendEvent(nil, name, a)}
+	if err := s.em.effect(s.rec, session.DeliverEffect(s.id, string(protocol.Encode(p)))); err != nil {
+		return err
+	}
+	return s.em.effect(s.rec, session.AckEffect(s.id, id, s.w.replyChannel))
+}
+
+// BroadcastSend sends a message to every socket of the namespace but this one.
+func (s *Socket) BroadcastSend(msg string) error {
+	return s.broadcast("").Send(msg)
+}
+
+// BroadcastEmit emits to every socket of the namespace but this one.
+func (s *Socket) BroadcastEmit(name string, args ...any) error {
+	return s.broadcast("").Emit(name, args...)
+}
+
+// To addresses the members of room (in this namespace) but this socket.
+func (s *Socket) To(room string) *Room { return s.broadcast(room) }
+
+func (s *Socket) broadcast(room string) *Room {
+	return &Room{em: s.em, rec: s.rec, ns: s.ns, room: room, except: s.id}
+}
+
+// Join puts the socket in room (rooms are per namespace).
+func (s *Socket) Join(room string) error {
+	if err := session.ValidRoom(room); err != nil {
+		return err
+	}
+	return s.em.effect(s.rec, session.JoinEffect(s.id, s.ns, room))
+}
+
+// Leave takes the socket out of room.
+func (s *Socket) Leave(room string) error {
+	if err := session.ValidRoom(room); err != nil {
+		return err
+	}
+	return s.em.effect(s.rec, session.LeaveEffect(s.id, s.ns, room))
+}
+
+// Rooms returns the rooms the socket is in, in this namespace, as committed
+// (a Join in the running handler shows after its commit).
+func (s *Socket) Rooms(ctx context.Context) ([]string, error) {
+	all, err := s.em.rdb.SMembers(ctx, s.em.keys.Prefix()+"rooms:{"+s.id+"}").Result()
+	if err != nil {
+		return nil, fmt.Errorf("worker: rooms: %w", err)
+	}
+	var out []string
+	for _, r := range all {
+		if room, ok := strings.CutPrefix(r, s.ns+":"); ok {
+			out = append(out, room)
+		}
+	}
+	return out, nil
+}
+
+// Disconnect disconnects the socket: in the default namespace the whole
+// session ends (the client gets 0:: and does not reconnect); in another
+// namespace only that namespace (the client gets 0::/ns).
+func (s *Socket) Disconnect() error {
+	if s.ns == "" {
+		return s.em.effect(s.rec, session.EndEffect(s.id, bus.ReasonServer, "0::"))
+	}
+	return s.em.effect(s.rec, session.LeaveNamespaceEffect(s.id, s.ns, bus.ReasonServer, "0::"+s.ns))
+}
+
+// Event is a client's event.
+type Event struct {
+	// Name is the event name.
+	Name string
+	// Args holds the arguments as a JSON array ("[]" when none).
+	Args json.RawMessage
+	// Signal is the signal that carried the event; Signal.ID is unique.
+	Signal bus.Signal
+
+	s     *Socket
+	acked bool
+}
+
+// Decode unmarshals the arguments, in order, into vs (fewer vs than
+// arguments is fine; extra vs are left alone).
+func (e *Event) Decode(vs ...any) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(e.Args, &raw); err != nil {
+		return fmt.Errorf("worker: event %q args: %w", e.Name, err)
+	}
+	for i, v := range vs {
+		if i >= len(raw) {
+			break
+		}
+		if err := json.Unmarshal(raw[i], v); err != nil {
+			return fmt.Errorf("worker: event %q arg %d: %w", e.Name, i, err)
+		}
+	}
+	return nil
+}
+
+// Acknowledgeable reports whether the client asked for a data ack.
+func (e *Event) Acknowledgeable() bool { return e.Signal.HasID && e.Signal.AckData }
+
+// Acknowledged reports whether Ack was called.
+func (e *Event) Acknowledged() bool { return e.acked }
+
+// Ack answers the client's ack request with args (JSON-marshalled). A second
+// call returns ErrAlreadyAcked and sends nothing.
+func (e *Event) Ack(args ...any) error {
+	a, err := marshalArgs(args)
+	if err != nil {
+		return err
+	}
+	return e.AckRaw(a)
+}
+
+// AckRaw answers with args, a JSON array.
+func (e *Event) AckRaw(args []byte) error {
+	if !e.Acknowledgeable() {
+		return ErrNotAcknowledgeable
+	}
+	if e.acked {
+		return ErrAlreadyAcked
+	}
+	e.acked = true
+	return e.s.deliver(protocol.Packet{Type: protocol.Ack,
+		Data: protocol.AppendAck(nil, e.Signal.MsgID, args, true)})
+}
+
+// marshalArgs encodes args as a JSON array; a single json.RawMessage that is
+// itself an array is not what callers mean, so every arg is one element.
+func marshalArgs(args []any) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("worker: argument %d: %w", i, err)
+		}
+		b.Write(raw)
+	}
+	b.WriteByte(']')
+	return b.Bytes(), nil
+}

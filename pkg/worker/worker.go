@@ -1,0 +1,291 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
+)
+
+// Config configures a Worker. Zero fields take the documented defaults.
+type Config struct {
+	// Keys names the cluster's keys. Default: bus.NewKeys("", 0).
+	Keys bus.Keys
+	// Name is this worker's id, unique among workers. Default: generated.
+	Name string
+	// HandlerTimeout is the deadline of each handler's context; a handler
+	// that overruns it is logged and counted. Default: 10s.
+	HandlerTimeout time.Duration
+	// MaxAttempts is how often a failing signal is handled before it goes to
+	// the dead-letter stream. Default: 5.
+	MaxAttempts int
+	// LeaseTTL is the partition lease lifetime (see bus.ConsumerConfig).
+	// Default: 3s.
+	LeaseTTL time.Duration
+	// MaxMailbox is the mailbox bound applied to deliveries. Default: 1000.
+	MaxMailbox int
+	// Logger receives the worker's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Metrics, if set, receives the worker's measurements.
+	Metrics *Metrics
+}
+
+// Worker runs handlers for the signals of the partitions it owns.
+type Worker struct {
+	*Emitter
+	cfg          Config
+	log          *slog.Logger
+	consumer     *bus.Consumer
+	replyChannel string
+	metrics      *Metrics
+
+	mu         sync.Mutex
+	namespaces map[string]*Namespace
+	pending    map[pendingKey]*pendingAck
+}
+
+type pendingKey struct {
+	sid string
+	id  uint64
+}
+
+type pendingAck struct {
+	ns    string
+	cb    AckFunc
+	timer *time.Timer
+}
+
+// New returns a worker; register handlers with Namespace, then Run.
+func New(rdb redis.UniversalClient, cfg Config) *Worker {
+	if cfg.Keys == (bus.Keys{}) {
+		cfg.Keys = bus.NewKeys("", 0)
+	}
+	if cfg.Name == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		cfg.Name = fmt.Sprintf("wk-%x", b)
+	}
+	if cfg.HandlerTimeout <= 0 {
+		cfg.HandlerTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	w := &Worker{
+		Emitter:      NewEmitter(rdb, EmitterConfig{Keys: cfg.Keys, Node: cfg.Name, MaxMailbox: cfg.MaxMailbox}),
+		cfg:          cfg,
+		log:          cfg.Logger.With("worker", cfg.Name),
+		replyChannel: cfg.Keys.ReplyChannel(cfg.Name),
+		metrics:      cfg.Metrics,
+		namespaces:   map[string]*Namespace{},
+		pending:      map[pendingKey]*pendingAck{},
+	}
+	m := cfg.Metrics
+	w.consumer = bus.NewConsumer(rdb, bus.ConsumerConfig{
+		Keys: cfg.Keys, Name: cfg.Name, LeaseTTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts, Logger: cfg.Logger,
+		OnDeadLetter: func(int) { m.DeadLetters.Inc() },
+		OnReclaim:    func(_ int, n int) { m.Reclaimed.Add(float64(n)) },
+		OnOwned:      func(n int) { m.Partitions.Set(float64(n)) },
+		OnLag: func(p int, pending, lag int64) {
+			m.Pending.WithLabelValues(strconv.Itoa(p)).Set(float64(pending))
+			m.Lag.WithLabelValues(strconv.Itoa(p)).Set(float64(lag))
+		},
+	})
+	return w
+}
+
+// Name returns the worker's id.
+func (w *Worker) Name() string { return w.cfg.Name }
+
+// Owned returns the partitions the worker owns now.
+func (w *Worker) Owned() []int { return w.consumer.Owned() }
+
+// Namespace returns the handlers of namespace name ("" for the default
+// one), creating it. Register handlers before Run.
+func (w *Worker) Namespace(name string) *Namespace {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ns, ok := w.namespaces[name]
+	if !ok {
+		ns = &Namespace{name: name, events: map[string]EventHandler{}}
+		w.namespaces[name] = ns
+	}
+	return ns
+}
+
+// Run handles signals until ctx ends, then finishes the batches in hand,
+// releases its partitions and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	sub := w.rdb.Subscribe(ctx, w.replyChannel)
+	if _, err := sub.Receive(ctx); err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("worker: subscribe replies: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer sub.Close()
+		w.replies(ctx, sub)
+	}()
+	w.log.Info("worker started")
+	err := w.consumer.Run(ctx, w.handle)
+	wg.Wait()
+	w.log.Info("worker stopped")
+	return err
+}
+
+// register remembers an EmitAck callback and returns its ack id: random in
+// [1, 2^53), so any worker's ids are unique per session and exact in
+// JavaScript.
+func (w *Worker) register(sid, ns string, timeout time.Duration, cb AckFunc) uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := binary.BigEndian.Uint64(b[:])%(1<<53-1) + 1
+	key := pendingKey{sid, id}
+	p := &pendingAck{ns: ns, cb: cb}
+	w.mu.Lock()
+	w.pending[key] = p
+	w.mu.Unlock()
+	p.timer = time.AfterFunc(timeout, func() {
+		if w.take(key) != nil {
+			w.metrics.AckTimeouts.Inc()
+			cb(context.Background(), w.Emitter.Socket(sid, ns).attach(w), nil, ErrAckTimeout)
+		}
+	})
+	return id
+}
+
+func (w *Worker) take(key pendingKey) *pendingAck {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pending[key]
+	delete(w.pending, key)
+	if p != nil && p.timer != nil {
+		p.timer.Stop()
+	}
+	return p
+}
+
+// replies receives clients' answers to EmitAck ("<sid>\n<id>\n<args>").
+func (w *Worker) replies(ctx context.Context, sub *redis.PubSub) {
+	ch := sub.Channel(redis.WithChannelSize(4096))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			f := strings.SplitN(msg.Payload, "\n", 3)
+			if len(f) != 3 {
+				continue
+			}
+			id, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				continue
+			}
+			p := w.take(pendingKey{f[0], id})
+			if p == nil {
+				continue // timed out already, or dropped with a failed handler
+			}
+			w.metrics.AcksRouted.Inc()
+			args := json.RawMessage(f[2])
+			if len(args) == 0 {
+				args = json.RawMessage("[]")
+			}
+			go p.cb(ctx, w.Emitter.Socket(f[0], p.ns).attach(w), args, nil)
+		}
+	}
+}
+
+func (s *Socket) attach(w *Worker) *Socket { s.w = w; return s }
+
+// handle runs the handlers of a batch in order and commits their effects
+// with the batch's acknowledgements.
+func (w *Worker) handle(ctx context.Context, partition int, batch []bus.Signal) (int, error) {
+	stream := w.keys.Stream(partition)
+	commits := make([]session.Commit, 0, len(batch))
+	var recs []*recorder
+	var failed error
+	for _, sig := range batch {
+		rec := &recorder{}
+		if err := w.dispatch(ctx, sig, rec); err != nil {
+			w.drop(rec)
+			failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
+			break
+		}
+		commits = append(commits, session.Commit{Stream: stream, ID: sig.ID, Effects: rec.effects})
+		recs = append(recs, rec)
+	}
+	if len(commits) > 0 {
+		if _, err := w.store.Apply(ctx, commits...); err != nil {
+			for _, r := range recs {
+				w.drop(r)
+			}
+			return 0, err
+		}
+	}
+	return len(commits), failed
+}
+
+// drop forgets the callbacks a failed handler registered.
+func (w *Worker) drop(rec *recorder) {
+	for _, k := range rec.acks {
+		w.take(k)
+	}
+}
+
+// dispatch runs the handler for one signal, turning a panic into an error.
+func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (err error) {
+	w.mu.Lock()
+	ns := w.namespaces[sig.NS]
+	w.mu.Unlock()
+	kind := string(sig.Kind)
+	if ns == nil || sig.Kind == bus.KindAck {
+		w.metrics.Signals.WithLabelValues(kind, "ignored").Inc()
+		return nil
+	}
+	s := &Socket{id: sig.SID, ns: sig.NS, em: w.Emitter, w: w, rec: rec}
+	hctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
+	defer cancel()
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+		took := time.Since(start)
+		label := kind
+		if sig.Kind == bus.KindEvent {
+			label = "event"
+		}
+		w.metrics.HandlerSeconds.WithLabelValues(label).Observe(took.Seconds())
+		result := "ok"
+		if err != nil {
+			result = "error"
+			w.log.Warn("handler failed", "kind", kind, "event", sig.Name, "sid", sig.SID, "err", err)
+		}
+		if took > w.cfg.HandlerTimeout {
+			w.metrics.Overruns.Inc()
+			w.log.Warn("handler overran its deadline", "kind", kind, "event", sig.Name, "took", took, "deadline", w.cfg.HandlerTimeout)
+		}
+		w.metrics.Signals.WithLabelValues(kind, result).Inc()
+	}()
+	return ns.run(hctx, s, sig)
+}
+

@@ -1,0 +1,240 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/internal/testredis"
+	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
+)
+
+// env is a Redis with a fake gateway: a session store to create sessions
+// and a publisher to write their signals, as a gateway would.
+type env struct {
+	t     *testing.T
+	rdb   *redis.Client
+	keys  bus.Keys
+	store *session.Store
+}
+
+func newEnv(t *testing.T) *env {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	keys := bus.NewKeys("", 4)
+	return &env{t: t, rdb: rdb, keys: keys, store: session.New(rdb, session.Config{Keys: keys, Node: "gw"})}
+}
+
+// session creates a polling session and opens it (its connect signal).
+func (e *env) session() string {
+	e.t.Helper()
+	ctx := context.Background()
+	sid, err := e.store.Create(ctx, session.Handshake{Query: "t=1"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, _, err := e.store.Poll(ctx, sid, "xhr-polling", "p", "1", false); err != nil {
+		e.t.Fatal(err)
+	}
+	return sid
+}
+
+// event writes an event signal as a gateway would.
+func (e *env) event(sid, name, args string, ackID uint64) {
+	e.t.Helper()
+	sig := bus.Signal{Kind: bus.KindEvent, SID: sid, Gateway: "gw", Time: time.Now(), Name: name, Args: args}
+	if ackID > 0 {
+		sig.MsgID, sig.HasID, sig.AckData = ackID, true, true
+	}
+	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.StreamFor(sid), Values: sig.Values()}).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// mailbox returns the packets waiting for a polling session (after 1::).
+func (e *env) mailbox(sid string) []string {
+	out, err := e.rdb.LRange(context.Background(), e.keys.Prefix()+"mb:{"+sid+"}", 1, -1).Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func (e *env) run(w *Worker) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHandlersAndEffectsInOrder(t *testing.T) {
+	e := newEnv(t)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond})
+	var connected atomic.Int32
+	ns := w.Namespace("")
+	ns.OnConnect(func(ctx context.Context, s *Socket) error {
+		connected.Add(1)
+		return s.Emit("welcome", s.ID())
+	})
+	ns.OnEvent("echo", func(ctx context.Context, s *Socket, ev *Event) error {
+		if err := ev.AckRaw(ev.Args); err != nil {
+			return err
+		}
+		if err := ev.AckRaw(ev.Args); !errors.Is(err, ErrAlreadyAcked) {
+			return fmt.Errorf("second ack: %v", err)
+		}
+		return nil
+	})
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	for i := 1; i <= 20; i++ {
+		e.event(sid, "echo", fmt.Sprintf("[%d]", i), uint64(i))
+	}
+	waitFor(t, "21 packets", func() bool { return len(e.mailbox(sid)) >= 21 })
+	got := e.mailbox(sid)
+	want := []string{`5:::{"name":"welcome","args":["` + sid + `"]}`}
+	for i := 1; i <= 20; i++ {
+		want = append(want, fmt.Sprintf("6:::%d+[%d]", i, i))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
+	}
+	if connected.Load() != 1 {
+		t.Fatalf("OnConnect ran %d times", connected.Load())
+	}
+}
+
+// A commit whose entry is already acknowledged applies nothing: effects are
+// exactly once even if a worker re-runs a signal another one committed.
+func TestCommitIsExactlyOnce(t *testing.T) {
+	e := newEnv(t)
+	sid := e.session()
+	ctx := context.Background()
+	stream := e.keys.StreamFor(sid)
+	if err := e.rdb.XGroupCreateMkStream(ctx, stream, bus.GroupName, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.event(sid, "x", "[]", 0)
+	res, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: bus.GroupName, Consumer: "c", Streams: []string{stream, ">"}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, m := range res[0].Messages {
+		if m.Values["kind"] == "event" {
+			id = m.ID
+		}
+	}
+	commit := session.Commit{Stream: stream, ID: id, Effects: []session.Effect{session.DeliverEffect(sid, "3:::once")}}
+	for i, want := range []int{1, 0} {
+		n, err := e.store.Apply(ctx, commit)
+		if err != nil || n != want {
+			t.Fatalf("apply #%d = %d %v, want %d", i, n, err, want)
+		}
+	}
+	if got := e.mailbox(sid); !slices.Equal(got, []string{"3:::once"}) {
+		t.Fatalf("mailbox %q", got)
+	}
+}
+
+// A signal whose handler keeps failing goes to the dead-letter stream with
+// its attempts and last error; the partition moves on.
+func TestPoisonSignalIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	w := New(e.rdb, Config{Keys: e.keys, MaxAttempts: 3, LeaseTTL: 600 * time.Millisecond})
+	var attempts atomic.Int32
+	w.Namespace("").OnEvent("poison", func(ctx context.Context, s *Socket, ev *Event) error {
+		attempts.Add(1)
+		panic("boom")
+	})
+	w.Namespace("").OnEvent("fine", func(ctx context.Context, s *Socket, ev *Event) error {
+		return s.Send("after")
+	})
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	e.event(sid, "poison", "[]", 0)
+	e.event(sid, "fine", "[]", 0)
+	waitFor(t, "the next signal handled", func() bool { return slices.Contains(e.mailbox(sid), "3:::after") })
+	if attempts.Load() != 3 {
+		t.Fatalf("poison handled %d times, want 3", attempts.Load())
+	}
+	p := bus.Partition(sid, e.keys.Partitions())
+	dead, err := e.rdb.XRange(context.Background(), e.keys.DeadLetter(p), "-", "+").Result()
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters: %v %v", dead, err)
+	}
+	if dead[0].Values["attempts"] != "3" || dead[0].Values["name"] != "poison" || dead[0].Values["error"] == "" {
+		t.Fatalf("dead letter %v", dead[0].Values)
+	}
+}
+
+// Two workers share the partitions; when one leaves the other takes all.
+func TestPartitionsRebalance(t *testing.T) {
+	e := newEnv(t)
+	ttl := 600 * time.Millisecond
+	w1 := New(e.rdb, Config{Keys: e.keys, Name: "w1", LeaseTTL: ttl})
+	w2 := New(e.rdb, Config{Keys: e.keys, Name: "w2", LeaseTTL: ttl})
+	stop1 := e.run(w1)
+	defer stop1()
+	waitFor(t, "w1 owning all 4", func() bool { return len(w1.Owned()) == 4 })
+	stop2 := e.run(w2)
+	waitFor(t, "an even share", func() bool { return len(w1.Owned()) == 2 && len(w2.Owned()) == 2 })
+	if o := append(w1.Owned(), w2.Owned()...); len(o) != 4 {
+		t.Fatalf("owned %v", o)
+	}
+	stop2()
+	waitFor(t, "w1 owning all 4 again", func() bool { return len(w1.Owned()) == 4 })
+}
+
+// Entries a worker read but never acknowledged (it died) are handled by the
+// worker that takes the partition over.
+func TestPendingEntriesAreReclaimed(t *testing.T) {
+	e := newEnv(t)
+	sid := e.session()
+	ctx := context.Background()
+	stream := e.keys.StreamFor(sid)
+	_ = e.rdb.XGroupCreateMkStream(ctx, stream, bus.GroupName, "0").Err()
+	e.event(sid, "echo", `["lost"]`, 1)
+	// A dead worker read everything and acknowledged nothing.
+	if err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: bus.GroupName, Consumer: "dead", Streams: []string{stream, ">"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond})
+	var mu sync.Mutex
+	var seen []string
+	w.Namespace("").OnEvent("echo", func(ctx context.Context, s *Socket, ev *Event) error {
+		mu.Lock()
+		seen = append(seen, string(ev.Args))
+		mu.Unlock()
+		return ev.AckRaw(ev.Args)
+	})
+	stop := e.run(w)
+	defer stop()
+	waitFor(t, "the pending event re-handled", func() bool { return slices.Contains(e.mailbox(sid), `6:::1+["lost"]`) })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []string{`["lost"]`}) {
+		t.Fatalf("seen %q", seen)
+	}
+}
