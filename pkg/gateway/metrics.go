@@ -7,17 +7,17 @@ import (
 // Metrics are the gateway's Prometheus collectors. Label values are bounded
 // sets (transports, packet types, reasons); never session ids.
 type Metrics struct {
-	Handshakes     *prometheus.CounterVec   // result
-	Rejected       *prometheus.CounterVec   // reason
-	Connections    *prometheus.GaugeVec     // transport: streams held and polls parked
-	PacketsIn      *prometheus.CounterVec   // type
-	PacketsOut     *prometheus.CounterVec   // transport
-	Disconnects    *prometheus.CounterVec   // reason, for disconnects this gateway decided
-	PublishSeconds prometheus.Histogram     // one signal batch round trip
-	RedisErrors    *prometheus.CounterVec   // op
-	QueueOverflows prometheus.Counter       // streaming send queue overflows
-	MailboxDrain   prometheus.Histogram     // packets per poll answer
-	RouteMessages  *prometheus.CounterVec   // op
+	Handshakes     *prometheus.CounterVec // result
+	Rejected       *prometheus.CounterVec // reason
+	Connections    *prometheus.GaugeVec   // transport: streams held and polls parked
+	PacketsIn      *prometheus.CounterVec // type
+	PacketsOut     *prometheus.CounterVec // transport
+	Disconnects    *prometheus.CounterVec // reason, for disconnects this gateway decided
+	PublishSeconds prometheus.Histogram   // one signal batch round trip
+	RedisErrors    *prometheus.CounterVec // op
+	QueueOverflows prometheus.Counter     // streaming send queue overflows
+	MailboxDrain   prometheus.Histogram   // packets per poll answer
+	RouteMessages  *prometheus.CounterVec // op
 	_              struct{}
 }
 

@@ -263,4 +263,3 @@ func (g *Gateway) writePostAnswer(w http.ResponseWriter, r *http.Request, body s
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write([]byte(body))
 }
-

@@ -288,4 +288,3 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 	}()
 	return ns.run(hctx, s, sig)
 }
-
