@@ -86,7 +86,7 @@ func Dial(ctx context.Context, transport string, urls ...string) (*Client, error
 	}
 	if p.Type != protocol.Connect {
 		c.Close()
-		return nil, fmt.Errorf("sioclient: first packet %q, want 1::", p.String())
+		return nil, fmt.Errorf("sioclient: first packet %q is not the connect packet", p.String())
 	}
 	return c, nil
 }

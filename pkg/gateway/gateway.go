@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -93,15 +92,19 @@ func (g *Gateway) Store() *session.Store { return g.store }
 // subscription is confirmed, so no route message is missed) and starts the
 // liveness and reaper loops. It fails if Redis cannot be reached.
 func (g *Gateway) Start(ctx context.Context) error {
-	ctx, g.stop = context.WithCancel(context.Background())
 	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
 		return fmt.Errorf("gateway: start: %w", err)
 	}
-	sub := g.rdb.Subscribe(ctx, g.cfg.Keys.GatewayChannel(g.cfg.Node), g.cfg.Keys.BroadcastChannel())
+	// The loops outlive ctx: they run until Shutdown.
+	loops, stop := context.WithCancel(context.Background())
+	g.stop = stop
+	sub := g.rdb.Subscribe(loops, g.cfg.Keys.GatewayChannel(g.cfg.Node), g.cfg.Keys.BroadcastChannel())
 	if _, err := sub.Receive(ctx); err != nil {
 		_ = sub.Close()
+		stop()
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
+	ctx = loops
 	g.wg.Add(3)
 	go g.dispatchLoop(ctx, sub)
 	go g.aliveLoop(ctx)
@@ -438,8 +441,6 @@ func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, sid st
 
 // Ready reports whether the gateway takes new sessions.
 func (g *Gateway) Ready() bool { return !g.draining.Load() }
-
-var errDraining = errors.New("gateway: draining")
 
 func seconds(d time.Duration) int64 {
 	s := int64((d + time.Second - 1) / time.Second)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -187,5 +186,3 @@ func (e *Emitter) effect(rec *recorder, eff session.Effect) error {
 	_, err := e.store.Apply(context.Background(), session.Commit{Effects: []session.Effect{eff}})
 	return err
 }
-
-func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
