@@ -22,7 +22,7 @@ func Register(w *worker.Worker) {
 
 func register(w *worker.Worker, ns *worker.Namespace) {
 	ns.OnConnect(func(ctx context.Context, s *worker.Socket) error {
-		return s.Emit("welcome", map[string]string{"sid": s.ID(), "ns": s.Namespace()})
+		return s.Emit("welcome", welcome{SID: s.ID(), NS: s.Namespace()})
 	})
 	ns.OnMessage(func(ctx context.Context, s *worker.Socket, msg string) error {
 		return s.Send(msg)
@@ -105,6 +105,12 @@ func register(w *worker.Worker, ns *worker.Namespace) {
 	ns.OnEvent("bye", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
 		return s.Disconnect()
 	})
+}
+
+// welcome is the payload of the welcome event, in the reference's field order.
+type welcome struct {
+	SID string `json:"sid"`
+	NS  string `json:"ns"`
 }
 
 // ack answers the event when the client asked for it.

@@ -80,15 +80,25 @@ type Consumer struct {
 	cfg ConsumerConfig
 	log *slog.Logger
 
-	mu    sync.Mutex
-	owned map[int]context.CancelFunc
-	wg    sync.WaitGroup
+	mu        sync.Mutex
+	owned     map[int]*part // partitions being handled
+	releasing map[int]bool  // partitions finishing their batch before their lease is released
+	wg        sync.WaitGroup
+}
+
+// part is one owned partition's loop: closing stop makes it finish the read
+// and batch in hand (never abandoning entries Redis already delivered to
+// this consumer), then close done.
+type part struct {
+	stop chan struct{}
+	done chan struct{}
 }
 
 // NewConsumer returns a consumer; Run starts it.
 func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 	cfg.defaults()
-	return &Consumer{rdb: rdb, cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), owned: map[int]context.CancelFunc{}}
+	return &Consumer{rdb: rdb, cfg: cfg, log: cfg.Logger.With("worker", cfg.Name),
+		owned: map[int]*part{}, releasing: map[int]bool{}}
 }
 
 func (c *Consumer) membersKey() string { return c.cfg.Keys.Prefix() + "workers" }
@@ -166,31 +176,45 @@ func (c *Consumer) rebalance(ctx context.Context, h Handler) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for p, cancel := range c.owned {
+	for p, pt := range c.owned {
 		if !want[p] {
-			cancel()
+			// Hand over gracefully: the lease is released only after the
+			// batch in hand is done, so nothing is left pending here.
+			close(pt.stop)
 			delete(c.owned, p)
-			if err := releaseScript.Run(ctx, c.rdb, []string{c.leaseKey(p)}, c.cfg.Name).Err(); err != nil {
-				c.log.Warn("lease release failed", "partition", p, "err", err)
-			}
-			c.log.Info("partition released", "partition", p)
+			c.releasing[p] = true
+			go func(p int, pt *part) {
+				<-pt.done
+				rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				if err := releaseScript.Run(rctx, c.rdb, []string{c.leaseKey(p)}, c.cfg.Name).Err(); err != nil {
+					c.log.Warn("lease release failed", "partition", p, "err", err)
+				}
+				c.mu.Lock()
+				delete(c.releasing, p)
+				c.mu.Unlock()
+				c.log.Info("partition released", "partition", p)
+			}(p, pt)
 		}
 	}
 	for p := range want {
+		if c.releasing[p] {
+			continue // still finishing; renew nothing until it is released
+		}
 		ok, err := renewScript.Run(ctx, c.rdb, []string{c.leaseKey(p)}, c.cfg.Name, ttl).Int()
 		if err != nil {
 			return fmt.Errorf("bus: lease %d: %w", p, err)
 		}
-		cancel, owned := c.owned[p]
+		pt, owned := c.owned[p]
 		switch {
 		case ok == 1 && !owned:
-			pctx, cancel := context.WithCancel(ctx)
-			c.owned[p] = cancel
+			pt = &part{stop: make(chan struct{}), done: make(chan struct{})}
+			c.owned[p] = pt
 			c.wg.Add(1)
-			go c.partition(pctx, p, h)
+			go c.partition(pt, p, h)
 			c.log.Info("partition acquired", "partition", p)
 		case ok == 0 && owned:
-			cancel() // someone else holds it now
+			close(pt.stop) // someone else holds it now
 			delete(c.owned, p)
 			c.log.Warn("partition lease lost", "partition", p)
 		}
@@ -205,11 +229,11 @@ func (c *Consumer) rebalance(ctx context.Context, h Handler) error {
 // and the membership, so the others take over at once.
 func (c *Consumer) leave() {
 	c.mu.Lock()
-	for _, cancel := range c.owned {
-		cancel()
+	for _, pt := range c.owned {
+		close(pt.stop)
 	}
 	owned := c.owned
-	c.owned = map[int]context.CancelFunc{}
+	c.owned = map[int]*part{}
 	c.mu.Unlock()
 	c.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -223,24 +247,37 @@ func (c *Consumer) leave() {
 	}
 }
 
-// partition handles one owned partition until ctx ends: first the entries
-// pending from earlier owners, then new ones.
-func (c *Consumer) partition(ctx context.Context, p int, h Handler) {
+// reclaimIdle is how long an entry must have been pending with another
+// consumer before a running partition loop takes it over (a safety net; a
+// new owner takes every pending entry at once).
+const reclaimIdle = 30 * time.Second
+
+// partition handles one owned partition until pt.stop is closed: first the
+// entries pending from earlier owners, then new ones. Reads are bounded by
+// Block and never abandoned half-way, so entries Redis delivered to this
+// consumer are always handled here.
+func (c *Consumer) partition(pt *part, p int, h Handler) {
 	defer c.wg.Done()
+	defer close(pt.done)
+	ctx := context.Background()
+	stopped := func() bool {
+		select {
+		case <-pt.stop:
+			return true
+		default:
+			return false
+		}
+	}
 	stream := c.cfg.Keys.Stream(p)
 	log := c.log.With("partition", p)
 	if err := c.rdb.XGroupCreateMkStream(ctx, stream, GroupName, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-		if ctx.Err() == nil {
-			log.Error("consumer group not created", "err", err)
-		}
+		log.Error("consumer group not created", "err", err)
 		return
 	}
 	// Entries delivered to an earlier owner and never acknowledged.
-	pending, err := c.reclaim(ctx, stream)
+	pending, err := c.reclaim(ctx, stream, 0)
 	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn("reclaim failed", "err", err)
-		}
+		log.Warn("reclaim failed", "err", err)
 	} else if len(pending) > 0 {
 		log.Info("reclaimed pending signals", "count", len(pending))
 		if c.cfg.OnReclaim != nil {
@@ -248,17 +285,26 @@ func (c *Consumer) partition(ctx context.Context, p int, h Handler) {
 		}
 	}
 	attempts := map[string]int{}
-	lastTrim := time.Time{}
-	for ctx.Err() == nil {
+	lastTrim, lastReclaim := time.Time{}, time.Now()
+	for !stopped() {
 		batch := pending
 		pending = nil
+		if len(batch) == 0 && time.Since(lastReclaim) > reclaimIdle/2 {
+			lastReclaim = time.Now()
+			if batch, err = c.reclaim(ctx, stream, reclaimIdle); err == nil && len(batch) > 0 {
+				log.Warn("reclaimed signals idle with another consumer", "count", len(batch))
+				if c.cfg.OnReclaim != nil {
+					c.cfg.OnReclaim(p, len(batch))
+				}
+			}
+		}
 		if len(batch) == 0 {
 			res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 				Group: GroupName, Consumer: c.cfg.Name, Streams: []string{stream, ">"},
 				Count: int64(c.cfg.Batch), Block: c.cfg.Block,
 			}).Result()
 			if err != nil {
-				if errors.Is(err, redis.Nil) || ctx.Err() != nil {
+				if errors.Is(err, redis.Nil) {
 					continue
 				}
 				if strings.Contains(err.Error(), "NOGROUP") {
@@ -266,15 +312,15 @@ func (c *Consumer) partition(ctx context.Context, p int, h Handler) {
 					continue
 				}
 				log.Warn("read failed", "err", err)
-				sleep(ctx, time.Second)
+				sleepUntil(pt.stop, time.Second)
 				continue
 			}
 			for _, s := range res {
 				batch = append(batch, c.parse(ctx, stream, p, s.Messages)...)
 			}
 		}
-		for len(batch) > 0 && ctx.Err() == nil {
-			n, err := h(context.WithoutCancel(ctx), p, batch)
+		for len(batch) > 0 {
+			n, err := h(ctx, p, batch)
 			for _, s := range batch[:n] {
 				delete(attempts, s.ID)
 			}
@@ -291,7 +337,7 @@ func (c *Consumer) partition(ctx context.Context, p int, h Handler) {
 				continue
 			}
 			log.Warn("signal failed; retrying", "id", failed.ID, "kind", failed.Kind, "attempt", attempts[failed.ID], "err", err)
-			sleep(ctx, c.cfg.RetryBackoff)
+			time.Sleep(c.cfg.RetryBackoff)
 		}
 		if time.Since(lastTrim) > 10*time.Second {
 			lastTrim = time.Now()
@@ -300,14 +346,15 @@ func (c *Consumer) partition(ctx context.Context, p int, h Handler) {
 	}
 }
 
-// reclaim takes over every entry pending in the group (this consumer holds
-// the lease, so their consumers are gone or were superseded).
-func (c *Consumer) reclaim(ctx context.Context, stream string) ([]Signal, error) {
+// reclaim takes over the entries pending in the group for at least minIdle
+// (0: all of them; this consumer holds the lease, so their consumers are
+// gone or were superseded).
+func (c *Consumer) reclaim(ctx context.Context, stream string, minIdle time.Duration) ([]Signal, error) {
 	var out []Signal
 	start := "0-0"
 	for {
 		msgs, next, err := c.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: stream, Group: GroupName, Consumer: c.cfg.Name, MinIdle: 0, Start: start, Count: int64(c.cfg.Batch),
+			Stream: stream, Group: GroupName, Consumer: c.cfg.Name, MinIdle: minIdle, Start: start, Count: int64(c.cfg.Batch),
 		}).Result()
 		if err != nil {
 			return out, fmt.Errorf("bus: reclaim %s: %w", stream, err)
@@ -408,11 +455,11 @@ func nextID(id string) string {
 	return ms + "-" + strconv.FormatUint(n+1, 10)
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+func sleepUntil(stop <-chan struct{}, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-ctx.Done():
+	case <-stop:
 	case <-t.C:
 	}
 }

@@ -30,6 +30,30 @@ func ParseEvent(data []byte) (string, []byte, error) {
 	return *ev.Name, args, nil
 }
 
+// appendJSONArgs appends JSON with raw U+2028 and U+2029 written as \u2028
+// and \u2029 (they can only occur inside strings, so this is always valid
+// JSON): the 0.9 client parses ack data with a regular expression whose '.'
+// stops at them, so raw ones cut an ack's arguments short (the reference
+// server has that bug).
+func appendJSONArgs(dst, args []byte) []byte {
+	for {
+		i := bytes.Index(args, []byte("\xe2\x80"))
+		if i < 0 || i+2 >= len(args) {
+			return append(dst, args...)
+		}
+		dst = append(dst, args[:i]...)
+		switch args[i+2] {
+		case 0xa8:
+			dst = append(dst, `\u2028`...)
+		case 0xa9:
+			dst = append(dst, `\u2029`...)
+		default:
+			dst = append(dst, args[i:i+3]...)
+		}
+		args = args[i+3:]
+	}
+}
+
 // AppendEvent appends {"name":<name>,"args":<args>}, omitting args when
 // it is empty or [] (as the reference does). args must be a JSON array; it is
 // not validated here.
@@ -38,7 +62,7 @@ func AppendEvent(dst []byte, name string, args []byte) []byte {
 	dst = AppendJSString(dst, []byte(name))
 	if len(args) > 0 && string(args) != "[]" {
 		dst = append(dst, `,"args":`...)
-		dst = append(dst, args...)
+		dst = appendJSONArgs(dst, args)
 	}
 	return append(dst, '}')
 }
@@ -59,12 +83,13 @@ func ParseAck(data []byte) (uint64, []byte, bool, error) {
 	return id, args, hasArgs, nil
 }
 
-// AppendAck appends ack data: id, and +args when hasArgs.
+// AppendAck appends ack data: id, and +args when hasArgs (U+2028 and
+// U+2029 escaped, see appendJSONArgs).
 func AppendAck(dst []byte, id uint64, args []byte, hasArgs bool) []byte {
 	dst = strconv.AppendUint(dst, id, 10)
 	if hasArgs {
 		dst = append(dst, '+')
-		dst = append(dst, args...)
+		dst = appendJSONArgs(dst, args)
 	}
 	return dst
 }

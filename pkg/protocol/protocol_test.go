@@ -173,6 +173,12 @@ func TestAcksAndErrors(t *testing.T) {
 			t.Errorf("ParseAck(%q) = %v", bad, err)
 		}
 	}
+	if got := string(AppendAck(nil, 7, []byte("[\"a\u2028b\u2029c€\"]"), true)); got != `7+["a\u2028b\u2029c€"]` {
+		t.Errorf("AppendAck does not escape line terminators: %s", got)
+	}
+	if got := string(AppendEvent(nil, "e", []byte("[\"\u2028\"]"))); got != `{"name":"e","args":["\u2028"]}` {
+		t.Errorf("AppendEvent does not escape line terminators: %s", got)
+	}
 	if got := string(AppendAck(nil, 7, []byte(`["r"]`), true)); got != `7+["r"]` {
 		t.Errorf("AppendAck = %s", got)
 	}

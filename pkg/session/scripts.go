@@ -15,6 +15,7 @@ import "github.com/redis/go-redis/v9"
 //	<P>ns:{sid}     set: connected namespaces ("" is the default one)
 //	<P>rooms:{sid}  set: "<ns>:<room>" the session is in
 //	<P>acks:{sid}   hash: server ack id -> reply channel (workers)
+//	<P>kick:{sid}   string, 60 s: the last packet (0::) of a polling session the server ended, for its next poll
 //	<P>deadlines    zset: sid -> unix ms when the session expires unless contacted
 //	<P>nsm:<ns>     set: sids connected to namespace ns; <P>nsp:<ns> the polling ones
 //	<P>room:<ns>:<room> set: sids in the room; <P>roomp:<ns>:<room> the polling ones
@@ -29,6 +30,7 @@ local function kmb(sid) return P .. 'mb:{' .. sid .. '}' end
 local function kns(sid) return P .. 'ns:{' .. sid .. '}' end
 local function krooms(sid) return P .. 'rooms:{' .. sid .. '}' end
 local function kacks(sid) return P .. 'acks:{' .. sid .. '}' end
+local function kkick(sid) return P .. 'kick:{' .. sid .. '}' end
 
 local function xadd(sid, p, kind, ns, extra)
   local a = {'XADD', P .. 'sig:{' .. p .. '}', '*', 'v', '1', 'kind', kind, 'sid', sid, 'ns', ns, 'gw', NODE, 'ts', NOW}
@@ -48,9 +50,14 @@ end
 -- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
 local function end_session(sid, reason, packet)
   local s = ks(sid)
-  local f = redis.call('HMGET', s, 'p', 'gw', 'pg')
+  local f = redis.call('HMGET', s, 'p', 'gw', 'pg', 'cls')
   if not f[1] then return 0 end
   local p, gw, pg = f[1], f[2], f[3]
+  if packet and packet ~= '' and f[4] ~= 'stream' then
+    -- A polling client may be between polls: its next poll gets the last
+    -- packet (e.g. 0::, so it knows it was booted) instead of an error.
+    redis.call('SET', kkick(sid), packet, 'PX', 60000)
+  end
   local nss = redis.call('SMEMBERS', kns(sid))
   table.sort(nss, function(a, b) return a > b end)
   for _, ns in ipairs(nss) do
@@ -144,7 +151,14 @@ return {first, q}
 var pollScript = redis.NewScript(lib + `
 local sid, tr, pid, t = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local s = ks(sid)
-if redis.call('EXISTS', s) == 0 then return false end
+if redis.call('EXISTS', s) == 0 then
+  local last = redis.call('GET', kkick(sid))
+  if last then
+    redis.call('DEL', kkick(sid))
+    return {1, {last}}
+  end
+  return false
+end
 local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg')
 if f[2] and f[2] ~= 'poll' then return -1 end
 local me = NODE .. ' ' .. pid

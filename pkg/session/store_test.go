@@ -138,7 +138,12 @@ func TestPollLifecycle(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("signals = %q, want %q", got, want)
 	}
-	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p7", "105", false); err != ErrUnknownSession {
+	// The next poll gets the last packet once (the client learns it was
+	// booted), then the session is unknown.
+	if res, pk, err := st.Poll(ctx, sid, "xhr-polling", "p7", "105", false); err != nil || res != PollAnswer || !slices.Equal(pk, []string{"0::"}) {
+		t.Fatalf("poll after end = %v %q %v", res, pk, err)
+	}
+	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p8", "106", false); err != ErrUnknownSession {
 		t.Fatalf("poll after end: %v", err)
 	}
 	if n, _ := rdb.Keys(ctx, st.Keys().Prefix()+"*{"+sid+"}").Result(); len(n) != 0 {
