@@ -325,7 +325,7 @@ func TestDifferentialAgainstReference(t *testing.T) {
 // Where the reference is wrong (protocol-0.9.md), we do better: each case
 // runs against both, asserts our answer, and records what the reference did.
 func TestWhereTheReferenceIsWrong(t *testing.T) {
-	ref := reference(t)
+	ref := reference(t, "POLLING_DURATION=2")
 	c := newCluster(t)
 	g := c.gateway("a")
 	c.worker("w1", "echo")
