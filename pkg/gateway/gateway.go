@@ -127,8 +127,7 @@ func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
 			}
 			r, err := bus.ParseRoute(msg.Payload)
 			if err != nil {
-				g.metrics.Rejected.WithLabelValues("bad_route").Inc()
-				g.log.Warn("bad route message", "err", err)
+				g.rejected("bad_route", "err", err)
 				continue
 			}
 			g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
@@ -379,10 +378,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// rejected counts bad input by reason and logs it: every rejection goes
+// through here, so each has a metric and a log line.
+func (g *Gateway) rejected(reason string, attrs ...any) {
+	g.metrics.Rejected.WithLabelValues(reason).Inc()
+	g.log.Info("rejected", append([]any{"reason", reason}, attrs...)...)
+}
+
 // reject answers a bad request with status and body, counts it and logs it.
 func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, status int, reason, body string) {
-	g.metrics.Rejected.WithLabelValues(reason).Inc()
-	g.log.Info("request rejected", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	g.rejected(reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 	g.cors(w, r)
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(status)

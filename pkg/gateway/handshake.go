@@ -23,8 +23,7 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, result, msg string) {
 		g.metrics.Handshakes.WithLabelValues(result).Inc()
 		if isJSONP {
-			g.metrics.Rejected.WithLabelValues("handshake_" + result).Inc()
-			g.log.Info("handshake refused", "result", result, "remote", r.RemoteAddr)
+			g.rejected("handshake_"+result, "remote", r.RemoteAddr)
 			w.Header().Set("Content-Type", "application/javascript")
 			_, _ = w.Write(protocol.AppendJSONPError(nil, jsonp, msg))
 			return

@@ -43,8 +43,7 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 		default:
 			g.metrics.RedisErrors.WithLabelValues("open").Inc()
 		}
-		g.metrics.Rejected.WithLabelValues(reason).Inc()
-		g.log.Info("htmlfile refused", "sid", sid, "reason", reason, "err", err)
+		g.rejected(reason, "transport", TransportHTMLFile, "sid", sid, "err", err)
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(protocol.HTMLFileHeader())
 		_ = hw.write([]string{pk})

@@ -89,11 +89,10 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	}
 	switch {
 	case errors.Is(err, session.ErrUnknownSession):
-		g.metrics.Rejected.WithLabelValues("unknown_sid").Inc()
-		g.log.Debug("poll for unknown session", "sid", sid)
+		g.rejected("unknown_sid", "transport", transport, "sid", sid)
 		packets = []string{errorPacket}
 	case errors.Is(err, session.ErrWrongTransport):
-		g.metrics.Rejected.WithLabelValues("wrong_transport").Inc()
+		g.rejected("wrong_transport", "transport", transport, "sid", sid)
 		packets = []string{string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))}
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return // the client went away; nothing was taken that is not re-delivered
@@ -199,7 +198,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	ctx := r.Context()
 	class, namespaces, err := g.store.Touch(ctx, sid)
 	if errors.Is(err, session.ErrUnknownSession) {
-		g.metrics.Rejected.WithLabelValues("unknown_sid").Inc()
+		g.rejected("unknown_sid", "transport", transport, "sid", sid, "method", "POST")
 		g.writePostAnswer(w, r, errorPacket)
 		return
 	}
@@ -224,8 +223,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	}
 	decodeErr := protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func(pk []byte) error {
 		if reason := g.handle(in, pk); reason != "" {
-			g.metrics.Rejected.WithLabelValues(reason).Inc()
-			g.log.Info("packet rejected", "sid", sid, "reason", reason)
+			g.rejected(reason, "sid", sid)
 		}
 		return nil
 	})
@@ -234,8 +232,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		if errors.Is(decodeErr, protocol.ErrTooLarge) {
 			reason = "packet_too_large"
 		}
-		g.metrics.Rejected.WithLabelValues(reason).Inc()
-		g.log.Info("payload rejected", "sid", sid, "reason", reason, "err", decodeErr)
+		g.rejected(reason, "sid", sid, "err", decodeErr)
 	}
 	if len(in.writes) > 0 {
 		if err := g.pub.Publish(ctx, sid, in.writes...); err != nil {

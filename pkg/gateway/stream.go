@@ -168,8 +168,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 	}
 	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
-		g.metrics.Rejected.WithLabelValues("websocket_upgrade").Inc()
-		g.log.Info("websocket upgrade failed", "err", err)
+		g.rejected("websocket_upgrade", "err", err)
 		return
 	}
 	defer conn.Close()
@@ -189,8 +188,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 		default:
 			g.metrics.RedisErrors.WithLabelValues("open").Inc()
 		}
-		g.metrics.Rejected.WithLabelValues(reason).Inc()
-		g.log.Info("websocket refused", "sid", sid, "reason", reason, "err", err)
+		g.rejected(reason, "transport", transport, "sid", sid, "err", err)
 		if pk != "" {
 			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			_ = conn.WriteMessage(websocket.TextMessage, []byte(pk))
@@ -233,20 +231,18 @@ func (s *stream) readLoop(conn *websocket.Conn) {
 			case errors.As(err, &ne) && ne.Timeout():
 				s.closeLocal(bus.ReasonHeartbeatTimeout)
 			case errors.Is(err, websocket.ErrReadLimit):
-				g.metrics.Rejected.WithLabelValues("packet_too_large").Inc()
-				g.log.Info("websocket frame too large", "sid", s.sid, "limit", g.cfg.MaxPacketBytes)
+				g.rejected("packet_too_large", "sid", s.sid, "limit", g.cfg.MaxPacketBytes)
 				s.closeLocal(bus.ReasonTransportClose)
 			}
 			return
 		}
 		if typ != websocket.TextMessage {
-			g.metrics.Rejected.WithLabelValues("binary_frame").Inc()
+			g.rejected("binary_frame", "sid", s.sid)
 			continue
 		}
 		in := &inbound{sid: s.sid, transport: s.transport, joined: joined, reply: s.send}
 		if reason := g.handle(in, data); reason != "" {
-			g.metrics.Rejected.WithLabelValues(reason).Inc()
-			g.log.Info("packet rejected", "sid", s.sid, "reason", reason)
+			g.rejected(reason, "sid", s.sid)
 			continue
 		}
 		if len(in.writes) > 0 {

@@ -1,9 +1,12 @@
 package integration
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -269,7 +272,8 @@ func TestWebSocketGatewayLost(t *testing.T) {
 // the gateway down.
 func TestBadInput(t *testing.T) {
 	c := newCluster(t)
-	a := c.gateway("a", "-max-body-bytes", "1000", "-max-packet-bytes", "500")
+	a := c.gateway("a", "-max-body-bytes", "1000", "-max-packet-bytes", "500", "-admin-addr", "127.0.0.1:0")
+	admin := "http://" + a.logged(regexp.MustCompile(`msg="admin listening" addr=(\S+)`))
 	sid := handshake(t, a)
 	get(t, a.url("/socket.io/1/xhr-polling/"+sid+"?t=1"))
 	big := strings.Repeat("x", 2000)
@@ -303,6 +307,20 @@ func TestBadInput(t *testing.T) {
 	// Still alive and serving the session.
 	if _, body, _ := get(t, a.url("/socket.io/1/")); !strings.Contains(body, ":60:60:") {
 		t.Fatalf("gateway unhealthy after bad input: %q", body)
+	}
+	// Each rejection was counted by reason and logged.
+	_, metrics, _ := get(t, admin+"/metrics")
+	for _, reason := range []string{"bad_protocol", "unknown_transport", "unknown_sid", "bad_jsonp_index", "bad_method",
+		"body_too_large", "packet_too_large", "bad_payload", "malformed_packet", "bad_event", "bad_jsonp_body"} {
+		if !strings.Contains(metrics, `realtime_gateway_rejected_total{reason="`+reason+`"}`) {
+			t.Errorf("no rejection counted for %s", reason)
+		}
+		if !strings.Contains(a.logText(), "reason="+reason) {
+			t.Errorf("no log line for %s", reason)
+		}
+	}
+	if status, body, _ := get(t, admin+"/readyz"); status != 200 {
+		t.Errorf("readyz: %d %q", status, body)
 	}
 	// Unknown sid on websocket: 101, then the error packet, then a close.
 	ws := dialWS(t, a, "nosuchsid")
@@ -413,4 +431,46 @@ func doReq(t *testing.T, req *http.Request) (int, string, http.Header) {
 		}
 	}
 	return resp.StatusCode, sb.String(), resp.Header
+}
+
+// The Flash policy server answers at once with the policy for the origins,
+// NUL-terminated; flashsocket is websocket at another path.
+func TestFlashSocket(t *testing.T) {
+	c := newCluster(t)
+	a := c.gateway("a", "-transports", "websocket,flashsocket,xhr-polling", "-flash-policy-addr", "127.0.0.1:0",
+		"-origins", "example.com:80,*:8080")
+	addr := a.logged(regexp.MustCompile(`msg="flash policy server listening" addr=(\S+)`))
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("<policy-file-request/>\x00"))
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	policy, err := bufio.NewReader(conn).ReadString(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<cross-domain-policy>", `<allow-access-from domain="example.com" to-ports="80"/>`,
+		`<allow-access-from domain="*" to-ports="8080"/>`} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("policy lacks %s:\n%s", want, policy)
+		}
+	}
+	// Origins are restricted: the handshake needs an allowed Origin.
+	req, _ := http.NewRequest("GET", a.url("/socket.io/1/?t=1"), nil)
+	req.Header.Set("Origin", "http://example.com")
+	status, body, _ := doReq(t, req)
+	if status != 200 {
+		t.Fatalf("handshake: %d %q", status, body)
+	}
+	sid, _, _ := strings.Cut(body, ":")
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+a.addr+"/socket.io/1/flashsocket/"+sid, http.Header{"Origin": {"http://example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if m := readWS(t, ws); m != "1::" {
+		t.Fatalf("flashsocket first frame %q", m)
+	}
 }

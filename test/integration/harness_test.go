@@ -79,6 +79,20 @@ type proc struct {
 	log strings.Builder
 }
 
+// logged waits for a log line matching re and returns its first group.
+func (p *proc) logged(re *regexp.Regexp) string {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(p.logText()); m != nil {
+			return m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("%s never logged %s", p.name, re)
+	return ""
+}
+
 var (
 	listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 	workerRE = regexp.MustCompile(`msg="worker started" worker=(\S+)`)
