@@ -54,6 +54,9 @@ func run(args []string) error {
 		sendQueue    = fs.Int("send-queue", 1024, "packets queued per streaming client before it is dropped as too slow")
 		clientScript = fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js")
 		static       = fs.String("static", "", "directory served at / (e.g. the chat page)")
+		authorize    = fs.Bool("authorize", false, "ask the workers' OnAuthorize hook to allow each handshake")
+		authTimeout  = fs.Duration("authorize-timeout", 3*time.Second, "how long a handshake waits for the authorization answer")
+		authFailOpen = fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)")
 		livenessTTL  = fs.Duration("liveness-ttl", 10*time.Second, "lifetime of this gateway's liveness key; after a crash, other gateways end its websocket sessions within about this long")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, the time to close streams (paced) and exit")
 		logLevel     = fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -92,6 +95,7 @@ func run(args []string) error {
 		Transports: splitList(*transports), Origins: splitList(*origins),
 		MaxPacketBytes: *maxPacket, MaxBodyBytes: *maxBody, MaxMailbox: *maxMailbox, SendQueue: *sendQueue,
 		ClientScript: *clientScript, StaticDir: *static, Logger: log, AliveTTL: *livenessTTL,
+		Authorize: *authorize, AuthorizeTimeout: *authTimeout, AuthorizeFailOpen: *authFailOpen,
 	}, gateway.NewMetrics(reg))
 	if err != nil {
 		return err

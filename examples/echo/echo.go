@@ -6,7 +6,10 @@ package echo
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/url"
 
+	"github.com/realtime/realtime/pkg/session"
 	"github.com/realtime/realtime/pkg/worker"
 )
 
@@ -14,7 +17,22 @@ import (
 var Namespaces = []string{"", "/chat"}
 
 // Register installs the echo handlers on w.
+//
+// With gateways started with -authorize, the echo app also authorizes
+// handshakes: ?deny=1 is refused, ?fail=1 makes the hook fail, and any other
+// handshake is allowed with {"user": <the user query parameter>} kept with
+// the session (the event authdata acks with it).
 func Register(w *worker.Worker) {
+	w.OnAuthorize(func(ctx context.Context, hs session.Handshake) (worker.Authorization, error) {
+		q, _ := url.ParseQuery(hs.Query)
+		switch {
+		case q.Get("deny") == "1":
+			return worker.Authorization{Reason: "denied by the query"}, nil
+		case q.Get("fail") == "1":
+			return worker.Authorization{}, errors.New("the authorization backend failed")
+		}
+		return worker.Authorization{Allow: true, Data: map[string]string{"user": q.Get("user")}}, nil
+	})
 	for _, name := range Namespaces {
 		register(w, w.Namespace(name))
 	}
@@ -101,6 +119,13 @@ func register(w *worker.Worker, ns *worker.Namespace) {
 			return err
 		}
 		return ack(ev, n)
+	})
+	ns.OnEvent("authdata", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
+		var data map[string]string
+		if err := s.AuthData(ctx, &data); err != nil {
+			return err
+		}
+		return ack(ev, data)
 	})
 	ns.OnEvent("bye", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
 		return s.Disconnect()

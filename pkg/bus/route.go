@@ -19,12 +19,15 @@ const (
 	OpJoin      Op = 'J' // J\n<sid>\n<ns>\n<room>: the session joined a room (room "": the namespace)
 	OpLeave     Op = 'L' // L\n<sid>\n<ns>\n<room>: the session left a room (room "": the namespace)
 	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<packet>: to the namespace (room "") or room
+	OpAuth      Op = 'A' // A\n<request id>\n<1|0>\n<reason>\n<data JSON>: the answer to an authorize signal
 )
 
 // ErrBadRoute is returned by ParseRoute for a message that is not a route.
 var ErrBadRoute = errors.New("bus: malformed route message")
 
-// Route is one message on a gateway or the broadcast channel.
+// Route is one message on a gateway or the broadcast channel. For OpAuth,
+// SID holds the request id, Arg "1" (allowed) or "0", Room the reason and
+// Packet the data JSON.
 type Route struct {
 	Op     Op
 	SID    string // D W K C J L; for B: the excepted sid ("" none)
@@ -46,6 +49,8 @@ func (r Route) String() string {
 		return string(r.Op) + "\n" + r.SID + "\n" + r.Arg + "\n" + r.Room
 	case OpBroadcast:
 		return "B\n" + r.Arg + "\n" + r.Room + "\n" + r.SID + "\n" + r.Packet
+	case OpAuth:
+		return "A\n" + r.SID + "\n" + r.Arg + "\n" + r.Room + "\n" + r.Packet
 	}
 	return ""
 }
@@ -62,7 +67,7 @@ func ParseRoute(msg string) (Route, error) {
 		n = 2
 	case OpClose, OpJoin, OpLeave:
 		n = 3
-	case OpBroadcast:
+	case OpBroadcast, OpAuth:
 		n = 4
 	default:
 		return Route{}, fmt.Errorf("%w: op %q", ErrBadRoute, op)
@@ -83,6 +88,8 @@ func ParseRoute(msg string) (Route, error) {
 		r.SID, r.Arg, r.Room = f[0], f[1], f[2]
 	case OpBroadcast:
 		r.Arg, r.Room, r.SID, r.Packet = f[0], f[1], f[2], f[3]
+	case OpAuth:
+		r.SID, r.Arg, r.Room, r.Packet = f[0], f[1], f[2], f[3]
 	}
 	return r, nil
 }

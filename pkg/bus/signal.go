@@ -21,6 +21,7 @@ const (
 	KindJSON       Kind = "json"       // a type-4 packet; Data is JSON
 	KindEvent      Kind = "event"      // a type-5 packet; Name, Args, and the client's ack request
 	KindAck        Kind = "ack"        // a type-6 packet answering a server emit; ID, Args
+	KindAuthorize  Kind = "authorize"  // a handshake asks to be authorized; Data is the handshake JSON, Reply the request
 )
 
 // Disconnect reasons carried by KindDisconnect signals.
@@ -64,6 +65,9 @@ type Signal struct {
 
 	// Disconnect field.
 	Reason string
+
+	// Authorize field: the request id, "<node> <id>", to answer with OpAuth.
+	Reply string
 }
 
 // Values returns the flat field list for XADD.
@@ -95,6 +99,9 @@ func (s *Signal) Values() []any {
 	if s.Reason != "" {
 		v = append(v, "reason", s.Reason)
 	}
+	if s.Reply != "" {
+		v = append(v, "reply", s.Reply)
+	}
 	return v
 }
 
@@ -110,13 +117,13 @@ func ParseSignal(id string, values map[string]any) (Signal, error) {
 	s := Signal{
 		ID: id, Kind: Kind(str("kind")), SID: str("sid"), NS: str("ns"), Gateway: str("gw"),
 		Name: str("name"), Args: str("args"), Data: str("data"), Query: str("query"),
-		Transport: str("transport"), Reason: str("reason"),
+		Transport: str("transport"), Reason: str("reason"), Reply: str("reply"),
 	}
 	if s.SID == "" {
 		return Signal{}, fmt.Errorf("%w: %s: no sid", ErrBadSignal, id)
 	}
 	switch s.Kind {
-	case KindConnect, KindDisconnect, KindMessage, KindJSON, KindEvent, KindAck:
+	case KindConnect, KindDisconnect, KindMessage, KindJSON, KindEvent, KindAck, KindAuthorize:
 	default:
 		return Signal{}, fmt.Errorf("%w: %s: kind %q", ErrBadSignal, id, s.Kind)
 	}

@@ -69,6 +69,14 @@ type Config struct {
 	ClientScript string
 	// StaticDir, if set, is served at / (the chat page). Default: "".
 	StaticDir string
+	// Authorize asks the workers (their OnAuthorize hook) to allow each
+	// handshake before answering it. Default: false.
+	Authorize bool
+	// AuthorizeTimeout bounds the wait for a worker's answer. Default: 3s.
+	AuthorizeTimeout time.Duration
+	// AuthorizeFailOpen admits handshakes when no answer comes in time (or
+	// Redis fails); by default they are refused with 500 "handshake error".
+	AuthorizeFailOpen bool
 	// Logger receives the gateway's logs. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -92,6 +100,7 @@ func (c *Config) defaults() {
 	def(&c.HandshakeTimeout, 30*time.Second)
 	def(&c.AliveTTL, 10*time.Second)
 	def(&c.ReapInterval, time.Second)
+	def(&c.AuthorizeTimeout, 3*time.Second)
 	if len(c.Transports) == 0 {
 		c.Transports = DefaultTransports
 	}

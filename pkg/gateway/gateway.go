@@ -33,6 +33,7 @@ type Gateway struct {
 
 	pollSeq atomic.Uint64
 	polls   sync.Map // sid -> *pollWaiter (polls parked here)
+	auths   sync.Map // request id -> chan bus.Route (handshakes waiting for authorization)
 	streams sync.Map // sid -> *stream (streams held here)
 	rooms   roomIndex
 
@@ -171,6 +172,13 @@ func (g *Gateway) dispatch(r bus.Route) {
 		}
 	case bus.OpBroadcast:
 		g.broadcast(r)
+	case bus.OpAuth:
+		if v, ok := g.auths.Load(r.SID); ok {
+			select {
+			case v.(chan bus.Route) <- r:
+			default:
+			}
+		}
 	}
 }
 

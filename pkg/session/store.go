@@ -124,9 +124,15 @@ func (s *Store) pollTTL() int64 {
 // Create commits a new session before the handshake is answered.
 func (s *Store) Create(ctx context.Context, hs Handshake) (string, error) {
 	sid := NewSID()
+	return sid, s.CreateWithID(ctx, sid, hs, "")
+}
+
+// CreateWithID commits a new session with a given id (from NewSID) and the
+// data an authorization hook kept with it (JSON, "" none).
+func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, authData string) error {
 	hsJSON, err := json.Marshal(hs)
 	if err != nil {
-		return "", fmt.Errorf("session: encode handshake: %w", err)
+		return fmt.Errorf("session: encode handshake: %w", err)
 	}
 	now := time.Now()
 	key := s.key("s", sid)
@@ -135,16 +141,17 @@ func (s *Store) Create(ctx context.Context, hs Handshake) (string, error) {
 			"p", bus.Partition(sid, s.cfg.Keys.Partitions()),
 			"st", "new",
 			"ct", now.UnixMilli(),
-			"hs", hsJSON)
+			"hs", hsJSON,
+			"ad", authData)
 		pipe.PExpire(ctx, key, s.cfg.HandshakeTimeout+ttlMargin)
 		pipe.ZAdd(ctx, s.cfg.Keys.Prefix()+"deadlines", redis.Z{
 			Score: float64(now.Add(s.cfg.HandshakeTimeout).UnixMilli()), Member: sid})
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("session: create: %w", err)
+		return fmt.Errorf("session: create: %w", err)
 	}
-	return sid, nil
+	return nil
 }
 
 // OpenStream attaches a streaming transport (websocket, flashsocket,

@@ -50,6 +50,22 @@ func (s *Socket) Handshake(ctx context.Context) (session.Handshake, error) {
 	return hs, nil
 }
 
+// AuthData unmarshals into v the data the OnAuthorize hook kept with the
+// session (it leaves v alone when there is none).
+func (s *Socket) AuthData(ctx context.Context, v any) error {
+	raw, err := s.em.rdb.HGet(ctx, s.em.keys.Prefix()+"s:{"+s.id+"}", "ad").Result()
+	if err != nil {
+		return fmt.Errorf("worker: auth data of %s: %w", s.id, err)
+	}
+	if raw == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(raw), v); err != nil {
+		return fmt.Errorf("worker: auth data of %s: %w", s.id, err)
+	}
+	return nil
+}
+
 func (s *Socket) deliver(p protocol.Packet) error {
 	p.Endpoint = s.ns
 	return s.em.effect(s.rec, session.DeliverEffect(s.id, string(protocol.Encode(p))))

@@ -53,6 +53,30 @@ type Worker struct {
 	mu         sync.Mutex
 	namespaces map[string]*Namespace
 	pending    map[pendingKey]*pendingAck
+	authorize  AuthorizeHandler
+}
+
+// Authorization is an OnAuthorize hook's verdict on a handshake.
+type Authorization struct {
+	// Allow admits the handshake; otherwise it is refused with 403
+	// "handshake unauthorized".
+	Allow bool
+	// Reason says why (logged by the gateway).
+	Reason string
+	// Data is kept with the session as JSON; read it with Socket.AuthData.
+	Data any
+}
+
+// AuthorizeHandler decides whether a handshake may proceed. An error refuses
+// it with 500 "handshake error". It runs while the client waits: keep it fast.
+type AuthorizeHandler func(ctx context.Context, hs session.Handshake) (Authorization, error)
+
+// OnAuthorize sets the handshake hook; gateways ask it when started with
+// -authorize. Without a hook, every handshake is allowed.
+func (w *Worker) OnAuthorize(h AuthorizeHandler) {
+	w.mu.Lock()
+	w.authorize = h
+	w.mu.Unlock()
 }
 
 type pendingKey struct {
@@ -147,6 +171,56 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Wait()
 	w.log.Info("worker stopped")
 	return err
+}
+
+// answerAuthorize runs the OnAuthorize hook for a handshake and publishes
+// the verdict to the waiting gateway. The answer is not an effect: a
+// handshake waits for it now, and a late or repeated answer is ignored.
+func (w *Worker) answerAuthorize(ctx context.Context, sig bus.Signal) error {
+	node, id, ok := strings.Cut(sig.Reply, " ")
+	if !ok {
+		return nil // malformed request: nobody to answer
+	}
+	w.mu.Lock()
+	h := w.authorize
+	w.mu.Unlock()
+	verdict, reason, data := "1", "", ""
+	if h != nil {
+		var hs session.Handshake
+		_ = json.Unmarshal([]byte(sig.Data), &hs)
+		hctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
+		a, err := safeAuthorize(hctx, h, hs)
+		cancel()
+		switch {
+		case err != nil:
+			verdict, reason = "e", err.Error()
+			w.log.Warn("authorize hook failed", "err", err)
+		case !a.Allow:
+			verdict, reason = "0", a.Reason
+		default:
+			reason = a.Reason
+			if a.Data != nil {
+				b, err := json.Marshal(a.Data)
+				if err != nil {
+					verdict, reason = "e", err.Error()
+				} else {
+					data = string(b)
+				}
+			}
+		}
+	}
+	w.metrics.Signals.WithLabelValues(string(sig.Kind), map[string]string{"1": "allowed", "0": "denied", "e": "error"}[verdict]).Inc()
+	msg := bus.Route{Op: bus.OpAuth, SID: id, Arg: verdict, Room: strings.ReplaceAll(reason, "\n", " "), Packet: data}
+	return w.rdb.Publish(ctx, w.keys.GatewayChannel(node), msg.String()).Err()
+}
+
+func safeAuthorize(ctx context.Context, h AuthorizeHandler, hs session.Handshake) (a Authorization, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("authorize hook panicked: %v", r)
+		}
+	}()
+	return h(ctx, hs)
 }
 
 // register remembers an EmitAck callback and returns its ack id: random in
@@ -253,6 +327,9 @@ func (w *Worker) drop(rec *recorder) {
 
 // dispatch runs the handler for one signal, turning a panic into an error.
 func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (err error) {
+	if sig.Kind == bus.KindAuthorize {
+		return w.answerAuthorize(ctx, sig)
+	}
 	w.mu.Lock()
 	ns := w.namespaces[sig.NS]
 	w.mu.Unlock()

@@ -300,3 +300,54 @@ func TestOrderAcrossWorkersAndKill(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// With -authorize, handshakes wait for the workers' OnAuthorize hook: allowed
+// ones keep the hook's data with the session, denied ones get 403, a failing
+// hook 500; without an answer, fail-closed refuses and fail-open admits.
+func TestHandshakeAuthorization(t *testing.T) {
+	c := newCluster(t)
+	g := c.gateway("a", "-authorize", "-authorize-timeout", "1s")
+	open := c.gateway("b", "-authorize", "-authorize-timeout", "300ms", "-authorize-fail-open")
+	// No worker yet: fail-closed refuses, fail-open admits.
+	if status, body, _ := get(t, g.url("/socket.io/1/?t=1")); status != 500 || body != "handshake error" {
+		t.Fatalf("fail-closed without workers: %d %q", status, body)
+	}
+	if status, _, _ := get(t, open.url("/socket.io/1/?t=1")); status != 200 {
+		t.Fatalf("fail-open without workers: %d", status)
+	}
+	c.worker("w1", "echo")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _, _ := get(t, g.url("/socket.io/1/?t=2&user=warmup"))
+		if status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never answered authorizations")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if status, body, _ := get(t, g.url("/socket.io/1/?t=3&deny=1")); status != 403 || body != "handshake unauthorized" {
+		t.Fatalf("denied: %d %q", status, body)
+	}
+	if _, body, _ := get(t, g.url("/socket.io/1/?t=3&deny=1&jsonp=2")); body != `io.j[2](new Error("handshake unauthorized"));` {
+		t.Fatalf("denied jsonp: %q", body)
+	}
+	if status, body, _ := get(t, g.url("/socket.io/1/?t=4&fail=1")); status != 500 || body != "handshake error" {
+		t.Fatalf("hook failure: %d %q", status, body)
+	}
+	_, body, _ := get(t, g.url("/socket.io/1/?t=5&user=ann"))
+	sid, _, _ := strings.Cut(body, ":")
+	ws := dialWS(t, g, sid)
+	readWS(t, ws)
+	writeWS(t, ws, `5:1+::{"name":"authdata"}`)
+	for {
+		m := readWS(t, ws)
+		if strings.HasPrefix(m, "6:::1+") {
+			if m != `6:::1+[{"user":"ann"}]` {
+				t.Fatalf("auth data: %q", m)
+			}
+			break
+		}
+	}
+}
