@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/realtime/realtime/examples/chat"
 	"github.com/realtime/realtime/examples/echo"
 	"github.com/realtime/realtime/internal/cli"
 	"github.com/realtime/realtime/pkg/bus"
@@ -26,6 +27,7 @@ import (
 // apps are the bundled apps by name.
 var apps = map[string]func(*worker.Worker){
 	"echo": echo.Register,
+	"chat": chat.Register,
 }
 
 func main() {

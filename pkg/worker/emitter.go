@@ -64,6 +64,13 @@ func NewEmitter(rdb redis.UniversalClient, cfg EmitterConfig) *Emitter {
 	}
 }
 
+// Redis returns the client the emitter uses, for an app's own keys (prefix
+// them with Keys().Prefix() to share the cluster's namespace).
+func (e *Emitter) Redis() redis.UniversalClient { return e.rdb }
+
+// Keys returns the cluster's key names.
+func (e *Emitter) Keys() bus.Keys { return e.keys }
+
 // Socket returns a handle on session sid in namespace ns ("" default). Its
 // actions apply at once; EmitAck needs a Worker's socket.
 func (e *Emitter) Socket(sid, ns string) *Socket {

@@ -145,6 +145,11 @@ func (s *Socket) BroadcastEmit(name string, args ...any) error {
 // To addresses the members of room (in this namespace) but this socket.
 func (s *Socket) To(room string) *Room { return s.broadcast(room) }
 
+// In addresses every member of room (in this namespace), this socket too.
+func (s *Socket) In(room string) *Room {
+	return &Room{em: s.em, rec: s.rec, ns: s.ns, room: room}
+}
+
 func (s *Socket) broadcast(room string) *Room {
 	return &Room{em: s.em, rec: s.rec, ns: s.ns, room: room, except: s.id}
 }
