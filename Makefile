@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build test test-go test-deps lint fuzz bench demo clean
+.PHONY: all build test test-deps client-script lint fuzz bench demo clean
 
 all: build
 
@@ -16,6 +16,15 @@ build:
 test: test-deps
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+# demo runs the whole cluster in one process (embedded Redis, a gateway, the
+# echo and chat workers): the chat page is at http://localhost:8000/.
+demo: client-script
+	$(GO) run ./cmd/demo
+
+# client-script installs socket.io-client 0.9.16 (and the other Node test
+# dependencies) from npm; the demo serves its dist/socket.io.js.
+client-script: test-deps
 
 # test-deps installs the Node test dependencies from the committed lock file.
 test-deps:

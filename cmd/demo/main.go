@@ -1,0 +1,138 @@
+// Command demo runs a whole single-machine cluster in one process: an
+// embedded Redis-compatible server (miniredis, in memory), one gateway, and
+// the echo and chat workers, with the chat page at http://localhost:8000/.
+//
+// It is a demo: nothing is persisted and there is one of everything. Point
+// it at a real Redis with -redis to use the same processes' code against it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/realtime/realtime/examples/chat"
+	"github.com/realtime/realtime/examples/echo"
+	"github.com/realtime/realtime/internal/cli"
+	"github.com/realtime/realtime/pkg/gateway"
+	"github.com/realtime/realtime/pkg/worker"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	var (
+		addr      = fs.String("addr", "localhost:8000", "HTTP listen address")
+		redisURL  = fs.String("redis", "", "a real Redis to use instead of the embedded one (e.g. redis://localhost:6379/0)")
+		static    = fs.String("static", "web/chat", "directory of the chat page")
+		script    = fs.String("client-script", "test/node_modules/socket.io-client/dist/socket.io.js", "socket.io.js of socket.io-client 0.9.16 (make client-script installs it)")
+		logLevel  = fs.String("log-level", "info", "log level")
+		transport = fs.String("transports", "websocket,xhr-polling,jsonp-polling,htmlfile", "enabled transports")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := cli.Logger(*logLevel, "text")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	url := *redisURL
+	if url == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		defer mr.Close()
+		url = "redis://" + mr.Addr() + "/0"
+		log.Warn("DEMO MODE: embedded in-memory Redis (miniredis), one gateway, echo and chat workers in one process; nothing is persisted. Use -redis for a real Redis.")
+	}
+	rdb, err := cli.Redis(ctx, url, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	if _, err := os.Stat(*script); err != nil {
+		log.Warn("client script missing: the page will say so; run `make client-script`", "path", *script)
+		*script = ""
+	} else if abs, err := filepath.Abs(*script); err == nil {
+		*script = abs
+	}
+	g, err := gateway.New(rdb, gateway.Config{
+		Node: "demo-gw", Transports: splitComma(*transport), StaticDir: *static, ClientScript: *script, Logger: log,
+	}, nil)
+	if err != nil {
+		return err
+	}
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
+	w := worker.New(rdb, worker.Config{Name: "demo-worker", Logger: log})
+	echo.Register(w)
+	chat.Register(w)
+	werr := make(chan error, 1)
+	go func() { werr <- w.Run(ctx) }()
+
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	log.Info("listening", "addr", l.Addr().String())
+	fmt.Fprintf(os.Stderr, "\n  chat demo: http://%s/\n\n", displayAddr(l.Addr()))
+
+	select {
+	case <-ctx.Done():
+	case err := <-werr:
+		if err != nil {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = g.Shutdown(sctx)
+	_ = srv.Shutdown(sctx)
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if host == "127.0.0.1" || host == "::1" || host == "" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
