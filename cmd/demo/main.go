@@ -31,7 +31,7 @@ import (
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
+		fmt.Fprintln(os.Stderr, "demo: error:", err)
 		os.Exit(1)
 	}
 }

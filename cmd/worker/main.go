@@ -32,7 +32,7 @@ var apps = map[string]func(*worker.Worker){
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
+		fmt.Fprintln(os.Stderr, "worker: error:", err)
 		os.Exit(1)
 	}
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -79,6 +81,27 @@ type Config struct {
 	AuthorizeFailOpen bool
 	// Logger receives the gateway's logs. Default: slog.Default().
 	Logger *slog.Logger
+}
+
+// ErrTimers is returned by New for timer settings that make 0.9 clients
+// drop healthy connections.
+var ErrTimers = errors.New("gateway: inconsistent timers")
+
+// checkTimers rejects settings under which the official client disconnects
+// by itself: it closes any transport (websocket included) that receives
+// nothing for the close timeout, and any streaming one that receives nothing
+// for the heartbeat timeout; so heartbeats and poll answers must come sooner.
+func (c *Config) checkTimers() error {
+	limit := min(c.CloseTimeout, c.HeartbeatTimeout)
+	if c.HeartbeatInterval >= limit {
+		return fmt.Errorf("%w: heartbeat interval %v must be shorter than the close timeout (%v) and the heartbeat timeout (%v), or clients drop idle websockets",
+			ErrTimers, c.HeartbeatInterval, c.CloseTimeout, c.HeartbeatTimeout)
+	}
+	if c.PollingDuration >= c.CloseTimeout {
+		return fmt.Errorf("%w: polling duration %v must be shorter than the close timeout (%v), or polling clients drop idle polls",
+			ErrTimers, c.PollingDuration, c.CloseTimeout)
+	}
+	return nil
 }
 
 func (c *Config) defaults() {

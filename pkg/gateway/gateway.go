@@ -58,6 +58,9 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		transports: map[string]bool{},
 		drainCh:    make(chan struct{}),
 	}
+	if err := cfg.checkTimers(); err != nil {
+		return nil, err
+	}
 	for _, t := range cfg.Transports {
 		switch t {
 		case TransportWebSocket, TransportFlashSocket, TransportHTMLFile, TransportXHRPolling, TransportJSONPPolling:

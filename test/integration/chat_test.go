@@ -100,3 +100,35 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// A polling user who stops polling (a closed tab) leaves the room when the
+// close timeout ends the session.
+func TestChatPollingUserTimesOut(t *testing.T) {
+	c := newCluster(t)
+	g1 := c.gateway("a", "-close-timeout", "2s", "-polling-duration", "1s", "-heartbeat-interval", "1s")
+	g2 := c.gateway("b", "-close-timeout", "2s", "-polling-duration", "1s", "-heartbeat-interval", "1s")
+	c.worker("w1", "chat")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ann := dial(t, "websocket", urls(g1))
+	bob := dial(t, "xhr-polling", urls(g2))
+	const ns = "/chatroom"
+	for i, x := range []*sioclient.Client{ann, bob} {
+		if err := x.Connect(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := x.EmitAck(ctx, ns, "nick", []string{"ann", "bob"}[i]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := x.EmitAck(ctx, ns, "join", "lobby"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
+		t.Fatalf("users: %s %v", u, err)
+	}
+	bob.Drop()
+	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann"]]` {
+		t.Fatalf("users after bob timed out: %s %v", u, err)
+	}
+}

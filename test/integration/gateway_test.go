@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -154,7 +155,7 @@ func TestGatewayKilledMidPoll(t *testing.T) {
 // disconnect signal, reason timeout.
 func TestPollingSessionExpires(t *testing.T) {
 	c := newCluster(t)
-	a := c.gateway("a", "-close-timeout", "1s", "-polling-duration", "300ms")
+	a := c.gateway("a", "-close-timeout", "1s", "-polling-duration", "300ms", "-heartbeat-interval", "500ms")
 	sid := handshake(t, a)
 	get(t, a.url("/socket.io/1/xhr-polling/"+sid+"?t=1"))
 	got := describe(c.signals(sid, 2))
@@ -472,5 +473,20 @@ func TestFlashSocket(t *testing.T) {
 	defer ws.Close()
 	if m := readWS(t, ws); m != "1::" {
 		t.Fatalf("flashsocket first frame %q", m)
+	}
+}
+
+// Timer settings under which the official client drops healthy connections
+// are refused at start, with a message that says why.
+func TestInconsistentTimersRefused(t *testing.T) {
+	out, err := exec.Command(binary(t, "gateway"), "-addr", "127.0.0.1:0", "-admin-addr", "",
+		"-close-timeout", "3s", "-heartbeat-interval", "25s").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "heartbeat interval 25s must be shorter than the close timeout") {
+		t.Fatalf("gateway started with a heartbeat slower than the close timeout: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binary(t, "gateway"), "-addr", "127.0.0.1:0", "-admin-addr", "",
+		"-close-timeout", "10s", "-heartbeat-interval", "5s", "-polling-duration", "20s").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "polling duration 20s must be shorter than the close timeout") {
+		t.Fatalf("gateway started with polls longer than the close timeout: %v\n%s", err, out)
 	}
 }
