@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/realtime/realtime/internal/sioclient"
+)
+
+var adminRE = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
+
+// lbGateway starts a gateway with an admin listener for the balancer's
+// readiness check and returns it with its admin address.
+func (c *cluster) lbGateway(node string, extra ...string) (*proc, string) {
+	c.t.Helper()
+	g := c.gateway(node, append([]string{"-admin-addr", "127.0.0.1:0"}, extra...)...)
+	return g, g.logged(adminRE)
+}
+
+// haproxy runs the shipped deploy/haproxy/haproxy.cfg in front of the
+// gateways (its bind and server lines rewritten) and returns its URL.
+func (c *cluster) haproxy(gws []*proc, admins []string) string {
+	c.t.Helper()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		need(c.t, "haproxy is not installed (apt-get install haproxy)")
+	}
+	root, _ := filepath.Abs("../..")
+	cfg, err := os.ReadFile(filepath.Join(root, "deploy/haproxy/haproxy.cfg"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out []string
+	for _, line := range strings.Split(string(cfg), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trimmed, "bind "):
+			out = append(out, "    bind "+addr)
+		case strings.HasPrefix(trimmed, "server "):
+		case trimmed == "# gateways (client port, then the admin port for the check)":
+			out = append(out, line)
+			for i, g := range gws {
+				_, port, _ := net.SplitHostPort(admins[i])
+				out = append(out, fmt.Sprintf("    server %s %s check port %s", g.name, g.addr, port))
+			}
+		default:
+			out = append(out, line)
+		}
+	}
+	path := filepath.Join(c.t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command("haproxy", "-db", "-f", path)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if c.t.Failed() {
+			c.t.Logf("--- haproxy ---\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("haproxy did not listen:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // the first health checks pass
+	return "http://" + addr
+}
+
+// The official client passes the echo contract through haproxy in plain
+// round-robin in front of three gateways: every request of a polling
+// session may land on a different gateway.
+func TestOfficialClientThroughLoadBalancer(t *testing.T) {
+	script := nodeScript(t, "echo-contract.js")
+	for _, transport := range []string{"xhr-polling", "websocket"} {
+		t.Run(transport, func(t *testing.T) {
+			c := newCluster(t)
+			var gws []*proc
+			var admins []string
+			for _, n := range []string{"g1", "g2", "g3"} {
+				g, a := c.lbGateway(n)
+				gws, admins = append(gws, g), append(admins, a)
+			}
+			c.worker("w1", "echo")
+			c.worker("w2", "echo")
+			lb := c.haproxy(gws, admins)
+			out := runNode(t, script, "--urls", lb, "--transport", transport)
+			if !strings.Contains(out, "28 passed, 0 failed") {
+				t.Fatalf("%s through haproxy:\n%s", transport, out)
+			}
+		})
+	}
+}
+
+// kill -9 of a gateway holding parked polls, behind haproxy: the balancer
+// retries each parked GET on another gateway, the session store serves it,
+// and every polling client keeps its session and gets what was sent to it.
+func TestGatewayKilledBehindLoadBalancer(t *testing.T) {
+	c := newCluster(t)
+	var gws []*proc
+	var admins []string
+	for _, n := range []string{"g1", "g2", "g3"} {
+		g, a := c.lbGateway(n)
+		gws, admins = append(gws, g), append(admins, a)
+	}
+	c.worker("w1", "echo")
+	lb := c.haproxy(gws, admins)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var clients []*sioclient.Client
+	for i := 0; i < 9; i++ {
+		cl := dial(t, "xhr-polling", []string{lb})
+		if _, err := cl.NextEvent(ctx, "", "welcome"); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cl)
+	}
+	time.Sleep(500 * time.Millisecond) // every client has a poll parked somewhere
+	victim := gws[1]
+	victim.kill()
+	// Traffic after the kill: each client asks for an echo and gets it.
+	var wg sync.WaitGroup
+	errs := make(chan error, len(clients))
+	for i, cl := range clients {
+		wg.Add(1)
+		go func(i int, cl *sioclient.Client) {
+			defer wg.Done()
+			for n := 0; n < 5; n++ {
+				got, err := cl.EmitAck(ctx, "", "echo", i, n)
+				if err != nil {
+					errs <- fmt.Errorf("client %d (%s): %v", i, cl.SID, err)
+					return
+				}
+				if string(got) != fmt.Sprintf("[%d,%d]", i, n) {
+					errs <- fmt.Errorf("client %d: ack %s", i, got)
+					return
+				}
+			}
+		}(i, cl)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, cl := range clients {
+		if err := cl.Err(); err != nil {
+			t.Errorf("client %s lost its session: %v", cl.SID, err)
+		}
+	}
+}
