@@ -114,8 +114,9 @@ func run(args []string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = g.Shutdown(sctx)
+	g.Drain(sctx)
 	_ = srv.Shutdown(sctx)
+	_ = g.Shutdown(sctx)
 	return nil
 }
 

@@ -58,7 +58,8 @@ func run(args []string) error {
 		authTimeout  = fs.Duration("authorize-timeout", 3*time.Second, "how long a handshake waits for the authorization answer")
 		authFailOpen = fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)")
 		livenessTTL  = fs.Duration("liveness-ttl", 10*time.Second, "lifetime of this gateway's liveness key; after a crash, other gateways end its websocket sessions within about this long")
-		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, the time to close streams (paced) and exit")
+		drainDelay   = fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to stay up but unready (/readyz 503) so load balancers stop sending traffic")
+		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "after the delay, the time to close websockets (paced over half of it) and exit")
 		logLevel     = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		logFormat    = fs.String("log-format", "text", "log format: text or json")
 	)
@@ -106,12 +107,12 @@ func run(args []string) error {
 		}
 		return rdb.Ping(ctx).Err()
 	}
-	return serve(ctx, log, g, cli.AdminHandler(reg, ready), *addr, *adminAddr, *flashAddr, *drainTimeout)
+	return serve(ctx, log, g, cli.AdminHandler(reg, ready), *addr, *adminAddr, *flashAddr, *drainDelay, *drainTimeout)
 }
 
 // serve runs the gateway's listeners until ctx ends, then drains.
 func serve(ctx context.Context, log *slog.Logger, g *gateway.Gateway, adminHandler http.Handler,
-	addr, adminAddr, flashAddr string, drain time.Duration) error {
+	addr, adminAddr, flashAddr string, delay, drain time.Duration) error {
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
@@ -148,13 +149,19 @@ func serve(ctx context.Context, log *slog.Logger, g *gateway.Gateway, adminHandl
 			return err
 		}
 	}
-	log.Info("draining", "timeout", drain)
+	// Drain: unready first (the balancer stops sending traffic), then answer
+	// parked polls and close websockets paced (never 0::, so clients
+	// reconnect elsewhere), finish in-flight requests, flush signals.
+	g.BeginDrain()
+	log.Info("draining", "delay", delay, "timeout", drain)
+	time.Sleep(delay)
 	dctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := g.Shutdown(dctx); err != nil {
-		log.Warn("drain", "err", err)
-	}
+	g.Drain(dctx)
 	_ = srv.Shutdown(dctx)
+	if err := g.Shutdown(dctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
 	if admin != nil {
 		_ = admin.Shutdown(dctx)
 	}

@@ -37,11 +37,12 @@ type Gateway struct {
 	streams sync.Map // sid -> *stream (streams held here)
 	rooms   roomIndex
 
-	draining atomic.Bool
-	drainCh  chan struct{}
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	shutOnce sync.Once
+	draining  atomic.Bool
+	drainCh   chan struct{}
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	drainOnce sync.Once
+	shutOnce  sync.Once
 }
 
 // New returns a gateway using rdb. Metrics may be nil (a private set is made).
@@ -272,14 +273,25 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 	}
 }
 
-// Shutdown drains the gateway: it stops taking handshakes, answers parked
-// polls, closes its streams paced over the context's remaining time (never
-// with 0::, so clients reconnect elsewhere), ends their sessions, flushes its
-// signals, and stops its loops. It is idempotent.
-func (g *Gateway) Shutdown(ctx context.Context) error {
-	var err error
-	g.shutOnce.Do(func() {
-		g.draining.Store(true)
+// BeginDrain marks the gateway unready (its readiness probe fails, so load
+// balancers stop sending it traffic) while it keeps serving: polls are held
+// at most a second, so none is left for Shutdown to wait on. Call Shutdown
+// once the balancers have noticed.
+func (g *Gateway) BeginDrain() {
+	if !g.draining.Swap(true) {
+		g.log.Info("draining: unready, still serving until shutdown")
+	}
+}
+
+// Drain answers parked polls with 8:: and closes the streams held here,
+// paced over half of the context's remaining time (never with 0::, so 0.9
+// clients reconnect, through the balancer, elsewhere); each closed stream's
+// session ends with reason "shutdown". It returns when they are closed. It
+// is idempotent; requests still arriving are served (polls held at most a
+// second) until the HTTP server is shut down.
+func (g *Gateway) Drain(ctx context.Context) {
+	g.drainOnce.Do(func() {
+		g.BeginDrain()
 		close(g.drainCh)
 		var all []*stream
 		g.streams.Range(func(_, v any) bool { all = append(all, v.(*stream)); return true })
@@ -289,7 +301,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		for i, s := range all {
 			s.closeLocal(bus.ReasonShutdown)
-			if len(all) > 1 && window > 0 {
+			if i < len(all)-1 && window > 0 {
 				select {
 				case <-time.After(window / time.Duration(len(all))):
 				case <-ctx.Done():
@@ -305,15 +317,24 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}
+		g.log.Info("gateway drained", "streams_closed", len(all))
+	})
+}
+
+// Shutdown drains the gateway (if Drain was not called), then commits the
+// signals still queued, stops its loops and deletes its liveness key. Call
+// it after the HTTP server's Shutdown, so in-flight requests complete first.
+// It is idempotent.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.Drain(ctx)
+	var err error
+	g.shutOnce.Do(func() {
 		g.pub.Close()
 		if g.stop != nil {
 			g.stop()
 		}
 		g.wg.Wait()
-		if e := g.store.Leave(context.Background()); e != nil {
-			err = e
-		}
-		g.log.Info("gateway drained", "streams_closed", len(all))
+		err = g.store.Leave(context.Background())
 	})
 	return err
 }

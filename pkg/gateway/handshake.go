@@ -35,10 +35,6 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		}
 		g.reject(w, r, status, "handshake_"+result, msg)
 	}
-	if g.draining.Load() {
-		fail(http.StatusServiceUnavailable, "draining", "handshake error: server is draining, retry")
-		return
-	}
 	if !originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer")) {
 		fail(http.StatusForbidden, "bad_origin", "handshake bad origin")
 		return

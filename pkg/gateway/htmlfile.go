@@ -19,10 +19,6 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 		g.reject(w, r, http.StatusInternalServerError, "no_flusher", "streaming unsupported")
 		return
 	}
-	if g.draining.Load() {
-		g.reject(w, r, http.StatusServiceUnavailable, "draining", "draining")
-		return
-	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=UTF-8")
 	h.Set("Connection", "keep-alive")

@@ -121,7 +121,11 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 
 // park waits for a wake, a kick, the session's end or the polling duration.
 func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, t string) (session.PollResult, []string, error) {
-	timer := time.NewTimer(g.cfg.PollingDuration)
+	d := g.cfg.PollingDuration
+	if g.draining.Load() && d > time.Second {
+		d = time.Second // draining: do not hold requests the shutdown would wait for
+	}
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
 		select {

@@ -158,10 +158,6 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 		g.reject(w, r, http.StatusBadRequest, "not_websocket", "websocket upgrade expected")
 		return
 	}
-	if g.draining.Load() {
-		g.reject(w, r, http.StatusServiceUnavailable, "draining", "draining")
-		return
-	}
 	up := upgrader
 	up.CheckOrigin = func(r *http.Request) bool {
 		return originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer"))
