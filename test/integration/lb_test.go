@@ -254,3 +254,40 @@ func oldSessions(out string) []string {
 	}
 	return sids
 }
+
+// kill -9 of a worker under steady traffic through haproxy: the surviving
+// worker takes its partitions over (leases expire, pending entries are
+// reclaimed) and every event still gets its ack, in order, in the same
+// session.
+func TestWorkerKilledUnderTraffic(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	c := newCluster(t)
+	var gws []*proc
+	var admins []string
+	for _, n := range []string{"g1", "g2"} {
+		g, a := c.lbGateway(n)
+		gws, admins = append(gws, g), append(admins, a)
+	}
+	w1 := c.worker("w1", "echo")
+	c.worker("w2", "echo")
+	lb := c.haproxy(gws, admins)
+	done := make(chan string, 2)
+	for _, transport := range []string{"xhr-polling", "websocket"} {
+		go func() {
+			out, err := exec.Command("node", script, "--url", lb, "--transport", transport,
+				"--clients", "4", "--seconds", "9", "--expect", "same-session").CombinedOutput()
+			if err != nil {
+				out = append(out, []byte("\nexit: "+err.Error())...)
+			}
+			done <- transport + ":\n" + string(out)
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	w1.kill()
+	for i := 0; i < 2; i++ {
+		out := <-done
+		if !strings.Contains(out, " passed, 0 failed") {
+			t.Errorf("clients while a worker was killed:\n%s", out)
+		}
+	}
+}
