@@ -17,9 +17,6 @@ import (
 var (
 	// ErrAlreadyAcked is returned by Event.Ack after the first ack.
 	ErrAlreadyAcked = errors.New("worker: event already acknowledged")
-	// ErrNotAcknowledgeable is returned by Event.Ack when the client did not
-	// ask for a data ack.
-	ErrNotAcknowledgeable = errors.New("worker: the client did not ask for an ack")
 	// ErrAckTimeout is passed to an EmitAck callback when the client did not
 	// answer before the context's deadline.
 	ErrAckTimeout = errors.New("worker: no ack from the client before the deadline")

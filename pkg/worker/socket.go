@@ -233,8 +233,10 @@ func (e *Event) Acknowledgeable() bool { return e.Signal.HasID && e.Signal.AckDa
 // Acknowledged reports whether Ack was called.
 func (e *Event) Acknowledged() bool { return e.acked }
 
-// Ack answers the client's ack request with args (JSON-marshalled). A second
-// call returns ErrAlreadyAcked and sends nothing.
+// Ack answers the client's ack request with args (JSON-marshalled). When the
+// client asked for no ack it sends nothing and returns nil (check
+// Acknowledgeable to tell); a second call returns ErrAlreadyAcked and sends
+// nothing.
 func (e *Event) Ack(args ...any) error {
 	a, err := marshalArgs(args)
 	if err != nil {
@@ -246,7 +248,7 @@ func (e *Event) Ack(args ...any) error {
 // AckRaw answers with args, a JSON array.
 func (e *Event) AckRaw(args []byte) error {
 	if !e.Acknowledgeable() {
-		return ErrNotAcknowledgeable
+		return nil
 	}
 	if e.acked {
 		return ErrAlreadyAcked

@@ -238,3 +238,24 @@ func TestPendingEntriesAreReclaimed(t *testing.T) {
 		t.Fatalf("seen %q", seen)
 	}
 }
+
+// Ack on an event the client asked no ack for sends nothing and is no error;
+// Acknowledged and a second Ack behave.
+func TestAckSemantics(t *testing.T) {
+	plain := &Event{Signal: bus.Signal{}, s: &Socket{}}
+	if err := plain.Ack("x"); err != nil || plain.Acknowledged() || plain.Acknowledgeable() {
+		t.Fatalf("ack without a request: %v acked=%v", err, plain.Acknowledged())
+	}
+	e := newEnv(t)
+	sid := e.session()
+	ev := &Event{Signal: bus.Signal{MsgID: 4, HasID: true, AckData: true}, s: &Socket{id: sid, em: NewEmitter(e.rdb, EmitterConfig{Keys: e.keys})}}
+	if err := ev.Ack("ok"); err != nil || !ev.Acknowledged() {
+		t.Fatalf("first ack: %v", err)
+	}
+	if err := ev.Ack("again"); !errors.Is(err, ErrAlreadyAcked) {
+		t.Fatalf("second ack: %v", err)
+	}
+	if got := e.mailbox(sid); !slices.Equal(got, []string{`6:::4+["ok"]`}) {
+		t.Fatalf("mailbox %q", got)
+	}
+}
