@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -257,5 +259,104 @@ func TestAckSemantics(t *testing.T) {
 	}
 	if got := e.mailbox(sid); !slices.Equal(got, []string{`6:::4+["ok"]`}) {
 		t.Fatalf("mailbox %q", got)
+	}
+}
+
+// The Emitter and a detached Socket, as any Go process uses them: list,
+// count, rooms, handshake data, broadcasts to a namespace and a room,
+// disconnect by id; and EmitAck's timeout.
+func TestEmitterAndSocketAPI(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	em := NewEmitter(e.rdb, EmitterConfig{Keys: e.keys})
+	a, b, c := e.session(), e.session(), e.session()
+	var got []string
+	for sid, err := range em.Sockets(ctx, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, sid)
+	}
+	slices.Sort(got)
+	want := []string{a, b, c}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Sockets = %q, want %q", got, want)
+	}
+	if n, _ := em.Count(ctx, ""); n != 3 {
+		t.Fatalf("Count = %d", n)
+	}
+	for _, sid := range []string{a, b} {
+		if err := em.Socket(sid, "").Join("r1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := em.Socket(a, "").Join("bad\nroom"); !errors.Is(err, ErrBadRoom) {
+		t.Fatalf("bad room: %v", err)
+	}
+	if n, _ := em.CountRoom(ctx, "", "r1"); n != 2 {
+		t.Fatalf("CountRoom = %d", n)
+	}
+	if rooms, _ := em.Socket(a, "").Rooms(ctx); !slices.Equal(rooms, []string{"r1"}) {
+		t.Fatalf("Rooms = %q", rooms)
+	}
+	if hs, err := em.Socket(a, "").Handshake(ctx); err != nil || hs.Query != "t=1" {
+		t.Fatalf("Handshake = %+v %v", hs, err)
+	}
+	if err := em.In("", "r1").Emit("news", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Of("").Send("all"); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Socket(c, "").BroadcastSend("not c"); err != nil {
+		t.Fatal(err)
+	}
+	for sid, want := range map[string][]string{
+		a: {`5:::{"name":"news","args":[1]}`, "3:::all", "3:::not c"},
+		b: {`5:::{"name":"news","args":[1]}`, "3:::all", "3:::not c"},
+		c: {"3:::all"},
+	} {
+		if got := e.mailbox(sid); !slices.Equal(got, want) {
+			t.Errorf("mailbox of %s = %q, want %q", sid, got, want)
+		}
+	}
+	if err := em.Socket(b, "").Leave("r1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := em.CountRoom(ctx, "", "r1"); n != 1 {
+		t.Fatalf("CountRoom after leave = %d", n)
+	}
+	if err := em.Disconnect(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := em.Count(ctx, ""); n != 2 {
+		t.Fatalf("Count after Disconnect = %d", n)
+	}
+	if err := em.Socket(a, "").EmitAck(ctx, nil, "x"); !errors.Is(err, ErrNoReplies) {
+		t.Fatalf("EmitAck on an emitter: %v", err)
+	}
+
+	// A worker's EmitAck: the callback gets ErrAckTimeout at the deadline.
+	w := New(e.rdb, Config{Keys: e.keys})
+	got2 := make(chan error, 1)
+	actx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	s := w.Emitter.Socket(a, "").attach(w)
+	err := s.EmitAck(actx, func(_ context.Context, _ *Socket, _ json.RawMessage, err error) { got2 <- err }, "question", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got2:
+		if !errors.Is(err, ErrAckTimeout) {
+			t.Fatalf("callback error %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no timeout callback")
+	}
+	mb := e.mailbox(a)
+	if last := mb[len(mb)-1]; !strings.HasPrefix(last, "5:") || !strings.Contains(last, `+::{"name":"question","args":["q"]}`) {
+		t.Fatalf("server emit with ack request: %q", last)
 	}
 }

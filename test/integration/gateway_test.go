@@ -490,3 +490,41 @@ func TestInconsistentTimersRefused(t *testing.T) {
 		t.Fatalf("gateway started with polls longer than the close timeout: %v\n%s", err, out)
 	}
 }
+
+// A websocket client that answers nothing is disconnected after the
+// heartbeat timeout, with reason heartbeat_timeout; one that answers the
+// heartbeats stays.
+func TestHeartbeatTimeout(t *testing.T) {
+	c := newCluster(t)
+	a := c.gateway("a", "-heartbeat-interval", "200ms", "-heartbeat-timeout", "1s", "-close-timeout", "2s", "-polling-duration", "1s")
+	silent, alive := handshake(t, a), handshake(t, a)
+	wsSilent := dialWS(t, a, silent)
+	wsAlive := dialWS(t, a, alive)
+	readWS(t, wsSilent)
+	readWS(t, wsAlive)
+	stop := time.After(2500 * time.Millisecond)
+	go func() { // the silent client reads (so TCP flows) but never writes
+		for {
+			if _, _, err := wsSilent.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+loop:
+	for {
+		select {
+		case <-stop:
+			break loop
+		default:
+		}
+		if m := readFrame(t, wsAlive); m == "2::" {
+			writeWS(t, wsAlive, "2::")
+		}
+	}
+	if got := describe(c.signals(silent, 2)); !slices.Equal(got, []string{"connect", "disconnect heartbeat_timeout"}) {
+		t.Fatalf("silent client: %q", got)
+	}
+	if got := describe(c.signals(alive, 1)); !slices.Equal(got, []string{"connect"}) {
+		t.Fatalf("client answering heartbeats: %q", got)
+	}
+}

@@ -291,3 +291,45 @@ func TestWorkerKilledUnderTraffic(t *testing.T) {
 		}
 	}
 }
+
+// kill -9 of a gateway under steady websocket traffic through haproxy: the
+// official client's own reconnect brings every client back (through the
+// balancer, to a live gateway), and the surviving gateways end the sessions
+// the dead one held (reason gateway_lost), so none is left behind.
+func TestGatewayKilledUnderWebSocketTraffic(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	c := newCluster(t)
+	var gws []*proc
+	var admins []string
+	for _, n := range []string{"g1", "g2", "g3"} {
+		g, a := c.lbGateway(n, "-liveness-ttl", "1s")
+		gws, admins = append(gws, g), append(admins, a)
+	}
+	c.worker("w1", "echo")
+	lb := c.haproxy(gws, admins)
+	done := make(chan string, 1)
+	go func() {
+		out, err := exec.Command("node", script, "--url", lb, "--transport", "websocket",
+			"--clients", "6", "--seconds", "9", "--expect", "reconnect").CombinedOutput()
+		if err != nil {
+			out = append(out, []byte("\nexit: "+err.Error())...)
+		}
+		done <- string(out)
+	}()
+	time.Sleep(3 * time.Second)
+	gws[1].kill()
+	out := <-done
+	if !strings.Contains(out, " passed, 0 failed") {
+		t.Fatalf("websocket clients after a gateway was killed:\n%s", out)
+	}
+	old := oldSessions(out)
+	if len(old) == 0 {
+		t.Fatalf("no client was on the killed gateway:\n%s", out)
+	}
+	for _, sid := range old {
+		if n, _ := c.rdb.Exists(context.Background(), "rt:s:{"+sid+"}").Result(); n != 0 {
+			t.Errorf("session %s of the killed gateway was not reaped", sid)
+		}
+	}
+	t.Logf("%d sessions of the killed gateway reaped; their clients reconnected", len(old))
+}
