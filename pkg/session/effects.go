@@ -104,24 +104,6 @@ local function broadcast(ns, room, except, packet)
     if sid ~= except then deliver(sid, {packet}, maxmb) end
   end
 end
-local function leave_ns(sid, ns, reason, packet)
-  local s = ks(sid)
-  local f = redis.call('HMGET', s, 'p', 'gw')
-  if not f[1] then return end
-  if packet ~= '' then deliver(sid, {packet}, maxmb) end
-  if redis.call('SREM', kns(sid), ns) == 0 then return end
-  redis.call('SREM', P .. 'nsm:' .. ns, sid)
-  redis.call('SREM', P .. 'nsp:' .. ns, sid)
-  for _, r in ipairs(redis.call('SMEMBERS', krooms(sid))) do
-    if string.sub(r, 1, #ns + 1) == ns .. ':' then
-      redis.call('SREM', P .. 'room:' .. r, sid)
-      redis.call('SREM', P .. 'roomp:' .. r, sid)
-      redis.call('SREM', krooms(sid), r)
-    end
-  end
-  if f[2] then publish(f[2], 'L\n' .. sid .. '\n' .. ns .. '\n') end
-  xadd(sid, f[1], 'disconnect', ns, {'reason', reason})
-end
 local function apply(op, a)
   if op == 'd' then deliver(a[1], {a[2]}, maxmb)
   elseif op == 'j' then join(a[1], a[2], a[3])
@@ -134,7 +116,7 @@ local function apply(op, a)
       if ttl > 0 then redis.call('PEXPIRE', kacks(a[1]), ttl) end
     end
   elseif op == 'e' then end_session(a[1], a[2], a[3])
-  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4])
+  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4], maxmb)
   end
 end
 local i, applied = 5, 0

@@ -106,6 +106,29 @@ local function deliver(sid, packets, maxmb)
   return 1
 end
 
+-- leave_ns disconnects one namespace of a session: packet (if any) is
+-- delivered first, the session leaves the namespace's rooms, the gateway
+-- holding its stream is told, and the disconnect signal is written. Returns
+-- 1, or 0 when the session or the namespace membership was gone.
+local function leave_ns(sid, ns, reason, packet, maxmb)
+  local f = redis.call('HMGET', ks(sid), 'p', 'gw')
+  if not f[1] then return 0 end
+  if packet ~= '' then deliver(sid, {packet}, maxmb) end
+  if redis.call('SREM', kns(sid), ns) == 0 then return 0 end
+  redis.call('SREM', P .. 'nsm:' .. ns, sid)
+  redis.call('SREM', P .. 'nsp:' .. ns, sid)
+  for _, r in ipairs(redis.call('SMEMBERS', krooms(sid))) do
+    if string.sub(r, 1, #ns + 1) == ns .. ':' then
+      redis.call('SREM', P .. 'room:' .. r, sid)
+      redis.call('SREM', P .. 'roomp:' .. r, sid)
+      redis.call('SREM', krooms(sid), r)
+    end
+  end
+  if f[2] then publish(f[2], 'L\n' .. sid .. '\n' .. ns .. '\n') end
+  xadd(sid, f[1], 'disconnect', ns, {'reason', reason})
+  return 1
+end
+
 local function expire_all(sid, ttl)
   for _, k in ipairs({ks(sid), kmb(sid), kns(sid), krooms(sid), kacks(sid)}) do
     redis.call('PEXPIRE', k, ttl)
@@ -268,24 +291,7 @@ return 1
 
 // leaveScript disconnects one namespace. ARGV[4] sid, [5] ns, [6] reason.
 var leaveScript = redis.NewScript(lib + `
-local sid, ns = ARGV[4], ARGV[5]
-local s = ks(sid)
-local f = redis.call('HMGET', s, 'p', 'cls', 'gw')
-local p = f[1]
-if not p then return 0 end
-if redis.call('SREM', kns(sid), ns) == 0 then return 0 end
-if f[2] == 'stream' and f[3] then publish(f[3], 'L\n' .. sid .. '\n' .. ns .. '\n') end
-redis.call('SREM', P .. 'nsm:' .. ns, sid)
-redis.call('SREM', P .. 'nsp:' .. ns, sid)
-for _, r in ipairs(redis.call('SMEMBERS', krooms(sid))) do
-  if string.sub(r, 1, #ns + 1) == ns .. ':' then
-    redis.call('SREM', P .. 'room:' .. r, sid)
-    redis.call('SREM', P .. 'roomp:' .. r, sid)
-    redis.call('SREM', krooms(sid), r)
-  end
-end
-xadd(sid, p, 'disconnect', ns, {'reason', ARGV[6]})
-return 1
+return leave_ns(ARGV[4], ARGV[5], ARGV[6], '', 0)
 `)
 
 // reapDeadlinesScript ends sessions whose deadline passed. ARGV[4] limit.

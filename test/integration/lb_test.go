@@ -28,6 +28,18 @@ func (c *cluster) lbGateway(node string, extra ...string) (*proc, string) {
 	return g, g.logged(adminRE)
 }
 
+// lbGateways starts n gateways with admin listeners, for haproxy.
+func (c *cluster) lbGateways(n int, extra ...string) ([]*proc, []string) {
+	c.t.Helper()
+	var gws []*proc
+	var admins []string
+	for i := 1; i <= n; i++ {
+		g, a := c.lbGateway(fmt.Sprintf("g%d", i), extra...)
+		gws, admins = append(gws, g), append(admins, a)
+	}
+	return gws, admins
+}
+
 // haproxy runs the shipped deploy/haproxy/haproxy.cfg in front of the
 // gateways (its bind and server lines rewritten) and returns its URL.
 func (c *cluster) haproxy(gws []*proc, admins []string) string {
@@ -103,12 +115,7 @@ func TestOfficialClientThroughLoadBalancer(t *testing.T) {
 	for _, transport := range []string{"xhr-polling", "websocket"} {
 		t.Run(transport, func(t *testing.T) {
 			c := newCluster(t)
-			var gws []*proc
-			var admins []string
-			for _, n := range []string{"g1", "g2", "g3"} {
-				g, a := c.lbGateway(n)
-				gws, admins = append(gws, g), append(admins, a)
-			}
+			gws, admins := c.lbGateways(3)
 			c.worker("w1", "echo")
 			c.worker("w2", "echo")
 			lb := c.haproxy(gws, admins)
@@ -125,12 +132,7 @@ func TestOfficialClientThroughLoadBalancer(t *testing.T) {
 // and every polling client keeps its session and gets what was sent to it.
 func TestGatewayKilledBehindLoadBalancer(t *testing.T) {
 	c := newCluster(t)
-	var gws []*proc
-	var admins []string
-	for _, n := range []string{"g1", "g2", "g3"} {
-		g, a := c.lbGateway(n)
-		gws, admins = append(gws, g), append(admins, a)
-	}
+	gws, admins := c.lbGateways(3)
 	c.worker("w1", "echo")
 	lb := c.haproxy(gws, admins)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -187,12 +189,7 @@ func TestGatewayKilledBehindLoadBalancer(t *testing.T) {
 func TestGatewayDrainUnderTraffic(t *testing.T) {
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
-	var gws []*proc
-	var admins []string
-	for _, n := range []string{"g1", "g2", "g3"} {
-		g, a := c.lbGateway(n, "-drain-delay", "2500ms", "-drain-timeout", "4s")
-		gws, admins = append(gws, g), append(admins, a)
-	}
+	gws, admins := c.lbGateways(3, "-drain-delay", "2500ms", "-drain-timeout", "4s")
 	c.worker("w1", "echo")
 	c.worker("w2", "echo")
 	lb := c.haproxy(gws, admins)
@@ -262,12 +259,7 @@ func oldSessions(out string) []string {
 func TestWorkerKilledUnderTraffic(t *testing.T) {
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
-	var gws []*proc
-	var admins []string
-	for _, n := range []string{"g1", "g2"} {
-		g, a := c.lbGateway(n)
-		gws, admins = append(gws, g), append(admins, a)
-	}
+	gws, admins := c.lbGateways(2)
 	w1 := c.worker("w1", "echo")
 	c.worker("w2", "echo")
 	lb := c.haproxy(gws, admins)
@@ -299,12 +291,7 @@ func TestWorkerKilledUnderTraffic(t *testing.T) {
 func TestGatewayKilledUnderWebSocketTraffic(t *testing.T) {
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
-	var gws []*proc
-	var admins []string
-	for _, n := range []string{"g1", "g2", "g3"} {
-		g, a := c.lbGateway(n, "-liveness-ttl", "1s")
-		gws, admins = append(gws, g), append(admins, a)
-	}
+	gws, admins := c.lbGateways(3, "-liveness-ttl", "1s")
 	c.worker("w1", "echo")
 	lb := c.haproxy(gws, admins)
 	done := make(chan string, 1)
