@@ -101,13 +101,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	ready := func(ctx context.Context) error {
-		if !g.Ready() {
-			return errors.New("draining")
-		}
-		return rdb.Ping(ctx).Err()
-	}
-	return serve(ctx, log, g, cli.AdminHandler(reg, ready), *addr, *adminAddr, *flashAddr, *drainDelay, *drainTimeout)
+	return serve(ctx, log, g, cli.AdminHandler(reg, g.CheckReady), *addr, *adminAddr, *flashAddr, *drainDelay, *drainTimeout)
 }
 
 // serve runs the gateway's listeners until ctx ends, then drains.

@@ -97,9 +97,7 @@ func run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen admin %s: %w", *adminAddr, err)
 		}
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: cli.AdminHandler(reg, func(ctx context.Context) error {
-			return rdb.Ping(ctx).Err()
-		})}
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: cli.AdminHandler(reg, w.CheckReady)}
 		go func() { _ = srv.Serve(l) }()
 		defer srv.Close()
 		log.Info("admin listening", "addr", l.Addr().String())

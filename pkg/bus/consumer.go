@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -80,6 +81,8 @@ type Consumer struct {
 	cfg ConsumerConfig
 	log *slog.Logger
 
+	lastRebalance atomic.Int64 // unix ms of the last successful rebalance
+
 	mu        sync.Mutex
 	owned     map[int]*part // partitions being handled
 	releasing map[int]bool  // partitions finishing their batch before their lease is released
@@ -92,6 +95,7 @@ type Consumer struct {
 type part struct {
 	stop chan struct{}
 	done chan struct{}
+	beat atomic.Int64 // unix ms when the loop last went round (at least every Block)
 }
 
 // NewConsumer returns a consumer; Run starts it.
@@ -222,6 +226,29 @@ func (c *Consumer) rebalance(ctx context.Context, h Handler) error {
 	if c.cfg.OnOwned != nil {
 		c.cfg.OnOwned(len(c.owned))
 	}
+	c.lastRebalance.Store(time.Now().UnixMilli())
+	return nil
+}
+
+// ErrStalled is wrapped by Check's errors.
+var ErrStalled = errors.New("bus: consumer stalled")
+
+// Check reports whether the consumer is making progress: its last rebalance
+// (membership and leases) is recent, and every partition it owns went round
+// its loop recently (a loop turns at least once per Block, busy or idle).
+func (c *Consumer) Check() error {
+	now := time.Now().UnixMilli()
+	if last := c.lastRebalance.Load(); now-last > 2*c.cfg.LeaseTTL.Milliseconds() {
+		return fmt.Errorf("%w: no successful rebalance for %dms", ErrStalled, now-last)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	limit := 3*c.cfg.Block.Milliseconds() + c.cfg.RetryBackoff.Milliseconds()*int64(c.cfg.MaxAttempts) + 10000
+	for p, pt := range c.owned {
+		if b := pt.beat.Load(); b != 0 && now-b > limit {
+			return fmt.Errorf("%w: partition %d has not moved for %dms", ErrStalled, p, now-b)
+		}
+	}
 	return nil
 }
 
@@ -287,6 +314,7 @@ func (c *Consumer) partition(pt *part, p int, h Handler) {
 	attempts := map[string]int{}
 	lastTrim, lastReclaim := time.Time{}, time.Now()
 	for !stopped() {
+		pt.beat.Store(time.Now().UnixMilli())
 		batch := pending
 		pending = nil
 		if len(batch) == 0 && time.Since(lastReclaim) > reclaimIdle/2 {

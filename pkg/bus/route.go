@@ -20,6 +20,7 @@ const (
 	OpLeave     Op = 'L' // L\n<sid>\n<ns>\n<room>: the session left a room (room "": the namespace)
 	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<packet>: to the namespace (room "") or room
 	OpAuth      Op = 'A' // A\n<request id>\n<1|0>\n<reason>\n<data JSON>: the answer to an authorize signal
+	OpProbe     Op = 'P' // P\n<nonce>\n: a readiness probe a gateway sends itself
 )
 
 // ErrBadRoute is returned by ParseRoute for a message that is not a route.
@@ -41,6 +42,8 @@ func (r Route) String() string {
 	switch r.Op {
 	case OpDeliver:
 		return "D\n" + r.SID + "\n" + r.Packet
+	case OpProbe:
+		return "P\n" + r.SID + "\n"
 	case OpWake, OpKick:
 		return string(r.Op) + "\n" + r.SID + "\n" + r.Arg
 	case OpClose:
@@ -63,7 +66,7 @@ func ParseRoute(msg string) (Route, error) {
 	op, rest := Op(msg[0]), msg[2:]
 	var n int
 	switch op {
-	case OpDeliver, OpWake, OpKick:
+	case OpDeliver, OpWake, OpKick, OpProbe:
 		n = 2
 	case OpClose, OpJoin, OpLeave:
 		n = 3
@@ -82,6 +85,8 @@ func ParseRoute(msg string) (Route, error) {
 		r.SID, r.Packet = f[0], f[1]
 	case OpWake, OpKick:
 		r.SID, r.Arg = f[0], f[1]
+	case OpProbe:
+		r.SID = f[0]
 	case OpClose:
 		r.SID, r.Arg, r.Packet = f[0], f[1], f[2]
 	case OpJoin, OpLeave:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,7 @@ type Gateway struct {
 	pollSeq atomic.Uint64
 	polls   sync.Map // sid -> *pollWaiter (polls parked here)
 	auths   sync.Map // request id -> chan bus.Route (handshakes waiting for authorization)
+	probes  sync.Map // nonce -> chan struct{} (readiness probes in flight)
 	streams sync.Map // sid -> *stream (streams held here)
 	rooms   roomIndex
 
@@ -176,6 +178,11 @@ func (g *Gateway) dispatch(r bus.Route) {
 		}
 	case bus.OpBroadcast:
 		g.broadcast(r)
+	case bus.OpProbe:
+		if v, ok := g.probes.Load(r.SID); ok {
+			close(v.(chan struct{}))
+			g.probes.Delete(r.SID)
+		}
 	case bus.OpAuth:
 		if v, ok := g.auths.Load(r.SID); ok {
 			select {
@@ -478,6 +485,33 @@ func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, sid st
 
 // Ready reports whether the gateway takes new sessions.
 func (g *Gateway) Ready() bool { return !g.draining.Load() }
+
+// ErrNotReady is wrapped by CheckReady's errors.
+var ErrNotReady = errors.New("gateway: not ready")
+
+// CheckReady proves the gateway's path works, for /readyz: it is not
+// draining, and a probe published on its own channel comes back through
+// its subscription within ctx (a subscription can go silent while pings
+// still succeed).
+func (g *Gateway) CheckReady(ctx context.Context) error {
+	if g.draining.Load() {
+		return fmt.Errorf("%w: draining", ErrNotReady)
+	}
+	nonce := randomID(8)
+	ch := make(chan struct{})
+	g.probes.Store(nonce, ch)
+	defer g.probes.Delete(nonce)
+	msg := bus.Route{Op: bus.OpProbe, SID: nonce}.String()
+	if err := g.rdb.Publish(ctx, g.cfg.Keys.GatewayChannel(g.cfg.Node), msg).Err(); err != nil {
+		return fmt.Errorf("%w: redis: %v", ErrNotReady, err)
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: the pub/sub probe did not come back: %v", ErrNotReady, ctx.Err())
+	}
+}
 
 func seconds(d time.Duration) int64 {
 	s := int64((d + time.Second - 1) / time.Second)

@@ -135,6 +135,16 @@ func New(rdb redis.UniversalClient, cfg Config) *Worker {
 // Name returns the worker's id.
 func (w *Worker) Name() string { return w.cfg.Name }
 
+// CheckReady reports whether the worker is making progress (for /readyz):
+// Redis answers, and its consumer rebalanced and turned every owned
+// partition's loop recently.
+func (w *Worker) CheckReady(ctx context.Context) error {
+	if err := w.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("worker: redis: %w", err)
+	}
+	return w.consumer.Check()
+}
+
 // Owned returns the partitions the worker owns now.
 func (w *Worker) Owned() []int { return w.consumer.Owned() }
 

@@ -1,0 +1,118 @@
+package integration
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/realtime/realtime/pkg/protocol"
+)
+
+// metric returns the value of one sample ("name{labels}") from a
+// Prometheus text exposition, or -1 when it is absent.
+func metric(text, sample string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// The admin listeners after real traffic: the numbers moved as they should,
+// /readyz proves the path (pub/sub probe, consumer progress), and a
+// draining gateway turns unready.
+func TestMetricsAndReadiness(t *testing.T) {
+	c := newCluster(t)
+	g := c.gateway("a", "-admin-addr", "127.0.0.1:0", "-drain-delay", "3s")
+	gAdmin := "http://" + g.logged(adminRE)
+	w := c.worker("w1", "echo", "-admin-addr", "127.0.0.1:0")
+	wAdmin := "http://" + w.logged(adminRE)
+
+	for _, url := range []string{gAdmin, wAdmin} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			status, body, _ := get(t, url+"/readyz")
+			if status == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s/readyz: %d %q", url, status, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if status, _, _ := get(t, url+"/healthz"); status != 200 {
+			t.Fatalf("%s/healthz: %d", url, status)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl := dial(t, "websocket", urls(g))
+	if _, err := cl.NextEvent(ctx, "", "welcome"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := cl.EmitAck(ctx, "", "echo", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get(t, g.url("/socket.io/1/nonsense-transport/x"))
+
+	_, gm, _ := get(t, gAdmin+"/metrics")
+	for sample, want := range map[string]float64{
+		`realtime_gateway_handshakes_total{result="ok"}`:                 1,
+		`realtime_gateway_connections{transport="websocket"}`:            1,
+		`realtime_gateway_packets_in_total{type="event"}`:                3,
+		`realtime_gateway_rejected_total{reason="unknown_transport"}`:    1,
+		`realtime_gateway_route_messages_total{op="D"}`:                  4, // welcome and three acks
+		`realtime_gateway_packets_out_total{transport="websocket"}`:      5, // 1::, welcome, three acks
+	} {
+		if got := metric(gm, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
+	}
+	for _, name := range []string{"realtime_gateway_signal_publish_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
+		if metric(gm, name) <= 0 {
+			t.Errorf("%s missing or zero", name)
+		}
+	}
+	_, wm, _ := get(t, wAdmin+"/metrics")
+	for sample, want := range map[string]float64{
+		`realtime_worker_signals_total{kind="event",result="ok"}`:   3,
+		`realtime_worker_signals_total{kind="connect",result="ok"}`: 1,
+		`realtime_worker_partitions_owned`:                          16,
+	} {
+		if got := metric(wm, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
+	}
+	if !regexp.MustCompile(`realtime_worker_handler_seconds_count\{kind="event"\} 3`).MatchString(wm) {
+		t.Error("handler duration not observed for the events")
+	}
+
+	// Draining: unready at once, still serving during the delay.
+	g.signal(syscall.SIGTERM)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		status, _, _ := get(t, gAdmin+"/readyz")
+		if status == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a draining gateway stayed ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := cl.EmitAck(ctx, "", "echo", "still served"); err != nil {
+		t.Fatalf("the drain delay does not serve: %v", err)
+	}
+	_ = cl.Send(ctx, protocol.Packet{Type: protocol.Heartbeat})
+}
