@@ -1,30 +1,64 @@
-// Package protocol is the Socket.IO 0.9 wire codec. It does no I/O: it
-// decodes and encodes packets, polling payloads, the handshake body, and the
-// jsonp and htmlfile wrappings, and is used by the gateway, the workers, the
-// test client and the load tool alike.
+// Package protocol is the Socket.IO 0.9 wire codec (protocol version 1, as
+// spoken by the socket.io 0.9.x server and socket.io-client 0.9.16). It does
+// no I/O: it decodes and encodes packets, polling payloads, the handshake
+// body, and the jsonp-polling and htmlfile wrappings. The gateway, the
+// workers, the test client and the load tool all use it, and it is usable
+// from a test without a server.
 //
-// A packet is
+// # Wire grammar
 //
-//	type ":" [id ["+"]] ":" [endpoint] [":" data]
+//	packet    = type ":" [id ["+"]] ":" [endpoint] [":" data]
+//	type      = "0" | "1" | … | "8"                  ; see PacketType
+//	id        = 1*DIGIT                              ; the sender's message id, fits 64 bits
+//	"+"                                              ; the sender wants a data ack
+//	endpoint  = *(any byte but ":")                  ; the namespace, "" is the default one
+//	data      = *(any byte)                          ; type-specific, may contain ':'
 //
-// type is one digit 0-8 (see PacketType), id the sender's message id ("+":
-// the sender wants a data ack), endpoint the namespace ("" is the default
-// one; it cannot contain ':'), data the rest, type-specific.
+//	payload   = packet                               ; one packet, unframed
+//	          | 1*("\ufffd" length "\ufffd" packet)  ; several, framed (polling transports)
+//	length    = 1*DIGIT                              ; the packet's length in UTF-16 code units
 //
-// A polling payload carries one packet as is, or several framed as
+//	event data = {"name":<string>[,"args":<array>]}  ; type 5, args omitted when empty
+//	ack data   = ackId ["+" <JSON array>]            ; type 6
+//	error data = reason ["+" advice]                 ; type 7, indexes (Reason*, Advice*)
+//	handshake  = sid ":" heartbeat ":" close ":" transport *("," transport)
 //
-//	"\ufffd" <length> "\ufffd" <packet> ...
+// The decoder follows the reference's regular expression
+// ([^:]+):([0-9]+)?(\+)?:([^:]+)?:?([\s\S]*)? but is strict about the type
+// and the id; the encoder writes what the reference's encodePacket writes
+// ("1::", "2::", "0::/chat", "3:::hi", "7:::1+0"). Lengths in payloads count
+// UTF-16 code units, as JavaScript's String.length does: an emoji counts 2,
+// so `3:::😀` is framed as "\ufffd6\ufffd3:::😀".
 //
-// where length counts UTF-16 code units, as JavaScript's String.length does
-// (an emoji counts 2).
+// # A session, handshake to disconnect
 //
-// A session's life, server side:
+//	client                                   server
+//	GET /socket.io/1/?t=…              ->    "<sid>:60:60:websocket,xhr-polling,…"  Handshake
+//	GET|WS /socket.io/1/<t>/<sid>      ->    "1::"              the default namespace is connected
+//	"1::/chat"                         ->    "1::/chat"         a namespace is joined (echoed)
+//	                                   <-    "7::/priv:2"       … or refused (ReasonUnauthorized)
+//	"3:2::hi"                          ->    "6:::2"            a plain ack, answered at once
+//	`5:1+::{"name":"e","args":["a"]}`  ->    `6:::1+["r"]`      an event; the app answers the data ack
+//	                                   <-    `5:1+::{"name":"q"}` the server asks; the client acks
+//	`6:::1+["a"]`                      ->                       …with data
+//	                                   <-    "2::"              heartbeat (streaming transports, every 25 s)
+//	"2::"                              ->                       …echoed
+//	                                   <-    "8::"              an idle poll is closed (polling, after 20 s)
+//	"0::/chat"                         ->                       a namespace is left
+//	"0::"                              ->    or "0::" <-        the session ends
+//	any transport request, unknown sid ->    "7:::1+0"          the client handshakes again
 //
-//	GET /socket.io/1/            -> "<sid>:<heartbeat>:<close>:<transports>"   (Handshake)
-//	GET /socket.io/1/<t>/<sid>   -> "1::"                    the default namespace is connected
-//	client "1::/chat"            -> "1::/chat"               a namespace is connected
-//	client "5:1+::{...}"         -> "6:::1+[...]"            an event with a data ack
-//	client "3:2::hi"             -> "6:::2"                  a plain ack, answered at once
-//	server "2::" every 25s       <- "2::"                    heartbeats on streaming transports
-//	client "0::" or server "0::"                              the session ends
+// Polling transports carry a payload per request; websocket and flashsocket
+// carry one packet per text frame, unframed. jsonp-polling wraps each
+// response as io.j[N]("<payload>"); (AppendJSONP) and posts the payload as a
+// JSON string in form field d (DecodeJSONPBody); htmlfile streams
+// <script>_("<payload>");</script> chunks after HTMLFileHeader.
+//
+// # Ownership and errors
+//
+// Decoders alias their input and do not modify it: Packet.Data, the packets
+// DecodePayload passes on, and the args of ParseEvent and ParseAck point into
+// the input. Append* functions append to dst and return it, as strconv's do,
+// so a reused buffer makes encoding allocation-free. Every error wraps one of
+// the sentinels in errors.go; test with errors.Is.
 package protocol

@@ -6,8 +6,8 @@ import "errors"
 // with %w and a short detail, so callers test them with errors.Is.
 var (
 	// ErrMalformed is returned when a packet does not have the
-	// type:id:endpoint shape (fewer than two ':'), or a handshake body does
-	// not have its four fields.
+	// type:id:endpoint shape (fewer than two ':'), or by ParseHandshake when a
+	// handshake body is not sid:heartbeat:close:transports.
 	ErrMalformed = errors.New("protocol: malformed packet")
 
 	// ErrBadType is returned when a packet's type field is not a single

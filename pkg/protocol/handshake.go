@@ -7,39 +7,74 @@ import (
 	"time"
 )
 
-// Handshake is the body of a handshake answer.
+// Handshake is the body of a handshake answer,
+// sid:heartbeatTimeout:closeTimeout:transports.
 type Handshake struct {
-	SID              string
-	Heartbeat, Close time.Duration
-	Transports       []string
+	SID        string        // the session id; must not contain ':'
+	Heartbeat  time.Duration // the heartbeat timeout told to the client
+	Close      time.Duration // the close timeout
+	Transports []string      // offered transports, in preferred order
 }
 
-func secs(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
+// AppendHandshake appends h's encoding (see Handshake.String) to dst.
+func AppendHandshake(dst []byte, h Handshake) []byte {
+	dst = append(dst, h.SID...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, wholeSeconds(h.Heartbeat), 10)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, wholeSeconds(h.Close), 10)
+	dst = append(dst, ':')
+	for i, t := range h.Transports {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, t...)
 	}
-	return s
+	return dst
 }
 
-// String renders sid:heartbeat:close:transports, timeouts in whole seconds,
-// rounded up and at least 1: an empty or zero timeout would make the client
-// time out at once (reference issue #872).
+// String renders sid:heartbeat:close:transports, the timeouts in whole
+// seconds, rounded up and at least 1, never empty: the client turns an
+// empty or zero timeout into a 0 ms timer and disconnects at once
+// (reference issue #872). Transports are joined with ','.
 func (h Handshake) String() string {
-	return fmt.Sprintf("%s:%d:%d:%s", h.SID, secs(h.Heartbeat), secs(h.Close), strings.Join(h.Transports, ","))
+	return string(AppendHandshake(make([]byte, 0, 64), h))
 }
 
-// ParseHandshake decodes a handshake body (for clients and tests).
+// wholeSeconds rounds d up to whole seconds, at least 1.
+func wholeSeconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
+	return max(s, 1)
+}
+
+// ParseHandshake decodes a handshake body, for clients and tests. An empty
+// timeout field (the reference's answer when heartbeats are disabled)
+// decodes as 0; an empty transport list as nil. Errors wrap ErrMalformed.
 func ParseHandshake(s string) (Handshake, error) {
 	f := strings.SplitN(s, ":", 4)
-	if len(f) != 4 || f[0] == "" {
-		return Handshake{}, ErrMalformed
+	if len(f) != 4 {
+		return Handshake{}, fmt.Errorf("%w: handshake has %d fields, want 4", ErrMalformed, len(f))
 	}
-	hb, err1 := strconv.Atoi(f[1])
-	cl, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil {
-		return Handshake{}, ErrMalformed
+	if f[0] == "" {
+		return Handshake{}, fmt.Errorf("%w: handshake has no sid", ErrMalformed)
 	}
-	return Handshake{SID: f[0], Heartbeat: time.Duration(hb) * time.Second, Close: time.Duration(cl) * time.Second,
-		Transports: strings.Split(f[3], ",")}, nil
+	h := Handshake{SID: f[0]}
+	for i, d := range []*time.Duration{&h.Heartbeat, &h.Close} {
+		field := f[1+i]
+		if field == "" {
+			continue
+		}
+		n, ok := parseSmall([]byte(field))
+		if !ok {
+			return Handshake{}, fmt.Errorf("%w: handshake timeout %q", ErrMalformed, clip([]byte(field)))
+		}
+		*d = time.Duration(n) * time.Second
+	}
+	if f[3] != "" {
+		h.Transports = strings.Split(f[3], ",")
+	}
+	return h, nil
 }

@@ -9,84 +9,128 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// AppendJSString appends s as a string literal that is valid JSON and safe
-// inside a <script>: it escapes '"', '\\', control characters, '<', '>', '&',
-// U+2028 and U+2029, and writes invalid UTF-8 as \ufffd.
+// jsSafe marks the ASCII bytes that appendJS copies as they are: printable,
+// and none of '"', '\\', '<', '>', '&' (DEL is escaped too).
+var jsSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return t
+}()
+
+// AppendJSString appends s to dst as a double-quoted string literal that is
+// valid JSON and valid JavaScript, and safe inside an HTML <script>: it
+// escapes '"' and '\\', control characters and DEL, '<' '>' '&' as \u003c
+// \u003e \u0026 (so neither "</script>" nor "<!--" can appear), U+2028 and
+// U+2029 as \u2028 \u2029 (line terminators in older JavaScript), and
+// writes each invalid UTF-8 byte as \ufffd. JSON.parse or eval of the
+// result gives back s, with invalid bytes as U+FFFD.
 func AppendJSString(dst []byte, s []byte) []byte {
 	return appendJS(dst, s, false)
 }
 
-func appendJS(dst []byte, s []byte, slash bool) []byte {
+// appendJS is AppendJSString for a string or a byte slice; slash also
+// escapes '/' as \/ (htmlfile).
+func appendJS[S string | []byte](dst []byte, s S, slash bool) []byte {
 	dst = append(dst, '"')
-	for len(s) > 0 {
-		c := s[0]
+	start := 0 // s[start:i] is safe and not yet copied
+	for i := 0; i < len(s); {
+		c := s[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			case c == '/' && slash:
-				dst = append(dst, '\\', '/')
-			default:
-				dst = append(dst, c)
+			if jsSafe[c] && (c != '/' || !slash) {
+				i++
+				continue
 			}
-			s = s[1:]
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\', '/':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
 			continue
 		}
-		r, size := utf8.DecodeRune(s)
+		// At most 4 bytes are converted, so the conversion does not allocate.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		switch {
 		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
-		case r == 0x2028 || r == 0x2029:
+			start = i + size
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
 			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			dst = append(dst, s[:size]...)
+			start = i + size
 		}
-		s = s[size:]
+		i += size
 	}
+	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 
-// AppendJSONP appends io.j[index](<payload as a string literal>);.
+// AppendJSONP appends a jsonp-polling response body, io.j[<index>](<payload
+// as AppendJSString writes it>);, to dst. index must already be validated
+// (ValidJSONPIndex): it is written as is.
 func AppendJSONP(dst []byte, index string, payload []byte) []byte {
 	dst = append(dst, "io.j["...)
 	dst = append(dst, index...)
 	dst = append(dst, "]("...)
-	dst = AppendJSString(dst, payload)
+	dst = appendJS(dst, payload, false)
 	return append(dst, ");"...)
 }
 
-// AppendJSONPError appends io.j[index](new Error(<msg>));.
+// AppendJSONPError appends a jsonp error body, io.j[<index>](new
+// Error("<msg>"));, to dst (a refused jsonp handshake). index must already
+// be validated (ValidJSONPIndex); msg is escaped as AppendJSString does.
 func AppendJSONPError(dst []byte, index string, msg string) []byte {
 	dst = append(dst, "io.j["...)
 	dst = append(dst, index...)
 	dst = append(dst, "](new Error("...)
-	dst = AppendJSString(dst, []byte(msg))
+	dst = appendJS(dst, msg, false)
 	return append(dst, "));"...)
 }
 
-// AppendHTMLFileScript appends one htmlfile chunk: <script>_(<payload>);</script>, with "/" escaped too.
+// AppendHTMLFileScript appends one htmlfile chunk,
+// <script>_(<payload as a string literal>);</script>, to dst. The literal is
+// escaped as AppendJSString does, and '/' as \/ too, as the reference does
+// since its fix for "</script>" (#1251).
 func AppendHTMLFileScript(dst []byte, payload []byte) []byte {
 	dst = append(dst, "<script>_("...)
 	dst = appendJS(dst, payload, true)
 	return append(dst, ");</script>"...)
 }
 
-var htmlHeader = []byte("<html><body><script>var _ = function (msg) { parent.s._(msg, document); };</script>" + strings.Repeat(" ", 173))
+// HTMLFilePadding is how many spaces follow the htmlfile header script, as
+// the reference sends (old IE renders nothing of a response before some
+// bytes have arrived).
+const HTMLFilePadding = 173
+
+var htmlHeader = []byte("<html><body><script>var _ = function (msg) { parent.s._(msg, document); };</script>" +
+	strings.Repeat(" ", HTMLFilePadding))
 
 // HTMLFileHeader returns the first chunk of an htmlfile stream: the script
-// defining _ and 173 spaces of padding, as the reference sends. Do not modify it.
-func HTMLFileHeader() []byte { return htmlHeader }
+// defining _, which hands each payload to the client, followed by
+// HTMLFilePadding spaces. The slice is shared: do not modify it (its
+// capacity is its length, so appending to it copies).
+func HTMLFileHeader() []byte { return htmlHeader[:len(htmlHeader):len(htmlHeader)] }
 
-// DecodeJSONPBody decodes the form field d of a jsonp POST (a JSON string) into the payload it holds.
+// DecodeJSONPBody decodes the form field d of a jsonp-polling POST (already
+// form-decoded): a JSON string literal, JSON.stringify of the payload. It
+// returns the payload in a new slice; invalid UTF-8 and lone surrogate
+// escapes become U+FFFD. Errors wrap ErrBadJSONP (the reference server
+// crashes on them).
 func DecodeJSONPBody(d []byte) ([]byte, error) {
+	if i := skipSpace(d, 0); i == len(d) || d[i] != '"' {
+		return nil, fmt.Errorf("%w: not a JSON string", ErrBadJSONP)
+	}
 	var s string
 	if err := json.Unmarshal(d, &s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadJSONP, err)
@@ -94,7 +138,8 @@ func DecodeJSONPBody(d []byte) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// ValidJSONPIndex reports whether s is 1 to 10 decimal digits.
+// ValidJSONPIndex reports whether s is a valid jsonp index: ^\d+$, and at
+// most 10 digits.
 func ValidJSONPIndex(s string) bool {
 	if s == "" || len(s) > 10 {
 		return false

@@ -2,50 +2,72 @@ package protocol
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
 
-// frameMark opens and closes a frame's length (U+FFFD, EF BF BD).
-const frameMark = "\ufffd"
+// FrameMark opens and closes a frame's length in a polling payload: U+FFFD,
+// sent as the UTF-8 bytes EF BF BD.
+const FrameMark = "\ufffd"
 
-// AppendPayload appends packets, already encoded, as one polling payload:
-// a single packet as is, several each framed with its UTF-16 length.
+// maxFrameDigits bounds a frame's length field; 10 digits is more than any
+// packet a server accepts.
+const maxFrameDigits = 10
+
+// AppendPayload appends packets (already encoded) to dst as one polling
+// payload: a single packet as is, several each framed as
+// \ufffd<length>\ufffd<packet>, length in UTF-16 code units (UTF16Len).
+// No packets append nothing.
 func AppendPayload(dst []byte, packets ...[]byte) []byte {
 	if len(packets) == 1 {
 		return append(dst, packets[0]...)
 	}
 	for _, p := range packets {
-		dst = append(dst, frameMark...)
-		dst = strconv.AppendInt(dst, int64(UTF16Len(p)), 10)
-		dst = append(dst, frameMark...)
-		dst = append(dst, p...)
+		dst = AppendFrame(dst, p)
 	}
 	return dst
 }
 
-// UTF16Len returns the JavaScript length of UTF-8 text: supplementary
-// characters count 2; each invalid byte counts 1, as its U+FFFD would.
+// AppendFrame appends one framed packet, \ufffd<length>\ufffd<packet>, to
+// dst: for building a payload packet by packet without a [][]byte. A payload
+// of one packet must not be framed (use AppendPayload, or append the packet).
+func AppendFrame(dst, packet []byte) []byte {
+	dst = append(dst, FrameMark...)
+	dst = strconv.AppendUint(dst, uint64(UTF16Len(packet)), 10)
+	dst = append(dst, FrameMark...)
+	return append(dst, packet...)
+}
+
+// UTF16Len returns the JavaScript String.length of UTF-8 text: one per
+// character of the Basic Multilingual Plane, two per supplementary
+// character (a surrogate pair), and one per invalid byte, as the U+FFFD it
+// would be decoded to.
 func UTF16Len(b []byte) int {
 	n := 0
-	for len(b) > 0 {
-		if b[0] < utf8.RuneSelf {
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
 			n++
-			b = b[1:]
+			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(b)
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
-		b = b[size:]
+		r, size := utf8.DecodeRune(b[i:])
+		n += utf16Units(r)
+		i += size
 	}
 	return n
 }
 
-// utf16Prefix returns how many bytes of b hold units UTF-16 code units, or -1.
+// utf16Units is how many UTF-16 code units r takes (RuneError counts 1).
+func utf16Units(r rune) int {
+	if r >= 0x10000 {
+		return 2
+	}
+	return 1
+}
+
+// utf16Prefix returns how many bytes of b hold exactly units UTF-16 code
+// units, or -1 when b is too short or the count ends inside a surrogate pair.
 func utf16Prefix(b []byte, units int) int {
 	i := 0
 	for units > 0 {
@@ -58,10 +80,7 @@ func utf16Prefix(b []byte, units int) int {
 			continue
 		}
 		r, size := utf8.DecodeRune(b[i:])
-		w := 1
-		if r >= 0x10000 {
-			w = 2
-		}
+		w := utf16Units(r)
 		if w > units {
 			return -1
 		}
@@ -71,41 +90,58 @@ func utf16Prefix(b []byte, units int) int {
 	return i
 }
 
-// DecodePayload calls fn with each packet of a payload, in order, without
-// allocating: a payload that does not start with \ufffd is one packet. It
-// returns ErrBadFrame for a malformed frame, ErrTooLarge when a packet is
-// longer than maxPacket bytes (maxPacket <= 0: no limit), or fn's first
-// error. Packets before a bad frame have already been passed to fn.
+// DecodePayload calls fn with each packet of a polling payload, in order,
+// without allocating. A payload that does not start with \ufffd is a single
+// packet (an empty payload is one empty packet); otherwise it must be a
+// sequence of \ufffd<length>\ufffd<packet> frames, length in decimal UTF-16
+// code units. The slices passed to fn alias b and are valid only as long as b.
+//
+// It returns ErrBadFrame for a malformed frame (an empty, non-decimal or
+// over-long length, a missing \ufffd, a length past the end or splitting a
+// character), ErrTooLarge when a packet is longer than maxPacket bytes
+// (maxPacket <= 0: no limit), or fn's first error as is. Either way it stops
+// there; packets before that point have already been passed to fn. It does
+// not modify b.
 func DecodePayload(b []byte, maxPacket int, fn func(packet []byte) error) error {
-	if !bytes.HasPrefix(b, []byte(frameMark)) {
+	if !bytes.HasPrefix(b, []byte(FrameMark)) {
 		if maxPacket > 0 && len(b) > maxPacket {
-			return ErrTooLarge
+			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), maxPacket)
 		}
 		return fn(b)
 	}
+	total := len(b)
 	for len(b) > 0 {
-		if !bytes.HasPrefix(b, []byte(frameMark)) {
-			return ErrBadFrame
+		at := total - len(b)
+		if !bytes.HasPrefix(b, []byte(FrameMark)) {
+			return fmt.Errorf("%w: no \\ufffd at byte %d", ErrBadFrame, at)
 		}
-		b = b[len(frameMark):]
-		j := bytes.Index(b, []byte(frameMark))
-		if j <= 0 || j > 10 {
-			return ErrBadFrame
+		b = b[len(FrameMark):]
+		end := bytes.Index(b, []byte(FrameMark))
+		if end < 0 {
+			return fmt.Errorf("%w: no closing \\ufffd after byte %d", ErrBadFrame, at)
+		}
+		if end == 0 || end > maxFrameDigits {
+			return fmt.Errorf("%w: length of %d digits at byte %d", ErrBadFrame, end, at)
 		}
 		n := 0
-		for _, c := range b[:j] {
+		for _, c := range b[:end] {
 			if c < '0' || c > '9' {
-				return ErrBadFrame
+				return fmt.Errorf("%w: length %q at byte %d", ErrBadFrame, clip(b[:end]), at)
 			}
 			n = n*10 + int(c-'0')
 		}
-		b = b[j+len(frameMark):]
+		b = b[end+len(FrameMark):]
+		// A packet has at least as many bytes as UTF-16 code units, so a
+		// length over the limit is refused before it is scanned.
+		if maxPacket > 0 && n > maxPacket {
+			return fmt.Errorf("%w: %d UTF-16 units at byte %d, limit %d bytes", ErrTooLarge, n, at, maxPacket)
+		}
 		k := utf16Prefix(b, n)
 		if k < 0 {
-			return ErrBadFrame
+			return fmt.Errorf("%w: length %d at byte %d runs past the end or splits a character", ErrBadFrame, n, at)
 		}
 		if maxPacket > 0 && k > maxPacket {
-			return ErrTooLarge
+			return fmt.Errorf("%w: %d bytes at byte %d, limit %d", ErrTooLarge, k, at, maxPacket)
 		}
 		if err := fn(b[:k]); err != nil {
 			return err

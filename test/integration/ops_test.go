@@ -68,12 +68,12 @@ func TestMetricsAndReadiness(t *testing.T) {
 
 	_, gm, _ := get(t, gAdmin+"/metrics")
 	for sample, want := range map[string]float64{
-		`realtime_gateway_handshakes_total{result="ok"}`:                 1,
-		`realtime_gateway_connections{transport="websocket"}`:            1,
-		`realtime_gateway_packets_in_total{type="event"}`:                3,
-		`realtime_gateway_rejected_total{reason="unknown_transport"}`:    1,
-		`realtime_gateway_route_messages_total{op="D"}`:                  4, // welcome and three acks
-		`realtime_gateway_packets_out_total{transport="websocket"}`:      5, // 1::, welcome, three acks
+		`realtime_gateway_handshakes_total{result="ok"}`:              1,
+		`realtime_gateway_connections{transport="websocket"}`:         1,
+		`realtime_gateway_packets_in_total{type="event"}`:             3,
+		`realtime_gateway_rejected_total{reason="unknown_transport"}`: 1,
+		`realtime_gateway_route_messages_total{op="D"}`:               4, // welcome and three acks
+		`realtime_gateway_packets_out_total{transport="websocket"}`:   5, // 1::, welcome, three acks
 	} {
 		if got := metric(gm, sample); got != want {
 			t.Errorf("%s = %v, want %v", sample, got, want)
