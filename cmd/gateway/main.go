@@ -54,6 +54,8 @@ func run(args []string) error {
 		sendQueue    = fs.Int("send-queue", 1024, "packets queued per streaming client before it is dropped as too slow")
 		clientScript = fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js")
 		static       = fs.String("static", "", "directory served at / (e.g. the chat page)")
+		maxHSRate    = fs.Float64("max-handshake-rate", 2000, "handshakes per second beyond which handshakes get 503 at once (0: no limit)")
+		maxConns     = fs.Int("max-connections", 100000, "websockets held plus polls parked beyond which handshakes and upgrades get 503 (0: no limit)")
 		authorize    = fs.Bool("authorize", false, "ask the workers' OnAuthorize hook to allow each handshake")
 		authTimeout  = fs.Duration("authorize-timeout", 3*time.Second, "how long a handshake waits for the authorization answer")
 		authFailOpen = fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)")
@@ -96,6 +98,7 @@ func run(args []string) error {
 		Transports: splitList(*transports), Origins: splitList(*origins),
 		MaxPacketBytes: *maxPacket, MaxBodyBytes: *maxBody, MaxMailbox: *maxMailbox, SendQueue: *sendQueue,
 		ClientScript: *clientScript, StaticDir: *static, Logger: log, AliveTTL: *livenessTTL,
+		MaxHandshakeRate: *maxHSRate, MaxConnections: *maxConns,
 		Authorize: *authorize, AuthorizeTimeout: *authTimeout, AuthorizeFailOpen: *authFailOpen,
 	}, gateway.NewMetrics(reg))
 	if err != nil {

@@ -71,6 +71,14 @@ type Config struct {
 	ClientScript string
 	// StaticDir, if set, is served at / (the chat page). Default: "".
 	StaticDir string
+	// MaxHandshakeRate bounds handshakes per second (bursts up to the same
+	// number); beyond it handshakes get 503 at once, so clients back off and
+	// retry. 0: no limit. Default: 0 (cmd/gateway sets 2000).
+	MaxHandshakeRate float64
+	// MaxConnections bounds the streams held plus polls parked here; beyond
+	// it handshakes and websocket upgrades get 503. 0: no limit. Default: 0
+	// (cmd/gateway sets 100000).
+	MaxConnections int
 	// Authorize asks the workers (their OnAuthorize hook) to allow each
 	// handshake before answering it. Default: false.
 	Authorize bool

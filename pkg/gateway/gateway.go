@@ -39,6 +39,9 @@ type Gateway struct {
 	streams sync.Map // sid -> *stream (streams held here)
 	rooms   roomIndex
 
+	handshakes *tokenBucket
+	held       atomic.Int64 // streams held plus polls parked
+
 	draining  atomic.Bool
 	drainCh   chan struct{}
 	stop      context.CancelFunc
@@ -86,6 +89,7 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		}
 	}})
 	g.rooms.init()
+	g.handshakes = newTokenBucket(cfg.MaxHandshakeRate)
 	return g, nil
 }
 

@@ -35,6 +35,10 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		}
 		g.reject(w, r, status, "handshake_"+result, msg)
 	}
+	if reason := g.admit(); reason != "" {
+		fail(http.StatusServiceUnavailable, reason, "handshake error: server over capacity, retry")
+		return
+	}
 	if !originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer")) {
 		fail(http.StatusForbidden, "bad_origin", "handshake bad origin")
 		return

@@ -47,6 +47,8 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	}
 	g.metrics.Connections.WithLabelValues(TransportHTMLFile).Inc()
 	defer g.metrics.Connections.WithLabelValues(TransportHTMLFile).Dec()
+	g.held.Add(1)
+	defer g.held.Add(-1)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(protocol.HTMLFileHeader())
 	flusher.Flush()

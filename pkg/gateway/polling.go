@@ -84,7 +84,9 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	res, packets, err := g.store.Poll(ctx, sid, transport, waiter.id, t, false)
 	if err == nil && res == session.PollParked {
 		g.metrics.Connections.WithLabelValues(transport).Inc()
+		g.held.Add(1)
 		res, packets, err = g.park(ctx, waiter, sid, transport, t)
+		g.held.Add(-1)
 		g.metrics.Connections.WithLabelValues(transport).Dec()
 	}
 	switch {

@@ -158,6 +158,10 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 		g.reject(w, r, http.StatusBadRequest, "not_websocket", "websocket upgrade expected")
 		return
 	}
+	if max := g.cfg.MaxConnections; max > 0 && g.held.Load() >= int64(max) {
+		g.reject(w, r, http.StatusServiceUnavailable, "over_connections", "server over capacity")
+		return
+	}
 	up := upgrader
 	up.CheckOrigin = func(r *http.Request) bool {
 		return originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer"))
@@ -194,6 +198,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 	}
 	g.metrics.Connections.WithLabelValues(transport).Inc()
 	defer g.metrics.Connections.WithLabelValues(transport).Dec()
+	g.held.Add(1)
+	defer g.held.Add(-1)
 
 	writerDone := make(chan struct{})
 	go func() {

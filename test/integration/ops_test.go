@@ -116,3 +116,52 @@ func TestMetricsAndReadiness(t *testing.T) {
 	}
 	_ = cl.Send(ctx, protocol.Packet{Type: protocol.Heartbeat})
 }
+
+// Admission control: beyond the handshake rate or the connection count,
+// handshakes get 503 at once, counted by reason.
+func TestAdmissionControl(t *testing.T) {
+	c := newCluster(t)
+	g := c.gateway("a", "-max-handshake-rate", "5", "-max-connections", "1", "-admin-addr", "127.0.0.1:0")
+	admin := "http://" + g.logged(adminRE)
+	ok, refused := 0, 0
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		status, body, _ := get(t, g.url("/socket.io/1/?t=1"))
+		switch {
+		case status == 200:
+			ok++
+		case status == 503 && strings.Contains(body, "over capacity"):
+			refused++
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("a refusal took %v", d)
+			}
+		default:
+			t.Fatalf("handshake: %d %q", status, body)
+		}
+	}
+	if ok < 5 || ok > 7 || refused == 0 {
+		t.Fatalf("%d admitted, %d refused; want about 5 admitted", ok, refused)
+	}
+	time.Sleep(time.Second) // the bucket refills
+	sid := handshake(t, g)
+	ws := dialWS(t, g, sid)
+	readWS(t, ws)
+	if status, body, _ := get(t, g.url("/socket.io/1/?t=2")); status != 503 || !strings.Contains(body, "over capacity") {
+		t.Fatalf("handshake at the connection limit: %d %q", status, body)
+	}
+	_, m, _ := get(t, admin+"/metrics")
+	if metric(m, `realtime_gateway_handshakes_total{result="over_rate"}`) != float64(refused) ||
+		metric(m, `realtime_gateway_handshakes_total{result="over_connections"}`) != 1 {
+		t.Fatalf("refusals not counted:\n%s", grep(m, "handshakes_total"))
+	}
+}
+
+func grep(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
