@@ -4,8 +4,10 @@ import "testing"
 
 var benchEvent = []byte(`5:12+::{"name":"echo","args":[1,"two",{"three":3}]}`)
 
+// A default-namespace event: 0 allocations.
 func BenchmarkDecode(b *testing.B) {
 	b.ReportAllocs()
+	b.SetBytes(int64(len(benchEvent)))
 	for b.Loop() {
 		if _, err := Decode(benchEvent); err != nil {
 			b.Fatal(err)
@@ -13,8 +15,19 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// A namespaced event: one allocation, the Endpoint string.
+func BenchmarkDecodeNamespace(b *testing.B) {
+	pkt := []byte(`5:12+:/chat:{"name":"echo","args":[1,"two",{"three":3}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecodePayload(b *testing.B) {
-	payload := AppendPayload(nil, benchEvent, []byte("3:::hello 😀"), []byte("2::"), benchEvent)
+	payload := AppendPayload(nil, benchEvent, []byte("3:::hello 😀 é"), []byte("2::"), benchEvent)
 	fn := func([]byte) error { return nil }
 	b.ReportAllocs()
 	b.SetBytes(int64(len(payload)))
@@ -26,7 +39,7 @@ func BenchmarkDecodePayload(b *testing.B) {
 }
 
 func BenchmarkAppendPacket(b *testing.B) {
-	p := Packet{Type: Event, ID: 12, HasID: true, AckData: true, Data: benchEvent[8:]}
+	p := Packet{Type: Event, ID: 12, HasID: true, AckData: true, Data: benchEvent[7:]}
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -35,7 +48,7 @@ func BenchmarkAppendPacket(b *testing.B) {
 }
 
 func BenchmarkAppendPayload(b *testing.B) {
-	packets := [][]byte{benchEvent, []byte("3:::hello 😀"), []byte("2::")}
+	packets := [][]byte{benchEvent, []byte("3:::hello 😀 é"), []byte("2::")}
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -43,9 +56,11 @@ func BenchmarkAppendPayload(b *testing.B) {
 	}
 }
 
+// One allocation: the name string.
 func BenchmarkParseEvent(b *testing.B) {
 	data := benchEvent[7:]
 	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		if _, _, err := ParseEvent(data); err != nil {
 			b.Fatal(err)
@@ -53,10 +68,20 @@ func BenchmarkParseEvent(b *testing.B) {
 	}
 }
 
-func BenchmarkAppendJSString(b *testing.B) {
-	s := []byte(`5:::{"name":"chat","args":["hello </script> \u2028 world 😀"]}`)
+func BenchmarkAppendEvent(b *testing.B) {
+	args := []byte(`[1,"two",{"three":3}]`)
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendEvent(buf[:0], "echo", args)
+	}
+}
+
+func BenchmarkAppendJSString(b *testing.B) {
+	s := []byte(`5:::{"name":"chat","args":["hello </script> ` + "\u2028" + ` world 😀 and some more ordinary text"]}`)
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
 	for b.Loop() {
 		buf = AppendJSString(buf[:0], s)
 	}

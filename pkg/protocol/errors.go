@@ -2,8 +2,10 @@ package protocol
 
 import "errors"
 
-// Every error this package returns is one of these sentinels, or wraps one
-// with %w and a short detail, so callers test them with errors.Is.
+// Every error this package returns is one of these sentinels wrapped with %w
+// and a short detail (at most 32 bytes of the input, copied), so callers
+// test them with errors.Is. The one exception: DecodePayload returns its
+// callback's error as is.
 var (
 	// ErrMalformed is returned when a packet does not have the
 	// type:id:endpoint shape (fewer than two ':'), or by ParseHandshake when a

@@ -69,7 +69,7 @@ func Decode(b []byte) (Packet, error) {
 	rest := b[2:]
 	j := bytes.IndexByte(rest, ':')
 	if j < 0 {
-		return p, fmt.Errorf("%w: one ':' in %q", ErrMalformed, clip(b))
+		return Packet{}, fmt.Errorf("%w: one ':' in %q", ErrMalformed, clip(b))
 	}
 	if id := rest[:j]; len(id) > 0 {
 		if id[len(id)-1] == '+' {
