@@ -21,7 +21,7 @@ func TestDemo(t *testing.T) {
 	}
 	for _, transport := range []string{"websocket", "xhr-polling"} {
 		out := runNode(t, script, "--urls", "http://"+d.addr, "--transport", transport)
-		if !strings.Contains(out, "28 passed, 0 failed") {
+		if !contractPassed(out) {
 			t.Fatalf("%s:\n%s", transport, out)
 		}
 	}

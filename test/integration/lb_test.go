@@ -120,7 +120,7 @@ func TestOfficialClientThroughLoadBalancer(t *testing.T) {
 			c.worker("w2", "echo")
 			lb := c.haproxy(gws, admins)
 			out := runNode(t, script, "--urls", lb, "--transport", transport)
-			if !strings.Contains(out, "28 passed, 0 failed") {
+			if !contractPassed(out) {
 				t.Fatalf("%s through haproxy:\n%s", transport, out)
 			}
 		})
