@@ -18,7 +18,6 @@ type Metrics struct {
 	QueueOverflows prometheus.Counter     // streaming send queue overflows
 	MailboxDrain   prometheus.Histogram   // packets per poll answer
 	RouteMessages  *prometheus.CounterVec // op
-	_              struct{}
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
