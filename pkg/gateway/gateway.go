@@ -103,6 +103,11 @@ func (g *Gateway) Store() *session.Store { return g.store }
 // subscription is confirmed, so no route message is missed) and starts the
 // liveness and reaper loops. It fails if Redis cannot be reached.
 func (g *Gateway) Start(ctx context.Context) error {
+	start := time.Now()
+	if err := g.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("gateway: start: %w", err)
+	}
+	g.metrics.RedisRTT.Observe(time.Since(start).Seconds())
 	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
 		return fmt.Errorf("gateway: start: %w", err)
 	}
@@ -236,6 +241,10 @@ func (g *Gateway) aliveLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			start := time.Now()
+			if err := g.rdb.Ping(ctx).Err(); err == nil {
+				g.metrics.RedisRTT.Observe(time.Since(start).Seconds())
+			}
 			if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil && ctx.Err() == nil {
 				g.metrics.RedisErrors.WithLabelValues("alive").Inc()
 				g.log.Warn("liveness key not renewed", "err", err)

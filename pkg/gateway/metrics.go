@@ -11,7 +11,10 @@ type Metrics struct {
 	Rejected       *prometheus.CounterVec // reason
 	Connections    *prometheus.GaugeVec   // transport: streams held and polls parked
 	PacketsIn      *prometheus.CounterVec // type
-	PacketsOut     *prometheus.CounterVec // transport
+	PacketsOut     *prometheus.CounterVec // type
+	BytesIn        prometheus.Counter     // packet bytes received
+	BytesOut       prometheus.Counter     // packet bytes written
+	RedisRTT       prometheus.Histogram   // a PING, timed every liveness period
 	Disconnects    *prometheus.CounterVec // reason, for disconnects this gateway decided
 	PublishSeconds prometheus.Histogram   // one signal batch round trip
 	RedisErrors    *prometheus.CounterVec // op
@@ -33,7 +36,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PacketsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_packets_in_total", Help: "Packets received from clients by type."}, []string{"type"}),
 		PacketsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "realtime_gateway_packets_out_total", Help: "Packets written to clients by transport."}, []string{"transport"}),
+			Name: "realtime_gateway_packets_out_total", Help: "Packets written to clients by type."}, []string{"type"}),
+		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_packet_bytes_in_total", Help: "Bytes of packets received from clients."}),
+		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_packet_bytes_out_total", Help: "Bytes of packets written to clients (before framing)."}),
+		RedisRTT: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "realtime_gateway_redis_rtt_seconds", Help: "Round trip of a Redis PING, measured every liveness period.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_disconnects_total", Help: "Sessions ended by this gateway by reason."}, []string{"reason"}),
 		PublishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -50,8 +60,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.Disconnects,
+		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut, m.RedisRTT, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
 	}
 	return m
 }
+
+// packetsOut counts packets written to clients, by type (the first byte of
+// an encoded packet), and their bytes.
+func (m *Metrics) packetsOut(packets []string) {
+	for _, p := range packets {
+		t := "unknown"
+		if len(p) > 0 && p[0] >= '0' && p[0] <= '8' {
+			t = typeNames[p[0]-'0']
+		}
+		m.PacketsOut.WithLabelValues(t).Inc()
+		m.BytesOut.Add(float64(len(p)))
+	}
+}
+
+var typeNames = [...]string{"disconnect", "connect", "heartbeat", "message", "json", "event", "ack", "error", "noop"}

@@ -158,7 +158,7 @@ func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, i
 		bufs[i] = []byte(p)
 	}
 	payload := protocol.AppendPayload(nil, bufs...)
-	g.metrics.PacketsOut.WithLabelValues(transport).Add(float64(len(packets)))
+	g.metrics.packetsOut(packets)
 	g.cors(w, r)
 	h := w.Header()
 	var body []byte

@@ -297,7 +297,7 @@ func (s *stream) writeLoop(first []string, w packetWriter) {
 		s.closeLocal(bus.ReasonTransportClose)
 		return
 	}
-	g.metrics.PacketsOut.WithLabelValues(s.transport).Add(float64(len(first)))
+	g.metrics.packetsOut(first)
 	hb := time.NewTicker(g.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	batch := make([]string, 0, 64)
@@ -337,6 +337,6 @@ func (s *stream) writeLoop(first []string, w packetWriter) {
 			s.closeLocal(bus.ReasonTransportClose)
 			return
 		}
-		g.metrics.PacketsOut.WithLabelValues(s.transport).Add(float64(len(batch)))
+		g.metrics.packetsOut(batch)
 	}
 }

@@ -73,13 +73,16 @@ func TestMetricsAndReadiness(t *testing.T) {
 		`realtime_gateway_packets_in_total{type="event"}`:             3,
 		`realtime_gateway_rejected_total{reason="unknown_transport"}`: 1,
 		`realtime_gateway_route_messages_total{op="D"}`:               4, // welcome and three acks
-		`realtime_gateway_packets_out_total{transport="websocket"}`:   5, // 1::, welcome, three acks
+		`realtime_gateway_packets_out_total{type="connect"}`:          1,
+		`realtime_gateway_packets_out_total{type="event"}`:            1, // welcome
+		`realtime_gateway_packets_out_total{type="ack"}`:              3,
 	} {
 		if got := metric(gm, sample); got != want {
 			t.Errorf("%s = %v, want %v", sample, got, want)
 		}
 	}
-	for _, name := range []string{"realtime_gateway_signal_publish_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, name := range []string{"realtime_gateway_signal_publish_seconds_count", "realtime_gateway_packet_bytes_in_total",
+		"realtime_gateway_packet_bytes_out_total", "realtime_gateway_redis_rtt_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
 		if metric(gm, name) <= 0 {
 			t.Errorf("%s missing or zero", name)
 		}
