@@ -22,8 +22,9 @@ type ConsumerConfig struct {
 	// Name is this consumer's id, unique among workers. Required.
 	Name string
 	// LeaseTTL is how long a partition lease lasts without renewal; leases
-	// are renewed and the share recomputed every LeaseTTL/3. A worker that
-	// dies loses its partitions after about LeaseTTL. Default: 3s.
+	// are renewed and the share recomputed every LeaseTTL/3 (at least every
+	// second). A worker that dies loses its partitions after about LeaseTTL;
+	// one that stops releases them at once. Default: 3s.
 	LeaseTTL time.Duration
 	// Batch is the most entries read at once from one partition. Default: 100.
 	Batch int
@@ -128,7 +129,9 @@ return 0
 // ends; then it finishes the batches in hand, releases its leases and
 // returns.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
-	tick := time.NewTicker(c.cfg.LeaseTTL / 3)
+	// Rebalance at least every second, so partitions a leaving worker
+	// released move within a second whatever the lease lifetime.
+	tick := time.NewTicker(min(c.cfg.LeaseTTL/3, time.Second))
 	defer tick.Stop()
 	defer c.leave()
 	for {
@@ -269,6 +272,7 @@ func (c *Consumer) leave() {
 		_ = releaseScript.Run(ctx, c.rdb, []string{c.leaseKey(p)}, c.cfg.Name).Err()
 	}
 	_ = c.rdb.ZRem(ctx, c.membersKey(), c.cfg.Name).Err()
+	c.log.Info("partitions released on shutdown", "count", len(owned))
 	if c.cfg.OnOwned != nil {
 		c.cfg.OnOwned(0)
 	}

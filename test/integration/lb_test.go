@@ -320,3 +320,39 @@ func TestGatewayKilledUnderWebSocketTraffic(t *testing.T) {
 	}
 	t.Logf("%d sessions of the killed gateway reaped; their clients reconnected", len(old))
 }
+
+// SIGTERM of a worker under steady traffic: it finishes the batch in hand,
+// commits, releases its partitions at once (no waiting for leases to
+// expire) and exits; every event still gets its ack, in order.
+func TestWorkerDrainUnderTraffic(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	c := newCluster(t)
+	gws, admins := c.lbGateways(2)
+	// Long leases: if the drained worker did not release its partitions,
+	// the acks would stall past the clients' 5 s deadline.
+	w1 := c.worker("w1", "echo", "-lease-ttl", "20s")
+	c.worker("w2", "echo", "-lease-ttl", "20s")
+	lb := c.haproxy(gws, admins)
+	done := make(chan string, 1)
+	go func() {
+		out, err := exec.Command("node", script, "--url", lb, "--transport", "websocket",
+			"--clients", "4", "--seconds", "8", "--expect", "same-session").CombinedOutput()
+		if err != nil {
+			out = append(out, []byte("\nexit: "+err.Error())...)
+		}
+		done <- string(out)
+	}()
+	time.Sleep(2 * time.Second)
+	w1.signal(syscall.SIGTERM)
+	select {
+	case <-w1.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker did not exit within 10s of SIGTERM")
+	}
+	if !strings.Contains(w1.logText(), "partitions released on shutdown") {
+		t.Errorf("the worker released no partition:\n%s", w1.logText())
+	}
+	if out := <-done; !strings.Contains(out, " passed, 0 failed") {
+		t.Fatalf("clients while a worker drained:\n%s", out)
+	}
+}
