@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -12,13 +13,13 @@ type Op byte
 // Route operations. Fields are separated by '\n'; the packet, last, may
 // itself contain '\n'.
 const (
-	OpDeliver   Op = 'D' // D\n<sid>\n<packet>: write packet to the session's stream
+	OpDeliver   Op = 'D' // D\n<sid>\n<ms>\n<packet>: write packet to the session's stream (routed at unix ms)
 	OpWake      Op = 'W' // W\n<sid>\n<pollid>: the session's mailbox has packets for the poll parked here
 	OpKick      Op = 'K' // K\n<sid>\n<pollid>: a newer poll arrived elsewhere; answer this one with 8::
 	OpClose     Op = 'C' // C\n<sid>\n<reason>\n<packet>: the session ended; write packet (may be empty), then close
 	OpJoin      Op = 'J' // J\n<sid>\n<ns>\n<room>: the session joined a room (room "": the namespace)
 	OpLeave     Op = 'L' // L\n<sid>\n<ns>\n<room>: the session left a room (room "": the namespace)
-	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<packet>: to the namespace (room "") or room
+	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<ms>\n<packet>: to the namespace (room "") or room
 	OpAuth      Op = 'A' // A\n<request id>\n<1|0>\n<reason>\n<data JSON>: the answer to an authorize signal
 	OpProbe     Op = 'P' // P\n<nonce>\n: a readiness probe a gateway sends itself
 )
@@ -35,13 +36,14 @@ type Route struct {
 	Arg    string // W K: poll id; C: reason; J L B: namespace
 	Room   string // J L B
 	Packet string // D C B
+	Time   int64  // D B: unix ms when Redis routed it (0: unknown)
 }
 
 // String encodes r for PUBLISH.
 func (r Route) String() string {
 	switch r.Op {
 	case OpDeliver:
-		return "D\n" + r.SID + "\n" + r.Packet
+		return "D\n" + r.SID + "\n" + strconv.FormatInt(r.Time, 10) + "\n" + r.Packet
 	case OpProbe:
 		return "P\n" + r.SID + "\n"
 	case OpWake, OpKick:
@@ -51,7 +53,7 @@ func (r Route) String() string {
 	case OpJoin, OpLeave:
 		return string(r.Op) + "\n" + r.SID + "\n" + r.Arg + "\n" + r.Room
 	case OpBroadcast:
-		return "B\n" + r.Arg + "\n" + r.Room + "\n" + r.SID + "\n" + r.Packet
+		return "B\n" + r.Arg + "\n" + r.Room + "\n" + r.SID + "\n" + strconv.FormatInt(r.Time, 10) + "\n" + r.Packet
 	case OpAuth:
 		return "A\n" + r.SID + "\n" + r.Arg + "\n" + r.Room + "\n" + r.Packet
 	}
@@ -66,12 +68,14 @@ func ParseRoute(msg string) (Route, error) {
 	op, rest := Op(msg[0]), msg[2:]
 	var n int
 	switch op {
-	case OpDeliver, OpWake, OpKick, OpProbe:
+	case OpWake, OpKick, OpProbe:
 		n = 2
-	case OpClose, OpJoin, OpLeave:
+	case OpDeliver, OpClose, OpJoin, OpLeave:
 		n = 3
-	case OpBroadcast, OpAuth:
+	case OpAuth:
 		n = 4
+	case OpBroadcast:
+		n = 5
 	default:
 		return Route{}, fmt.Errorf("%w: op %q", ErrBadRoute, op)
 	}
@@ -82,7 +86,8 @@ func ParseRoute(msg string) (Route, error) {
 	r := Route{Op: op}
 	switch op {
 	case OpDeliver:
-		r.SID, r.Packet = f[0], f[1]
+		r.SID, r.Packet = f[0], f[2]
+		r.Time, _ = strconv.ParseInt(f[1], 10, 64)
 	case OpWake, OpKick:
 		r.SID, r.Arg = f[0], f[1]
 	case OpProbe:
@@ -92,7 +97,8 @@ func ParseRoute(msg string) (Route, error) {
 	case OpJoin, OpLeave:
 		r.SID, r.Arg, r.Room = f[0], f[1], f[2]
 	case OpBroadcast:
-		r.Arg, r.Room, r.SID, r.Packet = f[0], f[1], f[2], f[3]
+		r.Arg, r.Room, r.SID, r.Packet = f[0], f[1], f[2], f[4]
+		r.Time, _ = strconv.ParseInt(f[3], 10, 64)
 	case OpAuth:
 		r.SID, r.Arg, r.Room, r.Packet = f[0], f[1], f[2], f[3]
 	}

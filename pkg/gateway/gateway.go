@@ -157,6 +157,7 @@ func (g *Gateway) dispatch(r bus.Route) {
 	switch r.Op {
 	case bus.OpDeliver:
 		if s := g.stream(r.SID); s != nil {
+			g.observeDelivery("direct", r.Time)
 			s.send(r.Packet)
 		}
 	case bus.OpWake, bus.OpKick:
@@ -209,10 +210,19 @@ func (g *Gateway) stream(sid string) *stream {
 	return nil
 }
 
+// observeDelivery records how long a routed packet took from its Redis
+// script to this gateway (the clocks of Redis' callers; coarse, in ms).
+func (g *Gateway) observeDelivery(route string, routedMs int64) {
+	if routedMs > 0 {
+		g.metrics.Delivery.WithLabelValues(route).Observe(max(0, float64(time.Now().UnixMilli()-routedMs)/1000))
+	}
+}
+
 // broadcast fans a packet out to the streams held here that are in the
 // namespace (room "") or room, except one sid. Polling members got it
 // through their mailboxes from the sender.
 func (g *Gateway) broadcast(r bus.Route) {
+	g.observeDelivery("broadcast", r.Time)
 	if r.Room != "" {
 		for _, sid := range g.rooms.members(r.Arg, r.Room) {
 			if sid != r.SID {
@@ -280,6 +290,10 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 			if n < limit {
 				break
 			}
+		}
+		if connected, polling, err := g.store.Counts(ctx); err == nil {
+			g.metrics.Sessions.WithLabelValues("polling").Set(float64(polling))
+			g.metrics.Sessions.WithLabelValues("streaming").Set(float64(connected - polling))
 		}
 		n, err := g.store.ReapGateways(ctx, limit)
 		if err != nil && ctx.Err() == nil {

@@ -7,20 +7,22 @@ import (
 // Metrics are the gateway's Prometheus collectors. Label values are bounded
 // sets (transports, packet types, reasons); never session ids.
 type Metrics struct {
-	Handshakes     *prometheus.CounterVec // result
-	Rejected       *prometheus.CounterVec // reason
-	Connections    *prometheus.GaugeVec   // transport: streams held and polls parked
-	PacketsIn      *prometheus.CounterVec // type
-	PacketsOut     *prometheus.CounterVec // type
-	BytesIn        prometheus.Counter     // packet bytes received
-	BytesOut       prometheus.Counter     // packet bytes written
-	RedisRTT       prometheus.Histogram   // a PING, timed every liveness period
-	Disconnects    *prometheus.CounterVec // reason, for disconnects this gateway decided
-	PublishSeconds prometheus.Histogram   // one signal batch round trip
-	RedisErrors    *prometheus.CounterVec // op
-	QueueOverflows prometheus.Counter     // streaming send queue overflows
-	MailboxDrain   prometheus.Histogram   // packets per poll answer
-	RouteMessages  *prometheus.CounterVec // op
+	Handshakes     *prometheus.CounterVec   // result
+	Rejected       *prometheus.CounterVec   // reason
+	Connections    *prometheus.GaugeVec     // transport: streams held and polls parked
+	PacketsIn      *prometheus.CounterVec   // type
+	PacketsOut     *prometheus.CounterVec   // type
+	BytesIn        prometheus.Counter       // packet bytes received
+	BytesOut       prometheus.Counter       // packet bytes written
+	RedisRTT       prometheus.Histogram     // a PING, timed every liveness period
+	Delivery       *prometheus.HistogramVec // route (direct, broadcast): Redis script to this gateway
+	Sessions       *prometheus.GaugeVec     // state (polling, streaming): connected sessions in the whole cluster
+	Disconnects    *prometheus.CounterVec   // reason, for disconnects this gateway decided
+	PublishSeconds prometheus.Histogram     // one signal batch round trip
+	RedisErrors    *prometheus.CounterVec   // op
+	QueueOverflows prometheus.Counter       // streaming send queue overflows
+	MailboxDrain   prometheus.Histogram     // packets per poll answer
+	RouteMessages  *prometheus.CounterVec   // op
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -41,6 +43,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_packet_bytes_in_total", Help: "Bytes of packets received from clients."}),
 		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_gateway_packet_bytes_out_total", Help: "Bytes of packets written to clients (before framing)."}),
+		Delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "realtime_gateway_delivery_seconds", Help: "From the Redis script that routed a packet to a stream held here to its receipt here, before the write.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"route"}),
+		Sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "realtime_cluster_sessions", Help: "Connected sessions in the whole cluster by state (every gateway reports the same: use max)."}, []string{"state"}),
 		RedisRTT: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "realtime_gateway_redis_rtt_seconds", Help: "Round trip of a Redis PING, measured every liveness period.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -60,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut, m.RedisRTT, m.Disconnects,
+		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
 	}
 	return m

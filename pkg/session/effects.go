@@ -97,7 +97,7 @@ local function leave(sid, ns, room)
   if gw then publish(gw, 'L\n' .. sid .. '\n' .. ns .. '\n' .. room) end
 end
 local function broadcast(ns, room, except, packet)
-  redis.call('PUBLISH', P .. 'bcast', 'B\n' .. ns .. '\n' .. room .. '\n' .. except .. '\n' .. packet)
+  redis.call('PUBLISH', P .. 'bcast', 'B\n' .. ns .. '\n' .. room .. '\n' .. except .. '\n' .. NOW .. '\n' .. packet)
   local set
   if room == '' then set = P .. 'nsp:' .. ns else set = P .. 'roomp:' .. ns .. ':' .. room end
   for _, sid in ipairs(redis.call('SMEMBERS', set)) do

@@ -32,6 +32,19 @@ func (s *Store) Leave(ctx context.Context) error {
 	return nil
 }
 
+// Counts returns how many sessions are connected in the cluster, and how
+// many of those poll (the others hold a stream).
+func (s *Store) Counts(ctx context.Context) (connected, polling int64, err error) {
+	p := s.cfg.Keys.Prefix()
+	pipe := s.rdb.Pipeline()
+	c := pipe.SCard(ctx, p+"nsm:")
+	pl := pipe.SCard(ctx, p+"nsp:")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, fmt.Errorf("session: counts: %w", err)
+	}
+	return c.Val(), pl.Val(), nil
+}
+
 // ReapDeadlines ends up to limit sessions whose deadline has passed (reason
 // "timeout") and returns how many it ended.
 func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {

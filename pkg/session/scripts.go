@@ -90,7 +90,7 @@ local function deliver(sid, packets, maxmb)
   if redis.call('EXISTS', s) == 0 then return 0 end
   local f = redis.call('HMGET', s, 'cls', 'gw', 'pg')
   if f[1] == 'stream' and f[2] then
-    for _, pk in ipairs(packets) do publish(f[2], 'D\n' .. sid .. '\n' .. pk) end
+    for _, pk in ipairs(packets) do publish(f[2], 'D\n' .. sid .. '\n' .. NOW .. '\n' .. pk) end
     return 1
   end
   local mb = kmb(sid)

@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the worker's Prometheus collectors.
 type Metrics struct {
 	Signals        *prometheus.CounterVec   // kind, result (ok, error, ignored)
-	HandlerSeconds *prometheus.HistogramVec // kind
+	HandlerSeconds *prometheus.HistogramVec // kind, event (registered names, else "other"; "" for other kinds)
 	Overruns       prometheus.Counter
 	DeadLetters    prometheus.Counter
 	Reclaimed      prometheus.Counter
@@ -23,8 +23,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_worker_signals_total", Help: "Signals handled by kind and result."}, []string{"kind", "result"}),
 		HandlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "realtime_worker_handler_seconds", Help: "Handler duration by signal kind.",
-			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}, []string{"kind"}),
+			Name: "realtime_worker_handler_seconds", Help: "Handler duration by signal kind and, for events, name (names with an OnEvent handler; others are \"other\").",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}, []string{"kind", "event"}),
 		Overruns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_worker_handler_overruns_total", Help: "Handlers that ran past their deadline."}),
 		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{

@@ -357,11 +357,16 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
 		took := time.Since(start)
-		label := kind
+		// Event names come from clients: only names with an OnEvent handler
+		// (a set the app bounds) get their own label.
+		event := ""
 		if sig.Kind == bus.KindEvent {
-			label = "event"
+			event = "other"
+			if _, ok := ns.events[sig.Name]; ok {
+				event = sig.Name
+			}
 		}
-		w.metrics.HandlerSeconds.WithLabelValues(label).Observe(took.Seconds())
+		w.metrics.HandlerSeconds.WithLabelValues(kind, event).Observe(took.Seconds())
 		result := "ok"
 		if err != nil {
 			result = "error"

@@ -81,6 +81,18 @@ func TestMetricsAndReadiness(t *testing.T) {
 			t.Errorf("%s = %v, want %v", sample, got, want)
 		}
 	}
+	if metric(gm, `realtime_gateway_delivery_seconds_count{route="direct"}`) < 4 {
+		t.Errorf("deliveries not timed:\n%s", grep(gm, "delivery_seconds_count"))
+	}
+	// The cluster's session counts are refreshed every reaper tick.
+	until := time.Now().Add(5 * time.Second)
+	for metric(gm, `realtime_cluster_sessions{state="streaming"}`) != 1 {
+		if time.Now().After(until) {
+			t.Fatalf("sessions by state:\n%s", grep(gm, "realtime_cluster_sessions"))
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, gm, _ = get(t, gAdmin+"/metrics")
+	}
 	for _, name := range []string{"realtime_gateway_signal_publish_seconds_count", "realtime_gateway_packet_bytes_in_total",
 		"realtime_gateway_packet_bytes_out_total", "realtime_gateway_redis_rtt_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
 		if metric(gm, name) <= 0 {
@@ -97,7 +109,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 			t.Errorf("%s = %v, want %v", sample, got, want)
 		}
 	}
-	if !regexp.MustCompile(`realtime_worker_handler_seconds_count\{kind="event"\} 3`).MatchString(wm) {
+	if !regexp.MustCompile(`realtime_worker_handler_seconds_count\{event="echo",kind="event"\} 3`).MatchString(wm) {
 		t.Error("handler duration not observed for the events")
 	}
 

@@ -1,0 +1,68 @@
+package bus
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestRouteRoundTrip(t *testing.T) {
+	routes := []Route{
+		{Op: OpDeliver, SID: "s1", Time: 1700000000123, Packet: "5:::{\"name\":\"x\"}\nwith newline"},
+		{Op: OpWake, SID: "s1", Arg: "p7"},
+		{Op: OpKick, SID: "s1", Arg: "p8"},
+		{Op: OpClose, SID: "s1", Arg: "server", Packet: "0::"},
+		{Op: OpClose, SID: "s1", Arg: "timeout"},
+		{Op: OpJoin, SID: "s1", Arg: "/chat", Room: "lobby"},
+		{Op: OpLeave, SID: "s1", Arg: "/chat"},
+		{Op: OpBroadcast, Arg: "", Room: "r", SID: "except", Time: 5, Packet: "3:::hi"},
+		{Op: OpAuth, SID: "a1", Arg: "1", Room: "ok", Packet: `{"user":"ann"}`},
+		{Op: OpProbe, SID: "nonce"},
+	}
+	for _, r := range routes {
+		got, err := ParseRoute(r.String())
+		if err != nil || got != r {
+			t.Errorf("ParseRoute(%q) = %+v, %v; want %+v", r.String(), got, err, r)
+		}
+	}
+	for _, bad := range []string{"", "D", "X\nfoo", "D\nonly-sid", "B\n/chat\nroom"} {
+		if _, err := ParseRoute(bad); !errors.Is(err, ErrBadRoute) {
+			t.Errorf("ParseRoute(%q) error = %v", bad, err)
+		}
+	}
+}
+
+func TestSignalRoundTrip(t *testing.T) {
+	s := Signal{Kind: KindEvent, SID: "s1", NS: "/chat", Gateway: "g1", Time: time.UnixMilli(1700000000123),
+		Name: "echo", Args: `[1,"x"]`, MsgID: 7, HasID: true, AckData: true}
+	vals := map[string]any{}
+	v := s.Values()
+	for i := 0; i < len(v); i += 2 {
+		vals[v[i].(string)] = v[i+1]
+	}
+	got, err := ParseSignal("1-0", vals)
+	s.ID = "1-0"
+	if err != nil || got != s {
+		t.Fatalf("ParseSignal = %+v, %v; want %+v", got, err, s)
+	}
+	for _, bad := range []map[string]any{{}, {"v": "1", "kind": "event"}, {"v": "2", "kind": "event", "sid": "s"},
+		{"v": "1", "kind": "nonsense", "sid": "s"}, {"v": "1", "kind": "event", "sid": "s", "id": "x"}} {
+		if _, err := ParseSignal("1-0", bad); !errors.Is(err, ErrBadSignal) {
+			t.Errorf("ParseSignal(%v) error = %v", bad, err)
+		}
+	}
+}
+
+func TestPartitionIsStableAndSpread(t *testing.T) {
+	// FNV-1a 32 of "abc" is 0x1a47e90b; other languages must agree.
+	if got := Partition("abc", 16); got != 0x1a47e90b%16 {
+		t.Fatalf("Partition(abc) = %d", got)
+	}
+	seen := map[int]bool{}
+	for i := 0; i < 200; i++ {
+		seen[Partition(string(rune('a'+i%26))+string(rune('A'+i/26)), 16)] = true
+	}
+	if len(seen) < 12 {
+		t.Fatalf("200 ids landed on %d of 16 partitions", len(seen))
+	}
+}
