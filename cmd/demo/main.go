@@ -8,8 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -37,23 +35,17 @@ func main() {
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	cmd := cli.NewCommand("demo", "DEMO_", "Runs the whole cluster in one process: embedded Redis, a gateway, the echo and chat workers.")
+	fs := cmd.Flags
 	var (
 		addr      = fs.String("addr", "localhost:8000", "HTTP listen address")
 		redisURL  = fs.String("redis", "", "a real Redis to use instead of the embedded one (e.g. redis://localhost:6379/0)")
 		static    = fs.String("static", "web/chat", "directory of the chat page")
 		script    = fs.String("client-script", "test/node_modules/socket.io-client/dist/socket.io.js", "socket.io.js of socket.io-client 0.9.16 (make client-script installs it)")
-		logLevel  = fs.String("log-level", "info", "log level")
 		transport = fs.String("transports", "websocket,xhr-polling,jsonp-polling,htmlfile", "enabled transports")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := cli.Logger(*logLevel, "text")
-	if err != nil {
+	log, ok, err := cmd.Parse(args)
+	if !ok {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

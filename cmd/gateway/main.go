@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,7 +32,8 @@ func main() {
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	cmd := cli.NewCommand("gateway", "GATEWAY_", "Serves Socket.IO 0.9 clients; sessions live in Redis.")
+	fs := cmd.Flags
 	var (
 		addr         = fs.String("addr", "localhost:8000", "HTTP listen address for Socket.IO clients")
 		adminAddr    = fs.String("admin-addr", "localhost:9100", "listen address for /metrics, /healthz and /readyz (empty: off)")
@@ -62,24 +62,9 @@ func run(args []string) error {
 		livenessTTL  = fs.Duration("liveness-ttl", 10*time.Second, "lifetime of this gateway's liveness key; after a crash, other gateways end its websocket sessions within about this long")
 		drainDelay   = fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to stay up but unready (/readyz 503) so load balancers stop sending traffic")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "after the delay, the time to close websockets (paced over half of it) and exit")
-		logLevel     = fs.String("log-level", "info", "log level: debug, info, warn, error")
-		logFormat    = fs.String("log-format", "text", "log format: text or json")
 	)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nServes Socket.IO 0.9 clients; sessions live in Redis.\nEvery flag can also be set as GATEWAY_<FLAG> in the environment.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if err := cli.ApplyEnv(fs, "GATEWAY_"); err != nil {
-		return err
-	}
-	log, err := cli.Logger(*logLevel, *logFormat)
-	if err != nil {
+	log, ok, err := cmd.Parse(args)
+	if !ok {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,7 +36,8 @@ func main() {
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	cmd := cli.NewCommand("worker", "WORKER_", "Runs bundled Socket.IO apps as workers.")
+	fs := cmd.Flags
 	var (
 		app         = fs.String("app", "echo", "bundled apps to run, comma-separated: "+strings.Join(appNames(), ", "))
 		redisURL    = fs.String("redis", "redis://localhost:6379/0", "Redis URL (also REDIS_URL)")
@@ -49,24 +48,9 @@ func run(args []string) error {
 		timeout     = fs.Duration("handler-timeout", 10*time.Second, "deadline of each handler")
 		maxAttempts = fs.Int("max-attempts", 5, "handling attempts before a signal goes to the dead-letter stream")
 		leaseTTL    = fs.Duration("lease-ttl", 3*time.Second, "partition lease lifetime; a dead worker's partitions move after about this long")
-		logLevel    = fs.String("log-level", "info", "log level: debug, info, warn, error")
-		logFormat   = fs.String("log-format", "text", "log format: text or json")
 	)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n\nRuns bundled Socket.IO apps as workers.\nEvery flag can also be set as WORKER_<FLAG> in the environment.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if err := cli.ApplyEnv(fs, "WORKER_"); err != nil {
-		return err
-	}
-	log, err := cli.Logger(*logLevel, *logFormat)
-	if err != nil {
+	log, ok, err := cmd.Parse(args)
+	if !ok {
 		return err
 	}
 	var registers []func(*worker.Worker)

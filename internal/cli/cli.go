@@ -110,3 +110,50 @@ func AdminHandler(reg *prometheus.Registry, ready func(context.Context) error) h
 	})
 	return mux
 }
+
+// Command is what every command shares: a flag set with the logging flags,
+// a usage text that mentions the environment, parsing of the arguments and
+// then of the environment, and the logger.
+type Command struct {
+	// Flags holds the command's flags; define more before Parse.
+	Flags     *flag.FlagSet
+	envPrefix string
+	level     *string
+	format    *string
+}
+
+// NewCommand returns a command named name whose flags can also be set as
+// envPrefix+FLAG in the environment; summary opens its usage text.
+func NewCommand(name, envPrefix, summary string) *Command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c := &Command{Flags: fs, envPrefix: envPrefix,
+		level:  fs.String("log-level", "info", "log level: debug, info, warn, error"),
+		format: fs.String("log-format", "text", "log format: text or json"),
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\n%s\nEvery flag can also be set as %s<FLAG> in the environment.\n\n",
+			name, summary, envPrefix)
+		fs.PrintDefaults()
+	}
+	return c
+}
+
+// Parse parses args, then the environment, and returns the logger. ok is
+// false (with a nil error) when the command should just exit: -h printed the
+// usage.
+func (c *Command) Parse(args []string) (log *slog.Logger, ok bool, err error) {
+	if err := c.Flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	if err := ApplyEnv(c.Flags, c.envPrefix); err != nil {
+		return nil, false, err
+	}
+	log, err = Logger(*c.level, *c.format)
+	if err != nil {
+		return nil, false, err
+	}
+	return log, true, nil
+}
