@@ -21,6 +21,15 @@ import (
 	"github.com/realtime/realtime/pkg/protocol"
 )
 
+// httpTransport is shared by every client: a load test opens many sessions
+// to few hosts, so keep plenty of idle connections per host.
+var httpTransport = &http.Transport{
+	Proxy:               nil,
+	MaxIdleConns:        4096,
+	MaxIdleConnsPerHost: 4096,
+	IdleConnTimeout:     90 * time.Second,
+}
+
 // ErrClosed is returned after the connection ended.
 var ErrClosed = errors.New("sioclient: closed")
 
@@ -51,7 +60,7 @@ type Client struct {
 func Dial(ctx context.Context, transport string, urls ...string) (*Client, error) {
 	c := &Client{
 		Transport: transport, urls: urls,
-		http: &http.Client{Timeout: 60 * time.Second},
+		http: &http.Client{Timeout: 60 * time.Second, Transport: httpTransport},
 		in:   make(chan protocol.Packet, 4096),
 		done: make(chan struct{}),
 		acks: map[string]chan json.RawMessage{},
