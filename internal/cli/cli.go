@@ -73,6 +73,13 @@ func Redis(ctx context.Context, url string, timeout time.Duration) (*redis.Clien
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
+	if opt.PoolSize == 0 {
+		// A worker holds one connection per owned partition in a blocking
+		// read: with more partitions than the default pool (10 per CPU) it
+		// would wait for connections. (At 16 partitions on 2 CPUs this made
+		// no measurable difference to echo throughput.)
+		opt.PoolSize = 128
+	}
 	rdb := redis.NewClient(opt)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
