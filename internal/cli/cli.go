@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -98,10 +99,14 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// AdminHandler serves /metrics, /healthz (liveness: the process answers) and
-// /readyz (ready() == nil).
+// AdminHandler serves /metrics, /healthz (liveness: the process answers),
+// /readyz (ready() == nil) and the Go profiler at /debug/pprof/ (the admin
+// listener is for operators, not clients).
 func AdminHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

@@ -51,6 +51,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 		if status, _, _ := get(t, url+"/healthz"); status != 200 {
 			t.Fatalf("%s/healthz: %d", url, status)
 		}
+		if status, body, _ := get(t, url+"/debug/pprof/"); status != 200 || !strings.Contains(body, "goroutine") {
+			t.Fatalf("%s/debug/pprof/: %d", url, status)
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
