@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/realtime/realtime/internal/cli"
-	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/gateway"
 )
 
@@ -34,12 +33,10 @@ func main() {
 func run(args []string) error {
 	cmd := cli.NewCommand("gateway", "GATEWAY_", "Serves Socket.IO 0.9 clients; sessions live in Redis.")
 	fs := cmd.Flags
+	cluster := cmd.ClusterFlags()
 	var (
 		addr         = fs.String("addr", "localhost:8000", "HTTP listen address for Socket.IO clients")
 		adminAddr    = fs.String("admin-addr", "localhost:9100", "listen address for /metrics, /healthz and /readyz (empty: off)")
-		redisURL     = fs.String("redis", "redis://localhost:6379/0", "Redis URL (also REDIS_URL)")
-		prefix       = fs.String("prefix", bus.DefaultPrefix, "Redis key prefix, shared by the whole cluster")
-		partitions   = fs.Int("partitions", bus.DefaultPartitions, "number of signal streams, shared by the whole cluster")
 		nodeID       = fs.String("node-id", "", "this gateway's id, unique in the cluster (default: generated)")
 		hbInterval   = fs.Duration("heartbeat-interval", 25*time.Second, "how often streaming transports send a heartbeat")
 		hbTimeout    = fs.Duration("heartbeat-timeout", 60*time.Second, "heartbeat timeout told to clients; silent streaming clients are dropped after it")
@@ -70,14 +67,14 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	rdb, err := cli.Redis(ctx, *redisURL, 5*time.Second)
+	rdb, err := cluster.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	reg := cli.NewRegistry()
 	g, err := gateway.New(rdb, gateway.Config{
-		Node: *nodeID, Keys: bus.NewKeys(*prefix, *partitions),
+		Node: *nodeID, Keys: cluster.Keys(),
 		HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
 		CloseTimeout: *closeTimeout, PollingDuration: *pollDuration,
 		Transports: splitList(*transports), Origins: splitList(*origins),

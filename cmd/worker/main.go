@@ -18,7 +18,6 @@ import (
 	"github.com/realtime/realtime/examples/chat"
 	"github.com/realtime/realtime/examples/echo"
 	"github.com/realtime/realtime/internal/cli"
-	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/worker"
 )
 
@@ -38,11 +37,9 @@ func main() {
 func run(args []string) error {
 	cmd := cli.NewCommand("worker", "WORKER_", "Runs bundled Socket.IO apps as workers.")
 	fs := cmd.Flags
+	cluster := cmd.ClusterFlags()
 	var (
 		app         = fs.String("app", "echo", "bundled apps to run, comma-separated: "+strings.Join(appNames(), ", "))
-		redisURL    = fs.String("redis", "redis://localhost:6379/0", "Redis URL (also REDIS_URL)")
-		prefix      = fs.String("prefix", bus.DefaultPrefix, "Redis key prefix, shared by the whole cluster")
-		partitions  = fs.Int("partitions", bus.DefaultPartitions, "number of signal streams, shared by the whole cluster")
 		name        = fs.String("name", "", "this worker's id, unique among workers (default: generated)")
 		adminAddr   = fs.String("admin-addr", "localhost:9101", "listen address for /metrics, /healthz and /readyz (empty: off)")
 		timeout     = fs.Duration("handler-timeout", 10*time.Second, "deadline of each handler")
@@ -63,14 +60,14 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	rdb, err := cli.Redis(ctx, *redisURL, 5*time.Second)
+	rdb, err := cluster.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	reg := cli.NewRegistry()
 	w := worker.New(rdb, worker.Config{
-		Keys: bus.NewKeys(*prefix, *partitions), Name: *name, HandlerTimeout: *timeout,
+		Keys: cluster.Keys(), Name: *name, HandlerTimeout: *timeout,
 		MaxAttempts: *maxAttempts, LeaseTTL: *leaseTTL, Logger: log, Metrics: worker.NewMetrics(reg),
 	})
 	for _, r := range registers {

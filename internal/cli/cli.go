@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
 )
 
 // EnvName is the environment variable that sets flag name for a command:
@@ -168,4 +170,31 @@ func (c *Command) Parse(args []string) (log *slog.Logger, ok bool, err error) {
 		return nil, false, err
 	}
 	return log, true, nil
+}
+
+// Cluster holds the flags every process of one cluster must agree on: the
+// Redis URL, the key prefix and the number of signal partitions.
+type Cluster struct {
+	redisURL   *string
+	prefix     *string
+	partitions *int
+}
+
+// ClusterFlags defines -redis (also REDIS_URL), -prefix and -partitions on
+// the command's flags.
+func (c *Command) ClusterFlags() *Cluster {
+	fs := c.Flags
+	return &Cluster{
+		redisURL:   fs.String("redis", "redis://localhost:6379/0", "Redis URL (also REDIS_URL)"),
+		prefix:     fs.String("prefix", bus.DefaultPrefix, "Redis key prefix, shared by the whole cluster"),
+		partitions: fs.Int("partitions", bus.DefaultPartitions, "number of signal streams, shared by the whole cluster"),
+	}
+}
+
+// Keys returns the cluster's key names.
+func (c *Cluster) Keys() bus.Keys { return bus.NewKeys(*c.prefix, *c.partitions) }
+
+// Connect connects to the cluster's Redis (see Redis).
+func (c *Cluster) Connect(ctx context.Context) (*redis.Client, error) {
+	return Redis(ctx, *c.redisURL, 5*time.Second)
 }
