@@ -2,6 +2,7 @@ package bus
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -65,4 +66,43 @@ func TestPartitionIsStableAndSpread(t *testing.T) {
 	if len(seen) < 12 {
 		t.Fatalf("200 ids landed on %d of 16 partitions", len(seen))
 	}
+}
+
+func TestEachRoute(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want []string
+		bad  bool
+	}{
+		{msg: "D\ns1\n5\n1::", want: []string{"D\ns1\n5\n1::"}},
+		{msg: "M\n3\nabc2\nde", want: []string{"abc", "de"}},
+		{msg: "M\n0\n1\n\n", want: []string{"", "\n"}},
+		{msg: "M\n", want: nil},
+		{msg: "M\n9\nabc", bad: true},
+		{msg: "M\n2\nab3", bad: true, want: []string{"ab"}},
+		{msg: "M\nx\nab", bad: true},
+		{msg: "M\n-1\nab", bad: true},
+		{msg: "M\n\nab", bad: true},
+	} {
+		var got []string
+		err := EachRoute(tc.msg, func(m string) { got = append(got, m) })
+		if (err != nil) != tc.bad || !slices.Equal(got, tc.want) {
+			t.Errorf("EachRoute(%q) = %q, %v; want %q, bad %v", tc.msg, got, err, tc.want, tc.bad)
+		}
+		if err != nil && !errors.Is(err, ErrBadRoute) {
+			t.Errorf("EachRoute(%q): %v is not ErrBadRoute", tc.msg, err)
+		}
+	}
+}
+
+func FuzzEachRoute(f *testing.F) {
+	f.Add("M\n3\nabc2\nde")
+	f.Add("D\ns\n1\n2::")
+	f.Fuzz(func(t *testing.T, msg string) {
+		total := 0
+		_ = EachRoute(msg, func(m string) { total += len(m) })
+		if total > len(msg) {
+			t.Fatalf("routes longer than the message")
+		}
+	})
 }

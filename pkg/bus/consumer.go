@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,41 +70,59 @@ func (c *ConsumerConfig) defaults() {
 	}
 }
 
-// Handler handles a batch of one partition's signals, in order. It returns
-// how many entries it handled and committed (acknowledged), from the
-// start; if that is fewer than len(batch), err says why entry n failed, and
-// that entry is handled again (up to MaxAttempts) before anything after it.
-type Handler func(ctx context.Context, partition int, batch []Signal) (n int, err error)
+// Batch is a run of one partition's signals, in stream order.
+type Batch struct {
+	Partition int
+	Signals   []Signal
+}
+
+// Outcome is what a Handler did with one Batch: N entries, from the start,
+// were handled and committed (acknowledged); if N < len(Signals), Err says
+// why entry N failed, and that entry is handled again (up to MaxAttempts)
+// before anything after it in its partition.
+type Outcome struct {
+	N   int
+	Err error
+}
+
+// Handler handles the batches of one read, each of a different partition,
+// and returns one Outcome per batch, in the same order. The batches of
+// different partitions are independent: a handler may run them
+// concurrently and commit them together.
+type Handler func(ctx context.Context, batches []Batch) []Outcome
 
 // Consumer shares the partition streams out among the workers running one,
-// and feeds each owned partition's signals, in order, to a Handler.
+// and feeds each owned partition's signals, in order, to a Handler. One loop
+// reads every owned partition with a single XREADGROUP and hands the
+// handler everything that arrived, so a busy worker costs a few Redis round
+// trips per read, not per signal.
 type Consumer struct {
 	rdb redis.UniversalClient
 	cfg ConsumerConfig
 	log *slog.Logger
 
-	lastRebalance atomic.Int64 // unix ms of the last successful rebalance
+	lastRebalance atomic.Int64  // unix ms of the last successful rebalance
+	beat          atomic.Int64  // unix ms when the read loop last went round
+	wake          chan struct{} // the owned set changed: the loop looks again
 
 	mu        sync.Mutex
 	owned     map[int]*part // partitions being handled
 	releasing map[int]bool  // partitions finishing their batch before their lease is released
-	wg        sync.WaitGroup
 }
 
-// part is one owned partition's loop: closing stop makes it finish the read
-// and batch in hand (never abandoning entries Redis already delivered to
-// this consumer), then close done.
+// part is one owned partition in the read loop: closing stop makes the loop
+// finish the batch in hand (never abandoning entries Redis already
+// delivered to this consumer), drop the partition and close done.
 type part struct {
 	stop chan struct{}
 	done chan struct{}
-	beat atomic.Int64 // unix ms when the loop last went round (at least every Block)
 }
 
 // NewConsumer returns a consumer; Run starts it.
 func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 	cfg.defaults()
 	return &Consumer{rdb: rdb, cfg: cfg, log: cfg.Logger.With("worker", cfg.Name),
-		owned: map[int]*part{}, releasing: map[int]bool{}}
+		owned: map[int]*part{}, releasing: map[int]bool{}, wake: make(chan struct{}, 1)}
 }
 
 func (c *Consumer) membersKey() string { return c.cfg.Keys.Prefix() + "workers" }
@@ -129,13 +148,21 @@ return 0
 // ends; then it finishes the batches in hand, releases its leases and
 // returns.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	loopDone := make(chan struct{})
+	stopLoop := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		c.loop(stopLoop, h)
+	}()
+	defer func() {
+		c.leave(stopLoop, loopDone)
+	}()
 	// Rebalance at least every second, so partitions a leaving worker
 	// released move within a second whatever the lease lifetime.
 	tick := time.NewTicker(min(c.cfg.LeaseTTL/3, time.Second))
 	defer tick.Stop()
-	defer c.leave()
 	for {
-		if err := c.rebalance(ctx, h); err != nil && ctx.Err() == nil {
+		if err := c.rebalance(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("rebalance failed", "err", err)
 		}
 		select {
@@ -161,7 +188,7 @@ func (c *Consumer) Owned() []int {
 // rebalance renews membership, computes this consumer's share (partition p
 // goes to the live worker of rank p % n), takes and renews leases for it,
 // and releases partitions outside it.
-func (c *Consumer) rebalance(ctx context.Context, h Handler) error {
+func (c *Consumer) rebalance(ctx context.Context) error {
 	now := time.Now().UnixMilli()
 	ttl := c.cfg.LeaseTTL.Milliseconds()
 	pipe := c.rdb.Pipeline()
@@ -175,21 +202,23 @@ func (c *Consumer) rebalance(ctx context.Context, h Handler) error {
 	slices.Sort(members)
 	rank := slices.Index(members, c.cfg.Name)
 	n := len(members)
-	want := map[int]bool{}
+	var want []int
 	for p := 0; p < c.cfg.Keys.Partitions(); p++ {
 		if rank >= 0 && p%n == rank {
-			want[p] = true
+			want = append(want, p)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	changed := false
 	for p, pt := range c.owned {
-		if !want[p] {
+		if !slices.Contains(want, p) {
 			// Hand over gracefully: the lease is released only after the
 			// batch in hand is done, so nothing is left pending here.
 			close(pt.stop)
 			delete(c.owned, p)
 			c.releasing[p] = true
+			changed = true
 			go func(p int, pt *part) {
 				<-pt.done
 				rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -204,26 +233,45 @@ func (c *Consumer) rebalance(ctx context.Context, h Handler) error {
 			}(p, pt)
 		}
 	}
-	for p := range want {
-		if c.releasing[p] {
-			continue // still finishing; renew nothing until it is released
+	// Renew every wanted lease in one round trip.
+	renew := c.rdb.Pipeline()
+	cmds := map[int]*redis.Cmd{}
+	for _, p := range want {
+		if !c.releasing[p] { // still finishing: renew nothing until it is released
+			cmds[p] = renewScript.EvalSha(ctx, renew, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
 		}
-		ok, err := renewScript.Run(ctx, c.rdb, []string{c.leaseKey(p)}, c.cfg.Name, ttl).Int()
+	}
+	if len(cmds) > 0 {
+		if _, err := renew.Exec(ctx); err != nil && isNoScript(err) {
+			renew = c.rdb.Pipeline()
+			for p := range cmds {
+				cmds[p] = renewScript.Eval(ctx, renew, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
+			}
+			_, _ = renew.Exec(ctx)
+		}
+	}
+	for p, cmd := range cmds {
+		ok, err := cmd.Int()
 		if err != nil {
 			return fmt.Errorf("bus: lease %d: %w", p, err)
 		}
 		pt, owned := c.owned[p]
 		switch {
 		case ok == 1 && !owned:
-			pt = &part{stop: make(chan struct{}), done: make(chan struct{})}
-			c.owned[p] = pt
-			c.wg.Add(1)
-			go c.partition(pt, p, h)
+			c.owned[p] = &part{stop: make(chan struct{}), done: make(chan struct{})}
+			changed = true
 			c.log.Info("partition acquired", "partition", p)
 		case ok == 0 && owned:
 			close(pt.stop) // someone else holds it now
 			delete(c.owned, p)
+			changed = true
 			c.log.Warn("partition lease lost", "partition", p)
+		}
+	}
+	if changed {
+		select {
+		case c.wake <- struct{}{}:
+		default:
 		}
 	}
 	if c.cfg.OnOwned != nil {
@@ -233,31 +281,34 @@ func (c *Consumer) rebalance(ctx context.Context, h Handler) error {
 	return nil
 }
 
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
 // ErrStalled is wrapped by Check's errors.
 var ErrStalled = errors.New("bus: consumer stalled")
 
 // Check reports whether the consumer is making progress: its last rebalance
-// (membership and leases) is recent, and every partition it owns went round
-// its loop recently (a loop turns at least once per Block, busy or idle).
+// (membership and leases) is recent, and, when it owns partitions, its read
+// loop went round recently (it turns at least once per Block, busy or idle).
 func (c *Consumer) Check() error {
 	now := time.Now().UnixMilli()
 	if last := c.lastRebalance.Load(); now-last > 2*c.cfg.LeaseTTL.Milliseconds() {
 		return fmt.Errorf("%w: no successful rebalance for %dms", ErrStalled, now-last)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	owned := len(c.owned)
+	c.mu.Unlock()
 	limit := 3*c.cfg.Block.Milliseconds() + c.cfg.RetryBackoff.Milliseconds()*int64(c.cfg.MaxAttempts) + 10000
-	for p, pt := range c.owned {
-		if b := pt.beat.Load(); b != 0 && now-b > limit {
-			return fmt.Errorf("%w: partition %d has not moved for %dms", ErrStalled, p, now-b)
-		}
+	if b := c.beat.Load(); owned > 0 && b != 0 && now-b > limit {
+		return fmt.Errorf("%w: the read loop has not moved for %dms", ErrStalled, now-b)
 	}
 	return nil
 }
 
-// leave stops every partition after its batch in hand, releases the leases
-// and the membership, so the others take over at once.
-func (c *Consumer) leave() {
+// leave stops every partition after the batch in hand, stops the read loop,
+// releases the leases and the membership, so the others take over at once.
+func (c *Consumer) leave(stopLoop, loopDone chan struct{}) {
 	c.mu.Lock()
 	for _, pt := range c.owned {
 		close(pt.stop)
@@ -265,7 +316,8 @@ func (c *Consumer) leave() {
 	owned := c.owned
 	c.owned = map[int]*part{}
 	c.mu.Unlock()
-	c.wg.Wait()
+	close(stopLoop)
+	<-loopDone
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	for p := range owned {
@@ -279,102 +331,219 @@ func (c *Consumer) leave() {
 }
 
 // reclaimIdle is how long an entry must have been pending with another
-// consumer before a running partition loop takes it over (a safety net; a
-// new owner takes every pending entry at once).
+// consumer before the read loop takes it over (a safety net; a new owner
+// takes every pending entry at once).
 const reclaimIdle = 30 * time.Second
 
-// partition handles one owned partition until pt.stop is closed: first the
-// entries pending from earlier owners, then new ones. Reads are bounded by
-// Block and never abandoned half-way, so entries Redis delivered to this
-// consumer are always handled here.
-func (c *Consumer) partition(pt *part, p int, h Handler) {
-	defer c.wg.Done()
-	defer close(pt.done)
+// loopPart is the read loop's state of one partition.
+type loopPart struct {
+	p           int
+	pt          *part
+	stream      string
+	backlog     []Signal // delivered to this consumer, not yet committed
+	retryAt     time.Time
+	attempts    map[string]int
+	lastTrim    time.Time
+	lastReclaim time.Time
+}
+
+// loop handles every owned partition until stop is closed: a new
+// partition's entries pending from earlier owners first, then new ones,
+// read from all partitions at once. Reads are bounded by Block and never
+// abandoned half-way, so entries Redis delivered to this consumer are
+// always handled here; a stopped partition is let go only between reads.
+func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 	ctx := context.Background()
-	stopped := func() bool {
+	parts := map[int]*loopPart{}
+	defer func() {
+		for _, lp := range parts {
+			close(lp.pt.done)
+		}
+	}()
+	var streams []string
+	var order []*loopPart
+	for {
+		now := time.Now()
+		c.beat.Store(now.UnixMilli())
+		// Let go of stopped partitions; take up new ones.
+		c.mu.Lock()
+		owned := maps.Clone(c.owned)
+		c.mu.Unlock()
+		for p, lp := range parts {
+			if owned[p] != lp.pt {
+				close(lp.pt.done)
+				delete(parts, p)
+			}
+		}
+		for p, pt := range owned {
+			if _, ok := parts[p]; !ok {
+				parts[p] = c.acquire(ctx, p, pt)
+			}
+		}
 		select {
-		case <-pt.stop:
-			return true
+		case <-stop:
+			return
 		default:
-			return false
+		}
+		// Read the partitions with nothing in hand; the others wait for
+		// their retry.
+		streams, order = streams[:0], order[:0]
+		block := c.cfg.Block
+		for _, lp := range parts {
+			if len(lp.backlog) > 0 {
+				block = min(block, max(0, time.Until(lp.retryAt)))
+				continue
+			}
+			if now.Sub(lp.lastReclaim) > reclaimIdle/2 {
+				lp.lastReclaim = now
+				if got, err := c.reclaim(ctx, lp.stream, reclaimIdle); err == nil && len(got) > 0 {
+					c.log.Warn("reclaimed signals idle with another consumer", "partition", lp.p, "count", len(got))
+					if c.cfg.OnReclaim != nil {
+						c.cfg.OnReclaim(lp.p, len(got))
+					}
+					lp.backlog = got
+					block = 0
+					continue
+				}
+			}
+			order = append(order, lp)
+		}
+		slices.SortFunc(order, func(a, b *loopPart) int { return a.p - b.p })
+		for _, lp := range order {
+			streams = append(streams, lp.stream)
+		}
+		for range order {
+			streams = append(streams, ">")
+		}
+		switch {
+		case len(order) > 0:
+			c.read(ctx, stop, order, streams, block)
+		case block > 0:
+			c.idle(stop, block)
+		}
+		c.handle(ctx, parts, h)
+		for _, lp := range parts {
+			if now.Sub(lp.lastTrim) > 10*time.Second {
+				lp.lastTrim = now
+				c.trim(ctx, lp.stream, lp.p)
+			}
 		}
 	}
-	stream := c.cfg.Keys.Stream(p)
-	log := c.log.With("partition", p)
-	if err := c.rdb.XGroupCreateMkStream(ctx, stream, GroupName, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-		log.Error("consumer group not created", "err", err)
-		return
+}
+
+// acquire prepares a partition this consumer now owns: its group exists,
+// and the entries delivered to earlier owners and never acknowledged are
+// its first backlog.
+func (c *Consumer) acquire(ctx context.Context, p int, pt *part) *loopPart {
+	lp := &loopPart{p: p, pt: pt, stream: c.cfg.Keys.Stream(p), attempts: map[string]int{}, lastReclaim: time.Now()}
+	if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		c.log.Error("consumer group not created", "partition", p, "err", err)
 	}
-	// Entries delivered to an earlier owner and never acknowledged.
-	pending, err := c.reclaim(ctx, stream, 0)
+	pending, err := c.reclaim(ctx, lp.stream, 0)
 	if err != nil {
-		log.Warn("reclaim failed", "err", err)
+		c.log.Warn("reclaim failed", "partition", p, "err", err)
 	} else if len(pending) > 0 {
-		log.Info("reclaimed pending signals", "count", len(pending))
+		c.log.Info("reclaimed pending signals", "partition", p, "count", len(pending))
 		if c.cfg.OnReclaim != nil {
 			c.cfg.OnReclaim(p, len(pending))
 		}
 	}
-	attempts := map[string]int{}
-	lastTrim, lastReclaim := time.Time{}, time.Now()
-	for !stopped() {
-		pt.beat.Store(time.Now().UnixMilli())
-		batch := pending
-		pending = nil
-		if len(batch) == 0 && time.Since(lastReclaim) > reclaimIdle/2 {
-			lastReclaim = time.Now()
-			if batch, err = c.reclaim(ctx, stream, reclaimIdle); err == nil && len(batch) > 0 {
-				log.Warn("reclaimed signals idle with another consumer", "count", len(batch))
-				if c.cfg.OnReclaim != nil {
-					c.cfg.OnReclaim(p, len(batch))
-				}
-			}
+	lp.backlog = pending
+	return lp
+}
+
+// read fetches new entries of the given partitions (streams holds their
+// keys, then as many ">") into their backlogs, waiting up to block.
+func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loopPart, streams []string, block time.Duration) {
+	if block <= 0 {
+		block = -1 // do not wait (go-redis: 0 would wait forever)
+	}
+	res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: GroupName, Consumer: c.cfg.Name, Streams: streams,
+		Count: int64(c.cfg.Batch), Block: block,
+	}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return
+	case err != nil && strings.Contains(err.Error(), "NOGROUP"):
+		for _, lp := range order {
+			_ = c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err()
 		}
-		if len(batch) == 0 {
-			res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-				Group: GroupName, Consumer: c.cfg.Name, Streams: []string{stream, ">"},
-				Count: int64(c.cfg.Batch), Block: c.cfg.Block,
-			}).Result()
-			if err != nil {
-				if errors.Is(err, redis.Nil) {
-					continue
-				}
-				if strings.Contains(err.Error(), "NOGROUP") {
-					_ = c.rdb.XGroupCreateMkStream(ctx, stream, GroupName, "0").Err()
-					continue
-				}
-				log.Warn("read failed", "err", err)
-				sleepUntil(pt.stop, time.Second)
-				continue
-			}
-			for _, s := range res {
-				batch = append(batch, c.parse(ctx, stream, p, s.Messages)...)
-			}
+		return
+	case err != nil:
+		c.log.Warn("read failed", "err", err)
+		c.idle(stop, time.Second)
+		return
+	}
+	for _, s := range res {
+		i := slices.IndexFunc(order, func(lp *loopPart) bool { return lp.stream == s.Stream })
+		if i < 0 {
+			continue
 		}
-		for len(batch) > 0 {
-			n, err := h(ctx, p, batch)
-			for _, s := range batch[:n] {
-				delete(attempts, s.ID)
-			}
-			batch = batch[n:]
-			if err == nil || len(batch) == 0 {
-				break
-			}
-			failed := batch[0]
-			attempts[failed.ID]++
-			if attempts[failed.ID] >= c.cfg.MaxAttempts {
-				c.deadLetter(ctx, p, failed, attempts[failed.ID], err)
-				delete(attempts, failed.ID)
-				batch = batch[1:]
-				continue
-			}
-			log.Warn("signal failed; retrying", "id", failed.ID, "kind", failed.Kind, "attempt", attempts[failed.ID], "err", err)
-			time.Sleep(c.cfg.RetryBackoff)
+		order[i].backlog = append(order[i].backlog, c.parse(ctx, s.Stream, order[i].p, s.Messages)...)
+	}
+}
+
+// idle waits for d, a change of the owned partitions, or stop.
+func (c *Consumer) idle(stop <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+	case <-c.wake:
+	case <-t.C:
+	}
+}
+
+// handle gives the handler every backlog that is due, and applies the
+// outcomes: committed entries are dropped, a failed entry waits
+// RetryBackoff or, after MaxAttempts, goes to the dead-letter stream.
+func (c *Consumer) handle(ctx context.Context, parts map[int]*loopPart, h Handler) {
+	now := time.Now()
+	var due []*loopPart
+	for _, lp := range parts {
+		if len(lp.backlog) > 0 && !now.Before(lp.retryAt) {
+			due = append(due, lp)
 		}
-		if time.Since(lastTrim) > 10*time.Second {
-			lastTrim = time.Now()
-			c.trim(ctx, stream, p)
+	}
+	if len(due) == 0 {
+		return
+	}
+	slices.SortFunc(due, func(a, b *loopPart) int { return a.p - b.p })
+	batches := make([]Batch, len(due))
+	for i, lp := range due {
+		batches[i] = Batch{Partition: lp.p, Signals: lp.backlog}
+	}
+	outcomes := h(ctx, batches)
+	for i, lp := range due {
+		var o Outcome
+		if i < len(outcomes) {
+			o = outcomes[i]
+		} else {
+			o = Outcome{Err: errors.New("bus: handler returned no outcome")}
 		}
+		o.N = min(max(o.N, 0), len(lp.backlog))
+		for _, s := range lp.backlog[:o.N] {
+			delete(lp.attempts, s.ID)
+		}
+		lp.backlog = lp.backlog[o.N:]
+		if len(lp.backlog) == 0 {
+			lp.backlog = nil
+			continue
+		}
+		if o.Err == nil {
+			o.Err = errors.New("bus: handler stopped early")
+		}
+		failed := lp.backlog[0]
+		lp.attempts[failed.ID]++
+		if n := lp.attempts[failed.ID]; n >= c.cfg.MaxAttempts {
+			c.deadLetter(ctx, lp.p, failed, n, o.Err)
+			delete(lp.attempts, failed.ID)
+			lp.backlog = lp.backlog[1:]
+			continue // the rest is due at once
+		}
+		c.log.Warn("signal failed; retrying", "partition", lp.p, "id", failed.ID, "kind", failed.Kind, "attempt", lp.attempts[failed.ID], "err", o.Err)
+		lp.retryAt = now.Add(c.cfg.RetryBackoff)
 	}
 }
 
@@ -485,13 +654,4 @@ func nextID(id string) string {
 		return id
 	}
 	return ms + "-" + strconv.FormatUint(n+1, 10)
-}
-
-func sleepUntil(stop <-chan struct{}, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-stop:
-	case <-t.C:
-	}
 }

@@ -22,6 +22,7 @@ const (
 	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<ms>\n<packet>: to the namespace (room "") or room
 	OpAuth      Op = 'A' // A\n<request id>\n<1|0>\n<reason>\n<data JSON>: the answer to an authorize signal
 	OpProbe     Op = 'P' // P\n<nonce>\n: a readiness probe a gateway sends itself
+	OpBatch     Op = 'M' // M\n then <byte length>\n<route message>, repeated: one commit's routes for a channel, in order
 )
 
 // ErrBadRoute is returned by ParseRoute for a message that is not a route.
@@ -58,6 +59,30 @@ func (r Route) String() string {
 		return "A\n" + r.SID + "\n" + r.Arg + "\n" + r.Room + "\n" + r.Packet
 	}
 	return ""
+}
+
+// EachRoute calls fn with every route message in msg, in order: msg
+// itself, or the messages of a batch (OpBatch). A malformed batch stops at
+// the fault with ErrBadRoute after the messages before it.
+func EachRoute(msg string, fn func(string)) error {
+	rest, ok := strings.CutPrefix(msg, "M\n")
+	if !ok {
+		fn(msg)
+		return nil
+	}
+	for rest != "" {
+		i := strings.IndexByte(rest, '\n')
+		if i <= 0 || i > 10 {
+			return fmt.Errorf("%w: batch length at %.20q", ErrBadRoute, rest)
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil || n < 0 || n > len(rest)-i-1 {
+			return fmt.Errorf("%w: batch length %.20q", ErrBadRoute, rest[:i])
+		}
+		fn(rest[i+1 : i+1+n])
+		rest = rest[i+1+n:]
+	}
+	return nil
 }
 
 // ParseRoute decodes a route message.

@@ -57,8 +57,12 @@ type Config struct {
 	MaxMailbox int
 	// SendQueue bounds a streaming connection's outbound queue in packets;
 	// overflow disconnects the slow client with reason "overflow".
-	// Default: 1024.
+	// Default: 1024. The queue costs nothing while empty.
 	SendQueue int
+	// ReadBufferBytes is the read buffer of each websocket connection, held
+	// for the connection's life; a larger frame is read in several syscalls.
+	// Default and minimum: 512.
+	ReadBufferBytes int
 	// AliveTTL is the lifetime of this gateway's liveness key; it is renewed
 	// every AliveTTL/3. Other gateways reap this gateway's streaming sessions
 	// once it has expired. Default: 10s.
@@ -149,6 +153,9 @@ func (c *Config) defaults() {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = 1024
+	}
+	if c.ReadBufferBytes <= 0 {
+		c.ReadBufferBytes = 512
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -39,6 +39,8 @@ type Gateway struct {
 	streams sync.Map // sid -> *stream (streams held here)
 	rooms   roomIndex
 
+	heartbeats heartbeatWheel // 2:: to every stream held here
+
 	handshakes *tokenBucket
 	held       atomic.Int64 // streams held plus polls parked
 
@@ -141,13 +143,18 @@ func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
 			if !ok {
 				return
 			}
-			r, err := bus.ParseRoute(msg.Payload)
+			err := bus.EachRoute(msg.Payload, func(m string) {
+				r, err := bus.ParseRoute(m)
+				if err != nil {
+					g.rejected("bad_route", "err", err)
+					return
+				}
+				g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
+				g.dispatch(r)
+			})
 			if err != nil {
 				g.rejected("bad_route", "err", err)
-				continue
 			}
-			g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
-			g.dispatch(r)
 		}
 	}
 }
@@ -157,8 +164,7 @@ func (g *Gateway) dispatch(r bus.Route) {
 	switch r.Op {
 	case bus.OpDeliver:
 		if s := g.stream(r.SID); s != nil {
-			g.observeDelivery("direct", r.Time)
-			s.send(r.Packet)
+			s.sendRouted(r.Packet, routeDirect, r.Time)
 		}
 	case bus.OpWake, bus.OpKick:
 		if v, ok := g.polls.Load(r.SID); ok {
@@ -211,7 +217,8 @@ func (g *Gateway) stream(sid string) *stream {
 }
 
 // observeDelivery records how long a routed packet took from its Redis
-// script to this gateway (the clocks of Redis' callers; coarse, in ms).
+// script to its write to the client (the clocks of Redis' callers; coarse,
+// in ms).
 func (g *Gateway) observeDelivery(route string, routedMs int64) {
 	if routedMs > 0 {
 		g.metrics.Delivery.WithLabelValues(route).Observe(max(0, float64(time.Now().UnixMilli()-routedMs)/1000))
@@ -222,12 +229,11 @@ func (g *Gateway) observeDelivery(route string, routedMs int64) {
 // namespace (room "") or room, except one sid. Polling members got it
 // through their mailboxes from the sender.
 func (g *Gateway) broadcast(r bus.Route) {
-	g.observeDelivery("broadcast", r.Time)
 	if r.Room != "" {
 		for _, sid := range g.rooms.members(r.Arg, r.Room) {
 			if sid != r.SID {
 				if s := g.stream(sid); s != nil {
-					s.send(r.Packet)
+					s.sendRouted(r.Packet, routeBroadcast, r.Time)
 				}
 			}
 		}
@@ -236,7 +242,7 @@ func (g *Gateway) broadcast(r bus.Route) {
 	g.streams.Range(func(_, v any) bool {
 		s := v.(*stream)
 		if s.sid != r.SID && s.inNamespace(r.Arg) {
-			s.send(r.Packet)
+			s.sendRouted(r.Packet, routeBroadcast, r.Time)
 		}
 		return true
 	})
@@ -291,9 +297,10 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 				break
 			}
 		}
-		if connected, polling, err := g.store.Counts(ctx); err == nil {
-			g.metrics.Sessions.WithLabelValues("polling").Set(float64(polling))
-			g.metrics.Sessions.WithLabelValues("streaming").Set(float64(connected - polling))
+		if c, err := g.store.Counts(ctx); err == nil {
+			g.metrics.Sessions.WithLabelValues("handshaken").Set(float64(c.Handshaken))
+			g.metrics.Sessions.WithLabelValues("polling").Set(float64(c.Polling))
+			g.metrics.Sessions.WithLabelValues("streaming").Set(float64(c.Streaming))
 		}
 		n, err := g.store.ReapGateways(ctx, limit)
 		if err != nil && ctx.Err() == nil {

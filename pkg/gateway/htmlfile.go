@@ -24,7 +24,7 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	h.Set("Connection", "keep-alive")
 	h.Set("Transfer-Encoding", "chunked")
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	s := g.newStream(sid, TransportHTMLFile)
+	s := g.newStream(sid, TransportHTMLFile, nil)
 	first, err := g.openStream(ctx, s)
 	cancel()
 	hw := htmlfileWriter{w: w, f: flusher}
@@ -52,18 +52,33 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(protocol.HTMLFileHeader())
 	flusher.Flush()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	s.start(first)
+	g.heartbeats.add(s, g.cfg.HeartbeatInterval)
+	// The handler goroutine owns the writes: the ResponseWriter is not shared.
+	broken := false
+	for {
 		select {
+		case <-s.wake:
 		case <-r.Context().Done():
 			s.closeLocal(bus.ReasonTransportClose)
-		case <-s.quit:
 		}
-	}()
-	s.writeLoop(first, hw) // in the handler goroutine: the ResponseWriter is not shared
-	s.closeLocal(bus.ReasonTransportClose)
-	<-done
+		b, ok := s.take()
+		if !ok {
+			continue
+		}
+		if !broken && len(b.packets) > 0 {
+			if err := hw.write(b.packets); err != nil {
+				broken = true
+				s.closeLocal(bus.ReasonTransportClose)
+			} else {
+				g.metrics.packetsOut(b.packets)
+				b.routed.observe(g)
+			}
+		}
+		if b.final {
+			break
+		}
+	}
 	s.finish()
 }
 
@@ -72,12 +87,14 @@ type htmlfileWriter struct {
 	f http.Flusher
 }
 
+// write sends each packet in its own script element, as the reference does,
+// in one chunk: the bytes do not depend on how packets happened to batch.
 func (h htmlfileWriter) write(packets []string) error {
-	bufs := make([][]byte, len(packets))
-	for i, p := range packets {
-		bufs[i] = []byte(p)
+	var buf []byte
+	for _, p := range packets {
+		buf = protocol.AppendHTMLFileScript(buf, []byte(p))
 	}
-	if _, err := h.w.Write(protocol.AppendHTMLFileScript(nil, protocol.AppendPayload(nil, bufs...))); err != nil {
+	if _, err := h.w.Write(buf); err != nil {
 		return err
 	}
 	h.f.Flush()

@@ -39,7 +39,7 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 		return "malformed_packet"
 	}
 	g.metrics.PacketsIn.WithLabelValues(p.Type.String()).Inc()
-	g.metrics.BytesIn.Add(float64(len(raw)))
+	g.metrics.BytesIn.WithLabelValues(p.Type.String()).Add(float64(len(raw)))
 	ns := p.Endpoint
 	if ns != "" && !validNamespace(ns) {
 		return "bad_namespace"

@@ -12,16 +12,17 @@ type Metrics struct {
 	Connections    *prometheus.GaugeVec     // transport: streams held and polls parked
 	PacketsIn      *prometheus.CounterVec   // type
 	PacketsOut     *prometheus.CounterVec   // type
-	BytesIn        prometheus.Counter       // packet bytes received
-	BytesOut       prometheus.Counter       // packet bytes written
+	BytesIn        *prometheus.CounterVec   // packet bytes received, by type
+	BytesOut       *prometheus.CounterVec   // packet bytes written, by type
 	RedisRTT       prometheus.Histogram     // a PING, timed every liveness period
-	Delivery       *prometheus.HistogramVec // route (direct, broadcast): Redis script to this gateway
-	Sessions       *prometheus.GaugeVec     // state (polling, streaming): connected sessions in the whole cluster
+	Delivery       *prometheus.HistogramVec // route (direct, broadcast, mailbox): Redis script to the client write
+	Sessions       *prometheus.GaugeVec     // state (handshaken, polling, streaming): sessions in the whole cluster
 	Disconnects    *prometheus.CounterVec   // reason, for disconnects this gateway decided
 	PublishSeconds prometheus.Histogram     // one signal batch round trip
 	RedisErrors    *prometheus.CounterVec   // op
 	QueueOverflows prometheus.Counter       // streaming send queue overflows
 	MailboxDrain   prometheus.Histogram     // packets per poll answer
+	MailboxDepth   prometheus.Histogram     // packets in the mailbox when a poll answer is taken from it
 	RouteMessages  *prometheus.CounterVec   // op
 }
 
@@ -39,15 +40,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_packets_in_total", Help: "Packets received from clients by type."}, []string{"type"}),
 		PacketsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_packets_out_total", Help: "Packets written to clients by type."}, []string{"type"}),
-		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "realtime_gateway_packet_bytes_in_total", Help: "Bytes of packets received from clients."}),
-		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "realtime_gateway_packet_bytes_out_total", Help: "Bytes of packets written to clients (before framing)."}),
+		BytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_packet_bytes_in_total", Help: "Bytes of packets received from clients by type."}, []string{"type"}),
+		BytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_packet_bytes_out_total", Help: "Bytes of packets written to clients by type (before framing)."}, []string{"type"}),
 		Delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "realtime_gateway_delivery_seconds", Help: "From the Redis script that routed a packet to a stream held here to its receipt here, before the write.",
+			Name: "realtime_gateway_delivery_seconds", Help: "From the Redis script that routed a packet to its write to the client, by route: direct (to a stream), broadcast, mailbox (the oldest packet of a poll answer).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"route"}),
 		Sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "realtime_cluster_sessions", Help: "Connected sessions in the whole cluster by state (every gateway reports the same: use max)."}, []string{"state"}),
+			Name: "realtime_cluster_sessions", Help: "Sessions in the whole cluster by state: handshaken (no transport yet), polling, streaming (every gateway reports the same: use max)."}, []string{"state"}),
 		RedisRTT: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "realtime_gateway_redis_rtt_seconds", Help: "Round trip of a Redis PING, measured every liveness period.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -63,11 +64,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		MailboxDrain: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "realtime_gateway_poll_batch_packets", Help: "Packets per poll answer.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
+		MailboxDepth: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "realtime_gateway_mailbox_depth_packets", Help: "Packets waiting in a polling session's mailbox when a poll drains it.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}}),
 		RouteMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
+		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
 	}
 	return m
@@ -82,7 +86,7 @@ func (m *Metrics) packetsOut(packets []string) {
 			t = typeNames[p[0]-'0']
 		}
 		m.PacketsOut.WithLabelValues(t).Inc()
-		m.BytesOut.Add(float64(len(p)))
+		m.BytesOut.WithLabelValues(t).Add(float64(len(p)))
 	}
 }
 

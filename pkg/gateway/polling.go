@@ -81,14 +81,15 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	defer g.polls.CompareAndDelete(sid, waiter)
 
 	ctx := r.Context()
-	res, packets, err := g.store.Poll(ctx, sid, transport, waiter.id, t, false)
-	if err == nil && res == session.PollParked {
+	reply, err := g.store.Poll(ctx, sid, transport, waiter.id, t, false)
+	if err == nil && reply.Result == session.PollParked {
 		g.metrics.Connections.WithLabelValues(transport).Inc()
 		g.held.Add(1)
-		res, packets, err = g.park(ctx, waiter, sid, transport, t)
+		reply, err = g.park(ctx, waiter, sid, transport, t)
 		g.held.Add(-1)
 		g.metrics.Connections.WithLabelValues(transport).Dec()
 	}
+	packets := reply.Packets
 	switch {
 	case errors.Is(err, session.ErrUnknownSession):
 		g.rejected("unknown_sid", "transport", transport, "sid", sid)
@@ -109,20 +110,26 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 			return
 		}
 		packets = []string{"8::"}
-	case res != session.PollAnswer:
+	case reply.Result != session.PollAnswer:
 		packets = []string{"8::"}
 	}
 	if len(packets) > 0 && packets[0] != "8::" {
 		if d := minPollHold - time.Since(start); d > 0 {
 			time.Sleep(d)
 		}
+		if reply.Depth > 0 {
+			g.metrics.MailboxDepth.Observe(float64(reply.Depth))
+		}
 		g.metrics.MailboxDrain.Observe(float64(len(packets)))
 	}
 	g.writePoll(w, r, transport, index, packets)
+	if err == nil && !reply.Routed.IsZero() {
+		g.observeDelivery("mailbox", reply.Routed.UnixMilli())
+	}
 }
 
 // park waits for a wake, a kick, the session's end or the polling duration.
-func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, t string) (session.PollResult, []string, error) {
+func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, t string) (session.PollReply, error) {
 	d := g.cfg.PollingDuration
 	if g.draining.Load() && d > time.Second {
 		d = time.Second // draining: do not hold requests the shutdown would wait for
@@ -132,21 +139,21 @@ func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, 
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, nil, ctx.Err()
+			return session.PollReply{}, ctx.Err()
 		case <-timer.C:
-			return session.PollSuperseded, nil, nil
+			return session.PollReply{Result: session.PollSuperseded}, nil
 		case <-g.drainCh:
-			return session.PollSuperseded, nil, nil
+			return session.PollReply{Result: session.PollSuperseded}, nil
 		case ev := <-waiter.ch:
 			switch {
 			case ev.closed && ev.packet != "":
-				return session.PollAnswer, []string{ev.packet}, nil
+				return session.PollReply{Result: session.PollAnswer, Packets: []string{ev.packet}}, nil
 			case ev.closed, ev.kick:
-				return session.PollSuperseded, nil, nil
+				return session.PollReply{Result: session.PollSuperseded}, nil
 			}
-			res, packets, err := g.store.Poll(ctx, sid, transport, waiter.id, t, true)
-			if err != nil || res != session.PollParked {
-				return res, packets, err
+			reply, err := g.store.Poll(ctx, sid, transport, waiter.id, t, true)
+			if err != nil || reply.Result != session.PollParked {
+				return reply, err
 			}
 		}
 	}

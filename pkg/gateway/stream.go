@@ -1,96 +1,237 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
-	"errors"
-	"net/http"
+	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/realtime/realtime/pkg/bus"
-	"github.com/realtime/realtime/pkg/protocol"
-	"github.com/realtime/realtime/pkg/session"
 )
 
 // writeTimeout bounds one write to a streaming client.
 const writeTimeout = 10 * time.Second
 
 // stream is a streaming connection (websocket, flashsocket, htmlfile) held by
-// this gateway. Its writer goroutine owns every write; others hand it packets
-// through a bounded queue.
+// this gateway.
+//
+// Writes. One goroutine at a time owns the connection's writes; others hand
+// it packets through a queue: a slice under mu, nil while empty, bounded by
+// Config.SendQueue (beyond it the slow client is disconnected with reason
+// "overflow"). For a websocket, the packet that finds the queue empty starts
+// a writer goroutine (writing guards against a second one); it drains the
+// queue, writes each batch with one syscall (every packet its own text
+// frame), and exits when the queue is empty, so an idle websocket has no
+// writer goroutine and no write buffer. An htmlfile stream's writer is its
+// HTTP handler, woken through wake. Heartbeats come from the gateway's
+// heartbeat wheel through the same queue.
+//
+// Reads. No goroutine waits on an idle websocket: the socket is registered
+// with the poller (poller_linux.go), which starts a goroutine to read when
+// data comes; the heartbeat wheel ends a stream silent for the heartbeat
+// timeout (websocket.go). Answers to pings and the close handshake go
+// through the writer too.
+//
+// Stopping. closeLocal or closeRemote marks the stream stopped and wakes the
+// writer, which writes what was queued, the last packet if any, the answer
+// to the client's close frame if it sent one, and closes the connection
+// (which ends a reader); then the session's end is recorded once (finish).
+//
+// Locks: a stream's mu is never held together with the heartbeat wheel's or
+// the poller's mutex.
 type stream struct {
 	g         *Gateway
 	sid       string
 	transport string
-	out       chan string   // bounded; full => the client is too slow
-	quit      chan struct{} // closed once: stop the writer
 	finished  chan struct{} // closed when the session's end was recorded
 
-	mu       sync.Mutex
-	joined   map[string]bool // connected namespaces (reader updates, broadcasts read)
-	stopOnce sync.Once
-	reason   string // why it stopped (local decision); "" when ended elsewhere
-	last     string // with an end decided elsewhere: the packet to write before closing
-	remote   bool   // the session was ended elsewhere (do not end it again)
+	// Set before the stream is shared, then read-only.
+	nc      net.Conn      // websocket: where the writer writes frames
+	written chan struct{} // websocket: closed once the writer closed nc
+	wake    chan struct{} // htmlfile: wakes the handler, which writes (nil for websockets)
+
+	// Websocket: owned by the reader (one goroutine at a time, see
+	// websocket.go).
+	ws       *websocket.Conn
+	br       *bufio.Reader   // the reader gorilla reads frames from
+	rc       syscall.RawConn // the socket, registered with the poller (nil: not)
+	fd       int             // the socket's descriptor, as registered; -1: not
+	rjoined  map[string]bool // connected namespaces, as the reader updates them; nil: only ""
+	pending  <-chan error    // the last publish; signals are committed in order
+	lastRead atomic.Int64    // unix ns of the last frame read (or of the open)
+
+	mu        sync.Mutex
+	queue     []string        // packets to write, in order; nil when empty
+	routed    routedTimes     // when the oldest routed packets in queue were routed
+	writing   bool            // websocket: a writer goroutine runs, or none may start yet (before start, after the end)
+	stopped   bool            // the stream is ending: write what is queued, then last, then close
+	pong      string          // websocket: payload of the last ping, to answer
+	pongDue   bool            // websocket: a pong is to be written
+	peerClose int             // websocket: the close code the client sent (0: it sent none)
+	parked    bool            // websocket: no goroutine reads; the poller wakes one when data comes
+	joined    map[string]bool // connected namespaces (reader updates, broadcasts read); nil: only ""
+	reason    string          // why it stopped (local decision); "" when ended elsewhere
+	last      string          // with an end decided elsewhere: the packet to write before closing
+	remote    bool            // the session was ended elsewhere (do not end it again)
+
+	// Guarded by the heartbeat wheel's mutex.
+	hbPrev, hbNext *stream
+	hbSlot         int
+	hbLinked       bool
 }
 
-func (g *Gateway) newStream(sid, transport string) *stream {
-	return &stream{
-		g: g, sid: sid, transport: transport,
-		out:      make(chan string, g.cfg.SendQueue),
-		quit:     make(chan struct{}),
+// newStream returns a stream that queues packets but writes none until
+// start. nc is the websocket's connection; nil makes an htmlfile stream,
+// whose handler writes when woken.
+func (g *Gateway) newStream(sid, transport string, nc net.Conn) *stream {
+	s := &stream{
+		g: g, sid: sid, transport: transport, nc: nc, fd: -1,
 		finished: make(chan struct{}),
-		joined:   map[string]bool{"": true},
+		writing:  true, // held until start
+	}
+	if nc != nil {
+		s.written = make(chan struct{})
+	} else {
+		s.wake = make(chan struct{}, 1)
+		s.writing = false
+	}
+	return s
+}
+
+// start puts first (1:: and what waited in the mailbox) ahead of anything
+// queued meanwhile and lets the writer run.
+func (s *stream) start(first []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queue = append(first, s.queue...)
+	if s.wake == nil {
+		s.writing = false
+	}
+	if len(s.queue) > 0 || s.stopped {
+		s.kickLocked()
+	}
+}
+
+// routedTimes holds, per route, the unix ms at which the oldest packet of
+// that route waiting in a queue was routed by Redis (0: none waits); the
+// delivery latency is observed for it once the batch is written.
+type routedTimes [2]int64
+
+// Routes of routed packets.
+const (
+	routeDirect = iota
+	routeBroadcast
+)
+
+var routeNames = [2]string{"direct", "broadcast"}
+
+// observe records the delivery latency of a written batch's oldest packet
+// of each route.
+func (r routedTimes) observe(g *Gateway) {
+	for route, ms := range r {
+		if ms > 0 {
+			g.observeDelivery(routeNames[route], ms)
+		}
 	}
 }
 
 // send queues a packet; if the queue is full the client is disconnected
 // with reason "overflow". It never blocks.
-func (s *stream) send(packet string) {
-	select {
-	case s.out <- packet:
-	case <-s.quit:
-	default:
-		s.g.metrics.QueueOverflows.Inc()
-		s.g.log.Warn("slow client disconnected: send queue full", "sid", s.sid, "queue", cap(s.out))
-		s.closeLocal(bus.ReasonOverflow)
+func (s *stream) send(packet string) { s.sendRouted(packet, routeDirect, 0) }
+
+// sendRouted queues a packet Redis routed at unix ms routedMs (0: not
+// routed) on route (routeDirect or routeBroadcast), as send does.
+func (s *stream) sendRouted(packet string, route int, routedMs int64) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
 	}
+	if len(s.queue) >= s.g.cfg.SendQueue {
+		first := s.stopLocked(bus.ReasonOverflow, false, "")
+		s.mu.Unlock()
+		if first {
+			s.g.metrics.QueueOverflows.Inc()
+			s.g.log.Warn("slow client disconnected: send queue full", "sid", s.sid, "queue", s.g.cfg.SendQueue)
+		}
+		return
+	}
+	s.queue = append(s.queue, packet)
+	if routedMs > 0 && s.routed[route] == 0 {
+		s.routed[route] = routedMs
+	}
+	if len(s.queue) == 1 {
+		s.kickLocked()
+	}
+	s.mu.Unlock()
+}
+
+// kickLocked makes the owner of the writes look at the queue: it wakes an
+// htmlfile handler, or starts a websocket writer unless one runs.
+func (s *stream) kickLocked() {
+	if s.wake != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
+}
+
+// stopLocked marks the stream stopped; it reports whether this call did.
+func (s *stream) stopLocked(reason string, remote bool, last string) bool {
+	if s.stopped {
+		return false
+	}
+	s.stopped = true
+	if remote {
+		s.remote, s.last = true, last
+	} else {
+		s.reason = reason
+	}
+	s.kickLocked()
+	return true
 }
 
 // closeLocal stops the stream for a reason decided here; the session is
 // then ended with that reason.
 func (s *stream) closeLocal(reason string) {
-	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		s.reason = reason
-		s.mu.Unlock()
-		close(s.quit)
-	})
+	s.mu.Lock()
+	s.stopLocked(reason, false, "")
+	s.mu.Unlock()
 }
 
 // closeRemote stops the stream because the session already ended elsewhere
 // (route C); packet, if any, is written before closing.
 func (s *stream) closeRemote(packet string) {
-	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		s.remote, s.last = true, packet
-		s.mu.Unlock()
-		close(s.quit)
-	})
+	s.mu.Lock()
+	s.stopLocked("", true, packet)
+	s.mu.Unlock()
 }
 
 func (s *stream) inNamespace(ns string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.joined == nil {
+		return ns == ""
+	}
 	return s.joined[ns]
 }
 
 func (s *stream) setNamespace(ns string, in bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := make(map[string]bool, len(s.joined)+1)
+	m := make(map[string]bool, len(s.joined)+2)
+	m[""] = true
 	for k := range s.joined {
 		m[k] = true
 	}
@@ -108,10 +249,56 @@ func (s *stream) setJoined(m map[string]bool) {
 	s.mu.Unlock()
 }
 
+// batch is what the owner of a stream's writes takes from it at once.
+type batch struct {
+	packets    []string // in order; when final, ends with the last packet if any
+	pong       string
+	pongDue    bool
+	routed     routedTimes
+	final      bool // the stream stopped: after writing, close the connection
+	closeFrame bool // with final: answer the client's close frame
+	closeCode  int  // the close frame's code (0: a close frame without a code)
+}
+
+// take removes what waits to be written; ok is false when nothing does,
+// and then a websocket's writer must exit (the next packet starts another).
+func (s *stream) take() (b batch, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 && !s.pongDue && !s.stopped {
+		if s.wake == nil {
+			s.writing = false
+		}
+		return b, false
+	}
+	b.packets, s.queue = s.queue, nil
+	b.routed, s.routed = s.routed, routedTimes{}
+	b.pong, b.pongDue = s.pong, s.pongDue
+	s.pong, s.pongDue = "", false
+	if s.stopped {
+		b.final = true
+		if s.last != "" {
+			b.packets = append(b.packets, s.last)
+		}
+		// Echo a client's close frame (code only), as gorilla's default close
+		// handler does. A stream ended here closes the connection without
+		// one, as it always did: the 0.9 client under Node.js (ws 0.4)
+		// throws when it emits while its socket is closing.
+		switch {
+		case s.peerClose == websocket.CloseNoStatusReceived:
+			b.closeFrame = true
+		case s.peerClose != 0:
+			b.closeFrame, b.closeCode = true, s.peerClose
+		}
+	}
+	return b, true
+}
+
 // finish records the session's end (unless it ended elsewhere) after every
 // signal the stream published, and forgets the stream.
 func (s *stream) finish() {
 	defer close(s.finished)
+	s.g.heartbeats.remove(s)
 	s.g.streams.CompareAndDelete(s.sid, s)
 	s.g.rooms.forget(s.sid)
 	s.mu.Lock()
@@ -145,198 +332,4 @@ func (g *Gateway) openStream(ctx context.Context, s *stream) ([]string, error) {
 		return nil, err
 	}
 	return append([]string{"1::"}, queued...), nil
-}
-
-var upgrader = websocket.Upgrader{
-	ReadBufferSize:  4096,
-	WriteBufferSize: 4096,
-}
-
-// serveWebSocket handles websocket and flashsocket (RFC 6455).
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transport, sid string) {
-	if !websocket.IsWebSocketUpgrade(r) {
-		g.reject(w, r, http.StatusBadRequest, "not_websocket", "websocket upgrade expected")
-		return
-	}
-	if max := g.cfg.MaxConnections; max > 0 && g.held.Load() >= int64(max) {
-		g.reject(w, r, http.StatusServiceUnavailable, "over_connections", "server over capacity")
-		return
-	}
-	up := upgrader
-	up.CheckOrigin = func(r *http.Request) bool {
-		return originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer"))
-	}
-	conn, err := up.Upgrade(w, r, nil)
-	if err != nil {
-		g.rejected("websocket_upgrade", "err", err)
-		return
-	}
-	defer conn.Close()
-	// The request's context must not be used beyond the handler's upgrade.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	s := g.newStream(sid, transport)
-	first, err := g.openStream(ctx, s)
-	cancel()
-	if err != nil {
-		reason := "open_failed"
-		var pk string
-		switch {
-		case errors.Is(err, session.ErrUnknownSession):
-			reason, pk = "unknown_sid", errorPacket
-		case errors.Is(err, session.ErrWrongTransport):
-			reason, pk = "wrong_transport", string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
-		default:
-			g.metrics.RedisErrors.WithLabelValues("open").Inc()
-		}
-		g.rejected(reason, "transport", transport, "sid", sid, "err", err)
-		if pk != "" {
-			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			_ = conn.WriteMessage(websocket.TextMessage, []byte(pk))
-		}
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		return
-	}
-	g.metrics.Connections.WithLabelValues(transport).Inc()
-	defer g.metrics.Connections.WithLabelValues(transport).Dec()
-	g.held.Add(1)
-	defer g.held.Add(-1)
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		s.writeLoop(first, wsWriter{conn})
-		_ = conn.Close() // unblocks the reader
-	}()
-	s.readLoop(conn)
-	s.closeLocal(bus.ReasonTransportClose)
-	<-writerDone
-	s.finish()
-}
-
-// readLoop reads frames until the connection fails or the stream stops.
-func (s *stream) readLoop(conn *websocket.Conn) {
-	g := s.g
-	conn.SetReadLimit(int64(g.cfg.MaxPacketBytes))
-	joined := map[string]bool{"": true}
-	var pending <-chan error // the last publish; signals are committed in order
-	defer func() {
-		if pending != nil {
-			<-pending
-		}
-	}()
-	for {
-		_ = conn.SetReadDeadline(time.Now().Add(g.cfg.HeartbeatTimeout))
-		typ, data, err := conn.ReadMessage()
-		if err != nil {
-			var ne interface{ Timeout() bool }
-			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-				s.closeLocal(bus.ReasonHeartbeatTimeout)
-			case errors.Is(err, websocket.ErrReadLimit):
-				g.rejected("packet_too_large", "sid", s.sid, "limit", g.cfg.MaxPacketBytes)
-				s.closeLocal(bus.ReasonTransportClose)
-			}
-			return
-		}
-		if typ != websocket.TextMessage {
-			g.rejected("binary_frame", "sid", s.sid)
-			continue
-		}
-		in := &inbound{sid: s.sid, transport: s.transport, joined: joined, reply: s.send}
-		if reason := g.handle(in, data); reason != "" {
-			g.rejected(reason, "sid", s.sid)
-			continue
-		}
-		if len(in.writes) > 0 {
-			// Copy the namespace set so broadcasts see a consistent view.
-			snapshot := make(map[string]bool, len(joined))
-			for k := range joined {
-				snapshot[k] = true
-			}
-			s.setJoined(snapshot)
-			ch, err := g.pub.PublishAsync(context.Background(), s.sid, in.writes...)
-			if err != nil {
-				s.closeLocal(bus.ReasonShutdown)
-				return
-			}
-			pending = ch
-		}
-		if in.ended {
-			s.mu.Lock()
-			s.remote = true // the publisher ends the session, in order
-			s.mu.Unlock()
-			g.metrics.Disconnects.WithLabelValues(bus.ReasonClient).Inc()
-			return
-		}
-	}
-}
-
-// packetWriter writes packets to one kind of stream.
-type packetWriter interface {
-	write(packets []string) error
-}
-
-type wsWriter struct{ conn *websocket.Conn }
-
-func (w wsWriter) write(packets []string) error {
-	_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	for _, p := range packets {
-		if err := w.conn.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// writeLoop owns the stream's writes: first, then queued packets in
-// batches, heartbeats every interval; it returns when the stream stops or a
-// write fails.
-func (s *stream) writeLoop(first []string, w packetWriter) {
-	g := s.g
-	if err := w.write(first); err != nil {
-		s.closeLocal(bus.ReasonTransportClose)
-		return
-	}
-	g.metrics.packetsOut(first)
-	hb := time.NewTicker(g.cfg.HeartbeatInterval)
-	defer hb.Stop()
-	batch := make([]string, 0, 64)
-	for {
-		batch = batch[:0]
-		select {
-		case <-s.quit:
-			s.mu.Lock()
-			last := s.last
-			s.mu.Unlock()
-			// Flush what was queued before the end, then the last packet.
-			for len(s.out) > 0 && len(batch) < cap(s.out) {
-				batch = append(batch, <-s.out)
-			}
-			if last != "" {
-				batch = append(batch, last)
-			}
-			if len(batch) > 0 {
-				_ = w.write(batch)
-			}
-			return
-		case <-hb.C:
-			batch = append(batch, "2::")
-		case p := <-s.out:
-			batch = append(batch, p)
-			for len(batch) < 64 {
-				select {
-				case p := <-s.out:
-					batch = append(batch, p)
-					continue
-				default:
-				}
-				break
-			}
-		}
-		if err := w.write(batch); err != nil {
-			s.closeLocal(bus.ReasonTransportClose)
-			return
-		}
-		g.metrics.packetsOut(batch)
-	}
 }

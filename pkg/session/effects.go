@@ -97,7 +97,7 @@ local function leave(sid, ns, room)
   if gw then publish(gw, 'L\n' .. sid .. '\n' .. ns .. '\n' .. room) end
 end
 local function broadcast(ns, room, except, packet)
-  redis.call('PUBLISH', P .. 'bcast', 'B\n' .. ns .. '\n' .. room .. '\n' .. except .. '\n' .. NOW .. '\n' .. packet)
+  pub(P .. 'bcast', 'B\n' .. ns .. '\n' .. room .. '\n' .. except .. '\n' .. NOW .. '\n' .. packet)
   local set
   if room == '' then set = P .. 'nsp:' .. ns else set = P .. 'roomp:' .. ns .. ':' .. room end
   for _, sid in ipairs(redis.call('SMEMBERS', set)) do
@@ -119,6 +119,7 @@ local function apply(op, a)
   elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4], maxmb)
   end
 end
+buffer()
 local i, applied = 5, 0
 while i <= #ARGV do
   local stream, id, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -134,6 +135,7 @@ while i <= #ARGV do
   end
   if ok then applied = applied + 1 end
 end
+flush()
 return applied
 `)
 

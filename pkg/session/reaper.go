@@ -32,17 +32,29 @@ func (s *Store) Leave(ctx context.Context) error {
 	return nil
 }
 
-// Counts returns how many sessions are connected in the cluster, and how
-// many of those poll (the others hold a stream).
-func (s *Store) Counts(ctx context.Context) (connected, polling int64, err error) {
+// SessionCounts are the cluster's sessions by state.
+type SessionCounts struct {
+	Handshaken int64 // handshake done, no transport connected yet
+	Polling    int64 // connected over xhr-polling or jsonp-polling
+	Streaming  int64 // connected over websocket, flashsocket or htmlfile
+}
+
+// Counts returns how many sessions the cluster has in each state (from
+// the indexes, read together; a gauge, not an exact census).
+func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 	p := s.cfg.Keys.Prefix()
 	pipe := s.rdb.Pipeline()
-	c := pipe.SCard(ctx, p+"nsm:")
-	pl := pipe.SCard(ctx, p+"nsp:")
+	connected := pipe.SCard(ctx, p+"nsm:")
+	polling := pipe.SCard(ctx, p+"nsp:")
+	deadlines := pipe.ZCard(ctx, p+"deadlines") // handshaken and polling sessions
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, 0, fmt.Errorf("session: counts: %w", err)
+		return SessionCounts{}, fmt.Errorf("session: counts: %w", err)
 	}
-	return c.Val(), pl.Val(), nil
+	return SessionCounts{
+		Handshaken: max(0, deadlines.Val()-polling.Val()),
+		Polling:    polling.Val(),
+		Streaming:  max(0, connected.Val()-polling.Val()),
+	}, nil
 }
 
 // ReapDeadlines ends up to limit sessions whose deadline has passed (reason

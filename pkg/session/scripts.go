@@ -10,7 +10,8 @@ import "github.com/redis/go-redis/v9"
 //
 //	<P>s:{sid}      hash: p (partition), st (new|open), tr (transport), cls (poll|stream),
 //	                gw (node holding the stream), pg ("<node> <pollid>" of the parked poll),
-//	                it/ic (cache-buster and size of the batch in flight), ct (created ms), hs (handshake JSON)
+//	                it/ic (cache-buster and size of the batch in flight), ct (created ms), hs (handshake JSON),
+//	                mt (unix ms when the oldest packet not yet taken from the mailbox was queued)
 //	<P>mb:{sid}     list: outbound packets of a polling session (the mailbox)
 //	<P>ns:{sid}     set: connected namespaces ("" is the default one)
 //	<P>rooms:{sid}  set: "<ns>:<room>" the session is in
@@ -38,7 +39,36 @@ local function xadd(sid, p, kind, ns, extra)
   return redis.call(unpack(a))
 end
 
-local function publish(node, msg) redis.call('PUBLISH', P .. 'gw:' .. node, msg) end
+-- Route messages are published at once, or, once a script called
+-- buffer(), collected and published by flush() at its end: consecutive
+-- messages for one channel go as one batch message
+-- ("M\n" then "<byte length>\n<message>" for each), in order.
+local BUF = nil
+local function buffer() BUF = {} end
+local function pub(ch, msg)
+  if not BUF then redis.call('PUBLISH', ch, msg) return end
+  local last = BUF[#BUF]
+  if last and last[1] == ch then
+    last[2][#last[2] + 1] = msg
+  else
+    BUF[#BUF + 1] = {ch, {msg}}
+  end
+end
+local function flush()
+  local buf = BUF or {}
+  BUF = nil
+  for _, e in ipairs(buf) do
+    local msgs = e[2]
+    if #msgs == 1 then
+      redis.call('PUBLISH', e[1], msgs[1])
+    else
+      local parts = {'M\n'}
+      for _, m in ipairs(msgs) do parts[#parts + 1] = #m .. '\n' .. m end
+      redis.call('PUBLISH', e[1], table.concat(parts))
+    end
+  end
+end
+local function publish(node, msg) pub(P .. 'gw:' .. node, msg) end
 
 local function poller(pg)
   if not pg then return nil, nil end
@@ -87,8 +117,8 @@ end
 -- overflowed (the session is then ended with reason "overflow").
 local function deliver(sid, packets, maxmb)
   local s = ks(sid)
-  if redis.call('EXISTS', s) == 0 then return 0 end
-  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg')
+  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p')
+  if not f[4] then return 0 end -- every session has its partition
   if f[1] == 'stream' and f[2] then
     for _, pk in ipairs(packets) do publish(f[2], 'D\n' .. sid .. '\n' .. NOW .. '\n' .. pk) end
     return 1
@@ -98,6 +128,7 @@ local function deliver(sid, packets, maxmb)
     end_session(sid, 'overflow', '')
     return -1
   end
+  redis.call('HSETNX', s, 'mt', NOW)
   redis.call('RPUSH', mb, unpack(packets))
   local ttl = redis.call('PTTL', s)
   if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end
@@ -226,7 +257,12 @@ if #items > 0 then
     if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
   end
   redis.call('HDEL', s, 'pg')
-  return {1, out}
+  -- mt: when the oldest packet not yet taken was queued (for the delivery
+  -- latency); packets left behind count from now.
+  local mt = redis.call('HGET', s, 'mt')
+  local depth = redis.call('LLEN', mb)
+  if depth > #out then redis.call('HSET', s, 'mt', NOW) else redis.call('HDEL', s, 'mt') end
+  return {1, out, mt or '0', depth}
 end
 redis.call('HSET', s, 'pg', me)
 if prev and prev ~= me then

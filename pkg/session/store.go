@@ -186,10 +186,23 @@ const (
 	PollSuperseded                   // a newer poll took over: answer 8::
 )
 
+// PollReply is what one run of Poll decided.
+type PollReply struct {
+	Result PollResult
+	// Packets answer the poll (PollAnswer).
+	Packets []string
+	// Routed is when the oldest of Packets was routed to the mailbox (zero
+	// if unknown: a re-delivered batch, or the connect packet).
+	Routed time.Time
+	// Depth is how many packets the mailbox held when this answer was
+	// taken from it (0 for a re-delivered batch).
+	Depth int
+}
+
 // Poll serves a polling GET identified by pollID (unique on this node) whose
 // request carried cache-buster t ("" if none). rerun is true when the same
 // request runs again after a wake.
-func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, rerun bool) (PollResult, []string, error) {
+func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, rerun bool) (PollReply, error) {
 	now := time.Now()
 	deadline := now.Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
@@ -201,24 +214,33 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.MaxBatchPackets, s.cfg.MaxBatchBytes, re)...).Result()
 	if err != nil {
 		if err == redis.Nil {
-			return 0, nil, ErrUnknownSession
+			return PollReply{}, ErrUnknownSession
 		}
-		return 0, nil, fmt.Errorf("session: poll: %w", err)
+		return PollReply{}, fmt.Errorf("session: poll: %w", err)
 	}
 	if n, ok := res.(int64); ok && n == -1 {
-		return 0, nil, ErrWrongTransport
+		return PollReply{}, ErrWrongTransport
 	}
 	arr, _ := res.([]any)
 	if len(arr) == 0 {
-		return 0, nil, fmt.Errorf("session: poll: unexpected reply %v", res)
+		return PollReply{}, fmt.Errorf("session: poll: unexpected reply %v", res)
 	}
 	switch arr[0].(int64) {
 	case 1:
-		return PollAnswer, toStrings(arr[1]), nil
+		r := PollReply{Result: PollAnswer, Packets: toStrings(arr[1])}
+		if len(arr) > 3 {
+			mt, _ := arr[2].(string)
+			if ms, _ := strconv.ParseInt(mt, 10, 64); ms > 0 {
+				r.Routed = time.UnixMilli(ms)
+			}
+			depth, _ := arr[3].(int64)
+			r.Depth = int(depth)
+		}
+		return r, nil
 	case 2:
-		return PollSuperseded, nil, nil
+		return PollReply{Result: PollSuperseded}, nil
 	default:
-		return PollParked, nil, nil
+		return PollReply{Result: PollParked}, nil
 	}
 }
 

@@ -60,17 +60,17 @@ func TestPollLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// First poll: 1:: at once, connect signal written.
-	res, pk, err := st.Poll(ctx, sid, "xhr-polling", "p1", "100", false)
+	res, pk, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p1", "100", false))
 	if err != nil || res != PollAnswer || !slices.Equal(pk, []string{"1::"}) {
 		t.Fatalf("first poll = %v %q %v", res, pk, err)
 	}
 	// Same t again (a retried GET whose answer was lost): same batch.
-	res, pk, _ = st.Poll(ctx, sid, "xhr-polling", "p2", "100", false)
+	res, pk, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p2", "100", false))
 	if res != PollAnswer || !slices.Equal(pk, []string{"1::"}) {
 		t.Fatalf("retried poll = %v %q", res, pk)
 	}
 	// Next poll acknowledges it and parks.
-	res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p3", "101", false)
+	res, _, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p3", "101", false))
 	if res != PollParked {
 		t.Fatalf("third poll = %v, want parked", res)
 	}
@@ -89,21 +89,33 @@ func TestPollLifecycle(t *testing.T) {
 	if err != nil || msg.Payload != "W\n"+sid+"\np3" {
 		t.Fatalf("wake = %q %v", msg.Payload, err)
 	}
-	// The re-run takes at most MaxBatchPackets (3).
-	res, pk, _ = st.Poll(ctx, sid, "xhr-polling", "p3", "101", true)
-	if res != PollAnswer || !slices.Equal(pk, []string{"3:::a", "3:::b", "3:::c"}) {
-		t.Fatalf("woken poll = %v %q", res, pk)
+	// The re-run takes at most MaxBatchPackets (3), and says when the
+	// oldest of them was queued (for the delivery latency).
+	before := time.Now()
+	reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3", "101", true)
+	if reply.Result != PollAnswer || !slices.Equal(reply.Packets, []string{"3:::a", "3:::b", "3:::c"}) {
+		t.Fatalf("woken poll = %v %q", reply.Result, reply.Packets)
 	}
-	res, pk, _ = st.Poll(ctx, sid, "xhr-polling", "p4", "102", false)
+	if reply.Depth != 4 {
+		t.Fatalf("woken poll: mailbox depth %d, want 4", reply.Depth)
+	}
+	if reply.Routed.IsZero() || reply.Routed.After(before) || before.Sub(reply.Routed) > 5*time.Second {
+		t.Fatalf("woken poll: routed at %v, polled at %v", reply.Routed, before)
+	}
+	// The connect packet and re-delivered batches carry no time.
+	if reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3b", "101", false); !reply.Routed.IsZero() || len(reply.Packets) != 3 {
+		t.Fatalf("re-delivered batch: %q routed at %v", reply.Packets, reply.Routed)
+	}
+	res, pk, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p4", "102", false))
 	if res != PollAnswer || !slices.Equal(pk, []string{"3:::d"}) {
 		t.Fatalf("next poll = %v %q", res, pk)
 	}
 	// A second concurrent GET supersedes the parked one.
-	res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p5", "103", false)
+	res, _, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p5", "103", false))
 	if res != PollParked {
 		t.Fatal("p5 not parked")
 	}
-	res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p6", "104", false)
+	res, _, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p6", "104", false))
 	if res != PollParked {
 		t.Fatal("p6 not parked")
 	}
@@ -119,7 +131,7 @@ func TestPollLifecycle(t *testing.T) {
 	if msg.Payload != "K\n"+sid+"\np5" {
 		t.Fatalf("kick = %q", msg.Payload)
 	}
-	if res, _, _ = st.Poll(ctx, sid, "xhr-polling", "p5", "103", true); res != PollSuperseded {
+	if res, _, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p5", "103", true)); res != PollSuperseded {
 		t.Fatalf("rerun of superseded poll = %v", res)
 	}
 	// Ending writes one disconnect per namespace, default last, exactly once.
@@ -140,10 +152,10 @@ func TestPollLifecycle(t *testing.T) {
 	}
 	// The next poll gets the last packet once (the client learns it was
 	// booted), then the session is unknown.
-	if res, pk, err := st.Poll(ctx, sid, "xhr-polling", "p7", "105", false); err != nil || res != PollAnswer || !slices.Equal(pk, []string{"0::"}) {
+	if res, pk, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p7", "105", false)); err != nil || res != PollAnswer || !slices.Equal(pk, []string{"0::"}) {
 		t.Fatalf("poll after end = %v %q %v", res, pk, err)
 	}
-	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p8", "106", false); err != ErrUnknownSession {
+	if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p8", "106", false)); err != ErrUnknownSession {
 		t.Fatalf("poll after end: %v", err)
 	}
 	if n, _ := rdb.Keys(ctx, st.Keys().Prefix()+"*{"+sid+"}").Result(); len(n) != 0 {
@@ -163,7 +175,7 @@ func TestMailboxOverflowEndsSession(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
 	sid, _ := st.Create(ctx, Handshake{})
-	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p1", "1", false); err != nil {
+	if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p1", "1", false)); err != nil {
 		t.Fatal(err)
 	}
 	var err error
@@ -190,7 +202,7 @@ func TestStreamOpenAndGatewayReap(t *testing.T) {
 	if err != nil || !first || !slices.Equal(queued, []string{"3:::early"}) {
 		t.Fatalf("open = %v %q %v", first, queued, err)
 	}
-	if _, _, err := st.Poll(ctx, sid, "xhr-polling", "p", "1", false); err != ErrWrongTransport {
+	if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p", "1", false)); err != ErrWrongTransport {
 		t.Fatalf("poll on a stream session: %v", err)
 	}
 	if err := st.Alive(ctx, 50*time.Millisecond); err != nil {
@@ -221,7 +233,7 @@ func TestDeadlineReap(t *testing.T) {
 	st := New(rdb, Config{Keys: keys, Node: "gwA", PollingDuration: 10 * time.Millisecond, CloseTimeout: 20 * time.Millisecond, HandshakeTimeout: 20 * time.Millisecond})
 	polled, _ := st.Create(ctx, Handshake{})
 	never, _ := st.Create(ctx, Handshake{})
-	if _, _, err := st.Poll(ctx, polled, "xhr-polling", "p", "1", false); err != nil {
+	if _, _, err := poll3(st.Poll(ctx, polled, "xhr-polling", "p", "1", false)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond)
@@ -235,4 +247,9 @@ func TestDeadlineReap(t *testing.T) {
 	if got := signals(t, rdb, keys, never); len(got) != 0 {
 		t.Fatalf("a never-opened session signalled %q", kinds(got))
 	}
+}
+
+// poll3 spreads a PollReply for compact assertions.
+func poll3(r PollReply, err error) (PollResult, []string, error) {
+	return r.Result, r.Packets, err
 }

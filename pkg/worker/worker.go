@@ -300,32 +300,65 @@ func (w *Worker) replies(ctx context.Context, sub *redis.PubSub) {
 
 func (s *Socket) attach(w *Worker) *Socket { s.w = w; return s }
 
-// handle runs the handlers of a batch in order and commits their effects
-// with the batch's acknowledgements.
-func (w *Worker) handle(ctx context.Context, partition int, batch []bus.Signal) (int, error) {
-	stream := w.keys.Stream(partition)
-	commits := make([]session.Commit, 0, len(batch))
-	var recs []*recorder
-	var failed error
-	for _, sig := range batch {
-		rec := &recorder{}
-		if err := w.dispatch(ctx, sig, rec); err != nil {
-			w.drop(rec)
-			failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
-			break
-		}
-		commits = append(commits, session.Commit{Stream: stream, ID: sig.ID, Effects: rec.effects})
-		recs = append(recs, rec)
+// handle runs the handlers of each partition's batch in order (the
+// partitions concurrently) and commits every effect with the batches'
+// acknowledgements in one script.
+func (w *Worker) handle(ctx context.Context, batches []bus.Batch) []bus.Outcome {
+	type result struct {
+		commits []session.Commit
+		recs    []*recorder
+		failed  error
 	}
-	if len(commits) > 0 {
-		if _, err := w.store.Apply(ctx, commits...); err != nil {
-			for _, r := range recs {
-				w.drop(r)
+	results := make([]result, len(batches))
+	run := func(i int) {
+		b := batches[i]
+		stream := w.keys.Stream(b.Partition)
+		r := &results[i]
+		r.commits = make([]session.Commit, 0, len(b.Signals))
+		for _, sig := range b.Signals {
+			rec := &recorder{}
+			if err := w.dispatch(ctx, sig, rec); err != nil {
+				w.drop(rec)
+				r.failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
+				break
 			}
-			return 0, err
+			r.commits = append(r.commits, session.Commit{Stream: stream, ID: sig.ID, Effects: rec.effects})
+			r.recs = append(r.recs, rec)
 		}
 	}
-	return len(commits), failed
+	if len(batches) == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run(i)
+			}()
+		}
+		wg.Wait()
+	}
+	var all []session.Commit
+	for _, r := range results {
+		all = append(all, r.commits...)
+	}
+	outcomes := make([]bus.Outcome, len(batches))
+	if len(all) > 0 {
+		if _, err := w.store.Apply(ctx, all...); err != nil {
+			for i, r := range results {
+				for _, rec := range r.recs {
+					w.drop(rec)
+				}
+				outcomes[i] = bus.Outcome{Err: err}
+			}
+			return outcomes
+		}
+	}
+	for i, r := range results {
+		outcomes[i] = bus.Outcome{N: len(r.commits), Err: r.failed}
+	}
+	return outcomes
 }
 
 // drop forgets the callbacks a failed handler registered.

@@ -43,7 +43,7 @@ func (e *env) session() string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, _, err := e.store.Poll(ctx, sid, "xhr-polling", "p", "1", false); err != nil {
+	if _, err := e.store.Poll(ctx, sid, "xhr-polling", "p", "1", false); err != nil {
 		e.t.Fatal(err)
 	}
 	return sid

@@ -1,0 +1,422 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/protocol"
+	"github.com/realtime/realtime/pkg/session"
+)
+
+// A websocket held here costs, while idle: the socket, gorilla's Conn with
+// a read buffer of Config.ReadBufferBytes, and the stream. No goroutine (the
+// poller starts one to read when data comes), no write buffer (the writer
+// goroutine exists while there is something to write), no timer
+// (heartbeats and the heartbeat timeout come from the wheel), and no
+// net/http state (the handler returns after the upgrade).
+
+// upgrader holds no write buffer per connection: the stream frames its
+// packets itself, and gorilla's own writes (the open-failure path, its
+// protocol-error close) borrow a pooled buffer. ReadBufferSize 0 makes
+// gorilla read from the bufio.Reader the hijacker hands it.
+var upgrader = websocket.Upgrader{
+	WriteBufferPool: &sync.Pool{},
+}
+
+// hijacker gives gorilla a read buffer of the configured size that the
+// stream keeps, so the reader knows whether a frame is already buffered
+// (gorilla reuses a hijacked bufio.Reader larger than 256 bytes).
+type hijacker struct {
+	http.ResponseWriter
+	size int
+	br   *bufio.Reader
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 {
+		return nc, brw, err // gorilla refuses a client that sent data before the 101
+	}
+	h.br = bufio.NewReaderSize(nc, h.size)
+	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
+}
+
+// serveWebSocket handles websocket and flashsocket (RFC 6455). After the
+// upgrade it starts the stream's reader and returns, so net/http frees the
+// request, its buffers and the handler's stack.
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transport, sid string) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		g.reject(w, r, http.StatusBadRequest, "not_websocket", "websocket upgrade expected")
+		return
+	}
+	if max := g.cfg.MaxConnections; max > 0 && g.held.Load() >= int64(max) {
+		g.reject(w, r, http.StatusServiceUnavailable, "over_connections", "server over capacity")
+		return
+	}
+	up := upgrader
+	up.CheckOrigin = func(r *http.Request) bool {
+		return originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer"))
+	}
+	hj := &hijacker{ResponseWriter: w, size: max(g.cfg.ReadBufferBytes, 512)}
+	conn, err := up.Upgrade(hj, r, nil)
+	if err != nil {
+		g.rejected("websocket_upgrade", "err", err)
+		return
+	}
+	// The request's context must not be used beyond the handler's upgrade.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	s := g.newStream(sid, transport, conn.NetConn())
+	first, err := g.openStream(ctx, s)
+	cancel()
+	if err != nil {
+		defer conn.Close()
+		reason := "open_failed"
+		var pk string
+		switch {
+		case errors.Is(err, session.ErrUnknownSession):
+			reason, pk = "unknown_sid", errorPacket
+		case errors.Is(err, session.ErrWrongTransport):
+			reason, pk = "wrong_transport", string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
+		default:
+			g.metrics.RedisErrors.WithLabelValues("open").Inc()
+		}
+		g.rejected(reason, "transport", transport, "sid", sid, "err", err)
+		if pk != "" {
+			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_ = conn.WriteMessage(websocket.TextMessage, []byte(pk))
+		}
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		return
+	}
+	g.metrics.Connections.WithLabelValues(transport).Inc()
+	g.held.Add(1)
+	s.ws, s.br = conn, hj.br
+	s.lastRead.Store(time.Now().UnixNano())
+	conn.SetReadLimit(int64(g.cfg.MaxPacketBytes))
+	conn.SetPingHandler(s.onPing)
+	conn.SetCloseHandler(s.onClose)
+	s.mu.Lock()
+	s.parked = true // the poller wakes a reader
+	s.mu.Unlock()
+	if s.br == nil || s.register() != nil {
+		s.mu.Lock()
+		s.parked = false
+		s.mu.Unlock()
+		go s.readBlocking()
+	}
+	s.start(first)
+	g.heartbeats.add(s, g.cfg.HeartbeatInterval)
+}
+
+// readWake is started by the poller when a parked stream's socket has
+// something to read.
+func (s *stream) readWake() {
+	s.mu.Lock()
+	if !s.parked {
+		s.mu.Unlock()
+		return // the stream ended meanwhile, or a stale event
+	}
+	s.parked = false
+	s.mu.Unlock()
+	if !s.readBurst() {
+		s.endReads()
+		return
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		s.endReads()
+		return
+	}
+	if err := s.arm(); err != nil {
+		s.mu.Unlock()
+		s.closeLocal(bus.ReasonTransportClose)
+		s.endReads()
+		return
+	}
+	s.parked = true
+	s.mu.Unlock()
+}
+
+// readBlocking is the reader where the poller is not available: a
+// goroutine that waits in its read for the connection's life.
+func (s *stream) readBlocking() {
+	for s.readBurst() {
+	}
+	s.endReads()
+}
+
+// readBurst reads frames until none is buffered (the read deadline, the
+// heartbeat timeout, bounds a wait for the rest of a frame); it reports
+// whether the stream goes on.
+func (s *stream) readBurst() bool {
+	for {
+		_ = s.nc.SetReadDeadline(time.Now().Add(s.g.cfg.HeartbeatTimeout))
+		typ, r, err := s.ws.NextReader()
+		if err != nil {
+			s.readFailed(err)
+			return false
+		}
+		bp := readBufs.Get().(*[]byte)
+		data, err := readAll(r, (*bp)[:0])
+		if err != nil {
+			s.readFailed(err)
+			return false
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		goOn := s.received(typ, data) // retains nothing of data
+		if cap(data) <= maxWriteChunk {
+			*bp = data[:0]
+			readBufs.Put(bp)
+		}
+		if !goOn {
+			return false
+		}
+		if s.br == nil || s.br.Buffered() == 0 {
+			return true
+		}
+	}
+}
+
+// readBufs recycles the buffers frames are read into (a heartbeat answer
+// would otherwise leave a buffer of garbage per connection and interval).
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// readAll reads r to its end, appending to b.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// heartbeat is called by the wheel once per heartbeat interval: it queues
+// 2:: and, for a websocket silent for so long that the heartbeat timeout
+// passes before the next call, ends it then (a read waiting for the rest of
+// a frame has the timeout as its deadline too). A client that answers
+// heartbeats never needs the timer.
+func (s *stream) heartbeat(now int64) {
+	if s.ws != nil {
+		timeout := int64(s.g.cfg.HeartbeatTimeout)
+		if left := s.lastRead.Load() + timeout - now; left <= 0 {
+			s.closeLocal(bus.ReasonHeartbeatTimeout)
+			return
+		} else if left < int64(s.g.cfg.HeartbeatInterval) {
+			time.AfterFunc(time.Duration(left), func() {
+				if time.Now().UnixNano()-s.lastRead.Load() >= timeout {
+					s.closeLocal(bus.ReasonHeartbeatTimeout)
+				}
+			})
+		}
+	}
+	s.send("2::")
+}
+
+// readFailed stops the stream for a failed read: the heartbeat timeout, a
+// frame over the limit, or (reason transport_close, set later) anything else.
+func (s *stream) readFailed(err error) {
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		s.closeLocal(bus.ReasonHeartbeatTimeout)
+	case errors.Is(err, websocket.ErrReadLimit):
+		s.g.rejected("packet_too_large", "sid", s.sid, "limit", s.g.cfg.MaxPacketBytes)
+		s.closeLocal(bus.ReasonTransportClose)
+	}
+}
+
+// endReads ends a websocket once its reads ended: after the last signal
+// published and the writer's last write, it records the session's end. It
+// runs once: in the reader, or (for a parked stream) after the writer.
+func (s *stream) endReads() {
+	if s.pending != nil {
+		<-s.pending
+	}
+	s.closeLocal(bus.ReasonTransportClose)
+	<-s.written
+	s.unregister()
+	s.finish()
+	s.g.held.Add(-1)
+	s.g.metrics.Connections.WithLabelValues(s.transport).Dec()
+}
+
+// received handles one data frame; it reports whether reading goes on.
+func (s *stream) received(typ int, data []byte) bool {
+	g := s.g
+	if typ != websocket.TextMessage {
+		g.rejected("binary_frame", "sid", s.sid)
+		return true
+	}
+	if string(data) == "2::" {
+		// A heartbeat answer: liveness only (the read deadline moved).
+		g.metrics.PacketsIn.WithLabelValues(protocol.Heartbeat.String()).Inc()
+		g.metrics.BytesIn.WithLabelValues(protocol.Heartbeat.String()).Add(float64(len(data)))
+		return true
+	}
+	if s.rjoined == nil {
+		s.rjoined = map[string]bool{"": true}
+	}
+	in := &inbound{sid: s.sid, transport: s.transport, joined: s.rjoined, reply: s.send}
+	if reason := g.handle(in, data); reason != "" {
+		g.rejected(reason, "sid", s.sid)
+		return true
+	}
+	if len(in.writes) > 0 {
+		// Copy the namespace set so broadcasts see a consistent view.
+		snapshot := make(map[string]bool, len(s.rjoined))
+		for k := range s.rjoined {
+			snapshot[k] = true
+		}
+		s.setJoined(snapshot)
+		ch, err := g.pub.PublishAsync(context.Background(), s.sid, in.writes...)
+		if err != nil {
+			s.closeLocal(bus.ReasonShutdown)
+			return false
+		}
+		s.pending = ch
+	}
+	if in.ended {
+		s.mu.Lock()
+		s.remote = true // the publisher ends the session, in order
+		s.mu.Unlock()
+		g.metrics.Disconnects.WithLabelValues(bus.ReasonClient).Inc()
+		return false
+	}
+	return true
+}
+
+// onPing queues the pong (gorilla's default would write it from the reader).
+func (s *stream) onPing(data string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.pong, s.pongDue = data, true
+		s.kickLocked()
+	}
+	return nil
+}
+
+// onClose remembers the client's close code; the writer echoes it in the
+// close frame it writes as the stream ends.
+func (s *stream) onClose(code int, _ string) error {
+	s.mu.Lock()
+	s.peerClose = code
+	s.mu.Unlock()
+	return nil
+}
+
+// writeLoop is a websocket's writer: it writes batches until the queue is
+// empty (then exits) or the stream ends (then it writes the close frame and
+// closes the connection).
+func (s *stream) writeLoop() {
+	broken := false
+	for {
+		b, ok := s.take()
+		if !ok {
+			return
+		}
+		if !broken {
+			if err := writeFrames(s.nc, b); err != nil {
+				broken = true
+				s.closeLocal(bus.ReasonTransportClose)
+			} else {
+				s.g.metrics.packetsOut(b.packets)
+				b.routed.observe(s.g)
+			}
+		}
+		if b.final {
+			_ = s.nc.Close() // ends a reader waiting in its read
+			close(s.written)
+			s.mu.Lock()
+			parked := s.parked
+			s.parked = false
+			s.mu.Unlock()
+			if parked {
+				s.endReads() // no reader will: the socket left the poller
+			}
+			return // writing stays true: no writer starts again
+		}
+	}
+}
+
+// maxWriteChunk is the size beyond which a batch is written in several
+// syscalls rather than growing one buffer.
+const maxWriteChunk = 64 << 10
+
+// frameBufs recycles the buffers batches are framed in.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// writeFrames writes a batch to a websocket client: every packet as its own
+// unmasked text frame (conformance row 9), the pong, and the answer to the
+// client's close frame; in one write per maxWriteChunk bytes, under one deadline.
+func writeFrames(nc net.Conn, b batch) error {
+	bp := frameBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 2*maxWriteChunk {
+			*bp = buf[:0]
+			frameBufs.Put(bp)
+		}
+	}()
+	if err := nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return err
+	}
+	if b.pongDue {
+		buf = appendFrame(buf, websocket.PongMessage, b.pong)
+	}
+	for _, p := range b.packets {
+		buf = appendFrame(buf, websocket.TextMessage, p)
+		if len(buf) >= maxWriteChunk {
+			if _, err := nc.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	if b.closeFrame {
+		var payload string
+		if b.closeCode != 0 {
+			payload = string(websocket.FormatCloseMessage(b.closeCode, ""))
+		}
+		buf = appendFrame(buf, websocket.CloseMessage, payload)
+	}
+	if len(buf) > 0 {
+		if _, err := nc.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendFrame appends one unmasked, final RFC 6455 frame.
+func appendFrame(buf []byte, opcode int, payload string) []byte {
+	buf = append(buf, 0x80|byte(opcode))
+	switch n := len(payload); {
+	case n <= 125:
+		buf = append(buf, byte(n))
+	case n <= 0xffff:
+		buf = append(buf, 126, byte(n>>8), byte(n))
+	default:
+		buf = append(buf, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(buf, payload...)
+}
