@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -69,8 +70,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	}
 	get(t, g.url("/socket.io/1/nonsense-transport/x"))
 
-	_, gm, _ := get(t, gAdmin+"/metrics")
-	for sample, want := range map[string]float64{
+	// A packet is counted once written: the client may read the last ack
+	// a moment before the counter moves, so scrape until the numbers settle.
+	want := map[string]float64{
 		`realtime_gateway_handshakes_total{result="ok"}`:              1,
 		`realtime_gateway_connections{transport="websocket"}`:         1,
 		`realtime_gateway_packets_in_total{type="event"}`:             3,
@@ -79,40 +81,66 @@ func TestMetricsAndReadiness(t *testing.T) {
 		`realtime_gateway_packets_out_total{type="connect"}`:          1,
 		`realtime_gateway_packets_out_total{type="event"}`:            1, // welcome
 		`realtime_gateway_packets_out_total{type="ack"}`:              3,
-	} {
-		if got := metric(gm, sample); got != want {
-			t.Errorf("%s = %v, want %v", sample, got, want)
+	}
+	var gm string
+	for settle := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, gm, _ = get(t, gAdmin+"/metrics")
+		var wrong []string
+		for sample, v := range want {
+			if got := metric(gm, sample); got != v {
+				wrong = append(wrong, fmt.Sprintf("%s = %v, want %v", sample, got, v))
+			}
+		}
+		// Each write of a routed packet is timed (its oldest packet).
+		if got := metric(gm, `realtime_gateway_delivery_seconds_count{route="direct"}`); got < 4 {
+			wrong = append(wrong, fmt.Sprintf("direct deliveries timed: %v, want at least 4", got))
+		}
+		if len(wrong) == 0 {
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("gateway metrics after traffic:\n%s", strings.Join(wrong, "\n"))
 		}
 	}
-	if metric(gm, `realtime_gateway_delivery_seconds_count{route="direct"}`) < 4 {
-		t.Errorf("deliveries not timed:\n%s", grep(gm, "delivery_seconds_count"))
+	// A polling client's packets wait in its mailbox: their delivery is
+	// timed from the routing script to the poll answer's write.
+	pc := dial(t, "xhr-polling", urls(g))
+	if _, err := pc.EmitAck(ctx, "", "echo", "polled"); err != nil {
+		t.Fatal(err)
 	}
+	// A handshake that never connects a transport.
+	handshake(t, g)
 	// The cluster's session counts are refreshed every reaper tick.
 	until := time.Now().Add(5 * time.Second)
-	for metric(gm, `realtime_cluster_sessions{state="streaming"}`) != 1 {
+	for metric(gm, `realtime_cluster_sessions{state="streaming"}`) != 1 ||
+		metric(gm, `realtime_cluster_sessions{state="polling"}`) != 1 ||
+		metric(gm, `realtime_cluster_sessions{state="handshaken"}`) != 1 {
 		if time.Now().After(until) {
 			t.Fatalf("sessions by state:\n%s", grep(gm, "realtime_cluster_sessions"))
 		}
 		time.Sleep(200 * time.Millisecond)
 		_, gm, _ = get(t, gAdmin+"/metrics")
 	}
-	for _, name := range []string{"realtime_gateway_signal_publish_seconds_count", "realtime_gateway_packet_bytes_in_total",
-		"realtime_gateway_packet_bytes_out_total", "realtime_gateway_redis_rtt_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
+	if metric(gm, `realtime_gateway_delivery_seconds_count{route="mailbox"}`) < 1 {
+		t.Errorf("mailbox deliveries not timed:\n%s", grep(gm, "delivery_seconds_count"))
+	}
+	for _, name := range []string{"realtime_gateway_signal_publish_seconds_count", `realtime_gateway_packet_bytes_in_total{type="event"}`, "realtime_gateway_mailbox_depth_packets_count",
+		`realtime_gateway_packet_bytes_out_total{type="ack"}`, "realtime_gateway_redis_rtt_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
 		if metric(gm, name) <= 0 {
 			t.Errorf("%s missing or zero", name)
 		}
 	}
 	_, wm, _ := get(t, wAdmin+"/metrics")
 	for sample, want := range map[string]float64{
-		`realtime_worker_signals_total{kind="event",result="ok"}`:   3,
-		`realtime_worker_signals_total{kind="connect",result="ok"}`: 1,
+		`realtime_worker_signals_total{kind="event",result="ok"}`:   4, // three echoes over websocket, one polled
+		`realtime_worker_signals_total{kind="connect",result="ok"}`: 2,
 		`realtime_worker_partitions_owned`:                          16,
 	} {
 		if got := metric(wm, sample); got != want {
 			t.Errorf("%s = %v, want %v", sample, got, want)
 		}
 	}
-	if !regexp.MustCompile(`realtime_worker_handler_seconds_count\{event="echo",kind="event"\} 3`).MatchString(wm) {
+	if !regexp.MustCompile(`realtime_worker_handler_seconds_count\{event="echo",kind="event"\} 4`).MatchString(wm) {
 		t.Error("handler duration not observed for the events")
 	}
 
