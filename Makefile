@@ -42,8 +42,12 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./pkg/protocol || exit 1; \
 	done
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+# bench runs the benchmark against the reference socket.io 0.9.19 (own Redis,
+# a gateway, an echo worker, the Node server; 7 to 10 minutes on 2 cores)
+# and the codec micro-benchmarks, and writes BENCHMARKS.md and bench/ratios.svg.
+# BENCHFLAGS passes flags to cmd/benchrun, e.g. BENCHFLAGS=-quick.
+bench: build test-deps
+	$(GO) run ./cmd/benchrun $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

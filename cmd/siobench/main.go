@@ -5,7 +5,10 @@
 // Scenarios:
 //
 //	connect    N clients handshake and connect, -concurrency at a time:
-//	           connects/s, errors, and the server's RSS per connection (-pid)
+//	           connects/s, errors, and the server's RSS per connection (-pid);
+//	           with -hold, all stay connected that long, answering heartbeats:
+//	           how many were dropped, heartbeats received, the server's RSS
+//	           per connection and CPU at the end
 //	echo       N connected clients emit echo with an ack in a closed loop
 //	           (or -rate per client per second): acks/s, RTT percentiles
 //	broadcast  N clients join one room; one sends "to" with a timestamp every
@@ -14,6 +17,16 @@
 //
 // It prints a progress line every second on stderr and a summary on stdout
 // (-json for JSON). Runs are bounded by -duration and -clients.
+//
+// Many clients: each needs a file descriptor here and one on the server.
+// siobench raises its own RLIMIT_NOFILE soft limit to the hard limit and
+// says when -clients does not fit; the server needs its own limit high
+// enough (Go programs such as cmd/gateway raise their soft limit to the hard
+// limit by themselves; the hard limit is the system's: ulimit -Hn, systemd
+// LimitNOFILE, the container runtime). One local address has one ephemeral
+// port range (net.ipv4.ip_local_port_range, about 28,000 ports) per server
+// address: -source-ips spreads the clients over several, e.g.
+// -source-ips 127.0.0.1-127.0.0.20 on loopback.
 package main
 
 import (
@@ -22,6 +35,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -32,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/realtime/realtime/internal/benchresult"
 	"github.com/realtime/realtime/internal/sioclient"
 )
 
@@ -46,26 +61,12 @@ type config struct {
 	interval    time.Duration
 	pid         int
 	jsonOut     bool
+	hold        time.Duration
+	sourceIPs   []net.IP
 }
 
-// Result is the summary of one run.
-type Result struct {
-	Scenario     string  `json:"scenario"`
-	Transport    string  `json:"transport"`
-	Clients      int     `json:"clients"`
-	Connected    int     `json:"connected"`
-	Errors       int64   `json:"errors"`
-	Seconds      float64 `json:"seconds"`
-	ConnectsPerS float64 `json:"connects_per_s,omitempty"`
-	RSSPerConnKB float64 `json:"rss_per_conn_kib,omitempty"`
-	Ops          int64   `json:"ops"`
-	OpsPerS      float64 `json:"ops_per_s,omitempty"`
-	Missing      int64   `json:"missing,omitempty"`
-	P50ms        float64 `json:"p50_ms,omitempty"`
-	P90ms        float64 `json:"p90_ms,omitempty"`
-	P99ms        float64 `json:"p99_ms,omitempty"`
-	MaxMs        float64 `json:"max_ms,omitempty"`
-}
+// Result is the summary of one run (printed with -json).
+type Result = benchresult.Result
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -87,11 +88,21 @@ func run(args []string) error {
 	fs.DurationVar(&c.interval, "interval", 100*time.Millisecond, "broadcast: time between two sends")
 	fs.IntVar(&c.pid, "pid", 0, "connect: the server's pid, to report its RSS per connection")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the summary as JSON")
+	fs.DurationVar(&c.hold, "hold", 0, "connect: keep every client connected this long (answering heartbeats), then report the dropped")
+	sources := fs.String("source-ips", "", "local addresses the clients connect from, in turn: a list (127.0.0.1,127.0.0.2) and/or ranges (127.0.0.1-127.0.0.20)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	var err error
+	if c.sourceIPs, err = parseIPs(*sources); err != nil {
+		return err
+	}
+	if cur, max, err := raiseNoFile(); err == nil && uint64(c.clients)+64 > cur {
+		fmt.Fprintf(os.Stderr, "siobench: warning: %d clients need about %d open files; the limit is %d (hard %d)\n",
+			c.clients, c.clients+64, cur, max)
 	}
 	for _, u := range strings.Split(*url, ",") {
 		if u = strings.TrimSpace(u); u != "" {
@@ -110,7 +121,6 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var res Result
-	var err error
 	switch c.scenario {
 	case "connect":
 		res, err = connectScenario(ctx, c)
@@ -125,6 +135,9 @@ func run(args []string) error {
 		return err
 	}
 	res.Scenario, res.Transport, res.Clients = c.scenario, c.transport, c.clients
+	if len(c.sourceIPs) > 0 {
+		res.SourceIPs = len(c.sourceIPs)
+	}
 	if c.jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
@@ -150,9 +163,15 @@ func connectAll(ctx context.Context, c config, errs *atomic.Int64) []*sioclient.
 			urls := append(append([]string{}, c.urls[i%len(c.urls):]...), c.urls[:i%len(c.urls)]...)
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			cl, err := sioclient.Dial(dctx, c.transport, urls...)
+			opts := sioclient.Options{Transport: c.transport}
+			if len(c.sourceIPs) > 0 {
+				opts.LocalIP = c.sourceIPs[i%len(c.sourceIPs)]
+			}
+			cl, err := sioclient.DialOptions(dctx, opts, urls...)
 			if err != nil {
-				errs.Add(1)
+				if errs.Add(1) == 1 {
+					fmt.Fprintln(os.Stderr, "siobench: first connect error:", err)
+				}
 				return
 			}
 			out[i] = cl
@@ -184,8 +203,115 @@ func connectScenario(ctx context.Context, c config) (Result, error) {
 		time.Sleep(time.Second) // let the server settle
 		res.RSSPerConnKB = float64(rssKB(c.pid)-before) / float64(len(cls))
 	}
+	if c.hold > 0 && len(cls) > 0 {
+		hold(ctx, c, cls, before, &res)
+	}
 	closeAll(cls)
 	return res, nil
+}
+
+// hold keeps the clients connected for c.hold (they answer heartbeats by
+// themselves) and records what the hold fields of Result say.
+func hold(ctx context.Context, c config, cls []*sioclient.Client, rssBefore int64, res *Result) {
+	hb0 := make([]int64, len(cls))
+	for i, cl := range cls {
+		hb0[i] = cl.Heartbeats()
+	}
+	dropped := func() (n int64) {
+		for _, cl := range cls {
+			if cl.Err() != nil {
+				n++
+			}
+		}
+		return n
+	}
+	stopProgress := progress("holding", func() string { return fmt.Sprintf("%d clients, %d dropped", len(cls), dropped()) })
+	cpu0, start := cpuTicks(c.pid), time.Now()
+	select {
+	case <-time.After(c.hold):
+	case <-ctx.Done():
+	}
+	cpu1, took := cpuTicks(c.pid), time.Since(start)
+	stopProgress()
+	res.HeldSeconds = took.Seconds()
+	res.Dropped = dropped()
+	res.MinHeartbeats = -1
+	for i, cl := range cls {
+		n := cl.Heartbeats() - hb0[i]
+		res.Heartbeats += n
+		if cl.Err() == nil && (res.MinHeartbeats < 0 || n < res.MinHeartbeats) {
+			res.MinHeartbeats = n
+		}
+	}
+	res.MinHeartbeats = max(res.MinHeartbeats, 0)
+	if c.pid > 0 {
+		res.RSSPerConnHeldKB = float64(rssKB(c.pid)-rssBefore) / float64(len(cls))
+		if cpu0 >= 0 && cpu1 >= 0 {
+			res.ServerCPUPercent = float64(cpu1-cpu0) / clockTicks / took.Seconds() * 100
+		}
+	}
+}
+
+// clockTicks is the unit of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
+const clockTicks = 100
+
+// cpuTicks returns a process's user plus system time in clock ticks (-1 if
+// unknown).
+func cpuTicks(pid int) int64 {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return utime + stime
+}
+
+// parseIPs parses -source-ips: comma-separated IPv4 addresses and ranges
+// (a-b, same first three octets or not).
+func parseIPs(s string) ([]net.IP, error) {
+	var out []net.IP
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a := net.ParseIP(strings.TrimSpace(lo)).To4()
+		b := a
+		if isRange {
+			b = net.ParseIP(strings.TrimSpace(hi)).To4()
+		}
+		if a == nil || b == nil {
+			return nil, fmt.Errorf("-source-ips: %q is not an IPv4 address or range", part)
+		}
+		from, to := ipv4Int(a), ipv4Int(b)
+		if to < from || to-from >= 1<<16 {
+			return nil, fmt.Errorf("-source-ips: bad range %q", part)
+		}
+		for n := from; n <= to; n++ {
+			out = append(out, net.IPv4(byte(n>>24), byte(n>>16), byte(n>>8), byte(n)))
+		}
+	}
+	return out, nil
+}
+
+func ipv4Int(ip net.IP) uint32 {
+	return uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
 }
 
 func echoScenario(ctx context.Context, c config) (Result, error) {
@@ -379,6 +505,13 @@ func printSummary(r Result) {
 			fmt.Printf(", server RSS %.1f KiB per connection", r.RSSPerConnKB)
 		}
 		fmt.Println()
+		if r.HeldSeconds > 0 {
+			fmt.Printf("  held %.1fs: %d dropped, %d heartbeats (at least %d per client)", r.HeldSeconds, r.Dropped, r.Heartbeats, r.MinHeartbeats)
+			if r.RSSPerConnHeldKB != 0 {
+				fmt.Printf(", server RSS %.1f KiB per connection, server CPU %.1f%%", r.RSSPerConnHeldKB, r.ServerCPUPercent)
+			}
+			fmt.Println()
+		}
 	default:
 		fmt.Printf("  %d ops, %.0f/s; latency p50 %.2fms p90 %.2fms p99 %.2fms max %.2fms",
 			r.Ops, r.OpsPerS, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)

@@ -1,6 +1,12 @@
 // Package sioclient is a small Socket.IO 0.9 client for tests and the load
 // tool: websocket or xhr-polling, with each HTTP request sent to the next of
 // several base URLs in turn, as a round-robin load balancer would.
+//
+// A connected websocket client costs a few KiB (a reader goroutine, a 1 KiB
+// read buffer, no write buffer while idle, an inbound queue that is empty
+// until packets come), so a load test can hold tens of thousands; spread
+// them over several local source addresses (Options.LocalIP) when they
+// would exhaust one address's ephemeral ports.
 package sioclient
 
 import (
@@ -9,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,13 +28,56 @@ import (
 	"github.com/realtime/realtime/pkg/protocol"
 )
 
-// httpTransport is shared by every client: a load test opens many sessions
-// to few hosts, so keep plenty of idle connections per host.
-var httpTransport = &http.Transport{
-	Proxy:               nil,
-	MaxIdleConns:        4096,
-	MaxIdleConnsPerHost: 4096,
-	IdleConnTimeout:     90 * time.Second,
+// maxInbound bounds the packets queued for Next; beyond it the client
+// fails ("inbound queue full").
+const maxInbound = 4096
+
+// Options tune DialOptions.
+type Options struct {
+	// Transport is "websocket" or "xhr-polling". Default: "websocket".
+	Transport string
+	// LocalIP is the source address of the client's connections (e.g. one
+	// of 127.0.0.1-127.0.0.20 to spread many clients over several
+	// addresses' ephemeral ports). Default: nil, the system's choice.
+	LocalIP net.IP
+}
+
+var (
+	transportsMu sync.Mutex
+	transports   = map[string]*http.Transport{} // by local IP ("" for none)
+	wsBuffers    sync.Pool                      // websocket write buffers, taken only while writing
+)
+
+// httpTransport returns the transport shared by every client with the same
+// local IP: a load test opens many sessions to few hosts, so it keeps plenty
+// of idle connections per host.
+func httpTransport(local net.IP) *http.Transport {
+	key := ""
+	if local != nil {
+		key = local.String()
+	}
+	transportsMu.Lock()
+	defer transportsMu.Unlock()
+	if t := transports[key]; t != nil {
+		return t
+	}
+	t := &http.Transport{
+		Proxy:               nil,
+		DialContext:         dialer(local).DialContext,
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 4096,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	transports[key] = t
+	return t
+}
+
+func dialer(local net.IP) *net.Dialer {
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	return d
 }
 
 // ErrClosed is returned after the connection ended.
@@ -39,12 +89,16 @@ type Client struct {
 	Transport string
 
 	urls    []string
+	local   net.IP
 	next    atomic.Uint64
 	http    *http.Client
 	ws      *websocket.Conn
 	wsMu    sync.Mutex
 	postMu  sync.Mutex
-	in      chan protocol.Packet
+	inMu    sync.Mutex
+	in      []protocol.Packet // for Next; nil when empty
+	inReady chan struct{}     // signalled when in grows
+	hbs     atomic.Int64      // heartbeats received
 	done    chan struct{}
 	once    sync.Once
 	err     error
@@ -58,12 +112,21 @@ type Client struct {
 // Dial handshakes and opens transport ("websocket" or "xhr-polling") on the
 // first URL (later requests rotate over urls), returning once 1:: arrived.
 func Dial(ctx context.Context, transport string, urls ...string) (*Client, error) {
+	return DialOptions(ctx, Options{Transport: transport}, urls...)
+}
+
+// DialOptions is Dial with options.
+func DialOptions(ctx context.Context, opts Options, urls ...string) (*Client, error) {
+	transport := opts.Transport
+	if transport == "" {
+		transport = "websocket"
+	}
 	c := &Client{
-		Transport: transport, urls: urls,
-		http: &http.Client{Timeout: 60 * time.Second, Transport: httpTransport},
-		in:   make(chan protocol.Packet, 4096),
-		done: make(chan struct{}),
-		acks: map[string]chan json.RawMessage{},
+		Transport: transport, urls: urls, local: opts.LocalIP,
+		http:    &http.Client{Timeout: 60 * time.Second, Transport: httpTransport(opts.LocalIP)},
+		inReady: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		acks:    map[string]chan json.RawMessage{},
 	}
 	body, err := c.get(ctx, "/socket.io/1/?t="+c.t())
 	if err != nil {
@@ -77,7 +140,13 @@ func Dial(ctx context.Context, transport string, urls ...string) (*Client, error
 	switch transport {
 	case "websocket":
 		u := "ws" + strings.TrimPrefix(c.url(), "http") + "/socket.io/1/websocket/" + c.SID
-		ws, _, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
+		d := websocket.Dialer{
+			NetDialContext:   dialer(c.local).DialContext,
+			HandshakeTimeout: 30 * time.Second,
+			ReadBufferSize:   1024,
+			WriteBufferPool:  &wsBuffers,
+		}
+		ws, _, err := d.DialContext(ctx, u, nil)
 		if err != nil {
 			return nil, fmt.Errorf("sioclient: websocket: %w", err)
 		}
@@ -235,6 +304,7 @@ func (c *Client) poll() {
 func (c *Client) deliver(p protocol.Packet) {
 	switch p.Type {
 	case protocol.Heartbeat:
+		c.hbs.Add(1)
 		go func() { _ = c.Send(context.Background(), protocol.Packet{Type: protocol.Heartbeat}) }()
 		return
 	case protocol.Noop:
@@ -261,37 +331,65 @@ func (c *Client) deliver(p protocol.Packet) {
 		}
 	case protocol.Disconnect:
 		if p.Endpoint == "" {
-			c.in <- p
+			c.push(p, false)
 			c.fail(errors.New("sioclient: disconnected by the server"))
 			return
 		}
 	}
-	select {
-	case c.in <- p:
-	default:
+	c.push(p, true)
+}
+
+// push queues p for Next; bounded, beyond maxInbound the client fails.
+func (c *Client) push(p protocol.Packet, bounded bool) {
+	c.inMu.Lock()
+	if bounded && len(c.in) >= maxInbound {
+		c.inMu.Unlock()
 		c.fail(errors.New("sioclient: inbound queue full"))
+		return
+	}
+	c.in = append(c.in, p)
+	c.inMu.Unlock()
+	select {
+	case c.inReady <- struct{}{}:
+	default:
 	}
 }
 
+// pop takes the oldest queued packet.
+func (c *Client) pop() (protocol.Packet, bool) {
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if len(c.in) == 0 {
+		return protocol.Packet{}, false
+	}
+	p := c.in[0]
+	c.in[0] = protocol.Packet{}
+	c.in = c.in[1:]
+	if len(c.in) == 0 {
+		c.in = nil
+	}
+	return p, true
+}
+
+// Heartbeats returns how many heartbeats the server sent (each is answered).
+func (c *Client) Heartbeats() int64 { return c.hbs.Load() }
+
 // Next returns the next packet that is not a heartbeat, noop or awaited ack.
 func (c *Client) Next(ctx context.Context) (protocol.Packet, error) {
-	select {
-	case p := <-c.in:
-		return p, nil
-	default:
-	}
-	select {
-	case p := <-c.in:
-		return p, nil
-	case <-c.done:
-		select {
-		case p := <-c.in:
+	for {
+		if p, ok := c.pop(); ok {
 			return p, nil
-		default:
 		}
-		return protocol.Packet{}, c.err
-	case <-ctx.Done():
-		return protocol.Packet{}, ctx.Err()
+		select {
+		case <-c.inReady:
+		case <-c.done:
+			if p, ok := c.pop(); ok {
+				return p, nil
+			}
+			return protocol.Packet{}, c.err
+		case <-ctx.Done():
+			return protocol.Packet{}, ctx.Err()
+		}
 	}
 }
 
