@@ -24,10 +24,13 @@ const writeTimeout = 10 * time.Second
 // it packets through a queue: a slice under mu, nil while empty, bounded by
 // Config.SendQueue (beyond it the slow client is disconnected with reason
 // "overflow"). For a websocket, the packet that finds the queue empty starts
-// a writer goroutine (writing guards against a second one); it drains the
-// queue, writes each batch with one syscall (every packet its own text
-// frame), and exits when the queue is empty, so an idle websocket has no
-// writer goroutine and no write buffer. An htmlfile stream's writer is its
+// the write: it writes at once, without blocking, from the goroutine that
+// queued it (the socket's buffer nearly always takes a packet whole), and
+// only what the socket did not take goes to a writer goroutine (writing
+// guards against a second one). The writer drains the queue, writes each
+// batch with one syscall (every packet its own text frame), and exits when
+// the queue is empty, so an idle websocket has no writer goroutine and no
+// write buffer. An htmlfile stream's writer is its
 // HTTP handler, woken through wake. Heartbeats come from the gateway's
 // heartbeat wheel through the same queue.
 //
@@ -165,6 +168,13 @@ func (s *stream) sendRouted(packet string, route int, routedMs int64) {
 	if routedMs > 0 && s.routed[route] == 0 {
 		s.routed[route] = routedMs
 	}
+	if len(s.queue) == 1 && s.canWriteInlineLocked() {
+		s.writing = true
+		b, _ := s.takeLocked()
+		s.mu.Unlock()
+		s.writeInline(b)
+		return
+	}
 	if len(s.queue) == 1 {
 		s.kickLocked()
 	}
@@ -183,7 +193,7 @@ func (s *stream) kickLocked() {
 	}
 	if !s.writing {
 		s.writing = true
-		go s.writeLoop()
+		go s.writeLoop(false)
 	}
 }
 
@@ -265,6 +275,11 @@ type batch struct {
 func (s *stream) take() (b batch, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.takeLocked()
+}
+
+// takeLocked is take with s.mu held.
+func (s *stream) takeLocked() (b batch, ok bool) {
 	if len(s.queue) == 0 && !s.pongDue && !s.stopped {
 		if s.wake == nil {
 			s.writing = false

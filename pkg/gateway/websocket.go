@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -324,23 +325,118 @@ func (s *stream) onClose(code int, _ string) error {
 	return nil
 }
 
+// canWriteInlineLocked reports whether a packet queued now may be written
+// by the goroutine queueing it: a websocket registered with the poller (its
+// raw connection allows a write that never blocks) with no writer running.
+func (s *stream) canWriteInlineLocked() bool {
+	return s.wake == nil && s.rc != nil && !s.writing && !s.stopped
+}
+
+// writeInline writes a batch the caller took (with writing set) without
+// blocking; what the socket did not take, and anything queued meanwhile,
+// goes to a writer goroutine.
+func (s *stream) writeInline(b batch) {
+	bp := frameBufs.Get().(*[]byte)
+	buf := appendBatch((*bp)[:0], b)
+	n, err := s.tryWrite(buf)
+	switch {
+	case err != nil:
+		putFrameBuf(bp, buf)
+		s.closeLocal(bus.ReasonTransportClose)
+		go s.writeLoop(true)
+	case n < len(buf):
+		go func() {
+			err := s.writeAll(buf[n:])
+			putFrameBuf(bp, buf)
+			if err != nil {
+				s.closeLocal(bus.ReasonTransportClose)
+			} else {
+				s.wrote(b)
+			}
+			s.writeLoop(err != nil)
+		}()
+	default:
+		putFrameBuf(bp, buf)
+		s.wrote(b)
+		s.mu.Lock()
+		more := len(s.queue) > 0 || s.pongDue || s.stopped
+		if !more {
+			s.writing = false
+		}
+		s.mu.Unlock()
+		if more {
+			go s.writeLoop(false)
+		}
+	}
+}
+
+// wrote counts a written batch.
+func (s *stream) wrote(b batch) {
+	s.g.metrics.packetsOut(b.packets)
+	b.routed.observe(s.g)
+}
+
+// tryWrite writes what the socket takes at once, without blocking: n is
+// what was written; err is nil when the socket's buffer was full.
+func (s *stream) tryWrite(buf []byte) (n int, err error) {
+	cerr := s.rc.Write(func(fd uintptr) bool {
+		for n < len(buf) {
+			m, werr := syscall.Write(int(fd), buf[n:])
+			if werr == syscall.EINTR {
+				continue
+			}
+			if werr == syscall.EAGAIN {
+				break
+			}
+			if werr != nil {
+				err = werr
+				break
+			}
+			n += m
+		}
+		return true // never wait for the socket
+	})
+	if err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// writeAll writes buf, waiting for the socket at most writeTimeout; it
+// tries a write that does not block first, which needs no deadline.
+func (s *stream) writeAll(buf []byte) error {
+	if s.rc != nil {
+		n, err := s.tryWrite(buf)
+		if err != nil || n == len(buf) {
+			return err
+		}
+		buf = buf[n:]
+	}
+	if err := s.nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return err
+	}
+	if _, err := s.nc.Write(buf); err != nil {
+		return err
+	}
+	// A deadline left behind would fail the next write that does not block.
+	return s.nc.SetWriteDeadline(time.Time{})
+}
+
 // writeLoop is a websocket's writer: it writes batches until the queue is
 // empty (then exits) or the stream ends (then it writes the close frame and
-// closes the connection).
-func (s *stream) writeLoop() {
-	broken := false
+// closes the connection). broken: a write failed already; write no more.
+func (s *stream) writeLoop(broken bool) {
 	for {
 		b, ok := s.take()
 		if !ok {
 			return
 		}
 		if !broken {
-			if err := writeFrames(s.nc, b); err != nil {
+			if err := s.writeFrames(b); err != nil {
 				broken = true
 				s.closeLocal(bus.ReasonTransportClose)
 			} else {
-				s.g.metrics.packetsOut(b.packets)
-				b.routed.observe(s.g)
+				s.wrote(b)
 			}
 		}
 		if b.final {
@@ -365,28 +461,39 @@ const maxWriteChunk = 64 << 10
 // frameBufs recycles the buffers batches are framed in.
 var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// writeFrames writes a batch to a websocket client: every packet as its own
-// unmasked text frame (conformance row 9), the pong, and the answer to the
-// client's close frame; in one write per maxWriteChunk bytes, under one deadline.
-func writeFrames(nc net.Conn, b batch) error {
+func putFrameBuf(bp *[]byte, buf []byte) {
+	if cap(buf) <= 2*maxWriteChunk {
+		*bp = buf[:0]
+		frameBufs.Put(bp)
+	}
+}
+
+// appendBatch frames a batch that is not final: the pong, then every packet
+// as its own unmasked text frame (conformance row 9).
+func appendBatch(buf []byte, b batch) []byte {
+	if b.pongDue {
+		buf = appendFrame(buf, websocket.PongMessage, b.pong)
+	}
+	for _, p := range b.packets {
+		buf = appendFrame(buf, websocket.TextMessage, p)
+	}
+	return buf
+}
+
+// writeFrames writes a batch to a websocket client: the pong, every packet
+// as its own unmasked text frame, and the answer to the client's close
+// frame; in one write per maxWriteChunk bytes.
+func (s *stream) writeFrames(b batch) error {
 	bp := frameBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
-	defer func() {
-		if cap(buf) <= 2*maxWriteChunk {
-			*bp = buf[:0]
-			frameBufs.Put(bp)
-		}
-	}()
-	if err := nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-		return err
-	}
+	defer func() { putFrameBuf(bp, buf) }()
 	if b.pongDue {
 		buf = appendFrame(buf, websocket.PongMessage, b.pong)
 	}
 	for _, p := range b.packets {
 		buf = appendFrame(buf, websocket.TextMessage, p)
 		if len(buf) >= maxWriteChunk {
-			if _, err := nc.Write(buf); err != nil {
+			if err := s.writeAll(buf); err != nil {
 				return err
 			}
 			buf = buf[:0]
@@ -400,9 +507,7 @@ func writeFrames(nc net.Conn, b batch) error {
 		buf = appendFrame(buf, websocket.CloseMessage, payload)
 	}
 	if len(buf) > 0 {
-		if _, err := nc.Write(buf); err != nil {
-			return err
-		}
+		return s.writeAll(buf)
 	}
 	return nil
 }

@@ -29,10 +29,11 @@ func TestWriteFramesOnePacketPerFrame(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		if err := writeFrames(conn.NetConn(), batch{packets: packets, pong: "p", pongDue: true}); err != nil {
+		s := &stream{nc: conn.NetConn()}
+		if err := s.writeFrames(batch{packets: packets, pong: "p", pongDue: true}); err != nil {
 			t.Error(err)
 		}
-		if err := writeFrames(conn.NetConn(), batch{final: true, closeFrame: true, closeCode: websocket.CloseGoingAway}); err != nil {
+		if err := s.writeFrames(batch{final: true, closeFrame: true, closeCode: websocket.CloseGoingAway}); err != nil {
 			t.Error(err)
 		}
 	}))
@@ -139,4 +140,88 @@ func TestSendQueueOverflow(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the writer did not end the connection")
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { sc.Close(); c.Close() })
+	return sc.(*net.TCPConn), c.(*net.TCPConn)
+}
+
+// A packet is written by the goroutine that queues it, without blocking;
+// when the socket does not take it whole, a writer goroutine writes the
+// rest, then what was queued meanwhile, in order, and exits.
+func TestInlineWriteHandsTheRestToAWriter(t *testing.T) {
+	g := testGateway(8)
+	server, client := tcpPair(t)
+	_ = server.SetWriteBuffer(64 << 10)
+	s := g.newStream("sid", TransportWebSocket, server)
+	rc, err := server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rc = rc
+	s.start(nil)
+	waitIdle := func() {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			s.mu.Lock()
+			writing := s.writing
+			s.mu.Unlock()
+			if !writing {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the writer did not exit with the queue empty")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitIdle()
+	s.send("3:::small")
+	waitIdle() // written inline: nothing was left for a writer
+	big := "3:::" + strings.Repeat("x", 8<<20)
+	done := make(chan struct{})
+	go func() { // the client does not read yet: the socket cannot take it all
+		defer close(done)
+		s.send(big)
+		s.send("3:::after")
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("send blocked on a full socket")
+	}
+	want := string(appendFrame(nil, websocket.TextMessage, "3:::small")) +
+		string(appendFrame(nil, websocket.TextMessage, big)) +
+		string(appendFrame(nil, websocket.TextMessage, "3:::after"))
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatal("frames out of order or damaged")
+	}
+	waitIdle()
 }
