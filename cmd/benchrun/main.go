@@ -264,11 +264,18 @@ func runScenarios(ctx context.Context, o options, srv *servers, rep *Report, fil
 				if sc.PID {
 					args = append(args, "-pid", fmt.Sprint(srv.pid(target)))
 				}
-				res, err := siobench(ctx, o.paths.Bin, sc, clients, o.duration, args)
+				var meter *costMeter
+				if sc.Costs {
+					meter = startCosts(srv.procs(target))
+				}
+				res, client, err := siobench(ctx, o.paths.Bin, sc, clients, o.duration, args)
 				if err != nil {
 					r.Err = err.Error()
 				} else {
 					r.Result = &res
+					if meter != nil {
+						r.Costs = meter.finish(res.Ops, client)
+					}
 				}
 				sr.Runs = append(sr.Runs, r)
 				fmt.Fprintf(os.Stderr, "benchrun: %s %s run %d/%d: %s\n", sc.Name, target, i+1, runs, r.Summary(sc))
@@ -278,8 +285,9 @@ func runScenarios(ctx context.Context, o options, srv *servers, rep *Report, fil
 	return nil
 }
 
-// siobench runs bin/siobench with args and parses its -json summary.
-func siobench(ctx context.Context, bin string, sc Scenario, clients int, d time.Duration, args []string) (Result, error) {
+// siobench runs bin/siobench with args and parses its -json summary; it
+// also returns the CPU time siobench used.
+func siobench(ctx context.Context, bin string, sc Scenario, clients int, d time.Duration, args []string) (Result, time.Duration, error) {
 	// Connecting runs at a few hundred clients a second on 2 cores; give
 	// the run plenty beyond that before calling it hung.
 	limit := 2*time.Minute + time.Duration(clients)*20*time.Millisecond
@@ -294,16 +302,16 @@ func siobench(ctx context.Context, bin string, sc Scenario, clients int, d time.
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	if rctx.Err() == context.DeadlineExceeded {
-		return Result{}, fmt.Errorf("siobench did not finish within %s: %s", limit, lastLines(stderr.String(), 3))
+		return Result{}, 0, fmt.Errorf("siobench did not finish within %s: %s", limit, lastLines(stderr.String(), 3))
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("siobench: %v: %s", err, lastLines(stderr.String(), 3))
+		return Result{}, 0, fmt.Errorf("siobench: %v: %s", err, lastLines(stderr.String(), 3))
 	}
 	var res Result
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil {
-		return Result{}, fmt.Errorf("siobench printed no JSON summary (%v): %q", err, lastLines(stdout.String(), 3))
+		return Result{}, 0, fmt.Errorf("siobench printed no JSON summary (%v): %q", err, lastLines(stdout.String(), 3))
 	}
-	return res, nil
+	return res, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // busyNote warns when the machine was busy before the run: a 1-minute load

@@ -77,6 +77,15 @@ func startProc(logDir, name, dir string, env []string, lineFn func(string), bin 
 	return p, nil
 }
 
+// procs returns the server processes of a target: the gateway, the worker
+// and Redis, or the Node process.
+func (s *servers) procs(target string) []*proc {
+	if target == targetCluster {
+		return []*proc{s.gateway, s.worker, s.redis}
+	}
+	return []*proc{s.node}
+}
+
 // pid returns the process id.
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 

@@ -51,6 +51,7 @@ type RunRecord struct {
 	Index  int    // 1-based
 	Result *Result
 	Err    string
+	Costs  []ProcCost // per ack, by process (scenarios with Costs, on Linux)
 }
 
 // Summary is a one-line account of a run for the progress output.
@@ -63,6 +64,13 @@ func (r RunRecord) Summary(sc Scenario) string {
 		if m.Plot || m.Target != nil {
 			parts = append(parts, fmt.Sprintf("%s %s", m.Name, formatValue(m.Get(*r.Result))))
 		}
+	}
+	if len(r.Costs) > 0 {
+		var cpu []string
+		for _, c := range r.Costs {
+			cpu = append(cpu, fmt.Sprintf("%s %.1f", c.Process, c.CPUMicros))
+		}
+		parts = append(parts, "CPU µs per op: "+strings.Join(cpu, " "))
 	}
 	return fmt.Sprintf("%d/%d connected, %s", r.Result.Connected, r.Result.Clients, strings.Join(parts, ", "))
 }
@@ -244,6 +252,16 @@ func RenderMarkdown(rep *Report, analysis, plotRel string) string {
 			w("- %s\n", n)
 		}
 		w("\n")
+	}
+
+	if costs := renderCosts(rep); costs != "" {
+		w("## Where the CPU goes\n\n")
+		w("Medians per operation over the runs, from `/proc/<pid>/stat` (CPU time, user + system) and `/proc/<pid>/io`\n")
+		w("(`syscr`, `syscw`: read and write system calls on any descriptor) read before and after each echo and polling run; the\n")
+		w("clients' share is siobench's own CPU time. The counters include the run's connects and the processes'\n")
+		w("background work (heartbeats, lease renewals), which are small next to thousands of operations a second.\n")
+		w("With %d CPUs the machine has %d µs of CPU per second to share among all processes.\n\n", rep.Machine.CPUs, rep.Machine.CPUs*1000000)
+		b.WriteString(costs)
 	}
 
 	w("## Analysis\n\n%s%s%s\n\n", analysisBegin, analysis, analysisEnd)

@@ -32,7 +32,11 @@ type Scenario struct {
 	Timed        bool          // siobench -duration applies
 	PID          bool          // pass -pid of the server; restart it before each run
 	Big          bool          // runs at most -big-runs times per target
-	Metrics      []Metric
+	// Costs: measure the CPU and system calls per operation of each process
+	// (closed-loop scenarios, where the connects are negligible next to
+	// the operations).
+	Costs   bool
+	Metrics []Metric
 }
 
 // Args returns the siobench arguments for one run, without -url and -pid.
@@ -80,12 +84,12 @@ func Scenarios() []Scenario {
 	return []Scenario{
 		{
 			Name: "echo", Title: "echo, websocket, closed loop", Scenario: "echo",
-			Clients: 100, QuickClients: 20, Timed: true,
+			Clients: 100, QuickClients: 20, Timed: true, Costs: true,
 			Metrics: echoMetrics(&Target{Kind: RatioAtMost, Limit: 2}, &Target{Kind: RatioAtLeast, Limit: 1}),
 		},
 		{
 			Name: "polling", Title: "echo, xhr-polling, closed loop", Scenario: "polling",
-			Clients: 100, QuickClients: 20, Timed: true,
+			Clients: 100, QuickClients: 20, Timed: true, Costs: true,
 			Metrics: echoMetrics(nil, nil),
 		},
 		{

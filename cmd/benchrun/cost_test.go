@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The counters of this very process move as it burns CPU and reads.
+func TestReadUsage(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc is Linux's")
+	}
+	before, err := readUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for i := 0; i < 200_000_000; i++ {
+		x += i % 7
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := os.ReadFile("/proc/self/stat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := readUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.cpu <= before.cpu {
+		t.Errorf("CPU time %v then %v (x=%d)", before.cpu, after.cpu, x)
+	}
+	if after.reads < before.reads+20 {
+		t.Errorf("read syscalls %d then %d, want at least 20 more", before.reads, after.reads)
+	}
+}
+
+// The cost table gives, per target, each process's median per operation and
+// the medians of the sums.
+func TestRenderCosts(t *testing.T) {
+	sc := Scenario{Name: "echo", Title: "echo", Scenario: "echo", Costs: true}
+	run := func(target string, gw, rd float64) RunRecord {
+		r := RunRecord{Target: target, Costs: []ProcCost{{Process: "siobench", CPUMicros: 10}}}
+		if target == targetCluster {
+			r.Costs = append([]ProcCost{
+				{Process: "gateway", CPUMicros: gw, Reads: rd, Writes: 1, HasSyscalls: true},
+				{Process: "redis", CPUMicros: 5, Reads: 0.25, Writes: 0.25, HasSyscalls: true},
+			}, r.Costs...)
+		} else {
+			r.Costs = append([]ProcCost{{Process: "reference", CPUMicros: gw, Reads: rd, Writes: 1, HasSyscalls: true}}, r.Costs...)
+		}
+		return r
+	}
+	rep := &Report{Scenarios: []*ScenarioReport{{Scenario: sc, Clients: 100, Runs: []RunRecord{
+		run(targetCluster, 20, 1.5), run(targetReference, 17, 1),
+		run(targetCluster, 30, 1.4), run(targetReference, 19, 1),
+		run(targetCluster, 25, 1.3), run(targetReference, 18, 1),
+	}}}}
+	got := renderCosts(rep)
+	for _, want := range []string{
+		"per ack",
+		"| cluster | gateway | 25.0 | 1.40 | 1.00 |",
+		"| cluster | redis | 5.0 | 0.25 | 0.25 |",
+		"| cluster | siobench | 10.0 | — | — |",
+		"| cluster | **servers** | **30.0** | | |",
+		"| cluster | **all, with siobench** | **40.0** | | |",
+		"| reference | reference | 18.0 | 1.00 | 1.00 |",
+		"| reference | **servers** | **18.0** | | |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	// Scenarios without measured runs render nothing.
+	rep.Scenarios[0].Runs = []RunRecord{{Target: targetCluster}}
+	if got := renderCosts(rep); got != "" {
+		t.Errorf("no costs rendered %q", got)
+	}
+}
