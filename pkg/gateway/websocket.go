@@ -157,12 +157,14 @@ func (s *stream) readBlocking() {
 	s.endReads()
 }
 
-// readBurst reads frames until none is buffered (the read deadline, the
-// heartbeat timeout, bounds a wait for the rest of a frame); it reports
-// whether the stream goes on.
+// readBurst reads frames until none is buffered; it reports whether the
+// stream goes on. It sets no read deadline: a client that stops in the
+// middle of a frame stops updating lastRead, and the heartbeat wheel ends
+// its stream at the heartbeat timeout, which closes the connection under
+// the waiting read (a deadline per frame would cost a timer update per
+// packet).
 func (s *stream) readBurst() bool {
 	for {
-		_ = s.nc.SetReadDeadline(time.Now().Add(s.g.cfg.HeartbeatTimeout))
 		typ, r, err := s.ws.NextReader()
 		if err != nil {
 			s.readFailed(err)
@@ -212,8 +214,8 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 
 // heartbeat is called by the wheel once per heartbeat interval: it queues
 // 2:: and, for a websocket silent for so long that the heartbeat timeout
-// passes before the next call, ends it then (a read waiting for the rest of
-// a frame has the timeout as its deadline too). A client that answers
+// passes before the next call, ends it then (this also ends a read waiting
+// for the rest of a frame that never comes). A client that answers
 // heartbeats never needs the timer.
 func (s *stream) heartbeat(now int64) {
 	if s.ws != nil {
@@ -232,14 +234,12 @@ func (s *stream) heartbeat(now int64) {
 	s.send("2::")
 }
 
-// readFailed stops the stream for a failed read: the heartbeat timeout, a
-// frame over the limit, or (reason transport_close, set later) anything else.
+// readFailed stops the stream for a frame over the limit; any other failed
+// read (the client closed, or the stream was stopped and its connection
+// closed) is ended by endReads with reason transport_close unless a reason
+// was set already.
 func (s *stream) readFailed(err error) {
-	var ne interface{ Timeout() bool }
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		s.closeLocal(bus.ReasonHeartbeatTimeout)
-	case errors.Is(err, websocket.ErrReadLimit):
+	if errors.Is(err, websocket.ErrReadLimit) {
 		s.g.rejected("packet_too_large", "sid", s.sid, "limit", s.g.cfg.MaxPacketBytes)
 		s.closeLocal(bus.ReasonTransportClose)
 	}
@@ -268,7 +268,7 @@ func (s *stream) received(typ int, data []byte) bool {
 		return true
 	}
 	if string(data) == "2::" {
-		// A heartbeat answer: liveness only (the read deadline moved).
+		// A heartbeat answer: liveness only (lastRead moved).
 		g.metrics.PacketsIn.WithLabelValues(protocol.Heartbeat.String()).Inc()
 		g.metrics.BytesIn.WithLabelValues(protocol.Heartbeat.String()).Add(float64(len(data)))
 		return true

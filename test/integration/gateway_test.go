@@ -492,24 +492,32 @@ func TestInconsistentTimersRefused(t *testing.T) {
 }
 
 // A websocket client that answers nothing is disconnected after the
-// heartbeat timeout, with reason heartbeat_timeout; one that answers the
-// heartbeats stays.
+// heartbeat timeout, with reason heartbeat_timeout, and so is one that
+// stops in the middle of a frame; one that answers the heartbeats stays.
 func TestHeartbeatTimeout(t *testing.T) {
 	c := newCluster(t)
 	a := c.gateway("a", "-heartbeat-interval", "200ms", "-heartbeat-timeout", "1s", "-close-timeout", "2s", "-polling-duration", "1s")
-	silent, alive := handshake(t, a), handshake(t, a)
+	silent, stalled, alive := handshake(t, a), handshake(t, a), handshake(t, a)
 	wsSilent := dialWS(t, a, silent)
+	wsStalled := dialWS(t, a, stalled)
 	wsAlive := dialWS(t, a, alive)
 	readWS(t, wsSilent)
+	readWS(t, wsStalled)
 	readWS(t, wsAlive)
+	// Half of a masked text frame "2::": the header promises 3 bytes, 1 comes.
+	if _, err := wsStalled.NetConn().Write([]byte{0x81, 0x83, 0, 0, 0, 0, '2'}); err != nil {
+		t.Fatal(err)
+	}
 	stop := time.After(2500 * time.Millisecond)
-	go func() { // the silent client reads (so TCP flows) but never writes
-		for {
-			if _, _, err := wsSilent.ReadMessage(); err != nil {
-				return
+	for _, ws := range []*websocket.Conn{wsSilent, wsStalled} {
+		go func() { // these clients read (so TCP flows) but never write (more)
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					return
+				}
 			}
-		}
-	}()
+		}()
+	}
 loop:
 	for {
 		select {
@@ -523,6 +531,9 @@ loop:
 	}
 	if got := describe(c.signals(silent, 2)); !slices.Equal(got, []string{"connect", "disconnect heartbeat_timeout"}) {
 		t.Fatalf("silent client: %q", got)
+	}
+	if got := describe(c.signals(stalled, 2)); !slices.Equal(got, []string{"connect", "disconnect heartbeat_timeout"}) {
+		t.Fatalf("client stalled in a frame: %q", got)
 	}
 	if got := describe(c.signals(alive, 1)); !slices.Equal(got, []string{"connect"}) {
 		t.Fatalf("client answering heartbeats: %q", got)
