@@ -100,6 +100,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.paths.Node, "node", "node", "the node executable")
 	fs.StringVar(&o.paths.RedisServer, "redis-server", "redis-server", "the redis-server executable")
 	fs.StringVar(&o.paths.Reference, "reference", "test/reference/echo-server.js", "the reference server script (make test-deps)")
+	fs.StringVar(&o.paths.HAProxy, "haproxy", "haproxy", "the haproxy executable (the polling scenario runs through it)")
+	fs.StringVar(&o.paths.LBConfig, "haproxy-config", "deploy/haproxy/haproxy.cfg", "the haproxy configuration the load balancers derive from")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -240,6 +242,15 @@ func runScenarios(ctx context.Context, o options, srv *servers, rep *Report, fil
 		}
 		sr := &ScenarioReport{Scenario: sc, Clients: clients, Args: sc.Args(clients, o.duration)}
 		rep.Scenarios = append(rep.Scenarios, sr)
+		if sc.LB {
+			if err := srv.startLB(ctx); errors.Is(err, errNoHAProxy) {
+				sr.Skipped = err.Error()
+				fmt.Fprintf(os.Stderr, "benchrun: %s skipped: %s\n", sc.Name, sr.Skipped)
+				continue
+			} else if err != nil {
+				return fmt.Errorf("load balancers: %w", err)
+			}
+		}
 		if need := filesNeeded(clients); need > files {
 			sr.Skipped = fmt.Sprintf("needs an open-file limit of %d per process; it is %d (ulimit -n) and could not be raised: raise ulimit -Hn", need, files)
 			fmt.Fprintf(os.Stderr, "benchrun: %s skipped: %s\n", sc.Name, sr.Skipped)
@@ -260,13 +271,13 @@ func runScenarios(ctx context.Context, o options, srv *servers, rep *Report, fil
 						return err
 					}
 				}
-				args := append([]string{"-url", srv.url(target)}, sr.Args...)
+				args := append([]string{"-url", srv.url(sc, target)}, sr.Args...)
 				if sc.PID {
 					args = append(args, "-pid", fmt.Sprint(srv.pid(target)))
 				}
 				var meter *costMeter
 				if sc.Costs {
-					meter = startCosts(srv.procs(target))
+					meter = startCosts(srv.procs(sc, target))
 				}
 				res, client, err := siobench(ctx, o.paths.Bin, sc, clients, o.duration, args)
 				if err != nil {

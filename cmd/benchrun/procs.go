@@ -77,13 +77,23 @@ func startProc(logDir, name, dir string, env []string, lineFn func(string), bin 
 	return p, nil
 }
 
-// procs returns the server processes of a target: the gateway, the worker
-// and Redis, or the Node process.
-func (s *servers) procs(target string) []*proc {
+// procs returns the server processes of a target in a scenario: the
+// gateway, the worker and Redis, or the Node process; with a load
+// balancer, also the second gateway and the target's haproxy.
+func (s *servers) procs(sc Scenario, target string) []*proc {
+	var ps []*proc
 	if target == targetCluster {
-		return []*proc{s.gateway, s.worker, s.redis}
+		ps = []*proc{s.gateway, s.worker, s.redis}
+		if sc.LB {
+			ps = append(ps, s.lb.gateway2, s.lb.cluster)
+		}
+		return ps
 	}
-	return []*proc{s.node}
+	ps = []*proc{s.node}
+	if sc.LB {
+		ps = append(ps, s.lb.reference)
+	}
+	return ps
 }
 
 // pid returns the process id.
@@ -206,6 +216,8 @@ type Paths struct {
 	Node        string // node executable
 	Reference   string // the reference echo server script
 	RedisServer string // redis-server executable
+	HAProxy     string // haproxy executable
+	LBConfig    string // the shipped haproxy configuration the load balancers derive from
 }
 
 // servers is everything benchrun starts: Redis, one gateway, one echo
@@ -219,6 +231,10 @@ type servers struct {
 	gatewayURL, referenceURL     string
 	gatewayPort, gatewayAdmin    int
 	generation                   int // gateway restarts, for unique node ids
+
+	// Load balancers, started for the first scenario that runs through
+	// them (see lb.go).
+	lb *balancers
 }
 
 // startServers starts Redis, the cluster and the reference and waits until
@@ -277,21 +293,27 @@ func (s *servers) startRedis(ctx context.Context) error {
 func (s *servers) startGateway(ctx context.Context) error {
 	s.generation++
 	var err error
-	s.gateway, err = startProc(s.logDir, "gateway", "", nil, nil, filepath.Join(s.paths.Bin, "gateway"),
-		"-addr", fmt.Sprintf("127.0.0.1:%d", s.gatewayPort),
-		"-admin-addr", fmt.Sprintf("127.0.0.1:%d", s.gatewayAdmin),
+	s.gateway, err = s.launchGateway(ctx, "gateway", fmt.Sprintf("bench-gw-%d", s.generation), s.gatewayPort, s.gatewayAdmin)
+	return err
+}
+
+// launchGateway starts a gateway of the cluster and waits for its /readyz.
+func (s *servers) launchGateway(ctx context.Context, name, node string, port, admin int) (*proc, error) {
+	p, err := startProc(s.logDir, name, "", nil, nil, filepath.Join(s.paths.Bin, "gateway"),
+		"-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"-admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
 		"-redis", s.redisURL,
-		"-node-id", fmt.Sprintf("bench-gw-%d", s.generation),
+		"-node-id", node,
 		"-log-level", "warn",
 		// The reference has no admission control: do not let ours refuse
 		// the connect scenario's handshakes.
 		"-max-handshake-rate", "0",
 		"-drain-delay", "0s", "-drain-timeout", "2s")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return waitFor(ctx, s.gateway, 20*time.Second, func() error {
-		return httpOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", s.gatewayAdmin))
+	return p, waitFor(ctx, p, 20*time.Second, func() error {
+		return httpOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin))
 	})
 }
 
@@ -360,7 +382,7 @@ func (s *servers) restart(ctx context.Context, target string) error {
 
 // check returns an error if a server has died.
 func (s *servers) check() error {
-	for _, p := range []*proc{s.redis, s.gateway, s.worker, s.node} {
+	for _, p := range append([]*proc{s.redis, s.gateway, s.worker, s.node}, s.lb.procs()...) {
 		if p != nil && p.exited() {
 			return p.failure(errors.New("exited during the benchmark"))
 		}
@@ -368,13 +390,22 @@ func (s *servers) check() error {
 	return nil
 }
 
-// url and pid return the address and server process of a target.
-func (s *servers) url(target string) string {
+// url returns the address a scenario's clients use for a target: the
+// target's load balancer for scenarios that run through one.
+func (s *servers) url(sc Scenario, target string) string {
+	if sc.LB {
+		if target == targetCluster {
+			return s.lb.clusterURL
+		}
+		return s.lb.referenceURL
+	}
 	if target == targetCluster {
 		return s.gatewayURL
 	}
 	return s.referenceURL
 }
+
+// pid returns the server process of a target.
 
 func (s *servers) pid(target string) int {
 	if target == targetCluster {
@@ -386,7 +417,7 @@ func (s *servers) pid(target string) int {
 // stopAll stops everything, clients' side first.
 func (s *servers) stopAll() {
 	var wg sync.WaitGroup
-	for _, p := range []*proc{s.gateway, s.node} {
+	for _, p := range append([]*proc{s.gateway, s.node}, s.lb.procs()...) {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.stop(10 * time.Second) }()
 	}

@@ -222,7 +222,11 @@ func RenderMarkdown(rep *Report, analysis, plotRel string) string {
 	w("`bin/gateway -log-level warn -max-handshake-rate 0` (the reference has no admission control), `bin/worker -app echo\n")
 	w("-log-level warn` and `node test/reference/echo-server.js`, all on 127.0.0.1. The connect scenario restarts the\n")
 	w("measured server (the gateway, resp. the Node process) before each run and passes its pid with `-pid`, so RSS per\n")
-	w("connection is the growth of a fresh process. Each run is `bin/siobench -url URL` plus:\n\n")
+	w("connection is the growth of a fresh process. The polling scenario runs through haproxy with the shipped\n")
+	w("[deploy/haproxy/haproxy.cfg](deploy/haproxy/haproxy.cfg) (its bind and server lines rewritten), one haproxy process\n")
+	w("per target: for the cluster in front of two gateways in plain round robin, without sticky sessions; for the\n")
+	w("reference in front of its one process (socket.io 0.9 keeps sessions in process memory, so more processes would\n")
+	w("need sticky sessions). Each run is `bin/siobench -url URL` plus:\n\n")
 	w("| scenario | siobench arguments | runs per target |\n| --- | --- | ---: |\n")
 	for _, sr := range rep.Scenarios {
 		args := strings.Join(sr.Args, " ")

@@ -35,7 +35,9 @@ type Scenario struct {
 	// Costs: measure the CPU and system calls per operation of each process
 	// (closed-loop scenarios, where the connects are negligible next to
 	// the operations).
-	Costs   bool
+	Costs bool
+	// LB: run through a load balancer per target (lb.go).
+	LB      bool
 	Metrics []Metric
 }
 
@@ -88,8 +90,8 @@ func Scenarios() []Scenario {
 			Metrics: echoMetrics(&Target{Kind: RatioAtMost, Limit: 2}, &Target{Kind: RatioAtLeast, Limit: 1}),
 		},
 		{
-			Name: "polling", Title: "echo, xhr-polling, closed loop", Scenario: "polling",
-			Clients: 100, QuickClients: 20, Timed: true, Costs: true,
+			Name: "polling", Title: "echo, xhr-polling through haproxy, closed loop", Scenario: "polling",
+			Clients: 100, QuickClients: 20, Timed: true, Costs: true, LB: true,
 			Metrics: echoMetrics(nil, nil),
 		},
 		{
