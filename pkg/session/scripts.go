@@ -11,7 +11,8 @@ import "github.com/redis/go-redis/v9"
 //	<P>s:{sid}      hash: p (partition), st (new|open), tr (transport), cls (poll|stream),
 //	                gw (node holding the stream), pg ("<node> <pollid>" of the parked poll),
 //	                it/ic (cache-buster and size of the batch in flight), ct (created ms), hs (handshake JSON),
-//	                mt (unix ms when the oldest packet not yet taken from the mailbox was queued)
+//	                mt (unix ms when the oldest packet not yet taken from the mailbox was queued),
+//	                dl (the deadline a poll last wrote to deadlines, unix ms)
 //	<P>mb:{sid}     list: outbound packets of a polling session (the mailbox)
 //	<P>ns:{sid}     set: connected namespaces ("" is the default one)
 //	<P>rooms:{sid}  set: "<ns>:<room>" the session is in
@@ -165,6 +166,18 @@ local function expire_all(sid, ttl)
     redis.call('PEXPIRE', k, ttl)
   end
 end
+
+-- refresh pushes a polling session's deadline and its keys' TTL forward
+-- unless the deadline written last (dl, the session hash field) is less
+-- than slack ms short of the new one: a client polling many times a second
+-- pays for it about once per slack, and its deadline is never more than
+-- slack short.
+local function refresh(sid, dl, deadline, ttl, slack)
+  if dl and tonumber(deadline) - tonumber(dl) < tonumber(slack) then return end
+  redis.call('ZADD', KDL, deadline, sid)
+  expire_all(sid, ttl)
+  redis.call('HSET', ks(sid), 'dl', deadline)
+end
 `
 
 // openScript attaches a streaming transport held by NODE.
@@ -199,7 +212,8 @@ return {first, q}
 
 // pollScript serves one polling GET.
 // ARGV[4] sid, [5] transport, [6] pollid, [7] t, [8] deadline ms, [9] ttl ms,
-// [10] max packets, [11] max bytes, [12] "1" when re-run after a wake.
+// [10] max packets, [11] max bytes, [12] "1" when re-run after a wake,
+// [13] refresh slack ms (see refresh).
 // Returns nil (unknown), -1 (wrong class), {1, packets} (answer now),
 // {0} (parked), or {2} (superseded by a newer poll: answer 8::).
 var pollScript = redis.NewScript(lib + `
@@ -213,7 +227,7 @@ if redis.call('EXISTS', s) == 0 then
   end
   return false
 end
-local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg')
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl')
 if f[2] and f[2] ~= 'poll' then return -1 end
 local me = NODE .. ' ' .. pid
 if ARGV[12] == '1' and f[6] ~= me then return {2} end
@@ -226,8 +240,7 @@ if f[1] == 'new' then
   xadd(sid, f[3], 'connect', '', {'transport', tr})
   redis.call('LPUSH', mb, '1::')
 end
-redis.call('ZADD', KDL, ARGV[8], sid)
-expire_all(sid, ARGV[9])
+refresh(sid, f[7], ARGV[8], ARGV[9], ARGV[13])
 local ic = tonumber(f[5]) or 0
 if t == '' or t ~= f[4] then
   if ic > 0 then redis.call('LTRIM', mb, ic, -1) end
@@ -273,20 +286,18 @@ return {0}
 `)
 
 // touchScript marks contact from a POST. ARGV[4] sid, [5] deadline ms,
-// [6] ttl ms. Returns nil (unknown) or {cls, namespaces...}; cls is "" for a
+// [6] ttl ms, [7] refresh slack ms. Returns nil (unknown) or {cls, namespaces...}; cls is "" for a
 // session no transport has opened yet.
 var touchScript = redis.NewScript(lib + `
 local sid = ARGV[4]
 local s = ks(sid)
-local cls = redis.call('HGET', s, 'cls')
+local f = redis.call('HMGET', s, 'cls', 'dl')
+local cls = f[1]
 if not cls then
   if redis.call('EXISTS', s) == 0 then return false end
   cls = ''
 end
-if cls == 'poll' then
-  redis.call('ZADD', KDL, ARGV[5], sid)
-  expire_all(sid, ARGV[6])
-end
+if cls == 'poll' then refresh(sid, f[2], ARGV[5], ARGV[6], ARGV[7]) end
 local out = {cls}
 for _, ns in ipairs(redis.call('SMEMBERS', kns(sid))) do out[#out + 1] = ns end
 return out

@@ -121,6 +121,14 @@ func (s *Store) pollTTL() int64 {
 	return (s.cfg.PollingDuration + s.cfg.CloseTimeout + ttlMargin).Milliseconds()
 }
 
+// refreshSlack is how much shorter than its full length a polling
+// session's deadline may get before a poll or POST pushes it forward
+// again: a tenth of the deadline, at most a second. Clients that poll
+// often then refresh it about once a second instead of on every request.
+func (s *Store) refreshSlack() int64 {
+	return min(time.Second, (s.cfg.PollingDuration+s.cfg.CloseTimeout)/10).Milliseconds()
+}
+
 // Create commits a new session before the handshake is answered.
 func (s *Store) Create(ctx context.Context, hs Handshake) (string, error) {
 	sid := NewSID()
@@ -211,7 +219,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 		re = "1"
 	}
 	res, err := pollScript.Run(ctx, s.rdb, []string{s.key("s", sid)},
-		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.MaxBatchPackets, s.cfg.MaxBatchBytes, re)...).Result()
+		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.MaxBatchPackets, s.cfg.MaxBatchBytes, re, s.refreshSlack())...).Result()
 	if err != nil {
 		if err == redis.Nil {
 			return PollReply{}, ErrUnknownSession
@@ -250,7 +258,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces []string, err error) {
 	deadline := time.Now().Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
-	res, err := touchScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, deadline, ttl)...).Result()
+	res, err := touchScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, deadline, ttl, s.refreshSlack())...).Result()
 	if err != nil {
 		if err == redis.Nil {
 			return "", nil, ErrUnknownSession

@@ -253,3 +253,49 @@ func TestDeadlineReap(t *testing.T) {
 func poll3(r PollReply, err error) (PollResult, []string, error) {
 	return r.Result, r.Packets, err
 }
+
+// A poll pushes the session's deadline forward only when it has got more
+// than the slack (a tenth of the deadline, at most a second) short; POSTs
+// (Touch) likewise.
+func TestDeadlineRefreshSlack(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	sid, _ := st.Create(ctx, Handshake{})
+	key := st.cfg.Keys.Prefix() + "deadlines"
+	score := func() float64 {
+		t.Helper()
+		v, err := rdb.ZScore(ctx, key, sid).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p", "1", false)); err != nil {
+		t.Fatal(err)
+	}
+	first := score()
+	full := float64((st.cfg.PollingDuration + st.cfg.CloseTimeout).Milliseconds())
+	if now := float64(time.Now().UnixMilli()); first < now+full-1000 {
+		t.Fatalf("deadline %v, want about now+%v", first-now, full)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p", "2", false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Touch(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if got := score(); got != first {
+		t.Fatalf("deadline moved from %v to %v within the slack", first, got)
+	}
+	// As if the last refresh were two seconds old: the next request refreshes.
+	if err := rdb.HSet(ctx, st.key("s", sid), "dl", int64(first)-2000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Touch(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if got := score(); got <= first {
+		t.Fatalf("deadline %v not pushed past %v", got, first)
+	}
+}
