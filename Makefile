@@ -37,9 +37,12 @@ lint:
 
 # fuzz runs each fuzz target briefly (FUZZTIME, default 20s).
 FUZZTIME ?= 20s
+FUZZPKGS := ./pkg/protocol ./pkg/bus
 fuzz:
-	for f in $$($(GO) test -list 'Fuzz.*' ./pkg/protocol | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./pkg/protocol || exit 1; \
+	for pkg in $(FUZZPKGS); do \
+		for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 # bench runs the benchmark against the reference socket.io 0.9.19 (own Redis,

@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,24 +35,81 @@ func TestRouteRoundTrip(t *testing.T) {
 }
 
 func TestSignalRoundTrip(t *testing.T) {
-	s := Signal{Kind: KindEvent, SID: "s1", NS: "/chat", Gateway: "g1", Time: time.UnixMilli(1700000000123),
-		Name: "echo", Args: `[1,"x"]`, MsgID: 7, HasID: true, AckData: true}
-	vals := map[string]any{}
-	v := s.Values()
-	for i := 0; i < len(v); i += 2 {
-		vals[v[i].(string)] = v[i+1]
+	signals := []Signal{
+		{Kind: KindEvent, SID: "s1", NS: "/chat", Gateway: "g1", Time: time.UnixMilli(1700000000123),
+			Name: "echo", Args: `[1,"x:\n5:"]`, MsgID: 7, HasID: true, AckData: true},
+		{Kind: KindMessage, SID: "s2", Gateway: "g1", Time: time.UnixMilli(1), Data: ""},
+		{Kind: KindConnect, SID: "s3", NS: "/a:b", Query: "?t=1", Transport: "xhr-polling"},
+		{Kind: KindDisconnect, SID: "s4", Reason: ReasonClient, MsgID: 0, HasID: true},
+		{Kind: KindAuthorize, SID: "s5", Data: "{\"é\":1}", Reply: "gw 9"},
 	}
-	got, err := ParseSignal("1-0", vals)
-	s.ID = "1-0"
-	if err != nil || got != s {
-		t.Fatalf("ParseSignal = %+v, %v; want %+v", got, err, s)
-	}
-	for _, bad := range []map[string]any{{}, {"v": "1", "kind": "event"}, {"v": "2", "kind": "event", "sid": "s"},
-		{"v": "1", "kind": "nonsense", "sid": "s"}, {"v": "1", "kind": "event", "sid": "s", "id": "x"}} {
-		if _, err := ParseSignal("1-0", bad); !errors.Is(err, ErrBadSignal) {
-			t.Errorf("ParseSignal(%v) error = %v", bad, err)
+	for _, s := range signals {
+		v := s.Values()
+		if len(v) != 2 || v[0] != SignalField {
+			t.Fatalf("Values() = %q", v)
+		}
+		got, err := ParseSignal("1-0", map[string]any{v[0].(string): v[1]})
+		s.ID = "1-0"
+		if err != nil || got != s {
+			t.Errorf("ParseSignal(%q) = %+v, %v; want %+v", v[1], got, err, s)
 		}
 	}
+}
+
+// Entries of schema version 1 (a stream field per signal field), as
+// gateways before version 2 wrote them, are still read.
+func TestParseSignalVersion1(t *testing.T) {
+	got, err := ParseSignal("1-0", map[string]any{"v": "1", "kind": "event", "sid": "s1", "ns": "/chat",
+		"gw": "g1", "ts": "1700000000123", "id": "7", "ackdata": "1", "name": "echo", "args": "[1]"})
+	want := Signal{ID: "1-0", Kind: KindEvent, SID: "s1", NS: "/chat", Gateway: "g1",
+		Time: time.UnixMilli(1700000000123), Name: "echo", Args: "[1]", MsgID: 7, HasID: true, AckData: true}
+	if err != nil || got != want {
+		t.Fatalf("ParseSignal = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+func TestParseSignalRejects(t *testing.T) {
+	good := (&Signal{Kind: KindEvent, SID: "s", Name: "e"}).Pack()
+	for _, bad := range []map[string]any{
+		{},
+		{"v": "1", "kind": "event"},
+		{"v": "3", "kind": "event", "sid": "s"},
+		{"v": "1", "kind": "nonsense", "sid": "s"},
+		{"v": "1", "kind": "event", "sid": "s", "id": "x"},
+		{"s": ""},
+		{"s": "1:2"},
+		{"s": good[:len(good)-1]},
+		{"s": good + "x"},
+		{"s": strings.Replace(good, "1:2", "1:3", 1)},
+		{"s": strings.Replace(good, "5:event", "5:evenx", 1)},
+		{"s": "99999999999:" + good},
+		{"s": "-1:" + good},
+	} {
+		if _, err := ParseSignal("1-0", bad); !errors.Is(err, ErrBadSignal) {
+			t.Errorf("ParseSignal(%q) error = %v", bad, err)
+		}
+	}
+}
+
+// Any packed value parses or fails with ErrBadSignal, never panics; what
+// parses packs back to the same bytes.
+func FuzzParseSignalPacked(f *testing.F) {
+	f.Add((&Signal{Kind: KindEvent, SID: "s1", NS: "/chat", Name: "echo", Args: "[1]", MsgID: 3, HasID: true}).Pack())
+	f.Add((&Signal{Kind: KindDisconnect, SID: "s", Reason: "client", Time: time.UnixMilli(5)}).Pack())
+	f.Add("1:2")
+	f.Fuzz(func(t *testing.T, packed string) {
+		s, err := ParseSignal("1-0", map[string]any{SignalField: packed})
+		if err != nil {
+			if !errors.Is(err, ErrBadSignal) {
+				t.Fatalf("error %v is not ErrBadSignal", err)
+			}
+			return
+		}
+		again, err := ParseSignal("1-0", map[string]any{SignalField: s.Pack()})
+		if err != nil || again != s {
+			t.Fatalf("re-parse of %q: %+v, %v; want %+v", s.Pack(), again, err, s)
+		}
+	})
 }
 
 func TestPartitionIsStableAndSpread(t *testing.T) {

@@ -34,10 +34,14 @@ local function krooms(sid) return P .. 'rooms:{' .. sid .. '}' end
 local function kacks(sid) return P .. 'acks:{' .. sid .. '}' end
 local function kkick(sid) return P .. 'kick:{' .. sid .. '}' end
 
+-- xadd appends a signal to partition p's stream, packed as bus.Signal.Pack
+-- does (schema version 2); extra holds query, transport or reason.
 local function xadd(sid, p, kind, ns, extra)
-  local a = {'XADD', P .. 'sig:{' .. p .. '}', '*', 'v', '1', 'kind', kind, 'sid', sid, 'ns', ns, 'gw', NODE, 'ts', NOW}
-  if extra then for i = 1, #extra do a[#a + 1] = extra[i] end end
-  return redis.call(unpack(a))
+  extra = extra or {}
+  local f = {'2', kind, sid, ns, NODE, NOW, '', '', '', '', '', extra.query or '', extra.transport or '', extra.reason or '', ''}
+  local parts = {}
+  for i, v in ipairs(f) do parts[i] = #v .. ':' .. v end
+  return redis.call('XADD', P .. 'sig:{' .. p .. '}', '*', 's', table.concat(parts))
 end
 
 -- Route messages are published at once, or, once a script called
@@ -92,7 +96,7 @@ local function end_session(sid, reason, packet)
   local nss = redis.call('SMEMBERS', kns(sid))
   table.sort(nss, function(a, b) return a > b end)
   for _, ns in ipairs(nss) do
-    xadd(sid, p, 'disconnect', ns, {'reason', reason})
+    xadd(sid, p, 'disconnect', ns, {reason = reason})
     redis.call('SREM', P .. 'nsm:' .. ns, sid)
     redis.call('SREM', P .. 'nsp:' .. ns, sid)
   end
@@ -157,7 +161,7 @@ local function leave_ns(sid, ns, reason, packet, maxmb)
     end
   end
   if f[2] then publish(f[2], 'L\n' .. sid .. '\n' .. ns .. '\n') end
-  xadd(sid, f[1], 'disconnect', ns, {'reason', reason})
+  xadd(sid, f[1], 'disconnect', ns, {reason = reason})
   return 1
 end
 
@@ -195,7 +199,7 @@ if f[1] == 'new' then
   redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'stream')
   redis.call('SADD', kns(sid), '')
   redis.call('SADD', P .. 'nsm:', sid)
-  xadd(sid, f[3], 'connect', '', {'transport', tr})
+  xadd(sid, f[3], 'connect', '', {transport = tr})
 end
 if f[4] and f[4] ~= NODE then
   redis.call('SREM', P .. 'gwss:' .. f[4], sid)
@@ -237,7 +241,7 @@ if f[1] == 'new' then
   redis.call('SADD', kns(sid), '')
   redis.call('SADD', P .. 'nsm:', sid)
   redis.call('SADD', P .. 'nsp:', sid)
-  xadd(sid, f[3], 'connect', '', {'transport', tr})
+  xadd(sid, f[3], 'connect', '', {transport = tr})
   redis.call('LPUSH', mb, '1::')
 end
 refresh(sid, f[7], ARGV[8], ARGV[9], ARGV[13])
@@ -328,9 +332,7 @@ if f[2] == 'stream' and f[3] then publish(f[3], 'J\n' .. sid .. '\n' .. ns .. '\
 if redis.call('SADD', kns(sid), ns) == 1 then
   redis.call('SADD', P .. 'nsm:' .. ns, sid)
   if f[2] == 'poll' then redis.call('SADD', P .. 'nsp:' .. ns, sid) end
-  local extra = {}
-  if ARGV[6] ~= '' then extra = {'query', ARGV[6]} end
-  xadd(sid, f[1], 'connect', ns, extra)
+  xadd(sid, f[1], 'connect', ns, {query = ARGV[6]})
 end
 if ARGV[8] == '1' then deliver(sid, {'1::' .. ns}, tonumber(ARGV[7])) end
 return 1

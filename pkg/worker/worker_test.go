@@ -143,7 +143,7 @@ func TestCommitIsExactlyOnce(t *testing.T) {
 	}
 	var id string
 	for _, m := range res[0].Messages {
-		if m.Values["kind"] == "event" {
+		if sig, err := bus.ParseSignal(m.ID, m.Values); err == nil && sig.Kind == bus.KindEvent {
 			id = m.ID
 		}
 	}
@@ -186,8 +186,9 @@ func TestPoisonSignalIsDeadLettered(t *testing.T) {
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead letters: %v %v", dead, err)
 	}
-	if dead[0].Values["attempts"] != "3" || dead[0].Values["name"] != "poison" || dead[0].Values["error"] == "" {
-		t.Fatalf("dead letter %v", dead[0].Values)
+	sig, err := bus.ParseSignal(dead[0].ID, dead[0].Values)
+	if err != nil || dead[0].Values["attempts"] != "3" || sig.Name != "poison" || dead[0].Values["error"] == "" {
+		t.Fatalf("dead letter %v: %+v, %v", dead[0].Values, sig, err)
 	}
 }
 
