@@ -480,7 +480,7 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 		if i < 0 {
 			continue
 		}
-		order[i].backlog = append(order[i].backlog, c.parse(ctx, s.Stream, order[i].p, s.Messages)...)
+		order[i].backlog = c.parse(ctx, order[i].backlog, s.Stream, order[i].p, s.Messages)
 	}
 }
 
@@ -560,7 +560,7 @@ func (c *Consumer) reclaim(ctx context.Context, stream string, minIdle time.Dura
 		if err != nil {
 			return out, fmt.Errorf("bus: reclaim %s: %w", stream, err)
 		}
-		out = append(out, c.parse(ctx, stream, -1, msgs)...)
+		out = c.parse(ctx, out, stream, -1, msgs)
 		if next == "0-0" || next == "" || len(msgs) == 0 {
 			return out, nil
 		}
@@ -568,10 +568,10 @@ func (c *Consumer) reclaim(ctx context.Context, stream string, minIdle time.Dura
 	}
 }
 
-// parse decodes entries; one that does not follow the schema goes to the
-// dead-letter stream at once.
-func (c *Consumer) parse(ctx context.Context, stream string, p int, msgs []redis.XMessage) []Signal {
-	out := make([]Signal, 0, len(msgs))
+// parse appends the decoded entries to out; one that does not follow the
+// schema goes to the dead-letter stream at once.
+func (c *Consumer) parse(ctx context.Context, out []Signal, stream string, p int, msgs []redis.XMessage) []Signal {
+	out = slices.Grow(out, len(msgs))
 	for _, m := range msgs {
 		s, err := ParseSignal(m.ID, m.Values)
 		if err != nil {

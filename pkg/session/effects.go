@@ -142,7 +142,14 @@ return applied
 // Apply runs commits as one script and returns how many were applied (a
 // commit whose entry was already acknowledged applies nothing).
 func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
-	args := s.args(s.cfg.MaxMailbox)
+	n := 4
+	for _, c := range commits {
+		n += 3
+		for _, e := range c.Effects {
+			n += 2 + len(e.args)
+		}
+	}
+	args := append(make([]any, 0, n), s.args(s.cfg.MaxMailbox)...)
 	for _, c := range commits {
 		args = append(args, c.Stream, c.ID, len(c.Effects))
 		for _, e := range c.Effects {
