@@ -20,6 +20,7 @@ type inbound struct {
 	sid       string
 	transport string
 	joined    map[string]bool // connected namespaces; updated as packets join and leave
+	changed   bool            // joined was updated
 	// reply writes a packet to the client at once; nil for polling sessions,
 	// whose immediate answers go through their mailbox.
 	reply  func(packet string)
@@ -38,8 +39,7 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 	if err != nil {
 		return "malformed_packet"
 	}
-	g.metrics.PacketsIn.WithLabelValues(p.Type.String()).Inc()
-	g.metrics.BytesIn.WithLabelValues(p.Type.String()).Add(float64(len(raw)))
+	g.metrics.packetIn(int(p.Type), len(raw))
 	ns := p.Endpoint
 	if ns != "" && !validNamespace(ns) {
 		return "bad_namespace"
@@ -58,12 +58,14 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 		}
 		if in.joined[ns] {
 			delete(in.joined, ns)
+			in.changed = true
 			in.writes = append(in.writes, g.store.LeaveWrite(in.sid, ns, bus.ReasonClient))
 		}
 	case protocol.Connect:
 		if ns == "" {
 			return "" // the default namespace is connected with the transport
 		}
+		in.changed = in.changed || !in.joined[ns]
 		in.joined[ns] = true
 		in.writes = append(in.writes, g.store.JoinWrite(in.sid, ns, string(p.Data), in.reply == nil))
 		if in.reply != nil {

@@ -24,7 +24,13 @@ type Metrics struct {
 	MailboxDrain   prometheus.Histogram     // packets per poll answer
 	MailboxDepth   prometheus.Histogram     // packets in the mailbox when a poll answer is taken from it
 	RouteMessages  *prometheus.CounterVec   // op
+
+	// The packet counters of each type (typeNames, then "unknown"), looked
+	// up once: they are counted for every packet.
+	byType [len(typeNames) + 1]packetCounters
 }
+
+type packetCounters struct{ packetsIn, bytesIn, packetsOut, bytesOut prometheus.Counter }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
 // registered).
@@ -70,6 +76,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RouteMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
 	}
+	for i := range m.byType {
+		t := "unknown"
+		if i < len(typeNames) {
+			t = typeNames[i]
+		}
+		m.byType[i] = packetCounters{
+			packetsIn: m.PacketsIn.WithLabelValues(t), bytesIn: m.BytesIn.WithLabelValues(t),
+			packetsOut: m.PacketsOut.WithLabelValues(t), bytesOut: m.BytesOut.WithLabelValues(t),
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
@@ -81,13 +97,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // an encoded packet), and their bytes.
 func (m *Metrics) packetsOut(packets []string) {
 	for _, p := range packets {
-		t := "unknown"
+		c := &m.byType[len(typeNames)]
 		if len(p) > 0 && p[0] >= '0' && p[0] <= '8' {
-			t = typeNames[p[0]-'0']
+			c = &m.byType[p[0]-'0']
 		}
-		m.PacketsOut.WithLabelValues(t).Inc()
-		m.BytesOut.WithLabelValues(t).Add(float64(len(p)))
+		c.packetsOut.Inc()
+		c.bytesOut.Add(float64(len(p)))
 	}
+}
+
+// packetIn counts a packet received from a client, of type t
+// (protocol.Type, 0 to 8), and its bytes.
+func (m *Metrics) packetIn(t int, bytes int) {
+	c := &m.byType[len(typeNames)]
+	if t >= 0 && t < len(typeNames) {
+		c = &m.byType[t]
+	}
+	c.packetsIn.Inc()
+	c.bytesIn.Add(float64(bytes))
 }
 
 var typeNames = [...]string{"disconnect", "connect", "heartbeat", "message", "json", "event", "ack", "error", "noop"}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -269,8 +270,7 @@ func (s *stream) received(typ int, data []byte) bool {
 	}
 	if string(data) == "2::" {
 		// A heartbeat answer: liveness only (lastRead moved).
-		g.metrics.PacketsIn.WithLabelValues(protocol.Heartbeat.String()).Inc()
-		g.metrics.BytesIn.WithLabelValues(protocol.Heartbeat.String()).Add(float64(len(data)))
+		g.metrics.packetIn(int(protocol.Heartbeat), len(data))
 		return true
 	}
 	if s.rjoined == nil {
@@ -281,13 +281,11 @@ func (s *stream) received(typ int, data []byte) bool {
 		g.rejected(reason, "sid", s.sid)
 		return true
 	}
-	if len(in.writes) > 0 {
+	if in.changed {
 		// Copy the namespace set so broadcasts see a consistent view.
-		snapshot := make(map[string]bool, len(s.rjoined))
-		for k := range s.rjoined {
-			snapshot[k] = true
-		}
-		s.setJoined(snapshot)
+		s.setJoined(maps.Clone(s.rjoined))
+	}
+	if len(in.writes) > 0 {
 		ch, err := g.pub.PublishAsync(context.Background(), s.sid, in.writes...)
 		if err != nil {
 			s.closeLocal(bus.ReasonShutdown)
