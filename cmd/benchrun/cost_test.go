@@ -2,8 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -79,44 +77,5 @@ func TestRenderCosts(t *testing.T) {
 	rep.Scenarios[0].Runs = []RunRecord{{Target: targetCluster}}
 	if got := renderCosts(rep); got != "" {
 		t.Errorf("no costs rendered %q", got)
-	}
-}
-
-// The load balancers' configuration is the shipped one with its bind and
-// server lines replaced; haproxy accepts it.
-func TestLBConfig(t *testing.T) {
-	shipped, err := os.ReadFile("../../deploy/haproxy/haproxy.cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := lbConfig(shipped, "127.0.0.1:1234", []lbServer{
-		{name: "gw1", addr: "127.0.0.1:1001", checkPort: 2001},
-		{name: "reference", addr: "127.0.0.1:1002"},
-	})
-	for _, want := range []string{
-		"    bind 127.0.0.1:1234\n",
-		"    server gw1 127.0.0.1:1001 check port 2001\n",
-		"    server reference 127.0.0.1:1002 no-check\n",
-		"balance roundrobin",
-	} {
-		if !strings.Contains(cfg, want) {
-			t.Errorf("missing %q in:\n%s", want, cfg)
-		}
-	}
-	if strings.Contains(cfg, ":8080") || strings.Contains(cfg, ":8001") {
-		t.Errorf("a shipped bind or server line is left:\n%s", cfg)
-	}
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed")
-		}
-		t.Skip("haproxy is not installed")
-	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/realtime/realtime/internal/haproxycfg"
 )
 
 // Scenarios with LB set run through load balancers, as issue 6 asks of
@@ -73,14 +75,14 @@ func (s *servers) startLB(ctx context.Context) error {
 	if b.gateway2, err = s.launchGateway(ctx, "gateway2", "bench-gw2", port, admin); err != nil {
 		return err
 	}
-	cluster := []lbServer{
-		{name: "gw1", addr: strings.TrimPrefix(s.gatewayURL, "http://"), checkPort: s.gatewayAdmin},
-		{name: "gw2", addr: fmt.Sprintf("127.0.0.1:%d", port), checkPort: admin},
+	cluster := []haproxycfg.Server{
+		{Name: "gw1", Addr: strings.TrimPrefix(s.gatewayURL, "http://"), CheckPort: s.gatewayAdmin},
+		{Name: "gw2", Addr: fmt.Sprintf("127.0.0.1:%d", port), CheckPort: admin},
 	}
 	if b.cluster, b.clusterURL, err = s.startHAProxy(ctx, "haproxy-cluster", shipped, cluster); err != nil {
 		return err
 	}
-	reference := []lbServer{{name: "reference", addr: strings.TrimPrefix(s.referenceURL, "http://")}}
+	reference := []haproxycfg.Server{{Name: "reference", Addr: strings.TrimPrefix(s.referenceURL, "http://")}}
 	if b.reference, b.referenceURL, err = s.startHAProxy(ctx, "haproxy-reference", shipped, reference); err != nil {
 		return err
 	}
@@ -89,52 +91,16 @@ func (s *servers) startLB(ctx context.Context) error {
 	return nil
 }
 
-// lbServer is one backend server; checkPort 0 means no health check.
-type lbServer struct {
-	name      string
-	addr      string
-	checkPort int
-}
-
-// lbConfig derives a configuration from the shipped one: its bind line
-// becomes bind, and its server lines give way to servers.
-func lbConfig(shipped []byte, bind string, servers []lbServer) string {
-	var out []string
-	placed := false
-	for _, line := range strings.Split(string(shipped), "\n") {
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(trimmed, "bind "):
-			out = append(out, "    bind "+bind)
-		case strings.HasPrefix(trimmed, "server "):
-			if placed {
-				continue
-			}
-			placed = true
-			for _, sv := range servers {
-				if sv.checkPort > 0 {
-					out = append(out, fmt.Sprintf("    server %s %s check port %d", sv.name, sv.addr, sv.checkPort))
-				} else {
-					out = append(out, fmt.Sprintf("    server %s %s no-check", sv.name, sv.addr))
-				}
-			}
-		default:
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // startHAProxy runs haproxy with a configuration derived from the shipped
 // one and waits until it accepts connections and its servers are up.
-func (s *servers) startHAProxy(ctx context.Context, name string, shipped []byte, servers []lbServer) (*proc, string, error) {
+func (s *servers) startHAProxy(ctx context.Context, name string, shipped []byte, servers []haproxycfg.Server) (*proc, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	bind := fmt.Sprintf("127.0.0.1:%d", port)
 	path := filepath.Join(s.logDir, name+".cfg")
-	if err := os.WriteFile(path, []byte(lbConfig(shipped, bind, servers)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(haproxycfg.Derive(shipped, bind, servers)), 0o644); err != nil {
 		return nil, "", err
 	}
 	p, err := startProc(s.logDir, name, "", nil, nil, s.paths.HAProxy, "-db", "-f", path)

@@ -96,13 +96,19 @@ func TestWriterRunsOnlyWhileThereIsSomethingToWrite(t *testing.T) {
 	if string(got) != "\x81\x031::\x81\x032::" {
 		t.Fatalf("frames %q", got)
 	}
+	waitWriterIdle(t, s)
+}
+
+// waitWriterIdle waits until no goroutine owns the stream's writes.
+func waitWriterIdle(t *testing.T, s *stream) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.mu.Lock()
 		writing := s.writing
 		s.mu.Unlock()
 		if !writing {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the writer did not exit with the queue empty")
@@ -181,25 +187,9 @@ func TestInlineWriteHandsTheRestToAWriter(t *testing.T) {
 	}
 	s.rc = rc
 	s.start(nil)
-	waitIdle := func() {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			s.mu.Lock()
-			writing := s.writing
-			s.mu.Unlock()
-			if !writing {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the writer did not exit with the queue empty")
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waitIdle()
+	waitWriterIdle(t, s)
 	s.send("3:::small")
-	waitIdle() // written inline: nothing was left for a writer
+	waitWriterIdle(t, s) // written inline: nothing was left for a writer
 	big := "3:::" + strings.Repeat("x", 8<<20)
 	done := make(chan struct{})
 	go func() { // the client does not read yet: the socket cannot take it all
@@ -223,5 +213,5 @@ func TestInlineWriteHandsTheRestToAWriter(t *testing.T) {
 	if string(got) != want {
 		t.Fatal("frames out of order or damaged")
 	}
-	waitIdle()
+	waitWriterIdle(t, s)
 }

@@ -9,12 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/realtime/realtime/internal/haproxycfg"
 	"github.com/realtime/realtime/internal/sioclient"
 )
 
@@ -58,25 +60,17 @@ func (c *cluster) haproxy(gws []*proc, admins []string) string {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	var out []string
-	for _, line := range strings.Split(string(cfg), "\n") {
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(trimmed, "bind "):
-			out = append(out, "    bind "+addr)
-		case strings.HasPrefix(trimmed, "server "):
-		case trimmed == "# gateways (client port, then the admin port for the check)":
-			out = append(out, line)
-			for i, g := range gws {
-				_, port, _ := net.SplitHostPort(admins[i])
-				out = append(out, fmt.Sprintf("    server %s %s check port %s", g.name, g.addr, port))
-			}
-		default:
-			out = append(out, line)
+	var servers []haproxycfg.Server
+	for i, g := range gws {
+		_, port, _ := net.SplitHostPort(admins[i])
+		check, err := strconv.Atoi(port)
+		if err != nil {
+			c.t.Fatalf("admin address %q: %v", admins[i], err)
 		}
+		servers = append(servers, haproxycfg.Server{Name: g.name, Addr: g.addr, CheckPort: check})
 	}
 	path := filepath.Join(c.t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(haproxycfg.Derive(cfg, addr, servers)), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
 	cmd := exec.Command("haproxy", "-db", "-f", path)
