@@ -206,7 +206,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.runs != 5 || o.duration != 5*time.Second || o.out != "BENCHMARKS.md" || len(o.scenarios) != len(Scenarios()) ||
+	if o.runs != 5 || o.duration != 5*time.Second || o.out != "BENCHMARKS.md" || len(o.scenarios) != len(Scenarios())+1 ||
 		o.plot != filepath.Join("bench", "ratios.svg") || !o.codec {
 		t.Errorf("defaults: %+v", o)
 	}

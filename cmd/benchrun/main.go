@@ -27,7 +27,7 @@
 //	-runs N         runs per target and scenario [5]
 //	-big-runs N     runs per target of the 10,000-client scenario, at most -runs [3]
 //	-duration D     length of each timed run (echo, polling, broadcast) [5s]
-//	-scenarios L    comma-separated: echo, polling, broadcast-1k, broadcast-10k, connect [all]
+//	-scenarios L    comma-separated: echo, polling, broadcast-1k, broadcast-10k, connect, hold [all]
 //	-out FILE       the report [BENCHMARKS.md; with -quick: a temporary file]
 //	-plot FILE      the ratio plot, SVG or PNG by extension [bench/ratios.svg next to -out]
 //	-codec          also run the codec benchmarks of ./pkg/protocol with -benchmem [true]
@@ -88,6 +88,7 @@ func parseFlags(args []string) (options, error) {
 	for _, s := range Scenarios() {
 		names = append(names, s.Name)
 	}
+	names = append(names, holdScenario)
 	fs.IntVar(&o.runs, "runs", 5, "runs per target and scenario")
 	fs.IntVar(&o.bigRuns, "big-runs", 3, "runs per target of the 10,000-client scenario (at most -runs)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each timed run (echo, polling, broadcast)")
@@ -182,6 +183,9 @@ func run(args []string) error {
 			need = max(need, filesNeeded(sc.Clients))
 		}
 	}
+	if slices.Contains(o.scenarios, holdScenario) {
+		need = max(need, uint64(holdTarget+holdGWHeadway))
+	}
 	files, err := raiseFileLimit(need)
 	if err != nil || files < need {
 		msg := fmt.Sprintf("The open-file limit is %d; the largest scenario needs %d per process", files, need)
@@ -202,6 +206,12 @@ func run(args []string) error {
 		return err
 	}
 	runErr := runScenarios(ctx, o, srv, rep, files)
+	if runErr == nil && ctx.Err() == nil && slices.Contains(o.scenarios, holdScenario) {
+		fmt.Fprintln(os.Stderr, "benchrun: hold: websockets held on one gateway with heartbeats running")
+		rep.Hold = runHold(ctx, o, srv, files)
+		fmt.Fprintf(os.Stderr, "benchrun: hold: %d of %d held, %d dropped, %d connect errors %s\n",
+			rep.Hold.Connected, rep.Hold.Clients, rep.Hold.Dropped, rep.Hold.Errors, rep.Hold.Err+rep.Hold.Skipped)
+	}
 	srv.stopAll()
 	if runErr == nil {
 		_ = os.RemoveAll(logDir)

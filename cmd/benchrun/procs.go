@@ -298,8 +298,8 @@ func (s *servers) startGateway(ctx context.Context) error {
 }
 
 // launchGateway starts a gateway of the cluster and waits for its /readyz.
-func (s *servers) launchGateway(ctx context.Context, name, node string, port, admin int) (*proc, error) {
-	p, err := startProc(s.logDir, name, "", nil, nil, filepath.Join(s.paths.Bin, "gateway"),
+func (s *servers) launchGateway(ctx context.Context, name, node string, port, admin int, extra ...string) (*proc, error) {
+	args := append([]string{
 		"-addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"-admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
 		"-redis", s.redisURL,
@@ -308,7 +308,8 @@ func (s *servers) launchGateway(ctx context.Context, name, node string, port, ad
 		// The reference has no admission control: do not let ours refuse
 		// the connect scenario's handshakes.
 		"-max-handshake-rate", "0",
-		"-drain-delay", "0s", "-drain-timeout", "2s")
+		"-drain-delay", "0s", "-drain-timeout", "2s"}, extra...)
+	p, err := startProc(s.logDir, name, "", nil, nil, filepath.Join(s.paths.Bin, "gateway"), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,8 @@ type Report struct {
 	Started, Finished time.Time
 	Machine           Machine
 	Scenarios         []*ScenarioReport
-	Codec, CodecCmd   string // codec benchmark output and command ("" if not run)
+	Codec, CodecCmd   string      // codec benchmark output and command ("" if not run)
+	Hold              *HoldReport // nil when not run
 	Notes             []string
 }
 
@@ -250,6 +251,7 @@ func RenderMarkdown(rep *Report, analysis, plotRel string) string {
 	w("## Results\n\nMedians of the runs; targets from issue 6.\n\n")
 	b.WriteString(renderTable(rep))
 	w("\n![Ratio cluster / reference per scenario and metric](%s)\n\n", filepath.ToSlash(plotRel))
+	b.WriteString(renderHold(rep.Hold))
 	if len(rep.Notes) > 0 {
 		w("Notes:\n\n")
 		for _, n := range rep.Notes {
