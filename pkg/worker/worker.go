@@ -242,9 +242,11 @@ func (w *Worker) register(sid, ns string, timeout time.Duration, cb AckFunc) uin
 	id := binary.BigEndian.Uint64(b[:])%(1<<53-1) + 1
 	key := pendingKey{sid, id}
 	p := &pendingAck{ns: ns, cb: cb}
+	// The timer is set under the lock: take, which stops it, may run as soon
+	// as the entry is visible (a quick answer, or a short timeout).
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.pending[key] = p
-	w.mu.Unlock()
 	p.timer = time.AfterFunc(timeout, func() {
 		if w.take(key) != nil {
 			w.metrics.AckTimeouts.Inc()
