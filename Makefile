@@ -12,10 +12,12 @@ build:
 
 # test runs the whole suite: unit, fuzz seeds, integration against a real
 # Redis (testcontainers-go with Docker, else a local redis-server), and the
-# end-to-end suites with the official socket.io-client 0.9.16.
+# end-to-end suites with the official socket.io-client 0.9.16. Everything
+# runs under the race detector: the tests, and the gateway and worker
+# processes they start (a race ends the process, which fails its test).
 test: test-deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	REALTIME_TEST_RACE=1 GORACE=halt_on_error=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 # demo runs the whole cluster in one process (embedded Redis, a gateway, the
 # echo and chat workers): the chat page is at http://localhost:8000/.

@@ -326,8 +326,10 @@ func (s *stream) onClose(code int, _ string) error {
 // canWriteInlineLocked reports whether a packet queued now may be written
 // by the goroutine queueing it: a websocket registered with the poller (its
 // raw connection allows a write that never blocks) with no writer running.
+// writing is checked first: it stays true until start, which comes after
+// register set rc, so rc is read only once it is set for good.
 func (s *stream) canWriteInlineLocked() bool {
-	return s.wake == nil && s.rc != nil && !s.writing && !s.stopped
+	return !s.writing && !s.stopped && s.wake == nil && s.rc != nil
 }
 
 // writeInline writes a batch the caller took (with writing set) without

@@ -34,6 +34,7 @@ var (
 )
 
 // binary builds the commands once per test run and returns the path of one.
+// REALTIME_TEST_RACE=1 builds them with the race detector.
 func binary(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -41,7 +42,13 @@ func binary(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "github.com/realtime/realtime/cmd/...")
+		args := []string{"build", "-o", binDir + "/"}
+		if os.Getenv("REALTIME_TEST_RACE") != "" {
+			// The processes under test with the race detector; with
+			// GORACE=halt_on_error=1 a race ends the process and fails the test.
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "github.com/realtime/realtime/cmd/...")...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
