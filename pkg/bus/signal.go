@@ -102,13 +102,15 @@ func (s *Signal) Pack() string {
 	for _, f := range fields {
 		n += len(f) + 8
 	}
-	b := make([]byte, 0, n)
+	var b strings.Builder
+	b.Grow(n)
+	var num [20]byte
 	for _, f := range fields {
-		b = strconv.AppendInt(b, int64(len(f)), 10)
-		b = append(b, ':')
-		b = append(b, f...)
+		b.Write(strconv.AppendInt(num[:0], int64(len(f)), 10))
+		b.WriteByte(':')
+		b.WriteString(f)
 	}
-	return string(b)
+	return b.String()
 }
 
 // Values returns the field list for XADD: SignalField and the packed signal.
