@@ -95,7 +95,7 @@ func parseFlags(args []string) (options, error) {
 	list := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write (with -quick and no -out: a temporary file)")
 	fs.StringVar(&o.plot, "plot", "", "the ratio plot, .svg or .png (default: bench/ratios.svg next to -out)")
-	fs.BoolVar(&o.codec, "codec", true, "also run the codec benchmarks (go test -bench . -benchmem ./pkg/protocol)")
+	fs.BoolVar(&o.codec, "codec", true, "also run the codec benchmarks (go test -bench . -benchmem ./pkg/protocol ./pkg/bus)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 run, 2s runs, a tenth of the clients")
 	fs.StringVar(&o.paths.Bin, "bin", "bin", "directory of gateway, worker and siobench (make build)")
 	fs.StringVar(&o.paths.Node, "node", "node", "the node executable")
@@ -222,7 +222,7 @@ func run(args []string) error {
 		rep.Notes = append(rep.Notes, "The run stopped early: "+runErr.Error())
 	}
 	if o.codec && ctx.Err() == nil {
-		fmt.Fprintln(os.Stderr, "benchrun: codec benchmarks (go test -bench . -benchmem ./pkg/protocol)")
+		fmt.Fprintln(os.Stderr, "benchrun: codec benchmarks (go test -bench . -benchmem ./pkg/protocol ./pkg/bus)")
 		rep.Codec, rep.CodecCmd = codecBench(ctx, o.quick)
 	}
 	rep.Finished = time.Now().UTC()
@@ -405,7 +405,7 @@ func filesNeeded(clients int) uint64 {
 // codecBench runs the codec micro-benchmarks and returns their output and
 // the command.
 func codecBench(ctx context.Context, quick bool) (string, string) {
-	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "./pkg/protocol"}
+	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "./pkg/protocol", "./pkg/bus"}
 	if quick {
 		args = append(args, "-benchtime", "100ms")
 	}

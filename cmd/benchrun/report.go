@@ -290,7 +290,7 @@ func RenderMarkdown(rep *Report, analysis, plotRel string) string {
 	w("\n</details>\n\n")
 
 	if rep.Codec != "" {
-		w("## Codec micro-benchmarks\n\n```\n$ %s\n%s\n```\n", rep.CodecCmd, rep.Codec)
+		w("## Codec micro-benchmarks (packets and signal entries)\n\n```\n$ %s\n%s\n```\n", rep.CodecCmd, rep.Codec)
 	}
 	return b.String()
 }

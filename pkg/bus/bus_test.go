@@ -164,3 +164,23 @@ func FuzzEachRoute(f *testing.F) {
 		}
 	})
 }
+
+var benchSignal = Signal{Kind: KindEvent, SID: "AbCdEfGhIjKlMnOpQrStUv", Gateway: "gw-1",
+	Time: time.UnixMilli(1764057600000), Name: "echo", Args: `[1,"hello"]`, MsgID: 3, HasID: true, AckData: true}
+
+func BenchmarkSignalPack(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = benchSignal.Pack()
+	}
+}
+
+func BenchmarkParseSignal(b *testing.B) {
+	values := map[string]any{SignalField: benchSignal.Pack()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseSignal("1-0", values); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
