@@ -219,9 +219,9 @@ func (g *Gateway) stream(sid string) *stream {
 // observeDelivery records how long a routed packet took from its Redis
 // script to its write to the client (the clocks of Redis' callers; coarse,
 // in ms).
-func (g *Gateway) observeDelivery(route string, routedMs int64) {
+func (g *Gateway) observeDelivery(route int, routedMs int64) {
 	if routedMs > 0 {
-		g.metrics.Delivery.WithLabelValues(route).Observe(max(0, float64(time.Now().UnixMilli()-routedMs)/1000))
+		g.metrics.delivery[route].Observe(max(0, float64(time.Now().UnixMilli()-routedMs)/1000))
 	}
 }
 

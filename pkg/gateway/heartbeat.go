@@ -10,8 +10,8 @@ import (
 const heartbeatSlots = 16
 
 // heartbeatWheel sends 2:: to every stream held here once per heartbeat
-// interval (and ends websockets silent for the heartbeat timeout), from one goroutine for all of them instead of a timer per
-// connection. A stream joins the slot the wheel served last, so its first
+// interval (and ends websockets silent for the heartbeat timeout), from one
+// goroutine for all of them instead of a timer per connection. A stream joins the slot the wheel served last, so its first
 // heartbeat comes one interval (less at most one tick) after it opened and
 // then every interval. Streams are kept in intrusive lists (no allocation
 // per stream). The goroutine runs only while streams are registered.

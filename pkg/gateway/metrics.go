@@ -25,9 +25,11 @@ type Metrics struct {
 	MailboxDepth   prometheus.Histogram     // packets in the mailbox when a poll answer is taken from it
 	RouteMessages  *prometheus.CounterVec   // op
 
-	// The packet counters of each type (typeNames, then "unknown"), looked
-	// up once: they are counted for every packet.
-	byType [len(typeNames) + 1]packetCounters
+	// Looked up once, as they are used for every packet: the counters of
+	// each packet type (typeNames, then "unknown"), and Delivery by route
+	// (routeNames).
+	byType   [len(typeNames) + 1]packetCounters
+	delivery [len(routeNames)]prometheus.Observer
 }
 
 type packetCounters struct{ packetsIn, bytesIn, packetsOut, bytesOut prometheus.Counter }
@@ -85,6 +87,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			packetsIn: m.PacketsIn.WithLabelValues(t), bytesIn: m.BytesIn.WithLabelValues(t),
 			packetsOut: m.PacketsOut.WithLabelValues(t), bytesOut: m.BytesOut.WithLabelValues(t),
 		}
+	}
+	for i, route := range routeNames {
+		m.delivery[i] = m.Delivery.WithLabelValues(route)
 	}
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,

@@ -124,7 +124,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	}
 	g.writePoll(w, r, transport, index, packets)
 	if err == nil && !reply.Routed.IsZero() {
-		g.observeDelivery("mailbox", reply.Routed.UnixMilli())
+		g.observeDelivery(routeMailbox, reply.Routed.UnixMilli())
 	}
 }
 

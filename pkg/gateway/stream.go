@@ -120,25 +120,28 @@ func (s *stream) start(first []string) {
 	}
 }
 
-// routedTimes holds, per route, the unix ms at which the oldest packet of
-// that route waiting in a queue was routed by Redis (0: none waits); the
-// delivery latency is observed for it once the batch is written.
-type routedTimes [2]int64
+// routedTimes holds, per stream route (direct, broadcast), the unix ms at
+// which the oldest packet of that route waiting in a queue was routed by
+// Redis (0: none waits); the delivery latency is observed for it once the
+// batch is written.
+type routedTimes [routeMailbox]int64
 
-// Routes of routed packets.
+// Routes of routed packets: to a stream held here (direct, broadcast) or
+// through a polling session's mailbox.
 const (
 	routeDirect = iota
 	routeBroadcast
+	routeMailbox
 )
 
-var routeNames = [2]string{"direct", "broadcast"}
+var routeNames = [...]string{"direct", "broadcast", "mailbox"}
 
 // observe records the delivery latency of a written batch's oldest packet
 // of each route.
 func (r routedTimes) observe(g *Gateway) {
 	for route, ms := range r {
 		if ms > 0 {
-			g.observeDelivery(routeNames[route], ms)
+			g.observeDelivery(route, ms)
 		}
 	}
 }
