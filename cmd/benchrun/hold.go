@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -96,7 +95,6 @@ func runHold(ctx context.Context, o options, srv *servers, files uint64) *HoldRe
 		h.Err = err.Error()
 		return h
 	}
-	rss0 := procRSSKB(gw.pid())
 	args := []string{"-url", fmt.Sprintf("http://127.0.0.1:%d", port), "-json", "-scenario", "connect",
 		"-clients", strconv.Itoa(h.Clients), "-concurrency", "100", "-hold", duration.String(),
 		"-source-ips", holdSourceIPs(h.Clients), "-pid", strconv.Itoa(gw.pid())}
@@ -108,27 +106,8 @@ func runHold(ctx context.Context, o options, srv *servers, files uint64) *HoldRe
 	}
 	h.Connected, h.Errors, h.Dropped = int64(r.Connected), r.Errors, r.Dropped
 	h.Heartbeats, h.MinHeartbeats = r.Heartbeats, r.MinHeartbeats
-	h.HeldSeconds, h.CPUPercent = r.HeldSeconds, r.ServerCPUPercent
-	rssEnd := r.ServerRSSHeldKB
-	if h.Connected > 0 && rss0 > 0 && rssEnd > 0 {
-		h.RSSPerConnKB = float64(rssEnd-rss0) / float64(h.Connected)
-	}
+	h.HeldSeconds, h.CPUPercent, h.RSSPerConnKB = r.HeldSeconds, r.ServerCPUPercent, r.RSSPerConnHeldKB
 	return h
-}
-
-// procRSSKB returns a process's resident set size in KiB (0 if unknown).
-func procRSSKB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // renderHold renders the hold run for the report ("" when it did not run).

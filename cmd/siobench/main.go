@@ -245,8 +245,7 @@ func hold(ctx context.Context, c config, cls []*sioclient.Client, rssBefore int6
 	}
 	res.MinHeartbeats = max(res.MinHeartbeats, 0)
 	if c.pid > 0 {
-		res.ServerRSSHeldKB = rssKB(c.pid)
-		res.RSSPerConnHeldKB = float64(res.ServerRSSHeldKB-rssBefore) / float64(len(cls))
+		res.RSSPerConnHeldKB = float64(rssKB(c.pid)-rssBefore) / float64(len(cls))
 		if cpu0 >= 0 && cpu1 >= 0 {
 			res.ServerCPUPercent = float64(cpu1-cpu0) / clockTicks / took.Seconds() * 100
 		}

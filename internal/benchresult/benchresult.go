@@ -32,8 +32,4 @@ type Result struct {
 	MinHeartbeats    int64   `json:"min_heartbeats,omitempty"`
 	RSSPerConnHeldKB float64 `json:"rss_per_conn_held_kib,omitempty"`
 	ServerCPUPercent float64 `json:"server_cpu_pct,omitempty"`
-	// The server's whole RSS at the end of the hold (KiB): with several
-	// siobench processes holding clients of one server, RSSPerConnHeldKB
-	// divides the server's growth by one process's clients only.
-	ServerRSSHeldKB int64 `json:"server_rss_held_kib,omitempty"`
 }
