@@ -16,7 +16,7 @@ import (
 
 var prefixSeq atomic.Int64
 
-func newStore(t *testing.T, node string) (*Store, *redis.Client) {
+func newStore(t testing.TB, node string) (*Store, *redis.Client) {
 	t.Helper()
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)

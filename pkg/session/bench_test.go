@@ -1,0 +1,81 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// BenchmarkApplyEcho measures the commit script on the echo path: a batch
+// of 20 signals, each acknowledged (XACK) with one delivery to a websocket
+// session, as a worker commits one read. Besides the time per batch it
+// reports Redis's own CPU per signal (redis-µs/signal, from INFO cpu), the
+// number that bounds a cluster's throughput, since every worker shares it.
+func BenchmarkApplyEcho(b *testing.B) {
+	const batch, sessions = 20, 100
+	ctx := context.Background()
+	st, rdb := newStore(b, "gwA")
+	sids := make([]string, sessions)
+	for i := range sids {
+		sid, err := st.Create(ctx, Handshake{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil {
+			b.Fatal(err)
+		}
+		sids[i] = sid
+	}
+	stream := st.Keys().Stream(0)
+	if err := rdb.XGroupCreateMkStream(ctx, stream, "workers", "$").Err(); err != nil {
+		b.Fatal(err)
+	}
+	// Every entry is written and read (pending) before the clock starts,
+	// so the loop and the CPU reading cover the commits only.
+	packet := `6:::1+["hello"]`
+	commits := make([]Commit, b.N*batch)
+	for i := range commits {
+		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"s", "x"}}).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		commits[i] = Commit{Stream: stream, ID: id, Effects: []Effect{DeliverEffect(sids[i%sessions], packet)}}
+	}
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: "c", Streams: []string{stream, ">"}, Count: int64(len(commits))}).Err(); err != nil {
+		b.Fatal(err)
+	}
+	before := redisCPU(b, rdb)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n, err := st.Apply(ctx, commits[i*batch:(i+1)*batch]...)
+		if err != nil || n != batch {
+			b.Fatalf("Apply = %d, %v; want %d", n, err, batch)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric((redisCPU(b, rdb)-before)/float64(b.N*batch), "redis-µs/signal")
+}
+
+// redisCPU returns the server's user+system CPU time in microseconds.
+func redisCPU(b *testing.B, rdb *redis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(fmt.Errorf("INFO cpu %s: %w", k, err))
+			}
+			total += f * 1e6
+		}
+	}
+	return total
+}
