@@ -38,12 +38,18 @@ func BenchmarkApplyEcho(b *testing.B) {
 	// so the loop and the CPU reading cover the commits only.
 	packet := `6:::1+["hello"]`
 	commits := make([]Commit, b.N*batch)
-	for i := range commits {
-		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"s", "x"}}).Result()
-		if err != nil {
+	for start := 0; start < len(commits); start += 1000 {
+		pipe := rdb.Pipeline()
+		ids := make([]*redis.StringCmd, 0, 1000)
+		for i := start; i < min(start+1000, len(commits)); i++ {
+			ids = append(ids, pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"s", "x"}}))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
 			b.Fatal(err)
 		}
-		commits[i] = Commit{Stream: stream, ID: id, Effects: []Effect{DeliverEffect(sids[i%sessions], packet)}}
+		for j, id := range ids {
+			commits[start+j] = Commit{Stream: stream, ID: id.Val(), Effects: []Effect{DeliverEffect(sids[(start+j)%sessions], packet)}}
+		}
 	}
 	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: "c", Streams: []string{stream, ">"}, Count: int64(len(commits))}).Err(); err != nil {
 		b.Fatal(err)
