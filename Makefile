@@ -33,7 +33,7 @@ test-deps:
 	cd test && npm ci --no-audit --no-fund
 
 lint:
-	gofmt -l . | tee /dev/stderr | (! read)
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:" $$unformatted; exit 1; fi
 	$(GO) vet $(PKGS)
 	staticcheck $(PKGS)
 
