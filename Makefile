@@ -3,19 +3,20 @@ GO       ?= go
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build test test-deps client-script lint fuzz bench demo clean
+.PHONY: all build test test-deps fmt-check client-script lint fuzz bench demo clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# test runs the whole suite: unit, fuzz seeds, integration against a real
-# Redis (testcontainers-go with Docker, else a local redis-server), and the
-# end-to-end suites with the official socket.io-client 0.9.16. Everything
-# runs under the race detector: the tests, and the gateway and worker
-# processes they start (a race ends the process, which fails its test).
-test: test-deps
+# test checks formatting and vet, then runs the whole suite: unit, fuzz
+# seeds, integration against a real Redis (testcontainers-go with Docker,
+# else a local redis-server), and the end-to-end suites with the official
+# socket.io-client 0.9.16. Everything runs under the race detector: the
+# tests, and the gateway and worker processes they start (a race ends the
+# process, which fails its test).
+test: test-deps fmt-check
 	$(GO) vet $(PKGS)
 	REALTIME_TEST_RACE=1 GORACE=halt_on_error=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
@@ -32,8 +33,11 @@ client-script: test-deps
 test-deps:
 	cd test && npm ci --no-audit --no-fund
 
-lint:
+# fmt-check fails when a Go file is not gofmt-formatted.
+fmt-check:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:" $$unformatted; exit 1; fi
+
+lint: fmt-check
 	$(GO) vet $(PKGS)
 	staticcheck $(PKGS)
 
