@@ -29,7 +29,10 @@ func XAdd(keys Keys, sig *Signal) Write {
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
 	// Shards is the number of batch loops; a session always uses the same
-	// one, which keeps its writes in order. Default: 4.
+	// one, which keeps its writes in order. Each loop has one batch in
+	// flight and gathers what arrives meanwhile into the next, so batches
+	// grow with load. Fewer loops mean fewer Redis round trips per signal;
+	// more loops mean less waiting behind a batch in flight. Default: 4.
 	Shards int
 	// MaxBatch is the most requests one MULTI/EXEC carries. Default: 256.
 	MaxBatch int

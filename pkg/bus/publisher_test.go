@@ -1,0 +1,212 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/internal/testredis"
+)
+
+// push is a Write that appends v to list key.
+func push(key, v string) Write {
+	return func(pipe redis.Pipeliner) { pipe.RPush(context.Background(), key, v) }
+}
+
+// TestPublisherOrderPerSession publishes from many goroutines at once and
+// checks that each session's writes land in the order they were published,
+// with one shard and with several.
+func TestPublisherOrderPerSession(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	for _, shards := range []int{1, 4} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			ctx := context.Background()
+			prefix := fmt.Sprintf("order%d:", shards)
+			p := NewPublisher(rdb, PublisherConfig{Shards: shards})
+			defer p.Close()
+			const sessions, each = 20, 50
+			var wg sync.WaitGroup
+			for s := range sessions {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sid := "sid" + strconv.Itoa(s)
+					// Half synchronous, half queued without waiting:
+					// both keep the session's order.
+					var pending []<-chan error
+					for i := range each {
+						w := push(prefix+sid, strconv.Itoa(i))
+						if i%2 == 0 {
+							if err := p.Publish(ctx, sid, w); err != nil {
+								t.Error(err)
+								return
+							}
+							continue
+						}
+						done, err := p.PublishAsync(ctx, sid, w)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						pending = append(pending, done)
+					}
+					for _, done := range pending {
+						if err := <-done; err != nil {
+							t.Error(err)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			for s := range sessions {
+				got, err := rdb.LRange(ctx, prefix+"sid"+strconv.Itoa(s), 0, -1).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != each {
+					t.Fatalf("session %d: %d writes, want %d", s, len(got), each)
+				}
+				for i, v := range got {
+					if v != strconv.Itoa(i) {
+						t.Fatalf("session %d: write %d is %s: %v", s, i, v, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPublisherBatches holds the first batch's commit until more requests
+// are queued behind it: they go together as the next batch, at most
+// MaxBatch at a time, and every request learns its batch's result.
+func TestPublisherBatches(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	var (
+		mu      sync.Mutex
+		batches []int
+	)
+	p := NewPublisher(rdb, PublisherConfig{Shards: 1, MaxBatch: 8, Observe: func(n int, _ time.Duration, err error) {
+		if err != nil {
+			t.Errorf("batch of %d: %v", n, err)
+		}
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
+	}})
+	defer p.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	first, err := p.PublishAsync(ctx, "a", func(pipe redis.Pipeliner) {
+		close(entered) // the loop is committing this batch
+		<-release
+		pipe.RPush(ctx, "batches", "first")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	var queued []<-chan error
+	for i := range 20 {
+		done, err := p.PublishAsync(ctx, "sid"+strconv.Itoa(i), push("batches", strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, done)
+	}
+	close(release)
+	for _, done := range append([]<-chan error{first}, queued...) {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int{1, 8, 8, 4}; fmt.Sprint(batches) != fmt.Sprint(want) {
+		t.Fatalf("batch sizes %v, want %v", batches, want)
+	}
+	if n, _ := rdb.LLen(ctx, "batches").Result(); n != 21 {
+		t.Fatalf("%d writes applied, want 21", n)
+	}
+}
+
+// TestPublisherRedisDown: a batch that cannot be committed fails every
+// request in it with a wrapped error, nothing is applied in part, and the
+// publisher commits again once Redis is back.
+func TestPublisherRedisDown(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	ctx := context.Background()
+	p := NewPublisher(rdb, PublisherConfig{Timeout: time.Second})
+	defer p.Close()
+	if err := p.Publish(ctx, "s", push("down", "before")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill(t)
+	err := p.Publish(ctx, "s", push("down", "lost"), push("down", "lost too"))
+	if err == nil || !strings.HasPrefix(err.Error(), "bus: publish batch of 1: ") {
+		t.Fatalf("Publish with Redis down = %v, want the batch's error", err)
+	}
+	srv.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err = p.Publish(ctx, "s", push("down", "after"))
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("Publish after Redis came back: %v", err)
+	}
+	// The restarted Redis kept nothing, and the failed batch is not
+	// applied later.
+	got, err := rdb.LRange(ctx, "down", 0, -1).Result()
+	if err != nil || fmt.Sprint(got) != "[after]" {
+		t.Fatalf("list after the restart = %v, %v; want [after]", got, err)
+	}
+}
+
+// TestPublisherClose: Close commits what was queued, and Publish afterwards
+// fails with ErrPublisherClosed.
+func TestPublisherClose(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	p := NewPublisher(rdb, PublisherConfig{})
+	var queued []<-chan error
+	for i := range 50 {
+		done, err := p.PublishAsync(ctx, "sid"+strconv.Itoa(i%7), push("closing", strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, done)
+	}
+	p.Close()
+	for _, done := range queued {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatal("Close returned before a queued request was committed")
+		}
+	}
+	if n, _ := rdb.LLen(ctx, "closing").Result(); n != 50 {
+		t.Fatalf("%d writes applied, want 50", n)
+	}
+	if err := p.Publish(ctx, "s", push("closing", "late")); !errors.Is(err, ErrPublisherClosed) {
+		t.Fatalf("Publish after Close = %v, want ErrPublisherClosed", err)
+	}
+	p.Close() // idempotent
+}
