@@ -34,7 +34,8 @@ var (
 )
 
 // binary builds the commands once per test run and returns the path of one.
-// REALTIME_TEST_RACE=1 builds them with the race detector.
+// REALTIME_TEST_RACE=1 builds them with the race detector; with GOCOVERDIR
+// set they are built for coverage and write it there (make cover).
 func binary(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -47,6 +48,10 @@ func binary(t *testing.T, name string) string {
 			// The processes under test with the race detector; with
 			// GORACE=halt_on_error=1 a race ends the process and fails the test.
 			args = append(args, "-race")
+		}
+		if os.Getenv("GOCOVERDIR") != "" {
+			// make cover: the processes write their coverage there on exit.
+			args = append(args, "-cover", "-coverpkg=github.com/realtime/realtime/...")
 		}
 		cmd := exec.Command("go", append(args, "github.com/realtime/realtime/cmd/...")...)
 		out, err := cmd.CombinedOutput()
@@ -159,6 +164,14 @@ func (c *cluster) start(name string, ready *regexp.Regexp, bin string, args ...s
 	}()
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	c.t.Cleanup(func() {
+		if os.Getenv("GOCOVERDIR") != "" {
+			// Coverage is written on a clean exit: drain first.
+			p.signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+			}
+		}
 		p.signal(syscall.SIGKILL)
 		<-p.done
 		if c.t.Failed() {
