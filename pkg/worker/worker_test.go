@@ -298,6 +298,12 @@ func TestEmitterAndSocketAPI(t *testing.T) {
 	if n, _ := em.CountRoom(ctx, "", "r1"); n != 2 {
 		t.Fatalf("CountRoom = %d", n)
 	}
+	if got, want := roomSockets(t, em, "r1"), sorted(a, b); !slices.Equal(got, want) {
+		t.Fatalf("RoomSockets = %q, want %q", got, want)
+	}
+	if got := roomSockets(t, em, "nobody"); len(got) != 0 {
+		t.Fatalf("RoomSockets of an empty room = %q", got)
+	}
 	if rooms, _ := em.Socket(a, "").Rooms(ctx); !slices.Equal(rooms, []string{"r1"}) {
 		t.Fatalf("Rooms = %q", rooms)
 	}
@@ -327,6 +333,9 @@ func TestEmitterAndSocketAPI(t *testing.T) {
 	}
 	if n, _ := em.CountRoom(ctx, "", "r1"); n != 1 {
 		t.Fatalf("CountRoom after leave = %d", n)
+	}
+	if got := roomSockets(t, em, "r1"); !slices.Equal(got, []string{a}) {
+		t.Fatalf("RoomSockets after leave = %q, want [%s]", got, a)
 	}
 	if err := em.Disconnect(ctx, c); err != nil {
 		t.Fatal(err)
@@ -359,5 +368,53 @@ func TestEmitterAndSocketAPI(t *testing.T) {
 	mb := e.mailbox(a)
 	if last := mb[len(mb)-1]; !strings.HasPrefix(last, "5:") || !strings.Contains(last, `+::{"name":"question","args":["q"]}`) {
 		t.Fatalf("server emit with ack request: %q", last)
+	}
+}
+
+// roomSockets lists a room of the default namespace, sorted.
+func roomSockets(t *testing.T, em *Emitter, room string) []string {
+	t.Helper()
+	var out []string
+	for sid, err := range em.RoomSockets(context.Background(), "", room) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sid)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(s ...string) []string {
+	slices.Sort(s)
+	return s
+}
+
+// TestOnAnyEvent: events with a handler of their own go to it; the others
+// go to OnAnyEvent, with their name and arguments.
+func TestOnAnyEvent(t *testing.T) {
+	e := newEnv(t)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond})
+	ns := w.Namespace("")
+	ns.OnEvent("known", func(ctx context.Context, s *Socket, ev *Event) error {
+		return s.Emit("took", "known", ev.Args)
+	})
+	ns.OnAnyEvent(func(ctx context.Context, s *Socket, ev *Event) error {
+		return s.Emit("took", "any:"+ev.Name, ev.Args)
+	})
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	e.event(sid, "known", `[1]`, 0)
+	e.event(sid, "other", `["x",2]`, 0)
+	e.event(sid, "third", "", 0)
+	want := []string{
+		`5:::{"name":"took","args":["known",[1]]}`,
+		`5:::{"name":"took","args":["any:other",["x",2]]}`,
+		`5:::{"name":"took","args":["any:third",[]]}`,
+	}
+	waitFor(t, "3 packets", func() bool { return len(e.mailbox(sid)) >= len(want) })
+	if got := e.mailbox(sid); !slices.Equal(got, want) {
+		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
 	}
 }

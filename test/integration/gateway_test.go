@@ -232,15 +232,42 @@ func TestWebSocketSession(t *testing.T) {
 	if m := readWS(t, ws); m != `5:::{"name":"pushed"}` {
 		t.Fatalf("delivered %q", m)
 	}
+	// The client leaves /chat (0::/chat): later packets for /chat are
+	// dropped, the default namespace goes on.
+	writeWS(t, ws, "0::/chat")
+	writeWS(t, ws, `5:::/chat:{"name":"after leaving"}`)
+	writeWS(t, ws, `5:::{"name":"still here"}`)
+	// A websocket ping gets its pong; heartbeats keep coming.
+	pong := make(chan string, 1)
+	ws.SetPongHandler(func(data string) error {
+		select {
+		case pong <- data:
+		default:
+		}
+		return nil
+	})
+	if err := ws.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for readFrame(t, ws) != "2::" {
+	var heartbeat bool
+	var ponged string
+	for !heartbeat || ponged == "" {
 		if time.Now().After(deadline) {
-			t.Fatal("no heartbeat")
+			t.Fatalf("heartbeat %v, pong %q", heartbeat, ponged)
+		}
+		heartbeat = readFrame(t, ws) == "2::" || heartbeat
+		select {
+		case ponged = <-pong:
+		default:
 		}
 	}
+	if ponged != "are you there" {
+		t.Fatalf("pong %q", ponged)
+	}
 	ws.Close()
-	got := describe(c.signals(sid, 4))
-	want := []string{"connect", "connect /chat ?x=1", `event /chat e["a"]`, "disconnect /chat transport_close", "disconnect transport_close"}
+	got := describe(c.signals(sid, 6))
+	want := []string{"connect", "connect /chat ?x=1", `event /chat e["a"]`, "disconnect /chat client", "event still here", "disconnect transport_close"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("signals:\n got %q\nwant %q", got, want)
 	}
@@ -331,6 +358,27 @@ func TestBadInput(t *testing.T) {
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := ws.ReadMessage(); err == nil {
 		t.Fatal("websocket with unknown sid not closed")
+	}
+	// A websocket frame over -max-packet-bytes ends the session, and is
+	// counted and logged like the polling one.
+	sid = handshake(t, a)
+	ws = dialWS(t, a, sid)
+	if m := readWS(t, ws); m != "1::" {
+		t.Fatalf("first frame %q", m)
+	}
+	before := strings.Count(a.logText(), "reason=packet_too_large")
+	writeWS(t, ws, "3:::"+big[:600])
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break // closed
+		}
+	}
+	if got := describe(c.signals(sid, 2)); !slices.Equal(got, []string{"connect", "disconnect transport_close"}) {
+		t.Fatalf("signals after a websocket frame too large: %q", got)
+	}
+	if after := strings.Count(a.logText(), "reason=packet_too_large"); after != before+1 {
+		t.Fatalf("packet_too_large logged %d times for the websocket frame, want once", after-before)
 	}
 }
 
