@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/realtime/realtime/internal/freeport"
 )
 
 // The hold run checks issue 6's "50,000 concurrent websocket connections on
@@ -75,12 +77,12 @@ func runHold(ctx context.Context, o options, srv *servers, files uint64) *HoldRe
 		h.Skipped = fmt.Sprintf("the open-file limit (%d) leaves no room", files)
 		return h
 	}
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		h.Err = err.Error()
 		return h
 	}
-	admin, err := freePort()
+	admin, err := freeport.Loopback()
 	if err != nil {
 		h.Err = err.Error()
 		return h

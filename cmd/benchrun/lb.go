@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/realtime/realtime/internal/freeport"
 	"github.com/realtime/realtime/internal/haproxycfg"
 )
 
@@ -64,11 +65,11 @@ func (s *servers) startLB(ctx context.Context) error {
 			}
 		}
 	}()
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return err
 	}
-	admin, err := freePort()
+	admin, err := freeport.Loopback()
 	if err != nil {
 		return err
 	}
@@ -94,7 +95,7 @@ func (s *servers) startLB(ctx context.Context) error {
 // startHAProxy runs haproxy with a configuration derived from the shipped
 // one and waits until it accepts connections and its servers are up.
 func (s *servers) startHAProxy(ctx context.Context, name string, shipped []byte, servers []haproxycfg.Server) (*proc, string, error) {
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, "", err
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/realtime/realtime/internal/freeport"
 )
 
 // proc is one child process (redis-server, gateway, worker, node) with its
@@ -141,16 +143,6 @@ func (p *proc) failure(err error) error {
 	return fmt.Errorf("%s: %w (log %s):\n%s", p.name, err, p.logPath, p.logTail(2000))
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // waitFor calls ready every 50ms until it returns nil, the process exits or
 // timeout passes.
 func waitFor(ctx context.Context, p *proc, timeout time.Duration, ready func() error) error {
@@ -249,10 +241,10 @@ func startServers(ctx context.Context, paths Paths, logDir string) (s *servers, 
 	if err = s.startRedis(ctx); err != nil {
 		return nil, err
 	}
-	if s.gatewayPort, err = freePort(); err != nil {
+	if s.gatewayPort, err = freeport.Loopback(); err != nil {
 		return nil, err
 	}
-	if s.gatewayAdmin, err = freePort(); err != nil {
+	if s.gatewayAdmin, err = freeport.Loopback(); err != nil {
 		return nil, err
 	}
 	s.gatewayURL = fmt.Sprintf("http://127.0.0.1:%d", s.gatewayPort)
@@ -269,7 +261,7 @@ func startServers(ctx context.Context, paths Paths, logDir string) (s *servers, 
 }
 
 func (s *servers) startRedis(ctx context.Context) error {
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return err
 	}
@@ -319,7 +311,7 @@ func (s *servers) launchGateway(ctx context.Context, name, node string, port, ad
 }
 
 func (s *servers) startWorker(ctx context.Context) error {
-	admin, err := freePort()
+	admin, err := freeport.Loopback()
 	if err != nil {
 		return err
 	}

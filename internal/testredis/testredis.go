@@ -22,6 +22,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
+
+	"github.com/realtime/realtime/internal/freeport"
 )
 
 // Server is one Redis started for a test.
@@ -74,7 +76,7 @@ func Start(tb testing.TB) *Server {
 	}
 	s := &Server{}
 	s.dir = tb.TempDir()
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		tb.Fatalf("testredis: free port: %v", err)
 	}
@@ -231,13 +233,4 @@ func (s *Server) stop() {
 	if s.dir != "" {
 		_ = os.RemoveAll(filepath.Clean(s.dir))
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
