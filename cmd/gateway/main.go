@@ -21,6 +21,7 @@ import (
 
 	"github.com/realtime/realtime/internal/cli"
 	"github.com/realtime/realtime/pkg/gateway"
+	"github.com/realtime/realtime/pkg/session"
 )
 
 func main() {
@@ -47,7 +48,10 @@ func run(args []string) error {
 		flashAddr    = fs.String("flash-policy-addr", "", "listen address of the Flash policy-file server, e.g. :10843 (empty: off)")
 		maxPacket    = fs.Int("max-packet-bytes", 1<<20, "largest packet accepted from a client")
 		maxBody      = fs.Int64("max-body-bytes", 1<<20, "largest POST body accepted")
-		maxMailbox   = fs.Int("max-mailbox", 1000, "packets a polling session's mailbox holds before the session is ended (overflow)")
+		mailboxBytes = fs.Int("mailbox-bytes", session.DefaultMailboxBytes, "bytes a polling session's mailbox may hold while its client does not drain it; beyond them for -mailbox-drain-timeout, or beyond 4 times them, the session ends (overflow)")
+		mailboxDrain = fs.Duration("mailbox-drain-timeout", session.DefaultMailboxDrainTimeout, "how long a mailbox over -mailbox-bytes may keep its oldest packet waiting")
+		pollBatch    = fs.Int("poll-batch-bytes", session.DefaultPollBatchBytes, "most bytes of packets one poll answer carries")
+		maxMailbox   = fs.Int("max-mailbox", 0, "deprecated and ignored: mailboxes are bounded in bytes (-mailbox-bytes)")
 		sendQueue    = fs.Int("send-queue", 1024, "packets queued per streaming client before it is dropped as too slow")
 		clientScript = fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js")
 		static       = fs.String("static", "", "directory served at / (e.g. the chat page)")
@@ -64,6 +68,9 @@ func run(args []string) error {
 	if !ok {
 		return err
 	}
+	if *maxMailbox != 0 {
+		log.Warn("-max-mailbox is deprecated and ignored: mailboxes are bounded in bytes (-mailbox-bytes, -mailbox-drain-timeout)")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -78,7 +85,8 @@ func run(args []string) error {
 		HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
 		CloseTimeout: *closeTimeout, PollingDuration: *pollDuration,
 		Transports: splitList(*transports), Origins: splitList(*origins),
-		MaxPacketBytes: *maxPacket, MaxBodyBytes: *maxBody, MaxMailbox: *maxMailbox, SendQueue: *sendQueue,
+		MaxPacketBytes: *maxPacket, MaxBodyBytes: *maxBody, SendQueue: *sendQueue,
+		MailboxBytes: *mailboxBytes, MailboxDrainTimeout: *mailboxDrain, PollBatchBytes: *pollBatch,
 		ClientScript: *clientScript, StaticDir: *static, Logger: log, AliveTTL: *livenessTTL,
 		MaxHandshakeRate: *maxHSRate, MaxConnections: *maxConns,
 		Authorize: *authorize, AuthorizeTimeout: *authTimeout, AuthorizeFailOpen: *authFailOpen,

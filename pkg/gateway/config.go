@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
 )
 
 // Transport names.
@@ -52,9 +53,22 @@ type Config struct {
 	MaxPacketBytes int
 	// MaxBodyBytes bounds a POST body. Default: 1 MiB.
 	MaxBodyBytes int64
-	// MaxMailbox bounds a polling session's mailbox in packets; overflow ends
-	// the session with reason "overflow". Default: 1000.
-	MaxMailbox int
+	// MailboxBytes bounds a polling session's mailbox, in bytes of packets
+	// waiting for a poll: beyond it the mailbox is tolerated only while the
+	// client drains it (its oldest waiting packet has waited less than
+	// MailboxDrainTimeout), and never beyond session.MailboxHardFactor (4)
+	// times it; a delivery that breaks either rule ends the session with
+	// reason "overflow". Written into each session at its handshake, so
+	// every gateway and worker delivering to it applies the same bounds.
+	// Default: session.DefaultMailboxBytes (1 MiB).
+	MailboxBytes int
+	// MailboxDrainTimeout: see MailboxBytes. Default:
+	// session.DefaultMailboxDrainTimeout (10s).
+	MailboxDrainTimeout time.Duration
+	// PollBatchBytes bounds one poll answer: a poll takes everything
+	// waiting, up to this many bytes (at least one packet). Default:
+	// session.DefaultPollBatchBytes (1 MiB).
+	PollBatchBytes int
 	// SendQueue bounds a streaming connection's outbound queue in packets;
 	// overflow disconnects the slow client with reason "overflow".
 	// Default: 1024. The queue costs nothing while empty.
@@ -148,8 +162,12 @@ func (c *Config) defaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
-	if c.MaxMailbox <= 0 {
-		c.MaxMailbox = 1000
+	if c.MailboxBytes <= 0 {
+		c.MailboxBytes = session.DefaultMailboxBytes
+	}
+	def(&c.MailboxDrainTimeout, session.DefaultMailboxDrainTimeout)
+	if c.PollBatchBytes <= 0 {
+		c.PollBatchBytes = session.DefaultPollBatchBytes
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = 1024

@@ -82,7 +82,8 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 	g.store = session.New(rdb, session.Config{
 		Keys: cfg.Keys, Node: cfg.Node,
 		HandshakeTimeout: cfg.HandshakeTimeout, CloseTimeout: cfg.CloseTimeout,
-		PollingDuration: cfg.PollingDuration, MaxMailbox: cfg.MaxMailbox,
+		PollingDuration: cfg.PollingDuration, MailboxBytes: cfg.MailboxBytes,
+		MailboxDrainTimeout: cfg.MailboxDrainTimeout, PollBatchBytes: cfg.PollBatchBytes,
 	})
 	g.pub = bus.NewPublisher(rdb, bus.PublisherConfig{Observe: func(_ int, took time.Duration, err error) {
 		g.metrics.PublishSeconds.Observe(took.Seconds())

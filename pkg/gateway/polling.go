@@ -13,13 +13,6 @@ import (
 	"github.com/realtime/realtime/pkg/session"
 )
 
-// minPollHold is the least time between a poll's arrival and an answer that
-// carries packets. The client's next poll then has a different cache-buster
-// "t" (milliseconds) than this one, which is how session.Poll tells a
-// retried poll (same t: deliver the same batch again) from the next one
-// (new t: the batch arrived, drop it).
-const minPollHold = 2 * time.Millisecond
-
 // errorPacket is the "client not handshaken" error with reconnect advice.
 var errorPacket = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonClientNotHandshaken, protocol.AdviceReconnect)))
 
@@ -61,7 +54,6 @@ func (p *pollWaiter) notifyAll(ev pollEvent) {
 
 // servePoll handles a polling GET (xhr-polling, jsonp-polling).
 func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, sid string) {
-	start := time.Now()
 	q := r.URL.Query()
 	index := "0"
 	if transport == TransportJSONPPolling {
@@ -83,9 +75,17 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	ctx := r.Context()
 	reply, err := g.store.Poll(ctx, sid, transport, waiter.id, t, false)
 	if err == nil && reply.Result == session.PollParked {
+		if reply.OnStream {
+			// The 0.9 client falls back to polling when its websocket (or
+			// htmlfile) did not connect in time, with the same sid; here
+			// that stream still looks open. The poll waits (as the
+			// reference's does) instead of being answered at once, which
+			// the client would repeat in a hot loop.
+			g.rejected("poll_on_stream", "transport", transport, "sid", sid)
+		}
 		g.metrics.Connections.WithLabelValues(transport).Inc()
 		g.held.Add(1)
-		reply, err = g.park(ctx, waiter, sid, transport, t)
+		reply, err = g.park(ctx, waiter, sid, transport, t, reply)
 		g.held.Add(-1)
 		g.metrics.Connections.WithLabelValues(transport).Dec()
 	}
@@ -114,28 +114,59 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		packets = []string{"8::"}
 	}
 	if len(packets) > 0 && packets[0] != "8::" {
-		if d := minPollHold - time.Since(start); d > 0 {
-			time.Sleep(d)
-		}
 		if reply.Depth > 0 {
 			g.metrics.MailboxDepth.Observe(float64(reply.Depth))
 		}
 		g.metrics.MailboxDrain.Observe(float64(len(packets)))
 	}
-	g.writePoll(w, r, transport, index, packets)
+	written := g.writePoll(w, r, transport, index, packets)
+	if err == nil && reply.Owned {
+		g.settle(sid, waiter.id, written)
+	}
 	if err == nil && !reply.Routed.IsZero() {
 		g.observeDelivery(routeMailbox, reply.Routed.UnixMilli())
 	}
 }
 
-// park waits for a wake, a kick, the session's end or the polling duration.
-func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, t string) (session.PollReply, error) {
+// settle confirms the batch a poll answered with once the answer was
+// written whole (session.Store.Poll: this is how a later poll with the same
+// cache-buster is told from a retry), or releases it when the write failed,
+// so that the client's retry gets it again at once. The confirmation rides
+// the publisher's batches; a lost one costs at most a duplicate, after
+// session.Config.BatchConfirmWait.
+func (g *Gateway) settle(sid, pollID string, written bool) {
+	if !written {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.store.Release(ctx, sid, pollID); err != nil {
+			g.metrics.RedisErrors.WithLabelValues("poll").Inc()
+			g.log.Warn("poll batch not released", "sid", sid, "err", err)
+		}
+		return
+	}
+	ch, err := g.pub.PublishAsync(context.Background(), sid, g.store.ConfirmWrite(sid, pollID))
+	if err != nil {
+		return // shutting down: the next poll's new cache-buster trims the batch
+	}
+	go func() {
+		if err := <-ch; err != nil {
+			g.log.Warn("poll batch not confirmed; a poll with the same cache-buster gets it again", "sid", sid, "err", err)
+		}
+	}()
+}
+
+// park waits for a wake, a kick, the session's end or the polling duration;
+// first is the poll's first reply (parked). A poll waiting for another
+// poll's batch to be confirmed runs again when its recheck time comes.
+func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, t string, first session.PollReply) (session.PollReply, error) {
 	d := g.cfg.PollingDuration
 	if g.draining.Load() && d > time.Second {
 		d = time.Second // draining: do not hold requests the shutdown would wait for
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	recheck := newRecheck(first.Recheck)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -144,6 +175,7 @@ func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, 
 			return session.PollReply{Result: session.PollSuperseded}, nil
 		case <-g.drainCh:
 			return session.PollReply{Result: session.PollSuperseded}, nil
+		case <-recheck.C:
 		case ev := <-waiter.ch:
 			switch {
 			case ev.closed && ev.packet != "":
@@ -151,15 +183,33 @@ func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, 
 			case ev.closed, ev.kick:
 				return session.PollReply{Result: session.PollSuperseded}, nil
 			}
-			reply, err := g.store.Poll(ctx, sid, transport, waiter.id, t, true)
-			if err != nil || reply.Result != session.PollParked {
-				return reply, err
+			if first.OnStream {
+				continue // a wake is for the stream's packets, not for this poll
 			}
 		}
+		reply, err := g.store.Poll(ctx, sid, transport, waiter.id, t, true)
+		if err != nil || reply.Result != session.PollParked {
+			return reply, err
+		}
+		recheck.Stop()
+		recheck = newRecheck(reply.Recheck)
 	}
 }
 
-func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, index string, packets []string) {
+// newRecheck returns a timer firing after d, or a stopped one that never
+// fires for d = 0.
+func newRecheck(d time.Duration) *time.Timer {
+	if d > 0 {
+		return time.NewTimer(d)
+	}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// writePoll writes a poll's answer and reports whether it reached the
+// connection whole (written and flushed).
+func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, index string, packets []string) bool {
 	bufs := make([][]byte, len(packets))
 	for i, p := range packets {
 		bufs[i] = []byte(p)
@@ -179,7 +229,10 @@ func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, i
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Connection", "Keep-Alive")
-	_, _ = w.Write(body)
+	if _, err := w.Write(body); err != nil {
+		return false
+	}
+	return http.NewResponseController(w).Flush() == nil
 }
 
 // servePost handles a POST of a payload (xhr-polling, jsonp-polling,

@@ -7,11 +7,15 @@
 // the reaper when a deadline passes or the gateway holding its stream dies),
 // writing one disconnect signal per connected namespace.
 //
-// Polling sessions keep outbound packets in a bounded mailbox. Each poll
-// takes a batch and marks it in flight; the next poll acknowledges it (trims
-// it) unless it carries the same cache-buster "t" as the poll that took it,
-// which means the answer was lost and the load balancer retried: then the
-// same batch is delivered again.
+// Polling sessions keep outbound packets in a mailbox bounded in bytes and
+// time (Config.MailboxBytes, stored with each session so that every process
+// delivering to it applies the same bounds). Each poll takes what waits, up
+// to Config.PollBatchBytes, and marks it in flight; the gateway confirms the
+// batch once its answer was written whole, or releases it if the write
+// failed. A later poll with a new cache-buster "t" trims the batch (the
+// client got it); one with the same "t" gets new packets if the batch was
+// confirmed and the same batch again if it was not (the answer was lost and
+// the load balancer retried): see Store.Poll.
 //
 // Streaming sessions (websocket, flashsocket, htmlfile) are held by one
 // gateway; packets for them are published on that gateway's channel.

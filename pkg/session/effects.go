@@ -72,10 +72,9 @@ type Commit struct {
 
 // commitScript applies commits in order. For a commit with an entry id, the
 // effects apply only if XACK acknowledged the entry now (so a retried or
-// duplicated commit applies nothing twice). ARGV[4] max mailbox, then per
-// commit: stream, id, effect count, then per effect: op, arg count, args.
+// duplicated commit applies nothing twice). From ARGV[4], per commit:
+// stream, id, effect count, then per effect: op, arg count, args.
 var commitScript = redis.NewScript(lib + `
-local maxmb = tonumber(ARGV[4])
 local function join(sid, ns, room)
   local s = ks(sid)
   local f = redis.call('HMGET', s, 'cls', 'gw')
@@ -101,11 +100,11 @@ local function broadcast(ns, room, except, packet)
   local set
   if room == '' then set = P .. 'nsp:' .. ns else set = P .. 'roomp:' .. ns .. ':' .. room end
   for _, sid in ipairs(redis.call('SMEMBERS', set)) do
-    if sid ~= except then deliver(sid, {packet}, maxmb) end
+    if sid ~= except then deliver(sid, {packet}) end
   end
 end
 local function apply(op, a)
-  if op == 'd' then deliver(a[1], {a[2]}, maxmb)
+  if op == 'd' then deliver(a[1], {a[2]})
   elseif op == 'j' then join(a[1], a[2], a[3])
   elseif op == 'l' then leave(a[1], a[2], a[3])
   elseif op == 'b' then broadcast(a[1], a[2], a[3], a[4])
@@ -116,11 +115,11 @@ local function apply(op, a)
       if ttl > 0 then redis.call('PEXPIRE', kacks(a[1]), ttl) end
     end
   elseif op == 'e' then end_session(a[1], a[2], a[3])
-  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4], maxmb)
+  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4])
   end
 end
 buffer()
-local i, applied = 5, 0
+local i, applied = 4, 0
 while i <= #ARGV do
   local stream, id, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
@@ -142,14 +141,14 @@ return applied
 // Apply runs commits as one script and returns how many were applied (a
 // commit whose entry was already acknowledged applies nothing).
 func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
-	n := 4
+	n := 3
 	for _, c := range commits {
 		n += 3
 		for _, e := range c.Effects {
 			n += 2 + len(e.args)
 		}
 	}
-	args := append(make([]any, 0, n), s.args(s.cfg.MaxMailbox)...)
+	args := append(make([]any, 0, n), s.args()...)
 	for _, c := range commits {
 		args = append(args, c.Stream, c.ID, len(c.Effects))
 		for _, e := range c.Effects {

@@ -1,6 +1,10 @@
 package session
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // lib is prepended to every script. ARGV[1] is the key prefix, ARGV[2] the
 // time in unix milliseconds, ARGV[3] the node id of the gateway (or worker)
@@ -10,8 +14,13 @@ import "github.com/redis/go-redis/v9"
 //
 //	<P>s:{sid}      hash: p (partition), st (new|open), tr (transport), cls (poll|stream),
 //	                gw (node holding the stream), pg ("<node> <pollid>" of the parked poll),
-//	                it/ic (cache-buster and size of the batch in flight), ct (created ms), hs (handshake JSON),
+//	                it/ic/ib (cache-buster, packets and bytes of the batch in flight),
+//	                io ("<node> <pollid>" of the poll whose answer carries the batch, until it
+//	                confirms or releases it), itm (unix ms when that poll took it),
+//	                ct (created ms), hs (handshake JSON),
 //	                mt (unix ms when the oldest packet not yet taken from the mailbox was queued),
+//	                mbb (bytes in the mailbox), mxb/mxw (the mailbox's byte bound and drain
+//	                timeout ms, written at the handshake),
 //	                dl (the deadline a poll last wrote to deadlines, unix ms)
 //	<P>mb:{sid}     list: outbound packets of a polling session (the mailbox)
 //	<P>ns:{sid}     set: connected namespaces ("" is the default one)
@@ -24,8 +33,12 @@ import "github.com/redis/go-redis/v9"
 //	<P>gwss:<node>  set: streaming sids held by gateway node
 //	<P>gws          set: gateway nodes; <P>gwalive:<node> their liveness keys (TTL)
 //	<P>sig:{p}      stream: signals of partition p
-const lib = `
+var lib = `
 local P, NOW, NODE = ARGV[1], ARGV[2], ARGV[3]
+-- Mailbox bounds for sessions created before they were written into the
+-- session (mxb, mxw): the Go defaults.
+local MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD = ` + strconv.Itoa(DefaultMailboxBytes) + `, ` +
+	strconv.FormatInt(DefaultMailboxDrainTimeout.Milliseconds(), 10) + `, ` + strconv.Itoa(MailboxHardFactor) + `
 local KDL = P .. 'deadlines'
 local function ks(sid) return P .. 's:{' .. sid .. '}' end
 local function kmb(sid) return P .. 'mb:{' .. sid .. '}' end
@@ -119,21 +132,32 @@ end
 -- deliver queues packets for a session: published to the gateway holding
 -- its stream, else appended to its mailbox (waking a parked poll).
 -- Returns 1, 0 when there is no such session, -1 when the mailbox
--- overflowed (the session is then ended with reason "overflow").
-local function deliver(sid, packets, maxmb)
+-- overflowed (the session is then ended with reason "overflow"): its bytes
+-- would pass mxb while its oldest packet has waited more than mxw ms (the
+-- client does not drain it), or pass MB_HARD times mxb.
+local function deliver(sid, packets)
   local s = ks(sid)
-  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p')
+  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw')
   if not f[4] then return 0 end -- every session has its partition
   if f[1] == 'stream' and f[2] then
     for _, pk in ipairs(packets) do publish(f[2], 'D\n' .. sid .. '\n' .. NOW .. '\n' .. pk) end
     return 1
   end
-  local mb = kmb(sid)
-  if redis.call('LLEN', mb) + #packets > maxmb then
-    end_session(sid, 'overflow', '')
-    return -1
+  local add = 0
+  for _, pk in ipairs(packets) do add = add + #pk end
+  local bytes = (tonumber(f[5]) or 0) + add
+  local bound = tonumber(f[7]) or MB_DEFAULT
+  if bytes > bound then
+    local waited = 0
+    if f[6] then waited = tonumber(NOW) - tonumber(f[6]) end
+    if bytes > MB_HARD * bound or waited > (tonumber(f[8]) or MB_WAIT_DEFAULT) then
+      end_session(sid, 'overflow', '')
+      return -1
+    end
   end
+  local mb = kmb(sid)
   redis.call('HSETNX', s, 'mt', NOW)
+  redis.call('HSET', s, 'mbb', bytes)
   redis.call('RPUSH', mb, unpack(packets))
   local ttl = redis.call('PTTL', s)
   if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end
@@ -146,10 +170,10 @@ end
 -- delivered first, the session leaves the namespace's rooms, the gateway
 -- holding its stream is told, and the disconnect signal is written. Returns
 -- 1, or 0 when the session or the namespace membership was gone.
-local function leave_ns(sid, ns, reason, packet, maxmb)
+local function leave_ns(sid, ns, reason, packet)
   local f = redis.call('HMGET', ks(sid), 'p', 'gw')
   if not f[1] then return 0 end
-  if packet ~= '' then deliver(sid, {packet}, maxmb) end
+  if packet ~= '' then deliver(sid, {packet}) end
   if redis.call('SREM', kns(sid), ns) == 0 then return 0 end
   redis.call('SREM', P .. 'nsm:' .. ns, sid)
   redis.call('SREM', P .. 'nsp:' .. ns, sid)
@@ -163,6 +187,19 @@ local function leave_ns(sid, ns, reason, packet, maxmb)
   if f[2] then publish(f[2], 'L\n' .. sid .. '\n' .. ns .. '\n') end
   xadd(sid, f[1], 'disconnect', ns, {reason = reason})
   return 1
+end
+
+-- trim_batch drops the batch in flight from the head of the mailbox (its
+-- answer reached the client) and forgets it.
+local function trim_batch(sid)
+  local s = ks(sid)
+  local f = redis.call('HMGET', s, 'ic', 'ib', 'mbb')
+  local ic = tonumber(f[1]) or 0
+  if ic > 0 then redis.call('LTRIM', kmb(sid), ic, -1) end
+  local left = (tonumber(f[3]) or 0) - (tonumber(f[2]) or 0)
+  if left < 0 then left = 0 end
+  redis.call('HSET', s, 'ic', 0, 'mbb', left)
+  redis.call('HDEL', s, 'io', 'itm', 'ib')
 end
 
 local function expire_all(sid, ttl)
@@ -211,15 +248,19 @@ redis.call('ZREM', KDL, sid)
 for _, k in ipairs({s, kns(sid), krooms(sid), kacks(sid)}) do redis.call('PERSIST', k) end
 local q = redis.call('LRANGE', kmb(sid), 0, -1)
 redis.call('DEL', kmb(sid))
+redis.call('HDEL', s, 'mbb', 'mt', 'it', 'ic', 'ib', 'io', 'itm')
 return {first, q}
 `)
 
-// pollScript serves one polling GET.
+// pollScript serves one polling GET (Store.Poll says which batch a poll
+// gets).
 // ARGV[4] sid, [5] transport, [6] pollid, [7] t, [8] deadline ms, [9] ttl ms,
-// [10] max packets, [11] max bytes, [12] "1" when re-run after a wake,
-// [13] refresh slack ms (see refresh).
-// Returns nil (unknown), -1 (wrong class), {1, packets} (answer now),
-// {0} (parked), or {2} (superseded by a newer poll: answer 8::).
+// [10] max bytes of an answer, [11] batch confirm wait ms, [12] "1" when
+// re-run after a wake or a recheck, [13] refresh slack ms (see refresh).
+// Returns nil (unknown), -1 (wrong class), {1, packets, mt, depth, owned}
+// (answer now; owned 1: the poll must confirm or release the batch),
+// {0} or {0, recheck ms} (parked), {2} (superseded by a newer poll: answer
+// 8::), or {3} (the session is held by a stream: parked until it ends).
 var pollScript = redis.NewScript(lib + `
 local sid, tr, pid, t = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local s = ks(sid)
@@ -231,10 +272,25 @@ if redis.call('EXISTS', s) == 0 then
   end
   return false
 end
-local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl')
-if f[2] and f[2] ~= 'poll' then return -1 end
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl', 'io', 'itm')
 local me = NODE .. ' ' .. pid
-if ARGV[12] == '1' and f[6] ~= me then return {2} end
+local prev = f[6]
+if ARGV[12] == '1' and prev ~= me then return {2} end
+-- kick answers the poll parked before this one, if another, with 8::.
+local function kick()
+  if prev and prev ~= me then
+    local node, ppid = poller(prev)
+    if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
+  end
+end
+if f[2] and f[2] ~= 'poll' then
+  -- A poll on a session a stream holds (a client falling back to polling
+  -- while its websocket or htmlfile still looks open here) waits; the
+  -- stream's end (route C to pg) or the polling duration answers it.
+  kick()
+  redis.call('HSET', s, 'pg', me)
+  return {3}
+end
 local mb = kmb(sid)
 if f[1] == 'new' then
   redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'poll')
@@ -243,50 +299,80 @@ if f[1] == 'new' then
   redis.call('SADD', P .. 'nsp:', sid)
   xadd(sid, f[3], 'connect', '', {transport = tr})
   redis.call('LPUSH', mb, '1::')
+  redis.call('HINCRBY', s, 'mbb', 3)
 end
 refresh(sid, f[7], ARGV[8], ARGV[9], ARGV[13])
 local ic = tonumber(f[5]) or 0
-if t == '' or t ~= f[4] then
-  if ic > 0 then redis.call('LTRIM', mb, ic, -1) end
-  ic = 0
-  redis.call('HSET', s, 'it', t, 'ic', 0)
-end
-local prev = f[6]
 if ic > 0 then
-  if prev and prev ~= me then
-    local node, ppid = poller(prev)
-    if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
+  if t ~= f[4] then
+    -- The client got the batch in flight: the 0.9 client polls again only
+    -- after an answer arrived, with a new t unless its clock did not tick.
+    trim_batch(sid)
+  else
+    local owner = f[8]
+    if owner and owner ~= me then
+      -- Its answer may have been written, its confirmation on the way:
+      -- wait for it, at most until the confirm wait since it was taken.
+      local left = (tonumber(f[9]) or 0) + tonumber(ARGV[11]) - tonumber(NOW)
+      if left > 0 then
+        kick()
+        redis.call('HSET', s, 'pg', me)
+        return {0, left}
+      end
+    end
+    -- Released (its write failed), or never confirmed in time (its gateway
+    -- died): the answer never reached the client. Deliver it again.
+    kick()
     redis.call('HDEL', s, 'pg')
+    redis.call('HSET', s, 'io', me, 'itm', NOW)
+    return {1, redis.call('LRANGE', mb, 0, ic - 1), '0', 0, 1}
   end
-  return {1, redis.call('LRANGE', mb, 0, ic - 1)}
 end
-local items = redis.call('LRANGE', mb, 0, tonumber(ARGV[10]) - 1)
-if #items > 0 then
-  local out, bytes, maxb = {}, 0, tonumber(ARGV[11])
-  for i, it in ipairs(items) do
+-- Take what waits, up to the byte bound (at least one packet).
+local maxb, out, bytes, from = tonumber(ARGV[10]), {}, 0, 0
+while true do
+  local items = redis.call('LRANGE', mb, from, from + 511)
+  local full = false
+  for _, it in ipairs(items) do
+    if #out > 0 and bytes + #it > maxb then
+      full = true
+      break
+    end
+    out[#out + 1] = it
     bytes = bytes + #it
-    if i > 1 and bytes > maxb then break end
-    out[i] = it
   end
-  redis.call('HSET', s, 'ic', #out)
-  if prev and prev ~= me then
-    local node, ppid = poller(prev)
-    if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
-  end
+  if full or #items < 512 then break end
+  from = from + 512
+end
+kick()
+if #out > 0 then
   redis.call('HDEL', s, 'pg')
+  redis.call('HSET', s, 'it', t, 'ic', #out, 'ib', bytes, 'io', me, 'itm', NOW)
   -- mt: when the oldest packet not yet taken was queued (for the delivery
-  -- latency); packets left behind count from now.
+  -- latency and the drain timeout); packets left behind count from now.
   local mt = redis.call('HGET', s, 'mt')
   local depth = redis.call('LLEN', mb)
   if depth > #out then redis.call('HSET', s, 'mt', NOW) else redis.call('HDEL', s, 'mt') end
-  return {1, out, mt or '0', depth}
+  return {1, out, mt or '0', depth, 1}
 end
 redis.call('HSET', s, 'pg', me)
-if prev and prev ~= me then
-  local node, ppid = poller(prev)
-  if node then publish(node, 'K\n' .. sid .. '\n' .. ppid) end
-end
 return {0}
+`)
+
+// settleScript confirms (the answer was written whole: trim the batch) or
+// releases (the write failed: the next poll delivers it again) the batch
+// in flight, if poll pollid of NODE still owns it, and wakes the poll
+// parked since. ARGV[4] sid, [5] pollid, [6] "1" confirm, "0" release.
+// Returns 1, or 0 when the poll no longer owns the batch.
+var settleScript = redis.NewScript(lib + `
+local sid = ARGV[4]
+local s = ks(sid)
+local f = redis.call('HMGET', s, 'io', 'pg')
+if f[1] ~= NODE .. ' ' .. ARGV[5] then return 0 end
+if ARGV[6] == '1' then trim_batch(sid) else redis.call('HDEL', s, 'io', 'itm') end
+local node, pid = poller(f[2])
+if node then publish(node, 'W\n' .. sid .. '\n' .. pid) end
+return 1
 `)
 
 // touchScript marks contact from a POST. ARGV[4] sid, [5] deadline ms,
@@ -313,15 +399,15 @@ var endScript = redis.NewScript(lib + `
 return end_session(ARGV[4], ARGV[5], ARGV[6])
 `)
 
-// deliverScript: ARGV[4] sid, [5] max mailbox, [6..] packets.
+// deliverScript: ARGV[4] sid, [5..] packets.
 var deliverScript = redis.NewScript(lib + `
 local packets = {}
-for i = 6, #ARGV do packets[#packets + 1] = ARGV[i] end
-return deliver(ARGV[4], packets, tonumber(ARGV[5]))
+for i = 5, #ARGV do packets[#packets + 1] = ARGV[i] end
+return deliver(ARGV[4], packets)
 `)
 
-// joinScript connects a namespace. ARGV[4] sid, [5] ns, [6] query, [7] max
-// mailbox, [8] "1" to queue the 1::<ns> echo (polling sessions; streaming
+// joinScript connects a namespace. ARGV[4] sid, [5] ns, [6] query,
+// [7] "1" to queue the 1::<ns> echo (polling sessions; streaming
 // gateways write it themselves). Returns 1, or 0 if the session is gone.
 var joinScript = redis.NewScript(lib + `
 local sid, ns = ARGV[4], ARGV[5]
@@ -334,13 +420,13 @@ if redis.call('SADD', kns(sid), ns) == 1 then
   if f[2] == 'poll' then redis.call('SADD', P .. 'nsp:' .. ns, sid) end
   xadd(sid, f[1], 'connect', ns, {query = ARGV[6]})
 end
-if ARGV[8] == '1' then deliver(sid, {'1::' .. ns}, tonumber(ARGV[7])) end
+if ARGV[7] == '1' then deliver(sid, {'1::' .. ns}) end
 return 1
 `)
 
 // leaveScript disconnects one namespace. ARGV[4] sid, [5] ns, [6] reason.
 var leaveScript = redis.NewScript(lib + `
-return leave_ns(ARGV[4], ARGV[5], ARGV[6], '', 0)
+return leave_ns(ARGV[4], ARGV[5], ARGV[6], '')
 `)
 
 // reapDeadlinesScript ends sessions whose deadline passed. ARGV[4] limit.

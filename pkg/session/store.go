@@ -29,14 +29,44 @@ type Config struct {
 	CloseTimeout time.Duration
 	// PollingDuration is how long a poll may be parked. Default: 20s.
 	PollingDuration time.Duration
-	// MaxMailbox bounds a polling session's mailbox, in packets; a delivery
-	// beyond it ends the session with reason "overflow". Default: 1000.
-	MaxMailbox int
-	// MaxBatchPackets and MaxBatchBytes bound one poll answer (at least one
-	// packet is always taken). Defaults: 100 and 1 MiB.
-	MaxBatchPackets int
-	MaxBatchBytes   int
+	// MailboxBytes bounds a polling session's mailbox in bytes of packets:
+	// beyond it the mailbox is tolerated only while the client drains it
+	// (its oldest waiting packet has waited less than MailboxDrainTimeout),
+	// and never beyond MailboxHardFactor times it; a delivery that breaks
+	// either rule ends the session with reason "overflow". The gateway that
+	// creates a session writes both bounds into it, so every process that
+	// delivers (gateways, workers, emitters) honours the same bounds.
+	// Default: DefaultMailboxBytes.
+	MailboxBytes int
+	// MailboxDrainTimeout is how long a mailbox over MailboxBytes may keep
+	// its oldest packet waiting before the session is ended (overflow).
+	// Default: DefaultMailboxDrainTimeout.
+	MailboxDrainTimeout time.Duration
+	// PollBatchBytes bounds one poll answer: a poll takes every packet
+	// waiting, up to this many bytes (at least one packet is always taken).
+	// Default: DefaultPollBatchBytes.
+	PollBatchBytes int
+	// BatchConfirmWait is how long a poll that carries the same cache-buster
+	// as the poll whose batch is still in flight waits for that batch's
+	// answer to be confirmed (written whole by its gateway) before it takes
+	// the batch over and delivers it again (see Poll). The confirmation
+	// comes within a Redis round trip of the write; only a gateway that
+	// died, or lost Redis, between taking a batch and writing it lets this
+	// wait run out. Default: DefaultBatchConfirmWait.
+	BatchConfirmWait time.Duration
 }
+
+// Mailbox and poll defaults (Config).
+const (
+	DefaultMailboxBytes        = 1 << 20
+	DefaultMailboxDrainTimeout = 10 * time.Second
+	DefaultPollBatchBytes      = 1 << 20
+	// MailboxHardFactor times MailboxBytes is what a mailbox never exceeds,
+	// however fast its client drains it.
+	MailboxHardFactor = 4
+	// DefaultBatchConfirmWait is Config.BatchConfirmWait's default.
+	DefaultBatchConfirmWait = 2 * time.Second
+)
 
 func (c *Config) defaults() {
 	if c.Keys == (bus.Keys{}) {
@@ -51,14 +81,17 @@ func (c *Config) defaults() {
 	if c.PollingDuration <= 0 {
 		c.PollingDuration = 20 * time.Second
 	}
-	if c.MaxMailbox <= 0 {
-		c.MaxMailbox = 1000
+	if c.MailboxBytes <= 0 {
+		c.MailboxBytes = DefaultMailboxBytes
 	}
-	if c.MaxBatchPackets <= 0 {
-		c.MaxBatchPackets = 100
+	if c.MailboxDrainTimeout <= 0 {
+		c.MailboxDrainTimeout = DefaultMailboxDrainTimeout
 	}
-	if c.MaxBatchBytes <= 0 {
-		c.MaxBatchBytes = 1 << 20
+	if c.PollBatchBytes <= 0 {
+		c.PollBatchBytes = DefaultPollBatchBytes
+	}
+	if c.BatchConfirmWait <= 0 {
+		c.BatchConfirmWait = DefaultBatchConfirmWait
 	}
 }
 
@@ -150,7 +183,9 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 			"st", "new",
 			"ct", now.UnixMilli(),
 			"hs", hsJSON,
-			"ad", authData)
+			"ad", authData,
+			"mxb", s.cfg.MailboxBytes,
+			"mxw", s.cfg.MailboxDrainTimeout.Milliseconds())
 		pipe.PExpire(ctx, key, s.cfg.HandshakeTimeout+ttlMargin)
 		pipe.ZAdd(ctx, s.cfg.Keys.Prefix()+"deadlines", redis.Z{
 			Score: float64(now.Add(s.cfg.HandshakeTimeout).UnixMilli()), Member: sid})
@@ -199,6 +234,20 @@ type PollReply struct {
 	Result PollResult
 	// Packets answer the poll (PollAnswer).
 	Packets []string
+	// Owned is true when Packets are the session's batch in flight, taken
+	// by this poll: once the answer is written whole the poll must Confirm
+	// it (trimming it from the mailbox), or Release it if the write failed.
+	Owned bool
+	// Recheck, for a parked poll (PollParked), is how long it may wait for
+	// a wake before it must run again: it waits for another poll's batch
+	// to be confirmed (see Config.BatchConfirmWait). Zero: only a wake, a kick or
+	// the polling duration end the wait.
+	Recheck time.Duration
+	// OnStream is true when the session is held by a streaming transport
+	// (websocket, flashsocket, htmlfile): the poll is parked until the
+	// polling duration ends or the session ends, and never answered with
+	// the session's packets, which go to the stream.
+	OnStream bool
 	// Routed is when the oldest of Packets was routed to the mailbox (zero
 	// if unknown: a re-delivered batch, or the connect packet).
 	Routed time.Time
@@ -209,7 +258,17 @@ type PollReply struct {
 
 // Poll serves a polling GET identified by pollID (unique on this node) whose
 // request carried cache-buster t ("" if none). rerun is true when the same
-// request runs again after a wake.
+// request runs again after a wake or a recheck.
+//
+// Which batch a poll gets (docs/redis.md, "Polling delivery"): a poll whose
+// t differs from the t of the batch in flight trims that batch (the 0.9
+// client sends its next poll only after it received the previous answer),
+// then takes what waits. A poll with the same t (a load balancer retrying a
+// GET whose answer never came, or a client whose clock did not tick between
+// two polls) is told apart by the batch's confirmation: a confirmed batch
+// was written whole, so the poll is a new one and gets new packets; an
+// unconfirmed one is delivered again once its gateway released it or
+// Config.BatchConfirmWait passed since it was taken, and until then the poll waits.
 func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, rerun bool) (PollReply, error) {
 	now := time.Now()
 	deadline := now.Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
@@ -219,7 +278,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 		re = "1"
 	}
 	res, err := pollScript.Run(ctx, s.rdb, []string{s.key("s", sid)},
-		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.MaxBatchPackets, s.cfg.MaxBatchBytes, re, s.refreshSlack())...).Result()
+		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), re, s.refreshSlack())...).Result()
 	if err != nil {
 		if err == redis.Nil {
 			return PollReply{}, ErrUnknownSession
@@ -236,20 +295,48 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 	switch arr[0].(int64) {
 	case 1:
 		r := PollReply{Result: PollAnswer, Packets: toStrings(arr[1])}
-		if len(arr) > 3 {
+		if len(arr) > 4 {
 			mt, _ := arr[2].(string)
 			if ms, _ := strconv.ParseInt(mt, 10, 64); ms > 0 {
 				r.Routed = time.UnixMilli(ms)
 			}
 			depth, _ := arr[3].(int64)
 			r.Depth = int(depth)
+			owned, _ := arr[4].(int64)
+			r.Owned = owned == 1
 		}
 		return r, nil
 	case 2:
 		return PollReply{Result: PollSuperseded}, nil
+	case 3:
+		return PollReply{Result: PollParked, OnStream: true}, nil
 	default:
-		return PollReply{Result: PollParked}, nil
+		r := PollReply{Result: PollParked}
+		if len(arr) > 1 {
+			ms, _ := arr[1].(int64)
+			r.Recheck = time.Duration(ms) * time.Millisecond
+		}
+		return r, nil
 	}
+}
+
+// ConfirmWrite confirms, as a step of a publisher batch, that the batch in
+// flight taken by poll pollID of this node was written whole: it is trimmed
+// from the mailbox, and a poll waiting for the confirmation is woken.
+func (s *Store) ConfirmWrite(sid, pollID string) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, pollID, "1")
+	return func(pipe redis.Pipeliner) { settleScript.Eval(context.Background(), pipe, keys, args...) }
+}
+
+// Release gives up the batch in flight taken by poll pollID of this node,
+// whose answer could not be written: the next poll with the same
+// cache-buster gets it again at once.
+func (s *Store) Release(ctx context.Context, sid, pollID string) error {
+	err := settleScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, pollID, "0")...).Err()
+	if err != nil && err != redis.Nil {
+		return fmt.Errorf("session: release: %w", err)
+	}
+	return nil
 }
 
 // Touch records a POST's contact and returns the session's transport class
@@ -297,7 +384,7 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 	if len(packets) == 0 {
 		return nil
 	}
-	args := s.args(sid, s.cfg.MaxMailbox)
+	args := s.args(sid)
 	for _, p := range packets {
 		args = append(args, p)
 	}
@@ -316,7 +403,7 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 
 // DeliverWrite is Deliver as a step of a publisher batch.
 func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid, s.cfg.MaxMailbox)
+	keys, args := []string{s.key("s", sid)}, s.args(sid)
 	for _, p := range packets {
 		args = append(args, p)
 	}
@@ -330,7 +417,7 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	if echo {
 		e = "1"
 	}
-	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, query, s.cfg.MaxMailbox, e)
+	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, query, e)
 	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
 }
 

@@ -21,7 +21,8 @@ func newStore(t testing.TB, node string) (*Store, *redis.Client) {
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	keys := bus.NewKeys(fmt.Sprintf("t%d:", prefixSeq.Add(1)), 4)
-	return New(rdb, Config{Keys: keys, Node: node, MaxMailbox: 5, MaxBatchPackets: 3}), rdb
+	return New(rdb, Config{Keys: keys, Node: node, MailboxBytes: 40, MailboxDrainTimeout: 300 * time.Millisecond,
+		PollBatchBytes: 15, BatchConfirmWait: 300 * time.Millisecond}), rdb
 }
 
 // signals reads every signal of sid from its partition stream.
@@ -64,7 +65,11 @@ func TestPollLifecycle(t *testing.T) {
 	if err != nil || res != PollAnswer || !slices.Equal(pk, []string{"1::"}) {
 		t.Fatalf("first poll = %v %q %v", res, pk, err)
 	}
-	// Same t again (a retried GET whose answer was lost): same batch.
+	// Its answer could not be written: the retried GET (same t) gets the
+	// same batch at once.
+	if err := st.Release(ctx, sid, "p1"); err != nil {
+		t.Fatal(err)
+	}
 	res, pk, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p2", "100", false))
 	if res != PollAnswer || !slices.Equal(pk, []string{"1::"}) {
 		t.Fatalf("retried poll = %v %q", res, pk)
@@ -89,8 +94,8 @@ func TestPollLifecycle(t *testing.T) {
 	if err != nil || msg.Payload != "W\n"+sid+"\np3" {
 		t.Fatalf("wake = %q %v", msg.Payload, err)
 	}
-	// The re-run takes at most MaxBatchPackets (3), and says when the
-	// oldest of them was queued (for the delivery latency).
+	// The re-run takes at most PollBatchBytes (15: three packets), and says
+	// when the oldest of them was queued (for the delivery latency).
 	before := time.Now()
 	reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3", "101", true)
 	if reply.Result != PollAnswer || !slices.Equal(reply.Packets, []string{"3:::a", "3:::b", "3:::c"}) {
@@ -103,7 +108,10 @@ func TestPollLifecycle(t *testing.T) {
 		t.Fatalf("woken poll: routed at %v, polled at %v", reply.Routed, before)
 	}
 	// The connect packet and re-delivered batches carry no time.
-	if reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3b", "101", false); !reply.Routed.IsZero() || len(reply.Packets) != 3 {
+	if err := st.Release(ctx, sid, "p3"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3b", "101", false); !reply.Routed.IsZero() || len(reply.Packets) != 3 || !reply.Owned {
 		t.Fatalf("re-delivered batch: %q routed at %v", reply.Packets, reply.Routed)
 	}
 	res, pk, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p4", "102", false))
@@ -171,23 +179,226 @@ func nilPipe(t *testing.T, rdb *redis.Client) func(bus.Write) error {
 	}
 }
 
-func TestMailboxOverflowEndsSession(t *testing.T) {
+// Mailboxes are bounded in bytes and time (MailboxBytes 40, drain timeout
+// 300 ms, hard bound 4 × 40): a burst past the byte bound is kept while the
+// client drains, a mailbox over it whose oldest packet waits longer than
+// the drain timeout ends the session, and nothing passes the hard bound.
+func TestMailboxBounds(t *testing.T) {
+	ctx := context.Background()
+	open := func(t *testing.T) (*Store, *redis.Client, string) {
+		st, rdb := newStore(t, "gwA")
+		sid, _ := st.Create(ctx, Handshake{})
+		if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p0", "0", false)); err != nil {
+			t.Fatal(err)
+		}
+		return st, rdb, sid
+	}
+	deliver := func(st *Store, sid string, n int) error {
+		for i := 0; i < n; i++ {
+			if err := st.Deliver(ctx, sid, "3:::12345"); err != nil { // 9 bytes
+				return err
+			}
+		}
+		return nil
+	}
+	overflowed := func(t *testing.T, rdb *redis.Client, st *Store, sid string) {
+		t.Helper()
+		got := kinds(signals(t, rdb, st.Keys(), sid))
+		if !slices.Equal(got, []string{"connect()", "disconnect()overflow"}) {
+			t.Fatalf("signals = %q", got)
+		}
+	}
+	t.Run("a burst past the bound is kept while the client drains", func(t *testing.T) {
+		st, _, sid := open(t)
+		if err := deliver(st, sid, 10); err != nil { // 90 bytes > 40
+			t.Fatal(err)
+		}
+		// One packet per poll (PollBatchBytes 15), a poll every 100 ms, a new
+		// packet every other poll: over the bound for longer than the drain
+		// timeout, but its oldest packet never waits that long.
+		got, delivered := 0, 10
+		for i := 1; got < delivered; i++ {
+			time.Sleep(100 * time.Millisecond)
+			reply, err := st.Poll(ctx, sid, "xhr-polling", fmt.Sprint("p", i), fmt.Sprint(i), false)
+			if err != nil || reply.Result != PollAnswer {
+				t.Fatalf("poll %d: %v %v", i, reply.Result, err)
+			}
+			got += len(reply.Packets)
+			if i%2 == 0 && delivered < 16 {
+				if err := deliver(st, sid, 1); err != nil {
+					t.Fatalf("delivery while draining: %v", err)
+				}
+				delivered++
+			}
+		}
+	})
+	t.Run("over the bound and not drained for the drain timeout", func(t *testing.T) {
+		st, rdb, sid := open(t)
+		if err := deliver(st, sid, 5); err != nil { // 45 bytes
+			t.Fatal(err)
+		}
+		time.Sleep(350 * time.Millisecond)
+		if err := deliver(st, sid, 1); err != ErrOverflow {
+			t.Fatalf("err = %v, want overflow", err)
+		}
+		overflowed(t, rdb, st, sid)
+	})
+	t.Run("under the bound, a mailbox may wait", func(t *testing.T) {
+		st, _, sid := open(t)
+		if err := deliver(st, sid, 3); err != nil { // 27 bytes
+			t.Fatal(err)
+		}
+		time.Sleep(350 * time.Millisecond)
+		if err := deliver(st, sid, 1); err != nil {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("never past the hard bound", func(t *testing.T) {
+		st, rdb, sid := open(t)
+		if err := deliver(st, sid, 17); err != nil { // 153 bytes <= 160
+			t.Fatal(err)
+		}
+		if err := deliver(st, sid, 1); err != ErrOverflow {
+			t.Fatalf("err = %v, want overflow", err)
+		}
+		overflowed(t, rdb, st, sid)
+	})
+	t.Run("a confirmed batch no longer counts", func(t *testing.T) {
+		st, rdb, sid := open(t)
+		if err := nilPipe(t, rdb)(st.ConfirmWrite(sid, "p0")); err != nil {
+			t.Fatal(err)
+		}
+		if err := deliver(st, sid, 4); err != nil { // 36 bytes
+			t.Fatal(err)
+		}
+		reply, _ := st.Poll(ctx, sid, "xhr-polling", "p1", "1", false)
+		if len(reply.Packets) != 1 || !reply.Owned { // PollBatchBytes 15: one packet of 9
+			t.Fatalf("poll = %q owned %v", reply.Packets, reply.Owned)
+		}
+		if err := nilPipe(t, rdb)(st.ConfirmWrite(sid, "p1")); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := rdb.HGet(ctx, st.key("s", sid), "mbb").Int(); n != 27 {
+			t.Fatalf("mailbox bytes %d after the confirm, want 27", n)
+		}
+	})
+}
+
+// Two polls with the same cache-buster (a client whose clock did not tick,
+// or a load balancer retrying): a batch whose answer was confirmed is not
+// delivered again; one that was not is, once released or once the confirm
+// wait (300 ms here) passed; meanwhile the poll waits, and the confirm
+// wakes it.
+func TestSameCacheBuster(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	sub := rdb.Subscribe(ctx, st.Keys().GatewayChannel("gwA"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sid, _ := st.Create(ctx, Handshake{})
+	confirm := func(pollID string) {
+		t.Helper()
+		if err := nilPipe(t, rdb)(st.ConfirmWrite(sid, pollID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reply, _ := st.Poll(ctx, sid, "xhr-polling", "p1", "5", false)
+	if !slices.Equal(reply.Packets, []string{"1::"}) || !reply.Owned {
+		t.Fatalf("first poll %q owned %v", reply.Packets, reply.Owned)
+	}
+	confirm("p1")
+	if err := st.Deliver(ctx, sid, "3:::a"); err != nil {
+		t.Fatal(err)
+	}
+	// Same t, the first answer confirmed: new data, not the old batch.
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p2", "5", false)
+	if !slices.Equal(reply.Packets, []string{"3:::a"}) {
+		t.Fatalf("second poll, same t: %q, want the new packet", reply.Packets)
+	}
+	// Same t while p2's answer is unconfirmed: the poll waits.
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p3", "5", false)
+	if reply.Result != PollParked || reply.Recheck <= 0 || reply.Recheck > 300*time.Millisecond {
+		t.Fatalf("third poll: %v recheck %v, want parked with a recheck", reply.Result, reply.Recheck)
+	}
+	// p2's confirm wakes it, and it has nothing new.
+	confirm("p2")
+	for {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Payload == "W\n"+sid+"\np3" {
+			break
+		}
+	}
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p3", "5", true)
+	if reply.Result != PollParked || reply.Recheck != 0 {
+		t.Fatalf("third poll re-run: %v recheck %v, want parked", reply.Result, reply.Recheck)
+	}
+	// A batch never confirmed (its gateway died after taking it) is
+	// delivered again once the confirm wait passed.
+	if err := st.Deliver(ctx, sid, "3:::b"); err != nil {
+		t.Fatal(err)
+	}
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p3", "5", true)
+	if !slices.Equal(reply.Packets, []string{"3:::b"}) {
+		t.Fatalf("woken poll: %q", reply.Packets)
+	}
+	start := time.Now()
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p4", "5", false)
+	if reply.Result != PollParked || reply.Recheck <= 0 {
+		t.Fatalf("retry: %v recheck %v", reply.Result, reply.Recheck)
+	}
+	time.Sleep(reply.Recheck)
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p4", "5", true)
+	if !slices.Equal(reply.Packets, []string{"3:::b"}) || !reply.Owned {
+		t.Fatalf("retry after the confirm wait: %q owned %v", reply.Packets, reply.Owned)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("re-delivered after %v, before the confirm wait", d)
+	}
+	// The late confirm of the dead poll changes nothing; p4 owns the batch.
+	confirm("p3")
+	if n, _ := rdb.HGet(ctx, st.key("s", sid), "ic").Int(); n != 1 {
+		t.Fatalf("batch in flight: %d packets, want 1", n)
+	}
+	// A new t trims the batch unconfirmed: the client got it.
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p5", "6", false)
+	if reply.Result != PollParked {
+		t.Fatalf("poll with a new t: %v %q", reply.Result, reply.Packets)
+	}
+}
+
+// A poll on a session a stream holds is parked (and told when the session
+// ends), never answered at once.
+func TestPollOnStreamParks(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
 	sid, _ := st.Create(ctx, Handshake{})
-	if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p1", "1", false)); err != nil {
+	if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	for i := 0; i < 10 && err == nil; i++ {
-		err = st.Deliver(ctx, sid, "3:::x")
+	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	sub := rdb.Subscribe(ctx, st.Keys().GatewayChannel("gwB"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
 	}
-	if err != ErrOverflow {
-		t.Fatalf("err = %v, want overflow", err)
+	reply, err := other.Poll(ctx, sid, "xhr-polling", "p1", "1", false)
+	if err != nil || reply.Result != PollParked || !reply.OnStream {
+		t.Fatalf("poll on a stream: %+v %v", reply, err)
 	}
-	got := kinds(signals(t, rdb, st.Keys(), sid))
-	if !slices.Equal(got, []string{"connect()", "disconnect()overflow"}) {
-		t.Fatalf("signals = %q", got)
+	if err := st.Deliver(ctx, sid, "3:::for the stream"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.End(ctx, sid, bus.ReasonHeartbeatTimeout, ""); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "C\n"+sid+"\nheartbeat_timeout\n" {
+		t.Fatalf("gwB got %q %v, want the session's end", msg.Payload, err)
 	}
 }
 
@@ -201,9 +412,6 @@ func TestStreamOpenAndGatewayReap(t *testing.T) {
 	first, queued, err := st.OpenStream(ctx, sid, "websocket")
 	if err != nil || !first || !slices.Equal(queued, []string{"3:::early"}) {
 		t.Fatalf("open = %v %q %v", first, queued, err)
-	}
-	if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p", "1", false)); err != ErrWrongTransport {
-		t.Fatalf("poll on a stream session: %v", err)
 	}
 	if err := st.Alive(ctx, 50*time.Millisecond); err != nil {
 		t.Fatal(err)

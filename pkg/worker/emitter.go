@@ -34,7 +34,11 @@ type EmitterConfig struct {
 	// Node identifies this process in the signals it writes (e.g. the
 	// disconnects of sessions it ends). Default: "emitter".
 	Node string
-	// MaxMailbox is the mailbox bound applied to deliveries. Default: 1000.
+	// MaxMailbox is ignored.
+	//
+	// Deprecated: a polling session's mailbox bounds are set by the gateway
+	// that created it (gateway.Config.MailboxBytes) and stored with the
+	// session, so every process honours the same ones.
 	MaxMailbox int
 }
 
@@ -57,7 +61,7 @@ func NewEmitter(rdb redis.UniversalClient, cfg EmitterConfig) *Emitter {
 	}
 	return &Emitter{
 		rdb: rdb, keys: cfg.Keys, node: cfg.Node,
-		store: session.New(rdb, session.Config{Keys: cfg.Keys, Node: cfg.Node, MaxMailbox: cfg.MaxMailbox}),
+		store: session.New(rdb, session.Config{Keys: cfg.Keys, Node: cfg.Node}),
 	}
 }
 

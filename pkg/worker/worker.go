@@ -33,7 +33,11 @@ type Config struct {
 	// LeaseTTL is the partition lease lifetime (see bus.ConsumerConfig).
 	// Default: 3s.
 	LeaseTTL time.Duration
-	// MaxMailbox is the mailbox bound applied to deliveries. Default: 1000.
+	// MaxMailbox is ignored.
+	//
+	// Deprecated: a polling session's mailbox bounds are set by the gateway
+	// that created it (gateway.Config.MailboxBytes) and stored with the
+	// session, so every process honours the same ones.
 	MaxMailbox int
 	// Logger receives the worker's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -110,7 +114,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Worker {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	w := &Worker{
-		Emitter:      NewEmitter(rdb, EmitterConfig{Keys: cfg.Keys, Node: cfg.Name, MaxMailbox: cfg.MaxMailbox}),
+		Emitter:      NewEmitter(rdb, EmitterConfig{Keys: cfg.Keys, Node: cfg.Name}),
 		cfg:          cfg,
 		log:          cfg.Logger.With("worker", cfg.Name),
 		replyChannel: cfg.Keys.ReplyChannel(cfg.Name),
