@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/realtime/realtime/internal/cli"
 	"github.com/realtime/realtime/pkg/gateway"
 	"github.com/realtime/realtime/pkg/session"
@@ -55,8 +57,10 @@ func run(args []string) error {
 		sendQueue    = fs.Int("send-queue", 1024, "packets queued per streaming client before it is dropped as too slow")
 		clientScript = fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js")
 		static       = fs.String("static", "", "directory served at / (e.g. the chat page)")
-		maxHSRate    = fs.Float64("max-handshake-rate", 2000, "handshakes per second beyond which handshakes get 503 at once (0: no limit)")
-		maxConns     = fs.Int("max-connections", 100000, "websockets held plus polls parked beyond which handshakes and upgrades get 503 (0: no limit)")
+		maxHSRate    = fs.Float64("max-handshake-rate", gateway.DefaultMaxHandshakeRate, "handshakes per second (bursts of as many); a handshake over it is held until admitted, at most -handshake-hold (0: no limit)")
+		maxHSQueue   = fs.Int("max-handshake-queue", gateway.DefaultMaxHandshakeQueue, "handshakes held at once (waiting for the rate or for Redis); beyond it they get 503 at once")
+		hsHold       = fs.Duration("handshake-hold", gateway.DefaultHandshakeHold, "longest a handshake is held (waiting for the rate, retrying Redis) before 503; keep it below the client's 10s connect timeout")
+		maxConns     = fs.Int("max-connections", gateway.DefaultMaxConnections, "websockets held plus polls parked beyond which handshakes and upgrades get 503 at once (0: no limit)")
 		authorize    = fs.Bool("authorize", false, "ask the workers' OnAuthorize hook to allow each handshake")
 		authTimeout  = fs.Duration("authorize-timeout", 3*time.Second, "how long a handshake waits for the authorization answer")
 		authFailOpen = fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)")
@@ -74,7 +78,11 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	rdb, err := cluster.Connect(ctx)
+	// The gateway bounds its Redis calls with context deadlines (a
+	// handshake's commit attempt, signal batches, opening a stream): let
+	// them reach the socket, so a Redis that stops answering costs a call
+	// its deadline, not the client's read timeout.
+	rdb, err := cluster.Connect(ctx, func(o *redis.Options) { o.ContextTimeoutEnabled = true })
 	if err != nil {
 		return err
 	}
@@ -88,8 +96,9 @@ func run(args []string) error {
 		MaxPacketBytes: *maxPacket, MaxBodyBytes: *maxBody, SendQueue: *sendQueue,
 		MailboxBytes: *mailboxBytes, MailboxDrainTimeout: *mailboxDrain, PollBatchBytes: *pollBatch,
 		ClientScript: *clientScript, StaticDir: *static, Logger: log, AliveTTL: *livenessTTL,
-		MaxHandshakeRate: *maxHSRate, MaxConnections: *maxConns,
-		Authorize: *authorize, AuthorizeTimeout: *authTimeout, AuthorizeFailOpen: *authFailOpen,
+		MaxHandshakeRate: unlimitedIfZero(*maxHSRate), MaxHandshakeQueue: *maxHSQueue, HandshakeHold: *hsHold,
+		MaxConnections: unlimitedIfZero(*maxConns), Authorize: *authorize,
+		AuthorizeTimeout: *authTimeout, AuthorizeFailOpen: *authFailOpen,
 	}, gateway.NewMetrics(reg))
 	if err != nil {
 		return err
@@ -153,6 +162,15 @@ func serve(ctx context.Context, log *slog.Logger, g *gateway.Gateway, adminHandl
 		_ = admin.Shutdown(dctx)
 	}
 	return nil
+}
+
+// unlimitedIfZero maps a limit flag's 0 ("no limit", as the flags have
+// always said) to the Config's -1 (where 0 takes the default).
+func unlimitedIfZero[T int | float64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 func splitList(s string) []string {

@@ -70,11 +70,14 @@ func Logger(level, format string) (*slog.Logger, error) {
 }
 
 // Redis connects to url (redis:// or rediss://) and checks it answers
-// within timeout.
-func Redis(ctx context.Context, url string, timeout time.Duration) (*redis.Client, error) {
+// within timeout. Each tune function may adjust the options first.
+func Redis(ctx context.Context, url string, timeout time.Duration, tune ...func(*redis.Options)) (*redis.Client, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	for _, f := range tune {
+		f(opt)
 	}
 	if opt.PoolSize == 0 {
 		// A worker holds one connection per owned partition in a blocking
@@ -195,6 +198,6 @@ func (c *Command) ClusterFlags() *Cluster {
 func (c *Cluster) Keys() bus.Keys { return bus.NewKeys(*c.prefix, *c.partitions) }
 
 // Connect connects to the cluster's Redis (see Redis).
-func (c *Cluster) Connect(ctx context.Context) (*redis.Client, error) {
-	return Redis(ctx, *c.redisURL, 5*time.Second)
+func (c *Cluster) Connect(ctx context.Context, tune ...func(*redis.Options)) (*redis.Client, error) {
+	return Redis(ctx, *c.redisURL, 5*time.Second, tune...)
 }

@@ -17,10 +17,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	dockerclient "github.com/moby/moby/client"
 	"github.com/redis/go-redis/v9"
+	"github.com/testcontainers/testcontainers-go"
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 
 	"github.com/realtime/realtime/internal/freeport"
@@ -35,6 +38,7 @@ type Server struct {
 	cmd       *exec.Cmd // binary mode
 	dir       string    // binary mode: working directory
 	container *tcredis.RedisContainer
+	paused    bool
 }
 
 // URL returns the redis:// URL of the server, database 0.
@@ -179,6 +183,9 @@ func (s *Server) Kill(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.paused {
+		_ = s.setPaused(false) // a paused container cannot be stopped
+	}
 	switch {
 	case s.cmd != nil:
 		_ = s.cmd.Process.Kill()
@@ -219,9 +226,71 @@ func (s *Server) Restart(tb testing.TB) {
 	}
 }
 
+// Pause freezes the server (SIGSTOP; docker pause for a container): it
+// keeps its connections open and answers nothing, as a Redis stalled by a
+// slow disk or a long command, until Resume. A paused server is resumed
+// when the test ends.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	s.freeze(tb, true)
+}
+
+// Resume undoes Pause (SIGCONT; docker unpause).
+func (s *Server) Resume(tb testing.TB) {
+	tb.Helper()
+	s.freeze(tb, false)
+}
+
+func (s *Server) freeze(tb testing.TB, pause bool) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.setPaused(pause); err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+}
+
+// setPaused pauses or resumes the server; s.mu is held.
+func (s *Server) setPaused(pause bool) error {
+	switch {
+	case s.cmd != nil:
+		sig := syscall.SIGCONT
+		if pause {
+			sig = syscall.SIGSTOP
+		}
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			return fmt.Errorf("signal redis-server: %w", err)
+		}
+	case s.container != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+		if err != nil {
+			return fmt.Errorf("docker client: %w", err)
+		}
+		defer cli.Close()
+		id := s.container.GetContainerID()
+		if pause {
+			_, err = cli.ContainerPause(ctx, id, dockerclient.ContainerPauseOptions{})
+		} else {
+			_, err = cli.ContainerUnpause(ctx, id, dockerclient.ContainerUnpauseOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("docker pause/unpause: %w", err)
+		}
+	default:
+		return fmt.Errorf("pause and resume are not available for an external server")
+	}
+	s.paused = pause
+	return nil
+}
+
 func (s *Server) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.paused {
+		_ = s.setPaused(false) // a paused container cannot be stopped
+	}
 	if s.cmd != nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()

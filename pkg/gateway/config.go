@@ -23,6 +23,40 @@ const (
 // (flashsocket is off by default there too).
 var DefaultTransports = []string{TransportWebSocket, TransportHTMLFile, TransportXHRPolling, TransportJSONPPolling}
 
+// Admission control defaults, used by Config and by the cmd/gateway flags.
+const (
+	// DefaultMaxHandshakeRate is the default MaxHandshakeRate, in handshakes
+	// per second: the value cmd/gateway has always used. It bounds the Redis
+	// writes a reconnect storm costs each gateway, well above what a
+	// gateway's steady traffic needs.
+	DefaultMaxHandshakeRate = 2000
+	// DefaultHandshakeHold is the default HandshakeHold. socket.io-client
+	// 0.9.16 (Socket.prototype.handshake and connect in
+	// dist/socket.io.js) puts no timeout on the handshake request (neither
+	// does the xmlhttprequest module it uses under Node); its 'connect
+	// timeout' (10 s) starts only once the handshake is answered, when the
+	// transport opens, and a reconnecting client whose handshake is still
+	// pending does not start another one (maybeReconnect checks again every
+	// second). So a held handshake costs the client nothing but time. 5 s
+	// is half the client's connect timeout (a held user waits no longer
+	// than the client itself waits for a slow transport) and far below the
+	// idle timeouts of load balancers (30 to 60 s).
+	DefaultHandshakeHold = 5 * time.Second
+	// DefaultMaxHandshakeQueue is the default MaxHandshakeQueue:
+	// DefaultMaxHandshakeRate × DefaultHandshakeHold, so that with both
+	// defaults a burst is shed by the hold bound, not by the queue. A held
+	// handshake costs a handler goroutine and an open connection with its
+	// buffers (some tens of KiB), so at worst a few hundred MiB: less than
+	// the connections DefaultMaxConnections admits.
+	DefaultMaxHandshakeQueue = 10000
+	// DefaultHandshakeAttemptTimeout is the default HandshakeAttemptTimeout:
+	// a session commit takes well under a millisecond on a healthy Redis;
+	// 1 s leaves room for several attempts in DefaultHandshakeHold.
+	DefaultHandshakeAttemptTimeout = time.Second
+	// DefaultMaxConnections is the default MaxConnections.
+	DefaultMaxConnections = 100000
+)
+
 // Config configures a Gateway. Zero fields take the documented defaults.
 type Config struct {
 	// Node is this gateway's id, unique in the cluster. Default: generated.
@@ -89,13 +123,36 @@ type Config struct {
 	ClientScript string
 	// StaticDir, if set, is served at / (the chat page). Default: "".
 	StaticDir string
-	// MaxHandshakeRate bounds handshakes per second (bursts up to the same
-	// number); beyond it handshakes get 503 at once, so clients back off and
-	// retry. 0: no limit. Default: 0 (cmd/gateway sets 2000).
+	// MaxHandshakeRate bounds handshakes per second, with bursts of up to the
+	// same number (at least 1). A handshake over the rate is held until the
+	// rate admits it, at most HandshakeHold and with at most
+	// MaxHandshakeQueue held at once; beyond either it gets 503 at once.
+	// Negative: no limit. Default: DefaultMaxHandshakeRate (also the
+	// cmd/gateway flag's default).
 	MaxHandshakeRate float64
+	// MaxHandshakeQueue bounds the handshakes held at once (waiting for the
+	// rate, or retrying an unreachable session store); beyond it a handshake
+	// that would have to wait gets 503 at once. Default:
+	// DefaultMaxHandshakeQueue.
+	MaxHandshakeQueue int
+	// HandshakeHold bounds how long a handshake is held, from its arrival,
+	// before it is answered: waiting for the rate, and retrying the session
+	// store while Redis is unreachable. Default: DefaultHandshakeHold (why
+	// that value: see there).
+	HandshakeHold time.Duration
+	// HandshakeAttemptTimeout bounds one attempt to commit a handshake's
+	// session to Redis, so that one attempt against a Redis that does not
+	// answer cannot use up HandshakeHold: the attempt is abandoned and
+	// retried. It is a context deadline, so it cuts a stalled round trip
+	// only if the Redis client lets deadlines reach the socket (go-redis
+	// Options.ContextTimeoutEnabled, which cmd/gateway sets); otherwise an
+	// attempt lasts up to the client's ReadTimeout. Default:
+	// DefaultHandshakeAttemptTimeout.
+	HandshakeAttemptTimeout time.Duration
 	// MaxConnections bounds the streams held plus polls parked here; beyond
-	// it handshakes and websocket upgrades get 503. 0: no limit. Default: 0
-	// (cmd/gateway sets 100000).
+	// it handshakes and websocket upgrades get 503 at once. Negative: no
+	// limit. Default: DefaultMaxConnections (also the cmd/gateway flag's
+	// default).
 	MaxConnections int
 	// Authorize asks the workers (their OnAuthorize hook) to allow each
 	// handshake before answering it. Default: false.
@@ -150,6 +207,17 @@ func (c *Config) defaults() {
 	def(&c.AliveTTL, 10*time.Second)
 	def(&c.ReapInterval, time.Second)
 	def(&c.AuthorizeTimeout, 3*time.Second)
+	def(&c.HandshakeHold, DefaultHandshakeHold)
+	def(&c.HandshakeAttemptTimeout, DefaultHandshakeAttemptTimeout)
+	if c.MaxHandshakeRate == 0 {
+		c.MaxHandshakeRate = DefaultMaxHandshakeRate
+	}
+	if c.MaxHandshakeQueue <= 0 {
+		c.MaxHandshakeQueue = DefaultMaxHandshakeQueue
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 	if len(c.Transports) == 0 {
 		c.Transports = DefaultTransports
 	}

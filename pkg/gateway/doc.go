@@ -5,7 +5,7 @@
 //
 // A request's life:
 //
-//	GET  /socket.io/1/                    handshake: session.Create, then sid:hb:close:transports
+//	GET  /socket.io/1/                    handshake: admission (admission.go), session.Create, then sid:hb:close:transports
 //	GET  /socket.io/1/xhr-polling/<sid>   session.Poll: answer the mailbox, or park until woken
 //	POST /socket.io/1/xhr-polling/<sid>   decode the payload, publish its signals, answer 1
 //	GET  /socket.io/1/websocket/<sid>     session.OpenStream: this gateway holds the stream

@@ -41,8 +41,8 @@ type Gateway struct {
 
 	heartbeats heartbeatWheel // 2:: to every stream held here
 
-	handshakes *tokenBucket
-	held       atomic.Int64 // streams held plus polls parked
+	admission *admission   // handshakes held until admitted
+	held      atomic.Int64 // streams held plus polls parked
 
 	draining  atomic.Bool
 	drainCh   chan struct{}
@@ -92,7 +92,7 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		}
 	}})
 	g.rooms.init()
-	g.handshakes = newTokenBucket(cfg.MaxHandshakeRate)
+	g.admission = newAdmission(cfg.MaxHandshakeRate, cfg.MaxHandshakeQueue, g.metrics.HandshakesWaiting.Add)
 	return g, nil
 }
 

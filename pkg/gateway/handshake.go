@@ -16,8 +16,11 @@ import (
 )
 
 // serveHandshake answers GET /socket.io/1/ (any method, as the reference):
-// the session is committed to Redis before the answer is written.
+// the session is committed to Redis before the answer is written. Excess
+// handshakes are held, within bounds, rather than refused (see
+// admission.go).
 func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
+	arrival := time.Now()
 	q := r.URL.Query()
 	jsonp, isJSONP := q.Get("jsonp"), q.Has("jsonp")
 	if isJSONP && !protocol.ValidJSONPIndex(jsonp) {
@@ -35,12 +38,56 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		}
 		g.reject(w, r, status, "handshake_"+result, msg)
 	}
-	if reason := g.admit(); reason != "" {
-		fail(http.StatusServiceUnavailable, reason, "handshake error: server over capacity, retry")
-		return
+	// shed refuses for lack of capacity: 503 with Retry-After, counted, and
+	// logged once per kind and interval rather than once per request.
+	shed := func(result, msg string, after time.Duration, attrs ...any) {
+		g.metrics.Handshakes.WithLabelValues(result).Inc()
+		g.metrics.Rejected.WithLabelValues("handshake_" + result).Inc()
+		g.logRefusal(result, append([]any{"remote", r.RemoteAddr, "held", time.Since(arrival)}, attrs...)...)
+		w.Header().Set("Retry-After", retryAfter(after))
+		if isJSONP {
+			w.Header().Set("Content-Type", "application/javascript")
+			_, _ = w.Write(protocol.AppendJSONPError(nil, jsonp, msg))
+			return
+		}
+		g.cors(w, r)
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(msg))
 	}
 	if !originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer")) {
 		fail(http.StatusForbidden, "bad_origin", "handshake bad origin")
+		return
+	}
+	if g.overConnections() {
+		shed(resultOverConnections, bodyOverConnections, 0)
+		return
+	}
+	draining := g.draining.Load()
+	bound := g.cfg.HandshakeHold
+	if draining {
+		bound = min(bound, drainHold)
+	}
+	h := g.admission.newHold(arrival, bound)
+	defer h.release()
+	defer func() {
+		if h.waited > 0 {
+			g.metrics.HandshakeWait.Observe(h.waited.Seconds())
+		}
+	}()
+	switch result, after := h.admitRate(r.Context(), !draining); result {
+	case "":
+	case resultCanceled:
+		g.canceled(r, arrival)
+		return
+	case resultOverRate:
+		shed(result, bodyOverRate, after)
+		return
+	case resultQueueFull:
+		shed(result, bodyQueueFull, after)
+		return
+	default:
+		shed(result, bodyDraining, after)
 		return
 	}
 	sid, hs, authData := session.NewSID(), handshakeData(r), ""
@@ -64,11 +111,21 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 			authData = data
 		}
 	}
-	err := g.store.CreateWithID(r.Context(), sid, hs, authData)
-	if err != nil {
+	// The commit is idempotent (same sid, same fields), so an attempt that
+	// timed out here but reached Redis later does no harm to a retry.
+	err := h.retry(r.Context(), g.cfg.HandshakeAttemptTimeout, func(ctx context.Context) error {
+		return g.store.CreateWithID(ctx, sid, hs, authData)
+	}, func(n int, err error) {
 		g.metrics.RedisErrors.WithLabelValues("handshake").Inc()
-		g.log.Error("handshake failed: session store unavailable", "err", err)
-		fail(http.StatusServiceUnavailable, "store_unavailable", "handshake error: session store unavailable")
+		g.log.Debug("handshake: session commit failed; retrying within the hold", "attempt", n, "err", err)
+	})
+	switch {
+	case err == nil:
+	case r.Context().Err() != nil:
+		g.canceled(r, arrival)
+		return
+	default:
+		shed(resultStoreUnavailable, bodyStoreUnavailable, 0, "err", err)
 		return
 	}
 	g.metrics.Handshakes.WithLabelValues("ok").Inc()
@@ -81,6 +138,13 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write([]byte(body))
+}
+
+// canceled counts a handshake whose client went away while it was held
+// (nobody is left to answer).
+func (g *Gateway) canceled(r *http.Request, arrival time.Time) {
+	g.metrics.Handshakes.WithLabelValues(resultCanceled).Inc()
+	g.log.Debug("handshake abandoned by the client while held", "remote", r.RemoteAddr, "held", time.Since(arrival))
 }
 
 // authorize asks the workers whether the handshake may proceed: an

@@ -25,6 +25,11 @@ type Metrics struct {
 	MailboxDepth   prometheus.Histogram     // packets in the mailbox when a poll answer is taken from it
 	RouteMessages  *prometheus.CounterVec   // op
 
+	// Handshakes held by admission control (waiting for the handshake rate,
+	// or retrying the session store): how many now, and how long each waited.
+	HandshakesWaiting prometheus.Gauge
+	HandshakeWait     prometheus.Histogram
+
 	// Looked up once, as they are used for every packet: the counters of
 	// each packet type (typeNames, then "unknown"), and Delivery by route
 	// (routeNames).
@@ -77,6 +82,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}}),
 		RouteMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
+		HandshakesWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "realtime_gateway_handshakes_waiting", Help: "Handshakes held now, waiting for the handshake rate or retrying the session store (at most -max-handshake-queue)."}),
+		HandshakeWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "realtime_gateway_handshake_wait_seconds", Help: "Time a held handshake waited (for the handshake rate, and retrying the session store) before its answer; handshakes answered without waiting are not observed.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
 	}
 	for i := range m.byType {
 		t := "unknown"
@@ -93,7 +103,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
-			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
+			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait)
 	}
 	return m
 }

@@ -61,7 +61,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 		g.reject(w, r, http.StatusBadRequest, "not_websocket", "websocket upgrade expected")
 		return
 	}
-	if max := g.cfg.MaxConnections; max > 0 && g.held.Load() >= int64(max) {
+	if g.overConnections() {
 		g.reject(w, r, http.StatusServiceUnavailable, "over_connections", "server over capacity")
 		return
 	}

@@ -384,27 +384,52 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// With Redis unreachable, a handshake is refused with 503 and a clear body.
+// A handshake while Redis is unreachable is held and its session commit
+// retried for -handshake-hold, then answered 503 "handshake error: session
+// store unavailable" with Retry-After: after about the hold, not before,
+// whether Redis is gone (each attempt refused at once, retried with
+// backoff) or stalled (SIGSTOP: each attempt cut by its timeout).
 func TestHandshakeWithoutRedis(t *testing.T) {
 	c := newCluster(t)
-	a := c.gateway("a")
+	const hold = 1500 * time.Millisecond
+	a := c.gateway("a", "-handshake-hold", hold.String())
+	refused := func(what string) {
+		t.Helper()
+		start := time.Now()
+		status, body, h := get(t, a.url("/socket.io/1/?t=1"))
+		took := time.Since(start)
+		if status != 503 || body != "handshake error: session store unavailable" || h.Get("Retry-After") == "" {
+			t.Fatalf("handshake, %s: %d %q, Retry-After %q", what, status, body, h.Get("Retry-After"))
+		}
+		if took < hold-150*time.Millisecond || took > hold+time.Second {
+			t.Fatalf("handshake, %s: 503 after %v, want about %v", what, took, hold)
+		}
+		t.Logf("%s: 503 after %v", what, took)
+	}
+	admitted := func(what string) {
+		t.Helper()
+		start := time.Now()
+		deadline := start.Add(10 * time.Second)
+		for {
+			status, _, _ := get(t, a.url("/socket.io/1/?t=2"))
+			if status == 200 {
+				t.Logf("%s: admitted after %v", what, time.Since(start))
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("handshake %s: %d", what, status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	c.redis.Kill(t)
-	status, body, _ := get(t, a.url("/socket.io/1/?t=1"))
-	if status != 503 || !strings.Contains(body, "session store unavailable") {
-		t.Fatalf("handshake without Redis: %d %q", status, body)
-	}
+	refused("Redis killed")
 	c.redis.Restart(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		status, _, _ = get(t, a.url("/socket.io/1/?t=2"))
-		if status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("handshake after Redis restart: %d", status)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	admitted("after Redis restarted")
+	c.redis.Pause(t)
+	refused("Redis paused")
+	c.redis.Resume(t)
+	admitted("after Redis resumed")
 }
 
 // The ?disconnect request ends the session even with no pending poll.

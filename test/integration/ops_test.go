@@ -163,42 +163,101 @@ func TestMetricsAndReadiness(t *testing.T) {
 	_ = cl.Send(ctx, protocol.Packet{Type: protocol.Heartbeat})
 }
 
-// Admission control: beyond the handshake rate or the connection count,
-// handshakes get 503 at once, counted by reason.
+// Admission control (issue 11 item 2): handshakes over -max-handshake-rate
+// are held until the rate admits them, within -handshake-hold; beyond that
+// bound, or beyond -max-handshake-queue held at once, they get 503 at once
+// with Retry-After and a body saying why; at -max-connections, 503 at once.
+// At 2/s with bursts of 2, eight handshakes at once could be admitted at
+// 0, 0, +0.5s, +1s, +1.5s, ...
 func TestAdmissionControl(t *testing.T) {
 	c := newCluster(t)
-	g := c.gateway("a", "-max-handshake-rate", "5", "-max-connections", "1", "-admin-addr", "127.0.0.1:0")
-	admin := "http://" + g.logged(adminRE)
-	ok, refused := 0, 0
-	for i := 0; i < 20; i++ {
+	t.Run("queue bound", func(t *testing.T) {
+		g := c.gateway("q", "-max-handshake-rate", "2", "-max-handshake-queue", "2", "-admin-addr", "127.0.0.1:0")
+		checkBurst(t, g, "queue_full", "too many handshakes waiting", 5*time.Second)
+	})
+	t.Run("hold bound", func(t *testing.T) {
+		g := c.gateway("h", "-max-handshake-rate", "2", "-handshake-hold", "1100ms", "-max-connections", "1", "-admin-addr", "127.0.0.1:0")
+		checkBurst(t, g, "over_rate", "handshake rate", 1100*time.Millisecond)
+		// At the connection limit: 503 at once, not held.
+		time.Sleep(time.Second) // the rate refills
+		sid := handshake(t, g)
+		ws := dialWS(t, g, sid)
+		readWS(t, ws)
 		start := time.Now()
-		status, body, _ := get(t, g.url("/socket.io/1/?t=1"))
+		status, body, h := get(t, g.url("/socket.io/1/?t=2"))
+		if status != 503 || !strings.Contains(body, "connection limit") || h.Get("Retry-After") == "" || time.Since(start) > 500*time.Millisecond {
+			t.Fatalf("handshake at the connection limit: %d %q, Retry-After %q, after %v", status, body, h.Get("Retry-After"), time.Since(start))
+		}
+		_, m, _ := get(t, "http://"+g.logged(adminRE)+"/metrics")
+		if metric(m, `realtime_gateway_handshakes_total{result="over_connections"}`) != 1 {
+			t.Fatalf("refusal not counted:\n%s", grep(m, "handshakes_total"))
+		}
+	})
+	// Draining: a handshake the rate admits at once is served (its session
+	// is in Redis); one that would have to wait gets 503 at once.
+	t.Run("draining", func(t *testing.T) {
+		g := c.gateway("d", "-max-handshake-rate", "1", "-drain-delay", "3s", "-admin-addr", "127.0.0.1:0")
+		admin := "http://" + g.logged(adminRE)
+		g.signal(syscall.SIGTERM)
+		g.logged(regexp.MustCompile(`msg="(draining): unready`))
+		handshake(t, g)
+		start := time.Now()
+		status, body, h := get(t, g.url("/socket.io/1/?t=2"))
+		if status != 503 || body != "handshake error: server shutting down, retry" || h.Get("Retry-After") == "" || time.Since(start) > 500*time.Millisecond {
+			t.Fatalf("handshake over the rate while draining: %d %q, Retry-After %q, after %v", status, body, h.Get("Retry-After"), time.Since(start))
+		}
+		_, m, _ := get(t, admin+"/metrics")
+		if metric(m, `realtime_gateway_handshakes_total{result="draining"}`) != 1 || metric(m, `realtime_gateway_handshakes_total{result="ok"}`) != 1 {
+			t.Fatalf("metrics:\n%s", grep(m, "handshakes_total"))
+		}
+	})
+}
+
+// checkBurst sends eight handshakes at once to g (at 2/s, bursts of 2) and
+// checks that about four are admitted, two of them after waiting (at most
+// hold), and that the others are refused at once with 503, Retry-After and
+// a body containing bodyPart, counted as result.
+func checkBurst(t *testing.T, g *proc, result, bodyPart string, hold time.Duration) {
+	t.Helper()
+	admin := "http://" + g.logged(adminRE)
+	rs := handshakeBurst(t, g, 8)
+	ok, held, refused := 0, 0, 0
+	var longest time.Duration
+	for _, r := range rs {
 		switch {
-		case status == 200:
+		case r.status == 200:
 			ok++
-		case status == 503 && strings.Contains(body, "over capacity"):
+			longest = max(longest, r.took)
+			if r.took > 400*time.Millisecond {
+				held++
+			}
+		case r.status == 503 && strings.Contains(r.body, bodyPart):
 			refused++
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("a refusal took %v", d)
+			if n, err := strconv.Atoi(r.retryAfter); err != nil || n < 1 {
+				t.Errorf("Retry-After %q", r.retryAfter)
+			}
+			if r.took > 500*time.Millisecond {
+				t.Errorf("a refusal took %v: not at once", r.took)
 			}
 		default:
-			t.Fatalf("handshake: %d %q", status, body)
+			t.Fatalf("handshake: %d %q after %v", r.status, r.body, r.took)
 		}
 	}
-	if ok < 5 || ok > 7 || refused == 0 {
-		t.Fatalf("%d admitted, %d refused; want about 5 admitted", ok, refused)
-	}
-	time.Sleep(time.Second) // the bucket refills
-	sid := handshake(t, g)
-	ws := dialWS(t, g, sid)
-	readWS(t, ws)
-	if status, body, _ := get(t, g.url("/socket.io/1/?t=2")); status != 503 || !strings.Contains(body, "over capacity") {
-		t.Fatalf("handshake at the connection limit: %d %q", status, body)
+	t.Logf("%d admitted (%d after waiting, the longest %v), %d refused (%s)", ok, held, longest, refused, result)
+	if ok < 4 || ok > 5 || held < 2 || longest > hold+500*time.Millisecond {
+		t.Fatalf("%d admitted, %d of them held, the longest for %v; want 4 admitted, 2 held within %v", ok, held, longest, hold)
 	}
 	_, m, _ := get(t, admin+"/metrics")
-	if metric(m, `realtime_gateway_handshakes_total{result="over_rate"}`) != float64(refused) ||
-		metric(m, `realtime_gateway_handshakes_total{result="over_connections"}`) != 1 {
-		t.Fatalf("refusals not counted:\n%s", grep(m, "handshakes_total"))
+	if metric(m, `realtime_gateway_handshakes_total{result="`+result+`"}`) != float64(refused) ||
+		metric(m, `realtime_gateway_handshakes_total{result="ok"}`) != float64(ok) ||
+		metric(m, `realtime_gateway_rejected_total{reason="handshake_`+result+`"}`) != float64(refused) ||
+		metric(m, "realtime_gateway_handshakes_waiting") != 0 ||
+		metric(m, "realtime_gateway_handshake_wait_seconds_count") < float64(held) {
+		t.Fatalf("metrics after %d admitted (%d held), %d refused:\n%s\n%s", ok, held, refused, grep(m, "handshake"), grep(m, "rejected"))
+	}
+	// One warning line for the flood, not one per refusal.
+	if n := strings.Count(g.logText(), `msg="handshakes refused`); n != 1 {
+		t.Fatalf("%d warning lines for %d refusals of one kind", n, refused)
 	}
 }
 
