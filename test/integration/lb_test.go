@@ -46,6 +46,23 @@ func (c *cluster) lbGateways(n int, extra ...string) ([]*proc, []string) {
 // gateways (its bind and server lines rewritten) and returns its URL.
 func (c *cluster) haproxy(gws []*proc, admins []string) string {
 	c.t.Helper()
+	return c.haproxyServers(servers(gws, admins))
+}
+
+// servers describes gateways (with their admin addresses) for haproxy.
+func servers(gws []*proc, admins []string) []haproxycfg.Server {
+	var out []haproxycfg.Server
+	for i, g := range gws {
+		_, port, _ := net.SplitHostPort(admins[i])
+		check, _ := strconv.Atoi(port)
+		out = append(out, haproxycfg.Server{Name: g.name, Addr: g.addr, CheckPort: check})
+	}
+	return out
+}
+
+// haproxyServers runs the shipped config in front of servers.
+func (c *cluster) haproxyServers(servers []haproxycfg.Server) string {
+	c.t.Helper()
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		need(c.t, "haproxy is not installed (apt-get install haproxy)")
 	}
@@ -60,15 +77,6 @@ func (c *cluster) haproxy(gws []*proc, admins []string) string {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	var servers []haproxycfg.Server
-	for i, g := range gws {
-		_, port, _ := net.SplitHostPort(admins[i])
-		check, err := strconv.Atoi(port)
-		if err != nil {
-			c.t.Fatalf("admin address %q: %v", admins[i], err)
-		}
-		servers = append(servers, haproxycfg.Server{Name: g.name, Addr: g.addr, CheckPort: check})
-	}
 	path := filepath.Join(c.t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(haproxycfg.Derive(cfg, addr, servers)), 0o644); err != nil {
 		c.t.Fatal(err)

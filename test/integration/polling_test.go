@@ -3,17 +3,24 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/realtime/realtime/internal/haproxycfg"
 	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
 )
 
 // pollURL is the xhr-polling URL of a session with cache-buster t.
@@ -345,4 +352,65 @@ func TestPollingBurstMatchesReference(t *testing.T) {
 	if strings.Join(ours, ",") != strings.Join(theirs, ",") {
 		t.Fatalf("acks differ from the reference's: %d vs %d, ours begin %q", len(ours), len(theirs), ours[:min(3, len(ours))])
 	}
+}
+
+// dyingGateway stands in, behind the balancer, for a gateway that dies
+// between taking a poll's batch from Redis and writing it: for each poll it
+// runs the session store's poll as a gateway would (taking the batch, if
+// any, as node "dying"), then closes the connection without an answer, so
+// the balancer retries the same GET on another gateway. Anything else it
+// forwards to a real gateway. It reports how many batches it took.
+func (c *cluster) dyingGateway(real *proc) (haproxycfg.Server, *atomic.Int64) {
+	c.t.Helper()
+	st := session.New(c.rdb, session.Config{Keys: c.keys, Node: "dying"})
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: real.addr})
+	var taken, seq atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			return
+		}
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/") // socket.io 1 xhr-polling <sid>
+		if r.Method != http.MethodGet || len(parts) != 4 || parts[2] != "xhr-polling" || r.URL.Query().Has("disconnect") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		reply, err := st.Poll(r.Context(), parts[3], "xhr-polling", strconv.FormatInt(seq.Add(1), 10), r.URL.Query().Get("t"), false)
+		if err == nil && reply.Owned {
+			taken.Add(1)
+		}
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(l) }()
+	c.t.Cleanup(func() { _ = srv.Close() })
+	port := l.Addr().(*net.TCPAddr).Port
+	return haproxycfg.Server{Name: "dying", Addr: l.Addr().String(), CheckPort: port}, &taken
+}
+
+// Field fault 5, the other half: a poll whose answer was lost (its gateway
+// took the batch and died before writing it) is retried by the shipped
+// haproxy config on another gateway, with the same t, and gets that batch;
+// official clients under a 100 ms clock, whose next polls repeat t all the
+// time, still get everything exactly once.
+func TestRetriedPollGetsLostBatch(t *testing.T) {
+	script := nodeScript(t, "burst.js")
+	c := newCluster(t)
+	gws, admins := c.lbGateways(2)
+	c.worker("w", "echo")
+	dying, taken := c.dyingGateway(gws[0])
+	lb := c.haproxyServers(append(servers(gws, admins), dying))
+	out := runNode(t, script, "--urls", lb, "--clients", "3", "--burst", "100", "--tick", "100")
+	if !strings.Contains(out, "9 passed, 0 failed") {
+		t.Fatalf("unexpected result:\n%s", out)
+	}
+	if taken.Load() == 0 {
+		t.Fatal("the dying gateway never took a batch: the retry path was not exercised")
+	}
+	t.Logf("%d batches lost with their gateway and delivered by the retry", taken.Load())
 }
