@@ -24,6 +24,7 @@ type Metrics struct {
 	MailboxDrain   prometheus.Histogram     // packets per poll answer
 	MailboxDepth   prometheus.Histogram     // packets in the mailbox when a poll answer is taken from it
 	RouteMessages  *prometheus.CounterVec   // op
+	InvalidUTF8    *prometheus.CounterVec   // direction (in: from clients, out: to clients)
 
 	// Looked up once, as they are used for every packet: the counters of
 	// each packet type (typeNames, then "unknown"), and Delivery by route
@@ -77,6 +78,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}}),
 		RouteMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
+		InvalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_invalid_utf8_total", Help: "Frames and bodies from clients (in) and packets to clients (out) that held invalid UTF-8, repaired with U+FFFD, by direction."}, []string{"direction"}),
 	}
 	for i := range m.byType {
 		t := "unknown"
@@ -91,9 +94,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for i, route := range routeNames {
 		m.delivery[i] = m.Delivery.WithLabelValues(route)
 	}
+	for _, dir := range utf8Directions {
+		m.InvalidUTF8.WithLabelValues(dir) // exported at 0 before the first repair
+	}
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
-			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
+			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.InvalidUTF8)
 	}
 	return m
 }

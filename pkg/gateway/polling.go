@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"time"
 
@@ -160,6 +161,7 @@ func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, 
 }
 
 func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, index string, packets []string) {
+	g.repairOut(packets, transport, path.Base(r.URL.Path)) // before the lengths are counted
 	bufs := make([][]byte, len(packets))
 	for i, p := range packets {
 		bufs[i] = []byte(p)
@@ -195,6 +197,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		g.reject(w, r, http.StatusBadRequest, "body_read", "cannot read request body")
 		return
 	}
+	// Invalid UTF-8 is repaired before anything is decoded, as the
+	// reference decodes the body, then the form field (utf8.go).
+	body, _ = g.repairIn(body, transport, sid)
 	payload := body
 	if transport == TransportJSONPPolling {
 		form, err := url.ParseQuery(string(body))
@@ -202,7 +207,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST needs a form field d")
 			return
 		}
-		payload, err = protocol.DecodeJSONPBody([]byte(form.Get("d")))
+		d, _ := g.repairIn([]byte(form.Get("d")), transport, sid)
+		payload, err = protocol.DecodeJSONPBody(d)
 		if err != nil {
 			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST field d is not a JSON string")
 			return
