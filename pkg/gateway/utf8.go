@@ -22,6 +22,16 @@ import (
 //     a worker that publishes invalid bytes cannot make a browser close the
 //     websocket (1006) or a payload's lengths disagree with the client.
 //
+// Where the reference differs, it is wrong and we do not follow it: it
+// decodes each chunk of a POST body and each fragment of a websocket
+// message on its own (a character split across two becomes U+FFFDs; here
+// the whole body or message is decoded at once), and when the jsonp field d
+// holds both raw non-ASCII characters and percent-escapes that are not
+// UTF-8, its querystring fallback cuts every character to its low byte
+// (here the raw body and then the unescaped field are repaired, which
+// gives the reference's result whenever d is percent-encoded, as browsers
+// send it).
+//
 // Valid input, nearly all of it, costs one utf8.Valid scan and no
 // allocation. Each repair is counted in realtime_gateway_invalid_utf8_total
 // by direction and logged at most once per utf8LogEvery per direction.
