@@ -11,8 +11,10 @@
 //	GET  /socket.io/1/websocket/<sid>     session.OpenStream: this gateway holds the stream
 //
 // Client packets become signals on the partition streams (package bus);
-// packets for clients arrive on this gateway's pub/sub channel (streams it
-// holds, wake-ups of polls parked here) and on the broadcast channel.
+// invalid UTF-8 is repaired at the edge, on the way in and on the way out
+// (utf8.go), so no signal and no write to a client holds any. Packets for
+// clients arrive on this gateway's pub/sub channel (streams it holds,
+// wake-ups of polls parked here) and on the broadcast channel.
 //
 // Goroutines: each streaming connection has one reader (the HTTP handler)
 // and one writer that owns every write, heartbeats included. One subscriber

@@ -43,6 +43,7 @@ type Gateway struct {
 
 	admission *admission   // handshakes held until admitted
 	held      atomic.Int64 // streams held plus polls parked
+	utf8Log   [len(utf8Directions)]rateLog
 
 	draining  atomic.Bool
 	drainCh   chan struct{}

@@ -67,6 +67,7 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 			continue
 		}
 		if !broken && len(b.packets) > 0 {
+			g.repairOut(b.packets, TransportHTMLFile, sid)
 			if err := hw.write(b.packets); err != nil {
 				broken = true
 				s.closeLocal(bus.ReasonTransportClose)

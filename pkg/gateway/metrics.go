@@ -24,6 +24,7 @@ type Metrics struct {
 	MailboxDrain   prometheus.Histogram     // packets per poll answer
 	MailboxDepth   prometheus.Histogram     // packets in the mailbox when a poll answer is taken from it
 	RouteMessages  *prometheus.CounterVec   // op
+	InvalidUTF8    *prometheus.CounterVec   // direction (in: from clients, out: to clients)
 
 	// Handshakes held by admission control (waiting for the handshake rate,
 	// or retrying the session store): how many now, and how long each waited.
@@ -87,6 +88,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		HandshakeWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "realtime_gateway_handshake_wait_seconds", Help: "Time a held handshake waited (for the handshake rate, and retrying the session store) before its answer; handshakes answered without waiting are not observed.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+		InvalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_invalid_utf8_total", Help: "Frames and bodies from clients (in) and packets to clients (out) that held invalid UTF-8, repaired with U+FFFD, by direction."}, []string{"direction"}),
 	}
 	for i := range m.byType {
 		t := "unknown"
@@ -101,9 +104,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for i, route := range routeNames {
 		m.delivery[i] = m.Delivery.WithLabelValues(route)
 	}
+	for _, dir := range utf8Directions {
+		m.InvalidUTF8.WithLabelValues(dir) // exported at 0 before the first repair
+	}
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
-			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait)
+			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
+			m.InvalidUTF8)
 	}
 	return m
 }

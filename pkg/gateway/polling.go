@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"time"
 
@@ -210,6 +211,7 @@ func newRecheck(d time.Duration) *time.Timer {
 // writePoll writes a poll's answer and reports whether it reached the
 // connection whole (written and flushed).
 func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, index string, packets []string) bool {
+	g.repairOut(packets, transport, path.Base(r.URL.Path)) // before the lengths are counted
 	bufs := make([][]byte, len(packets))
 	for i, p := range packets {
 		bufs[i] = []byte(p)
@@ -248,6 +250,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		g.reject(w, r, http.StatusBadRequest, "body_read", "cannot read request body")
 		return
 	}
+	// Invalid UTF-8 is repaired before anything is decoded, as the
+	// reference decodes the body, then the form field (utf8.go).
+	body, _ = g.repairIn(body, transport, sid)
 	payload := body
 	if transport == TransportJSONPPolling {
 		form, err := url.ParseQuery(string(body))
@@ -255,7 +260,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST needs a form field d")
 			return
 		}
-		payload, err = protocol.DecodeJSONPBody([]byte(form.Get("d")))
+		d, _ := g.repairIn([]byte(form.Get("d")), transport, sid)
+		payload, err = protocol.DecodeJSONPBody(d)
 		if err != nil {
 			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST field d is not a JSON string")
 			return

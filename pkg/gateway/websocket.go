@@ -268,6 +268,15 @@ func (s *stream) received(typ int, data []byte) bool {
 		g.rejected("binary_frame", "sid", s.sid)
 		return true
 	}
+	if fixed, repaired := g.repairIn(data, s.transport, s.sid); repaired {
+		// The packet limit applies to what goes on (utf8.go).
+		if len(fixed) > g.cfg.MaxPacketBytes {
+			g.rejected("packet_too_large", "sid", s.sid, "limit", g.cfg.MaxPacketBytes, "repaired_bytes", len(fixed))
+			s.closeLocal(bus.ReasonTransportClose)
+			return false
+		}
+		data = fixed
+	}
 	if string(data) == "2::" {
 		// A heartbeat answer: liveness only (lastRead moved).
 		g.metrics.packetIn(int(protocol.Heartbeat), len(data))
@@ -336,6 +345,7 @@ func (s *stream) canWriteInlineLocked() bool {
 // blocking; what the socket did not take, and anything queued meanwhile,
 // goes to a writer goroutine.
 func (s *stream) writeInline(b batch) {
+	s.repairOut(b)
 	bp := frameBufs.Get().(*[]byte)
 	buf := appendBatch((*bp)[:0], b)
 	n, err := s.tryWrite(buf)
@@ -369,6 +379,10 @@ func (s *stream) writeInline(b batch) {
 		}
 	}
 }
+
+// repairOut repairs invalid UTF-8 in a batch's packets before they are
+// framed (utf8.go).
+func (s *stream) repairOut(b batch) { s.g.repairOut(b.packets, s.transport, s.sid) }
 
 // wrote counts a written batch.
 func (s *stream) wrote(b batch) {
@@ -432,6 +446,7 @@ func (s *stream) writeLoop(broken bool) {
 			return
 		}
 		if !broken {
+			s.repairOut(b)
 			if err := s.writeFrames(b); err != nil {
 				broken = true
 				s.closeLocal(bus.ReasonTransportClose)

@@ -86,3 +86,48 @@ func BenchmarkAppendJSString(b *testing.B) {
 		buf = AppendJSString(buf[:0], s)
 	}
 }
+
+// Valid input, the case of nearly every packet: 0 allocations.
+func BenchmarkRepairUTF8Valid(b *testing.B) {
+	s := []byte(`5:::{"name":"chat","args":["hello é€😀 world, and some more ordinary text"]}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		if _, repaired := RepairUTF8(s); repaired {
+			b.Fatal("repaired valid input")
+		}
+	}
+}
+
+// A valid string (a packet on its way to a client): 0 allocations.
+func BenchmarkRepairUTF8StringValid(b *testing.B) {
+	s := `5:::{"name":"chat","args":["hello é€😀 world, and some more ordinary text"]}`
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		if _, repaired := RepairUTF8String(s); repaired {
+			b.Fatal("repaired valid input")
+		}
+	}
+}
+
+// Invalid input: one allocation, the repaired copy.
+func BenchmarkRepairUTF8Invalid(b *testing.B) {
+	s := []byte(`5:1+::{"name":"echo","args":["` + "\xff\xfe\xc3\x28\xe2\x80" + ` and some ordinary text"]}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		RepairUTF8(s)
+	}
+}
+
+func BenchmarkDecodeJSONPBody(b *testing.B) {
+	d := AppendJSString(nil, benchEvent)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(d)))
+	for b.Loop() {
+		if _, err := DecodeJSONPBody(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -54,6 +54,20 @@
 // JSON string in form field d (DecodeJSONPBody); htmlfile streams
 // <script>_("<payload>");</script> chunks after HTMLFileHeader.
 //
+// # Invalid UTF-8
+//
+// Socket.IO 0.9 carries text: the reference server decodes every request
+// body and websocket frame with Node's UTF-8 decoder, and browsers close a
+// websocket that receives a text frame that is not UTF-8. RepairUTF8 (and
+// RepairUTF8String, AppendRepairedUTF8) replaces each maximal invalid
+// subsequence with one U+FFFD exactly as that decoder does (the WHATWG
+// rule), and returns valid input as is without allocating. The codec
+// counts and escapes by the same rule: UTF16Len and the payload decoder
+// count a maximal invalid subsequence as one UTF-16 unit, AppendJSString
+// writes it as one \ufffd, and DecodeJSONPBody repairs its input first. The
+// other decoders pass invalid bytes through unchanged; a server repairs
+// what it receives before decoding it and what it sends before framing it.
+//
 // # Ownership and errors
 //
 // Decoders alias their input and do not modify it: Packet.Data, the packets

@@ -23,8 +23,9 @@ var jsSafe = func() (t [utf8.RuneSelf]bool) {
 // escapes '"' and '\\', control characters and DEL, '<' '>' '&' as \u003c
 // \u003e \u0026 (so neither "</script>" nor "<!--" can appear), U+2028 and
 // U+2029 as \u2028 \u2029 (line terminators in older JavaScript), and
-// writes each invalid UTF-8 byte as \ufffd. JSON.parse or eval of the
-// result gives back s, with invalid bytes as U+FFFD.
+// writes each maximal invalid UTF-8 subsequence as \ufffd (RepairUTF8).
+// JSON.parse or eval of the result gives back s, repaired as RepairUTF8
+// repairs it.
 func AppendJSString(dst []byte, s []byte) []byte {
 	return appendJS(dst, s, false)
 }
@@ -64,6 +65,7 @@ func appendJS[S string | []byte](dst []byte, s S, slash bool) []byte {
 		case r == utf8.RuneError && size == 1:
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
+			size = invalidLen(s[i:])
 			start = i + size
 		case r == '\u2028' || r == '\u2029':
 			dst = append(dst, s[start:i]...)
@@ -124,13 +126,15 @@ func HTMLFileHeader() []byte { return htmlHeader[:len(htmlHeader):len(htmlHeader
 
 // DecodeJSONPBody decodes the form field d of a jsonp-polling POST (already
 // form-decoded): a JSON string literal, JSON.stringify of the payload. It
-// returns the payload in a new slice; invalid UTF-8 and lone surrogate
+// returns the payload in a new slice; invalid UTF-8 is repaired first
+// (RepairUTF8, as the reference decodes the form field) and lone surrogate
 // escapes become U+FFFD. Errors wrap ErrBadJSONP (the reference server
 // crashes on them).
 func DecodeJSONPBody(d []byte) ([]byte, error) {
 	if i := skipSpace(d, 0); i == len(d) || d[i] != '"' {
 		return nil, fmt.Errorf("%w: not a JSON string", ErrBadJSONP)
 	}
+	d, _ = RepairUTF8(d)
 	var s string
 	if err := json.Unmarshal(d, &s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadJSONP, err)

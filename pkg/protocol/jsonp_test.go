@@ -83,15 +83,11 @@ func checkJSSafe(t *testing.T, what string, s, lit []byte, slash bool) {
 	}
 }
 
-// invalidAsReplacement maps each invalid byte to U+FFFD, as AppendJSString
-// does (strings.ToValidUTF8 would merge runs of them).
-func invalidAsReplacement(s string) string {
-	var b strings.Builder
-	for _, r := range s { // range yields U+FFFD once per invalid byte
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// invalidAsReplacement maps each maximal invalid subsequence to U+FFFD, as
+// AppendJSString does, with the WHATWG decoder of utf8_test.go
+// (strings.ToValidUTF8 would merge runs of them, ranging over the string
+// would give one per byte).
+func invalidAsReplacement(s string) string { return whatwgDecode([]byte(s)) }
 
 // Any string survives the jsonp and htmlfile wrappings and cannot break out
 // of the script.
@@ -117,6 +113,7 @@ func TestJSStringSafety(t *testing.T) {
 		"\u2028\u2029":       `"\u2028\u2029"`,
 		"\"\\\n\r\t\x00\x7f": `"\"\\\n\r\t\u0000\u007f"`,
 		"\xff":               `"\ufffd"`,
+		"\xe2\x80\xff":       `"\ufffd\ufffd"`, // a truncated sequence is one U+FFFD
 		"é😀/":                `"é😀/"`,
 	}
 	for in, want := range exact {
@@ -164,6 +161,7 @@ func TestDecodeJSONPBody(t *testing.T) {
 		`"\ud83d\ude00 \u2028 \/ \n"`:            "😀 \u2028 / \n",
 		`"\ud800"`:                               "\ufffd",
 		"\"raw \xff\"":                           "raw \ufffd",
+		"\"\xff\xfe\xc3(\xe2\x80\"":              "\ufffd\ufffd\ufffd(\ufffd", // as Node decodes the field
 	}
 	for in, want := range tests {
 		got, err := DecodeJSONPBody([]byte(in))

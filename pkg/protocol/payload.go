@@ -41,8 +41,8 @@ func AppendFrame(dst, packet []byte) []byte {
 
 // UTF16Len returns the JavaScript String.length of UTF-8 text: one per
 // character of the Basic Multilingual Plane, two per supplementary
-// character (a surrogate pair), and one per invalid byte, as the U+FFFD it
-// would be decoded to.
+// character (a surrogate pair), and one per maximal invalid subsequence, as
+// the U+FFFD a client decodes it to (RepairUTF8).
 func UTF16Len(b []byte) int {
 	n := 0
 	for i := 0; i < len(b); {
@@ -51,11 +51,21 @@ func UTF16Len(b []byte) int {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(b[i:])
+		r, size := decodeRune(b[i:])
 		n += utf16Units(r)
 		i += size
 	}
 	return n
+}
+
+// decodeRune is utf8.DecodeRune, except that a maximal invalid subsequence
+// (invalidLen) is one RuneError, as a client's decoder sees it.
+func decodeRune(b []byte) (rune, int) {
+	r, size := utf8.DecodeRune(b)
+	if r == utf8.RuneError && size == 1 {
+		size = invalidLen(b)
+	}
+	return r, size
 }
 
 // utf16Units is how many UTF-16 code units r takes (RuneError counts 1).
@@ -79,7 +89,7 @@ func utf16Prefix(b []byte, units int) int {
 			units--
 			continue
 		}
-		r, size := utf8.DecodeRune(b[i:])
+		r, size := decodeRune(b[i:])
 		w := utf16Units(r)
 		if w > units {
 			return -1

@@ -118,9 +118,9 @@ func TestUTF16Len(t *testing.T) {
 		"😀":            2,
 		"\U00010000":   2,
 		"a😀b":          4,
-		"\xff\xfe":     2, // each invalid byte counts 1, as its U+FFFD
-		"\xed\xa0\x80": 3, // an encoded surrogate is 3 invalid bytes
-		"\xf0\x9f\x98": 3, // so is a truncated 4-byte sequence
+		"\xff\xfe":     2, // each maximal invalid subsequence counts 1, as its U+FFFD
+		"\xed\xa0\x80": 3, // an encoded surrogate is 3 of them
+		"\xf0\x9f\x98": 1, // a truncated 4-byte sequence is one (utf8_test.go has more)
 		"3:::😀":        6, // the conformance example
 	}
 	for in, want := range tests {
