@@ -132,8 +132,9 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 // settle confirms the batch a poll answered with once the answer was
 // written whole (session.Store.Poll: this is how a later poll with the same
 // cache-buster is told from a retry), or releases it when the write failed,
-// so that the client's retry gets it again at once. The confirmation rides
-// the publisher's batches; a lost one costs at most a duplicate, after
+// so that the client's retry gets it again at once. The confirmation (one
+// SET) rides the publisher's batches, in order with the session's other
+// writes; a lost one costs at most a duplicate, after
 // session.Config.BatchConfirmWait.
 func (g *Gateway) settle(sid, pollID string, written bool) {
 	if !written {

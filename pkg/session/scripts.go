@@ -27,6 +27,8 @@ import (
 //	<P>rooms:{sid}  set: "<ns>:<room>" the session is in
 //	<P>acks:{sid}   hash: server ack id -> reply channel (workers)
 //	<P>kick:{sid}   string, 60 s: the last packet (0::) of a polling session the server ended, for its next poll
+//	<P>cf:{sid}     string, TTL: "<node> <pollid>" of the last poll whose answer was written whole (the
+//	                batch in flight is confirmed when it equals io)
 //	<P>deadlines    zset: sid -> unix ms when the session expires unless contacted
 //	<P>nsm:<ns>     set: sids connected to namespace ns; <P>nsp:<ns> the polling ones
 //	<P>room:<ns>:<room> set: sids in the room; <P>roomp:<ns>:<room> the polling ones
@@ -46,6 +48,7 @@ local function kns(sid) return P .. 'ns:{' .. sid .. '}' end
 local function krooms(sid) return P .. 'rooms:{' .. sid .. '}' end
 local function kacks(sid) return P .. 'acks:{' .. sid .. '}' end
 local function kkick(sid) return P .. 'kick:{' .. sid .. '}' end
+local function kcf(sid) return P .. 'cf:{' .. sid .. '}' end
 
 -- xadd appends a signal to partition p's stream, packed as bus.Signal.Pack
 -- does (schema version 2); extra holds query, transport or reason.
@@ -125,7 +128,7 @@ local function end_session(sid, reason, packet)
   end
   local pnode = poller(pg)
   if pnode and pnode ~= gw then publish(pnode, msg) end
-  redis.call('DEL', s, kmb(sid), kns(sid), krooms(sid), kacks(sid))
+  redis.call('DEL', s, kmb(sid), kns(sid), krooms(sid), kacks(sid), kcf(sid))
   return 1
 end
 
@@ -273,6 +276,7 @@ if redis.call('EXISTS', s) == 0 then
   return false
 end
 local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl', 'io', 'itm')
+local confirmed = false
 local me = NODE .. ' ' .. pid
 local prev = f[6]
 if ARGV[12] == '1' and prev ~= me then return {2} end
@@ -303,21 +307,23 @@ if f[1] == 'new' then
 end
 refresh(sid, f[7], ARGV[8], ARGV[9], ARGV[13])
 local ic = tonumber(f[5]) or 0
+if ic > 0 and f[8] then confirmed = redis.call('GET', kcf(sid)) == f[8] end
 if ic > 0 then
-  if t ~= f[4] then
-    -- The client got the batch in flight: the 0.9 client polls again only
-    -- after an answer arrived, with a new t unless its clock did not tick.
+  if t ~= f[4] or confirmed then
+    -- The client got the batch in flight: its answer was written whole
+    -- (confirmed), or the poll carries a new t (the 0.9 client polls again
+    -- only after an answer arrived; t repeats only if its clock did not tick).
     trim_batch(sid)
   else
     local owner = f[8]
     if owner and owner ~= me then
       -- Its answer may have been written, its confirmation on the way:
-      -- wait for it, at most until the confirm wait since it was taken.
+      -- look again shortly, until the confirm wait since it was taken.
       local left = (tonumber(f[9]) or 0) + tonumber(ARGV[11]) - tonumber(NOW)
       if left > 0 then
         kick()
         redis.call('HSET', s, 'pg', me)
-        return {0, left}
+        return {0, math.min(left, 20)}
       end
     end
     -- Released (its write failed), or never confirmed in time (its gateway
@@ -359,17 +365,16 @@ redis.call('HSET', s, 'pg', me)
 return {0}
 `)
 
-// settleScript confirms (the answer was written whole: trim the batch) or
-// releases (the write failed: the next poll delivers it again) the batch
-// in flight, if poll pollid of NODE still owns it, and wakes the poll
-// parked since. ARGV[4] sid, [5] pollid, [6] "1" confirm, "0" release.
+// releaseScript gives up the batch in flight taken by poll pollid of NODE
+// (its answer could not be written), if it still owns it, and wakes the
+// poll parked since, which then delivers it again. ARGV[4] sid, [5] pollid.
 // Returns 1, or 0 when the poll no longer owns the batch.
-var settleScript = redis.NewScript(lib + `
+var releaseScript = redis.NewScript(lib + `
 local sid = ARGV[4]
 local s = ks(sid)
 local f = redis.call('HMGET', s, 'io', 'pg')
 if f[1] ~= NODE .. ' ' .. ARGV[5] then return 0 end
-if ARGV[6] == '1' then trim_batch(sid) else redis.call('HDEL', s, 'io', 'itm') end
+redis.call('HDEL', s, 'io', 'itm')
 local node, pid = poller(f[2])
 if node then publish(node, 'W\n' .. sid .. '\n' .. pid) end
 return 1
