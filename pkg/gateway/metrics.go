@@ -25,6 +25,8 @@ type Metrics struct {
 	MailboxDepth   prometheus.Histogram     // packets in the mailbox when a poll answer is taken from it
 	RouteMessages  *prometheus.CounterVec   // op
 
+	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
+
 	// Looked up once, as they are used for every packet: the counters of
 	// each packet type (typeNames, then "unknown"), and Delivery by route
 	// (routeNames).
@@ -77,6 +79,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}}),
 		RouteMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
+		HeartbeatLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_heartbeat_lookups_total", Help: "Reads from Redis of when an htmlfile client that looked silent here last POSTed, by result: heard (a POST reached another gateway), silent (the session was ended for heartbeat_timeout), unknown (Redis failed or answered after 1 s: another heartbeat timeout was given)."}, []string{"result"}),
 	}
 	for i := range m.byType {
 		t := "unknown"
@@ -93,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
-			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages)
+			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HeartbeatLookups)
 	}
 	return m
 }
