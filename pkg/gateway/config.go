@@ -66,7 +66,10 @@ type Config struct {
 	// HeartbeatInterval is how often streaming transports send 2::. Default: 25s.
 	HeartbeatInterval time.Duration
 	// HeartbeatTimeout is told to clients in the handshake; a streaming
-	// client silent for this long is disconnected. Default: 60s.
+	// client (websocket, flashsocket, htmlfile) that sends nothing for this
+	// long is disconnected with reason heartbeat_timeout (an htmlfile
+	// client's POSTs count, on whichever gateway they land; see
+	// heartbeat.go). Default: 60s.
 	HeartbeatTimeout time.Duration
 	// CloseTimeout is told to clients in the handshake; a polling session
 	// with no contact for this long after its last poll ends. Default: 60s.

@@ -20,4 +20,9 @@
 // and one writer that owns every write, heartbeats included. One subscriber
 // goroutine dispatches route messages; it never blocks on a client: a full
 // send queue closes that client with reason "overflow".
+//
+// Heartbeats: one wheel sends 2:: to every stream held here and ends a
+// streaming client silent for the heartbeat timeout (reason
+// "heartbeat_timeout"); an htmlfile client's POSTs, which may reach any
+// gateway, count as its signs of life (heartbeat.go).
 package gateway

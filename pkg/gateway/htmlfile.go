@@ -12,7 +12,8 @@ import (
 )
 
 // serveHTMLFile holds an htmlfile stream: a chunked HTML page that receives
-// each payload as a <script> call. Its POSTs may reach any gateway.
+// each payload as a <script> call. Its POSTs may reach any gateway; they
+// are its client's signs of life (the heartbeat timeout, heartbeat.go).
 func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid string) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -52,6 +53,7 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(protocol.HTMLFileHeader())
 	flusher.Flush()
+	s.lastRead.Store(time.Now().UnixNano()) // the open is the first sign of life
 	s.start(first)
 	g.heartbeats.add(s, g.cfg.HeartbeatInterval)
 	// The handler goroutine owns the writes: the ResponseWriter is not shared.

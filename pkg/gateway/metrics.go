@@ -31,6 +31,8 @@ type Metrics struct {
 	HandshakesWaiting prometheus.Gauge
 	HandshakeWait     prometheus.Histogram
 
+	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
+
 	// Looked up once, as they are used for every packet: the counters of
 	// each packet type (typeNames, then "unknown"), and Delivery by route
 	// (routeNames).
@@ -90,6 +92,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
 		InvalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_invalid_utf8_total", Help: "Frames and bodies from clients (in) and packets to clients (out) that held invalid UTF-8, repaired with U+FFFD, by direction."}, []string{"direction"}),
+		HeartbeatLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_heartbeat_lookups_total", Help: "Reads from Redis of when an htmlfile client that looked silent here last POSTed, by result: heard (a POST reached another gateway), silent (the session was ended for heartbeat_timeout), unknown (Redis failed or answered after 1 s: another heartbeat timeout was given)."}, []string{"result"}),
 	}
 	for i := range m.byType {
 		t := "unknown"
@@ -110,7 +114,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
-			m.InvalidUTF8)
+			m.InvalidUTF8, m.HeartbeatLookups)
 	}
 	return m
 }

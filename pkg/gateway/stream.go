@@ -37,8 +37,9 @@ const writeTimeout = 10 * time.Second
 // Reads. No goroutine waits on an idle websocket: the socket is registered
 // with the poller (poller_linux.go), which starts a goroutine to read when
 // data comes; the heartbeat wheel ends a stream silent for the heartbeat
-// timeout (websocket.go). Answers to pings and the close handshake go
-// through the writer too.
+// timeout (heartbeat.go; for htmlfile, whose client POSTs to any gateway,
+// after asking Redis when it was last heard). Answers to pings and the
+// close handshake go through the writer too.
 //
 // Stopping. closeLocal or closeRemote marks the stream stopped and wakes the
 // writer, which writes what was queued, the last packet if any, the answer
@@ -66,7 +67,7 @@ type stream struct {
 	fd       int             // the socket's descriptor, as registered; -1: not
 	rjoined  map[string]bool // connected namespaces, as the reader updates them; nil: only ""
 	pending  <-chan error    // the last publish; signals are committed in order
-	lastRead atomic.Int64    // unix ns of the last frame read (or of the open)
+	lastRead atomic.Int64    // unix ns of the last sign of life known here (heartbeat.go)
 
 	mu        sync.Mutex
 	queue     []string        // packets to write, in order; nil when empty
@@ -86,6 +87,11 @@ type stream struct {
 	hbPrev, hbNext *stream
 	hbSlot         int
 	hbLinked       bool
+
+	// The heartbeat timeout (heartbeat.go). lastRead above is the open, the
+	// last frame read (websocket), or for htmlfile the last POST to this
+	// gateway or recorded in Redis by another (moved only forward, by heard).
+	hbCheck atomic.Bool // a silence check is scheduled or running
 }
 
 // newStream returns a stream that queues packets but writes none until

@@ -213,28 +213,6 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-// heartbeat is called by the wheel once per heartbeat interval: it queues
-// 2:: and, for a websocket silent for so long that the heartbeat timeout
-// passes before the next call, ends it then (this also ends a read waiting
-// for the rest of a frame that never comes). A client that answers
-// heartbeats never needs the timer.
-func (s *stream) heartbeat(now int64) {
-	if s.ws != nil {
-		timeout := int64(s.g.cfg.HeartbeatTimeout)
-		if left := s.lastRead.Load() + timeout - now; left <= 0 {
-			s.closeLocal(bus.ReasonHeartbeatTimeout)
-			return
-		} else if left < int64(s.g.cfg.HeartbeatInterval) {
-			time.AfterFunc(time.Duration(left), func() {
-				if time.Now().UnixNano()-s.lastRead.Load() >= timeout {
-					s.closeLocal(bus.ReasonHeartbeatTimeout)
-				}
-			})
-		}
-	}
-	s.send("2::")
-}
-
 // readFailed stops the stream for a frame over the limit; any other failed
 // read (the client closed, or the stream was stopped and its connection
 // closed) is ended by endReads with reason transport_close unless a reason

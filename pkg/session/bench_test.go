@@ -85,3 +85,27 @@ func redisCPU(b *testing.B, rdb *redis.Client) float64 {
 	}
 	return total
 }
+
+// BenchmarkTouchStream measures the script a POST to a streaming (htmlfile)
+// session runs, which records the time of the POST (lh) for the gateway
+// holding the stream; redis-µs/op is Redis's own CPU per POST.
+func BenchmarkTouchStream(b *testing.B) {
+	ctx := context.Background()
+	st, rdb := newStore(b, "gwA")
+	sid, err := st.Create(ctx, Handshake{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := st.OpenStream(ctx, sid, "htmlfile"); err != nil {
+		b.Fatal(err)
+	}
+	before := redisCPU(b, rdb)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if cls, _, err := st.Touch(ctx, sid); err != nil || cls != "stream" {
+			b.Fatalf("Touch = %q, %v", cls, err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric((redisCPU(b, rdb)-before)/float64(b.N), "redis-µs/op")
+}

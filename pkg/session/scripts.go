@@ -21,7 +21,8 @@ import (
 //	                mt (unix ms when the oldest packet not yet taken from the mailbox was queued),
 //	                mbb (bytes in the mailbox), mxb/mxw (the mailbox's byte bound and drain
 //	                timeout ms, written at the handshake),
-//	                dl (the deadline a poll last wrote to deadlines, unix ms)
+//	                dl (the deadline a poll last wrote to deadlines, unix ms),
+//	                lh (streaming sessions: unix ms of the last POST, a sign of life for the holder)
 //	<P>mb:{sid}     list: outbound packets of a polling session (the mailbox)
 //	<P>ns:{sid}     set: connected namespaces ("" is the default one)
 //	<P>rooms:{sid}  set: "<ns>:<room>" the session is in
@@ -382,7 +383,10 @@ return 1
 
 // touchScript marks contact from a POST. ARGV[4] sid, [5] deadline ms,
 // [6] ttl ms, [7] refresh slack ms. Returns nil (unknown) or {cls, namespaces...}; cls is "" for a
-// session no transport has opened yet.
+// session no transport has opened yet. A polling session's deadline is
+// refreshed; a streaming one (htmlfile) gets lh = NOW, the sign of life
+// the gateway holding its stream reads when the stream looks silent (see
+// Store.LastHeard).
 var touchScript = redis.NewScript(lib + `
 local sid = ARGV[4]
 local s = ks(sid)
@@ -392,7 +396,8 @@ if not cls then
   if redis.call('EXISTS', s) == 0 then return false end
   cls = ''
 end
-if cls == 'poll' then refresh(sid, f[2], ARGV[5], ARGV[6], ARGV[7]) end
+if cls == 'poll' then refresh(sid, f[2], ARGV[5], ARGV[6], ARGV[7])
+elseif cls == 'stream' then redis.call('HSET', s, 'lh', NOW) end
 local out = {cls}
 for _, ns in ipairs(redis.call('SMEMBERS', kns(sid))) do out[#out + 1] = ns end
 return out

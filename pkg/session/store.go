@@ -342,7 +342,9 @@ func (s *Store) Release(ctx context.Context, sid, pollID string) error {
 
 // Touch records a POST's contact and returns the session's transport class
 // ("poll", "stream", or "" before any transport opened) and its connected
-// namespaces.
+// namespaces. For a streaming session (htmlfile, whose client POSTs to any
+// gateway) it records the time as the session's last-heard time, which
+// LastHeard reads.
 func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces []string, err error) {
 	deadline := time.Now().Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
@@ -358,6 +360,23 @@ func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces
 		return "", nil, fmt.Errorf("session: touch: unexpected reply %v", res)
 	}
 	return arr[0], arr[1:], nil
+}
+
+// LastHeard returns when a POST last reached a streaming session (the
+// time Touch recorded, in milliseconds, on the clock of the gateway that
+// served the POST): the sign of life that an htmlfile client's heartbeat
+// answers leave when they reach a gateway other than the one holding its
+// stream. It is the zero time when none was recorded or the session is
+// gone.
+func (s *Store) LastHeard(ctx context.Context, sid string) (time.Time, error) {
+	ms, err := s.rdb.HGet(ctx, s.key("s", sid), "lh").Int64()
+	if err == redis.Nil {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("session: last heard: %w", err)
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // End ends a session now: its disconnect signals are written and its holder

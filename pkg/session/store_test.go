@@ -503,3 +503,52 @@ func TestDeadlineRefreshSlack(t *testing.T) {
 		t.Fatalf("deadline %v not pushed past %v", got, first)
 	}
 }
+
+// A POST to a streaming session records when it came (lh), which the
+// gateway holding the stream reads with LastHeard; a polling session's
+// POST does not (its deadline is its sign of life).
+func TestTouchRecordsLastHeard(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	stream, _ := st.Create(ctx, Handshake{})
+	polling, _ := st.Create(ctx, Handshake{})
+	if _, _, err := st.OpenStream(ctx, stream, "htmlfile"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := poll3(st.Poll(ctx, polling, "xhr-polling", "p", "1", false)); err != nil {
+		t.Fatal(err)
+	}
+	lastHeard := func(sid string) time.Time {
+		t.Helper()
+		at, err := st.LastHeard(ctx, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if at := lastHeard(stream); !at.IsZero() {
+		t.Fatalf("last heard %v before any POST", at)
+	}
+	before := time.Now().Truncate(time.Millisecond)
+	if cls, _, err := st.Touch(ctx, stream); err != nil || cls != "stream" {
+		t.Fatalf("Touch = %q, %v", cls, err)
+	}
+	if at := lastHeard(stream); at.Before(before) || at.After(time.Now()) {
+		t.Fatalf("last heard %v, want between %v and now", at, before)
+	}
+	if _, _, err := st.Touch(ctx, polling); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.HExists(ctx, st.key("s", polling), "lh").Result(); err != nil || n {
+		t.Fatalf("a polling session's POST recorded lh: %v %v", n, err)
+	}
+	if at := lastHeard("nosuchsid"); !at.IsZero() {
+		t.Fatalf("last heard of an unknown session: %v", at)
+	}
+	if err := rdb.HSet(ctx, st.key("s", stream), "lh", "garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.LastHeard(ctx, stream); err == nil {
+		t.Fatal("a malformed lh read without an error")
+	}
+}
