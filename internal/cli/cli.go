@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -69,13 +70,72 @@ func Logger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
 
-// Redis connects to url (redis:// or rediss://) and checks it answers
-// within timeout. Each tune function may adjust the options first.
+// ErrClusterURL is returned for a Redis Cluster URL (addr parameters
+// without master_name): the scripts need a single primary (docs/redis.md).
+var ErrClusterURL = errors.New("redis url: Redis Cluster is not supported yet: use one node (redis://host:port/db) or Sentinel (redis://sentinel:port/db?master_name=NAME&addr=sentinel2:port)")
+
+// Redis connects to url and checks it answers within timeout. Each tune
+// function may adjust the options first. url takes go-redis's forms:
+//
+//   - one node: redis://[user:password@]host:port/db, or rediss:// for TLS
+//     (redis.ParseURL);
+//   - Sentinel: redis://[user:password@]sentinel:port/db?master_name=NAME
+//     &addr=sentinel2:port&addr=… (redis.ParseFailoverURL: the user and
+//     password in the URL are the sentinels'; the data nodes' ACL user and
+//     password go in the username and password parameters). The client
+//     asks the sentinels for the primary and follows a failover by itself.
+//
+// A Redis Cluster URL (addr parameters without master_name) gets
+// ErrClusterURL.
 func Redis(ctx context.Context, url string, timeout time.Duration, tune ...func(*redis.Options)) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
+	rdb, addr, err := newRedisClient(url, tune...)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis %s: %w", addr, err)
+	}
+	return rdb, nil
+}
+
+// newRedisClient builds the client for url (see Redis) without connecting;
+// addr describes where it points, for errors.
+func newRedisClient(rawURL string, tune ...func(*redis.Options)) (rdb *redis.Client, addr string, err error) {
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("redis url: %w", err)
+	}
+	q := u.Query()
+	switch {
+	case q.Has("master_name"):
+		fo, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis url: %w", err)
+		}
+		// The tune functions and our defaults speak redis.Options: carry
+		// the fields they set over to the failover options.
+		opt := &redis.Options{PoolSize: fo.PoolSize, ContextTimeoutEnabled: fo.ContextTimeoutEnabled,
+			DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout, WriteTimeout: fo.WriteTimeout}
+		tuneOptions(opt, tune)
+		fo.PoolSize, fo.ContextTimeoutEnabled = opt.PoolSize, opt.ContextTimeoutEnabled
+		fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout = opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout
+		return redis.NewFailoverClient(fo), fmt.Sprintf("sentinels %v, master %s", fo.SentinelAddrs, fo.MasterName), nil
+	case q.Has("addr"):
+		return nil, "", ErrClusterURL
+	}
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("redis url: %w", err)
+	}
+	tuneOptions(opt, tune)
+	return redis.NewClient(opt), opt.Addr, nil
+}
+
+// tuneOptions applies the tune functions, then the defaults they left.
+func tuneOptions(opt *redis.Options, tune []func(*redis.Options)) {
 	for _, f := range tune {
 		f(opt)
 	}
@@ -86,14 +146,6 @@ func Redis(ctx context.Context, url string, timeout time.Duration, tune ...func(
 		// no measurable difference to echo throughput.)
 		opt.PoolSize = 128
 	}
-	rdb := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		return nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
-	}
-	return rdb, nil
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process

@@ -37,6 +37,7 @@ type Server struct {
 	mu        sync.Mutex
 	cmd       *exec.Cmd // binary mode
 	dir       string    // binary mode: working directory
+	extra     []string  // binary mode: more redis-server arguments
 	container *tcredis.RedisContainer
 	paused    bool
 }
@@ -134,48 +135,53 @@ func startContainer() (*Server, error) {
 
 func (s *Server) startBinary(bin string) error {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command(bin,
+	args := append([]string{
 		"--bind", "127.0.0.1",
 		"--port", port,
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
 		"--protected-mode", "no",
-	)
-	out, err := cmd.StdoutPipe()
+	}, s.extra...)
+	cmd, err := startReady(exec.Command(bin, args...), "Ready to accept connections")
 	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
-	}
-	ready := make(chan struct{})
-	var log strings.Builder
-	go func() {
-		sc := bufio.NewScanner(out)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			if log.Len() < 4096 {
-				log.WriteString(line + "\n")
-			}
-			if strings.Contains(line, "Ready to accept connections") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return fmt.Errorf("redis-server on %s not ready after 10s", s.Addr)
+		return fmt.Errorf("redis-server on %s: %w", s.Addr, err)
 	}
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
 	return nil
+}
+
+// startReady starts cmd and waits (10 s at most) until it prints a line
+// containing ready.
+func startReady(cmd *exec.Cmd, ready string) (*exec.Cmd, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	readyCh := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), ready) {
+				once.Do(func() { close(readyCh) })
+			}
+		}
+	}()
+	select {
+	case <-readyCh:
+		return cmd, nil
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("not ready after 10s")
+	}
 }
 
 // Kill stops the server abruptly (SIGKILL), keeping its address for Restart.
