@@ -50,9 +50,9 @@ func register(w *worker.Worker, ns *worker.Namespace) {
 	})
 	ns.OnEvent("echo", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
 		if ev.Acknowledgeable() {
-			return ev.AckRaw(ev.Args)
+			return ev.Ack(ev.Args)
 		}
-		return s.EmitRaw("echo", ev.Args)
+		return s.Emit("echo", ev.Args)
 	})
 	ns.OnEvent("join", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
 		var room string

@@ -24,15 +24,25 @@
 // signal, and what clients receive happens exactly once. A handler's own
 // external side effects can use Signal.ID to be idempotent.
 //
-// A minimal worker:
+// A handler's error makes the worker run the signal again (after a short
+// backoff; the session's later signals wait), then, after
+// Config.MaxAttempts failures, move it to the dead-letter stream. Invalid
+// client input is not worth retrying: answer it with Event.Reject (or wrap
+// ErrRejected), which commits what the handler did and moves on at once.
+// Messages and events no handler takes are counted "unhandled" in
+// realtime_worker_signals_total, never "ok".
+//
+// A minimal worker (Run returns nil when ctx ends: a clean shutdown):
 //
 //	w := worker.New(rdb, worker.Config{})
 //	chat := w.Namespace("")
 //	chat.OnEvent("echo", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
 //		if ev.Acknowledgeable() {
-//			return ev.Ack(ev.Args)
+//			return ev.Ack(ev.Args) // the client's callback gets the arguments it sent
 //		}
 //		return s.Emit("echo", ev.Args)
 //	})
-//	log.Fatal(w.Run(ctx))
+//	if err := w.Run(ctx); err != nil {
+//		log.Fatal(err)
+//	}
 package worker

@@ -17,6 +17,11 @@ import (
 var (
 	// ErrAlreadyAcked is returned by Event.Ack after the first ack.
 	ErrAlreadyAcked = errors.New("worker: event already acknowledged")
+	// ErrRejected marks a handler's error as invalid client input (see
+	// Event.Reject): what the handler did is committed, the signal is not
+	// retried. Wrap it for signals other than events:
+	// fmt.Errorf("%w: bad nickname", worker.ErrRejected).
+	ErrRejected = errors.New("worker: rejected")
 	// ErrAckTimeout is passed to an EmitAck callback when the client did not
 	// answer before the context's deadline.
 	ErrAckTimeout = errors.New("worker: no ack from the client before the deadline")

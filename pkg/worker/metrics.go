@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the worker's Prometheus collectors.
 type Metrics struct {
-	Signals        *prometheus.CounterVec   // kind, result (ok, error, ignored)
+	Signals        *prometheus.CounterVec   // kind, result (ok, error, rejected, unhandled, ignored)
 	HandlerSeconds *prometheus.HistogramVec // kind, event (registered names, else "other"; "" for other kinds)
 	Overruns       prometheus.Counter
 	DeadLetters    prometheus.Counter

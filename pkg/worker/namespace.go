@@ -49,36 +49,41 @@ func (n *Namespace) OnEvent(name string, h EventHandler) { n.events[name] = h }
 // OnAnyEvent is called for events no OnEvent handler took.
 func (n *Namespace) OnAnyEvent(h EventHandler) { n.anyEvent = h }
 
-func (n *Namespace) run(ctx context.Context, s *Socket, sig bus.Signal) error {
+// run runs the handler for sig; handled is false for a message, JSON
+// message or event that no handler of this namespace takes (a connect or
+// disconnect without a handler needs none).
+func (n *Namespace) run(ctx context.Context, s *Socket, sig bus.Signal) (handled bool, err error) {
 	switch sig.Kind {
 	case bus.KindConnect:
 		if n.connect != nil {
-			return n.connect(ctx, s)
+			return true, n.connect(ctx, s)
 		}
+		return true, nil
 	case bus.KindDisconnect:
 		if n.disconnect != nil {
-			return n.disconnect(ctx, s, sig.Reason)
+			return true, n.disconnect(ctx, s, sig.Reason)
 		}
+		return true, nil
 	case bus.KindMessage:
 		if n.message != nil {
-			return n.message(ctx, s, sig.Data)
+			return true, n.message(ctx, s, sig.Data)
 		}
 	case bus.KindJSON:
 		if n.json != nil {
-			return n.json(ctx, s, json.RawMessage(sig.Data))
+			return true, n.json(ctx, s, json.RawMessage(sig.Data))
 		}
 	case bus.KindEvent:
-		args := json.RawMessage(sig.Args)
+		args := Args(sig.Args)
 		if len(args) == 0 {
-			args = json.RawMessage("[]")
+			args = Args("[]")
 		}
 		ev := &Event{Name: sig.Name, Args: args, Signal: sig, s: s}
 		if h := n.events[sig.Name]; h != nil {
-			return h(ctx, s, ev)
+			return true, h(ctx, s, ev)
 		}
 		if n.anyEvent != nil {
-			return n.anyEvent(ctx, s, ev)
+			return true, n.anyEvent(ctx, s, ev)
 		}
 	}
-	return nil
+	return false, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -86,7 +87,7 @@ func (s *Socket) SendJSON(v any) error {
 }
 
 // Emit sends event name with args (each marshalled to JSON;
-// json.RawMessage passes through).
+// json.RawMessage passes through; a single Args value is the whole list).
 func (s *Socket) Emit(name string, args ...any) error {
 	a, err := marshalArgs(args)
 	if err != nil {
@@ -196,12 +197,28 @@ func (s *Socket) Disconnect() error {
 	return s.em.effect(s.rec, session.LeaveNamespaceEffect(s.id, s.ns, bus.ReasonServer, "0::"+s.ns))
 }
 
+// Args is an argument list as a JSON array, e.g. `[1,"two"]`. Given alone
+// to Ack, Reject, Emit, BroadcastEmit or EmitAck, it is the whole list: the
+// client's callback or handler gets each element as its own argument, so
+// ev.Ack(ev.Args) answers with the arguments the client sent. Anywhere
+// else (next to other arguments, or inside a value) it is one argument,
+// the array itself.
+type Args json.RawMessage
+
+// MarshalJSON returns the array as it is ("[]" when empty).
+func (a Args) MarshalJSON() ([]byte, error) {
+	if len(a) == 0 {
+		return []byte("[]"), nil
+	}
+	return a, nil
+}
+
 // Event is a client's event.
 type Event struct {
 	// Name is the event name.
 	Name string
 	// Args holds the arguments as a JSON array ("[]" when none).
-	Args json.RawMessage
+	Args Args
 	// Signal is the signal that carried the event; Signal.ID is unique.
 	Signal bus.Signal
 
@@ -233,10 +250,11 @@ func (e *Event) Acknowledgeable() bool { return e.Signal.HasID && e.Signal.AckDa
 // Acknowledged reports whether Ack was called.
 func (e *Event) Acknowledged() bool { return e.acked }
 
-// Ack answers the client's ack request with args (JSON-marshalled). When the
-// client asked for no ack it sends nothing and returns nil (check
-// Acknowledgeable to tell); a second call returns ErrAlreadyAcked and sends
-// nothing.
+// Ack answers the client's ack request with args (each JSON-marshalled; a
+// single Args value is the whole list, so ev.Ack(ev.Args) answers with what
+// the client sent). When the client asked for no ack it sends nothing and
+// returns nil (check Acknowledgeable to tell); a second call returns
+// ErrAlreadyAcked and sends nothing.
 func (e *Event) Ack(args ...any) error {
 	a, err := marshalArgs(args)
 	if err != nil {
@@ -258,9 +276,35 @@ func (e *Event) AckRaw(args []byte) error {
 		Data: protocol.AppendAck(nil, e.Signal.MsgID, args, true)})
 }
 
-// marshalArgs encodes args as a JSON array; a single json.RawMessage that is
-// itself an array is not what callers mean, so every arg is one element.
+// Reject answers invalid client input: it acks the client with args (as
+// Ack does; nothing when the client asked for no ack or was acked already)
+// and returns an error wrapping ErrRejected, for the handler to return.
+// The worker then commits what the handler did (the ack included) at once
+// and moves on: a rejected signal is not retried, is counted with result
+// "rejected", and the session's next signal does not wait behind it.
+//
+//	var n int
+//	if err := ev.Decode(&n); err != nil {
+//		return ev.Reject("expected a number")
+//	}
+func (e *Event) Reject(args ...any) error {
+	if err := e.Ack(args...); err != nil && !errors.Is(err, ErrAlreadyAcked) {
+		return err
+	}
+	return fmt.Errorf("%w: event %q", ErrRejected, e.Name)
+}
+
+// marshalArgs encodes args as a JSON array: each arg one element, except a
+// single Args value, which is the whole array.
 func marshalArgs(args []any) ([]byte, error) {
+	if len(args) == 1 {
+		if a, ok := args[0].(Args); ok {
+			if !json.Valid(a) || len(a) == 0 || a[0] != '[' {
+				return nil, fmt.Errorf("worker: Args %.40q is not a JSON array", a)
+			}
+			return a, nil
+		}
+	}
 	var b bytes.Buffer
 	b.WriteByte('[')
 	for i, a := range args {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/session"
@@ -58,6 +60,10 @@ type Worker struct {
 	namespaces map[string]*Namespace
 	pending    map[pendingKey]*pendingAck
 	authorize  AuthorizeHandler
+
+	// Client input decides how often these happen: logged at most once per
+	// 10 s, counted always.
+	rejectedLog, unhandledLog rate.Sometimes
 }
 
 // Authorization is an OnAuthorize hook's verdict on a handshake.
@@ -121,6 +127,8 @@ func New(rdb redis.UniversalClient, cfg Config) *Worker {
 		metrics:      cfg.Metrics,
 		namespaces:   map[string]*Namespace{},
 		pending:      map[pendingKey]*pendingAck{},
+		rejectedLog:  rate.Sometimes{First: 1, Interval: 10 * time.Second},
+		unhandledLog: rate.Sometimes{First: 1, Interval: 10 * time.Second},
 	}
 	m := cfg.Metrics
 	w.consumer = bus.NewConsumer(rdb, bus.ConsumerConfig{
@@ -374,8 +382,21 @@ func (w *Worker) drop(rec *recorder) {
 	}
 }
 
+// unhandled counts and logs (at most once per 10 s) a message, JSON message
+// or event that no handler of this worker takes: in a namespace it does not
+// serve, or with no handler for its name. It is acknowledged like a handled
+// one (no worker owning the partition would handle it either).
+func (w *Worker) unhandled(sig bus.Signal) {
+	w.metrics.Signals.WithLabelValues(string(sig.Kind), "unhandled").Inc()
+	w.unhandledLog.Do(func() {
+		w.log.Warn("signal with no handler (logged at most once per 10 s; counted in realtime_worker_signals_total{result=\"unhandled\"})",
+			"kind", sig.Kind, "namespace", sig.NS, "event", sig.Name)
+	})
+}
+
 // dispatch runs the handler for one signal, turning a panic into an error.
 func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (err error) {
+	handled := true
 	if sig.Kind == bus.KindAuthorize {
 		return w.answerAuthorize(ctx, sig)
 	}
@@ -383,8 +404,12 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 	ns := w.namespaces[sig.NS]
 	w.mu.Unlock()
 	kind := string(sig.Kind)
-	if ns == nil || sig.Kind == bus.KindAck {
+	if sig.Kind == bus.KindAck || (ns == nil && (sig.Kind == bus.KindConnect || sig.Kind == bus.KindDisconnect)) {
 		w.metrics.Signals.WithLabelValues(kind, "ignored").Inc()
+		return nil
+	}
+	if ns == nil {
+		w.unhandled(sig)
 		return nil
 	}
 	s := &Socket{id: sig.SID, ns: sig.NS, em: w.Emitter, w: w, rec: rec}
@@ -405,9 +430,22 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 				event = sig.Name
 			}
 		}
+		if !handled {
+			w.unhandled(sig)
+			return
+		}
 		w.metrics.HandlerSeconds.WithLabelValues(kind, event).Observe(took.Seconds())
 		result := "ok"
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrRejected):
+			// Invalid client input, answered by the handler: commit what
+			// it did and move on.
+			result, err = "rejected", nil
+			w.rejectedLog.Do(func() {
+				w.log.Info("handler rejected client input (logged at most once per 10 s; counted in realtime_worker_signals_total{result=\"rejected\"})",
+					"kind", kind, "event", sig.Name)
+			})
+		case err != nil:
 			result = "error"
 			w.log.Warn("handler failed", "kind", kind, "event", sig.Name, "sid", sig.SID, "err", err)
 		}
@@ -417,5 +455,6 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 		}
 		w.metrics.Signals.WithLabelValues(kind, result).Inc()
 	}()
-	return ns.run(hctx, s, sig)
+	handled, err = ns.run(hctx, s, sig)
+	return err
 }

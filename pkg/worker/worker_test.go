@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/realtime/realtime/internal/testredis"
@@ -416,5 +417,114 @@ func TestOnAnyEvent(t *testing.T) {
 	waitFor(t, "3 packets", func() bool { return len(e.mailbox(sid)) >= len(want) })
 	if got := e.mailbox(sid); !slices.Equal(got, want) {
 		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
+	}
+}
+
+// ev.Ack(ev.Args) and s.Emit("echo", ev.Args) give the client the
+// arguments it sent, each as its own argument; Args next to other
+// arguments is one argument.
+func TestArgsAreTheWholeList(t *testing.T) {
+	e := newEnv(t)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond})
+	w.Namespace("").OnEvent("echo", func(ctx context.Context, s *Socket, ev *Event) error {
+		if err := s.Emit("echo", ev.Args); err != nil {
+			return err
+		}
+		if err := s.Emit("wrapped", "first", ev.Args); err != nil {
+			return err
+		}
+		return ev.Ack(ev.Args)
+	})
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	e.event(sid, "echo", `[1,"two"]`, 7)
+	waitFor(t, "3 packets", func() bool { return len(e.mailbox(sid)) >= 3 })
+	want := []string{`5:::{"name":"echo","args":[1,"two"]}`, `5:::{"name":"wrapped","args":["first",[1,"two"]]}`, `6:::7+[1,"two"]`}
+	if got := e.mailbox(sid); !slices.Equal(got, want) {
+		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
+	}
+	if _, err := marshalArgs([]any{Args(`{"not":"an array"}`)}); err == nil {
+		t.Fatal("Args that is not an array was accepted as the argument list")
+	}
+}
+
+// signalsCounted reads realtime_worker_signals_total{kind, result}.
+func signalsCounted(t *testing.T, m *Metrics, kind, result string) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Signals.WithLabelValues(kind, result).Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.GetCounter().GetValue()
+}
+
+// A rejected event answers the client at once with the app's error value,
+// is not retried or dead-lettered, and the session's next event is handled
+// right after it; it is counted "rejected".
+func TestRejectAnswersAtOnce(t *testing.T) {
+	e := newEnv(t)
+	m := NewMetrics(nil)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond, Metrics: m})
+	var calls atomic.Int32
+	w.Namespace("").OnEvent("nick", func(ctx context.Context, s *Socket, ev *Event) error {
+		calls.Add(1)
+		var nick string
+		if err := ev.Decode(&nick); err != nil {
+			return ev.Reject(map[string]string{"error": "nick must be a string"})
+		}
+		return ev.Ack("ok " + nick)
+	})
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	start := time.Now()
+	e.event(sid, "nick", `[42]`, 1)
+	e.event(sid, "nick", `["bob"]`, 2)
+	waitFor(t, "2 acks", func() bool { return len(e.mailbox(sid)) >= 2 })
+	want := []string{`6:::1+[{"error":"nick must be a string"}]`, `6:::2+["ok bob"]`}
+	if got := e.mailbox(sid); !slices.Equal(got, want) {
+		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("the next event waited %v behind the rejected one", d)
+	}
+	time.Sleep(300 * time.Millisecond) // a retry would run the handler again
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2 (no retry)", n)
+	}
+	if n := signalsCounted(t, m, "event", "rejected"); n != 1 {
+		t.Fatalf("rejected counted %v", n)
+	}
+	if n, _ := e.rdb.XLen(context.Background(), e.keys.DeadLetter(bus.Partition(sid, e.keys.Partitions()))).Result(); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+// Events with no handler, and signals of a namespace this worker does not
+// serve, are counted "unhandled", never "ok".
+func TestUnhandledIsCounted(t *testing.T) {
+	e := newEnv(t)
+	m := NewMetrics(nil)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond, Metrics: m})
+	w.Namespace("").OnEvent("known", func(ctx context.Context, s *Socket, ev *Event) error { return ev.Ack() })
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	e.event(sid, "unknown", `[]`, 0)
+	sig := bus.Signal{Kind: bus.KindMessage, SID: sid, NS: "/elsewhere", Gateway: "gw", Time: time.Now(), Data: "hi"}
+	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.StreamFor(sid), Values: sig.Values()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.event(sid, "known", `[]`, 3)
+	waitFor(t, "the known event's ack", func() bool { return len(e.mailbox(sid)) >= 1 })
+	if n := signalsCounted(t, m, "event", "unhandled"); n != 1 {
+		t.Fatalf("unhandled events counted %v, want 1", n)
+	}
+	if n := signalsCounted(t, m, "message", "unhandled"); n != 1 {
+		t.Fatalf("unhandled messages counted %v, want 1", n)
+	}
+	if n := signalsCounted(t, m, "event", "ok"); n != 1 {
+		t.Fatalf("ok events counted %v, want 1 (the known one)", n)
 	}
 }
