@@ -93,6 +93,28 @@ func Start(tb testing.TB) *Server {
 	return s
 }
 
+// StartBinary starts a redis-server binary on a free loopback port for a
+// TestMain, where there is no testing.TB yet; stop ends it.
+func StartBinary() (s *Server, stop func(), err error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, nil, fmt.Errorf("testredis: %w (apt-get install redis-server)", err)
+	}
+	dir, err := os.MkdirTemp("", "testredis-")
+	if err != nil {
+		return nil, nil, err
+	}
+	port, err := freeport.Loopback()
+	if err != nil {
+		return nil, nil, fmt.Errorf("testredis: free port: %w", err)
+	}
+	s = &Server{dir: dir, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	if err := s.startBinary(bin); err != nil {
+		return nil, nil, fmt.Errorf("testredis: %w", err)
+	}
+	return s, func() { s.stop(); _ = os.RemoveAll(dir) }, nil
+}
+
 // missing fails in CI and skips elsewhere.
 func missing(tb testing.TB, why string) {
 	tb.Helper()
