@@ -317,7 +317,7 @@ func (c *Consumer) renewLeases(ctx context.Context, ps []int, ttl int64) (map[in
 	for i, p := range ps {
 		cmds[i] = renewScript.EvalSha(ctx, pipe, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && isNoScript(err) {
+	if _, err := pipe.Exec(ctx); redis.HasErrorPrefix(err, "NOSCRIPT") {
 		pipe = c.rdb.Pipeline()
 		for i, p := range ps {
 			cmds[i] = renewScript.Eval(ctx, pipe, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
@@ -340,10 +340,6 @@ func (c *Consumer) wakeLoop() {
 	case c.wake <- struct{}{}:
 	default:
 	}
-}
-
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 // ErrStalled is wrapped by Check's errors.
@@ -498,7 +494,7 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 // its first backlog.
 func (c *Consumer) acquire(ctx context.Context, p int, pt *part) *loopPart {
 	lp := &loopPart{p: p, pt: pt, stream: c.cfg.Keys.Stream(p), attempts: map[string]int{}, lastReclaim: time.Now()}
-	if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+	if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
 		c.log.Error("consumer group not created", "partition", p, "err", err)
 	}
 	pending, err := c.reclaim(ctx, lp.stream, 0)
@@ -527,7 +523,7 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 	switch {
 	case errors.Is(err, redis.Nil):
 		return
-	case err != nil && strings.Contains(err.Error(), "NOGROUP"):
+	case redis.HasErrorPrefix(err, "NOGROUP"):
 		for _, lp := range order {
 			_ = c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err()
 		}

@@ -197,3 +197,31 @@ func TestRebalanceDoesNotHoldLockAcrossRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisErrorPrefixes: the errors the consumer tells apart by their
+// Redis error prefix (redis.HasErrorPrefix) come out of a real Redis as
+// expected, through a single command and through a pipeline.
+func TestRedisErrorPrefixes(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	if err := rdb.XGroupCreateMkStream(ctx, "prefixes", GroupName, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := rdb.XGroupCreateMkStream(ctx, "prefixes", GroupName, "0").Err()
+	if !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		t.Errorf("creating the group twice: %v, want BUSYGROUP", err)
+	}
+	err = rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "nogroup", Consumer: "c", Streams: []string{"prefixes", ">"}, Block: -1}).Err()
+	if !redis.HasErrorPrefix(err, "NOGROUP") {
+		t.Errorf("reading with an unknown group: %v, want NOGROUP", err)
+	}
+	pipe := rdb.Pipeline()
+	renewScript.EvalSha(ctx, pipe, []string{"lease"}, "c", 1000)
+	if _, err := pipe.Exec(ctx); !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		t.Errorf("EVALSHA of an unloaded script in a pipeline: %v, want NOSCRIPT", err)
+	}
+	if redis.HasErrorPrefix(context.DeadlineExceeded, "NOGROUP") || redis.HasErrorPrefix(nil, "NOSCRIPT") {
+		t.Error("HasErrorPrefix matched an error that is not Redis's")
+	}
+}
