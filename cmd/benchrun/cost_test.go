@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -80,5 +81,22 @@ func TestRenderCosts(t *testing.T) {
 	rep.Scenarios[0].Runs = []RunRecord{{Target: targetCluster}}
 	if got := renderCosts(rep); got != "" {
 		t.Errorf("no costs rendered %q", got)
+	}
+}
+
+// The machine facts come out of /proc in the shapes BENCHMARKS.md shows.
+func TestMachineFactsFromProc(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("/proc is Linux's, and CI runs on Linux (CI is set: nothing may skip)")
+		}
+		t.Skip("/proc is Linux's")
+	}
+	m := machineFacts(Paths{})
+	if !regexp.MustCompile(`^[0-9]+\.[0-9] GiB$`).MatchString(m.Memory) {
+		t.Errorf("memory %q", m.Memory)
+	}
+	if !regexp.MustCompile(`^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2}$`).MatchString(m.LoadBefore) {
+		t.Errorf("load average %q", m.LoadBefore)
 	}
 }
