@@ -16,6 +16,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Consumer defaults (ConsumerConfig); pkg/worker's Config and cmd/worker's
+// flags use DefaultLeaseTTL and DefaultMaxAttempts.
+const (
+	// DefaultLeaseTTL is ConsumerConfig.LeaseTTL's default.
+	DefaultLeaseTTL = 3 * time.Second
+	// DefaultBatch is ConsumerConfig.Batch's default, in entries.
+	DefaultBatch = 100
+	// DefaultBlock is ConsumerConfig.Block's default.
+	DefaultBlock = time.Second
+	// DefaultMaxAttempts is ConsumerConfig.MaxAttempts' default.
+	DefaultMaxAttempts = 5
+	// DefaultRetryBackoff is ConsumerConfig.RetryBackoff's default.
+	DefaultRetryBackoff = 200 * time.Millisecond
+)
+
 // ConsumerConfig configures a Consumer. Zero fields take the defaults.
 type ConsumerConfig struct {
 	// Keys names the streams. Default: NewKeys("", 0).
@@ -25,17 +40,19 @@ type ConsumerConfig struct {
 	// LeaseTTL is how long a partition lease lasts without renewal; leases
 	// are renewed and the share recomputed every LeaseTTL/3 (at least every
 	// second). A worker that dies loses its partitions after about LeaseTTL;
-	// one that stops releases them at once. Default: 3s.
+	// one that stops releases them at once. Default: DefaultLeaseTTL (3s).
 	LeaseTTL time.Duration
-	// Batch is the most entries read at once from one partition. Default: 100.
+	// Batch is the most entries read at once from one partition. Default:
+	// DefaultBatch (100).
 	Batch int
-	// Block is how long one read waits for new entries. Default: 1s.
+	// Block is how long one read waits for new entries. Default:
+	// DefaultBlock (1s).
 	Block time.Duration
 	// MaxAttempts is how many times an entry is handled before it goes to
-	// the dead-letter stream. Default: 5.
+	// the dead-letter stream. Default: DefaultMaxAttempts (5).
 	MaxAttempts int
 	// RetryBackoff is the pause before handling a failed entry again.
-	// Default: 200ms.
+	// Default: DefaultRetryBackoff (200ms).
 	RetryBackoff time.Duration
 	// Logger receives the consumer's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -51,19 +68,19 @@ func (c *ConsumerConfig) defaults() {
 		c.Keys = NewKeys("", 0)
 	}
 	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 3 * time.Second
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.Batch <= 0 {
-		c.Batch = 100
+		c.Batch = DefaultBatch
 	}
 	if c.Block <= 0 {
-		c.Block = time.Second
+		c.Block = DefaultBlock
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 5
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = 200 * time.Millisecond
+		c.RetryBackoff = DefaultRetryBackoff
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
