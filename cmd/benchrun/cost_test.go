@@ -8,14 +8,21 @@ import (
 	"testing"
 )
 
-// The counters of this very process move as it burns CPU and reads.
-func TestReadUsage(t *testing.T) {
+// needProc skips t where there is no /proc, except in CI (which runs on
+// Linux), where that fails it.
+func needProc(t *testing.T) {
+	t.Helper()
 	if runtime.GOOS != "linux" {
 		if os.Getenv("CI") != "" {
 			t.Fatal("/proc is Linux's, and CI runs on Linux (CI is set: nothing may skip)")
 		}
 		t.Skip("/proc is Linux's")
 	}
+}
+
+// The counters of this very process move as it burns CPU and reads.
+func TestReadUsage(t *testing.T) {
+	needProc(t)
 	before, err := readUsage(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
@@ -86,12 +93,7 @@ func TestRenderCosts(t *testing.T) {
 
 // The machine facts come out of /proc in the shapes BENCHMARKS.md shows.
 func TestMachineFactsFromProc(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("/proc is Linux's, and CI runs on Linux (CI is set: nothing may skip)")
-		}
-		t.Skip("/proc is Linux's")
-	}
+	needProc(t)
 	m := machineFacts(Paths{})
 	if !regexp.MustCompile(`^[0-9]+\.[0-9] GiB$`).MatchString(m.Memory) {
 		t.Errorf("memory %q", m.Memory)

@@ -23,9 +23,7 @@ func TestHelpShowsLibraryDefaults(t *testing.T) {
 // rest.
 func TestGatewayConfigFromDefaultFlags(t *testing.T) {
 	f := newFlags()
-	if _, ok, err := f.cmd.Parse(nil); !ok || err != nil {
-		t.Fatalf("Parse: %v, %v", ok, err)
-	}
+	clitest.Parse(t, f.cmd)
 	got := f.gatewayConfig("/x/socket.io.js", nil)
 	want := gateway.Config{Node: "demo-gw", Transports: gateway.DefaultTransports, StaticDir: "web/chat", ClientScript: "/x/socket.io.js"}
 	if !reflect.DeepEqual(got, want) {

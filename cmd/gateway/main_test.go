@@ -50,9 +50,7 @@ func TestHelpShowsLibraryDefaults(t *testing.T) {
 // defaults, field by field.
 func TestConfigFromDefaultFlags(t *testing.T) {
 	f := newFlags()
-	if _, ok, err := f.cmd.Parse(nil); !ok || err != nil {
-		t.Fatalf("Parse: %v, %v", ok, err)
-	}
+	clitest.Parse(t, f.cmd)
 	got := f.config(nil)
 	want := gateway.Config{
 		Keys:              bus.NewKeys("", 0),

@@ -78,6 +78,15 @@ func isCode(s string) bool {
 	return len(s) >= 2 && s[0] == '`' && s[len(s)-1] == '`' && strings.Count(s, "`") == 2
 }
 
+// Parse parses args (and the environment) with cmd's flags, failing t on
+// an error.
+func Parse(t *testing.T, cmd *cli.Command, args ...string) {
+	t.Helper()
+	if _, ok, err := cmd.Parse(args); !ok || err != nil {
+		t.Fatalf("parse %q: ok %v, %v", args, ok, err)
+	}
+}
+
 // CheckDefaults fails t unless the command's -h shows, for each flag in
 // library, the library default given there (its named constant, formatted
 // as the flag prints it), and every other flag of the command is listed in

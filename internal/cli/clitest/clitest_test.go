@@ -58,9 +58,7 @@ func TestClusterFlagsDefaults(t *testing.T) {
 	CheckDefaults(t, c, map[string]string{
 		"prefix": bus.DefaultPrefix, "partitions": strconv.Itoa(bus.DefaultPartitions),
 	}, []string{"redis", "log-level", "log-format"})
-	if _, ok, err := c.Parse(nil); !ok || err != nil {
-		t.Fatalf("Parse: %v, %v", ok, err)
-	}
+	Parse(t, c)
 	if cl.Keys() != bus.NewKeys("", 0) {
 		t.Errorf("Keys() = %+v, want the bus's default keys", cl.Keys())
 	}
