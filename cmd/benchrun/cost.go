@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // Where the CPU goes. Around each run of a closed-loop scenario (echo,
@@ -17,8 +17,9 @@ import (
 // each process: on a machine the clients and the servers share, the target
 // that spends less CPU per operation leaves more of it to everything else.
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
-// 100 on every Linux architecture Go supports.
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
+// (procfs.ProcStat's UTime and STime); 100 on every Linux architecture Go
+// supports.
 const clockTicks = 100
 
 // procUsage is one reading of a process's counters.
@@ -30,46 +31,20 @@ type procUsage struct {
 // readUsage reads /proc/<pid>/stat and /proc/<pid>/io.
 func readUsage(pid int) (procUsage, error) {
 	var u procUsage
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return u, err
 	}
-	// The command name (field 2) may hold spaces; count fields after it.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return u, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 { // state is field 3; utime and stime are fields 14 and 15
-		return u, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return u, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	u.cpu = time.Duration(utime+stime) * time.Second / clockTicks
-	io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	st, err := p.Stat()
 	if err != nil {
 		return u, err
 	}
-	for _, line := range strings.Split(string(io), "\n") {
-		k, v, ok := strings.Cut(line, ": ")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			continue
-		}
-		switch k {
-		case "syscr":
-			u.reads = n
-		case "syscw":
-			u.writes = n
-		}
+	u.cpu = time.Duration(st.UTime+st.STime) * time.Second / clockTicks
+	io, err := p.IO()
+	if err != nil {
+		return u, err
 	}
+	u.reads, u.writes = int64(io.SyscR), int64(io.SyscW)
 	return u, nil
 }
 

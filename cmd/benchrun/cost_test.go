@@ -2,19 +2,27 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 )
 
-// The counters of this very process move as it burns CPU and reads.
-func TestReadUsage(t *testing.T) {
+// needProc skips t where there is no /proc, except in CI (which runs on
+// Linux), where that fails it.
+func needProc(t *testing.T) {
+	t.Helper()
 	if runtime.GOOS != "linux" {
 		if os.Getenv("CI") != "" {
 			t.Fatal("/proc is Linux's, and CI runs on Linux (CI is set: nothing may skip)")
 		}
 		t.Skip("/proc is Linux's")
 	}
+}
+
+// The counters of this very process move as it burns CPU and reads.
+func TestReadUsage(t *testing.T) {
+	needProc(t)
 	before, err := readUsage(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
@@ -80,5 +88,17 @@ func TestRenderCosts(t *testing.T) {
 	rep.Scenarios[0].Runs = []RunRecord{{Target: targetCluster}}
 	if got := renderCosts(rep); got != "" {
 		t.Errorf("no costs rendered %q", got)
+	}
+}
+
+// The machine facts come out of /proc in the shapes BENCHMARKS.md shows.
+func TestMachineFactsFromProc(t *testing.T) {
+	needProc(t)
+	m := machineFacts(Paths{})
+	if !regexp.MustCompile(`^[0-9]+\.[0-9] GiB$`).MatchString(m.Memory) {
+		t.Errorf("memory %q", m.Memory)
+	}
+	if !regexp.MustCompile(`^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2}$`).MatchString(m.LoadBefore) {
+		t.Errorf("load average %q", m.LoadBefore)
 	}
 }

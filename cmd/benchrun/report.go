@@ -8,9 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // Report is everything BENCHMARKS.md shows.
@@ -325,20 +326,12 @@ func writeReport(out, plotPath string, rep *Report) error {
 // machineFacts collects what BENCHMARKS.md says about the machine.
 func machineFacts(p Paths) Machine {
 	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadBefore: loadAverage()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if cpus, err := fs.CPUInfo(); err == nil && len(cpus) > 0 {
+			m.CPUModel = cpus[0].ModelName
 		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-				m.Memory = fmt.Sprintf("%.1f GiB", kb/(1<<20))
-			}
+		if mem, err := fs.Meminfo(); err == nil && mem.MemTotal != nil {
+			m.Memory = fmt.Sprintf("%.1f GiB", float64(*mem.MemTotal)/(1<<20)) // MemTotal is in KiB
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
@@ -364,17 +357,18 @@ func commandLine(name string, args ...string) string {
 	return line
 }
 
-// loadAverage returns the 1, 5 and 15 minute load averages.
+// loadAverage returns the 1, 5 and 15 minute load averages, as
+// /proc/loadavg gives them ("?" if unknown).
 func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return "?"
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
+	l, err := fs.LoadAvg()
+	if err != nil {
 		return "?"
 	}
-	return strings.Join(f[:3], " ")
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
 }
 
 // plotRows returns the rows drawn in the plot: metrics marked Plot with a

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -34,24 +35,44 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+// flags is the demo's command line; the gateway and the worker it runs
+// take the library's defaults for everything else.
+type flags struct {
+	cmd                                       *cli.Command
+	addr, redisURL, static, script, transport *string
+}
+
+func newFlags() *flags {
 	cmd := cli.NewCommand("demo", "DEMO_", "Runs the whole cluster in one process: embedded Redis, a gateway, the echo and chat workers.")
 	fs := cmd.Flags
-	var (
-		addr      = fs.String("addr", "localhost:8000", "HTTP listen address")
-		redisURL  = fs.String("redis", "", "a real Redis to use instead of the embedded one (e.g. redis://localhost:6379/0)")
-		static    = fs.String("static", "web/chat", "directory of the chat page")
-		script    = fs.String("client-script", "test/node_modules/socket.io-client/dist/socket.io.js", "socket.io.js of socket.io-client 0.9.16 (make client-script installs it)")
-		transport = fs.String("transports", "websocket,xhr-polling,jsonp-polling,htmlfile", "enabled transports")
-	)
-	log, ok, err := cmd.Parse(args)
+	return &flags{
+		cmd:       cmd,
+		addr:      fs.String("addr", "localhost:8000", "HTTP listen address"),
+		redisURL:  fs.String("redis", "", "a real Redis to use instead of the embedded one (e.g. redis://localhost:6379/0)"),
+		static:    fs.String("static", "web/chat", "directory of the chat page"),
+		script:    fs.String("client-script", "test/node_modules/socket.io-client/dist/socket.io.js", "socket.io.js of socket.io-client 0.9.16 (make client-script installs it)"),
+		transport: fs.String("transports", strings.Join(gateway.DefaultTransports, ","), "enabled transports"),
+	}
+}
+
+// gatewayConfig is the demo gateway's Config, serving the client script at
+// script ("": none).
+func (f *flags) gatewayConfig(script string, log *slog.Logger) gateway.Config {
+	return gateway.Config{
+		Node: "demo-gw", Transports: splitComma(*f.transport), StaticDir: *f.static, ClientScript: script, Logger: log,
+	}
+}
+
+func run(args []string) error {
+	f := newFlags()
+	log, ok, err := f.cmd.Parse(args)
 	if !ok {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	url := *redisURL
+	url := *f.redisURL
 	if url == "" {
 		mr, err := miniredis.Run()
 		if err != nil {
@@ -67,15 +88,14 @@ func run(args []string) error {
 	}
 	defer rdb.Close()
 
-	if _, err := os.Stat(*script); err != nil {
-		log.Warn("client script missing: the page will say so; run `make client-script`", "path", *script)
-		*script = ""
-	} else if abs, err := filepath.Abs(*script); err == nil {
-		*script = abs
+	script := *f.script
+	if _, err := os.Stat(script); err != nil {
+		log.Warn("client script missing: the page will say so; run `make client-script`", "path", script)
+		script = ""
+	} else if abs, err := filepath.Abs(script); err == nil {
+		script = abs
 	}
-	g, err := gateway.New(rdb, gateway.Config{
-		Node: "demo-gw", Transports: splitComma(*transport), StaticDir: *static, ClientScript: *script, Logger: log,
-	}, nil)
+	g, err := gateway.New(rdb, f.gatewayConfig(script, log), nil)
 	if err != nil {
 		return err
 	}
@@ -88,9 +108,9 @@ func run(args []string) error {
 	werr := make(chan error, 1)
 	go func() { werr <- w.Run(ctx) }()
 
-	l, err := net.Listen("tcp", *addr)
+	l, err := net.Listen("tcp", *f.addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", *addr, err)
+		return fmt.Errorf("listen %s: %w", *f.addr, err)
 	}
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()

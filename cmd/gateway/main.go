@@ -33,46 +33,87 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+// flags is the gateway's command line. Every default that fills a
+// gateway.Config field is the library's named default.
+type flags struct {
+	cmd     *cli.Command
+	cluster *cli.Cluster
+
+	addr, adminAddr, nodeID, flashAddr        *string
+	transports, origins, clientScript, static *string
+	hbInterval, hbTimeout, closeTimeout       *time.Duration
+	pollDuration, mailboxDrain, hsHold        *time.Duration
+	authTimeout, livenessTTL                  *time.Duration
+	drainDelay, drainTimeout                  *time.Duration
+	maxPacket, mailboxBytes, pollBatch        *int
+	maxMailbox, sendQueue, maxHSQueue         *int
+	maxConns                                  *int
+	maxBody                                   *int64
+	maxHSRate                                 *float64
+	authorize, authFailOpen                   *bool
+}
+
+func newFlags() *flags {
 	cmd := cli.NewCommand("gateway", "GATEWAY_", "Serves Socket.IO 0.9 clients; sessions live in Redis.")
 	fs := cmd.Flags
-	cluster := cmd.ClusterFlags()
-	var (
-		addr         = fs.String("addr", "localhost:8000", "HTTP listen address for Socket.IO clients")
-		adminAddr    = fs.String("admin-addr", "localhost:9100", "listen address for /metrics, /healthz and /readyz (empty: off)")
-		nodeID       = fs.String("node-id", "", "this gateway's id, unique in the cluster (default: generated)")
-		hbInterval   = fs.Duration("heartbeat-interval", 25*time.Second, "how often streaming transports send a heartbeat")
-		hbTimeout    = fs.Duration("heartbeat-timeout", 60*time.Second, "heartbeat timeout told to clients; silent streaming clients are dropped after it")
-		closeTimeout = fs.Duration("close-timeout", 60*time.Second, "close timeout told to clients; a polling session without contact for this long ends")
-		pollDuration = fs.Duration("polling-duration", 20*time.Second, "how long a poll is held before the noop answer")
-		transports   = fs.String("transports", strings.Join(gateway.DefaultTransports, ","), "enabled transports in preference order (websocket,flashsocket,htmlfile,xhr-polling,jsonp-polling)")
-		origins      = fs.String("origins", "*:*", "allowed origins, comma-separated host:port patterns with * wildcards")
-		flashAddr    = fs.String("flash-policy-addr", "", "listen address of the Flash policy-file server, e.g. :10843 (empty: off)")
-		maxPacket    = fs.Int("max-packet-bytes", 1<<20, "largest packet accepted from a client")
-		maxBody      = fs.Int64("max-body-bytes", 1<<20, "largest POST body accepted")
-		mailboxBytes = fs.Int("mailbox-bytes", session.DefaultMailboxBytes, "bytes a polling session's mailbox may hold while its client does not drain it; beyond them for -mailbox-drain-timeout, or beyond 4 times them, the session ends (overflow)")
-		mailboxDrain = fs.Duration("mailbox-drain-timeout", session.DefaultMailboxDrainTimeout, "how long a mailbox over -mailbox-bytes may keep its oldest packet waiting")
-		pollBatch    = fs.Int("poll-batch-bytes", session.DefaultPollBatchBytes, "most bytes of packets one poll answer carries")
-		maxMailbox   = fs.Int("max-mailbox", 0, "deprecated and ignored: mailboxes are bounded in bytes (-mailbox-bytes)")
-		sendQueue    = fs.Int("send-queue", 1024, "packets queued per streaming client before it is dropped as too slow")
-		clientScript = fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js")
-		static       = fs.String("static", "", "directory served at / (e.g. the chat page)")
-		maxHSRate    = fs.Float64("max-handshake-rate", gateway.DefaultMaxHandshakeRate, "handshakes per second (bursts of as many); a handshake over it is held until admitted, at most -handshake-hold (0: no limit)")
-		maxHSQueue   = fs.Int("max-handshake-queue", gateway.DefaultMaxHandshakeQueue, "handshakes held at once (waiting for the rate or for Redis); beyond it they get 503 at once")
-		hsHold       = fs.Duration("handshake-hold", gateway.DefaultHandshakeHold, "longest a handshake is held (waiting for the rate, retrying Redis) before 503; keep it below the client's 10s connect timeout")
-		maxConns     = fs.Int("max-connections", gateway.DefaultMaxConnections, "websockets held plus polls parked beyond which handshakes and upgrades get 503 at once (0: no limit)")
-		authorize    = fs.Bool("authorize", false, "ask the workers' OnAuthorize hook to allow each handshake")
-		authTimeout  = fs.Duration("authorize-timeout", 3*time.Second, "how long a handshake waits for the authorization answer")
-		authFailOpen = fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)")
-		livenessTTL  = fs.Duration("liveness-ttl", 10*time.Second, "lifetime of this gateway's liveness key; after a crash, other gateways end its websocket sessions within about this long")
-		drainDelay   = fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to stay up but unready (/readyz 503) so load balancers stop sending traffic")
-		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "after the delay, the time to close websockets (paced over half of it) and exit")
-	)
-	log, ok, err := cmd.Parse(args)
+	return &flags{
+		cmd:          cmd,
+		cluster:      cmd.ClusterFlags(),
+		addr:         fs.String("addr", "localhost:8000", "HTTP listen address for Socket.IO clients"),
+		adminAddr:    fs.String("admin-addr", "localhost:9100", "listen address for /metrics, /healthz and /readyz (empty: off)"),
+		nodeID:       fs.String("node-id", "", "this gateway's id, unique in the cluster (default: generated)"),
+		hbInterval:   fs.Duration("heartbeat-interval", gateway.DefaultHeartbeatInterval, "how often streaming transports send a heartbeat"),
+		hbTimeout:    fs.Duration("heartbeat-timeout", gateway.DefaultHeartbeatTimeout, "heartbeat timeout told to clients; silent streaming clients are dropped after it"),
+		closeTimeout: fs.Duration("close-timeout", gateway.DefaultCloseTimeout, "close timeout told to clients; a polling session without contact for this long ends"),
+		pollDuration: fs.Duration("polling-duration", gateway.DefaultPollingDuration, "how long a poll is held before the noop answer"),
+		transports:   fs.String("transports", strings.Join(gateway.DefaultTransports, ","), "enabled transports in preference order (websocket,flashsocket,htmlfile,xhr-polling,jsonp-polling)"),
+		origins:      fs.String("origins", strings.Join(gateway.DefaultOrigins, ","), "allowed origins, comma-separated host:port patterns with * wildcards"),
+		flashAddr:    fs.String("flash-policy-addr", "", "listen address of the Flash policy-file server, e.g. :10843 (empty: off)"),
+		maxPacket:    fs.Int("max-packet-bytes", gateway.DefaultMaxPacketBytes, "largest packet accepted from a client"),
+		maxBody:      fs.Int64("max-body-bytes", gateway.DefaultMaxBodyBytes, "largest POST body accepted"),
+		mailboxBytes: fs.Int("mailbox-bytes", session.DefaultMailboxBytes, "bytes a polling session's mailbox may hold while its client does not drain it; beyond them for -mailbox-drain-timeout, or beyond 4 times them, the session ends (overflow)"),
+		mailboxDrain: fs.Duration("mailbox-drain-timeout", session.DefaultMailboxDrainTimeout, "how long a mailbox over -mailbox-bytes may keep its oldest packet waiting"),
+		pollBatch:    fs.Int("poll-batch-bytes", session.DefaultPollBatchBytes, "most bytes of packets one poll answer carries"),
+		maxMailbox:   fs.Int("max-mailbox", 0, "deprecated and ignored: mailboxes are bounded in bytes (-mailbox-bytes)"),
+		sendQueue:    fs.Int("send-queue", gateway.DefaultSendQueue, "packets queued per streaming client before it is dropped as too slow"),
+		clientScript: fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js"),
+		static:       fs.String("static", "", "directory served at / (e.g. the chat page)"),
+		maxHSRate:    fs.Float64("max-handshake-rate", gateway.DefaultMaxHandshakeRate, "handshakes per second (bursts of as many); a handshake over it is held until admitted, at most -handshake-hold (0: no limit)"),
+		maxHSQueue:   fs.Int("max-handshake-queue", gateway.DefaultMaxHandshakeQueue, "handshakes held at once (waiting for the rate or for Redis); beyond it they get 503 at once"),
+		hsHold:       fs.Duration("handshake-hold", gateway.DefaultHandshakeHold, "longest a handshake is held (waiting for the rate, retrying Redis) before 503; keep it below the client's 10s connect timeout"),
+		maxConns:     fs.Int("max-connections", gateway.DefaultMaxConnections, "websockets held plus polls parked beyond which handshakes and upgrades get 503 at once (0: no limit)"),
+		authorize:    fs.Bool("authorize", false, "ask the workers' OnAuthorize hook to allow each handshake"),
+		authTimeout:  fs.Duration("authorize-timeout", gateway.DefaultAuthorizeTimeout, "how long a handshake waits for the authorization answer"),
+		authFailOpen: fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)"),
+		livenessTTL:  fs.Duration("liveness-ttl", gateway.DefaultAliveTTL, "lifetime of this gateway's liveness key; after a crash, other gateways end its websocket sessions within about this long"),
+		drainDelay:   fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to stay up but unready (/readyz 503) so load balancers stop sending traffic"),
+		drainTimeout: fs.Duration("drain-timeout", 30*time.Second, "after the delay, the time to close websockets (paced over half of it) and exit"),
+	}
+}
+
+// config is the gateway.Config the parsed flags ask for.
+func (f *flags) config(log *slog.Logger) gateway.Config {
+	return gateway.Config{
+		Node: *f.nodeID, Keys: f.cluster.Keys(),
+		HeartbeatInterval: *f.hbInterval, HeartbeatTimeout: *f.hbTimeout,
+		CloseTimeout: *f.closeTimeout, PollingDuration: *f.pollDuration,
+		Transports: splitList(*f.transports), Origins: splitList(*f.origins),
+		MaxPacketBytes: *f.maxPacket, MaxBodyBytes: *f.maxBody, SendQueue: *f.sendQueue,
+		MailboxBytes: *f.mailboxBytes, MailboxDrainTimeout: *f.mailboxDrain, PollBatchBytes: *f.pollBatch,
+		ClientScript: *f.clientScript, StaticDir: *f.static, Logger: log, AliveTTL: *f.livenessTTL,
+		MaxHandshakeRate: unlimitedIfZero(*f.maxHSRate), MaxHandshakeQueue: *f.maxHSQueue, HandshakeHold: *f.hsHold,
+		MaxConnections: unlimitedIfZero(*f.maxConns), Authorize: *f.authorize,
+		AuthorizeTimeout: *f.authTimeout, AuthorizeFailOpen: *f.authFailOpen,
+	}
+}
+
+func run(args []string) error {
+	f := newFlags()
+	log, ok, err := f.cmd.Parse(args)
 	if !ok {
 		return err
 	}
-	if *maxMailbox != 0 {
+	if *f.maxMailbox != 0 {
 		log.Warn("-max-mailbox is deprecated and ignored: mailboxes are bounded in bytes (-mailbox-bytes, -mailbox-drain-timeout)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -82,28 +123,17 @@ func run(args []string) error {
 	// handshake's commit attempt, signal batches, opening a stream): let
 	// them reach the socket, so a Redis that stops answering costs a call
 	// its deadline, not the client's read timeout.
-	rdb, err := cluster.Connect(ctx, func(o *redis.Options) { o.ContextTimeoutEnabled = true })
+	rdb, err := f.cluster.Connect(ctx, func(o *redis.Options) { o.ContextTimeoutEnabled = true })
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	reg := cli.NewRegistry()
-	g, err := gateway.New(rdb, gateway.Config{
-		Node: *nodeID, Keys: cluster.Keys(),
-		HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
-		CloseTimeout: *closeTimeout, PollingDuration: *pollDuration,
-		Transports: splitList(*transports), Origins: splitList(*origins),
-		MaxPacketBytes: *maxPacket, MaxBodyBytes: *maxBody, SendQueue: *sendQueue,
-		MailboxBytes: *mailboxBytes, MailboxDrainTimeout: *mailboxDrain, PollBatchBytes: *pollBatch,
-		ClientScript: *clientScript, StaticDir: *static, Logger: log, AliveTTL: *livenessTTL,
-		MaxHandshakeRate: unlimitedIfZero(*maxHSRate), MaxHandshakeQueue: *maxHSQueue, HandshakeHold: *hsHold,
-		MaxConnections: unlimitedIfZero(*maxConns), Authorize: *authorize,
-		AuthorizeTimeout: *authTimeout, AuthorizeFailOpen: *authFailOpen,
-	}, gateway.NewMetrics(reg))
+	g, err := gateway.New(rdb, f.config(log), gateway.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
-	return serve(ctx, log, g, cli.AdminHandler(reg, g.CheckReady), *addr, *adminAddr, *flashAddr, *drainDelay, *drainTimeout)
+	return serve(ctx, log, g, cli.AdminHandler(reg, g.CheckReady), *f.addr, *f.adminAddr, *f.flashAddr, *f.drainDelay, *f.drainTimeout)
 }
 
 // serve runs the gateway's listeners until ctx ends, then drains.

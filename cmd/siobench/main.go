@@ -46,6 +46,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/realtime/realtime/internal/benchresult"
 	"github.com/realtime/realtime/internal/sioclient"
 )
@@ -261,25 +263,15 @@ func cpuTicks(pid int) int64 {
 	if pid <= 0 {
 		return -1
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return -1
 	}
-	// The command name, in parentheses, may hold spaces: count from after it.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
+	st, err := p.Stat()
+	if err != nil {
 		return -1
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return -1
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return -1
-	}
-	return utime + stime
+	return int64(st.UTime + st.STime)
 }
 
 // parseIPs parses -source-ips: comma-separated IPv4 addresses and ranges
@@ -477,22 +469,21 @@ func progress(what string, line func() string) (stop func()) {
 	return func() { once.Do(func() { close(done) }) }
 }
 
-// rssKB reads a process's resident set size in KiB (0 if unknown).
+// rssKB reads a process's resident set size (VmRSS in /proc/<pid>/status)
+// in KiB (0 if unknown).
 func rssKB(pid int) int64 {
 	if pid <= 0 {
 		return 0
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return n
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0
 	}
-	return 0
+	return int64(st.VmRSS / 1024) // procfs gives bytes
 }
 
 func printSummary(r Result) {

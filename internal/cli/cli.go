@@ -207,6 +207,16 @@ func NewCommand(name, envPrefix, summary string) *Command {
 	return c
 }
 
+// Help returns the command's usage text, as -h prints it.
+func (c *Command) Help() string {
+	var b strings.Builder
+	out := c.Flags.Output()
+	c.Flags.SetOutput(&b)
+	c.Flags.Usage()
+	c.Flags.SetOutput(out)
+	return b.String()
+}
+
 // Parse parses args, then the environment, and returns the logger. ok is
 // false (with a nil error) when the command should just exit: -h printed the
 // usage.

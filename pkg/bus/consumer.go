@@ -16,6 +16,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Consumer defaults (ConsumerConfig); pkg/worker's Config and cmd/worker's
+// flags use DefaultLeaseTTL and DefaultMaxAttempts.
+const (
+	// DefaultLeaseTTL is ConsumerConfig.LeaseTTL's default.
+	DefaultLeaseTTL = 3 * time.Second
+	// DefaultBatch is ConsumerConfig.Batch's default, in entries.
+	DefaultBatch = 100
+	// DefaultBlock is ConsumerConfig.Block's default.
+	DefaultBlock = time.Second
+	// DefaultMaxAttempts is ConsumerConfig.MaxAttempts' default.
+	DefaultMaxAttempts = 5
+	// DefaultRetryBackoff is ConsumerConfig.RetryBackoff's default.
+	DefaultRetryBackoff = 200 * time.Millisecond
+)
+
 // ConsumerConfig configures a Consumer. Zero fields take the defaults.
 type ConsumerConfig struct {
 	// Keys names the streams. Default: NewKeys("", 0).
@@ -25,17 +40,19 @@ type ConsumerConfig struct {
 	// LeaseTTL is how long a partition lease lasts without renewal; leases
 	// are renewed and the share recomputed every LeaseTTL/3 (at least every
 	// second). A worker that dies loses its partitions after about LeaseTTL;
-	// one that stops releases them at once. Default: 3s.
+	// one that stops releases them at once. Default: DefaultLeaseTTL (3s).
 	LeaseTTL time.Duration
-	// Batch is the most entries read at once from one partition. Default: 100.
+	// Batch is the most entries read at once from one partition. Default:
+	// DefaultBatch (100).
 	Batch int
-	// Block is how long one read waits for new entries. Default: 1s.
+	// Block is how long one read waits for new entries. Default:
+	// DefaultBlock (1s).
 	Block time.Duration
 	// MaxAttempts is how many times an entry is handled before it goes to
-	// the dead-letter stream. Default: 5.
+	// the dead-letter stream. Default: DefaultMaxAttempts (5).
 	MaxAttempts int
 	// RetryBackoff is the pause before handling a failed entry again.
-	// Default: 200ms.
+	// Default: DefaultRetryBackoff (200ms).
 	RetryBackoff time.Duration
 	// Logger receives the consumer's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -51,19 +68,19 @@ func (c *ConsumerConfig) defaults() {
 		c.Keys = NewKeys("", 0)
 	}
 	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 3 * time.Second
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.Batch <= 0 {
-		c.Batch = 100
+		c.Batch = DefaultBatch
 	}
 	if c.Block <= 0 {
-		c.Block = time.Second
+		c.Block = DefaultBlock
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 5
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = 200 * time.Millisecond
+		c.RetryBackoff = DefaultRetryBackoff
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -105,9 +122,12 @@ type Consumer struct {
 	beat          atomic.Int64  // unix ms when the read loop last went round
 	wake          chan struct{} // the owned set changed: the loop looks again
 
+	// mu guards the fields below; it is never held across a Redis round
+	// trip.
 	mu        sync.Mutex
 	owned     map[int]*part // partitions being handled
 	releasing map[int]bool  // partitions finishing their batch before their lease is released
+	stopped   bool          // leave has run: nothing is taken any more
 }
 
 // part is one owned partition in the read loop: closing stop makes the loop
@@ -188,6 +208,11 @@ func (c *Consumer) Owned() []int {
 // rebalance renews membership, computes this consumer's share (partition p
 // goes to the live worker of rank p % n), takes and renews leases for it,
 // and releases partitions outside it.
+//
+// c.mu is never held across a Redis round trip (the read loop, Owned and
+// Check take it): the share is decided under the lock, the leases are
+// renewed outside it, and the answers are applied under the lock again, to
+// partitions whose state did not change meanwhile.
 func (c *Consumer) rebalance(ctx context.Context) error {
 	now := time.Now().UnixMilli()
 	ttl := c.cfg.LeaseTTL.Milliseconds()
@@ -198,91 +223,140 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("bus: membership: %w", err)
 	}
-	members := live.Val()
-	slices.Sort(members)
-	rank := slices.Index(members, c.cfg.Name)
-	n := len(members)
-	var want []int
-	for p := 0; p < c.cfg.Keys.Partitions(); p++ {
-		if rank >= 0 && p%n == rank {
-			want = append(want, p)
+	want := share(live.Val(), c.cfg.Name, c.cfg.Keys.Partitions())
+
+	seen, changed := c.releaseUnwanted(want)
+	held, err := c.renewLeases(ctx, slices.Sorted(maps.Keys(seen)), ttl)
+	if err != nil {
+		if changed {
+			c.wakeLoop()
 		}
+		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	changed := false
-	for p, pt := range c.owned {
-		if !slices.Contains(want, p) {
-			// Hand over gracefully: the lease is released only after the
-			// batch in hand is done, so nothing is left pending here.
-			close(pt.stop)
-			delete(c.owned, p)
-			c.releasing[p] = true
-			changed = true
-			go func(p int, pt *part) {
-				<-pt.done
-				rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				if err := releaseScript.Run(rctx, c.rdb, []string{c.leaseKey(p)}, c.cfg.Name).Err(); err != nil {
-					c.log.Warn("lease release failed", "partition", p, "err", err)
-				}
-				c.mu.Lock()
-				delete(c.releasing, p)
-				c.mu.Unlock()
-				c.log.Info("partition released", "partition", p)
-			}(p, pt)
+	for p, pt := range seen {
+		if c.stopped || c.releasing[p] || c.owned[p] != pt {
+			continue // changed during the round trip: the next rebalance decides
 		}
-	}
-	// Renew every wanted lease in one round trip.
-	renew := c.rdb.Pipeline()
-	cmds := map[int]*redis.Cmd{}
-	for _, p := range want {
-		if !c.releasing[p] { // still finishing: renew nothing until it is released
-			cmds[p] = renewScript.EvalSha(ctx, renew, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
-		}
-	}
-	if len(cmds) > 0 {
-		if _, err := renew.Exec(ctx); err != nil && isNoScript(err) {
-			renew = c.rdb.Pipeline()
-			for p := range cmds {
-				cmds[p] = renewScript.Eval(ctx, renew, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
-			}
-			_, _ = renew.Exec(ctx)
-		}
-	}
-	for p, cmd := range cmds {
-		ok, err := cmd.Int()
-		if err != nil {
-			return fmt.Errorf("bus: lease %d: %w", p, err)
-		}
-		pt, owned := c.owned[p]
 		switch {
-		case ok == 1 && !owned:
+		case held[p] && pt == nil:
 			c.owned[p] = &part{stop: make(chan struct{}), done: make(chan struct{})}
 			changed = true
 			c.log.Info("partition acquired", "partition", p)
-		case ok == 0 && owned:
+		case !held[p] && pt != nil:
 			close(pt.stop) // someone else holds it now
 			delete(c.owned, p)
 			changed = true
 			c.log.Warn("partition lease lost", "partition", p)
 		}
 	}
+	owned := len(c.owned)
+	c.mu.Unlock()
 	if changed {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.wakeLoop()
 	}
 	if c.cfg.OnOwned != nil {
-		c.cfg.OnOwned(len(c.owned))
+		c.cfg.OnOwned(owned)
 	}
 	c.lastRebalance.Store(time.Now().UnixMilli())
 	return nil
 }
 
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+// share returns the partitions, of n, that go to name among the live
+// members: partition p goes to the member of rank p % len(members) in
+// sorted order; none when name is not among them.
+func share(members []string, name string, n int) []int {
+	members = slices.Sorted(slices.Values(members))
+	rank := slices.Index(members, name)
+	if rank < 0 {
+		return nil
+	}
+	var want []int
+	for p := rank; p < n; p += len(members) {
+		want = append(want, p)
+	}
+	return want
+}
+
+// releaseUnwanted stops every owned partition outside want and releases its
+// lease once its batch in hand is done (in the background). It returns the
+// wanted partitions whose leases to renew now, each with its entry in
+// c.owned (nil: not owned), so the renewal's answer is applied only if that
+// entry is still the same; and whether the owned set changed.
+func (c *Consumer) releaseUnwanted(want []int) (seen map[int]*part, changed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, pt := range c.owned {
+		if slices.Contains(want, p) {
+			continue
+		}
+		// Hand over gracefully: the lease is released only after the
+		// batch in hand is done, so nothing is left pending here.
+		close(pt.stop)
+		delete(c.owned, p)
+		c.releasing[p] = true
+		changed = true
+		go c.release(p, pt)
+	}
+	seen = make(map[int]*part, len(want))
+	for _, p := range want {
+		if !c.releasing[p] { // still finishing: renew nothing until it is released
+			seen[p] = c.owned[p]
+		}
+	}
+	return seen, changed
+}
+
+// release gives up partition p's lease once the read loop let go of it.
+func (c *Consumer) release(p int, pt *part) {
+	<-pt.done
+	rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := releaseScript.Run(rctx, c.rdb, []string{c.leaseKey(p)}, c.cfg.Name).Err(); err != nil {
+		c.log.Warn("lease release failed", "partition", p, "err", err)
+	}
+	c.mu.Lock()
+	delete(c.releasing, p)
+	c.mu.Unlock()
+	c.log.Info("partition released", "partition", p)
+}
+
+// renewLeases takes or extends the leases of partitions ps in one round
+// trip (the caller holds no lock) and returns those this consumer holds
+// now, until the next renewal.
+func (c *Consumer) renewLeases(ctx context.Context, ps []int, ttl int64) (map[int]bool, error) {
+	held := make(map[int]bool, len(ps))
+	if len(ps) == 0 {
+		return held, nil
+	}
+	cmds := make([]*redis.Cmd, len(ps))
+	pipe := c.rdb.Pipeline()
+	for i, p := range ps {
+		cmds[i] = renewScript.EvalSha(ctx, pipe, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
+	}
+	if _, err := pipe.Exec(ctx); redis.HasErrorPrefix(err, "NOSCRIPT") {
+		pipe = c.rdb.Pipeline()
+		for i, p := range ps {
+			cmds[i] = renewScript.Eval(ctx, pipe, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	for i, p := range ps {
+		n, err := cmds[i].Int()
+		if err != nil {
+			return nil, fmt.Errorf("bus: lease %d: %w", p, err)
+		}
+		held[p] = n == 1
+	}
+	return held, nil
+}
+
+// wakeLoop tells the read loop the owned set changed.
+func (c *Consumer) wakeLoop() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // ErrStalled is wrapped by Check's errors.
@@ -310,6 +384,7 @@ func (c *Consumer) Check() error {
 // releases the leases and the membership, so the others take over at once.
 func (c *Consumer) leave(stopLoop, loopDone chan struct{}) {
 	c.mu.Lock()
+	c.stopped = true
 	for _, pt := range c.owned {
 		close(pt.stop)
 	}
@@ -436,7 +511,7 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 // its first backlog.
 func (c *Consumer) acquire(ctx context.Context, p int, pt *part) *loopPart {
 	lp := &loopPart{p: p, pt: pt, stream: c.cfg.Keys.Stream(p), attempts: map[string]int{}, lastReclaim: time.Now()}
-	if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+	if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
 		c.log.Error("consumer group not created", "partition", p, "err", err)
 	}
 	pending, err := c.reclaim(ctx, lp.stream, 0)
@@ -465,7 +540,7 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 	switch {
 	case errors.Is(err, redis.Nil):
 		return
-	case err != nil && strings.Contains(err.Error(), "NOGROUP"):
+	case redis.HasErrorPrefix(err, "NOGROUP"):
 		for _, lp := range order {
 			_ = c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err()
 		}

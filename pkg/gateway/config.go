@@ -20,8 +20,54 @@ const (
 )
 
 // DefaultTransports is the reference server's default list, in its order
-// (flashsocket is off by default there too).
+// (flashsocket is off by default there too). Config.Transports' default,
+// and cmd/gateway's and cmd/demo's -transports.
 var DefaultTransports = []string{TransportWebSocket, TransportHTMLFile, TransportXHRPolling, TransportJSONPPolling}
+
+// DefaultOrigins allows every origin, as the reference's default `origins`
+// setting ("*:*", socket.io 0.9 lib/manager.js). Config.Origins' default
+// and cmd/gateway's -origins.
+var DefaultOrigins = []string{"*:*"}
+
+// Timer defaults: the reference server's settings (socket.io 0.9
+// lib/manager.js: heartbeat interval 25 s, heartbeat timeout 60 s, close
+// timeout 60 s, polling duration 20 s, unused handshakes collected after
+// about 30 s), used by Config and by the cmd/gateway flags of the same
+// names.
+const (
+	// DefaultHeartbeatInterval is Config.HeartbeatInterval's default.
+	DefaultHeartbeatInterval = 25 * time.Second
+	// DefaultHeartbeatTimeout is Config.HeartbeatTimeout's default.
+	DefaultHeartbeatTimeout = 60 * time.Second
+	// DefaultCloseTimeout is Config.CloseTimeout's default.
+	DefaultCloseTimeout = 60 * time.Second
+	// DefaultPollingDuration is Config.PollingDuration's default.
+	DefaultPollingDuration = 20 * time.Second
+	// DefaultHandshakeTimeout is Config.HandshakeTimeout's default: the
+	// reference garbage-collects unused handshakes after about 30 s.
+	DefaultHandshakeTimeout = 30 * time.Second
+)
+
+// Size, liveness and authorization defaults, used by Config and by the
+// cmd/gateway flags.
+const (
+	// DefaultMaxPacketBytes is Config.MaxPacketBytes' default (-max-packet-bytes): 1 MiB.
+	DefaultMaxPacketBytes = 1 << 20
+	// DefaultMaxBodyBytes is Config.MaxBodyBytes' default (-max-body-bytes): 1 MiB.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultSendQueue is Config.SendQueue's default (-send-queue), in packets.
+	DefaultSendQueue = 1024
+	// DefaultReadBufferBytes is Config.ReadBufferBytes' default and
+	// minimum, in bytes.
+	DefaultReadBufferBytes = 512
+	// DefaultAliveTTL is Config.AliveTTL's default (-liveness-ttl).
+	DefaultAliveTTL = 10 * time.Second
+	// DefaultReapInterval is Config.ReapInterval's default.
+	DefaultReapInterval = time.Second
+	// DefaultAuthorizeTimeout is Config.AuthorizeTimeout's default
+	// (-authorize-timeout).
+	DefaultAuthorizeTimeout = 3 * time.Second
+)
 
 // Admission control defaults, used by Config and by the cmd/gateway flags.
 const (
@@ -63,32 +109,36 @@ type Config struct {
 	Node string
 	// Keys names the Redis keys. Default: bus.NewKeys("", 0).
 	Keys bus.Keys
-	// HeartbeatInterval is how often streaming transports send 2::. Default: 25s.
+	// HeartbeatInterval is how often streaming transports send 2::.
+	// Default: DefaultHeartbeatInterval (25s).
 	HeartbeatInterval time.Duration
 	// HeartbeatTimeout is told to clients in the handshake; a streaming
 	// client (websocket, flashsocket, htmlfile) that sends nothing for this
 	// long is disconnected with reason heartbeat_timeout (an htmlfile
 	// client's POSTs count, on whichever gateway they land; see
-	// heartbeat.go). Default: 60s.
+	// heartbeat.go). Default: DefaultHeartbeatTimeout (60s).
 	HeartbeatTimeout time.Duration
 	// CloseTimeout is told to clients in the handshake; a polling session
-	// with no contact for this long after its last poll ends. Default: 60s.
+	// with no contact for this long after its last poll ends. Default:
+	// DefaultCloseTimeout (60s).
 	CloseTimeout time.Duration
-	// PollingDuration is how long a poll GET is held before 8::. Default: 20s.
+	// PollingDuration is how long a poll GET is held before 8::. Default:
+	// DefaultPollingDuration (20s).
 	PollingDuration time.Duration
 	// HandshakeTimeout ends a handshaken session that never opens a
-	// transport. Default: 30s.
+	// transport. Default: DefaultHandshakeTimeout (30s).
 	HandshakeTimeout time.Duration
 	// Transports lists the enabled transports in preference order.
 	// Default: DefaultTransports.
 	Transports []string
 	// Origins is the allow-list of "host:port" patterns ("*" wildcards).
-	// Default: ["*:*"] (all).
+	// Default: DefaultOrigins (all).
 	Origins []string
 	// MaxPacketBytes bounds one packet (a websocket frame, or one packet of a
-	// POSTed payload). Default: 1 MiB.
+	// POSTed payload), in bytes. Default: DefaultMaxPacketBytes (1 MiB).
 	MaxPacketBytes int
-	// MaxBodyBytes bounds a POST body. Default: 1 MiB.
+	// MaxBodyBytes bounds a POST body, in bytes. Default:
+	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 	// MailboxBytes bounds a polling session's mailbox, in bytes of packets
 	// waiting for a poll: beyond it the mailbox is tolerated only while the
@@ -108,18 +158,18 @@ type Config struct {
 	PollBatchBytes int
 	// SendQueue bounds a streaming connection's outbound queue in packets;
 	// overflow disconnects the slow client with reason "overflow".
-	// Default: 1024. The queue costs nothing while empty.
+	// Default: DefaultSendQueue (1024). The queue costs nothing while empty.
 	SendQueue int
 	// ReadBufferBytes is the read buffer of each websocket connection, held
 	// for the connection's life; a larger frame is read in several syscalls.
-	// Default and minimum: 512.
+	// Default and minimum: DefaultReadBufferBytes (512).
 	ReadBufferBytes int
 	// AliveTTL is the lifetime of this gateway's liveness key; it is renewed
 	// every AliveTTL/3. Other gateways reap this gateway's streaming sessions
-	// once it has expired. Default: 10s.
+	// once it has expired. Default: DefaultAliveTTL (10s).
 	AliveTTL time.Duration
 	// ReapInterval is how often this gateway looks for expired sessions and
-	// dead gateways. Default: 1s.
+	// dead gateways. Default: DefaultReapInterval (1s).
 	ReapInterval time.Duration
 	// ClientScript is the path of the Socket.IO 0.9 client script served at
 	// /socket.io/socket.io.js. Default: "" (404 with a hint).
@@ -160,7 +210,8 @@ type Config struct {
 	// Authorize asks the workers (their OnAuthorize hook) to allow each
 	// handshake before answering it. Default: false.
 	Authorize bool
-	// AuthorizeTimeout bounds the wait for a worker's answer. Default: 3s.
+	// AuthorizeTimeout bounds the wait for a worker's answer. Default:
+	// DefaultAuthorizeTimeout (3s).
 	AuthorizeTimeout time.Duration
 	// AuthorizeFailOpen admits handshakes when no answer comes in time (or
 	// Redis fails); by default they are refused with 500 "handshake error".
@@ -202,14 +253,14 @@ func (c *Config) defaults() {
 			*d = v
 		}
 	}
-	def(&c.HeartbeatInterval, 25*time.Second)
-	def(&c.HeartbeatTimeout, 60*time.Second)
-	def(&c.CloseTimeout, 60*time.Second)
-	def(&c.PollingDuration, 20*time.Second)
-	def(&c.HandshakeTimeout, 30*time.Second)
-	def(&c.AliveTTL, 10*time.Second)
-	def(&c.ReapInterval, time.Second)
-	def(&c.AuthorizeTimeout, 3*time.Second)
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	def(&c.CloseTimeout, DefaultCloseTimeout)
+	def(&c.PollingDuration, DefaultPollingDuration)
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&c.AliveTTL, DefaultAliveTTL)
+	def(&c.ReapInterval, DefaultReapInterval)
+	def(&c.AuthorizeTimeout, DefaultAuthorizeTimeout)
 	def(&c.HandshakeHold, DefaultHandshakeHold)
 	def(&c.HandshakeAttemptTimeout, DefaultHandshakeAttemptTimeout)
 	if c.MaxHandshakeRate == 0 {
@@ -225,13 +276,13 @@ func (c *Config) defaults() {
 		c.Transports = DefaultTransports
 	}
 	if len(c.Origins) == 0 {
-		c.Origins = []string{"*:*"}
+		c.Origins = DefaultOrigins
 	}
 	if c.MaxPacketBytes <= 0 {
-		c.MaxPacketBytes = 1 << 20
+		c.MaxPacketBytes = DefaultMaxPacketBytes
 	}
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 1 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.MailboxBytes <= 0 {
 		c.MailboxBytes = session.DefaultMailboxBytes
@@ -241,10 +292,10 @@ func (c *Config) defaults() {
 		c.PollBatchBytes = session.DefaultPollBatchBytes
 	}
 	if c.SendQueue <= 0 {
-		c.SendQueue = 1024
+		c.SendQueue = DefaultSendQueue
 	}
 	if c.ReadBufferBytes <= 0 {
-		c.ReadBufferBytes = 512
+		c.ReadBufferBytes = DefaultReadBufferBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -3,10 +3,13 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // poller wakes websocket readers when their socket has something to read:
@@ -32,11 +35,11 @@ var (
 )
 
 // pollEvents is what a parked socket waits for.
-const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
 func getPoller() (*poller, error) {
 	pollerOnce.Do(func() {
-		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
 			errPoller = fmt.Errorf("gateway: epoll: %w", err)
 			return
@@ -48,11 +51,11 @@ func getPoller() (*poller, error) {
 }
 
 func (p *poller) run() {
-	events := make([]syscall.EpollEvent, 256)
+	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
+		n, err := unix.EpollWait(p.epfd, events, -1)
 		if err != nil {
-			if err != syscall.EINTR {
+			if !errors.Is(err, unix.EINTR) {
 				time.Sleep(10 * time.Millisecond) // not expected; do not spin
 			}
 			continue
@@ -90,8 +93,8 @@ func (s *stream) register() error {
 		p.byFD[fd] = s
 		p.mu.Unlock()
 		s.fd = int(fd)
-		ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd)}
-		cerr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		ev := unix.EpollEvent{Events: pollEvents, Fd: int32(fd)}
+		cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if err == nil {
 		err = cerr
@@ -107,8 +110,8 @@ func (s *stream) register() error {
 func (s *stream) arm() error {
 	var cerr error
 	err := s.rc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd)}
-		cerr = syscall.EpollCtl(thePoller.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+		ev := unix.EpollEvent{Events: pollEvents, Fd: int32(fd)}
+		cerr = unix.EpollCtl(thePoller.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -204,7 +205,7 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bool, queued []string, err error) {
 	res, err := openScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, transport)...).Result()
 	if err != nil {
-		if err == redis.Nil {
+		if errors.Is(err, redis.Nil) {
 			return false, nil, ErrUnknownSession
 		}
 		return false, nil, fmt.Errorf("session: open %s: %w", transport, err)
@@ -280,7 +281,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 	res, err := pollScript.Run(ctx, s.rdb, []string{s.key("s", sid)},
 		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), re, s.refreshSlack())...).Result()
 	if err != nil {
-		if err == redis.Nil {
+		if errors.Is(err, redis.Nil) {
 			return PollReply{}, ErrUnknownSession
 		}
 		return PollReply{}, fmt.Errorf("session: poll: %w", err)
@@ -334,7 +335,7 @@ func (s *Store) ConfirmWrite(sid, pollID string) bus.Write {
 // cache-buster gets it again at once.
 func (s *Store) Release(ctx context.Context, sid, pollID string) error {
 	err := releaseScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, pollID)...).Err()
-	if err != nil && err != redis.Nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("session: release: %w", err)
 	}
 	return nil
@@ -350,7 +351,7 @@ func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces
 	ttl := s.pollTTL()
 	res, err := touchScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, deadline, ttl, s.refreshSlack())...).Result()
 	if err != nil {
-		if err == redis.Nil {
+		if errors.Is(err, redis.Nil) {
 			return "", nil, ErrUnknownSession
 		}
 		return "", nil, fmt.Errorf("session: touch: %w", err)
@@ -370,7 +371,7 @@ func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces
 // gone.
 func (s *Store) LastHeard(ctx context.Context, sid string) (time.Time, error) {
 	ms, err := s.rdb.HGet(ctx, s.key("s", sid), "lh").Int64()
-	if err == redis.Nil {
+	if errors.Is(err, redis.Nil) {
 		return time.Time{}, nil
 	}
 	if err != nil {

@@ -20,6 +20,16 @@ import (
 	"github.com/realtime/realtime/pkg/session"
 )
 
+// Worker defaults (Config), also cmd/worker's flag defaults.
+const (
+	// DefaultHandlerTimeout is Config.HandlerTimeout's default.
+	DefaultHandlerTimeout = 10 * time.Second
+	// DefaultMaxAttempts is Config.MaxAttempts' default: the consumer's.
+	DefaultMaxAttempts = bus.DefaultMaxAttempts
+	// DefaultLeaseTTL is Config.LeaseTTL's default: the consumer's.
+	DefaultLeaseTTL = bus.DefaultLeaseTTL
+)
+
 // Config configures a Worker. Zero fields take the documented defaults.
 type Config struct {
 	// Keys names the cluster's keys. Default: bus.NewKeys("", 0).
@@ -27,13 +37,14 @@ type Config struct {
 	// Name is this worker's id, unique among workers. Default: generated.
 	Name string
 	// HandlerTimeout is the deadline of each handler's context; a handler
-	// that overruns it is logged and counted. Default: 10s.
+	// that overruns it is logged and counted. Default: DefaultHandlerTimeout
+	// (10s).
 	HandlerTimeout time.Duration
 	// MaxAttempts is how often a failing signal is handled before it goes to
-	// the dead-letter stream. Default: 5.
+	// the dead-letter stream. Default: DefaultMaxAttempts (5).
 	MaxAttempts int
 	// LeaseTTL is the partition lease lifetime (see bus.ConsumerConfig).
-	// Default: 3s.
+	// Default: DefaultLeaseTTL (3s).
 	LeaseTTL time.Duration
 	// MaxMailbox is ignored.
 	//
@@ -111,7 +122,13 @@ func New(rdb redis.UniversalClient, cfg Config) *Worker {
 		cfg.Name = fmt.Sprintf("wk-%x", b)
 	}
 	if cfg.HandlerTimeout <= 0 {
-		cfg.HandlerTimeout = 10 * time.Second
+		cfg.HandlerTimeout = DefaultHandlerTimeout
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/realtime/realtime/internal/cli/clitest"
+	"github.com/realtime/realtime/pkg/gateway"
+)
+
+// The demo's one flag that fills a library setting, -transports, shows the
+// library's default; every other flag is the demo's own.
+func TestHelpShowsLibraryDefaults(t *testing.T) {
+	library := map[string]string{"transports": strings.Join(gateway.DefaultTransports, ",")}
+	own := []string{"addr", "redis", "static", "client-script", "log-level", "log-format"}
+	f := newFlags()
+	clitest.CheckDefaults(t, f.cmd, library, own)
+}
+
+// With no flags given, the demo gateway sets only what a demo must (its
+// node id, the page, the script) and takes the library's defaults for the
+// rest.
+func TestGatewayConfigFromDefaultFlags(t *testing.T) {
+	f := newFlags()
+	clitest.Parse(t, f.cmd)
+	got := f.gatewayConfig("/x/socket.io.js", nil)
+	want := gateway.Config{Node: "demo-gw", Transports: gateway.DefaultTransports, StaticDir: "web/chat", ClientScript: "/x/socket.io.js"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("gateway Config from the default flags:\n%+v\nwant\n%+v", got, want)
+	}
+}
