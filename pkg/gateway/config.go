@@ -224,6 +224,24 @@ type Config struct {
 // drop healthy connections.
 var ErrTimers = errors.New("gateway: inconsistent timers")
 
+// ErrLimits is returned by New for size limits under which a well-behaved
+// client is ended: a mailbox that cannot hold what one accepted packet or
+// POST may produce.
+var ErrLimits = errors.New("gateway: inconsistent limits")
+
+// checkLimits rejects a mailbox whose hard bound (session.MailboxHardFactor
+// times MailboxBytes) is smaller than one packet or one POST body the
+// gateway accepts: an echo of it would end a session that drains as fast
+// as it can.
+func (c *Config) checkLimits() error {
+	hard := int64(c.MailboxBytes) * session.MailboxHardFactor
+	if hard < int64(c.MaxPacketBytes) || hard < c.MaxBodyBytes {
+		return fmt.Errorf("%w: %d times the mailbox bytes (%d) must be at least the largest packet (%d) and POST body (%d), or one echo of them ends the session",
+			ErrLimits, session.MailboxHardFactor, c.MailboxBytes, c.MaxPacketBytes, c.MaxBodyBytes)
+	}
+	return nil
+}
+
 // checkTimers rejects settings under which the official client disconnects
 // by itself: it closes any transport (websocket included) that receives
 // nothing for the close timeout, and any streaming one that receives nothing

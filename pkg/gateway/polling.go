@@ -99,7 +99,11 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		g.rejected("wrong_transport", "transport", transport, "sid", sid)
 		packets = []string{string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))}
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		return // the client went away; nothing was taken that is not re-delivered
+		// The client went away. A poll script whose reply was abandoned may
+		// still have taken a batch for this poll: give it back (a no-op
+		// unless this poll owns the batch in flight).
+		g.settle(sid, waiter.id, false)
+		return
 	case err != nil:
 		// Redis is unreachable: a noop keeps the client polling (a non-200
 		// answer would make it drop the session), after a pause.

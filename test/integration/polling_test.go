@@ -139,7 +139,7 @@ func TestPollTakesAllUpToByteBound(t *testing.T) {
 // reason overflow by the worker's delivery.
 func TestMailboxBoundsHonouredByWorkers(t *testing.T) {
 	c := newCluster(t)
-	a := c.gateway("a", "-mailbox-bytes", "2000", "-mailbox-drain-timeout", "500ms")
+	a := c.gateway("a", "-mailbox-bytes", "2000", "-mailbox-drain-timeout", "500ms", "-max-body-bytes", "8000", "-max-packet-bytes", "8000")
 	c.worker("w", "echo")
 	sid := handshake(t, a)
 	watched := c.watchSignals(sid)
