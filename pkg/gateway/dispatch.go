@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
+	defer g.wg.Done()
+	defer sub.Close()
+	ch := sub.Channel(redis.WithChannelSize(65536))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			err := bus.EachRoute(msg.Payload, func(m string) {
+				r, err := bus.ParseRoute(m)
+				if err != nil {
+					g.rejected("bad_route", "err", err)
+					return
+				}
+				g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
+				g.dispatch(r)
+			})
+			if err != nil {
+				g.rejected("bad_route", "err", err)
+			}
+		}
+	}
+}
+
+// dispatch applies one route message. It never blocks.
+func (g *Gateway) dispatch(r bus.Route) {
+	switch r.Op {
+	case bus.OpDeliver:
+		if s := g.stream(r.SID); s != nil {
+			s.sendRouted(r.Packet, routeDirect, r.Time)
+		}
+	case bus.OpWake, bus.OpKick:
+		if v, ok := g.polls.Load(r.SID); ok {
+			v.(*pollWaiter).notify(r.Arg, pollEvent{kick: r.Op == bus.OpKick})
+		}
+	case bus.OpClose:
+		if s := g.stream(r.SID); s != nil {
+			s.closeRemote(r.Packet)
+		}
+		if v, ok := g.polls.Load(r.SID); ok {
+			v.(*pollWaiter).notifyAll(pollEvent{closed: true, packet: r.Packet})
+		}
+	case bus.OpJoin:
+		if s := g.stream(r.SID); s != nil {
+			if r.Room == "" {
+				s.setNamespace(r.Arg, true)
+			} else {
+				g.rooms.join(r.Arg, r.Room, r.SID)
+			}
+		}
+	case bus.OpLeave:
+		if r.Room != "" {
+			g.rooms.leave(r.Arg, r.Room, r.SID)
+		} else if s := g.stream(r.SID); s != nil {
+			s.setNamespace(r.Arg, false)
+			g.rooms.leaveNamespace(r.Arg, r.SID)
+		}
+	case bus.OpBroadcast:
+		g.broadcast(r)
+	case bus.OpProbe:
+		if v, ok := g.probes.Load(r.SID); ok {
+			close(v.(chan struct{}))
+			g.probes.Delete(r.SID)
+		}
+	case bus.OpAuth:
+		if v, ok := g.auths.Load(r.SID); ok {
+			select {
+			case v.(chan bus.Route) <- r:
+			default:
+			}
+		}
+	}
+}
+
+func (g *Gateway) stream(sid string) *stream {
+	if v, ok := g.streams.Load(sid); ok {
+		return v.(*stream)
+	}
+	return nil
+}
+
+// observeDelivery records how long a routed packet took from its Redis
+// script to its write to the client (the clocks of Redis' callers; coarse,
+// in ms).
+func (g *Gateway) observeDelivery(route int, routedMs int64) {
+	if routedMs > 0 {
+		g.metrics.delivery[route].Observe(max(0, float64(time.Now().UnixMilli()-routedMs)/1000))
+	}
+}
+
+// broadcast fans a packet out to the streams held here that are in the
+// namespace (room "") or room, except one sid. Polling members got it
+// through their mailboxes from the sender.
+func (g *Gateway) broadcast(r bus.Route) {
+	if r.Room != "" {
+		for _, sid := range g.rooms.members(r.Arg, r.Room) {
+			if sid != r.SID {
+				if s := g.stream(sid); s != nil {
+					s.sendRouted(r.Packet, routeBroadcast, r.Time)
+				}
+			}
+		}
+		return
+	}
+	g.streams.Range(func(_, v any) bool {
+		s := v.(*stream)
+		if s.sid != r.SID && s.inNamespace(r.Arg) {
+			s.sendRouted(r.Packet, routeBroadcast, r.Time)
+		}
+		return true
+	})
+}
