@@ -41,7 +41,7 @@ func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
 func (g *Gateway) dispatch(r bus.Route) {
 	switch r.Op {
 	case bus.OpDeliver:
-		if s := g.stream(r.SID); s != nil {
+		if s := g.conn(r.SID); s != nil {
 			s.sendRouted(r.Packet, routeDirect, r.Time)
 		}
 	case bus.OpWake, bus.OpKick:
@@ -49,14 +49,14 @@ func (g *Gateway) dispatch(r bus.Route) {
 			v.(*pollWaiter).notify(r.Arg, pollEvent{kick: r.Op == bus.OpKick})
 		}
 	case bus.OpClose:
-		if s := g.stream(r.SID); s != nil {
+		if s := g.conn(r.SID); s != nil {
 			s.closeRemote(r.Packet)
 		}
 		if v, ok := g.polls.Load(r.SID); ok {
 			v.(*pollWaiter).notifyAll(pollEvent{closed: true, packet: r.Packet})
 		}
 	case bus.OpJoin:
-		if s := g.stream(r.SID); s != nil {
+		if s := g.conn(r.SID); s != nil {
 			if r.Room == "" {
 				s.setNamespace(r.Arg, true)
 			} else {
@@ -66,7 +66,7 @@ func (g *Gateway) dispatch(r bus.Route) {
 	case bus.OpLeave:
 		if r.Room != "" {
 			g.rooms.leave(r.Arg, r.Room, r.SID)
-		} else if s := g.stream(r.SID); s != nil {
+		} else if s := g.conn(r.SID); s != nil {
 			s.setNamespace(r.Arg, false)
 			g.rooms.leaveNamespace(r.Arg, r.SID)
 		}
@@ -87,9 +87,9 @@ func (g *Gateway) dispatch(r bus.Route) {
 	}
 }
 
-func (g *Gateway) stream(sid string) *stream {
-	if v, ok := g.streams.Load(sid); ok {
-		return v.(*stream)
+func (g *Gateway) conn(sid string) *streamConn {
+	if v, ok := g.conns.Load(sid); ok {
+		return v.(*streamConn)
 	}
 	return nil
 }
@@ -103,22 +103,22 @@ func (g *Gateway) observeDelivery(route int, routedMs int64) {
 	}
 }
 
-// broadcast fans a packet out to the streams held here that are in the
+// broadcast fans a packet out to the connections held here that are in the
 // namespace (room "") or room, except one sid. Polling members got it
 // through their mailboxes from the sender.
 func (g *Gateway) broadcast(r bus.Route) {
 	if r.Room != "" {
 		for _, sid := range g.rooms.members(r.Arg, r.Room) {
 			if sid != r.SID {
-				if s := g.stream(sid); s != nil {
+				if s := g.conn(sid); s != nil {
 					s.sendRouted(r.Packet, routeBroadcast, r.Time)
 				}
 			}
 		}
 		return
 	}
-	g.streams.Range(func(_, v any) bool {
-		s := v.(*stream)
+	g.conns.Range(func(_, v any) bool {
+		s := v.(*streamConn)
 		if s.sid != r.SID && s.inNamespace(r.Arg) {
 			s.sendRouted(r.Packet, routeBroadcast, r.Time)
 		}

@@ -35,13 +35,13 @@ type Gateway struct {
 	polls   sync.Map // sid -> *pollWaiter (polls parked here)
 	auths   sync.Map // request id -> chan bus.Route (handshakes waiting for authorization)
 	probes  sync.Map // nonce -> chan struct{} (readiness probes in flight)
-	streams sync.Map // sid -> *stream (streams held here)
+	conns   sync.Map // sid -> *streamConn (streaming connections held here)
 	rooms   roomIndex
 
-	heartbeats heartbeatWheel // 2:: to every stream held here
+	heartbeats heartbeatWheel // 2:: to every connection held here
 
 	admission *admission   // handshakes held until admitted
-	held      atomic.Int64 // streams held plus polls parked
+	held      atomic.Int64 // streaming connections held plus polls parked
 	utf8Log   [len(utf8Directions)]rateLog
 
 	draining  atomic.Bool
@@ -142,18 +142,18 @@ func (g *Gateway) BeginDrain() {
 	}
 }
 
-// Drain answers parked polls with 8:: and closes the streams held here,
-// paced over half of the context's remaining time (never with 0::, so 0.9
-// clients reconnect, through the balancer, elsewhere); each closed stream's
-// session ends with reason "shutdown". It returns when they are closed. It
+// Drain answers parked polls with 8:: and closes the streaming connections
+// held here, paced over half of the context's remaining time (never with
+// 0::, so 0.9 clients reconnect, through the balancer, elsewhere); each
+// closed connection's session ends with reason "shutdown". It returns when they are closed. It
 // is idempotent; requests still arriving are served (polls held at most a
 // second) until the HTTP server is shut down.
 func (g *Gateway) Drain(ctx context.Context) {
 	g.drainOnce.Do(func() {
 		g.BeginDrain()
 		close(g.drainCh)
-		var all []*stream
-		g.streams.Range(func(_, v any) bool { all = append(all, v.(*stream)); return true })
+		var all []*streamConn
+		g.conns.Range(func(_, v any) bool { all = append(all, v.(*streamConn)); return true })
 		window := 5 * time.Second
 		if dl, ok := ctx.Deadline(); ok {
 			window = time.Until(dl) / 2

@@ -25,8 +25,8 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	h.Set("Connection", "keep-alive")
 	h.Set("Transfer-Encoding", "chunked")
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	s := g.newStream(sid, TransportHTMLFile, nil)
-	first, err := g.openStream(ctx, s)
+	s := g.newStreamConn(sid, TransportHTMLFile, nil)
+	first, err := g.openConn(ctx, s)
 	cancel()
 	hw := htmlfileWriter{w: w, f: flusher}
 	if err != nil {

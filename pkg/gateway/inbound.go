@@ -15,7 +15,7 @@ const maxNamespaceBytes = 256
 
 // inbound collects what one batch of client packets (a POST body, or one
 // websocket frame) does to a session: the ordered Redis writes, and for a
-// stream held here, the packets this gateway answers at once.
+// streaming connection held here, the packets this gateway answers at once.
 type inbound struct {
 	sid       string
 	transport string

@@ -9,7 +9,7 @@ import (
 type Metrics struct {
 	Handshakes     *prometheus.CounterVec   // result
 	Rejected       *prometheus.CounterVec   // reason
-	Connections    *prometheus.GaugeVec     // transport: streams held and polls parked
+	Connections    *prometheus.GaugeVec     // transport: streaming connections held and polls parked
 	PacketsIn      *prometheus.CounterVec   // type
 	PacketsOut     *prometheus.CounterVec   // type
 	BytesIn        *prometheus.CounterVec   // packet bytes received, by type

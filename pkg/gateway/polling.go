@@ -293,7 +293,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	if class == "stream" {
 		// htmlfile: immediate answers go through the stream's gateway.
 		in.reply = nil
-		if s := g.stream(sid); s != nil && s.transport == TransportHTMLFile {
+		if s := g.conn(sid); s != nil && s.transport == TransportHTMLFile {
 			s.heard(time.Now()) // a sign of life; Touch recorded it for other gateways
 		}
 	}
