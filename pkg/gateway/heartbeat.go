@@ -45,7 +45,7 @@ func (w *heartbeatWheel) add(s *streamConn, interval time.Duration) {
 	w.n++
 	if !w.running {
 		w.running = true
-		go w.run(max(interval/heartbeatSlots, time.Millisecond))
+		go w.sendHeartbeats(max(interval/heartbeatSlots, time.Millisecond))
 	}
 }
 
@@ -68,9 +68,10 @@ func (w *heartbeatWheel) remove(s *streamConn) {
 	w.n--
 }
 
-// run ticks until no connection is registered. It queues the heartbeats outside
-// the wheel's lock.
-func (w *heartbeatWheel) run(tick time.Duration) {
+// sendHeartbeats ticks until no connection is registered, queueing 2:: to
+// the connections of one slot per tick. It queues them outside the wheel's
+// lock.
+func (w *heartbeatWheel) sendHeartbeats(tick time.Duration) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var due []*streamConn

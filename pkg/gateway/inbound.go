@@ -28,10 +28,10 @@ type inbound struct {
 	ended  bool // the client sent 0::; later packets are ignored
 }
 
-// handle turns one client packet into writes and immediate answers. It
+// applyPacket turns one client packet into writes and immediate answers. It
 // returns a rejection reason ("" when the packet was accepted); a rejected
 // packet is counted and logged by the caller and changes nothing.
-func (g *Gateway) handle(in *inbound, raw []byte) string {
+func (g *Gateway) applyPacket(in *inbound, raw []byte) string {
 	if in.ended {
 		return ""
 	}

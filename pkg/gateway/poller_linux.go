@@ -42,12 +42,12 @@ func getPoller() (*poller, error) {
 			return
 		}
 		thePoller = &poller{epfd: fd}
-		go thePoller.run()
+		go thePoller.wakeReaders()
 	})
 	return thePoller, errPoller
 }
 
-func (p *poller) run() {
+func (p *poller) wakeReaders() {
 	events := make([]syscall.EpollEvent, 256)
 	for {
 		n, err := syscall.EpollWait(p.epfd, events, -1)

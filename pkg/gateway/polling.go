@@ -298,7 +298,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		}
 	}
 	decodeErr := protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func(pk []byte) error {
-		if reason := g.handle(in, pk); reason != "" {
+		if reason := g.applyPacket(in, pk); reason != "" {
 			g.rejected(reason, "sid", sid)
 		}
 		return nil

@@ -264,7 +264,7 @@ func (s *streamConn) received(typ int, data []byte) bool {
 		s.rjoined = map[string]bool{"": true}
 	}
 	in := &inbound{sid: s.sid, transport: s.transport, joined: s.rjoined, reply: s.send}
-	if reason := g.handle(in, data); reason != "" {
+	if reason := g.applyPacket(in, data); reason != "" {
 		g.rejected(reason, "sid", s.sid)
 		return true
 	}

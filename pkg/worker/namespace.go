@@ -49,7 +49,9 @@ func (n *Namespace) OnEvent(name string, h EventHandler) { n.events[name] = h }
 // OnAnyEvent is called for events no OnEvent handler took.
 func (n *Namespace) OnAnyEvent(h EventHandler) { n.anyEvent = h }
 
-func (n *Namespace) run(ctx context.Context, s *Socket, sig bus.Signal) error {
+// callHandler calls the handler the namespace has for the signal's kind
+// (and an event's name); a signal with none is done.
+func (n *Namespace) callHandler(ctx context.Context, s *Socket, sig bus.Signal) error {
 	switch sig.Kind {
 	case bus.KindConnect:
 		if n.connect != nil {

@@ -181,7 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.replies(ctx, sub)
 	}()
 	w.log.Info("worker started")
-	err := w.consumer.Run(ctx, w.handle)
+	err := w.consumer.Run(ctx, w.handleAndCommit)
 	wg.Wait()
 	w.log.Info("worker stopped")
 	return err
@@ -306,10 +306,10 @@ func (w *Worker) replies(ctx context.Context, sub *redis.PubSub) {
 
 func (s *Socket) attach(w *Worker) *Socket { s.w = w; return s }
 
-// handle runs the handlers of each partition's batch in order (the
+// handleAndCommit runs the handlers of each partition's batch in order (the
 // partitions concurrently) and commits every effect with the batches'
 // acknowledgements in one script.
-func (w *Worker) handle(ctx context.Context, batches []bus.Batch) []bus.Outcome {
+func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus.Outcome {
 	type result struct {
 		commits []session.Commit
 		recs    []*recorder
@@ -417,5 +417,5 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 		}
 		w.metrics.Signals.WithLabelValues(kind, result).Inc()
 	}()
-	return ns.run(hctx, s, sig)
+	return ns.callHandler(hctx, s, sig)
 }
