@@ -7,7 +7,7 @@
 //
 //	GET  /socket.io/1/                    handshake: admission (admission.go), session.Create, then sid:hb:close:transports
 //	GET  /socket.io/1/xhr-polling/<sid>   session.Poll: answer the mailbox, or park until woken
-//	POST /socket.io/1/xhr-polling/<sid>   decode the payload, publish its signals, answer 1
+//	POST /socket.io/1/xhr-polling/<sid>   decode the payload, commit its signals, answer 1
 //	GET  /socket.io/1/websocket/<sid>     session.OpenStream: this gateway holds the stream
 //
 // Client packets become signals on the partition streams (package bus);

@@ -21,12 +21,12 @@ import (
 // Gateway is one gateway process's Socket.IO server. Create it with New,
 // call Start, serve it as an http.Handler, and Shutdown it.
 type Gateway struct {
-	cfg     Config
-	rdb     redis.UniversalClient
-	store   *session.Store
-	pub     *bus.Publisher
-	metrics *Metrics
-	log     *slog.Logger
+	cfg       Config
+	rdb       redis.UniversalClient
+	store     *session.Store
+	committer *bus.Committer
+	metrics   *Metrics
+	log       *slog.Logger
 
 	transports map[string]bool
 	handshake  string // ":hb:close:transports" suffix of every handshake
@@ -85,7 +85,7 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		PollingDuration: cfg.PollingDuration, MailboxBytes: cfg.MailboxBytes,
 		MailboxDrainTimeout: cfg.MailboxDrainTimeout, PollBatchBytes: cfg.PollBatchBytes,
 	})
-	g.pub = bus.NewPublisher(rdb, bus.PublisherConfig{Observe: func(_ int, took time.Duration, err error) {
+	g.committer = bus.NewCommitter(rdb, bus.CommitterConfig{Observe: func(_ int, took time.Duration, err error) {
 		g.metrics.PublishSeconds.Observe(took.Seconds())
 		if err != nil {
 			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
@@ -188,7 +188,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.Drain(ctx)
 	var err error
 	g.shutOnce.Do(func() {
-		g.pub.Close()
+		g.committer.Close()
 		if g.stop != nil {
 			g.stop()
 		}

@@ -164,7 +164,7 @@ func (g *Gateway) authorize(ctx context.Context, sid string, hs session.Handshak
 	defer cancel()
 	sig := bus.Signal{Kind: bus.KindAuthorize, SID: sid, Gateway: g.cfg.Node, Time: time.Now(),
 		Data: string(hsJSON), Reply: g.cfg.Node + " " + id}
-	if err := g.pub.Publish(ctx, sid, bus.XAdd(g.cfg.Keys, &sig)); err != nil {
+	if err := g.committer.Commit(ctx, sid, bus.XAdd(g.cfg.Keys, &sig)); err != nil {
 		return "", "", "", fmt.Errorf("gateway: authorize: %w", err)
 	}
 	select {

@@ -133,7 +133,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 // written whole (session.Store.Poll: this is how a later poll with the same
 // cache-buster is told from a retry), or releases it when the write failed,
 // so that the client's retry gets it again at once. The confirmation (one
-// SET) rides the publisher's batches, in order with the session's other
+// SET) rides the committer's batches, in order with the session's other
 // writes; a lost one costs at most a duplicate, after
 // session.Config.BatchConfirmWait.
 func (g *Gateway) settle(sid, pollID string, written bool) {
@@ -146,7 +146,7 @@ func (g *Gateway) settle(sid, pollID string, written bool) {
 		}
 		return
 	}
-	ch, err := g.pub.PublishAsync(context.Background(), sid, g.store.ConfirmWrite(sid, pollID))
+	ch, err := g.committer.CommitAsync(context.Background(), sid, g.store.ConfirmWrite(sid, pollID))
 	if err != nil {
 		return // shutting down: the next poll's new cache-buster trims the batch
 	}
@@ -311,7 +311,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		g.rejected(reason, "sid", sid, "err", decodeErr)
 	}
 	if len(in.writes) > 0 {
-		if err := g.pub.Publish(ctx, sid, in.writes...); err != nil {
+		if err := g.committer.Commit(ctx, sid, in.writes...); err != nil {
 			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
 			g.log.Warn("POST signals not committed", "sid", sid, "err", err)
 			g.reject(w, r, http.StatusServiceUnavailable, "store_unavailable", "session store unavailable")

@@ -82,7 +82,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // unload: the session ends whether or not a poll is pending.
 func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, sid string) {
 	g.cors(w, r)
-	if err := g.pub.Publish(r.Context(), sid, g.store.EndWrite(sid, bus.ReasonClient, "0::")); err != nil {
+	if err := g.committer.Commit(r.Context(), sid, g.store.EndWrite(sid, bus.ReasonClient, "0::")); err != nil {
 		g.metrics.RedisErrors.WithLabelValues("disconnect").Inc()
 		g.log.Warn("disconnect request failed", "sid", sid, "err", err)
 	} else {

@@ -67,7 +67,7 @@ type streamConn struct {
 	rc       syscall.RawConn // the socket, registered with the poller (nil: not)
 	fd       int             // the socket's descriptor, as registered; -1: not
 	rjoined  map[string]bool // connected namespaces, as the reader updates them; nil: only ""
-	pending  <-chan error    // the last publish; signals are committed in order
+	pending  <-chan error    // the last commit; signals are committed in order
 	lastRead atomic.Int64    // unix ns of the last sign of life known here (heartbeat.go)
 
 	mu        sync.Mutex
@@ -320,7 +320,7 @@ func (s *streamConn) takeLocked() (b batch, ok bool) {
 }
 
 // finish records the session's end (unless it ended elsewhere) after every
-// signal the connection published, and forgets the connection.
+// signal the connection committed, and forgets the connection.
 func (s *streamConn) finish() {
 	defer close(s.finished)
 	s.g.heartbeats.remove(s)
@@ -337,7 +337,7 @@ func (s *streamConn) finish() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.g.pub.Publish(ctx, s.sid, s.g.store.EndWrite(s.sid, reason, "")); err != nil {
+	if err := s.g.committer.Commit(ctx, s.sid, s.g.store.EndWrite(s.sid, reason, "")); err != nil {
 		s.g.metrics.RedisErrors.WithLabelValues("end").Inc()
 		s.g.log.Warn("session end not recorded; the deadline reaper will end it", "sid", s.sid, "err", err)
 		return

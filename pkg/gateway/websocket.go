@@ -225,7 +225,7 @@ func (s *streamConn) readFailed(err error) {
 }
 
 // endReads ends a websocket once its reads ended: after the last signal
-// published and the writer's last write, it records the session's end. It
+// committed and the writer's last write, it records the session's end. It
 // runs once: in the reader, or (for a parked connection) after the writer.
 func (s *streamConn) endReads() {
 	if s.pending != nil {
@@ -273,7 +273,7 @@ func (s *streamConn) received(typ int, data []byte) bool {
 		s.setJoined(maps.Clone(s.rjoined))
 	}
 	if len(in.writes) > 0 {
-		ch, err := g.pub.PublishAsync(context.Background(), s.sid, in.writes...)
+		ch, err := g.committer.CommitAsync(context.Background(), s.sid, in.writes...)
 		if err != nil {
 			s.closeLocal(bus.ReasonShutdown)
 			return false
@@ -282,7 +282,7 @@ func (s *streamConn) received(typ int, data []byte) bool {
 	}
 	if in.ended {
 		s.mu.Lock()
-		s.remote = true // the publisher ends the session, in order
+		s.remote = true // the committer ends the session, in order
 		s.mu.Unlock()
 		g.metrics.Disconnects.WithLabelValues(bus.ReasonClient).Inc()
 		return false

@@ -183,7 +183,7 @@ redis.call(unpack(a))
 return 1
 `)
 
-// AckWrite is a client's ack packet as a step of a publisher batch.
+// AckWrite is a client's ack packet as a step of a committer batch.
 func (s *Store) AckWrite(sig *bus.Signal) bus.Write {
 	args := s.args(sig.SID, strconv.FormatUint(sig.MsgID, 10), sig.Args)
 	args = append(args, sig.Values()...)

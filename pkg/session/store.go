@@ -320,7 +320,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 	}
 }
 
-// ConfirmWrite confirms, as a step of a publisher batch, that the answer of
+// ConfirmWrite confirms, as a step of a committer batch, that the answer of
 // poll pollID of this node was written whole: if that poll owns the batch in
 // flight, the session's next poll trims it whatever its cache-buster. It is
 // one SET, cheaper than a script, as it is paid for every poll answer.
@@ -390,7 +390,7 @@ func (s *Store) End(ctx context.Context, sid, reason, packet string) (bool, erro
 	return n == 1, nil
 }
 
-// EndWrite is End as a step of a publisher batch, ordered after the
+// EndWrite is End as a step of a committer batch, ordered after the
 // session's earlier signals.
 func (s *Store) EndWrite(sid, reason, packet string) bus.Write {
 	keys, args := []string{s.key("s", sid)}, s.args(sid, reason, packet)
@@ -421,7 +421,7 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 	return nil
 }
 
-// DeliverWrite is Deliver as a step of a publisher batch.
+// DeliverWrite is Deliver as a step of a committer batch.
 func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
 	keys, args := []string{s.key("s", sid)}, s.args(sid)
 	for _, p := range packets {
@@ -431,7 +431,7 @@ func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
 }
 
 // JoinWrite connects namespace ns (with its connect query) as a step of a
-// publisher batch; echo queues the 1::<ns> answer in the mailbox.
+// committer batch; echo queues the 1::<ns> answer in the mailbox.
 func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	e := "0"
 	if echo {
@@ -441,7 +441,7 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
-// LeaveWrite disconnects namespace ns as a step of a publisher batch.
+// LeaveWrite disconnects namespace ns as a step of a committer batch.
 func (s *Store) LeaveWrite(sid, ns, reason string) bus.Write {
 	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, reason)
 	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
