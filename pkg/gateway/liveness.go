@@ -49,7 +49,7 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 				break
 			}
 			if n > 0 {
-				g.metrics.Disconnects.WithLabelValues(bus.ReasonTimeout).Add(float64(n))
+				g.metrics.disconnected(bus.ReasonTimeout, n)
 				g.log.Info("expired sessions ended", "count", n)
 			}
 			if n < limit {
@@ -67,7 +67,7 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 			g.log.Warn("reaping dead gateways failed", "err", err)
 		}
 		if n > 0 {
-			g.metrics.Disconnects.WithLabelValues(bus.ReasonGatewayLost).Add(float64(n))
+			g.metrics.disconnected(bus.ReasonGatewayLost, n)
 			g.log.Warn("sessions of dead gateways ended", "count", n)
 		}
 	}

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/realtime/realtime/pkg/bus"
 )
 
 // Metrics are the gateway's Prometheus collectors. Label values are bounded
@@ -117,6 +119,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.InvalidUTF8, m.HeartbeatLookups)
 	}
 	return m
+}
+
+// disconnected counts n sessions this gateway ended for reason.
+func (m *Metrics) disconnected(reason bus.DisconnectReason, n int) {
+	m.Disconnects.WithLabelValues(string(reason)).Add(float64(n))
 }
 
 // packetsOut counts packets written to clients, by type (the first byte of

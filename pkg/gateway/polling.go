@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
 	"github.com/realtime/realtime/pkg/session"
 )
@@ -319,7 +320,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		}
 	}
 	if in.ended {
-		g.metrics.Disconnects.WithLabelValues("client").Inc()
+		g.metrics.disconnected(bus.ReasonClient, 1)
 	}
 	if decodeErr != nil {
 		// Packets before the bad frame were committed; say what went wrong.

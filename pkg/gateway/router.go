@@ -86,7 +86,7 @@ func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, sid st
 		g.metrics.RedisErrors.WithLabelValues("disconnect").Inc()
 		g.log.Warn("disconnect request failed", "sid", sid, "err", err)
 	} else {
-		g.metrics.Disconnects.WithLabelValues(bus.ReasonClient).Inc()
+		g.metrics.disconnected(bus.ReasonClient, 1)
 	}
 	w.WriteHeader(http.StatusOK)
 }

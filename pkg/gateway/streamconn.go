@@ -71,18 +71,18 @@ type streamConn struct {
 	lastRead atomic.Int64    // unix ns of the last sign of life known here (heartbeat.go)
 
 	mu        sync.Mutex
-	queue     []string        // packets to write, in order; nil when empty
-	routed    routedTimes     // when the oldest routed packets in queue were routed
-	writing   bool            // websocket: a writer goroutine runs, or none may start yet (before start, after the end)
-	stopped   bool            // the connection is ending: write what is queued, then last, then close
-	pong      string          // websocket: payload of the last ping, to answer
-	pongDue   bool            // websocket: a pong is to be written
-	peerClose int             // websocket: the close code the client sent (0: it sent none)
-	parked    bool            // websocket: no goroutine reads; the poller wakes one when data comes
-	joined    map[string]bool // connected namespaces (reader updates, broadcasts read); nil: only ""
-	reason    string          // why it stopped (local decision); "" when ended elsewhere
-	last      string          // with an end decided elsewhere: the packet to write before closing
-	remote    bool            // the session was ended elsewhere (do not end it again)
+	queue     []string             // packets to write, in order; nil when empty
+	routed    routedTimes          // when the oldest routed packets in queue were routed
+	writing   bool                 // websocket: a writer goroutine runs, or none may start yet (before start, after the end)
+	stopped   bool                 // the connection is ending: write what is queued, then last, then close
+	pong      string               // websocket: payload of the last ping, to answer
+	pongDue   bool                 // websocket: a pong is to be written
+	peerClose int                  // websocket: the close code the client sent (0: it sent none)
+	parked    bool                 // websocket: no goroutine reads; the poller wakes one when data comes
+	joined    map[string]bool      // connected namespaces (reader updates, broadcasts read); nil: only ""
+	reason    bus.DisconnectReason // why it stopped (local decision); "" when ended elsewhere
+	last      string               // with an end decided elsewhere: the packet to write before closing
+	remote    bool                 // the session was ended elsewhere (do not end it again)
 
 	// Guarded by the heartbeat wheel's mutex.
 	hbPrev, hbNext *streamConn
@@ -208,7 +208,7 @@ func (s *streamConn) kickLocked() {
 }
 
 // stopLocked marks the connection stopped; it reports whether this call did.
-func (s *streamConn) stopLocked(reason string, remote bool, last string) bool {
+func (s *streamConn) stopLocked(reason bus.DisconnectReason, remote bool, last string) bool {
 	if s.stopped {
 		return false
 	}
@@ -224,7 +224,7 @@ func (s *streamConn) stopLocked(reason string, remote bool, last string) bool {
 
 // closeLocal stops the connection for a reason decided here; the session is
 // then ended with that reason.
-func (s *streamConn) closeLocal(reason string) {
+func (s *streamConn) closeLocal(reason bus.DisconnectReason) {
 	s.mu.Lock()
 	s.stopLocked(reason, false, "")
 	s.mu.Unlock()
@@ -342,7 +342,7 @@ func (s *streamConn) finish() {
 		s.g.log.Warn("session end not recorded; the deadline reaper will end it", "sid", s.sid, "err", err)
 		return
 	}
-	s.g.metrics.Disconnects.WithLabelValues(reason).Inc()
+	s.g.metrics.disconnected(reason, 1)
 }
 
 // openConn attaches the connection to its session (session.Store.OpenStream:

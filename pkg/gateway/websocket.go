@@ -284,7 +284,7 @@ func (s *streamConn) received(typ int, data []byte) bool {
 		s.mu.Lock()
 		s.remote = true // the committer ends the session, in order
 		s.mu.Unlock()
-		g.metrics.Disconnects.WithLabelValues(bus.ReasonClient).Inc()
+		g.metrics.disconnected(bus.ReasonClient, 1)
 		return false
 	}
 	return true

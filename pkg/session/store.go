@@ -382,8 +382,8 @@ func (s *Store) LastHeard(ctx context.Context, sid string) (time.Time, error) {
 // End ends a session now: its disconnect signals are written and its holder
 // is told to write packet ("" none) and close. It reports whether the session
 // existed.
-func (s *Store) End(ctx context.Context, sid, reason, packet string) (bool, error) {
-	n, err := endScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, reason, packet)...).Int()
+func (s *Store) End(ctx context.Context, sid string, reason bus.DisconnectReason, packet string) (bool, error) {
+	n, err := endScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, string(reason), packet)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("session: end: %w", err)
 	}
@@ -392,8 +392,8 @@ func (s *Store) End(ctx context.Context, sid, reason, packet string) (bool, erro
 
 // EndWrite is End as a step of a committer batch, ordered after the
 // session's earlier signals.
-func (s *Store) EndWrite(sid, reason, packet string) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid, reason, packet)
+func (s *Store) EndWrite(sid string, reason bus.DisconnectReason, packet string) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, string(reason), packet)
 	return func(pipe redis.Pipeliner) { endScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
@@ -442,8 +442,8 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 }
 
 // LeaveWrite disconnects namespace ns as a step of a committer batch.
-func (s *Store) LeaveWrite(sid, ns, reason string) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, reason)
+func (s *Store) LeaveWrite(sid, ns string, reason bus.DisconnectReason) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, string(reason))
 	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
