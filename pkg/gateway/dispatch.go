@@ -24,14 +24,14 @@ func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
 			err := bus.EachRoute(msg.Payload, func(m string) {
 				r, err := bus.ParseRoute(m)
 				if err != nil {
-					g.rejected("bad_route", "err", err)
+					g.rejected(rejectBadRoute, "err", err)
 					return
 				}
 				g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
 				g.dispatch(r)
 			})
 			if err != nil {
-				g.rejected("bad_route", "err", err)
+				g.rejected(rejectBadRoute, "err", err)
 			}
 		}
 	}

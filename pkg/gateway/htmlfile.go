@@ -17,7 +17,7 @@ import (
 func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid string) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
-		g.reject(w, r, http.StatusInternalServerError, "no_flusher", "streaming unsupported")
+		g.reject(w, r, http.StatusInternalServerError, rejectNoFlusher, "streaming unsupported")
 		return
 	}
 	h := w.Header()
@@ -30,12 +30,12 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	cancel()
 	hw := htmlfileWriter{w: w, f: flusher}
 	if err != nil {
-		reason, pk := "open_failed", errorPacket
+		reason, pk := rejectOpenFailed, errorPacket
 		switch {
 		case errors.Is(err, session.ErrUnknownSession):
-			reason = "unknown_sid"
+			reason = rejectUnknownSID
 		case errors.Is(err, session.ErrWrongTransport):
-			reason = "wrong_transport"
+			reason = rejectWrongTransport
 			pk = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
 		default:
 			g.metrics.RedisErrors.WithLabelValues("open").Inc()

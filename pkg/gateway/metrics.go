@@ -36,10 +36,12 @@ type Metrics struct {
 	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
 
 	// Looked up once, as they are used for every packet: the counters of
-	// each packet type (typeNames, then "unknown"), and Delivery by route
-	// (routeNames).
+	// each packet type (typeNames, then "unknown"), Delivery by route
+	// (routeNames), and Rejected by reason (every rejectReason but
+	// notRejected, exported at 0 before the first).
 	byType   [len(typeNames) + 1]packetCounters
 	delivery [len(routeNames)]prometheus.Observer
+	byReason [numRejectReasons]prometheus.Counter
 }
 
 type packetCounters struct{ packetsIn, bytesIn, packetsOut, bytesOut prometheus.Counter }
@@ -110,6 +112,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for i, route := range routeNames {
 		m.delivery[i] = m.Delivery.WithLabelValues(route)
 	}
+	for r := notRejected + 1; r < numRejectReasons; r++ {
+		m.byReason[r] = m.Rejected.WithLabelValues(r.String())
+	}
 	for _, dir := range utf8Directions {
 		m.InvalidUTF8.WithLabelValues(dir) // exported at 0 before the first repair
 	}
@@ -119,6 +124,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.InvalidUTF8, m.HeartbeatLookups)
 	}
 	return m
+}
+
+// rejected counts one rejection for reason (g.rejected also logs it).
+func (m *Metrics) rejected(reason rejectReason) {
+	if reason < numRejectReasons && m.byReason[reason] != nil {
+		m.byReason[reason].Inc()
+	}
 }
 
 // disconnected counts n sessions this gateway ended for reason.

@@ -61,7 +61,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	if transport == TransportJSONPPolling {
 		if i := q.Get("i"); i != "" {
 			if !protocol.ValidJSONPIndex(i) {
-				g.reject(w, r, http.StatusBadRequest, "bad_jsonp_index", "bad jsonp index")
+				g.reject(w, r, http.StatusBadRequest, rejectBadJSONPIndex, "bad jsonp index")
 				return
 			}
 			index = i
@@ -83,7 +83,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 			// that stream still looks open. The poll waits (as the
 			// reference's does) instead of being answered at once, which
 			// the client would repeat in a hot loop.
-			g.rejected("poll_on_stream", "transport", transport, "sid", sid)
+			g.rejected(rejectPollOnStream, "transport", transport, "sid", sid)
 		}
 		g.metrics.Connections.WithLabelValues(transport).Inc()
 		g.held.Add(1)
@@ -94,10 +94,10 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	packets := reply.Packets
 	switch {
 	case errors.Is(err, session.ErrUnknownSession):
-		g.rejected("unknown_sid", "transport", transport, "sid", sid)
+		g.rejected(rejectUnknownSID, "transport", transport, "sid", sid)
 		packets = []string{errorPacket}
 	case errors.Is(err, session.ErrWrongTransport):
-		g.rejected("wrong_transport", "transport", transport, "sid", sid)
+		g.rejected(rejectWrongTransport, "transport", transport, "sid", sid)
 		packets = []string{string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))}
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return // the client went away; nothing was taken that is not re-delivered
@@ -246,10 +246,10 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			g.reject(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body too large")
+			g.reject(w, r, http.StatusRequestEntityTooLarge, rejectBodyTooLarge, "request body too large")
 			return
 		}
-		g.reject(w, r, http.StatusBadRequest, "body_read", "cannot read request body")
+		g.reject(w, r, http.StatusBadRequest, rejectBodyRead, "cannot read request body")
 		return
 	}
 	// Invalid UTF-8 is repaired before anything is decoded, as the
@@ -259,27 +259,27 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	if transport == TransportJSONPPolling {
 		form, err := url.ParseQuery(string(body))
 		if err != nil || !form.Has("d") {
-			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST needs a form field d")
+			g.reject(w, r, http.StatusBadRequest, rejectBadJSONPBody, "jsonp POST needs a form field d")
 			return
 		}
 		d, _ := g.repairIn([]byte(form.Get("d")), transport, sid)
 		payload, err = protocol.DecodeJSONPBody(d)
 		if err != nil {
-			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST field d is not a JSON string")
+			g.reject(w, r, http.StatusBadRequest, rejectBadJSONPBody, "jsonp POST field d is not a JSON string")
 			return
 		}
 	}
 	ctx := r.Context()
 	class, namespaces, err := g.store.Touch(ctx, sid)
 	if errors.Is(err, session.ErrUnknownSession) {
-		g.rejected("unknown_sid", "transport", transport, "sid", sid, "method", "POST")
+		g.rejected(rejectUnknownSID, "transport", transport, "sid", sid, "method", "POST")
 		g.writePostAnswer(w, r, errorPacket)
 		return
 	}
 	if err != nil {
 		g.metrics.RedisErrors.WithLabelValues("post").Inc()
 		g.log.Warn("POST failed: session store unavailable", "sid", sid, "err", err)
-		g.reject(w, r, http.StatusServiceUnavailable, "store_unavailable", "session store unavailable")
+		g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
 		return
 	}
 	in := &inbound{sid: sid, transport: transport, joined: make(map[string]bool, len(namespaces))}
@@ -299,15 +299,15 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		}
 	}
 	decodeErr := protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func(pk []byte) error {
-		if reason := g.applyPacket(in, pk); reason != "" {
+		if reason := g.applyPacket(in, pk); reason != notRejected {
 			g.rejected(reason, "sid", sid)
 		}
 		return nil
 	})
 	if decodeErr != nil {
-		reason := "bad_payload"
+		reason := rejectBadPayload
 		if errors.Is(decodeErr, protocol.ErrTooLarge) {
-			reason = "packet_too_large"
+			reason = rejectPacketTooLarge
 		}
 		g.rejected(reason, "sid", sid, "err", decodeErr)
 	}
@@ -315,7 +315,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		if err := g.committer.Commit(ctx, sid, in.writes...); err != nil {
 			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
 			g.log.Warn("POST signals not committed", "sid", sid, "err", err)
-			g.reject(w, r, http.StatusServiceUnavailable, "store_unavailable", "session store unavailable")
+			g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
 			return
 		}
 	}

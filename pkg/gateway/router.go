@@ -27,7 +27,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.SplitN(rest, "/", 4)
 	if parts[0] != "1" {
-		g.reject(w, r, http.StatusInternalServerError, "bad_protocol", "Protocol version not supported.")
+		g.reject(w, r, http.StatusInternalServerError, rejectBadProtocol, "Protocol version not supported.")
 		return
 	}
 	if r.Method == http.MethodOptions {
@@ -50,11 +50,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.transports[transport] {
-		g.reject(w, r, http.StatusBadRequest, "unknown_transport", "unknown transport")
+		g.reject(w, r, http.StatusBadRequest, rejectUnknownTransport, "unknown transport")
 		return
 	}
 	if sid == "" || strings.ContainsAny(sid, ":\n") || len(sid) > 64 {
-		g.reject(w, r, http.StatusBadRequest, "bad_sid", "bad session id")
+		g.reject(w, r, http.StatusBadRequest, rejectBadSID, "bad session id")
 		return
 	}
 	switch transport {
@@ -73,7 +73,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodPost:
 			g.servePost(w, r, transport, sid)
 		default:
-			g.reject(w, r, http.StatusMethodNotAllowed, "bad_method", "method not allowed")
+			g.reject(w, r, http.StatusMethodNotAllowed, rejectBadMethod, "method not allowed")
 		}
 	}
 }

@@ -58,11 +58,11 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // request, its buffers and the handler's stack.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transport, sid string) {
 	if !websocket.IsWebSocketUpgrade(r) {
-		g.reject(w, r, http.StatusBadRequest, "not_websocket", "websocket upgrade expected")
+		g.reject(w, r, http.StatusBadRequest, rejectNotWebSocket, "websocket upgrade expected")
 		return
 	}
 	if g.overConnections() {
-		g.reject(w, r, http.StatusServiceUnavailable, "over_connections", "server over capacity")
+		g.reject(w, r, http.StatusServiceUnavailable, rejectOverConnections, "server over capacity")
 		return
 	}
 	up := upgrader
@@ -72,7 +72,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 	hj := &hijacker{ResponseWriter: w, size: max(g.cfg.ReadBufferBytes, 512)}
 	conn, err := up.Upgrade(hj, r, nil)
 	if err != nil {
-		g.rejected("websocket_upgrade", "err", err)
+		g.rejected(rejectWebSocketUpgrade, "err", err)
 		return
 	}
 	// The request's context must not be used beyond the handler's upgrade.
@@ -82,13 +82,13 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 	cancel()
 	if err != nil {
 		defer conn.Close()
-		reason := "open_failed"
+		reason := rejectOpenFailed
 		var pk string
 		switch {
 		case errors.Is(err, session.ErrUnknownSession):
-			reason, pk = "unknown_sid", errorPacket
+			reason, pk = rejectUnknownSID, errorPacket
 		case errors.Is(err, session.ErrWrongTransport):
-			reason, pk = "wrong_transport", string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
+			reason, pk = rejectWrongTransport, string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
 		default:
 			g.metrics.RedisErrors.WithLabelValues("open").Inc()
 		}
@@ -219,7 +219,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 // was set already.
 func (s *streamConn) readFailed(err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
-		s.g.rejected("packet_too_large", "sid", s.sid, "limit", s.g.cfg.MaxPacketBytes)
+		s.g.rejected(rejectPacketTooLarge, "sid", s.sid, "limit", s.g.cfg.MaxPacketBytes)
 		s.closeLocal(bus.ReasonTransportClose)
 	}
 }
@@ -243,13 +243,13 @@ func (s *streamConn) endReads() {
 func (s *streamConn) received(typ int, data []byte) bool {
 	g := s.g
 	if typ != websocket.TextMessage {
-		g.rejected("binary_frame", "sid", s.sid)
+		g.rejected(rejectBinaryFrame, "sid", s.sid)
 		return true
 	}
 	if fixed, repaired := g.repairIn(data, s.transport, s.sid); repaired {
 		// The packet limit applies to what goes on (utf8.go).
 		if len(fixed) > g.cfg.MaxPacketBytes {
-			g.rejected("packet_too_large", "sid", s.sid, "limit", g.cfg.MaxPacketBytes, "repaired_bytes", len(fixed))
+			g.rejected(rejectPacketTooLarge, "sid", s.sid, "limit", g.cfg.MaxPacketBytes, "repaired_bytes", len(fixed))
 			s.closeLocal(bus.ReasonTransportClose)
 			return false
 		}
@@ -264,7 +264,7 @@ func (s *streamConn) received(typ int, data []byte) bool {
 		s.rjoined = map[string]bool{"": true}
 	}
 	in := &inbound{sid: s.sid, transport: s.transport, joined: s.rjoined, reply: s.send}
-	if reason := g.applyPacket(in, data); reason != "" {
+	if reason := g.applyPacket(in, data); reason != notRejected {
 		g.rejected(reason, "sid", s.sid)
 		return true
 	}
