@@ -2,13 +2,11 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
-	"github.com/realtime/realtime/pkg/session"
 )
 
 // serveHTMLFile holds an htmlfile stream: a chunked HTML page that receives
@@ -30,20 +28,12 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	cancel()
 	hw := htmlfileWriter{w: w, f: flusher}
 	if err != nil {
-		reason, pk := rejectOpenFailed, errorPacket
-		switch {
-		case errors.Is(err, session.ErrUnknownSession):
-			reason = rejectUnknownSID
-		case errors.Is(err, session.ErrWrongTransport):
-			reason = rejectWrongTransport
-			pk = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
-		default:
-			g.metrics.RedisErrors.WithLabelValues("open").Inc()
-		}
-		g.rejected(reason, "transport", TransportHTMLFile, "sid", sid, "err", err)
+		pk := g.openFailed(TransportHTMLFile, sid, err)
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(protocol.HTMLFileHeader())
-		_ = hw.write([]string{pk})
+		if pk != "" {
+			_ = hw.write([]string{pk})
+		}
 		return
 	}
 	g.metrics.Connections.WithLabelValues(TransportHTMLFile).Inc()

@@ -15,9 +15,6 @@ import (
 	"github.com/realtime/realtime/pkg/session"
 )
 
-// errorPacket is the "client not handshaken" error with reconnect advice.
-var errorPacket = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonClientNotHandshaken, protocol.AdviceReconnect)))
-
 type pollEvent struct {
 	kick   bool   // a newer poll took over
 	closed bool   // the session ended
@@ -92,13 +89,11 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		g.metrics.Connections.WithLabelValues(transport).Dec()
 	}
 	packets := reply.Packets
+	reason, refusal, refused := sessionRefusal(err)
 	switch {
-	case errors.Is(err, session.ErrUnknownSession):
-		g.rejected(rejectUnknownSID, "transport", transport, "sid", sid)
-		packets = []string{errorPacket}
-	case errors.Is(err, session.ErrWrongTransport):
-		g.rejected(rejectWrongTransport, "transport", transport, "sid", sid)
-		packets = []string{string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))}
+	case refused:
+		g.rejected(reason, "transport", transport, "sid", sid)
+		packets = []string{refusal}
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return // the client went away; nothing was taken that is not re-delivered
 	case err != nil:
@@ -271,9 +266,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	}
 	ctx := r.Context()
 	class, namespaces, err := g.store.Touch(ctx, sid)
-	if errors.Is(err, session.ErrUnknownSession) {
-		g.rejected(rejectUnknownSID, "transport", transport, "sid", sid, "method", "POST")
-		g.writePostAnswer(w, r, errorPacket)
+	if reason, refusal, refused := sessionRefusal(err); refused {
+		g.rejected(reason, "transport", transport, "sid", sid, "method", "POST")
+		g.writePostAnswer(w, r, refusal)
 		return
 	}
 	if err != nil {

@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/realtime/realtime/pkg/protocol"
+	"github.com/realtime/realtime/pkg/session"
 )
 
 // rejectReason says why a request, frame, packet or route message was
@@ -97,7 +101,8 @@ const (
 	rejectWrongTransport
 	// rejectOpenFailed: Redis failed while a streaming transport opened its
 	// session (also counted in realtime_gateway_redis_errors_total{op="open"}).
-	// A websocket is closed without a packet; htmlfile gets 7:::1+0.
+	// The connection is closed without a packet: the session may be alive,
+	// and the client tries its next transport after its connect timeout.
 	rejectOpenFailed
 	// rejectPollOnStream: a poll for a session a streaming connection
 	// holds (the client fell back to polling, with the same sid, while its
@@ -238,4 +243,47 @@ func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, status int, rea
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
+}
+
+// Error packets for a transport request whose session cannot be served
+// (protocol-0.9.md, error packets: reason 0 transport not supported, 1
+// client not handshaken; advice 0 reconnect).
+var (
+	// errorPacket is 7:::1+0, client not handshaken: the client handshakes
+	// again.
+	errorPacket = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonClientNotHandshaken, protocol.AdviceReconnect)))
+	// wrongTransportPacket is 7:::0, transport not supported.
+	wrongTransportPacket = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
+)
+
+// sessionRefusal reports whether err, from the session store, is one the
+// client is told about, and how: session.ErrUnknownSession is
+// rejectUnknownSID with errorPacket, session.ErrWrongTransport is
+// rejectWrongTransport with wrongTransportPacket. Any other error (Redis
+// failed) is not: ok is false.
+func sessionRefusal(err error) (reason rejectReason, packet string, ok bool) {
+	switch {
+	case errors.Is(err, session.ErrUnknownSession):
+		return rejectUnknownSID, errorPacket, true
+	case errors.Is(err, session.ErrWrongTransport):
+		return rejectWrongTransport, wrongTransportPacket, true
+	}
+	return notRejected, "", false
+}
+
+// openFailed is the one answer to a streaming transport (websocket,
+// flashsocket, htmlfile) whose session could not be opened
+// (session.Store.OpenStream failed): it counts and logs the rejection
+// (sessionRefusal's reason, or rejectOpenFailed and a Redis error) and
+// returns the packet the transport writes before it closes ("" none: after
+// a Redis error the session may be alive, so the client is not told to
+// handshake again).
+func (g *Gateway) openFailed(transport, sid string, err error) (packet string) {
+	reason, packet, ok := sessionRefusal(err)
+	if !ok {
+		reason = rejectOpenFailed
+		g.metrics.RedisErrors.WithLabelValues("open").Inc()
+	}
+	g.rejected(reason, "transport", transport, "sid", sid, "err", err)
+	return packet
 }

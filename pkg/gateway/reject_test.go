@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -12,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/realtime/realtime/pkg/session"
 )
 
 // declaredReasons returns the label of every reason but notRejected.
@@ -228,5 +233,65 @@ func TestRejectReasonsDeclaredOnce(t *testing.T) {
 	}
 	if want := int(numRejectReasons) + 1; declared != want {
 		t.Errorf("found %d constants of the reason block, want %d", declared, want)
+	}
+}
+
+// One answer to a streaming transport whose session could not be opened,
+// whichever transport: the packet, the reason counted and logged, and a
+// Redis error counted as such.
+func TestOpenFailed(t *testing.T) {
+	redisDown := errors.New("dial tcp: connection refused")
+	cases := []struct {
+		name       string
+		err        error
+		packet     string
+		reason     string
+		redisError float64
+	}{
+		{"unknown session", fmt.Errorf("open: %w", session.ErrUnknownSession), "7:::1+0", "unknown_sid", 0},
+		{"wrong transport", fmt.Errorf("open: %w", session.ErrWrongTransport), "7:::0", "wrong_transport", 0},
+		{"redis error", redisDown, "", "open_failed", 1},
+	}
+	for _, tc := range cases {
+		for _, transport := range []string{TransportWebSocket, TransportFlashSocket, TransportHTMLFile} {
+			var logs bytes.Buffer
+			g := logGateway(&logs)
+			if got := g.openFailed(transport, "sid1", tc.err); got != tc.packet {
+				t.Errorf("%s over %s: packet %q, want %q", tc.name, transport, got, tc.packet)
+			}
+			if n := counterValue(t, g.metrics.Rejected.WithLabelValues(tc.reason)); n != 1 {
+				t.Errorf("%s over %s: %s counted %v times", tc.name, transport, tc.reason, n)
+			}
+			if n := counterValue(t, g.metrics.RedisErrors.WithLabelValues("open")); n != tc.redisError {
+				t.Errorf("%s over %s: %v Redis errors, want %v", tc.name, transport, n, tc.redisError)
+			}
+			line := logs.String()
+			for _, want := range []string{"msg=rejected", "reason=" + tc.reason, "transport=" + transport, "sid=sid1"} {
+				if !strings.Contains(line, want) {
+					t.Errorf("%s over %s: log %q lacks %q", tc.name, transport, line, want)
+				}
+			}
+		}
+	}
+}
+
+// A poll or POST is told the same about the session errors it can meet;
+// any other error is not the client's to hear about.
+func TestSessionRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		reason rejectReason
+		packet string
+		ok     bool
+	}{
+		{session.ErrUnknownSession, rejectUnknownSID, "7:::1+0", true},
+		{fmt.Errorf("poll: %w", session.ErrWrongTransport), rejectWrongTransport, "7:::0", true},
+		{errors.New("redis: connection pool timeout"), notRejected, "", false},
+		{nil, notRejected, "", false},
+	} {
+		reason, packet, ok := sessionRefusal(tc.err)
+		if reason != tc.reason || packet != tc.packet || ok != tc.ok {
+			t.Errorf("%v: %v %q %v, want %v %q %v", tc.err, reason, packet, ok, tc.reason, tc.packet, tc.ok)
+		}
 	}
 }

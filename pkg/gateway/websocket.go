@@ -16,7 +16,6 @@ import (
 
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
-	"github.com/realtime/realtime/pkg/session"
 )
 
 // A websocket held here costs, while idle: the socket, gorilla's Conn with
@@ -82,18 +81,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 	cancel()
 	if err != nil {
 		defer conn.Close()
-		reason := rejectOpenFailed
-		var pk string
-		switch {
-		case errors.Is(err, session.ErrUnknownSession):
-			reason, pk = rejectUnknownSID, errorPacket
-		case errors.Is(err, session.ErrWrongTransport):
-			reason, pk = rejectWrongTransport, string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
-		default:
-			g.metrics.RedisErrors.WithLabelValues("open").Inc()
-		}
-		g.rejected(reason, "transport", transport, "sid", sid, "err", err)
-		if pk != "" {
+		if pk := g.openFailed(transport, sid, err); pk != "" {
 			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			_ = conn.WriteMessage(websocket.TextMessage, []byte(pk))
 		}
