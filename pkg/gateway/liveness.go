@@ -7,6 +7,9 @@ import (
 	"github.com/realtime/realtime/pkg/bus"
 )
 
+// aliveLoop renews this gateway's liveness key every AliveTTL/3 (other
+// gateways reap its sessions once it expires) and times a PING for the
+// Redis round-trip metric.
 func (g *Gateway) aliveLoop(ctx context.Context) {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.AliveTTL / 3)
@@ -28,6 +31,9 @@ func (g *Gateway) aliveLoop(ctx context.Context) {
 	}
 }
 
+// reapLoop, every ReapInterval, ends the sessions whose deadline passed
+// (reason timeout) and the sessions of dead gateways (gateway_lost), 500
+// at a time, and updates the cluster's session counts.
 func (g *Gateway) reapLoop(ctx context.Context) {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.ReapInterval)
