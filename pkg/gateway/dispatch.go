@@ -9,31 +9,33 @@ import (
 	"github.com/realtime/realtime/pkg/bus"
 )
 
+// dispatchLoop applies the route messages of the subscription (this
+// gateway's channel and the broadcast channel) until ctx ends, which
+// closes the subscription and so its channel.
 func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
 	defer g.wg.Done()
 	defer sub.Close()
-	ch := sub.Channel(redis.WithChannelSize(65536))
-	for {
-		select {
-		case <-ctx.Done():
+	stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
+	defer stop()
+	for msg := range sub.Channel(redis.WithChannelSize(65536)) {
+		g.dispatchMessage(msg.Payload)
+	}
+}
+
+// dispatchMessage applies the route messages of one pub/sub message (one,
+// or an M batch of several) in order.
+func (g *Gateway) dispatchMessage(payload string) {
+	err := bus.EachRoute(payload, func(m string) {
+		r, err := bus.ParseRoute(m)
+		if err != nil {
+			g.rejected(rejectBadRoute, "err", err)
 			return
-		case msg, ok := <-ch:
-			if !ok {
-				return
-			}
-			err := bus.EachRoute(msg.Payload, func(m string) {
-				r, err := bus.ParseRoute(m)
-				if err != nil {
-					g.rejected(rejectBadRoute, "err", err)
-					return
-				}
-				g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
-				g.dispatch(r)
-			})
-			if err != nil {
-				g.rejected(rejectBadRoute, "err", err)
-			}
 		}
+		g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
+		g.dispatch(r)
+	})
+	if err != nil {
+		g.rejected(rejectBadRoute, "err", err)
 	}
 }
 
@@ -87,6 +89,7 @@ func (g *Gateway) dispatch(r bus.Route) {
 	}
 }
 
+// conn returns the streaming connection held here for sid, or nil.
 func (g *Gateway) conn(sid string) *streamConn {
 	if v, ok := g.conns.Load(sid); ok {
 		return v.(*streamConn)
