@@ -26,6 +26,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/worker"
 )
 
@@ -146,7 +147,7 @@ func (c *chat) say(ctx context.Context, s *worker.Socket, ev *worker.Event) erro
 }
 
 // gone cleans up after a socket that disconnected.
-func (c *chat) gone(ctx context.Context, s *worker.Socket, reason string) error {
+func (c *chat) gone(ctx context.Context, s *worker.Socket, _ bus.DisconnectReason) error {
 	rdb := c.w.Redis()
 	name, _ := rdb.HGet(ctx, c.nicks(), s.ID()).Result()
 	if room, _ := rdb.HGet(ctx, c.rooms(), s.ID()).Result(); room != "" {

@@ -496,7 +496,7 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 		case block > 0:
 			c.idle(stop, block)
 		}
-		c.handle(ctx, parts, h)
+		c.deliverDue(ctx, parts, h)
 		for _, lp := range parts {
 			if now.Sub(lp.lastTrim) > 10*time.Second {
 				lp.lastTrim = now
@@ -570,10 +570,10 @@ func (c *Consumer) idle(stop <-chan struct{}, d time.Duration) {
 	}
 }
 
-// handle gives the handler every backlog that is due, and applies the
+// deliverDue gives the handler every backlog that is due, and applies the
 // outcomes: committed entries are dropped, a failed entry waits
 // RetryBackoff or, after MaxAttempts, goes to the dead-letter stream.
-func (c *Consumer) handle(ctx context.Context, parts map[int]*loopPart, h Handler) {
+func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Handler) {
 	now := time.Now()
 	var due []*loopPart
 	for _, lp := range parts {

@@ -10,6 +10,10 @@
 //	client --5:1+::{...}--> gateway --XADD rt:sig:{p}--> worker
 //	worker --PUBLISH rt:gw:<node> / rt:bcast--> gateway --> client
 //
+// A gateway writes signals through a Committer: batches of Writes (an XAdd,
+// and the session scripts that go with it), each batch one MULTI/EXEC,
+// the writes of one session committed in the order they were queued.
+//
 // The entry schema and the key layout are documented in docs/redis.md, so
 // that workers in other languages can read and write them.
 package bus

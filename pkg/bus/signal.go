@@ -31,16 +31,24 @@ const (
 	KindAuthorize  Kind = "authorize"  // a handshake asks to be authorized; Data is the handshake JSON, Reply the request
 )
 
+// DisconnectReason says why a session or a namespace of it ended: the
+// reason of a KindDisconnect signal (Signal.Reason), the reason label of
+// realtime_gateway_disconnects_total, and what the session scripts write
+// (docs/redis.md). The values are the constants below; a signal written by
+// another implementation may carry others, which readers pass on as they
+// are.
+type DisconnectReason string
+
 // Disconnect reasons carried by KindDisconnect signals.
 const (
-	ReasonClient           = "client"            // the client sent 0:: (or 0::/ns) or ?disconnect
-	ReasonTransportClose   = "transport_close"   // a websocket or htmlfile stream closed
-	ReasonTimeout          = "timeout"           // a polling session had no contact for the close timeout
-	ReasonHeartbeatTimeout = "heartbeat_timeout" // a streaming client did not answer heartbeats
-	ReasonGatewayLost      = "gateway_lost"      // the gateway holding the stream died
-	ReasonOverflow         = "overflow"          // a mailbox or send queue overflowed
-	ReasonServer           = "server"            // the app disconnected the socket
-	ReasonShutdown         = "shutdown"          // the gateway holding the stream was drained
+	ReasonClient           DisconnectReason = "client"            // the client sent 0:: (or 0::/ns) or ?disconnect
+	ReasonTransportClose   DisconnectReason = "transport_close"   // a websocket or htmlfile stream closed
+	ReasonTimeout          DisconnectReason = "timeout"           // a polling session had no contact for the close timeout
+	ReasonHeartbeatTimeout DisconnectReason = "heartbeat_timeout" // a streaming client did not answer heartbeats
+	ReasonGatewayLost      DisconnectReason = "gateway_lost"      // the gateway holding the stream died
+	ReasonOverflow         DisconnectReason = "overflow"          // a mailbox or send queue overflowed
+	ReasonServer           DisconnectReason = "server"            // the app disconnected the socket
+	ReasonShutdown         DisconnectReason = "shutdown"          // the gateway holding the stream was drained
 )
 
 // ErrBadSignal is returned by ParseSignal for an entry that does not follow
@@ -71,7 +79,7 @@ type Signal struct {
 	Transport string // transport of the session
 
 	// Disconnect field.
-	Reason string
+	Reason DisconnectReason
 
 	// Authorize field: the request id, "<node> <id>", to answer with OpAuth.
 	Reply string
@@ -97,7 +105,7 @@ func (s *Signal) Pack() string {
 		ts = strconv.FormatInt(s.Time.UnixMilli(), 10)
 	}
 	fields := [packedFields]string{SchemaVersion, string(s.Kind), s.SID, s.NS, s.Gateway, ts, id, ackData,
-		s.Name, s.Args, s.Data, s.Query, s.Transport, s.Reason, s.Reply}
+		s.Name, s.Args, s.Data, s.Query, s.Transport, string(s.Reason), s.Reply}
 	n := 0
 	for _, f := range fields {
 		n += len(f) + 8
@@ -163,7 +171,7 @@ func ParseSignal(id string, values map[string]any) (Signal, error) {
 	s := Signal{
 		ID: id, Kind: Kind(f[1]), SID: f[2], NS: f[3], Gateway: f[4],
 		Name: f[8], Args: f[9], Data: f[10], Query: f[11],
-		Transport: f[12], Reason: f[13], Reply: f[14],
+		Transport: f[12], Reason: DisconnectReason(f[13]), Reply: f[14],
 	}
 	if s.SID == "" {
 		return Signal{}, fmt.Errorf("%w: %s: no sid", ErrBadSignal, id)

@@ -7,22 +7,65 @@
 //
 //	GET  /socket.io/1/                    handshake: admission (admission.go), session.Create, then sid:hb:close:transports
 //	GET  /socket.io/1/xhr-polling/<sid>   session.Poll: answer the mailbox, or park until woken
-//	POST /socket.io/1/xhr-polling/<sid>   decode the payload, publish its signals, answer 1
-//	GET  /socket.io/1/websocket/<sid>     session.OpenStream: this gateway holds the stream
+//	POST /socket.io/1/xhr-polling/<sid>   decode the payload, commit its signals, answer 1
+//	GET  /socket.io/1/websocket/<sid>     session.OpenStream: this gateway holds the connection
 //
-// Client packets become signals on the partition streams (package bus);
-// invalid UTF-8 is repaired at the edge, on the way in and on the way out
-// (utf8.go), so no signal and no write to a client holds any. Packets for
-// clients arrive on this gateway's pub/sub channel (streams it holds,
-// wake-ups of polls parked here) and on the broadcast channel.
+// Client packets become signals on the partition streams (package bus),
+// written through a bus.Committer (batches of writes in MULTI/EXEC, a
+// session's in order); invalid UTF-8 is repaired at the edge, on the way in
+// and on the way out (utf8.go), so no signal and no write to a client holds
+// any. Packets for clients arrive on this gateway's pub/sub channel
+// (connections it holds, wake-ups of polls parked here) and on the
+// broadcast channel.
 //
-// Goroutines: each streaming connection has one reader (the HTTP handler)
-// and one writer that owns every write, heartbeats included. One subscriber
-// goroutine dispatches route messages; it never blocks on a client: a full
-// send queue closes that client with reason "overflow".
+// Words: a "stream" is a Redis stream (package bus) or the session class
+// of a session a streaming transport holds (package session); the
+// connection this gateway holds for such a session is a streamConn.
 //
-// Heartbeats: one wheel sends 2:: to every stream held here and ends a
-// streaming client silent for the heartbeat timeout (reason
-// "heartbeat_timeout"); an htmlfile client's POSTs, which may reach any
-// gateway, count as its signs of life (heartbeat.go).
+// Files, by concern:
+//
+//	gateway.go      the Gateway: New, Start, drain, Shutdown, readiness
+//	router.go       ServeHTTP: which handler serves a request; ?disconnect
+//	cors.go         the reference's CORS headers, preflight answers
+//	static.go       the client script and the static directory
+//	reject.go       rejections: every reason (rejectReason), counted and
+//	                logged; the error packets; openFailed, the one answer to
+//	                a streaming transport whose session cannot be opened
+//	handshake.go    handshakes and the authorization hook
+//	admission.go    handshake admission control (held, not refused)
+//	origins.go      the origins allow-list and the Flash policy it makes
+//	flash.go        the Flash socket policy server
+//	polling.go      xhr-polling and jsonp-polling: polls, POSTs
+//	inbound.go      one client packet to signals and answers (applyPacket)
+//	streamconn.go   streamConn: a streaming connection's queue, writer
+//	                hand-off and end
+//	websocket.go    websocket and flashsocket: upgrade, reads, frames
+//	htmlfile.go     htmlfile
+//	poller_*.go     epoll: a goroutine reads a websocket only when data comes
+//	heartbeat.go    the heartbeat wheel and the heartbeat timeout
+//	dispatch.go     route messages from pub/sub to connections and polls;
+//	                broadcasts fanned out locally
+//	rooms.go        the room index of the connections held here
+//	liveness.go     this gateway's liveness key; reaping expired sessions
+//	                and the sessions of dead gateways
+//	utf8.go         invalid UTF-8 repaired in and out
+//	metrics.go      the Prometheus collectors
+//	config.go       Config and its defaults
+//
+// Goroutines: a websocket has no goroutine while idle: the poller
+// (wakeReaders) starts a reader when data comes, and a writer runs only
+// while there is something to write; an htmlfile connection's HTTP handler
+// is its writer. One subscriber goroutine dispatches route messages; it
+// never blocks on a client: a full send queue closes that client with
+// reason "overflow".
+//
+// Heartbeats: one wheel (sendHeartbeats) sends 2:: to every connection
+// held here and ends a streaming client silent for the heartbeat timeout
+// (reason "heartbeat_timeout"); an htmlfile client's POSTs, which may reach
+// any gateway, count as its signs of life (heartbeat.go).
+//
+// Bad input: every rejection has a reason declared once in reject.go, is
+// counted in realtime_gateway_rejected_total{reason} and logged; a client
+// gets the protocol's error packet or the HTTP status its reason says.
+// Sessions ended here are counted by bus.DisconnectReason.
 package gateway

@@ -25,24 +25,27 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 	jsonp, isJSONP := q.Get("jsonp"), q.Has("jsonp")
 	if isJSONP && !protocol.ValidJSONPIndex(jsonp) {
 		g.metrics.Handshakes.WithLabelValues("bad_request").Inc()
-		g.reject(w, r, http.StatusBadRequest, "bad_jsonp_index", "bad jsonp index")
+		g.reject(w, r, http.StatusBadRequest, rejectBadJSONPIndex, "bad jsonp index")
 		return
 	}
-	fail := func(status int, result, msg string) {
-		g.metrics.Handshakes.WithLabelValues(result).Inc()
+	// fail refuses the handshake for reason (a rejectHandshake* reason:
+	// its result label follows from it).
+	fail := func(status int, reason rejectReason, msg string) {
+		g.metrics.Handshakes.WithLabelValues(reason.handshakeResult()).Inc()
 		if isJSONP {
-			g.rejected("handshake_"+result, "remote", r.RemoteAddr)
+			g.rejected(reason, "remote", r.RemoteAddr)
 			w.Header().Set("Content-Type", "application/javascript")
 			_, _ = w.Write(protocol.AppendJSONPError(nil, jsonp, msg))
 			return
 		}
-		g.reject(w, r, status, "handshake_"+result, msg)
+		g.reject(w, r, status, reason, msg)
 	}
 	// shed refuses for lack of capacity: 503 with Retry-After, counted, and
 	// logged once per kind and interval rather than once per request.
-	shed := func(result, msg string, after time.Duration, attrs ...any) {
+	shed := func(reason rejectReason, msg string, after time.Duration, attrs ...any) {
+		result := reason.handshakeResult()
 		g.metrics.Handshakes.WithLabelValues(result).Inc()
-		g.metrics.Rejected.WithLabelValues("handshake_" + result).Inc()
+		g.metrics.rejected(reason)
 		g.logRefusal(result, append([]any{"remote", r.RemoteAddr, "held", time.Since(arrival)}, attrs...)...)
 		w.Header().Set("Retry-After", retryAfter(after))
 		if isJSONP {
@@ -56,11 +59,11 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(msg))
 	}
 	if !originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer")) {
-		fail(http.StatusForbidden, "bad_origin", "handshake bad origin")
+		fail(http.StatusForbidden, rejectHandshakeBadOrigin, "handshake bad origin")
 		return
 	}
 	if g.overConnections() {
-		shed(resultOverConnections, bodyOverConnections, 0)
+		shed(rejectHandshakeOverConnections, bodyOverConnections, 0)
 		return
 	}
 	draining := g.draining.Load()
@@ -81,13 +84,13 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		g.canceled(r, arrival)
 		return
 	case resultOverRate:
-		shed(result, bodyOverRate, after)
+		shed(rejectHandshakeOverRate, bodyOverRate, after)
 		return
 	case resultQueueFull:
-		shed(result, bodyQueueFull, after)
+		shed(rejectHandshakeQueueFull, bodyQueueFull, after)
 		return
 	default:
-		shed(result, bodyDraining, after)
+		shed(rejectHandshakeDraining, bodyDraining, after)
 		return
 	}
 	sid, hs, authData := session.NewSID(), handshakeData(r), ""
@@ -96,16 +99,16 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err != nil && !g.cfg.AuthorizeFailOpen:
 			g.log.Warn("handshake authorization failed; refusing (fail-closed)", "err", err)
-			fail(http.StatusInternalServerError, "auth_error", "handshake error")
+			fail(http.StatusInternalServerError, rejectHandshakeAuthError, "handshake error")
 			return
 		case err != nil:
 			g.log.Warn("handshake authorization failed; admitting (fail-open)", "err", err)
 		case verdict == "e":
-			fail(http.StatusInternalServerError, "auth_error", "handshake error")
+			fail(http.StatusInternalServerError, rejectHandshakeAuthError, "handshake error")
 			return
 		case verdict != "1":
 			g.log.Info("handshake unauthorized", "reason", reason, "remote", r.RemoteAddr)
-			fail(http.StatusForbidden, "unauthorized", "handshake unauthorized")
+			fail(http.StatusForbidden, rejectHandshakeUnauthorized, "handshake unauthorized")
 			return
 		default:
 			authData = data
@@ -125,7 +128,7 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		g.canceled(r, arrival)
 		return
 	default:
-		shed(resultStoreUnavailable, bodyStoreUnavailable, 0, "err", err)
+		shed(rejectHandshakeStoreUnavailable, bodyStoreUnavailable, 0, "err", err)
 		return
 	}
 	g.metrics.Handshakes.WithLabelValues("ok").Inc()
@@ -164,7 +167,7 @@ func (g *Gateway) authorize(ctx context.Context, sid string, hs session.Handshak
 	defer cancel()
 	sig := bus.Signal{Kind: bus.KindAuthorize, SID: sid, Gateway: g.cfg.Node, Time: time.Now(),
 		Data: string(hsJSON), Reply: g.cfg.Node + " " + id}
-	if err := g.pub.Publish(ctx, sid, bus.XAdd(g.cfg.Keys, &sig)); err != nil {
+	if err := g.committer.Commit(ctx, sid, bus.XAdd(g.cfg.Keys, &sig)); err != nil {
 		return "", "", "", fmt.Errorf("gateway: authorize: %w", err)
 	}
 	select {

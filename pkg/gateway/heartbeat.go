@@ -12,23 +12,25 @@ import (
 // heartbeat interval / heartbeatSlots and serves one slot per tick.
 const heartbeatSlots = 16
 
-// heartbeatWheel sends 2:: to every stream held here once per heartbeat
-// interval (and ends streams silent for the heartbeat timeout, see
-// stream.heartbeat), from one goroutine for all of them instead of a timer
-// per connection. A stream joins the slot the wheel served last, so its first
+// heartbeatWheel sends 2:: to every streaming connection held here once per
+// heartbeat interval (and ends connections silent for the heartbeat
+// timeout, see streamConn.heartbeat), from one goroutine for all of them
+// instead of a timer per connection. A connection joins the slot the wheel
+// served last, so its first
 // heartbeat comes one interval (less at most one tick) after it opened and
-// then every interval. Streams are kept in intrusive lists (no allocation
-// per stream). The goroutine runs only while streams are registered.
+// then every interval. Connections are kept in intrusive lists (no
+// allocation per connection). The goroutine runs only while connections are
+// registered.
 type heartbeatWheel struct {
 	mu      sync.Mutex
-	slots   [heartbeatSlots]*stream // list heads
-	next    int                     // the slot the next tick serves
-	n       int                     // streams registered
-	running bool                    // the ticking goroutine runs
+	slots   [heartbeatSlots]*streamConn // list heads
+	next    int                         // the slot the next tick serves
+	n       int                         // connections registered
+	running bool                        // the ticking goroutine runs
 }
 
 // add registers s for heartbeats every interval.
-func (w *heartbeatWheel) add(s *stream, interval time.Duration) {
+func (w *heartbeatWheel) add(s *streamConn, interval time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if s.hbLinked {
@@ -43,12 +45,12 @@ func (w *heartbeatWheel) add(s *stream, interval time.Duration) {
 	w.n++
 	if !w.running {
 		w.running = true
-		go w.run(max(interval/heartbeatSlots, time.Millisecond))
+		go w.sendHeartbeats(max(interval/heartbeatSlots, time.Millisecond))
 	}
 }
 
-// remove unregisters s; it is a no-op for a stream not registered.
-func (w *heartbeatWheel) remove(s *stream) {
+// remove unregisters s; it is a no-op for a connection not registered.
+func (w *heartbeatWheel) remove(s *streamConn) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !s.hbLinked {
@@ -66,12 +68,13 @@ func (w *heartbeatWheel) remove(s *stream) {
 	w.n--
 }
 
-// run ticks until no stream is registered. It queues the heartbeats outside
-// the wheel's lock.
-func (w *heartbeatWheel) run(tick time.Duration) {
+// sendHeartbeats ticks until no connection is registered, queueing 2:: to
+// the connections of one slot per tick. It queues them outside the wheel's
+// lock.
+func (w *heartbeatWheel) sendHeartbeats(tick time.Duration) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var due []*stream
+	var due []*streamConn
 	for range t.C {
 		w.mu.Lock()
 		if w.n == 0 {
@@ -95,7 +98,7 @@ func (w *heartbeatWheel) run(tick time.Duration) {
 
 // Heartbeat timeout: every streaming transport (websocket, flashsocket,
 // htmlfile) ends a client silent for Config.HeartbeatTimeout with reason
-// heartbeat_timeout, measured from its last sign of life (stream.lastRead).
+// heartbeat_timeout, measured from its last sign of life (streamConn.lastRead).
 //
 // What counts as a sign of life: anything the client sends on the session,
 // not only the heartbeat answer 2::. On a websocket or flashsocket that is
@@ -117,12 +120,12 @@ func (w *heartbeatWheel) run(tick time.Duration) {
 // every frame), and a client that is sending is plainly there.
 //
 // Pull, not push. The holder learns of POSTs that reached other gateways
-// by reading lh (Store.LastHeard, one HGET) only for an htmlfile stream
+// by reading lh (Store.LastHeard, one HGET) only for an htmlfile connection
 // that looks silent locally, at the moment its timeout would pass: with
 // its heartbeats answered through other gateways, at most one read per
-// stream per heartbeat interval (one every 2 s measured with a 1 s interval
+// connection per heartbeat interval (one every 2 s measured with a 1 s interval
 // and a 3 s timeout, TestStreamingHeartbeatTimeout; one every 50 s at the
-// defaults), none for a stream whose POSTs reach its own gateway, and one
+// defaults), none for a connection whose POSTs reach its own gateway, and one
 // before ending a silent client. Pushing each POST to the holder instead
 // would cost a publish and a route message per POST (every emit of the
 // client) and a new route op. The lh write is one HSET inside the Touch
@@ -136,7 +139,7 @@ func (w *heartbeatWheel) run(tick time.Duration) {
 //
 // A lookup that fails, or that Redis answers only after
 // heartbeatLookupSlow (Redis stalled, and POSTs stalled with it may not be
-// recorded yet, so its answer may be stale), is not silence: the stream is
+// recorded yet, so its answer may be stale), is not silence: the connection is
 // given another full heartbeat timeout from then, counted in
 // realtime_gateway_heartbeat_lookups_total{result="unknown"} (and a
 // failure in realtime_gateway_redis_errors_total{op="heartbeat"}) and
@@ -144,11 +147,11 @@ func (w *heartbeatWheel) run(tick time.Duration) {
 // at once when it is over (their heartbeat answers were refused or held
 // up meanwhile). A client that is really gone is ended a heartbeat timeout
 // after Redis answers in time again; while Redis does not, a silent
-// htmlfile stream stays open (its session could not be ended in Redis
+// htmlfile connection stays open (its session could not be ended in Redis
 // anyway).
 //
 // The checks never run on the wheel's goroutine: the wheel only schedules
-// one (hbCheck: at most one scheduled or running per stream) with
+// one (hbCheck: at most one scheduled or running per connection) with
 // time.AfterFunc, whose function runs on its own goroutine.
 
 // heartbeatLookupTimeout bounds the Redis read of an htmlfile session's
@@ -161,12 +164,12 @@ const heartbeatLookupTimeout = 5 * time.Second
 const heartbeatLookupSlow = time.Second
 
 // heartbeat is called by the wheel once per heartbeat interval: it queues
-// 2:: and, for a stream silent for so long that the heartbeat timeout
+// 2:: and, for a connection silent for so long that the heartbeat timeout
 // passes before the next call, schedules checkSilence for that moment. A
 // websocket already silent that long is ended at once (this also ends a
 // read waiting for the rest of a frame that never comes). A client that
 // answers heartbeats never needs the check.
-func (s *stream) heartbeat(now int64) {
+func (s *streamConn) heartbeat(now int64) {
 	left := s.lastRead.Load() + int64(s.g.cfg.HeartbeatTimeout) - now
 	if left <= 0 && s.wake == nil {
 		s.closeLocal(bus.ReasonHeartbeatTimeout)
@@ -178,12 +181,12 @@ func (s *stream) heartbeat(now int64) {
 	s.send("2::")
 }
 
-// checkSilence runs when the stream's heartbeat timeout may have passed
-// (never on the wheel's goroutine): it ends a stream silent for the
+// checkSilence runs when the connection's heartbeat timeout may have passed
+// (never on the wheel's goroutine): it ends a connection silent for the
 // heartbeat timeout, for htmlfile after reading when the client was last
-// heard by any gateway; a stream heard from meanwhile whose timeout passes
+// heard by any gateway; a connection heard from meanwhile whose timeout passes
 // before the next heartbeat is checked again then.
-func (s *stream) checkSilence() {
+func (s *streamConn) checkSilence() {
 	select {
 	case <-s.finished:
 		s.hbCheck.Store(false)
@@ -205,17 +208,17 @@ func (s *stream) checkSilence() {
 	s.hbCheck.Store(false)
 }
 
-// silence is how long ago the stream's client was last heard (as known
+// silence is how long ago the connection's client was last heard (as known
 // here).
-func (s *stream) silence() time.Duration {
+func (s *streamConn) silence() time.Duration {
 	return time.Duration(time.Now().UnixNano() - s.lastRead.Load())
 }
 
 // lookUpHeard reads when a POST of the session last reached any gateway
-// and takes it as the stream's last sign of life if it is newer; a read
+// and takes it as the connection's last sign of life if it is newer; a read
 // that failed or was slow counts as a sign of life now (see the heartbeat
 // timeout notes above).
-func (s *stream) lookUpHeard() {
+func (s *streamConn) lookUpHeard() {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), heartbeatLookupTimeout)
 	at, err := s.g.store.LastHeard(ctx, s.sid)
@@ -239,7 +242,7 @@ func (s *stream) lookUpHeard() {
 }
 
 // heard records a sign of life at t; lastRead never moves back.
-func (s *stream) heard(t time.Time) {
+func (s *streamConn) heard(t time.Time) {
 	if t.IsZero() {
 		return
 	}

@@ -2,13 +2,11 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
-	"github.com/realtime/realtime/pkg/session"
 )
 
 // serveHTMLFile holds an htmlfile stream: a chunked HTML page that receives
@@ -17,7 +15,7 @@ import (
 func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid string) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
-		g.reject(w, r, http.StatusInternalServerError, "no_flusher", "streaming unsupported")
+		g.reject(w, r, http.StatusInternalServerError, rejectNoFlusher, "streaming unsupported")
 		return
 	}
 	h := w.Header()
@@ -25,25 +23,17 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	h.Set("Connection", "keep-alive")
 	h.Set("Transfer-Encoding", "chunked")
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	s := g.newStream(sid, TransportHTMLFile, nil)
-	first, err := g.openStream(ctx, s)
+	s := g.newStreamConn(sid, TransportHTMLFile, nil)
+	first, err := g.openConn(ctx, s)
 	cancel()
 	hw := htmlfileWriter{w: w, f: flusher}
 	if err != nil {
-		reason, pk := "open_failed", errorPacket
-		switch {
-		case errors.Is(err, session.ErrUnknownSession):
-			reason = "unknown_sid"
-		case errors.Is(err, session.ErrWrongTransport):
-			reason = "wrong_transport"
-			pk = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
-		default:
-			g.metrics.RedisErrors.WithLabelValues("open").Inc()
-		}
-		g.rejected(reason, "transport", TransportHTMLFile, "sid", sid, "err", err)
+		pk := g.openFailed(TransportHTMLFile, sid, err)
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(protocol.HTMLFileHeader())
-		_ = hw.write([]string{pk})
+		if pk != "" {
+			_ = hw.write([]string{pk})
+		}
 		return
 	}
 	g.metrics.Connections.WithLabelValues(TransportHTMLFile).Inc()

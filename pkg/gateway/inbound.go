@@ -15,7 +15,7 @@ const maxNamespaceBytes = 256
 
 // inbound collects what one batch of client packets (a POST body, or one
 // websocket frame) does to a session: the ordered Redis writes, and for a
-// stream held here, the packets this gateway answers at once.
+// streaming connection held here, the packets this gateway answers at once.
 type inbound struct {
 	sid       string
 	transport string
@@ -28,21 +28,21 @@ type inbound struct {
 	ended  bool // the client sent 0::; later packets are ignored
 }
 
-// handle turns one client packet into writes and immediate answers. It
-// returns a rejection reason ("" when the packet was accepted); a rejected
+// applyPacket turns one client packet into writes and immediate answers. It
+// returns a rejection reason (notRejected when the packet was accepted); a rejected
 // packet is counted and logged by the caller and changes nothing.
-func (g *Gateway) handle(in *inbound, raw []byte) string {
+func (g *Gateway) applyPacket(in *inbound, raw []byte) rejectReason {
 	if in.ended {
-		return ""
+		return notRejected
 	}
 	p, err := protocol.Decode(raw)
 	if err != nil {
-		return "malformed_packet"
+		return rejectMalformedPacket
 	}
 	g.metrics.packetIn(int(p.Type), len(raw))
 	ns := p.Endpoint
 	if ns != "" && !validNamespace(ns) {
-		return "bad_namespace"
+		return rejectBadNamespace
 	}
 	now := time.Now()
 	signal := func(s bus.Signal) {
@@ -54,7 +54,7 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 		if ns == "" {
 			in.ended = true
 			in.writes = append(in.writes, g.store.EndWrite(in.sid, bus.ReasonClient, ""))
-			return ""
+			return notRejected
 		}
 		if in.joined[ns] {
 			delete(in.joined, ns)
@@ -63,7 +63,7 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 		}
 	case protocol.Connect:
 		if ns == "" {
-			return "" // the default namespace is connected with the transport
+			return notRejected // the default namespace is connected with the transport
 		}
 		in.changed = in.changed || !in.joined[ns]
 		in.joined[ns] = true
@@ -73,10 +73,10 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 		}
 	case protocol.Heartbeat, protocol.Noop:
 	case protocol.Error:
-		return "client_error_packet"
+		return rejectClientErrorPacket
 	case protocol.Message, protocol.JSON, protocol.Event:
 		if !in.joined[ns] {
-			return "namespace_not_connected"
+			return rejectNamespaceNotConnected
 		}
 		s := bus.Signal{MsgID: p.ID, HasID: p.HasID, AckData: p.AckData}
 		switch p.Type {
@@ -84,16 +84,16 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 			s.Kind, s.Data = bus.KindMessage, string(p.Data)
 		case protocol.JSON:
 			if !json.Valid(p.Data) {
-				return "bad_json"
+				return rejectBadJSON
 			}
 			s.Kind, s.Data = bus.KindJSON, string(p.Data)
 		case protocol.Event:
 			name, args, err := protocol.ParseEvent(p.Data)
 			if err != nil {
-				return "bad_event"
+				return rejectBadEvent
 			}
 			if name == "disconnect" {
-				return "" // the reference's blacklist: ignored
+				return notRejected // the reference's blacklist: ignored
 			}
 			s.Kind, s.Name = bus.KindEvent, name
 			if string(args) != "[]" {
@@ -114,19 +114,19 @@ func (g *Gateway) handle(in *inbound, raw []byte) string {
 		signal(s)
 	case protocol.Ack:
 		if !in.joined[ns] {
-			return "namespace_not_connected"
+			return rejectNamespaceNotConnected
 		}
 		id, args, _, err := protocol.ParseAck(p.Data)
 		if err != nil {
-			return "bad_ack"
+			return rejectBadAck
 		}
 		ack := bus.Signal{Kind: bus.KindAck, SID: in.sid, NS: ns, Gateway: g.cfg.Node, Time: now,
 			MsgID: id, HasID: true, Args: string(args)}
 		in.writes = append(in.writes, g.store.AckWrite(&ack))
 	default:
-		return "unknown_packet_type"
+		return rejectUnknownPacketType
 	}
-	return ""
+	return notRejected
 }
 
 // validNamespace accepts "/" followed by printable UTF-8 without ':' (the

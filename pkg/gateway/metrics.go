@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/realtime/realtime/pkg/bus"
 )
 
 // Metrics are the gateway's Prometheus collectors. Label values are bounded
@@ -9,7 +11,7 @@ import (
 type Metrics struct {
 	Handshakes     *prometheus.CounterVec   // result
 	Rejected       *prometheus.CounterVec   // reason
-	Connections    *prometheus.GaugeVec     // transport: streams held and polls parked
+	Connections    *prometheus.GaugeVec     // transport: streaming connections held and polls parked
 	PacketsIn      *prometheus.CounterVec   // type
 	PacketsOut     *prometheus.CounterVec   // type
 	BytesIn        *prometheus.CounterVec   // packet bytes received, by type
@@ -34,10 +36,12 @@ type Metrics struct {
 	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
 
 	// Looked up once, as they are used for every packet: the counters of
-	// each packet type (typeNames, then "unknown"), and Delivery by route
-	// (routeNames).
+	// each packet type (typeNames, then "unknown"), Delivery by route
+	// (routeNames), and Rejected by reason (every rejectReason but
+	// notRejected, exported at 0 before the first).
 	byType   [len(typeNames) + 1]packetCounters
 	delivery [len(routeNames)]prometheus.Observer
+	byReason [numRejectReasons]prometheus.Counter
 }
 
 type packetCounters struct{ packetsIn, bytesIn, packetsOut, bytesOut prometheus.Counter }
@@ -108,6 +112,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for i, route := range routeNames {
 		m.delivery[i] = m.Delivery.WithLabelValues(route)
 	}
+	for r := notRejected + 1; r < numRejectReasons; r++ {
+		m.byReason[r] = m.Rejected.WithLabelValues(r.String())
+	}
 	for _, dir := range utf8Directions {
 		m.InvalidUTF8.WithLabelValues(dir) // exported at 0 before the first repair
 	}
@@ -117,6 +124,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.InvalidUTF8, m.HeartbeatLookups)
 	}
 	return m
+}
+
+// rejected counts one rejection for reason (g.rejected also logs it).
+func (m *Metrics) rejected(reason rejectReason) {
+	if reason < numRejectReasons && m.byReason[reason] != nil {
+		m.byReason[reason].Inc()
+	}
+}
+
+// disconnected counts n sessions this gateway ended for reason.
+func (m *Metrics) disconnected(reason bus.DisconnectReason, n int) {
+	m.Disconnects.WithLabelValues(string(reason)).Add(float64(n))
 }
 
 // packetsOut counts packets written to clients, by type (the first byte of

@@ -25,7 +25,7 @@ import (
 type poller struct {
 	epfd int
 	mu   sync.Mutex
-	byFD []*stream // by file descriptor (descriptors are small, dense numbers)
+	byFD []*streamConn // by file descriptor (descriptors are small, dense numbers)
 }
 
 var (
@@ -45,12 +45,12 @@ func getPoller() (*poller, error) {
 			return
 		}
 		thePoller = &poller{epfd: fd}
-		go thePoller.run()
+		go thePoller.wakeReaders()
 	})
 	return thePoller, errPoller
 }
 
-func (p *poller) run() {
+func (p *poller) wakeReaders() {
 	events := make([]unix.EpollEvent, 256)
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
@@ -72,7 +72,7 @@ func (p *poller) run() {
 
 // register adds the stream's socket to the poller, armed; the stream must
 // be parked already. It fails where the socket has no file descriptor.
-func (s *stream) register() error {
+func (s *streamConn) register() error {
 	p, err := getPoller()
 	if err != nil {
 		return err
@@ -88,7 +88,7 @@ func (s *stream) register() error {
 	err = s.rc.Control(func(fd uintptr) {
 		p.mu.Lock()
 		if int(fd) >= len(p.byFD) {
-			p.byFD = append(p.byFD, make([]*stream, int(fd)+1-len(p.byFD))...)
+			p.byFD = append(p.byFD, make([]*streamConn, int(fd)+1-len(p.byFD))...)
 		}
 		p.byFD[fd] = s
 		p.mu.Unlock()
@@ -107,7 +107,7 @@ func (s *stream) register() error {
 
 // arm re-enables the stream's one-shot registration. The caller holds s.mu
 // and has seen the stream not stopped, so the socket is open.
-func (s *stream) arm() error {
+func (s *streamConn) arm() error {
 	var cerr error
 	err := s.rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: pollEvents, Fd: int32(fd)}
@@ -120,7 +120,7 @@ func (s *stream) arm() error {
 }
 
 // unregister forgets the stream's socket (closing it left the epoll set).
-func (s *stream) unregister() {
+func (s *streamConn) unregister() {
 	if s.fd < 0 || thePoller == nil {
 		return
 	}

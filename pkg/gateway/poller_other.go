@@ -6,8 +6,8 @@ import "errors"
 
 // register fails where there is no poller: each websocket then has a
 // goroutine that waits in its read.
-func (s *stream) register() error { return errors.ErrUnsupported }
+func (s *streamConn) register() error { return errors.ErrUnsupported }
 
-func (s *stream) arm() error { return errors.ErrUnsupported }
+func (s *streamConn) arm() error { return errors.ErrUnsupported }
 
-func (s *stream) unregister() {}
+func (s *streamConn) unregister() {}

@@ -10,12 +10,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
 	"github.com/realtime/realtime/pkg/session"
 )
-
-// errorPacket is the "client not handshaken" error with reconnect advice.
-var errorPacket = string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonClientNotHandshaken, protocol.AdviceReconnect)))
 
 type pollEvent struct {
 	kick   bool   // a newer poll took over
@@ -60,7 +58,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	if transport == TransportJSONPPolling {
 		if i := q.Get("i"); i != "" {
 			if !protocol.ValidJSONPIndex(i) {
-				g.reject(w, r, http.StatusBadRequest, "bad_jsonp_index", "bad jsonp index")
+				g.reject(w, r, http.StatusBadRequest, rejectBadJSONPIndex, "bad jsonp index")
 				return
 			}
 			index = i
@@ -82,7 +80,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 			// that stream still looks open. The poll waits (as the
 			// reference's does) instead of being answered at once, which
 			// the client would repeat in a hot loop.
-			g.rejected("poll_on_stream", "transport", transport, "sid", sid)
+			g.rejected(rejectPollOnStream, "transport", transport, "sid", sid)
 		}
 		g.metrics.Connections.WithLabelValues(transport).Inc()
 		g.held.Add(1)
@@ -91,13 +89,11 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		g.metrics.Connections.WithLabelValues(transport).Dec()
 	}
 	packets := reply.Packets
+	reason, refusal, refused := sessionRefusal(err)
 	switch {
-	case errors.Is(err, session.ErrUnknownSession):
-		g.rejected("unknown_sid", "transport", transport, "sid", sid)
-		packets = []string{errorPacket}
-	case errors.Is(err, session.ErrWrongTransport):
-		g.rejected("wrong_transport", "transport", transport, "sid", sid)
-		packets = []string{string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))}
+	case refused:
+		g.rejected(reason, "transport", transport, "sid", sid)
+		packets = []string{refusal}
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The client went away. A poll script whose reply was abandoned may
 		// still have taken a batch for this poll: give it back (a no-op
@@ -137,7 +133,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 // written whole (session.Store.Poll: this is how a later poll with the same
 // cache-buster is told from a retry), or releases it when the write failed,
 // so that the client's retry gets it again at once. The confirmation (one
-// SET) rides the publisher's batches, in order with the session's other
+// SET) rides the committer's batches, in order with the session's other
 // writes; a lost one costs at most a duplicate, after
 // session.Config.BatchConfirmWait.
 func (g *Gateway) settle(sid, pollID string, written bool) {
@@ -150,7 +146,7 @@ func (g *Gateway) settle(sid, pollID string, written bool) {
 		}
 		return
 	}
-	ch, err := g.pub.PublishAsync(context.Background(), sid, g.store.ConfirmWrite(sid, pollID))
+	ch, err := g.committer.CommitAsync(context.Background(), sid, g.store.ConfirmWrite(sid, pollID))
 	if err != nil {
 		return // shutting down: the next poll's new cache-buster trims the batch
 	}
@@ -249,10 +245,10 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			g.reject(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body too large")
+			g.reject(w, r, http.StatusRequestEntityTooLarge, rejectBodyTooLarge, "request body too large")
 			return
 		}
-		g.reject(w, r, http.StatusBadRequest, "body_read", "cannot read request body")
+		g.reject(w, r, http.StatusBadRequest, rejectBodyRead, "cannot read request body")
 		return
 	}
 	// Invalid UTF-8 is repaired before anything is decoded, as the
@@ -262,27 +258,27 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	if transport == TransportJSONPPolling {
 		form, err := url.ParseQuery(string(body))
 		if err != nil || !form.Has("d") {
-			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST needs a form field d")
+			g.reject(w, r, http.StatusBadRequest, rejectBadJSONPBody, "jsonp POST needs a form field d")
 			return
 		}
 		d, _ := g.repairIn([]byte(form.Get("d")), transport, sid)
 		payload, err = protocol.DecodeJSONPBody(d)
 		if err != nil {
-			g.reject(w, r, http.StatusBadRequest, "bad_jsonp_body", "jsonp POST field d is not a JSON string")
+			g.reject(w, r, http.StatusBadRequest, rejectBadJSONPBody, "jsonp POST field d is not a JSON string")
 			return
 		}
 	}
 	ctx := r.Context()
 	class, namespaces, err := g.store.Touch(ctx, sid)
-	if errors.Is(err, session.ErrUnknownSession) {
-		g.rejected("unknown_sid", "transport", transport, "sid", sid, "method", "POST")
-		g.writePostAnswer(w, r, errorPacket)
+	if reason, refusal, refused := sessionRefusal(err); refused {
+		g.rejected(reason, "transport", transport, "sid", sid, "method", "POST")
+		g.writePostAnswer(w, r, refusal)
 		return
 	}
 	if err != nil {
 		g.metrics.RedisErrors.WithLabelValues("post").Inc()
 		g.log.Warn("POST failed: session store unavailable", "sid", sid, "err", err)
-		g.reject(w, r, http.StatusServiceUnavailable, "store_unavailable", "session store unavailable")
+		g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
 		return
 	}
 	in := &inbound{sid: sid, transport: transport, joined: make(map[string]bool, len(namespaces))}
@@ -297,33 +293,33 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	if class == "stream" {
 		// htmlfile: immediate answers go through the stream's gateway.
 		in.reply = nil
-		if s := g.stream(sid); s != nil && s.transport == TransportHTMLFile {
+		if s := g.conn(sid); s != nil && s.transport == TransportHTMLFile {
 			s.heard(time.Now()) // a sign of life; Touch recorded it for other gateways
 		}
 	}
 	decodeErr := protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func(pk []byte) error {
-		if reason := g.handle(in, pk); reason != "" {
+		if reason := g.applyPacket(in, pk); reason != notRejected {
 			g.rejected(reason, "sid", sid)
 		}
 		return nil
 	})
 	if decodeErr != nil {
-		reason := "bad_payload"
+		reason := rejectBadPayload
 		if errors.Is(decodeErr, protocol.ErrTooLarge) {
-			reason = "packet_too_large"
+			reason = rejectPacketTooLarge
 		}
 		g.rejected(reason, "sid", sid, "err", decodeErr)
 	}
 	if len(in.writes) > 0 {
-		if err := g.pub.Publish(ctx, sid, in.writes...); err != nil {
+		if err := g.committer.Commit(ctx, sid, in.writes...); err != nil {
 			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
 			g.log.Warn("POST signals not committed", "sid", sid, "err", err)
-			g.reject(w, r, http.StatusServiceUnavailable, "store_unavailable", "session store unavailable")
+			g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
 			return
 		}
 	}
 	if in.ended {
-		g.metrics.Disconnects.WithLabelValues("client").Inc()
+		g.metrics.disconnected(bus.ReasonClient, 1)
 	}
 	if decodeErr != nil {
 		// Packets before the bad frame were committed; say what went wrong.

@@ -2,13 +2,13 @@ package gateway
 
 import "sync"
 
-// roomIndex knows which streams held here are in which rooms, so that a
+// roomIndex knows which streaming connections held here are in which rooms, so that a
 // broadcast to a room is fanned out locally. Workers keep it current with
 // join and leave route messages.
 type roomIndex struct {
 	mu    sync.RWMutex
 	rooms map[roomKey]map[string]struct{} // room -> sids
-	bySID map[string]map[roomKey]struct{} // sid -> rooms, to forget a closed stream
+	bySID map[string]map[roomKey]struct{} // sid -> rooms, to forget a closed connection
 }
 
 type roomKey struct{ ns, room string }
@@ -64,7 +64,7 @@ func (x *roomIndex) remove(k roomKey, sid string) {
 	}
 }
 
-// forget removes a closed stream from every room.
+// forget removes a closed connection from every room.
 func (x *roomIndex) forget(sid string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -41,7 +41,7 @@ func TestStreamRepairsPacketsOut(t *testing.T) {
 	g := logGateway(&logs)
 	server, client := net.Pipe()
 	defer client.Close()
-	s := g.newStream("sid", TransportWebSocket, server)
+	s := g.newStreamConn("sid", TransportWebSocket, server)
 	s.start([]string{"1::"})
 	s.send("3:::" + badBytes)
 	want := "\x81\x031::" + "\x81\x11" + "3:::" + fixedBytes

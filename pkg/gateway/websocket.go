@@ -16,17 +16,16 @@ import (
 
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
-	"github.com/realtime/realtime/pkg/session"
 )
 
 // A websocket held here costs, while idle: the socket, gorilla's Conn with
-// a read buffer of Config.ReadBufferBytes, and the stream. No goroutine (the
+// a read buffer of Config.ReadBufferBytes, and the streamConn. No goroutine (the
 // poller starts one to read when data comes), no write buffer (the writer
 // goroutine exists while there is something to write), no timer
 // (heartbeats and the heartbeat timeout come from the wheel), and no
 // net/http state (the handler returns after the upgrade).
 
-// upgrader holds no write buffer per connection: the stream frames its
+// upgrader holds no write buffer per connection: the streamConn frames its
 // packets itself, and gorilla's own writes (the open-failure path, its
 // protocol-error close) borrow a pooled buffer. ReadBufferSize 0 makes
 // gorilla read from the bufio.Reader the hijacker hands it.
@@ -35,7 +34,7 @@ var upgrader = websocket.Upgrader{
 }
 
 // hijacker gives gorilla a read buffer of the configured size that the
-// stream keeps, so the reader knows whether a frame is already buffered
+// streamConn keeps, so the reader knows whether a frame is already buffered
 // (gorilla reuses a hijacked bufio.Reader larger than 256 bytes).
 type hijacker struct {
 	http.ResponseWriter
@@ -54,15 +53,15 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // serveWebSocket handles websocket and flashsocket (RFC 6455). After the
-// upgrade it starts the stream's reader and returns, so net/http frees the
+// upgrade it starts the connection's reader and returns, so net/http frees the
 // request, its buffers and the handler's stack.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transport, sid string) {
 	if !websocket.IsWebSocketUpgrade(r) {
-		g.reject(w, r, http.StatusBadRequest, "not_websocket", "websocket upgrade expected")
+		g.reject(w, r, http.StatusBadRequest, rejectNotWebSocket, "websocket upgrade expected")
 		return
 	}
 	if g.overConnections() {
-		g.reject(w, r, http.StatusServiceUnavailable, "over_connections", "server over capacity")
+		g.reject(w, r, http.StatusServiceUnavailable, rejectOverConnections, "server over capacity")
 		return
 	}
 	up := upgrader
@@ -72,28 +71,17 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 	hj := &hijacker{ResponseWriter: w, size: max(g.cfg.ReadBufferBytes, 512)}
 	conn, err := up.Upgrade(hj, r, nil)
 	if err != nil {
-		g.rejected("websocket_upgrade", "err", err)
+		g.rejected(rejectWebSocketUpgrade, "err", err)
 		return
 	}
 	// The request's context must not be used beyond the handler's upgrade.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	s := g.newStream(sid, transport, conn.NetConn())
-	first, err := g.openStream(ctx, s)
+	s := g.newStreamConn(sid, transport, conn.NetConn())
+	first, err := g.openConn(ctx, s)
 	cancel()
 	if err != nil {
 		defer conn.Close()
-		reason := "open_failed"
-		var pk string
-		switch {
-		case errors.Is(err, session.ErrUnknownSession):
-			reason, pk = "unknown_sid", errorPacket
-		case errors.Is(err, session.ErrWrongTransport):
-			reason, pk = "wrong_transport", string(protocol.Encode(protocol.ErrorPacket("", protocol.ReasonTransportNotSupported, -1)))
-		default:
-			g.metrics.RedisErrors.WithLabelValues("open").Inc()
-		}
-		g.rejected(reason, "transport", transport, "sid", sid, "err", err)
-		if pk != "" {
+		if pk := g.openFailed(transport, sid, err); pk != "" {
 			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			_ = conn.WriteMessage(websocket.TextMessage, []byte(pk))
 		}
@@ -120,13 +108,13 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, transpo
 	g.heartbeats.add(s, g.cfg.HeartbeatInterval)
 }
 
-// readWake is started by the poller when a parked stream's socket has
+// readWake is started by the poller when a parked connection's socket has
 // something to read.
-func (s *stream) readWake() {
+func (s *streamConn) readWake() {
 	s.mu.Lock()
 	if !s.parked {
 		s.mu.Unlock()
-		return // the stream ended meanwhile, or a stale event
+		return // the connection ended meanwhile, or a stale event
 	}
 	s.parked = false
 	s.mu.Unlock()
@@ -152,19 +140,19 @@ func (s *stream) readWake() {
 
 // readBlocking is the reader where the poller is not available: a
 // goroutine that waits in its read for the connection's life.
-func (s *stream) readBlocking() {
+func (s *streamConn) readBlocking() {
 	for s.readBurst() {
 	}
 	s.endReads()
 }
 
 // readBurst reads frames until none is buffered; it reports whether the
-// stream goes on. It sets no read deadline: a client that stops in the
+// connection goes on. It sets no read deadline: a client that stops in the
 // middle of a frame stops updating lastRead, and the heartbeat wheel ends
-// its stream at the heartbeat timeout, which closes the connection under
+// its connection at the heartbeat timeout, which closes the connection under
 // the waiting read (a deadline per frame would cost a timer update per
 // packet).
-func (s *stream) readBurst() bool {
+func (s *streamConn) readBurst() bool {
 	for {
 		typ, r, err := s.ws.NextReader()
 		if err != nil {
@@ -213,21 +201,21 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-// readFailed stops the stream for a frame over the limit; any other failed
-// read (the client closed, or the stream was stopped and its connection
+// readFailed stops the connection for a frame over the limit; any other failed
+// read (the client closed, or the connection was stopped and its socket
 // closed) is ended by endReads with reason transport_close unless a reason
 // was set already.
-func (s *stream) readFailed(err error) {
+func (s *streamConn) readFailed(err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
-		s.g.rejected("packet_too_large", "sid", s.sid, "limit", s.g.cfg.MaxPacketBytes)
+		s.g.rejected(rejectPacketTooLarge, "sid", s.sid, "limit", s.g.cfg.MaxPacketBytes)
 		s.closeLocal(bus.ReasonTransportClose)
 	}
 }
 
 // endReads ends a websocket once its reads ended: after the last signal
-// published and the writer's last write, it records the session's end. It
-// runs once: in the reader, or (for a parked stream) after the writer.
-func (s *stream) endReads() {
+// committed and the writer's last write, it records the session's end. It
+// runs once: in the reader, or (for a parked connection) after the writer.
+func (s *streamConn) endReads() {
 	if s.pending != nil {
 		<-s.pending
 	}
@@ -240,16 +228,16 @@ func (s *stream) endReads() {
 }
 
 // received handles one data frame; it reports whether reading goes on.
-func (s *stream) received(typ int, data []byte) bool {
+func (s *streamConn) received(typ int, data []byte) bool {
 	g := s.g
 	if typ != websocket.TextMessage {
-		g.rejected("binary_frame", "sid", s.sid)
+		g.rejected(rejectBinaryFrame, "sid", s.sid)
 		return true
 	}
 	if fixed, repaired := g.repairIn(data, s.transport, s.sid); repaired {
 		// The packet limit applies to what goes on (utf8.go).
 		if len(fixed) > g.cfg.MaxPacketBytes {
-			g.rejected("packet_too_large", "sid", s.sid, "limit", g.cfg.MaxPacketBytes, "repaired_bytes", len(fixed))
+			g.rejected(rejectPacketTooLarge, "sid", s.sid, "limit", g.cfg.MaxPacketBytes, "repaired_bytes", len(fixed))
 			s.closeLocal(bus.ReasonTransportClose)
 			return false
 		}
@@ -264,7 +252,7 @@ func (s *stream) received(typ int, data []byte) bool {
 		s.rjoined = map[string]bool{"": true}
 	}
 	in := &inbound{sid: s.sid, transport: s.transport, joined: s.rjoined, reply: s.send}
-	if reason := g.handle(in, data); reason != "" {
+	if reason := g.applyPacket(in, data); reason != notRejected {
 		g.rejected(reason, "sid", s.sid)
 		return true
 	}
@@ -273,7 +261,7 @@ func (s *stream) received(typ int, data []byte) bool {
 		s.setJoined(maps.Clone(s.rjoined))
 	}
 	if len(in.writes) > 0 {
-		ch, err := g.pub.PublishAsync(context.Background(), s.sid, in.writes...)
+		ch, err := g.committer.CommitAsync(context.Background(), s.sid, in.writes...)
 		if err != nil {
 			s.closeLocal(bus.ReasonShutdown)
 			return false
@@ -282,16 +270,16 @@ func (s *stream) received(typ int, data []byte) bool {
 	}
 	if in.ended {
 		s.mu.Lock()
-		s.remote = true // the publisher ends the session, in order
+		s.remote = true // the committer ends the session, in order
 		s.mu.Unlock()
-		g.metrics.Disconnects.WithLabelValues(bus.ReasonClient).Inc()
+		g.metrics.disconnected(bus.ReasonClient, 1)
 		return false
 	}
 	return true
 }
 
 // onPing queues the pong (gorilla's default would write it from the reader).
-func (s *stream) onPing(data string) error {
+func (s *streamConn) onPing(data string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.stopped {
@@ -302,8 +290,8 @@ func (s *stream) onPing(data string) error {
 }
 
 // onClose remembers the client's close code; the writer echoes it in the
-// close frame it writes as the stream ends.
-func (s *stream) onClose(code int, _ string) error {
+// close frame it writes as the connection ends.
+func (s *streamConn) onClose(code int, _ string) error {
 	s.mu.Lock()
 	s.peerClose = code
 	s.mu.Unlock()
@@ -315,14 +303,14 @@ func (s *stream) onClose(code int, _ string) error {
 // raw connection allows a write that never blocks) with no writer running.
 // writing is checked first: it stays true until start, which comes after
 // register set rc, so rc is read only once it is set for good.
-func (s *stream) canWriteInlineLocked() bool {
+func (s *streamConn) canWriteInlineLocked() bool {
 	return !s.writing && !s.stopped && s.wake == nil && s.rc != nil
 }
 
 // writeInline writes a batch the caller took (with writing set) without
 // blocking; what the socket did not take, and anything queued meanwhile,
 // goes to a writer goroutine.
-func (s *stream) writeInline(b batch) {
+func (s *streamConn) writeInline(b batch) {
 	s.repairOut(b)
 	bp := frameBufs.Get().(*[]byte)
 	buf := appendBatch((*bp)[:0], b)
@@ -360,17 +348,17 @@ func (s *stream) writeInline(b batch) {
 
 // repairOut repairs invalid UTF-8 in a batch's packets before they are
 // framed (utf8.go).
-func (s *stream) repairOut(b batch) { s.g.repairOut(b.packets, s.transport, s.sid) }
+func (s *streamConn) repairOut(b batch) { s.g.repairOut(b.packets, s.transport, s.sid) }
 
 // wrote counts a written batch.
-func (s *stream) wrote(b batch) {
+func (s *streamConn) wrote(b batch) {
 	s.g.metrics.packetsOut(b.packets)
 	b.routed.observe(s.g)
 }
 
 // tryWrite writes what the socket takes at once, without blocking: n is
 // what was written; err is nil when the socket's buffer was full.
-func (s *stream) tryWrite(buf []byte) (n int, err error) {
+func (s *streamConn) tryWrite(buf []byte) (n int, err error) {
 	cerr := s.rc.Write(func(fd uintptr) bool {
 		for n < len(buf) {
 			m, werr := syscall.Write(int(fd), buf[n:])
@@ -396,7 +384,7 @@ func (s *stream) tryWrite(buf []byte) (n int, err error) {
 
 // writeAll writes buf, waiting for the socket at most writeTimeout; it
 // tries a write that does not block first, which needs no deadline.
-func (s *stream) writeAll(buf []byte) error {
+func (s *streamConn) writeAll(buf []byte) error {
 	if s.rc != nil {
 		n, err := s.tryWrite(buf)
 		if err != nil || n == len(buf) {
@@ -415,9 +403,9 @@ func (s *stream) writeAll(buf []byte) error {
 }
 
 // writeLoop is a websocket's writer: it writes batches until the queue is
-// empty (then exits) or the stream ends (then it writes the close frame and
+// empty (then exits) or the connection ends (then it writes the close frame and
 // closes the connection). broken: a write failed already; write no more.
-func (s *stream) writeLoop(broken bool) {
+func (s *streamConn) writeLoop(broken bool) {
 	for {
 		b, ok := s.take()
 		if !ok {
@@ -476,7 +464,7 @@ func appendBatch(buf []byte, b batch) []byte {
 // writeFrames writes a batch to a websocket client: the pong, every packet
 // as its own unmasked text frame, and the answer to the client's close
 // frame; in one write per maxWriteChunk bytes.
-func (s *stream) writeFrames(b batch) error {
+func (s *streamConn) writeFrames(b batch) error {
 	bp := frameBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	defer func() { putFrameBuf(bp, buf) }()

@@ -29,7 +29,7 @@ func TestWriteFramesOnePacketPerFrame(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		s := &stream{nc: conn.NetConn()}
+		s := &streamConn{nc: conn.NetConn()}
 		if err := s.writeFrames(batch{packets: packets, pong: "p", pongDue: true}); err != nil {
 			t.Error(err)
 		}
@@ -81,7 +81,7 @@ func TestWriterRunsOnlyWhileThereIsSomethingToWrite(t *testing.T) {
 	g := testGateway(8)
 	server, client := net.Pipe()
 	defer client.Close()
-	s := g.newStream("sid", TransportWebSocket, server)
+	s := g.newStreamConn("sid", TransportWebSocket, server)
 	s.start([]string{"1::"})
 	s.send("2::")
 	got := make([]byte, 0, 16)
@@ -100,7 +100,7 @@ func TestWriterRunsOnlyWhileThereIsSomethingToWrite(t *testing.T) {
 }
 
 // waitWriterIdle waits until no goroutine owns the stream's writes.
-func waitWriterIdle(t *testing.T, s *stream) {
+func waitWriterIdle(t *testing.T, s *streamConn) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -122,7 +122,7 @@ func waitWriterIdle(t *testing.T, s *stream) {
 func TestSendQueueOverflow(t *testing.T) {
 	g := testGateway(4)
 	server, client := net.Pipe() // unread: the writer blocks in its first write
-	s := g.newStream("sid", TransportWebSocket, server)
+	s := g.newStreamConn("sid", TransportWebSocket, server)
 	s.start(nil)
 	for i := 0; i < 20; i++ {
 		s.send("3:::x")
@@ -180,7 +180,7 @@ func TestInlineWriteHandsTheRestToAWriter(t *testing.T) {
 	g := testGateway(8)
 	server, client := tcpPair(t)
 	_ = server.SetWriteBuffer(64 << 10)
-	s := g.newStream("sid", TransportWebSocket, server)
+	s := g.newStreamConn("sid", TransportWebSocket, server)
 	rc, err := server.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

@@ -46,12 +46,14 @@ func AckEffect(sid string, id uint64, channel string) Effect {
 }
 
 // EndEffect ends session sid with reason, after writing packet to it.
-func EndEffect(sid, reason, packet string) Effect { return Effect{'e', []string{sid, reason, packet}} }
+func EndEffect(sid string, reason bus.DisconnectReason, packet string) Effect {
+	return Effect{'e', []string{sid, string(reason), packet}}
+}
 
 // LeaveNamespaceEffect disconnects sid from namespace ns (the server side of
 // 0::/ns): packet is written to the client first.
-func LeaveNamespaceEffect(sid, ns, reason, packet string) Effect {
-	return Effect{'n', []string{sid, ns, reason, packet}}
+func LeaveNamespaceEffect(sid, ns string, reason bus.DisconnectReason, packet string) Effect {
+	return Effect{'n', []string{sid, ns, string(reason), packet}}
 }
 
 // ValidRoom checks a room name.
@@ -183,7 +185,7 @@ redis.call(unpack(a))
 return 1
 `)
 
-// AckWrite is a client's ack packet as a step of a publisher batch.
+// AckWrite is a client's ack packet as a step of a committer batch.
 func (s *Store) AckWrite(sig *bus.Signal) bus.Write {
 	args := s.args(sig.SID, strconv.FormatUint(sig.MsgID, 10), sig.Args)
 	args = append(args, sig.Values()...)

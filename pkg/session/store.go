@@ -321,7 +321,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 	}
 }
 
-// ConfirmWrite confirms, as a step of a publisher batch, that the answer of
+// ConfirmWrite confirms, as a step of a committer batch, that the answer of
 // poll pollID of this node was written whole: if that poll owns the batch in
 // flight, the session's next poll trims it whatever its cache-buster. It is
 // one SET, cheaper than a script, as it is paid for every poll answer.
@@ -383,18 +383,18 @@ func (s *Store) LastHeard(ctx context.Context, sid string) (time.Time, error) {
 // End ends a session now: its disconnect signals are written and its holder
 // is told to write packet ("" none) and close. It reports whether the session
 // existed.
-func (s *Store) End(ctx context.Context, sid, reason, packet string) (bool, error) {
-	n, err := endScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, reason, packet)...).Int()
+func (s *Store) End(ctx context.Context, sid string, reason bus.DisconnectReason, packet string) (bool, error) {
+	n, err := endScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, string(reason), packet)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("session: end: %w", err)
 	}
 	return n == 1, nil
 }
 
-// EndWrite is End as a step of a publisher batch, ordered after the
+// EndWrite is End as a step of a committer batch, ordered after the
 // session's earlier signals.
-func (s *Store) EndWrite(sid, reason, packet string) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid, reason, packet)
+func (s *Store) EndWrite(sid string, reason bus.DisconnectReason, packet string) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, string(reason), packet)
 	return func(pipe redis.Pipeliner) { endScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
@@ -422,7 +422,7 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 	return nil
 }
 
-// DeliverWrite is Deliver as a step of a publisher batch.
+// DeliverWrite is Deliver as a step of a committer batch.
 func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
 	keys, args := []string{s.key("s", sid)}, s.args(sid)
 	for _, p := range packets {
@@ -432,7 +432,7 @@ func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
 }
 
 // JoinWrite connects namespace ns (with its connect query) as a step of a
-// publisher batch; echo queues the 1::<ns> answer in the mailbox.
+// committer batch; echo queues the 1::<ns> answer in the mailbox.
 func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	e := "0"
 	if echo {
@@ -442,9 +442,9 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
-// LeaveWrite disconnects namespace ns as a step of a publisher batch.
-func (s *Store) LeaveWrite(sid, ns, reason string) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, reason)
+// LeaveWrite disconnects namespace ns as a step of a committer batch.
+func (s *Store) LeaveWrite(sid, ns string, reason bus.DisconnectReason) bus.Write {
+	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, string(reason))
 	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
 }
 

@@ -48,7 +48,7 @@ func signals(t *testing.T, rdb *redis.Client, keys bus.Keys, sid string) []bus.S
 func kinds(sigs []bus.Signal) []string {
 	var out []string
 	for _, s := range sigs {
-		out = append(out, string(s.Kind)+"("+s.NS+")"+s.Reason)
+		out = append(out, string(s.Kind)+"("+s.NS+")"+string(s.Reason))
 	}
 	return out
 }

@@ -12,7 +12,7 @@ import (
 // MaxAttempts, then dead-lettered.
 type (
 	ConnectHandler    func(ctx context.Context, s *Socket) error
-	DisconnectHandler func(ctx context.Context, s *Socket, reason string) error
+	DisconnectHandler func(ctx context.Context, s *Socket, reason bus.DisconnectReason) error
 	MessageHandler    func(ctx context.Context, s *Socket, msg string) error
 	JSONHandler       func(ctx context.Context, s *Socket, data json.RawMessage) error
 	EventHandler      func(ctx context.Context, s *Socket, ev *Event) error
@@ -32,8 +32,9 @@ type Namespace struct {
 // OnConnect is called when a socket connects to the namespace.
 func (n *Namespace) OnConnect(h ConnectHandler) { n.connect = h }
 
-// OnDisconnect is called once per connect, with the reason (see the bus
-// package's Reason constants).
+// OnDisconnect is called once per connect, with the reason (one of the bus
+// package's Reason constants, or what another gateway implementation
+// wrote).
 func (n *Namespace) OnDisconnect(h DisconnectHandler) { n.disconnect = h }
 
 // OnMessage is called for each message (socket.send on the client).
@@ -49,10 +50,11 @@ func (n *Namespace) OnEvent(name string, h EventHandler) { n.events[name] = h }
 // OnAnyEvent is called for events no OnEvent handler took.
 func (n *Namespace) OnAnyEvent(h EventHandler) { n.anyEvent = h }
 
-// run runs the handler for sig; handled is false for a message, JSON
-// message or event that no handler of this namespace takes (a connect or
-// disconnect without a handler needs none).
-func (n *Namespace) run(ctx context.Context, s *Socket, sig bus.Signal) (handled bool, err error) {
+// callHandler calls the handler the namespace has for the signal's kind
+// (and an event's name). handled is false for a message, JSON message or
+// event that no handler of this namespace takes (a connect or disconnect
+// without a handler needs none).
+func (n *Namespace) callHandler(ctx context.Context, s *Socket, sig bus.Signal) (handled bool, err error) {
 	switch sig.Kind {
 	case bus.KindConnect:
 		if n.connect != nil {

@@ -206,7 +206,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.replies(ctx, sub)
 	}()
 	w.log.Info("worker started")
-	err := w.consumer.Run(ctx, w.handle)
+	err := w.consumer.Run(ctx, w.handleAndCommit)
 	wg.Wait()
 	w.log.Info("worker stopped")
 	return err
@@ -331,10 +331,10 @@ func (w *Worker) replies(ctx context.Context, sub *redis.PubSub) {
 
 func (s *Socket) attach(w *Worker) *Socket { s.w = w; return s }
 
-// handle runs the handlers of each partition's batch in order (the
+// handleAndCommit runs the handlers of each partition's batch in order (the
 // partitions concurrently) and commits every effect with the batches'
 // acknowledgements in one script.
-func (w *Worker) handle(ctx context.Context, batches []bus.Batch) []bus.Outcome {
+func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus.Outcome {
 	type result struct {
 		commits []session.Commit
 		recs    []*recorder
@@ -472,6 +472,6 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 		}
 		w.metrics.Signals.WithLabelValues(kind, result).Inc()
 	}()
-	handled, err = ns.run(hctx, s, sig)
+	handled, err = ns.callHandler(hctx, s, sig)
 	return err
 }

@@ -295,7 +295,7 @@ func describe(sigs []bus.Signal) []string {
 		case bus.KindMessage, bus.KindJSON:
 			d += " " + s.Data
 		case bus.KindDisconnect:
-			d += " " + s.Reason
+			d += " " + string(s.Reason)
 		case bus.KindAck:
 			d += fmt.Sprintf(" %d%s", s.MsgID, s.Args)
 		case bus.KindConnect:

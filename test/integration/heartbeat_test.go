@@ -130,7 +130,7 @@ func (h *htmlfileStream) endedWithin(t *testing.T, what string, since time.Time)
 func (c *cluster) disconnectedWithin(t *testing.T, what, sid string, since time.Time) {
 	t.Helper()
 	sigs := c.signals(sid, 2)
-	if got := describe(sigs); !slices.Equal(got, []string{"connect", "disconnect " + bus.ReasonHeartbeatTimeout}) {
+	if got := describe(sigs); !slices.Equal(got, []string{"connect", "disconnect " + string(bus.ReasonHeartbeatTimeout)}) {
 		t.Fatalf("%s: signals %q", what, got)
 	}
 	took := sigs[1].Time.Sub(since)

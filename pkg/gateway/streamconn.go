@@ -17,8 +17,9 @@ import (
 // writeTimeout bounds one write to a streaming client.
 const writeTimeout = 10 * time.Second
 
-// stream is a streaming connection (websocket, flashsocket, htmlfile) held by
-// this gateway.
+// streamConn is a streaming connection (websocket, flashsocket, htmlfile)
+// held by this gateway. ("Stream" alone means a Redis stream in package bus
+// and a session class in package session.)
 //
 // Writes. One goroutine at a time owns the connection's writes; others hand
 // it packets through a queue: a slice under mu, nil while empty, bounded by
@@ -30,31 +31,31 @@ const writeTimeout = 10 * time.Second
 // guards against a second one). The writer drains the queue, writes each
 // batch with one syscall (every packet its own text frame), and exits when
 // the queue is empty, so an idle websocket has no writer goroutine and no
-// write buffer. An htmlfile stream's writer is its
-// HTTP handler, woken through wake. Heartbeats come from the gateway's
+// write buffer. An htmlfile connection's writer is its HTTP handler, woken
+// through wake. Heartbeats come from the gateway's
 // heartbeat wheel through the same queue.
 //
 // Reads. No goroutine waits on an idle websocket: the socket is registered
 // with the poller (poller_linux.go), which starts a goroutine to read when
-// data comes; the heartbeat wheel ends a stream silent for the heartbeat
+// data comes; the heartbeat wheel ends a connection silent for the heartbeat
 // timeout (heartbeat.go; for htmlfile, whose client POSTs to any gateway,
 // after asking Redis when it was last heard). Answers to pings and the
 // close handshake go through the writer too.
 //
-// Stopping. closeLocal or closeRemote marks the stream stopped and wakes the
-// writer, which writes what was queued, the last packet if any, the answer
+// Stopping. closeLocal or closeRemote marks the connection stopped and
+// wakes the writer, which writes what was queued, the last packet if any, the answer
 // to the client's close frame if it sent one, and closes the connection
 // (which ends a reader); then the session's end is recorded once (finish).
 //
-// Locks: a stream's mu is never held together with the heartbeat wheel's or
-// the poller's mutex.
-type stream struct {
+// Locks: a connection's mu is never held together with the heartbeat
+// wheel's or the poller's mutex.
+type streamConn struct {
 	g         *Gateway
 	sid       string
 	transport string
 	finished  chan struct{} // closed when the session's end was recorded
 
-	// Set before the stream is shared, then read-only.
+	// Set before the connection is shared, then read-only.
 	nc      net.Conn      // websocket: where the writer writes frames
 	written chan struct{} // websocket: closed once the writer closed nc
 	wake    chan struct{} // htmlfile: wakes the handler, which writes (nil for websockets)
@@ -66,25 +67,25 @@ type stream struct {
 	rc       syscall.RawConn // the socket, registered with the poller (nil: not)
 	fd       int             // the socket's descriptor, as registered; -1: not
 	rjoined  map[string]bool // connected namespaces, as the reader updates them; nil: only ""
-	pending  <-chan error    // the last publish; signals are committed in order
+	pending  <-chan error    // the last commit; signals are committed in order
 	lastRead atomic.Int64    // unix ns of the last sign of life known here (heartbeat.go)
 
 	mu        sync.Mutex
-	queue     []string        // packets to write, in order; nil when empty
-	routed    routedTimes     // when the oldest routed packets in queue were routed
-	writing   bool            // websocket: a writer goroutine runs, or none may start yet (before start, after the end)
-	stopped   bool            // the stream is ending: write what is queued, then last, then close
-	pong      string          // websocket: payload of the last ping, to answer
-	pongDue   bool            // websocket: a pong is to be written
-	peerClose int             // websocket: the close code the client sent (0: it sent none)
-	parked    bool            // websocket: no goroutine reads; the poller wakes one when data comes
-	joined    map[string]bool // connected namespaces (reader updates, broadcasts read); nil: only ""
-	reason    string          // why it stopped (local decision); "" when ended elsewhere
-	last      string          // with an end decided elsewhere: the packet to write before closing
-	remote    bool            // the session was ended elsewhere (do not end it again)
+	queue     []string             // packets to write, in order; nil when empty
+	routed    routedTimes          // when the oldest routed packets in queue were routed
+	writing   bool                 // websocket: a writer goroutine runs, or none may start yet (before start, after the end)
+	stopped   bool                 // the connection is ending: write what is queued, then last, then close
+	pong      string               // websocket: payload of the last ping, to answer
+	pongDue   bool                 // websocket: a pong is to be written
+	peerClose int                  // websocket: the close code the client sent (0: it sent none)
+	parked    bool                 // websocket: no goroutine reads; the poller wakes one when data comes
+	joined    map[string]bool      // connected namespaces (reader updates, broadcasts read); nil: only ""
+	reason    bus.DisconnectReason // why it stopped (local decision); "" when ended elsewhere
+	last      string               // with an end decided elsewhere: the packet to write before closing
+	remote    bool                 // the session was ended elsewhere (do not end it again)
 
 	// Guarded by the heartbeat wheel's mutex.
-	hbPrev, hbNext *stream
+	hbPrev, hbNext *streamConn
 	hbSlot         int
 	hbLinked       bool
 
@@ -94,11 +95,11 @@ type stream struct {
 	hbCheck atomic.Bool // a silence check is scheduled or running
 }
 
-// newStream returns a stream that queues packets but writes none until
-// start. nc is the websocket's connection; nil makes an htmlfile stream,
-// whose handler writes when woken.
-func (g *Gateway) newStream(sid, transport string, nc net.Conn) *stream {
-	s := &stream{
+// newStreamConn returns a connection that queues packets but writes none
+// until start. nc is the websocket's network connection; nil makes an
+// htmlfile connection, whose handler writes when woken.
+func (g *Gateway) newStreamConn(sid, transport string, nc net.Conn) *streamConn {
+	s := &streamConn{
 		g: g, sid: sid, transport: transport, nc: nc, fd: -1,
 		finished: make(chan struct{}),
 		writing:  true, // held until start
@@ -114,7 +115,7 @@ func (g *Gateway) newStream(sid, transport string, nc net.Conn) *stream {
 
 // start puts first (1:: and what waited in the mailbox) ahead of anything
 // queued meanwhile and lets the writer run.
-func (s *stream) start(first []string) {
+func (s *streamConn) start(first []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queue = append(first, s.queue...)
@@ -126,13 +127,13 @@ func (s *stream) start(first []string) {
 	}
 }
 
-// routedTimes holds, per stream route (direct, broadcast), the unix ms at
+// routedTimes holds, per connection route (direct, broadcast), the unix ms at
 // which the oldest packet of that route waiting in a queue was routed by
 // Redis (0: none waits); the delivery latency is observed for it once the
 // batch is written.
 type routedTimes [routeMailbox]int64
 
-// Routes of routed packets: to a stream held here (direct, broadcast) or
+// Routes of routed packets: to a connection held here (direct, broadcast) or
 // through a polling session's mailbox.
 const (
 	routeDirect = iota
@@ -154,11 +155,11 @@ func (r routedTimes) observe(g *Gateway) {
 
 // send queues a packet; if the queue is full the client is disconnected
 // with reason "overflow". It never blocks.
-func (s *stream) send(packet string) { s.sendRouted(packet, routeDirect, 0) }
+func (s *streamConn) send(packet string) { s.sendRouted(packet, routeDirect, 0) }
 
 // sendRouted queues a packet Redis routed at unix ms routedMs (0: not
 // routed) on route (routeDirect or routeBroadcast), as send does.
-func (s *stream) sendRouted(packet string, route int, routedMs int64) {
+func (s *streamConn) sendRouted(packet string, route int, routedMs int64) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -192,7 +193,7 @@ func (s *stream) sendRouted(packet string, route int, routedMs int64) {
 
 // kickLocked makes the owner of the writes look at the queue: it wakes an
 // htmlfile handler, or starts a websocket writer unless one runs.
-func (s *stream) kickLocked() {
+func (s *streamConn) kickLocked() {
 	if s.wake != nil {
 		select {
 		case s.wake <- struct{}{}:
@@ -206,8 +207,8 @@ func (s *stream) kickLocked() {
 	}
 }
 
-// stopLocked marks the stream stopped; it reports whether this call did.
-func (s *stream) stopLocked(reason string, remote bool, last string) bool {
+// stopLocked marks the connection stopped; it reports whether this call did.
+func (s *streamConn) stopLocked(reason bus.DisconnectReason, remote bool, last string) bool {
 	if s.stopped {
 		return false
 	}
@@ -221,23 +222,23 @@ func (s *stream) stopLocked(reason string, remote bool, last string) bool {
 	return true
 }
 
-// closeLocal stops the stream for a reason decided here; the session is
+// closeLocal stops the connection for a reason decided here; the session is
 // then ended with that reason.
-func (s *stream) closeLocal(reason string) {
+func (s *streamConn) closeLocal(reason bus.DisconnectReason) {
 	s.mu.Lock()
 	s.stopLocked(reason, false, "")
 	s.mu.Unlock()
 }
 
-// closeRemote stops the stream because the session already ended elsewhere
+// closeRemote stops the connection because the session already ended elsewhere
 // (route C); packet, if any, is written before closing.
-func (s *stream) closeRemote(packet string) {
+func (s *streamConn) closeRemote(packet string) {
 	s.mu.Lock()
 	s.stopLocked("", true, packet)
 	s.mu.Unlock()
 }
 
-func (s *stream) inNamespace(ns string) bool {
+func (s *streamConn) inNamespace(ns string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.joined == nil {
@@ -246,7 +247,7 @@ func (s *stream) inNamespace(ns string) bool {
 	return s.joined[ns]
 }
 
-func (s *stream) setNamespace(ns string, in bool) {
+func (s *streamConn) setNamespace(ns string, in bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := make(map[string]bool, len(s.joined)+2)
@@ -262,33 +263,33 @@ func (s *stream) setNamespace(ns string, in bool) {
 	s.joined = m
 }
 
-func (s *stream) setJoined(m map[string]bool) {
+func (s *streamConn) setJoined(m map[string]bool) {
 	s.mu.Lock()
 	s.joined = m
 	s.mu.Unlock()
 }
 
-// batch is what the owner of a stream's writes takes from it at once.
+// batch is what the owner of a connection's writes takes from it at once.
 type batch struct {
 	packets    []string // in order; when final, ends with the last packet if any
 	pong       string
 	pongDue    bool
 	routed     routedTimes
-	final      bool // the stream stopped: after writing, close the connection
+	final      bool // the connection stopped: after writing, close it
 	closeFrame bool // with final: answer the client's close frame
 	closeCode  int  // the close frame's code (0: a close frame without a code)
 }
 
 // take removes what waits to be written; ok is false when nothing does,
 // and then a websocket's writer must exit (the next packet starts another).
-func (s *stream) take() (b batch, ok bool) {
+func (s *streamConn) take() (b batch, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.takeLocked()
 }
 
 // takeLocked is take with s.mu held.
-func (s *stream) takeLocked() (b batch, ok bool) {
+func (s *streamConn) takeLocked() (b batch, ok bool) {
 	if len(s.queue) == 0 && !s.pongDue && !s.stopped {
 		if s.wake == nil {
 			s.writing = false
@@ -305,7 +306,7 @@ func (s *stream) takeLocked() (b batch, ok bool) {
 			b.packets = append(b.packets, s.last)
 		}
 		// Echo a client's close frame (code only), as gorilla's default close
-		// handler does. A stream ended here closes the connection without
+		// handler does. A connection ended here is closed without
 		// one, as it always did: the 0.9 client under Node.js (ws 0.4)
 		// throws when it emits while its socket is closing.
 		switch {
@@ -319,11 +320,11 @@ func (s *stream) takeLocked() (b batch, ok bool) {
 }
 
 // finish records the session's end (unless it ended elsewhere) after every
-// signal the stream published, and forgets the stream.
-func (s *stream) finish() {
+// signal the connection committed, and forgets the connection.
+func (s *streamConn) finish() {
 	defer close(s.finished)
 	s.g.heartbeats.remove(s)
-	s.g.streams.CompareAndDelete(s.sid, s)
+	s.g.conns.CompareAndDelete(s.sid, s)
 	s.g.rooms.forget(s.sid)
 	s.mu.Lock()
 	remote, reason := s.remote, s.reason
@@ -336,23 +337,24 @@ func (s *stream) finish() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.g.pub.Publish(ctx, s.sid, s.g.store.EndWrite(s.sid, reason, "")); err != nil {
+	if err := s.g.committer.Commit(ctx, s.sid, s.g.store.EndWrite(s.sid, reason, "")); err != nil {
 		s.g.metrics.RedisErrors.WithLabelValues("end").Inc()
 		s.g.log.Warn("session end not recorded; the deadline reaper will end it", "sid", s.sid, "err", err)
 		return
 	}
-	s.g.metrics.Disconnects.WithLabelValues(reason).Inc()
+	s.g.metrics.disconnected(reason, 1)
 }
 
-// open attaches the stream to its session and registers it. It returns the
+// openConn attaches the connection to its session (session.Store.OpenStream:
+// the session's class becomes "stream") and registers it. It returns the
 // packets to write first (1:: and what waited in the mailbox).
-func (g *Gateway) openStream(ctx context.Context, s *stream) ([]string, error) {
-	if prev, loaded := g.streams.Swap(s.sid, s); loaded {
-		prev.(*stream).closeRemote("")
+func (g *Gateway) openConn(ctx context.Context, s *streamConn) ([]string, error) {
+	if prev, loaded := g.conns.Swap(s.sid, s); loaded {
+		prev.(*streamConn).closeRemote("")
 	}
 	_, queued, err := g.store.OpenStream(ctx, s.sid, s.transport)
 	if err != nil {
-		g.streams.CompareAndDelete(s.sid, s)
+		g.conns.CompareAndDelete(s.sid, s)
 		return nil, err
 	}
 	return append([]string{"1::"}, queued...), nil

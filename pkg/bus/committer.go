@@ -11,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrPublisherClosed is returned by Publish after Close.
-var ErrPublisherClosed = errors.New("bus: publisher closed")
+// ErrCommitterClosed is returned by Commit and CommitAsync after Close.
+var ErrCommitterClosed = errors.New("bus: committer closed")
 
 // Write is one step of a batch: it queues commands on a pipeline.
 type Write func(pipe redis.Pipeliner)
@@ -26,8 +26,8 @@ func XAdd(keys Keys, sig *Signal) Write {
 	}
 }
 
-// PublisherConfig configures a Publisher.
-type PublisherConfig struct {
+// CommitterConfig configures a Committer.
+type CommitterConfig struct {
 	// Shards is the number of batch loops; a session always uses the same
 	// one, which keeps its writes in order. Each loop has one batch in
 	// flight and gathers what arrives meanwhile into the next, so batches
@@ -36,7 +36,7 @@ type PublisherConfig struct {
 	Shards int
 	// MaxBatch is the most requests one MULTI/EXEC carries. Default: 256.
 	MaxBatch int
-	// QueueLen bounds the requests waiting per shard; Publish blocks (until
+	// QueueLen bounds the requests waiting per shard; Commit blocks (until
 	// its context ends) when the queue is full. Default: 4096.
 	QueueLen int
 	// Timeout bounds one batch round trip. Default: 5s.
@@ -46,7 +46,7 @@ type PublisherConfig struct {
 	Observe func(requests int, took time.Duration, err error)
 }
 
-func (c *PublisherConfig) defaults() {
+func (c *CommitterConfig) defaults() {
 	if c.Shards <= 0 {
 		c.Shards = 4
 	}
@@ -61,13 +61,14 @@ func (c *PublisherConfig) defaults() {
 	}
 }
 
-// Publisher writes signals (and the session state that goes with them) to
+// Committer writes signals (and the session state that goes with them) to
 // Redis in batches: each batch is one MULTI/EXEC, so it is applied whole or
 // not at all, and the writes of one session are applied in the order they
-// were published.
-type Publisher struct {
+// were queued. (It sends no PUBLISH of its own: messages to gateways are
+// published by the session scripts some writes run, see package session.)
+type Committer struct {
 	rdb    redis.UniversalClient
-	cfg    PublisherConfig
+	cfg    CommitterConfig
 	shards []chan *request
 	wg     sync.WaitGroup
 
@@ -80,21 +81,21 @@ type request struct {
 	done   chan error // buffered 1
 }
 
-// NewPublisher starts a publisher; Close stops it.
-func NewPublisher(rdb redis.UniversalClient, cfg PublisherConfig) *Publisher {
+// NewCommitter starts a committer; Close stops it.
+func NewCommitter(rdb redis.UniversalClient, cfg CommitterConfig) *Committer {
 	cfg.defaults()
-	p := &Publisher{rdb: rdb, cfg: cfg, shards: make([]chan *request, cfg.Shards)}
-	for i := range p.shards {
-		p.shards[i] = make(chan *request, cfg.QueueLen)
-		p.wg.Add(1)
-		go p.loop(p.shards[i])
+	c := &Committer{rdb: rdb, cfg: cfg, shards: make([]chan *request, cfg.Shards)}
+	for i := range c.shards {
+		c.shards[i] = make(chan *request, cfg.QueueLen)
+		c.wg.Add(1)
+		go c.loop(c.shards[i])
 	}
-	return p
+	return c
 }
 
-// Publish queues writes for session sid and waits until they are committed.
-func (p *Publisher) Publish(ctx context.Context, sid string, writes ...Write) error {
-	done, err := p.PublishAsync(ctx, sid, writes...)
+// Commit queues writes for session sid and waits until they are committed.
+func (c *Committer) Commit(ctx context.Context, sid string, writes ...Write) error {
+	done, err := c.CommitAsync(ctx, sid, writes...)
 	if err != nil {
 		return err
 	}
@@ -106,18 +107,18 @@ func (p *Publisher) Publish(ctx context.Context, sid string, writes ...Write) er
 	}
 }
 
-// PublishAsync queues writes for session sid and returns a channel that
+// CommitAsync queues writes for session sid and returns a channel that
 // receives the commit's result. Writes of the same sid are committed in the
 // order they were queued.
-func (p *Publisher) PublishAsync(ctx context.Context, sid string, writes ...Write) (<-chan error, error) {
+func (c *Committer) CommitAsync(ctx context.Context, sid string, writes ...Write) (<-chan error, error) {
 	req := &request{writes: writes, done: make(chan error, 1)}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return nil, ErrPublisherClosed
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, ErrCommitterClosed
 	}
 	select {
-	case p.shards[shardOf(sid, len(p.shards))] <- req:
+	case c.shards[shardOf(sid, len(c.shards))] <- req:
 		return req.done, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -125,25 +126,25 @@ func (p *Publisher) PublishAsync(ctx context.Context, sid string, writes ...Writ
 }
 
 // Close commits what is queued and stops the loops. It is idempotent.
-func (p *Publisher) Close() {
-	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		for _, ch := range p.shards {
+func (c *Committer) Close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		for _, ch := range c.shards {
 			close(ch)
 		}
 	}
-	p.mu.Unlock()
-	p.wg.Wait()
+	c.mu.Unlock()
+	c.wg.Wait()
 }
 
-func (p *Publisher) loop(in chan *request) {
-	defer p.wg.Done()
-	batch := make([]*request, 0, p.cfg.MaxBatch)
+func (c *Committer) loop(in chan *request) {
+	defer c.wg.Done()
+	batch := make([]*request, 0, c.cfg.MaxBatch)
 	for req := range in {
 		batch = append(batch[:0], req)
 	fill:
-		for len(batch) < p.cfg.MaxBatch {
+		for len(batch) < c.cfg.MaxBatch {
 			select {
 			case r, ok := <-in:
 				if !ok {
@@ -154,15 +155,15 @@ func (p *Publisher) loop(in chan *request) {
 				break fill
 			}
 		}
-		p.commit(batch)
+		c.commitBatch(batch)
 	}
 }
 
-func (p *Publisher) commit(batch []*request) {
+func (c *Committer) commitBatch(batch []*request) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
-	_, err := p.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, err := c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		for _, r := range batch {
 			for _, w := range r.writes {
 				w(pipe)
@@ -171,10 +172,10 @@ func (p *Publisher) commit(batch []*request) {
 		return nil
 	})
 	if err != nil {
-		err = fmt.Errorf("bus: publish batch of %d: %w", len(batch), err)
+		err = fmt.Errorf("bus: commit batch of %d: %w", len(batch), err)
 	}
-	if p.cfg.Observe != nil {
-		p.cfg.Observe(len(batch), time.Since(start), err)
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(len(batch), time.Since(start), err)
 	}
 	for _, r := range batch {
 		r.done <- err

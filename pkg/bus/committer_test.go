@@ -20,18 +20,18 @@ func push(key, v string) Write {
 	return func(pipe redis.Pipeliner) { pipe.RPush(context.Background(), key, v) }
 }
 
-// TestPublisherOrderPerSession publishes from many goroutines at once and
-// checks that each session's writes land in the order they were published,
+// TestCommitterOrderPerSession commits from many goroutines at once and
+// checks that each session's writes land in the order they were queued,
 // with one shard and with several.
-func TestPublisherOrderPerSession(t *testing.T) {
+func TestCommitterOrderPerSession(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	for _, shards := range []int{1, 4} {
 		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
 			ctx := context.Background()
 			prefix := fmt.Sprintf("order%d:", shards)
-			p := NewPublisher(rdb, PublisherConfig{Shards: shards})
-			defer p.Close()
+			c := NewCommitter(rdb, CommitterConfig{Shards: shards})
+			defer c.Close()
 			const sessions, each = 20, 50
 			var wg sync.WaitGroup
 			for s := range sessions {
@@ -45,13 +45,13 @@ func TestPublisherOrderPerSession(t *testing.T) {
 					for i := range each {
 						w := push(prefix+sid, strconv.Itoa(i))
 						if i%2 == 0 {
-							if err := p.Publish(ctx, sid, w); err != nil {
+							if err := c.Commit(ctx, sid, w); err != nil {
 								t.Error(err)
 								return
 							}
 							continue
 						}
-						done, err := p.PublishAsync(ctx, sid, w)
+						done, err := c.CommitAsync(ctx, sid, w)
 						if err != nil {
 							t.Error(err)
 							return
@@ -84,10 +84,10 @@ func TestPublisherOrderPerSession(t *testing.T) {
 	}
 }
 
-// TestPublisherBatches holds the first batch's commit until more requests
+// TestCommitterBatches holds the first batch's commit until more requests
 // are queued behind it: they go together as the next batch, at most
 // MaxBatch at a time, and every request learns its batch's result.
-func TestPublisherBatches(t *testing.T) {
+func TestCommitterBatches(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
@@ -95,7 +95,7 @@ func TestPublisherBatches(t *testing.T) {
 		mu      sync.Mutex
 		batches []int
 	)
-	p := NewPublisher(rdb, PublisherConfig{Shards: 1, MaxBatch: 8, Observe: func(n int, _ time.Duration, err error) {
+	c := NewCommitter(rdb, CommitterConfig{Shards: 1, MaxBatch: 8, Observe: func(n int, _ time.Duration, err error) {
 		if err != nil {
 			t.Errorf("batch of %d: %v", n, err)
 		}
@@ -103,9 +103,9 @@ func TestPublisherBatches(t *testing.T) {
 		batches = append(batches, n)
 		mu.Unlock()
 	}})
-	defer p.Close()
+	defer c.Close()
 	entered, release := make(chan struct{}), make(chan struct{})
-	first, err := p.PublishAsync(ctx, "a", func(pipe redis.Pipeliner) {
+	first, err := c.CommitAsync(ctx, "a", func(pipe redis.Pipeliner) {
 		close(entered) // the loop is committing this batch
 		<-release
 		pipe.RPush(ctx, "batches", "first")
@@ -116,7 +116,7 @@ func TestPublisherBatches(t *testing.T) {
 	<-entered
 	var queued []<-chan error
 	for i := range 20 {
-		done, err := p.PublishAsync(ctx, "sid"+strconv.Itoa(i), push("batches", strconv.Itoa(i)))
+		done, err := c.CommitAsync(ctx, "sid"+strconv.Itoa(i), push("batches", strconv.Itoa(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,35 +138,35 @@ func TestPublisherBatches(t *testing.T) {
 	}
 }
 
-// TestPublisherRedisDown: a batch that cannot be committed fails every
+// TestCommitterRedisDown: a batch that cannot be committed fails every
 // request in it with a wrapped error, nothing is applied in part, and the
-// publisher commits again once Redis is back.
-func TestPublisherRedisDown(t *testing.T) {
+// committer commits again once Redis is back.
+func TestCommitterRedisDown(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	ctx := context.Background()
-	p := NewPublisher(rdb, PublisherConfig{Timeout: time.Second})
-	defer p.Close()
-	if err := p.Publish(ctx, "s", push("down", "before")); err != nil {
+	c := NewCommitter(rdb, CommitterConfig{Timeout: time.Second})
+	defer c.Close()
+	if err := c.Commit(ctx, "s", push("down", "before")); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill(t)
-	err := p.Publish(ctx, "s", push("down", "lost"), push("down", "lost too"))
-	if err == nil || !strings.HasPrefix(err.Error(), "bus: publish batch of 1: ") {
-		t.Fatalf("Publish with Redis down = %v, want the batch's error", err)
+	err := c.Commit(ctx, "s", push("down", "lost"), push("down", "lost too"))
+	if err == nil || !strings.HasPrefix(err.Error(), "bus: commit batch of 1: ") {
+		t.Fatalf("Commit with Redis down = %v, want the batch's error", err)
 	}
 	srv.Restart(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err = p.Publish(ctx, "s", push("down", "after"))
+		err = c.Commit(ctx, "s", push("down", "after"))
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("Publish after Redis came back: %v", err)
+		t.Fatalf("Commit after Redis came back: %v", err)
 	}
 	// The restarted Redis kept nothing, and the failed batch is not
 	// applied later.
@@ -176,22 +176,22 @@ func TestPublisherRedisDown(t *testing.T) {
 	}
 }
 
-// TestPublisherClose: Close commits what was queued, and Publish afterwards
-// fails with ErrPublisherClosed.
-func TestPublisherClose(t *testing.T) {
+// TestCommitterClose: Close commits what was queued, and Commit afterwards
+// fails with ErrCommitterClosed.
+func TestCommitterClose(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	p := NewPublisher(rdb, PublisherConfig{})
+	c := NewCommitter(rdb, CommitterConfig{})
 	var queued []<-chan error
 	for i := range 50 {
-		done, err := p.PublishAsync(ctx, "sid"+strconv.Itoa(i%7), push("closing", strconv.Itoa(i)))
+		done, err := c.CommitAsync(ctx, "sid"+strconv.Itoa(i%7), push("closing", strconv.Itoa(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		queued = append(queued, done)
 	}
-	p.Close()
+	c.Close()
 	for _, done := range queued {
 		select {
 		case err := <-done:
@@ -205,8 +205,8 @@ func TestPublisherClose(t *testing.T) {
 	if n, _ := rdb.LLen(ctx, "closing").Result(); n != 50 {
 		t.Fatalf("%d writes applied, want 50", n)
 	}
-	if err := p.Publish(ctx, "s", push("closing", "late")); !errors.Is(err, ErrPublisherClosed) {
-		t.Fatalf("Publish after Close = %v, want ErrPublisherClosed", err)
+	if err := c.Commit(ctx, "s", push("closing", "late")); !errors.Is(err, ErrCommitterClosed) {
+		t.Fatalf("Commit after Close = %v, want ErrCommitterClosed", err)
 	}
-	p.Close() // idempotent
+	c.Close() // idempotent
 }

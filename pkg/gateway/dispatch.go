@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// dispatchLoop applies the route messages of the subscription (this
+// gateway's channel and the broadcast channel) until ctx ends, which
+// closes the subscription and so its channel.
+func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
+	defer g.wg.Done()
+	defer sub.Close()
+	stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
+	defer stop()
+	for msg := range sub.Channel(redis.WithChannelSize(65536)) {
+		g.dispatchMessage(msg.Payload)
+	}
+}
+
+// dispatchMessage applies the route messages of one pub/sub message (one,
+// or an M batch of several) in order.
+func (g *Gateway) dispatchMessage(payload string) {
+	err := bus.EachRoute(payload, func(m string) {
+		r, err := bus.ParseRoute(m)
+		if err != nil {
+			g.rejected(rejectBadRoute, "err", err)
+			return
+		}
+		g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
+		g.dispatch(r)
+	})
+	if err != nil {
+		g.rejected(rejectBadRoute, "err", err)
+	}
+}
+
+// dispatch applies one route message. It never blocks.
+func (g *Gateway) dispatch(r bus.Route) {
+	switch r.Op {
+	case bus.OpDeliver:
+		if s := g.conn(r.SID); s != nil {
+			s.sendRouted(r.Packet, routeDirect, r.Time)
+		}
+	case bus.OpWake, bus.OpKick:
+		if v, ok := g.polls.Load(r.SID); ok {
+			v.(*pollWaiter).notify(r.Arg, pollEvent{kick: r.Op == bus.OpKick})
+		}
+	case bus.OpClose:
+		if s := g.conn(r.SID); s != nil {
+			s.closeRemote(r.Packet)
+		}
+		if v, ok := g.polls.Load(r.SID); ok {
+			v.(*pollWaiter).notifyAll(pollEvent{closed: true, packet: r.Packet})
+		}
+	case bus.OpJoin:
+		if s := g.conn(r.SID); s != nil {
+			if r.Room == "" {
+				s.setNamespace(r.Arg, true)
+			} else {
+				g.rooms.join(r.Arg, r.Room, r.SID)
+			}
+		}
+	case bus.OpLeave:
+		if r.Room != "" {
+			g.rooms.leave(r.Arg, r.Room, r.SID)
+		} else if s := g.conn(r.SID); s != nil {
+			s.setNamespace(r.Arg, false)
+			g.rooms.leaveNamespace(r.Arg, r.SID)
+		}
+	case bus.OpBroadcast:
+		g.broadcast(r)
+	case bus.OpProbe:
+		if v, ok := g.probes.Load(r.SID); ok {
+			close(v.(chan struct{}))
+			g.probes.Delete(r.SID)
+		}
+	case bus.OpAuth:
+		if v, ok := g.auths.Load(r.SID); ok {
+			select {
+			case v.(chan bus.Route) <- r:
+			default:
+			}
+		}
+	}
+}
+
+// conn returns the streaming connection held here for sid, or nil.
+func (g *Gateway) conn(sid string) *streamConn {
+	if v, ok := g.conns.Load(sid); ok {
+		return v.(*streamConn)
+	}
+	return nil
+}
+
+// observeDelivery records how long a routed packet took from its Redis
+// script to its write to the client (the clocks of Redis' callers; coarse,
+// in ms).
+func (g *Gateway) observeDelivery(route int, routedMs int64) {
+	if routedMs > 0 {
+		g.metrics.delivery[route].Observe(max(0, float64(time.Now().UnixMilli()-routedMs)/1000))
+	}
+}
+
+// broadcast fans a packet out to the connections held here that are in the
+// namespace (room "") or room, except one sid. Polling members got it
+// through their mailboxes from the sender.
+func (g *Gateway) broadcast(r bus.Route) {
+	if r.Room != "" {
+		for _, sid := range g.rooms.members(r.Arg, r.Room) {
+			if sid != r.SID {
+				if s := g.conn(sid); s != nil {
+					s.sendRouted(r.Packet, routeBroadcast, r.Time)
+				}
+			}
+		}
+		return
+	}
+	g.conns.Range(func(_, v any) bool {
+		s := v.(*streamConn)
+		if s.sid != r.SID && s.inNamespace(r.Arg) {
+			s.sendRouted(r.Packet, routeBroadcast, r.Time)
+		}
+		return true
+	})
+}
