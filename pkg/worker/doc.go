@@ -24,6 +24,10 @@
 // signal, and what clients receive happens exactly once. A handler's own
 // external side effects can use Signal.ID to be idempotent.
 //
+// The package reads sessions through session.Store and applies effects
+// through its scripts; it names no Redis key itself (bus.Keys owns them,
+// docs/redis.md documents them).
+//
 // A minimal worker:
 //
 //	w := worker.New(rdb, worker.Config{})
