@@ -31,8 +31,9 @@ func RoomMember(ns, room string) string { return ns + RoomSeparator + room }
 // tag ({sid}, {p}), "<ns>", "<ns>:<room>" (RoomMember), "<node>", or ""
 // for a single name. Keys has one method per pattern; the Lua scripts of
 // pkg/session build the names of keys they learn from data (the sets of a
-// session being ended, the channel of the gateway holding it) with helpers
-// rendered from these patterns, so every name has this one owner.
+// session being ended, the channel of the gateway holding it) from these
+// patterns, expanded into their source from Go, so every name has this one
+// owner.
 type KeyPattern struct {
 	Name string // short name: the head's first word, e.g. "s" or "gwss"
 	Head string

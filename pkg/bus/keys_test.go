@@ -39,7 +39,7 @@ func fillPattern(doc, prefix string) string {
 }
 
 // Every Keys method names its keys by its pattern, and every pattern has a
-// method: the Lua helpers rendered from the patterns (pkg/session) name
+// method: the Lua key macros expanded from the patterns (pkg/session) name
 // the same keys as the Go side.
 func TestKeyPatternsMatchKeys(t *testing.T) {
 	k := NewKeys("p:", 8)

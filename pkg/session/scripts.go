@@ -3,6 +3,8 @@ package session
 import (
 	"embed"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -12,16 +14,21 @@ import (
 
 // The Lua scripts live in lua/*.lua (lua/lib.lua documents their
 // conventions). Each script runs as three parts: a header rendered here
-// from Go, lua/lib.lua, and the script's own file.
+// from Go, the definitions of lua/lib.lua it uses, and the script's own
+// file; then the key macros are expanded (luaSource).
 //
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// luaKeyHelpers are the bus.KeyPatterns the scripts name keys or channels
-// with (k_<name>), for keys known only once a script read data: a session
-// named by an effect or the reaper, the namespace and room sets of a
-// session being ended, the channel of the gateway holding a stream.
-var luaKeyHelpers = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "sig",
+// luaKeyMacros are the bus.KeyPatterns the scripts name keys or channels
+// with, for keys known only once a script read data: a session named by an
+// effect or the reaper, the namespace and room sets of a session being
+// ended, the channel of the gateway holding a stream. The Lua files write
+// k_<name>(part) (k_<name>() for a single name), and luaSource expands it in
+// place to P .. Head .. part .. Tail, so that no function is made for it on
+// every call of a script. room_member(ns, room) expands likewise to
+// bus.RoomMember.
+var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "sig",
 	"nsm", "nsp", "room", "roomp", "gwss", "gw", "bcast"}
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
@@ -34,10 +41,7 @@ var luaKeyHelpers = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "si
 //     created before they were written into the session (mxb, mxw), from
 //     DefaultMailboxBytes, DefaultMailboxDrainTimeout and MailboxHardFactor;
 //   - SIGNAL_VERSION, SIGNAL_FIELD, GROUP: bus.SchemaVersion,
-//     bus.SignalField and bus.GroupName;
-//   - k_<name>(part): the key or channel of bus.KeyPatterns <name>, P .. Head
-//     .. part .. Tail (no argument for a single name);
-//   - room_member(ns, room): bus.RoomMember.
+//     bus.SignalField and bus.GroupName.
 var luaHeader = renderLuaHeader()
 
 func renderLuaHeader() string {
@@ -48,28 +52,129 @@ func renderLuaHeader() string {
 		DefaultMailboxBytes, DefaultMailboxDrainTimeout.Milliseconds(), MailboxHardFactor)
 	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD, GROUP = %s, %s, %s\n",
 		luaString(bus.SchemaVersion), luaString(bus.SignalField), luaString(bus.GroupName))
-	patterns := map[string]bus.KeyPattern{}
-	for _, p := range bus.KeyPatterns() {
-		patterns[p.Name] = p
+	return b.String()
+}
+
+// luaMacro expands one key macro call (see luaKeyMacros).
+func luaMacro(name string, args []string) string {
+	if name == "room_member" {
+		if len(args) != 2 {
+			panic(fmt.Sprintf("session: room_member takes 2 arguments, got %q", args))
+		}
+		return "((" + args[0] + ") .. " + luaString(bus.RoomSeparator) + " .. (" + args[1] + "))"
 	}
-	for _, name := range luaKeyHelpers {
-		p, ok := patterns[name]
+	p := luaPatterns[strings.TrimPrefix(name, "k_")]
+	if p.Part == "" {
+		if len(args) != 0 {
+			panic(fmt.Sprintf("session: %s takes no argument, got %q", name, args))
+		}
+		return "(P .. " + luaString(p.Head+p.Tail) + ")"
+	}
+	if len(args) != 1 {
+		panic(fmt.Sprintf("session: %s takes 1 argument, got %q", name, args))
+	}
+	out := "(P .. " + luaString(p.Head) + " .. (" + args[0] + ")"
+	if p.Tail != "" {
+		out += " .. " + luaString(p.Tail)
+	}
+	return out + ")"
+}
+
+// luaPatterns are the key patterns of luaKeyMacros by name.
+var luaPatterns = func() map[string]bus.KeyPattern {
+	all := map[string]bus.KeyPattern{}
+	for _, p := range bus.KeyPatterns() {
+		all[p.Name] = p
+	}
+	m := map[string]bus.KeyPattern{}
+	for _, name := range luaKeyMacros {
+		p, ok := all[name]
 		if !ok {
 			panic("session: no key pattern " + name)
 		}
-		if p.Part == "" {
-			fmt.Fprintf(&b, "local function k_%s() return P .. %s end\n", name, luaString(p.Head+p.Tail))
+		m[name] = p
+	}
+	return m
+}()
+
+func isLuaMacro(name string) bool {
+	if name == "room_member" {
+		return true
+	}
+	_, ok := luaPatterns[strings.TrimPrefix(name, "k_")]
+	return ok && strings.HasPrefix(name, "k_")
+}
+
+// expandLuaMacros expands every key macro call in src (see luaKeyMacros).
+func expandLuaMacros(src string) string {
+	var b strings.Builder
+	for i := 0; i < len(src); {
+		c := src[i]
+		if !isIdentStart(c) || (i > 0 && isIdentByte(src[i-1])) {
+			b.WriteByte(c)
+			i++
 			continue
 		}
-		tail := ""
-		if p.Tail != "" {
-			tail = " .. " + luaString(p.Tail)
+		j := i + 1
+		for j < len(src) && isIdentByte(src[j]) {
+			j++
 		}
-		fmt.Fprintf(&b, "local function k_%s(v) return P .. %s .. v%s end\n", name, luaString(p.Head), tail)
+		name := src[i:j]
+		if !isLuaMacro(name) || j >= len(src) || src[j] != '(' {
+			b.WriteString(name)
+			i = j
+			continue
+		}
+		args, end := luaCallArgs(src, j)
+		for k := range args {
+			args[k] = expandLuaMacros(args[k])
+		}
+		b.WriteString(luaMacro(name, args))
+		i = end
 	}
-	fmt.Fprintf(&b, "local function room_member(ns, room) return ns .. %s .. room end\n", luaString(bus.RoomSeparator))
 	return b.String()
 }
+
+// luaCallArgs splits the arguments of the call whose '(' is at src[open]
+// and returns them with the index after its ')'. It knows nested
+// parentheses, braces and quoted strings, which is all the key macros'
+// arguments hold.
+func luaCallArgs(src string, open int) ([]string, int) {
+	var args []string
+	depth, start := 0, open+1
+	for i := open; i < len(src); i++ {
+		switch c := src[i]; c {
+		case '\'', '"':
+			for i++; i < len(src) && src[i] != c; i++ {
+				if src[i] == '\\' {
+					i++
+				}
+			}
+		case '(', '{', '[':
+			depth++
+		case ')', '}', ']':
+			depth--
+			if depth == 0 {
+				if a := strings.TrimSpace(src[start:i]); a != "" || len(args) > 0 {
+					args = append(args, a)
+				}
+				return args, i + 1
+			}
+		case ',':
+			if depth == 1 {
+				args = append(args, strings.TrimSpace(src[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	panic(fmt.Sprintf("session: unbalanced macro call at %.40q", src[open:]))
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+func isIdentByte(c byte) bool { return isIdentStart(c) || '0' <= c && c <= '9' }
 
 // luaString quotes s as a Lua string literal.
 func luaString(s string) string {
@@ -92,6 +197,12 @@ func luaScript(name string) *redis.Script {
 	return redis.NewScript(luaSource(name))
 }
 
+// luaSource returns the script in lua/<name>.lua preceded by the lines of
+// the header and the definitions of lua/lib.lua it uses, directly or
+// through other definitions, in their order. Redis runs a script's whole
+// text on every call, and each definition is a closure or a table made
+// anew each time: a script that carried every helper would pay for all of
+// them.
 func luaSource(name string) string {
 	lib, err := luaFiles.ReadFile("lua/lib.lua")
 	if err != nil {
@@ -101,7 +212,81 @@ func luaSource(name string) string {
 	if err != nil {
 		panic(err)
 	}
-	return luaHeader + string(lib) + string(src)
+	units := append(luaUnits(luaHeader), luaUnits(string(lib))...)
+	needed := map[string]bool{}
+	for _, id := range luaIdents(string(src)) {
+		needed[id] = true
+	}
+	in := make([]bool, len(units))
+	for changed := true; changed; {
+		changed = false
+		for i, u := range units {
+			if in[i] || !slices.ContainsFunc(u.defs, func(d string) bool { return needed[d] }) {
+				continue
+			}
+			in[i], changed = true, true
+			for _, id := range luaIdents(u.text) {
+				needed[id] = true
+			}
+		}
+	}
+	var b strings.Builder
+	for i, u := range units {
+		if in[i] {
+			b.WriteString(u.text)
+		}
+	}
+	b.Write(src)
+	return expandLuaMacros(b.String())
+}
+
+// A luaUnit is one top-level definition of Lua source: a line "local
+// function name" or "local a, b =" at the start of a line, the comment
+// lines just before it, and what follows up to the next unit.
+type luaUnit struct {
+	text string
+	defs []string
+}
+
+var (
+	luaDef      = regexp.MustCompile(`^local\s+(?:function\s+([A-Za-z_]\w*)|([A-Za-z_][\w\s,]*?)\s*=)`)
+	luaIdent    = regexp.MustCompile(`[A-Za-z_]\w*`)
+	luaComment  = regexp.MustCompile(`--.*`)
+	luaNameList = regexp.MustCompile(`[A-Za-z_]\w*`)
+)
+
+// luaUnits splits Lua source into its top-level definitions; text before
+// the first one (the file's opening comment) is dropped.
+func luaUnits(src string) []luaUnit {
+	var units []luaUnit
+	var pending []string // comment lines not yet attached
+	for _, line := range strings.SplitAfter(src, "\n") {
+		if m := luaDef.FindStringSubmatch(line); m != nil {
+			u := luaUnit{text: strings.Join(pending, "") + line}
+			if m[1] != "" {
+				u.defs = []string{m[1]}
+			} else {
+				u.defs = luaNameList.FindAllString(m[2], -1)
+			}
+			units = append(units, u)
+			pending = nil
+			continue
+		}
+		if strings.HasPrefix(line, "--") {
+			pending = append(pending, line)
+			continue
+		}
+		if len(units) > 0 {
+			units[len(units)-1].text += strings.Join(pending, "") + line
+		}
+		pending = nil
+	}
+	return units
+}
+
+// luaIdents returns the names Lua source mentions outside comments.
+func luaIdents(src string) []string {
+	return luaIdent.FindAllString(luaComment.ReplaceAllString(src, ""), -1)
 }
 
 // The scripts; lua/<name>.lua documents each one's KEYS, ARGV and reply.
@@ -121,7 +306,7 @@ var (
 )
 
 // sessionKeys returns the KEYS of a script on session sid (lua/lib.lua):
-// the deadlines set, the session's keys in the order own() takes them, its
+// the deadlines set, the session's keys in the order own_keys() takes them, its
 // partition stream, then extra.
 func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	k := s.cfg.Keys

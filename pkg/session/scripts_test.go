@@ -353,31 +353,32 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	}
 }
 
-// The key helpers the Lua header defines name the keys bus.Keys names.
-func TestLuaKeyHelpersMatchKeys(t *testing.T) {
+// The key macros name the keys bus.Keys names, and the constants the
+// header renders are Go's.
+func TestLuaKeyMacrosMatchKeys(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
 	k := st.Keys()
 	const sid, p, ns, room, node = "AbCd{x}", "3", "/chat", "lo'bby\\", "gw-1"
-	script := redis.NewScript(luaHeader + `
+	script := redis.NewScript(expandLuaMacros(luaHeader + `
 return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
   k_sig(ARGV[5]), k_nsm(ARGV[6]), k_nsp(ARGV[6]), k_room(room_member(ARGV[6], ARGV[7])), k_roomp(room_member(ARGV[6], ARGV[7])),
-  k_gwss(ARGV[8]), k_gw(ARGV[8]), k_bcast(), tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD),
-  SIGNAL_VERSION, SIGNAL_FIELD, GROUP}`)
+  k_gwss(ARGV[8]), k_gw(ARGV[8]), k_bcast(), room_member(ARGV[6], ''),
+  tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD, GROUP}`))
 	got, err := script.Run(ctx, rdb, nil, st.args(sid, p, ns, room, node)...).StringSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
 		k.Stream(3), k.NamespaceSessions(ns), k.NamespacePolling(ns), k.RoomSessions(ns, room), k.RoomPolling(ns, room),
-		k.GatewayStreams(node), k.GatewayChannel(node), k.BroadcastChannel(),
+		k.GatewayStreams(node), k.GatewayChannel(node), k.BroadcastChannel(), bus.RoomMember(ns, ""),
 		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
 		bus.SchemaVersion, bus.SignalField, bus.GroupName}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Lua names\n %q\nGo names\n %q", got, want)
 	}
-	if len(luaKeyHelpers) != 15 {
-		t.Errorf("%d key helpers rendered; this test checks 15", len(luaKeyHelpers))
+	if len(luaKeyMacros) != 15 {
+		t.Errorf("%d key macros; this test checks 15", len(luaKeyMacros))
 	}
 	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
 		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
@@ -426,6 +427,78 @@ func TestLuaFilesOwnNoFormat(t *testing.T) {
 	for lit, where := range routes {
 		if !strings.ContainsAny(lit[1:2], "DWKCJLBM") {
 			t.Errorf("unknown route literal %s at %q", lit, where)
+		}
+	}
+}
+
+func TestExpandLuaMacros(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"k_s(sid)", "(P .. 's:{' .. (sid) .. '}')"},
+		{"x = k_nsm( ns )", "x = (P .. 'nsm:' .. (ns))"},
+		{"k_bcast()", "(P .. 'bcast')"},
+		{"k_roomp(room_member(ns, room))", "(P .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
+		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
+		{"k_sig(p or '0')", "(P .. 'sig:{' .. (p or '0') .. '}')"},
+		{"k_gw({1, 2}[1])", "(P .. 'gw:' .. ({1, 2}[1]))"},
+		{"my_k_s(x) k_sx(y) k_s", "my_k_s(x) k_sx(y) k_s"},
+		{"'it\\'s' k_gw(\"a\\\"(\")", "'it\\'s' (P .. 'gw:' .. (\"a\\\"(\"))"},
+	} {
+		if got := expandLuaMacros(tc.in); got != tc.want {
+			t.Errorf("expandLuaMacros(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"k_s(a, b)", "k_bcast(x)", "room_member(a)", "k_s(a"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("expandLuaMacros(%q) did not panic", bad)
+				}
+			}()
+			expandLuaMacros(bad)
+		}()
+	}
+}
+
+func TestLuaUnits(t *testing.T) {
+	src := "-- file comment\n\nlocal A = 1\n-- about f\nlocal function f(x)\n  -- inside\n  return A\nend\n\nlocal b, c = 2, 3\nlocal function g() return f(b) end\n"
+	units := luaUnits(src)
+	var got []string
+	for _, u := range units {
+		got = append(got, strings.Join(u.defs, ",")+"="+u.text)
+	}
+	want := []string{
+		"A=local A = 1\n",
+		"f=-- about f\nlocal function f(x)\n  -- inside\n  return A\nend\n\n",
+		"b,c=local b, c = 2, 3\n",
+		"g=local function g() return f(b) end\n",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("luaUnits =\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Each script carries the definitions it uses, and only those: a script
+// that ends sessions carries end_session, one that does not, not.
+func TestLuaSourceTakesWhatItUses(t *testing.T) {
+	for _, tc := range []struct {
+		script   string
+		has, not []string
+	}{
+		{"release", []string{"local function own_keys", "local function publish", "local function route_wake"}, []string{"end_session", "xadd", "route_kick"}},
+		{"poll", []string{"local function trim_batch", "local function refresh", "local function expire_all", "local function xadd"}, []string{"end_session", "local function deliver"}},
+		{"commit", []string{"local function end_session", "local function leave_ns", "local function route_batch", "GROUP"}, []string{"local function own_keys", "trim_batch", "reply_message"}},
+		{"ack", []string{"local function reply_message"}, []string{"local function publish", "MB_DEFAULT"}},
+	} {
+		src := luaSource(tc.script)
+		for _, s := range tc.has {
+			if !strings.Contains(src, s) {
+				t.Errorf("%s.lua lacks %q", tc.script, s)
+			}
+		}
+		for _, s := range tc.not {
+			if strings.Contains(src, s) {
+				t.Errorf("%s.lua carries %q", tc.script, s)
+			}
 		}
 	}
 }

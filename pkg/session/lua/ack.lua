@@ -4,7 +4,7 @@
 -- [6] args, [7..] the signal's stream fields (bus.Signal.Values).
 -- KEYS: the session's. Returns 1, or 0 if the session is gone.
 local sid, id = ARGV[4], ARGV[5]
-local k = own(sid)
+local k = own_keys()
 local p = redis.call('HGET', k.s, 'p')
 if not p then return 0 end
 local ch = redis.call('HGET', k.acks, id)

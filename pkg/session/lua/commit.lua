@@ -5,24 +5,22 @@
 -- KEYS[1] only: the sessions, rooms and streams come with the effects.
 -- Returns the number of commits applied.
 local function join(sid, ns, room)
-  local k = sk(sid)
-  local s = k.s
+  local s = k_s(sid)
   local f = redis.call('HMGET', s, 'cls', 'gw')
   if redis.call('EXISTS', s) == 0 then return end
-  if redis.call('SISMEMBER', k.ns, ns) == 0 then return end
+  if redis.call('SISMEMBER', k_ns(sid), ns) == 0 then return end
   local r = room_member(ns, room)
-  redis.call('SADD', k.rooms, r)
+  redis.call('SADD', k_rooms(sid), r)
   redis.call('SADD', k_room(r), sid)
   if f[1] == 'poll' then redis.call('SADD', k_roomp(r), sid)
   elseif f[1] == 'stream' and f[2] then publish(f[2], route_join(sid, ns, room)) end
 end
 local function leave(sid, ns, room)
-  local k = sk(sid)
   local r = room_member(ns, room)
-  redis.call('SREM', k.rooms, r)
+  redis.call('SREM', k_rooms(sid), r)
   redis.call('SREM', k_room(r), sid)
   redis.call('SREM', k_roomp(r), sid)
-  local gw = redis.call('HGET', k.s, 'gw')
+  local gw = redis.call('HGET', k_s(sid), 'gw')
   if gw then publish(gw, route_leave(sid, ns, room)) end
 end
 local function broadcast(ns, room, except, packet)
@@ -30,23 +28,23 @@ local function broadcast(ns, room, except, packet)
   local set
   if room == '' then set = k_nsp(ns) else set = k_roomp(room_member(ns, room)) end
   for _, sid in ipairs(redis.call('SMEMBERS', set)) do
-    if sid ~= except then deliver(sk(sid), {packet}) end
+    if sid ~= except then deliver(sid, {packet}) end
   end
 end
 local function apply(op, a)
-  if op == 'd' then deliver(sk(a[1]), {a[2]})
+  if op == 'd' then deliver(a[1], {a[2]})
   elseif op == 'j' then join(a[1], a[2], a[3])
   elseif op == 'l' then leave(a[1], a[2], a[3])
   elseif op == 'b' then broadcast(a[1], a[2], a[3], a[4])
   elseif op == 'a' then
-    local k = sk(a[1])
-    if redis.call('EXISTS', k.s) == 1 then
-      redis.call('HSET', k.acks, a[2], a[3])
-      local ttl = redis.call('PTTL', k.s)
-      if ttl > 0 then redis.call('PEXPIRE', k.acks, ttl) end
+    local s, acks = k_s(a[1]), k_acks(a[1])
+    if redis.call('EXISTS', s) == 1 then
+      redis.call('HSET', acks, a[2], a[3])
+      local ttl = redis.call('PTTL', s)
+      if ttl > 0 then redis.call('PEXPIRE', acks, ttl) end
     end
-  elseif op == 'e' then end_session(sk(a[1]), a[2], a[3])
-  elseif op == 'n' then leave_ns(sk(a[1]), a[2], a[3], a[4])
+  elseif op == 'e' then end_session(a[1], a[2], a[3])
+  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4])
   end
 end
 buffer()

@@ -2,4 +2,4 @@
 -- [5..] packets. KEYS: the session's. Returns what deliver does.
 local packets = {}
 for i = 5, #ARGV do packets[#packets + 1] = ARGV[i] end
-return deliver(own(ARGV[4]), packets)
+return deliver(ARGV[4], packets, own_keys())

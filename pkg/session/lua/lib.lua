@@ -1,14 +1,18 @@
--- lib.lua: the helpers every session script shares. scripts.go runs each
--- script as: the header it renders from Go (ARGV conventions, the key name
--- helpers k_* and room_member from bus.Keys, the mailbox defaults and the
--- signal schema from the Go constants), this file, then the script's own
--- file. Key names are never spelled here: keys known before a script runs
--- come as KEYS, the others from the k_* helpers.
+-- lib.lua: the helpers the session scripts share. scripts.go runs each
+-- script as: the header it renders from Go (ARGV conventions, the mailbox
+-- defaults and the signal schema from the Go constants), the definitions
+-- of this file the script uses, then the script's own file. Key names are never spelled here: keys known before a
+-- script runs come as KEYS, the others from the key macros k_<name>(part)
+-- and room_member(ns, room), which scripts.go expands from bus.KeyPatterns
+-- and bus.RoomMember.
 --
 -- KEYS[1] is <P>deadlines for every script. A script on one session (its
 -- sid in ARGV[4]) gets that session's keys as KEYS[2..9], in the order of
--- own() below (Store.sessionKeys builds them); its own keys follow from
--- KEYS[10].
+-- own_keys() below (Store.sessionKeys builds them); its own keys follow from
+-- KEYS[10]. The helpers below that act on a session take its sid and own:
+-- the table own_keys() returns when the session is the script's own, nil
+-- for a session named by data (the sessions of a worker's effects, of a
+-- broadcast, of the reaper), whose keys they name with the key macros.
 --
 -- Message formats written here (one helper each; pkg/bus owns and decodes
 -- them, the contract tests in scripts_test.go check they agree): the route
@@ -18,34 +22,22 @@
 
 local KDL = KEYS[1]
 
--- A session's keys, as a table with its sid. own() names the script's own
--- session's keys from KEYS; sk(sid) those of a session named by data (the
--- sessions of a worker's effects, of a broadcast, of the reaper), each key
--- built when first used. sig, the partition stream, is known for the own
--- session only: others use k_sig(p) with the partition read from the hash.
-local function own(sid)
-  return {sid = sid, s = KEYS[2], mb = KEYS[3], ns = KEYS[4], rooms = KEYS[5],
-    acks = KEYS[6], kick = KEYS[7], cf = KEYS[8], sig = KEYS[9]}
+-- own_keys returns the keys of the script's own session, from KEYS. sig, its
+-- partition stream, is known for the own session only: for others the
+-- partition is read from the hash (k_sig(p)).
+local function own_keys()
+  return {s = KEYS[2], mb = KEYS[3], ns = KEYS[4], rooms = KEYS[5], acks = KEYS[6],
+    kick = KEYS[7], cf = KEYS[8], sig = KEYS[9]}
 end
-local SESSION_KEY = {s = k_s, mb = k_mb, ns = k_ns, rooms = k_rooms, acks = k_acks, kick = k_kick, cf = k_cf}
-local session_keys = {__index = function(t, name)
-  local f = SESSION_KEY[name]
-  if not f then return nil end
-  local v = f(rawget(t, 'sid'))
-  rawset(t, name, v)
-  return v
-end}
-local function sk(sid) return setmetatable({sid = sid}, session_keys) end
 
--- xadd appends a signal of session k to its partition stream (p: its
--- partition, for a session named by data), packed as bus.Signal.Pack does;
--- extra holds query, transport or reason.
-local function xadd(k, p, kind, ns, extra)
+-- xadd appends a signal of session sid to stream, packed as
+-- bus.Signal.Pack does; extra holds query, transport or reason.
+local function xadd(stream, sid, kind, ns, extra)
   extra = extra or {}
-  local f = {SIGNAL_VERSION, kind, k.sid, ns, NODE, NOW, '', '', '', '', '', extra.query or '', extra.transport or '', extra.reason or '', ''}
+  local f = {SIGNAL_VERSION, kind, sid, ns, NODE, NOW, '', '', '', '', '', extra.query or '', extra.transport or '', extra.reason or '', ''}
   local parts = {}
   for i, v in ipairs(f) do parts[i] = #v .. ':' .. v end
-  return redis.call('XADD', k.sig or k_sig(p), '*', SIGNAL_FIELD, table.concat(parts))
+  return redis.call('XADD', stream, '*', SIGNAL_FIELD, table.concat(parts))
 end
 
 -- Route messages (bus.Route): one helper per kind.
@@ -100,27 +92,29 @@ local function poller(pg)
   return string.match(pg, '^(%S+) (%S+)$')
 end
 
--- end_session ends session k exactly once: one disconnect signal per
+-- end_session ends a session exactly once: one disconnect signal per
 -- connected namespace (the default one last), every index cleaned, the
 -- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
-local function end_session(k, reason, packet)
-  local sid, s = k.sid, k.s
+local function end_session(sid, reason, packet, own)
+  local s = own and own.s or k_s(sid)
   local f = redis.call('HMGET', s, 'p', 'gw', 'pg', 'cls')
   if not f[1] then return 0 end
   local p, gw, pg = f[1], f[2], f[3]
   if packet and packet ~= '' and f[4] ~= 'stream' then
     -- A polling client may be between polls: its next poll gets the last
     -- packet (e.g. 0::, so it knows it was booted) instead of an error.
-    redis.call('SET', k.kick, packet, 'PX', 60000)
+    redis.call('SET', own and own.kick or k_kick(sid), packet, 'PX', 60000)
   end
-  local nss = redis.call('SMEMBERS', k.ns)
+  local kns, krooms = own and own.ns or k_ns(sid), own and own.rooms or k_rooms(sid)
+  local nss = redis.call('SMEMBERS', kns)
   table.sort(nss, function(a, b) return a > b end)
+  local stream = own and own.sig or k_sig(p)
   for _, ns in ipairs(nss) do
-    xadd(k, p, 'disconnect', ns, {reason = reason})
+    xadd(stream, sid, 'disconnect', ns, {reason = reason})
     redis.call('SREM', k_nsm(ns), sid)
     redis.call('SREM', k_nsp(ns), sid)
   end
-  for _, r in ipairs(redis.call('SMEMBERS', k.rooms)) do
+  for _, r in ipairs(redis.call('SMEMBERS', krooms)) do
     redis.call('SREM', k_room(r), sid)
     redis.call('SREM', k_roomp(r), sid)
   end
@@ -132,18 +126,22 @@ local function end_session(k, reason, packet)
   end
   local pnode = poller(pg)
   if pnode and pnode ~= gw then publish(pnode, msg) end
-  redis.call('DEL', s, k.mb, k.ns, k.rooms, k.acks, k.cf)
+  if own then
+    redis.call('DEL', s, own.mb, kns, krooms, own.acks, own.cf)
+  else
+    redis.call('DEL', s, k_mb(sid), kns, krooms, k_acks(sid), k_cf(sid))
+  end
   return 1
 end
 
--- deliver queues packets for session k: published to the gateway holding
+-- deliver queues packets for a session: published to the gateway holding
 -- its stream, else appended to its mailbox (waking a parked poll).
 -- Returns 1, 0 when there is no such session, -1 when the mailbox
 -- overflowed (the session is then ended with reason "overflow"): its bytes
 -- would pass mxb while its oldest packet has waited more than mxw ms (the
 -- client does not drain it), or pass MB_HARD times mxb.
-local function deliver(k, packets)
-  local sid, s = k.sid, k.s
+local function deliver(sid, packets, own)
+  local s = own and own.s or k_s(sid)
   local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw')
   if not f[4] then return 0 end -- every session has its partition
   if f[1] == 'stream' and f[2] then
@@ -158,11 +156,11 @@ local function deliver(k, packets)
     local waited = 0
     if f[6] then waited = tonumber(NOW) - tonumber(f[6]) end
     if bytes > MB_HARD * bound or waited > (tonumber(f[8]) or MB_WAIT_DEFAULT) then
-      end_session(k, 'overflow', '')
+      end_session(sid, 'overflow', '', own)
       return -1
     end
   end
-  local mb = k.mb
+  local mb = own and own.mb or k_mb(sid)
   redis.call('HSETNX', s, 'mt', NOW)
   redis.call('HSET', s, 'mbb', bytes)
   redis.call('RPUSH', mb, unpack(packets))
@@ -173,59 +171,59 @@ local function deliver(k, packets)
   return 1
 end
 
--- leave_ns disconnects one namespace of session k: packet (if any) is
+-- leave_ns disconnects one namespace of a session: packet (if any) is
 -- delivered first, the session leaves the namespace's rooms, the gateway
 -- holding its stream is told, and the disconnect signal is written. nsm and
 -- nsp are the namespace's sets when the caller has them as KEYS. Returns
 -- 1, or 0 when the session or the namespace membership was gone.
-local function leave_ns(k, ns, reason, packet, nsm, nsp)
-  local sid = k.sid
-  local f = redis.call('HMGET', k.s, 'p', 'gw')
+local function leave_ns(sid, ns, reason, packet, own, nsm, nsp)
+  local f = redis.call('HMGET', own and own.s or k_s(sid), 'p', 'gw')
   if not f[1] then return 0 end
-  if packet ~= '' then deliver(k, {packet}) end
-  if redis.call('SREM', k.ns, ns) == 0 then return 0 end
+  if packet ~= '' then deliver(sid, {packet}, own) end
+  if redis.call('SREM', own and own.ns or k_ns(sid), ns) == 0 then return 0 end
   redis.call('SREM', nsm or k_nsm(ns), sid)
   redis.call('SREM', nsp or k_nsp(ns), sid)
+  local krooms = own and own.rooms or k_rooms(sid)
   local prefix = room_member(ns, '')
-  for _, r in ipairs(redis.call('SMEMBERS', k.rooms)) do
+  for _, r in ipairs(redis.call('SMEMBERS', krooms)) do
     if string.sub(r, 1, #prefix) == prefix then
       redis.call('SREM', k_room(r), sid)
       redis.call('SREM', k_roomp(r), sid)
-      redis.call('SREM', k.rooms, r)
+      redis.call('SREM', krooms, r)
     end
   end
   if f[2] then publish(f[2], route_leave(sid, ns, '')) end
-  xadd(k, f[1], 'disconnect', ns, {reason = reason})
+  xadd(own and own.sig or k_sig(f[1]), sid, 'disconnect', ns, {reason = reason})
   return 1
 end
 
--- trim_batch drops the batch in flight from the head of session k's
--- mailbox (its answer reached the client) and forgets it.
-local function trim_batch(k)
-  local s = k.s
+-- trim_batch drops the batch in flight from the head of the script's own
+-- session's mailbox (its answer reached the client) and forgets it.
+local function trim_batch(own)
+  local s = own.s
   local f = redis.call('HMGET', s, 'ic', 'ib', 'mbb')
   local ic = tonumber(f[1]) or 0
-  if ic > 0 then redis.call('LTRIM', k.mb, ic, -1) end
+  if ic > 0 then redis.call('LTRIM', own.mb, ic, -1) end
   local left = (tonumber(f[3]) or 0) - (tonumber(f[2]) or 0)
   if left < 0 then left = 0 end
   redis.call('HSET', s, 'ic', 0, 'mbb', left)
   redis.call('HDEL', s, 'io', 'itm', 'ib')
 end
 
-local function expire_all(k, ttl)
-  for _, key in ipairs({k.s, k.mb, k.ns, k.rooms, k.acks}) do
+local function expire_all(own, ttl)
+  for _, key in ipairs({own.s, own.mb, own.ns, own.rooms, own.acks}) do
     redis.call('PEXPIRE', key, ttl)
   end
 end
 
--- refresh pushes a polling session's deadline and its keys' TTL forward
--- unless the deadline written last (dl, the session hash field) is less
--- than slack ms short of the new one: a client polling many times a second
--- pays for it about once per slack, and its deadline is never more than
--- slack short.
-local function refresh(k, dl, deadline, ttl, slack)
+-- refresh pushes the script's own polling session's deadline and its keys'
+-- TTL forward unless the deadline written last (dl, the session hash
+-- field) is less than slack ms short of the new one: a client polling many
+-- times a second pays for it about once per slack, and its deadline is
+-- never more than slack short.
+local function refresh(sid, own, dl, deadline, ttl, slack)
   if dl and tonumber(deadline) - tonumber(dl) < tonumber(slack) then return end
-  redis.call('ZADD', KDL, deadline, k.sid)
-  expire_all(k, ttl)
-  redis.call('HSET', k.s, 'dl', deadline)
+  redis.call('ZADD', KDL, deadline, sid)
+  expire_all(own, ttl)
+  redis.call('HSET', own.s, 'dl', deadline)
 end

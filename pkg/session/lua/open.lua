@@ -4,7 +4,7 @@
 -- namespace's set (nsm:).
 -- Returns nil (unknown), -1 (wrong class), or {first, {queued packets}}.
 local sid, tr = ARGV[4], ARGV[5]
-local k = own(sid)
+local k = own_keys()
 local s = k.s
 if redis.call('EXISTS', s) == 0 then return false end
 local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'gw')
@@ -15,7 +15,7 @@ if f[1] == 'new' then
   redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'stream')
   redis.call('SADD', k.ns, '')
   redis.call('SADD', KEYS[11], sid)
-  xadd(k, f[3], 'connect', '', {transport = tr})
+  xadd(k.sig, sid, 'connect', '', {transport = tr})
 end
 if f[4] and f[4] ~= NODE then
   redis.call('SREM', k_gwss(f[4]), sid)

@@ -9,7 +9,7 @@
 -- {0} or {0, recheck ms} (parked), {2} (superseded by a newer poll: answer
 -- 8::), or {3} (the session is held by a stream: parked until it ends).
 local sid, tr, pid, t = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local k = own(sid)
+local k = own_keys()
 local s = k.s
 if redis.call('EXISTS', s) == 0 then
   local last = redis.call('GET', k.kick)
@@ -45,11 +45,11 @@ if f[1] == 'new' then
   redis.call('SADD', k.ns, '')
   redis.call('SADD', KEYS[10], sid)
   redis.call('SADD', KEYS[11], sid)
-  xadd(k, f[3], 'connect', '', {transport = tr})
+  xadd(k.sig, sid, 'connect', '', {transport = tr})
   redis.call('LPUSH', mb, '1::')
   redis.call('HINCRBY', s, 'mbb', 3)
 end
-refresh(k, f[7], ARGV[8], ARGV[9], ARGV[13])
+refresh(sid, k, f[7], ARGV[8], ARGV[9], ARGV[13])
 local ic = tonumber(f[5]) or 0
 if ic > 0 and f[8] then confirmed = redis.call('GET', k.cf) == f[8] end
 if ic > 0 then

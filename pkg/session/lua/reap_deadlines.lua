@@ -4,7 +4,7 @@
 local sids = redis.call('ZRANGEBYSCORE', KDL, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
 local n = 0
 for _, sid in ipairs(sids) do
-  n = n + end_session(sk(sid), 'timeout', '')
+  n = n + end_session(sid, 'timeout', '')
   redis.call('ZREM', KDL, sid)
 end
 return {#sids, n}

@@ -10,9 +10,8 @@ local set = KEYS[3]
 local sids = redis.call('SPOP', set, tonumber(ARGV[5]))
 local n = 0
 for _, sid in ipairs(sids) do
-  local k = sk(sid)
-  if redis.call('HGET', k.s, 'gw') == node then
-    n = n + end_session(k, 'gateway_lost', '')
+  if redis.call('HGET', k_s(sid), 'gw') == node then
+    n = n + end_session(sid, 'gateway_lost', '')
   end
 end
 if redis.call('SCARD', set) == 0 then redis.call('SREM', KEYS[4], node) end

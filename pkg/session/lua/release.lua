@@ -4,7 +4,7 @@
 -- ARGV[4] sid, [5] pollid. KEYS: the session's.
 -- Returns 1, or 0 when the poll no longer owns the batch.
 local sid = ARGV[4]
-local s = own(sid).s
+local s = own_keys().s
 local f = redis.call('HMGET', s, 'io', 'pg')
 if f[1] ~= NODE .. ' ' .. ARGV[5] then return 0 end
 redis.call('HDEL', s, 'io', 'itm')

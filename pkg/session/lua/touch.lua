@@ -6,7 +6,7 @@
 -- holding its stream reads when the stream looks silent (see
 -- Store.LastHeard).
 local sid = ARGV[4]
-local k = own(sid)
+local k = own_keys()
 local s = k.s
 local f = redis.call('HMGET', s, 'cls', 'dl')
 local cls = f[1]
@@ -14,7 +14,7 @@ if not cls then
   if redis.call('EXISTS', s) == 0 then return false end
   cls = ''
 end
-if cls == 'poll' then refresh(k, f[2], ARGV[5], ARGV[6], ARGV[7])
+if cls == 'poll' then refresh(sid, k, f[2], ARGV[5], ARGV[6], ARGV[7])
 elseif cls == 'stream' then redis.call('HSET', s, 'lh', NOW) end
 local out = {cls}
 for _, ns in ipairs(redis.call('SMEMBERS', k.ns)) do out[#out + 1] = ns end
