@@ -161,8 +161,7 @@ local function deliver(sid, packets, own)
     end
   end
   local mb = own and own.mb or k_mb(sid)
-  redis.call('HSETNX', s, 'mt', NOW)
-  redis.call('HSET', s, 'mbb', bytes)
+  if f[6] then redis.call('HSET', s, 'mbb', bytes) else redis.call('HSET', s, 'mt', NOW, 'mbb', bytes) end
   redis.call('RPUSH', mb, unpack(packets))
   local ttl = redis.call('PTTL', s)
   if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end

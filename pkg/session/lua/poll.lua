@@ -11,7 +11,8 @@
 local sid, tr, pid, t = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local k = own_keys()
 local s = k.s
-if redis.call('EXISTS', s) == 0 then
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl', 'io', 'itm')
+if not f[3] then -- every session has its partition: this one is gone
   local last = redis.call('GET', k.kick)
   if last then
     redis.call('DEL', k.kick)
@@ -19,7 +20,6 @@ if redis.call('EXISTS', s) == 0 then
   end
   return false
 end
-local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl', 'io', 'itm')
 local confirmed = false
 local me = NODE .. ' ' .. pid
 local prev = f[6]
