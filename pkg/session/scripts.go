@@ -306,8 +306,8 @@ var (
 )
 
 // sessionKeys returns the KEYS of a script on session sid (lua/lib.lua):
-// the deadlines set, the session's keys in the order own_keys() takes them, its
-// partition stream, then extra.
+// the deadlines set, the session's keys in the order own_keys() takes
+// them, its partition stream, then extra.
 func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	k := s.cfg.Keys
 	keys := make([]string, 0, 9+len(extra))

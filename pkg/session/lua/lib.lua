@@ -1,10 +1,15 @@
 -- lib.lua: the helpers the session scripts share. scripts.go runs each
 -- script as: the header it renders from Go (ARGV conventions, the mailbox
 -- defaults and the signal schema from the Go constants), the definitions
--- of this file the script uses, then the script's own file. Key names are never spelled here: keys known before a
--- script runs come as KEYS, the others from the key macros k_<name>(part)
--- and room_member(ns, room), which scripts.go expands from bus.KeyPatterns
--- and bus.RoomMember.
+-- of this file the script uses, then the script's own file. Key names are
+-- never spelled here: keys known before a script runs come as KEYS, the
+-- others from the key macros k_<name>(part) and room_member(ns, room),
+-- which scripts.go expands from bus.KeyPatterns and bus.RoomMember.
+--
+-- Each definition starts at the beginning of a line with "local" (the
+-- comment lines just above belong to it); a script carries only those it
+-- uses, directly or through others, so a helper costs nothing to the
+-- scripts that do not call it.
 --
 -- KEYS[1] is <P>deadlines for every script. A script on one session (its
 -- sid in ARGV[4]) gets that session's keys as KEYS[2..9], in the order of
