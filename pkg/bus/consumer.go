@@ -145,10 +145,8 @@ func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 		owned: map[int]*part{}, releasing: map[int]bool{}, wake: make(chan struct{}, 1)}
 }
 
-func (c *Consumer) membersKey() string { return c.cfg.Keys.Prefix() + "workers" }
-func (c *Consumer) leaseKey(p int) string {
-	return c.cfg.Keys.Prefix() + "lease:{" + strconv.Itoa(p) + "}"
-}
+func (c *Consumer) membersKey() string    { return c.cfg.Keys.Workers() }
+func (c *Consumer) leaseKey(p int) string { return c.cfg.Keys.Lease(p) }
 
 // renewScript extends a lease if this consumer owns it, or takes it if free.
 var renewScript = redis.NewScript(`

@@ -16,4 +16,19 @@
 //
 // The entry schema and the key layout are documented in docs/redis.md, so
 // that workers in other languages can read and write them.
+//
+// This package owns the cluster's names and wire formats:
+//
+//   - Keys names every Redis key and pub/sub channel, each from one pattern
+//     of KeyPatterns; a test checks the key tables of docs/redis.md
+//     against it.
+//   - Signal is a stream entry: Pack writes it, ParseSignal reads it.
+//   - Route is a message on a gateway or the broadcast channel: String
+//     writes it, ParseRoute and EachRoute (for batches) read it.
+//   - Reply is a client's ack answer on a worker's reply channel: String
+//     writes it, ParseReply reads it.
+//
+// The Lua scripts of pkg/session write signals, routes and replies too,
+// and name keys from the patterns of KeyPatterns passed from Go; its
+// contract tests decode what they write with the functions here.
 package bus

@@ -14,8 +14,74 @@ const DefaultPartitions = 16
 // GroupName is the consumer group of the workers on every partition stream.
 const GroupName = "workers"
 
-// Keys names the bus's Redis keys and channels under one prefix.
-// The zero value is not usable; use NewKeys.
+// RoomSeparator joins a namespace and a room into the room's name in a
+// session's rooms set and in the room keys: "<ns>:<room>". Namespace names
+// never contain ':' (the packet grammar forbids it), so the name is
+// unambiguous.
+const RoomSeparator = ":"
+
+// RoomMember returns the name of room of namespace ns as a session's rooms
+// set holds it: "<ns>:<room>". RoomMember(ns, "") is the prefix every room
+// of ns starts with.
+func RoomMember(ns, room string) string { return ns + RoomSeparator + room }
+
+// A KeyPattern is one family of Redis keys (or pub/sub channels): each name
+// is the prefix, Head, the variable part, then Tail. Part says what the
+// variable part is, as docs/redis.md writes it: "sid" or "p" inside a hash
+// tag ({sid}, {p}), "<ns>", "<ns>:<room>" (RoomMember), "<node>", or ""
+// for a single name. Keys has one method per pattern; the Lua scripts of
+// pkg/session build the names of keys they learn from data (the sets of a
+// session being ended, the channel of the gateway holding it) from these
+// patterns, expanded into their source from Go, so every name has this one
+// owner.
+type KeyPattern struct {
+	Name string // short name: the head's first word, e.g. "s" or "gwss"
+	Head string
+	Part string
+	Tail string
+}
+
+// Doc returns the pattern as docs/redis.md writes it, e.g. "<P>s:{sid}".
+func (p KeyPattern) Doc() string { return "<P>" + p.Head + p.Part + p.Tail }
+
+// The key patterns, in the order of docs/redis.md.
+var (
+	keyStream     = KeyPattern{"sig", "sig:{", "p", "}"}
+	keyDead       = KeyPattern{"dead", "dead:{", "p", "}"}
+	keyGatewayCh  = KeyPattern{"gw", "gw:", "<node>", ""}
+	keyBroadcast  = KeyPattern{"bcast", "bcast", "", ""}
+	keyReply      = KeyPattern{"reply", "reply:", "<node>", ""}
+	keySession    = KeyPattern{"s", "s:{", "sid", "}"}
+	keyMailbox    = KeyPattern{"mb", "mb:{", "sid", "}"}
+	keyNamespaces = KeyPattern{"ns", "ns:{", "sid", "}"}
+	keyRooms      = KeyPattern{"rooms", "rooms:{", "sid", "}"}
+	keyAcks       = KeyPattern{"acks", "acks:{", "sid", "}"}
+	keyConfirmed  = KeyPattern{"cf", "cf:{", "sid", "}"}
+	keyKick       = KeyPattern{"kick", "kick:{", "sid", "}"}
+	keyDeadlines  = KeyPattern{"deadlines", "deadlines", "", ""}
+	keyNSAll      = KeyPattern{"nsm", "nsm:", "<ns>", ""}
+	keyNSPolling  = KeyPattern{"nsp", "nsp:", "<ns>", ""}
+	keyRoomAll    = KeyPattern{"room", "room:", "<ns>:<room>", ""}
+	keyRoomPoll   = KeyPattern{"roomp", "roomp:", "<ns>:<room>", ""}
+	keyGateways   = KeyPattern{"gws", "gws", "", ""}
+	keyAlive      = KeyPattern{"gwalive", "gwalive:", "<node>", ""}
+	keyGwStreams  = KeyPattern{"gwss", "gwss:", "<node>", ""}
+	keyWorkers    = KeyPattern{"workers", "workers", "", ""}
+	keyLease      = KeyPattern{"lease", "lease:{", "p", "}"}
+)
+
+// KeyPatterns returns every key and channel pattern of the cluster, one
+// per Keys method that names keys.
+func KeyPatterns() []KeyPattern {
+	return []KeyPattern{keyStream, keyDead, keyGatewayCh, keyBroadcast, keyReply,
+		keySession, keyMailbox, keyNamespaces, keyRooms, keyAcks, keyConfirmed, keyKick,
+		keyDeadlines, keyNSAll, keyNSPolling, keyRoomAll, keyRoomPoll,
+		keyGateways, keyAlive, keyGwStreams, keyWorkers, keyLease}
+}
+
+// Keys names every Redis key and pub/sub channel of the cluster under one
+// prefix (docs/redis.md lists them). The zero value is not usable; use
+// NewKeys.
 type Keys struct {
 	prefix     string
 	partitions int
@@ -33,30 +99,103 @@ func NewKeys(prefix string, partitions int) Keys {
 	return Keys{prefix: prefix, partitions: partitions}
 }
 
-// Prefix returns the key prefix, e.g. "rt:".
+// Prefix returns the key prefix, e.g. "rt:". Apps may put keys of their
+// own under it; the cluster's names come from the other methods.
 func (k Keys) Prefix() string { return k.prefix }
 
 // Partitions returns the number of partition streams.
 func (k Keys) Partitions() int { return k.partitions }
 
+func (k Keys) name(p KeyPattern, part string) string { return k.prefix + p.Head + part + p.Tail }
+
 // Stream returns the key of partition p's signal stream: <prefix>sig:{p}.
-func (k Keys) Stream(p int) string { return k.prefix + "sig:{" + strconv.Itoa(p) + "}" }
+func (k Keys) Stream(p int) string { return k.name(keyStream, strconv.Itoa(p)) }
 
 // StreamFor returns the stream key for a session.
 func (k Keys) StreamFor(sid string) string { return k.Stream(Partition(sid, k.partitions)) }
 
-// GatewayChannel returns the pub/sub channel of one gateway: <prefix>gw:<node>.
-func (k Keys) GatewayChannel(node string) string { return k.prefix + "gw:" + node }
+// DeadLetter returns the stream holding poison signals of partition p:
+// <prefix>dead:{p}.
+func (k Keys) DeadLetter(p int) string { return k.name(keyDead, strconv.Itoa(p)) }
 
-// BroadcastChannel returns the channel every gateway subscribes to.
-func (k Keys) BroadcastChannel() string { return k.prefix + "bcast" }
+// GatewayChannel returns the pub/sub channel of one gateway: <prefix>gw:<node>.
+func (k Keys) GatewayChannel(node string) string { return k.name(keyGatewayCh, node) }
+
+// BroadcastChannel returns the channel every gateway subscribes to:
+// <prefix>bcast.
+func (k Keys) BroadcastChannel() string { return k.name(keyBroadcast, "") }
 
 // ReplyChannel returns the channel on which a worker (or emitter) receives
-// client answers to its server-to-client emits.
-func (k Keys) ReplyChannel(node string) string { return k.prefix + "reply:" + node }
+// client answers to its server-to-client emits: <prefix>reply:<node>.
+func (k Keys) ReplyChannel(node string) string { return k.name(keyReply, node) }
 
-// DeadLetter returns the stream holding poison signals of partition p.
-func (k Keys) DeadLetter(p int) string { return k.prefix + "dead:{" + strconv.Itoa(p) + "}" }
+// Session returns the hash of session sid: <prefix>s:{sid}.
+func (k Keys) Session(sid string) string { return k.name(keySession, sid) }
+
+// Mailbox returns the list of packets waiting for a polling session's next
+// poll: <prefix>mb:{sid}.
+func (k Keys) Mailbox(sid string) string { return k.name(keyMailbox, sid) }
+
+// SessionNamespaces returns the set of namespaces session sid is connected
+// to: <prefix>ns:{sid}.
+func (k Keys) SessionNamespaces(sid string) string { return k.name(keyNamespaces, sid) }
+
+// SessionRooms returns the set of rooms (RoomMember) session sid is in:
+// <prefix>rooms:{sid}.
+func (k Keys) SessionRooms(sid string) string { return k.name(keyRooms, sid) }
+
+// Acks returns the hash of session sid's server ack ids to reply channels:
+// <prefix>acks:{sid}.
+func (k Keys) Acks(sid string) string { return k.name(keyAcks, sid) }
+
+// Confirmed returns the key holding the last poll of session sid whose
+// answer was written whole: <prefix>cf:{sid}.
+func (k Keys) Confirmed(sid string) string { return k.name(keyConfirmed, sid) }
+
+// Kick returns the key holding the last packet of a polling session the
+// server ended, for its next poll: <prefix>kick:{sid}.
+func (k Keys) Kick(sid string) string { return k.name(keyKick, sid) }
+
+// Deadlines returns the sorted set of sessions by the unix ms at which they
+// end unless contacted: <prefix>deadlines.
+func (k Keys) Deadlines() string { return k.name(keyDeadlines, "") }
+
+// NamespaceSessions returns the set of sessions connected to namespace ns:
+// <prefix>nsm:<ns>.
+func (k Keys) NamespaceSessions(ns string) string { return k.name(keyNSAll, ns) }
+
+// NamespacePolling returns the set of polling sessions connected to
+// namespace ns: <prefix>nsp:<ns>.
+func (k Keys) NamespacePolling(ns string) string { return k.name(keyNSPolling, ns) }
+
+// RoomSessions returns the set of sessions in room of namespace ns:
+// <prefix>room:<ns>:<room>.
+func (k Keys) RoomSessions(ns, room string) string { return k.name(keyRoomAll, RoomMember(ns, room)) }
+
+// RoomPolling returns the set of polling sessions in room of namespace ns:
+// <prefix>roomp:<ns>:<room>.
+func (k Keys) RoomPolling(ns, room string) string {
+	return k.name(keyRoomPoll, RoomMember(ns, room))
+}
+
+// Gateways returns the set of gateway node ids: <prefix>gws.
+func (k Keys) Gateways() string { return k.name(keyGateways, "") }
+
+// GatewayAlive returns the liveness key of gateway node (a TTL renewed while
+// it runs): <prefix>gwalive:<node>.
+func (k Keys) GatewayAlive(node string) string { return k.name(keyAlive, node) }
+
+// GatewayStreams returns the set of streaming sessions gateway node holds:
+// <prefix>gwss:<node>.
+func (k Keys) GatewayStreams(node string) string { return k.name(keyGwStreams, node) }
+
+// Workers returns the sorted set of live workers by the unix ms of their
+// last heartbeat: <prefix>workers.
+func (k Keys) Workers() string { return k.name(keyWorkers, "") }
+
+// Lease returns the key naming the worker that owns partition p (with a
+// TTL the owner renews): <prefix>lease:{p}.
+func (k Keys) Lease(p int) string { return k.name(keyLease, strconv.Itoa(p)) }
 
 // Partition maps a session id to its partition: FNV-1a 32 of the id, modulo n.
 func Partition(sid string, n int) int {

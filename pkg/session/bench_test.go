@@ -109,3 +109,32 @@ func BenchmarkTouchStream(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric((redisCPU(b, rdb)-before)/float64(b.N), "redis-µs/op")
 }
+
+// BenchmarkPoll measures a polling session's delivery path: one packet
+// delivered to its mailbox (the deliver script) and taken by the next poll
+// (the poll script, which also trims the batch the poll before took and
+// refreshes the deadline); redis-µs/op is Redis's own CPU per cycle.
+func BenchmarkPoll(b *testing.B) {
+	ctx := context.Background()
+	st, rdb := newStore(b, "gwA")
+	sid, err := st.Create(ctx, Handshake{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r, err := st.Poll(ctx, sid, "xhr-polling", "p", "0", false); err != nil || r.Result != PollAnswer {
+		b.Fatalf("first poll = %v, %v", r.Result, err)
+	}
+	before := redisCPU(b, rdb)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := st.Deliver(ctx, sid, "3:::hello"); err != nil {
+			b.Fatal(err)
+		}
+		r, err := st.Poll(ctx, sid, "xhr-polling", "p", strconv.Itoa(i+1), false)
+		if err != nil || r.Result != PollAnswer || len(r.Packets) != 1 {
+			b.Fatalf("poll %d = %v %q, %v", i, r.Result, r.Packets, err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric((redisCPU(b, rdb)-before)/float64(b.N), "redis-µs/op")
+}

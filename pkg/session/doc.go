@@ -21,7 +21,41 @@
 // gateway; packets for them are published on that gateway's channel.
 //
 // Every change of a session's state is one Lua script, so it is atomic. The
-// scripts build key names from the prefix and touch more than one session's
-// hash slot (the namespace and room sets, the partition stream), so they need
-// a standalone Redis or Sentinel; see docs/redis.md.
+// scripts touch more than one session's hash slot (the namespace and room
+// sets, the partition stream), so they need a standalone Redis or Sentinel;
+// see docs/redis.md.
+//
+// # Scripts and the formats they write
+//
+// The scripts are Lua files in lua/, embedded with go:embed and assembled in
+// scripts.go: each runs as a header rendered from Go, the definitions of
+// lua/lib.lua (the helpers they share) it uses, then its own file, which
+// documents its KEYS, ARGV and reply. Each name and format the scripts use
+// has one owner:
+//
+//   - Key and channel names: bus.Keys. A script acting on a session gets
+//     <P>deadlines, the session's keys and its partition stream as KEYS
+//     (Store.sessionKeys builds them); keys it learns from data (the sets
+//     of a session it ends, the sessions of a broadcast or of the reaper,
+//     the channel of the gateway holding a stream) it names with key
+//     macros, k_<name>(part), which scripts.go expands from
+//     bus.KeyPatterns. The Lua files spell no key.
+//   - Route messages: bus.Route (decoded by bus.ParseRoute and
+//     bus.EachRoute). Lua writes each kind in one route_* helper of
+//     lua/lib.lua.
+//   - Signals: bus.Signal.Pack and bus.ParseSignal. Lua packs them in
+//     lib.lua's xadd, with the schema version and field from bus.
+//   - The reply message on a worker's reply channel: bus.Reply (decoded by
+//     bus.ParseReply). Lua writes it in lib.lua's reply_message.
+//   - Mailbox defaults: DefaultMailboxBytes, DefaultMailboxDrainTimeout and
+//     MailboxHardFactor, rendered into the header.
+//
+// The contract tests (scripts_test.go) run every script against a real
+// Redis and check that what it publishes and appends decodes with pkg/bus
+// into what it meant, and that the key macros name the keys bus.Keys
+// names.
+//
+// Workers and emitters (pkg/worker) read sessions only through a Store:
+// Handshake, AuthData, Namespaces, Rooms, Sessions, RoomSessions,
+// CountNamespace and CountRoom.
 package session

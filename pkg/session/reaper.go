@@ -11,10 +11,10 @@ import (
 // periodically (well within ttl); when the key expires, other gateways reap
 // the node's streaming sessions with reason "gateway_lost".
 func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
-	p := s.cfg.Keys.Prefix()
+	k := s.cfg.Keys
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.SAdd(ctx, p+"gws", s.cfg.Node)
-		pipe.Set(ctx, p+"gwalive:"+s.cfg.Node, time.Now().UnixMilli(), ttl)
+		pipe.SAdd(ctx, k.Gateways(), s.cfg.Node)
+		pipe.Set(ctx, k.GatewayAlive(s.cfg.Node), time.Now().UnixMilli(), ttl)
 		return nil
 	})
 	if err != nil {
@@ -26,7 +26,7 @@ func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
 // Leave removes this node's liveness key, so that its remaining streaming
 // sessions are reaped at once by the other gateways (used after a drain).
 func (s *Store) Leave(ctx context.Context) error {
-	if err := s.rdb.Del(ctx, s.cfg.Keys.Prefix()+"gwalive:"+s.cfg.Node).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.cfg.Keys.GatewayAlive(s.cfg.Node)).Err(); err != nil {
 		return fmt.Errorf("session: leave: %w", err)
 	}
 	return nil
@@ -42,11 +42,11 @@ type SessionCounts struct {
 // Counts returns how many sessions the cluster has in each state (from
 // the indexes, read together; a gauge, not an exact census).
 func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
-	p := s.cfg.Keys.Prefix()
+	k := s.cfg.Keys
 	pipe := s.rdb.Pipeline()
-	connected := pipe.SCard(ctx, p+"nsm:")
-	polling := pipe.SCard(ctx, p+"nsp:")
-	deadlines := pipe.ZCard(ctx, p+"deadlines") // handshaken and polling sessions
+	connected := pipe.SCard(ctx, k.NamespaceSessions(""))
+	polling := pipe.SCard(ctx, k.NamespacePolling(""))
+	deadlines := pipe.ZCard(ctx, k.Deadlines()) // handshaken and polling sessions
 	if _, err := pipe.Exec(ctx); err != nil {
 		return SessionCounts{}, fmt.Errorf("session: counts: %w", err)
 	}
@@ -60,7 +60,7 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 // ReapDeadlines ends up to limit sessions whose deadline has passed (reason
 // "timeout") and returns how many it ended.
 func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
-	res, err := reapDeadlinesScript.Run(ctx, s.rdb, []string{s.cfg.Keys.Prefix() + "deadlines"}, s.args(limit)...).Int64Slice()
+	res, err := reapDeadlinesScript.Run(ctx, s.rdb, []string{s.cfg.Keys.Deadlines()}, s.args(limit)...).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("session: reap deadlines: %w", err)
 	}
@@ -71,8 +71,8 @@ func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
 // key expired (reason "gateway_lost"), up to limit sessions per gateway per
 // call, and returns how many it ended.
 func (s *Store) ReapGateways(ctx context.Context, limit int) (int, error) {
-	p := s.cfg.Keys.Prefix()
-	nodes, err := s.rdb.SMembers(ctx, p+"gws").Result()
+	k := s.cfg.Keys
+	nodes, err := s.rdb.SMembers(ctx, k.Gateways()).Result()
 	if err != nil {
 		return 0, fmt.Errorf("session: list gateways: %w", err)
 	}
@@ -81,7 +81,8 @@ func (s *Store) ReapGateways(ctx context.Context, limit int) (int, error) {
 		if node == s.cfg.Node {
 			continue
 		}
-		n, err := reapGatewayScript.Run(ctx, s.rdb, []string{p + "gwss:" + node}, s.args(node, limit)...).Int()
+		n, err := reapGatewayScript.Run(ctx, s.rdb,
+			[]string{k.Deadlines(), k.GatewayAlive(node), k.GatewayStreams(node), k.Gateways()}, s.args(node, limit)...).Int()
 		if err != nil {
 			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
 		}

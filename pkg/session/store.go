@@ -126,10 +126,6 @@ func (s *Store) Config() Config { return s.cfg }
 // Keys returns the key names the store uses.
 func (s *Store) Keys() bus.Keys { return s.cfg.Keys }
 
-func (s *Store) key(kind, sid string) string {
-	return s.cfg.Keys.Prefix() + kind + ":{" + sid + "}"
-}
-
 func (s *Store) args(extra ...any) []any {
 	a := make([]any, 0, 3+len(extra))
 	a = append(a, s.cfg.Keys.Prefix(), strconv.FormatInt(time.Now().UnixMilli(), 10), s.cfg.Node)
@@ -177,7 +173,7 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 		return fmt.Errorf("session: encode handshake: %w", err)
 	}
 	now := time.Now()
-	key := s.key("s", sid)
+	key := s.cfg.Keys.Session(sid)
 	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.HSet(ctx, key,
 			"p", bus.Partition(sid, s.cfg.Keys.Partitions()),
@@ -188,7 +184,7 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 			"mxb", s.cfg.MailboxBytes,
 			"mxw", s.cfg.MailboxDrainTimeout.Milliseconds())
 		pipe.PExpire(ctx, key, s.cfg.HandshakeTimeout+ttlMargin)
-		pipe.ZAdd(ctx, s.cfg.Keys.Prefix()+"deadlines", redis.Z{
+		pipe.ZAdd(ctx, s.cfg.Keys.Deadlines(), redis.Z{
 			Score: float64(now.Add(s.cfg.HandshakeTimeout).UnixMilli()), Member: sid})
 		return nil
 	})
@@ -203,7 +199,8 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 // first transport (the default namespace was connected); queued are packets
 // that waited in the mailbox, to be written after 1::.
 func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bool, queued []string, err error) {
-	res, err := openScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, transport)...).Result()
+	res, err := openScript.Run(ctx, s.rdb,
+		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(s.cfg.Node), s.cfg.Keys.NamespaceSessions("")), s.args(sid, transport)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return false, nil, ErrUnknownSession
@@ -278,7 +275,8 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 	if rerun {
 		re = "1"
 	}
-	res, err := pollScript.Run(ctx, s.rdb, []string{s.key("s", sid)},
+	res, err := pollScript.Run(ctx, s.rdb,
+		s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(""), s.cfg.Keys.NamespacePolling("")),
 		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), re, s.refreshSlack())...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
@@ -326,7 +324,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 // flight, the session's next poll trims it whatever its cache-buster. It is
 // one SET, cheaper than a script, as it is paid for every poll answer.
 func (s *Store) ConfirmWrite(sid, pollID string) bus.Write {
-	key, value, ttl := s.key("cf", sid), s.cfg.Node+" "+pollID, time.Duration(s.pollTTL())*time.Millisecond
+	key, value, ttl := s.cfg.Keys.Confirmed(sid), s.cfg.Node+" "+pollID, time.Duration(s.pollTTL())*time.Millisecond
 	return func(pipe redis.Pipeliner) { pipe.Set(context.Background(), key, value, ttl) }
 }
 
@@ -334,7 +332,7 @@ func (s *Store) ConfirmWrite(sid, pollID string) bus.Write {
 // whose answer could not be written: the next poll with the same
 // cache-buster gets it again at once.
 func (s *Store) Release(ctx context.Context, sid, pollID string) error {
-	err := releaseScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, pollID)...).Err()
+	err := releaseScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, pollID)...).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("session: release: %w", err)
 	}
@@ -349,7 +347,7 @@ func (s *Store) Release(ctx context.Context, sid, pollID string) error {
 func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces []string, err error) {
 	deadline := time.Now().Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
-	res, err := touchScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, deadline, ttl, s.refreshSlack())...).Result()
+	res, err := touchScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, deadline, ttl, s.refreshSlack())...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return "", nil, ErrUnknownSession
@@ -370,7 +368,7 @@ func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces
 // stream. It is the zero time when none was recorded or the session is
 // gone.
 func (s *Store) LastHeard(ctx context.Context, sid string) (time.Time, error) {
-	ms, err := s.rdb.HGet(ctx, s.key("s", sid), "lh").Int64()
+	ms, err := s.rdb.HGet(ctx, s.cfg.Keys.Session(sid), "lh").Int64()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, nil
 	}
@@ -384,7 +382,7 @@ func (s *Store) LastHeard(ctx context.Context, sid string) (time.Time, error) {
 // is told to write packet ("" none) and close. It reports whether the session
 // existed.
 func (s *Store) End(ctx context.Context, sid string, reason bus.DisconnectReason, packet string) (bool, error) {
-	n, err := endScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, s.args(sid, string(reason), packet)...).Int()
+	n, err := endScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, string(reason), packet)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("session: end: %w", err)
 	}
@@ -394,7 +392,7 @@ func (s *Store) End(ctx context.Context, sid string, reason bus.DisconnectReason
 // EndWrite is End as a step of a committer batch, ordered after the
 // session's earlier signals.
 func (s *Store) EndWrite(sid string, reason bus.DisconnectReason, packet string) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid, string(reason), packet)
+	keys, args := s.sessionKeys(sid), s.args(sid, string(reason), packet)
 	return func(pipe redis.Pipeliner) { endScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
@@ -409,7 +407,7 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 	for _, p := range packets {
 		args = append(args, p)
 	}
-	n, err := deliverScript.Run(ctx, s.rdb, []string{s.key("s", sid)}, args...).Int()
+	n, err := deliverScript.Run(ctx, s.rdb, s.sessionKeys(sid), args...).Int()
 	if err != nil {
 		return fmt.Errorf("session: deliver: %w", err)
 	}
@@ -424,7 +422,7 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 
 // DeliverWrite is Deliver as a step of a committer batch.
 func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid)
+	keys, args := s.sessionKeys(sid), s.args(sid)
 	for _, p := range packets {
 		args = append(args, p)
 	}
@@ -438,19 +436,21 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	if echo {
 		e = "1"
 	}
-	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, query, e)
+	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(ns), s.cfg.Keys.NamespacePolling(ns))
+	args := s.args(sid, ns, query, e)
 	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
 // LeaveWrite disconnects namespace ns as a step of a committer batch.
 func (s *Store) LeaveWrite(sid, ns string, reason bus.DisconnectReason) bus.Write {
-	keys, args := []string{s.key("s", sid)}, s.args(sid, ns, string(reason))
+	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(ns), s.cfg.Keys.NamespacePolling(ns))
+	args := s.args(sid, ns, string(reason))
 	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
 // Exists reports whether a session is in Redis.
 func (s *Store) Exists(ctx context.Context, sid string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.key("s", sid)).Result()
+	n, err := s.rdb.Exists(ctx, s.cfg.Keys.Session(sid)).Result()
 	if err != nil {
 		return false, fmt.Errorf("session: exists: %w", err)
 	}
@@ -459,7 +459,7 @@ func (s *Store) Exists(ctx context.Context, sid string) (bool, error) {
 
 // Namespaces returns the namespaces a session is connected to.
 func (s *Store) Namespaces(ctx context.Context, sid string) ([]string, error) {
-	ns, err := s.rdb.SMembers(ctx, s.key("ns", sid)).Result()
+	ns, err := s.rdb.SMembers(ctx, s.cfg.Keys.SessionNamespaces(sid)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("session: namespaces: %w", err)
 	}

@@ -283,7 +283,7 @@ func TestMailboxBounds(t *testing.T) {
 		if !slices.Equal(reply.Packets, []string{"3:::12345"}) {
 			t.Fatalf("poll after the confirm = %q", reply.Packets)
 		}
-		if n, _ := rdb.HGet(ctx, st.key("s", sid), "mbb").Int(); n != 27 {
+		if n, _ := rdb.HGet(ctx, st.Keys().Session(sid), "mbb").Int(); n != 27 {
 			t.Fatalf("mailbox bytes %d after the confirmed batch was trimmed, want 27", n)
 		}
 	})
@@ -424,7 +424,7 @@ func TestStreamOpenAndGatewayReap(t *testing.T) {
 	if !slices.Equal(got, []string{"connect()", "disconnect()gateway_lost"}) {
 		t.Fatalf("signals = %q", got)
 	}
-	if n, _ := rdb.SCard(ctx, st.Keys().Prefix()+"gws").Result(); n != 0 {
+	if n, _ := rdb.SCard(ctx, st.Keys().Gateways()).Result(); n != 0 {
 		t.Fatalf("dead gateway still listed")
 	}
 }
@@ -465,7 +465,7 @@ func TestDeadlineRefreshSlack(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
 	sid, _ := st.Create(ctx, Handshake{})
-	key := st.cfg.Keys.Prefix() + "deadlines"
+	key := st.Keys().Deadlines()
 	score := func() float64 {
 		t.Helper()
 		v, err := rdb.ZScore(ctx, key, sid).Result()
@@ -493,7 +493,7 @@ func TestDeadlineRefreshSlack(t *testing.T) {
 		t.Fatalf("deadline moved from %v to %v within the slack", first, got)
 	}
 	// As if the last refresh were two seconds old: the next request refreshes.
-	if err := rdb.HSet(ctx, st.key("s", sid), "dl", int64(first)-2000).Err(); err != nil {
+	if err := rdb.HSet(ctx, st.Keys().Session(sid), "dl", int64(first)-2000).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := st.Touch(ctx, sid); err != nil {
@@ -539,13 +539,13 @@ func TestTouchRecordsLastHeard(t *testing.T) {
 	if _, _, err := st.Touch(ctx, polling); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := rdb.HExists(ctx, st.key("s", polling), "lh").Result(); err != nil || n {
+	if n, err := rdb.HExists(ctx, st.Keys().Session(polling), "lh").Result(); err != nil || n {
 		t.Fatalf("a polling session's POST recorded lh: %v %v", n, err)
 	}
 	if at := lastHeard("nosuchsid"); !at.IsZero() {
 		t.Fatalf("last heard of an unknown session: %v", at)
 	}
-	if err := rdb.HSet(ctx, st.key("s", stream), "lh", "garbage").Err(); err != nil {
+	if err := rdb.HSet(ctx, st.Keys().Session(stream), "lh", "garbage").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.LastHeard(ctx, stream); err == nil {

@@ -24,6 +24,10 @@
 // signal, and what clients receive happens exactly once. A handler's own
 // external side effects can use Signal.ID to be idempotent.
 //
+// The package reads sessions through session.Store and applies effects
+// through its scripts; it names no Redis key itself (bus.Keys owns them,
+// docs/redis.md documents them).
+//
 // A handler's error makes the worker run the signal again (after a short
 // backoff; the session's later signals wait), then, after
 // Config.MaxAttempts failures, move it to the dead-letter stream. Invalid

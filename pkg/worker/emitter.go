@@ -95,39 +95,17 @@ func (e *Emitter) Of(ns string) *Room { return &Room{em: e, ns: ns} }
 // across the cluster, with a cursor (SSCAN), never one giant read. A socket
 // may appear twice if the set changes during the scan, as SSCAN allows.
 func (e *Emitter) Sockets(ctx context.Context, ns string) iter.Seq2[string, error] {
-	return e.scan(ctx, e.keys.Prefix()+"nsm:"+ns)
+	return e.store.Sessions(ctx, ns)
 }
 
 // RoomSockets iterates over the ids of the sockets in a room.
 func (e *Emitter) RoomSockets(ctx context.Context, ns, room string) iter.Seq2[string, error] {
-	return e.scan(ctx, e.keys.Prefix()+"room:"+ns+":"+room)
-}
-
-func (e *Emitter) scan(ctx context.Context, key string) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		var cursor uint64
-		for {
-			ids, next, err := e.rdb.SScan(ctx, key, cursor, "", 500).Result()
-			if err != nil {
-				yield("", fmt.Errorf("worker: list sockets: %w", err))
-				return
-			}
-			for _, id := range ids {
-				if !yield(id, nil) {
-					return
-				}
-			}
-			if next == 0 {
-				return
-			}
-			cursor = next
-		}
-	}
+	return e.store.RoomSessions(ctx, ns, room)
 }
 
 // Count returns how many sockets are connected to namespace ns.
 func (e *Emitter) Count(ctx context.Context, ns string) (int64, error) {
-	n, err := e.rdb.SCard(ctx, e.keys.Prefix()+"nsm:"+ns).Result()
+	n, err := e.store.CountNamespace(ctx, ns)
 	if err != nil {
 		return 0, fmt.Errorf("worker: count: %w", err)
 	}
@@ -136,7 +114,7 @@ func (e *Emitter) Count(ctx context.Context, ns string) (int64, error) {
 
 // CountRoom returns how many sockets are in a room.
 func (e *Emitter) CountRoom(ctx context.Context, ns, room string) (int64, error) {
-	n, err := e.rdb.SCard(ctx, e.keys.Prefix()+"room:"+ns+":"+room).Result()
+	n, err := e.store.CountRoom(ctx, ns, room)
 	if err != nil {
 		return 0, fmt.Errorf("worker: count room: %w", err)
 	}

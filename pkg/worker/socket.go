@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
@@ -40,12 +39,8 @@ func (s *Socket) Namespace() string { return s.ns }
 // Handshake returns what the session kept of its handshake request:
 // headers, query, remote address and time.
 func (s *Socket) Handshake(ctx context.Context) (session.Handshake, error) {
-	var hs session.Handshake
-	raw, err := s.em.rdb.HGet(ctx, s.em.keys.Prefix()+"s:{"+s.id+"}", "hs").Result()
+	hs, err := s.em.store.Handshake(ctx, s.id)
 	if err != nil {
-		return hs, fmt.Errorf("worker: handshake of %s: %w", s.id, err)
-	}
-	if err := json.Unmarshal([]byte(raw), &hs); err != nil {
 		return hs, fmt.Errorf("worker: handshake of %s: %w", s.id, err)
 	}
 	return hs, nil
@@ -54,7 +49,7 @@ func (s *Socket) Handshake(ctx context.Context) (session.Handshake, error) {
 // AuthData unmarshals into v the data the OnAuthorize hook kept with the
 // session (it leaves v alone when there is none).
 func (s *Socket) AuthData(ctx context.Context, v any) error {
-	raw, err := s.em.rdb.HGet(ctx, s.em.keys.Prefix()+"s:{"+s.id+"}", "ad").Result()
+	raw, err := s.em.store.AuthData(ctx, s.id)
 	if err != nil {
 		return fmt.Errorf("worker: auth data of %s: %w", s.id, err)
 	}
@@ -174,17 +169,11 @@ func (s *Socket) Leave(room string) error {
 // Rooms returns the rooms the socket is in, in this namespace, as committed
 // (a Join in the running handler shows after its commit).
 func (s *Socket) Rooms(ctx context.Context) ([]string, error) {
-	all, err := s.em.rdb.SMembers(ctx, s.em.keys.Prefix()+"rooms:{"+s.id+"}").Result()
+	rooms, err := s.em.store.Rooms(ctx, s.id, s.ns)
 	if err != nil {
 		return nil, fmt.Errorf("worker: rooms: %w", err)
 	}
-	var out []string
-	for _, r := range all {
-		if room, ok := strings.CutPrefix(r, s.ns+":"); ok {
-			out = append(out, room)
-		}
-	}
-	return out, nil
+	return rooms, nil
 }
 
 // Disconnect disconnects the socket: in the default namespace the whole

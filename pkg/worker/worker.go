@@ -296,7 +296,7 @@ func (w *Worker) take(key pendingKey) *pendingAck {
 	return p
 }
 
-// replies receives clients' answers to EmitAck ("<sid>\n<id>\n<args>").
+// replies receives clients' answers to EmitAck (bus.Reply).
 func (w *Worker) replies(ctx context.Context, sub *redis.PubSub) {
 	ch := sub.Channel(redis.WithChannelSize(4096))
 	for {
@@ -307,24 +307,21 @@ func (w *Worker) replies(ctx context.Context, sub *redis.PubSub) {
 			if !ok {
 				return
 			}
-			f := strings.SplitN(msg.Payload, "\n", 3)
-			if len(f) != 3 {
-				continue
-			}
-			id, err := strconv.ParseUint(f[1], 10, 64)
+			r, err := bus.ParseReply(msg.Payload)
 			if err != nil {
+				w.log.Warn("ack reply dropped", "err", err)
 				continue
 			}
-			p := w.take(pendingKey{f[0], id})
+			p := w.take(pendingKey{r.SID, r.ID})
 			if p == nil {
 				continue // timed out already, or dropped with a failed handler
 			}
 			w.metrics.AcksRouted.Inc()
-			args := json.RawMessage(f[2])
+			args := json.RawMessage(r.Args)
 			if len(args) == 0 {
 				args = json.RawMessage("[]")
 			}
-			go p.cb(ctx, w.Emitter.Socket(f[0], p.ns).attach(w), args, nil)
+			go p.cb(ctx, w.Emitter.Socket(r.SID, p.ns).attach(w), args, nil)
 		}
 	}
 }

@@ -64,7 +64,7 @@ func (e *env) event(sid, name, args string, ackID uint64) {
 
 // mailbox returns the packets waiting for a polling session (after 1::).
 func (e *env) mailbox(sid string) []string {
-	out, err := e.rdb.LRange(context.Background(), e.keys.Prefix()+"mb:{"+sid+"}", 1, -1).Result()
+	out, err := e.rdb.LRange(context.Background(), e.keys.Mailbox(sid), 1, -1).Result()
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -233,7 +233,7 @@ func TestGatewayDrainUnderTraffic(t *testing.T) {
 		t.Logf("%s: %d sessions replaced by reconnects", transport, len(oldSessions(r.out)))
 		// Sessions left behind by reconnects ended in Redis.
 		for _, sid := range oldSessions(r.out) {
-			if n, _ := c.rdb.Exists(context.Background(), "rt:s:{"+sid+"}").Result(); n != 0 {
+			if n, _ := c.rdb.Exists(context.Background(), c.keys.Session(sid)).Result(); n != 0 {
 				t.Errorf("%s session %s was left behind but not ended", transport, sid)
 			}
 		}
@@ -316,7 +316,7 @@ func TestGatewayKilledUnderWebSocketTraffic(t *testing.T) {
 		t.Fatalf("no client was on the killed gateway:\n%s", out)
 	}
 	for _, sid := range old {
-		if n, _ := c.rdb.Exists(context.Background(), "rt:s:{"+sid+"}").Result(); n != 0 {
+		if n, _ := c.rdb.Exists(context.Background(), c.keys.Session(sid)).Result(); n != 0 {
 			t.Errorf("session %s of the killed gateway was not reaped", sid)
 		}
 	}

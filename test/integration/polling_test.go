@@ -73,7 +73,7 @@ func TestPollingBurstIsAnswered(t *testing.T) {
 			}
 			// Nobody polls until the worker has answered every packet, so the
 			// whole burst waits in the mailbox at once.
-			mailbox, session := c.keys.Prefix()+"mb:{"+sid+"}", c.keys.Prefix()+"s:{"+sid+"}"
+			mailbox, session := c.keys.Mailbox(sid), c.keys.Session(sid)
 			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				depth, _ := c.rdb.LLen(context.Background(), mailbox).Result()
 				alive, _ := c.rdb.Exists(context.Background(), session).Result()

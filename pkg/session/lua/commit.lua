@@ -1,0 +1,67 @@
+-- commit.lua applies commits in order (Store.Apply). For a commit with an
+-- entry id, the effects apply only if XACK acknowledged the entry now (so
+-- a retried or duplicated commit applies nothing twice). From ARGV[4], per
+-- commit: stream, id, effect count, then per effect: op, arg count, args.
+-- KEYS[1] only: the sessions, rooms and streams come with the effects.
+-- Returns the number of commits applied.
+local function join(sid, ns, room)
+  local s = k_s(sid)
+  local f = redis.call('HMGET', s, 'cls', 'gw')
+  if redis.call('EXISTS', s) == 0 then return end
+  if redis.call('SISMEMBER', k_ns(sid), ns) == 0 then return end
+  local r = room_member(ns, room)
+  redis.call('SADD', k_rooms(sid), r)
+  redis.call('SADD', k_room(r), sid)
+  if f[1] == 'poll' then redis.call('SADD', k_roomp(r), sid)
+  elseif f[1] == 'stream' and f[2] then publish(f[2], route_join(sid, ns, room)) end
+end
+local function leave(sid, ns, room)
+  local r = room_member(ns, room)
+  redis.call('SREM', k_rooms(sid), r)
+  redis.call('SREM', k_room(r), sid)
+  redis.call('SREM', k_roomp(r), sid)
+  local gw = redis.call('HGET', k_s(sid), 'gw')
+  if gw then publish(gw, route_leave(sid, ns, room)) end
+end
+local function broadcast(ns, room, except, packet)
+  pub(k_bcast(), route_broadcast(ns, room, except, packet))
+  local set
+  if room == '' then set = k_nsp(ns) else set = k_roomp(room_member(ns, room)) end
+  for _, sid in ipairs(redis.call('SMEMBERS', set)) do
+    if sid ~= except then deliver(sid, {packet}) end
+  end
+end
+local function apply(op, a)
+  if op == 'd' then deliver(a[1], {a[2]})
+  elseif op == 'j' then join(a[1], a[2], a[3])
+  elseif op == 'l' then leave(a[1], a[2], a[3])
+  elseif op == 'b' then broadcast(a[1], a[2], a[3], a[4])
+  elseif op == 'a' then
+    local s, acks = k_s(a[1]), k_acks(a[1])
+    if redis.call('EXISTS', s) == 1 then
+      redis.call('HSET', acks, a[2], a[3])
+      local ttl = redis.call('PTTL', s)
+      if ttl > 0 then redis.call('PEXPIRE', acks, ttl) end
+    end
+  elseif op == 'e' then end_session(a[1], a[2], a[3])
+  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4])
+  end
+end
+buffer()
+local i, applied = 4, 0
+while i <= #ARGV do
+  local stream, id, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local ok = true
+  if id ~= '' then ok = redis.call('XACK', stream, GROUP, id) == 1 end
+  for _ = 1, n do
+    local op, na = ARGV[i], tonumber(ARGV[i + 1])
+    local a = {}
+    for j = 1, na do a[j] = ARGV[i + 1 + j] end
+    i = i + 2 + na
+    if ok then apply(op, a) end
+  end
+  if ok then applied = applied + 1 end
+end
+flush()
+return applied

@@ -1,0 +1,5 @@
+-- deliver.lua queues packets for a session (Store.Deliver). ARGV[4] sid,
+-- [5..] packets. KEYS: the session's. Returns what deliver does.
+local packets = {}
+for i = 5, #ARGV do packets[#packets + 1] = ARGV[i] end
+return deliver(ARGV[4], packets, own_keys())

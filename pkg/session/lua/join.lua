@@ -1,0 +1,17 @@
+-- join.lua connects a namespace (Store.JoinWrite). ARGV[4] sid, [5] ns,
+-- [6] query, [7] "1" to queue the 1::<ns> echo (polling sessions;
+-- streaming gateways write it themselves). KEYS: the session's, then
+-- KEYS[10] and KEYS[11] the namespace's sets (nsm:<ns>, nsp:<ns>).
+-- Returns 1, or 0 if the session is gone.
+local sid, ns = ARGV[4], ARGV[5]
+local k = own_keys()
+local f = redis.call('HMGET', k.s, 'p', 'cls', 'gw')
+if not f[1] then return 0 end
+if f[2] == 'stream' and f[3] then publish(f[3], route_join(sid, ns, '')) end
+if redis.call('SADD', k.ns, ns) == 1 then
+  redis.call('SADD', KEYS[10], sid)
+  if f[2] == 'poll' then redis.call('SADD', KEYS[11], sid) end
+  xadd(k.sig, sid, 'connect', ns, {query = ARGV[6]})
+end
+if ARGV[7] == '1' then deliver(sid, {'1::' .. ns}, k) end
+return 1

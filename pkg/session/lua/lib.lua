@@ -1,0 +1,233 @@
+-- lib.lua: the helpers the session scripts share. scripts.go runs each
+-- script as: the header it renders from Go (ARGV conventions, the mailbox
+-- defaults and the signal schema from the Go constants), the definitions
+-- of this file the script uses, then the script's own file. Key names are
+-- never spelled here: keys known before a script runs come as KEYS, the
+-- others from the key macros k_<name>(part) and room_member(ns, room),
+-- which scripts.go expands from bus.KeyPatterns and bus.RoomMember.
+--
+-- Each definition starts at the beginning of a line with "local" (the
+-- comment lines just above belong to it); a script carries only those it
+-- uses, directly or through others, so a helper costs nothing to the
+-- scripts that do not call it.
+--
+-- KEYS[1] is <P>deadlines for every script. A script on one session (its
+-- sid in ARGV[4]) gets that session's keys as KEYS[2..9], in the order of
+-- own_keys() below (Store.sessionKeys builds them); its own keys follow from
+-- KEYS[10]. The helpers below that act on a session take its sid and own:
+-- the table own_keys() returns when the session is the script's own, nil
+-- for a session named by data (the sessions of a worker's effects, of a
+-- broadcast, of the reaper), whose keys they name with the key macros.
+--
+-- Message formats written here (one helper each; pkg/bus owns and decodes
+-- them, the contract tests in scripts_test.go check they agree): the route
+-- messages (route_* and flush, bus.Route and bus.EachRoute), the reply
+-- message (reply_message, bus.Reply) and the packed signal (xadd,
+-- bus.Signal.Pack).
+
+local KDL = KEYS[1]
+
+-- own_keys returns the keys of the script's own session, from KEYS. sig, its
+-- partition stream, is known for the own session only: for others the
+-- partition is read from the hash (k_sig(p)).
+local function own_keys()
+  return {s = KEYS[2], mb = KEYS[3], ns = KEYS[4], rooms = KEYS[5], acks = KEYS[6],
+    kick = KEYS[7], cf = KEYS[8], sig = KEYS[9]}
+end
+
+-- xadd appends a signal of session sid to stream, packed as
+-- bus.Signal.Pack does; extra holds query, transport or reason.
+local function xadd(stream, sid, kind, ns, extra)
+  extra = extra or {}
+  local f = {SIGNAL_VERSION, kind, sid, ns, NODE, NOW, '', '', '', '', '', extra.query or '', extra.transport or '', extra.reason or '', ''}
+  local parts = {}
+  for i, v in ipairs(f) do parts[i] = #v .. ':' .. v end
+  return redis.call('XADD', stream, '*', SIGNAL_FIELD, table.concat(parts))
+end
+
+-- Route messages (bus.Route): one helper per kind.
+local function route_deliver(sid, packet) return 'D\n' .. sid .. '\n' .. NOW .. '\n' .. packet end
+local function route_wake(sid, pid) return 'W\n' .. sid .. '\n' .. pid end
+local function route_kick(sid, pid) return 'K\n' .. sid .. '\n' .. pid end
+local function route_close(sid, reason, packet) return 'C\n' .. sid .. '\n' .. reason .. '\n' .. packet end
+local function route_join(sid, ns, room) return 'J\n' .. sid .. '\n' .. ns .. '\n' .. room end
+local function route_leave(sid, ns, room) return 'L\n' .. sid .. '\n' .. ns .. '\n' .. room end
+local function route_broadcast(ns, room, except, packet)
+  return 'B\n' .. ns .. '\n' .. room .. '\n' .. except .. '\n' .. NOW .. '\n' .. packet
+end
+local function route_batch(msgs)
+  local parts = {'M\n'}
+  for _, m in ipairs(msgs) do parts[#parts + 1] = #m .. '\n' .. m end
+  return table.concat(parts)
+end
+
+-- reply_message is a client's answer to a server emit (bus.Reply).
+local function reply_message(sid, id, args) return sid .. '\n' .. id .. '\n' .. args end
+
+-- Route messages are published at once, or, once a script called
+-- buffer(), collected and published by flush() at its end: consecutive
+-- messages for one channel go as one batch message (route_batch), in order.
+local BUF = nil
+local function buffer() BUF = {} end
+local function pub(ch, msg)
+  if not BUF then redis.call('PUBLISH', ch, msg) return end
+  local last = BUF[#BUF]
+  if last and last[1] == ch then
+    last[2][#last[2] + 1] = msg
+  else
+    BUF[#BUF + 1] = {ch, {msg}}
+  end
+end
+local function flush()
+  local buf = BUF or {}
+  BUF = nil
+  for _, e in ipairs(buf) do
+    local msgs = e[2]
+    if #msgs == 1 then
+      redis.call('PUBLISH', e[1], msgs[1])
+    else
+      redis.call('PUBLISH', e[1], route_batch(msgs))
+    end
+  end
+end
+local function publish(node, msg) pub(k_gw(node), msg) end
+
+local function poller(pg)
+  if not pg then return nil, nil end
+  return string.match(pg, '^(%S+) (%S+)$')
+end
+
+-- end_session ends a session exactly once: one disconnect signal per
+-- connected namespace (the default one last), every index cleaned, the
+-- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
+local function end_session(sid, reason, packet, own)
+  local s = own and own.s or k_s(sid)
+  local f = redis.call('HMGET', s, 'p', 'gw', 'pg', 'cls')
+  if not f[1] then return 0 end
+  local p, gw, pg = f[1], f[2], f[3]
+  if packet and packet ~= '' and f[4] ~= 'stream' then
+    -- A polling client may be between polls: its next poll gets the last
+    -- packet (e.g. 0::, so it knows it was booted) instead of an error.
+    redis.call('SET', own and own.kick or k_kick(sid), packet, 'PX', 60000)
+  end
+  local kns, krooms = own and own.ns or k_ns(sid), own and own.rooms or k_rooms(sid)
+  local nss = redis.call('SMEMBERS', kns)
+  table.sort(nss, function(a, b) return a > b end)
+  local stream = own and own.sig or k_sig(p)
+  for _, ns in ipairs(nss) do
+    xadd(stream, sid, 'disconnect', ns, {reason = reason})
+    redis.call('SREM', k_nsm(ns), sid)
+    redis.call('SREM', k_nsp(ns), sid)
+  end
+  for _, r in ipairs(redis.call('SMEMBERS', krooms)) do
+    redis.call('SREM', k_room(r), sid)
+    redis.call('SREM', k_roomp(r), sid)
+  end
+  redis.call('ZREM', KDL, sid)
+  local msg = route_close(sid, reason, packet or '')
+  if gw then
+    redis.call('SREM', k_gwss(gw), sid)
+    publish(gw, msg)
+  end
+  local pnode = poller(pg)
+  if pnode and pnode ~= gw then publish(pnode, msg) end
+  if own then
+    redis.call('DEL', s, own.mb, kns, krooms, own.acks, own.cf)
+  else
+    redis.call('DEL', s, k_mb(sid), kns, krooms, k_acks(sid), k_cf(sid))
+  end
+  return 1
+end
+
+-- deliver queues packets for a session: published to the gateway holding
+-- its stream, else appended to its mailbox (waking a parked poll).
+-- Returns 1, 0 when there is no such session, -1 when the mailbox
+-- overflowed (the session is then ended with reason "overflow"): its bytes
+-- would pass mxb while its oldest packet has waited more than mxw ms (the
+-- client does not drain it), or pass MB_HARD times mxb.
+local function deliver(sid, packets, own)
+  local s = own and own.s or k_s(sid)
+  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw')
+  if not f[4] then return 0 end -- every session has its partition
+  if f[1] == 'stream' and f[2] then
+    for _, pk in ipairs(packets) do publish(f[2], route_deliver(sid, pk)) end
+    return 1
+  end
+  local add = 0
+  for _, pk in ipairs(packets) do add = add + #pk end
+  local bytes = (tonumber(f[5]) or 0) + add
+  local bound = tonumber(f[7]) or MB_DEFAULT
+  if bytes > bound then
+    local waited = 0
+    if f[6] then waited = tonumber(NOW) - tonumber(f[6]) end
+    if bytes > MB_HARD * bound or waited > (tonumber(f[8]) or MB_WAIT_DEFAULT) then
+      end_session(sid, 'overflow', '', own)
+      return -1
+    end
+  end
+  local mb = own and own.mb or k_mb(sid)
+  if f[6] then redis.call('HSET', s, 'mbb', bytes) else redis.call('HSET', s, 'mt', NOW, 'mbb', bytes) end
+  redis.call('RPUSH', mb, unpack(packets))
+  local ttl = redis.call('PTTL', s)
+  if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end
+  local node, pid = poller(f[3])
+  if node then publish(node, route_wake(sid, pid)) end
+  return 1
+end
+
+-- leave_ns disconnects one namespace of a session: packet (if any) is
+-- delivered first, the session leaves the namespace's rooms, the gateway
+-- holding its stream is told, and the disconnect signal is written. nsm and
+-- nsp are the namespace's sets when the caller has them as KEYS. Returns
+-- 1, or 0 when the session or the namespace membership was gone.
+local function leave_ns(sid, ns, reason, packet, own, nsm, nsp)
+  local f = redis.call('HMGET', own and own.s or k_s(sid), 'p', 'gw')
+  if not f[1] then return 0 end
+  if packet ~= '' then deliver(sid, {packet}, own) end
+  if redis.call('SREM', own and own.ns or k_ns(sid), ns) == 0 then return 0 end
+  redis.call('SREM', nsm or k_nsm(ns), sid)
+  redis.call('SREM', nsp or k_nsp(ns), sid)
+  local krooms = own and own.rooms or k_rooms(sid)
+  local prefix = room_member(ns, '')
+  for _, r in ipairs(redis.call('SMEMBERS', krooms)) do
+    if string.sub(r, 1, #prefix) == prefix then
+      redis.call('SREM', k_room(r), sid)
+      redis.call('SREM', k_roomp(r), sid)
+      redis.call('SREM', krooms, r)
+    end
+  end
+  if f[2] then publish(f[2], route_leave(sid, ns, '')) end
+  xadd(own and own.sig or k_sig(f[1]), sid, 'disconnect', ns, {reason = reason})
+  return 1
+end
+
+-- trim_batch drops the batch in flight from the head of the script's own
+-- session's mailbox (its answer reached the client) and forgets it.
+local function trim_batch(own)
+  local s = own.s
+  local f = redis.call('HMGET', s, 'ic', 'ib', 'mbb')
+  local ic = tonumber(f[1]) or 0
+  if ic > 0 then redis.call('LTRIM', own.mb, ic, -1) end
+  local left = (tonumber(f[3]) or 0) - (tonumber(f[2]) or 0)
+  if left < 0 then left = 0 end
+  redis.call('HSET', s, 'ic', 0, 'mbb', left)
+  redis.call('HDEL', s, 'io', 'itm', 'ib')
+end
+
+local function expire_all(own, ttl)
+  for _, key in ipairs({own.s, own.mb, own.ns, own.rooms, own.acks}) do
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
+-- refresh pushes the script's own polling session's deadline and its keys'
+-- TTL forward unless the deadline written last (dl, the session hash
+-- field) is less than slack ms short of the new one: a client polling many
+-- times a second pays for it about once per slack, and its deadline is
+-- never more than slack short.
+local function refresh(sid, own, dl, deadline, ttl, slack)
+  if dl and tonumber(deadline) - tonumber(dl) < tonumber(slack) then return end
+  redis.call('ZADD', KDL, deadline, sid)
+  expire_all(own, ttl)
+  redis.call('HSET', own.s, 'dl', deadline)
+end

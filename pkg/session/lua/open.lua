@@ -1,0 +1,31 @@
+-- open.lua attaches a streaming transport held by NODE (Store.OpenStream).
+-- ARGV[4] sid, [5] transport. KEYS: the session's, then KEYS[10] the
+-- streams set of this gateway (gwss:NODE), KEYS[11] the default
+-- namespace's set (nsm:).
+-- Returns nil (unknown), -1 (wrong class), or {first, {queued packets}}.
+local sid, tr = ARGV[4], ARGV[5]
+local k = own_keys()
+local s = k.s
+if redis.call('EXISTS', s) == 0 then return false end
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'gw')
+if f[2] and f[2] ~= 'stream' then return -1 end
+local first = 0
+if f[1] == 'new' then
+  first = 1
+  redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'stream')
+  redis.call('SADD', k.ns, '')
+  redis.call('SADD', KEYS[11], sid)
+  xadd(k.sig, sid, 'connect', '', {transport = tr})
+end
+if f[4] and f[4] ~= NODE then
+  redis.call('SREM', k_gwss(f[4]), sid)
+  publish(f[4], route_close(sid, 'replaced', ''))
+end
+redis.call('HSET', s, 'gw', NODE)
+redis.call('SADD', KEYS[10], sid)
+redis.call('ZREM', KDL, sid)
+for _, key in ipairs({s, k.ns, k.rooms, k.acks}) do redis.call('PERSIST', key) end
+local q = redis.call('LRANGE', k.mb, 0, -1)
+redis.call('DEL', k.mb)
+redis.call('HDEL', s, 'mbb', 'mt', 'it', 'ic', 'ib', 'io', 'itm')
+return {first, q}

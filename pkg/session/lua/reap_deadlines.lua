@@ -1,0 +1,10 @@
+-- reap_deadlines.lua ends sessions whose deadline passed
+-- (Store.ReapDeadlines). ARGV[4] limit. KEYS[1] only.
+-- Returns {examined, ended}.
+local sids = redis.call('ZRANGEBYSCORE', KDL, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
+local n = 0
+for _, sid in ipairs(sids) do
+  n = n + end_session(sid, 'timeout', '')
+  redis.call('ZREM', KDL, sid)
+end
+return {#sids, n}

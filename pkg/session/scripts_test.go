@@ -1,0 +1,504 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// contract runs the scripts against a real Redis and captures what they
+// publish (every channel under the prefix) and what they append to the
+// partition streams, step by step.
+type contract struct {
+	t       *testing.T
+	rdb     *redis.Client
+	keys    bus.Keys
+	msgs    <-chan *redis.Message
+	last    map[string]string // stream -> last entry id read
+	ops     map[bus.Op]bool   // route ops seen
+	kinds   map[bus.Kind]bool // signal kinds seen
+	replies int
+	step    int
+}
+
+func newContract(t *testing.T, rdb *redis.Client, keys bus.Keys) *contract {
+	ctx := context.Background()
+	sub := rdb.PSubscribe(ctx, keys.Prefix()+"*")
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &contract{t: t, rdb: rdb, keys: keys, msgs: sub.Channel(redis.WithChannelSize(1000)),
+		last: map[string]string{}, ops: map[bus.Op]bool{}, kinds: map[bus.Kind]bool{}}
+}
+
+// message is one PUBLISH expected: a route message (a batch when it holds
+// more than one route) on a gateway or the broadcast channel, or a reply.
+// A route's Time of -1 stands for "when the step ran".
+type message struct {
+	channel string
+	routes  []bus.Route
+	reply   *bus.Reply
+}
+
+// check runs one step and asserts that it published exactly msgs, in
+// order, and appended exactly sigs to the partition streams (in order per
+// session), each decoded by pkg/bus. A signal's zero Time stands for "when
+// the step ran".
+func (c *contract) check(name string, step func() error, msgs []message, sigs []bus.Signal) {
+	c.t.Helper()
+	ctx := context.Background()
+	c.step++
+	from := time.Now().UnixMilli()
+	if err := step(); err != nil {
+		c.t.Fatalf("%s: %v", name, err)
+	}
+	to := time.Now().UnixMilli()
+	inWindow := func(ms int64) bool { return ms >= from && ms <= to }
+
+	// Published: everything before the sentinel this step publishes last.
+	sentinel := fmt.Sprintf("step %d", c.step)
+	if err := c.rdb.Publish(ctx, c.keys.Prefix()+"test-sentinel", sentinel).Err(); err != nil {
+		c.t.Fatal(err)
+	}
+	var got []*redis.Message
+	for {
+		select {
+		case m := <-c.msgs:
+			if m.Payload == sentinel {
+				goto published
+			}
+			got = append(got, m)
+		case <-time.After(5 * time.Second):
+			c.t.Fatalf("%s: no sentinel after %d messages", name, len(got))
+		}
+	}
+published:
+	if len(got) != len(msgs) {
+		var s []string
+		for _, m := range got {
+			s = append(s, fmt.Sprintf("%s %q", m.Channel, m.Payload))
+		}
+		c.t.Fatalf("%s: published %d messages, want %d: %s", name, len(got), len(msgs), strings.Join(s, ", "))
+	}
+	for i, m := range got {
+		want := msgs[i]
+		if m.Channel != want.channel {
+			c.t.Errorf("%s: message %d on %q, want %q", name, i, m.Channel, want.channel)
+		}
+		if want.reply != nil {
+			r, err := bus.ParseReply(m.Payload)
+			if err != nil || r != *want.reply {
+				c.t.Errorf("%s: reply %q parses as %#v, %v; want %#v", name, m.Payload, r, err, *want.reply)
+			}
+			c.replies++
+			continue
+		}
+		if batch := strings.HasPrefix(m.Payload, "M\n"); batch != (len(want.routes) > 1) {
+			c.t.Errorf("%s: message %q: batch %v, want %d routes", name, m.Payload, batch, len(want.routes))
+		} else if batch {
+			c.ops[bus.OpBatch] = true
+		}
+		var routes []bus.Route
+		err := bus.EachRoute(m.Payload, func(msg string) {
+			r, err := bus.ParseRoute(msg)
+			if err != nil {
+				c.t.Errorf("%s: route %q: %v", name, msg, err)
+			}
+			routes = append(routes, r)
+		})
+		if err != nil {
+			c.t.Errorf("%s: message %q: %v", name, m.Payload, err)
+		}
+		if len(routes) != len(want.routes) {
+			c.t.Errorf("%s: message %q holds %d routes, want %d", name, m.Payload, len(routes), len(want.routes))
+			continue
+		}
+		for j, r := range routes {
+			w := want.routes[j]
+			if w.Time == -1 {
+				if !inWindow(r.Time) {
+					c.t.Errorf("%s: route %c routed at %d, not in [%d, %d]", name, r.Op, r.Time, from, to)
+				}
+				w.Time = r.Time
+			}
+			if r != w {
+				c.t.Errorf("%s: route %#v, want %#v", name, r, w)
+			}
+			c.ops[r.Op] = true
+		}
+	}
+
+	// Appended: the entries after those read at the previous step.
+	bySID := map[string][]bus.Signal{}
+	for p := range c.keys.Partitions() {
+		stream := c.keys.Stream(p)
+		start := "-"
+		if id, ok := c.last[stream]; ok {
+			start = "(" + id
+		}
+		entries, err := c.rdb.XRange(ctx, stream, start, "+").Result()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, e := range entries {
+			c.last[stream] = e.ID
+			s, err := bus.ParseSignal(e.ID, e.Values)
+			if err != nil {
+				c.t.Errorf("%s: entry %s of %s: %v", name, e.ID, stream, err)
+				continue
+			}
+			if want := c.keys.StreamFor(s.SID); stream != want {
+				c.t.Errorf("%s: signal of %s on %s, want %s", name, s.SID, stream, want)
+			}
+			if !inWindow(s.Time.UnixMilli()) {
+				c.t.Errorf("%s: signal written at %v, not in [%d, %d]", name, s.Time.UnixMilli(), from, to)
+			}
+			s.ID, s.Time = "", time.Time{}
+			bySID[s.SID] = append(bySID[s.SID], s)
+			c.kinds[s.Kind] = true
+		}
+	}
+	wantBySID := map[string][]bus.Signal{}
+	for _, s := range sigs {
+		wantBySID[s.SID] = append(wantBySID[s.SID], s)
+	}
+	for _, sid := range slices.Sorted(maps.Keys(wantBySID)) {
+		if !slices.Equal(bySID[sid], wantBySID[sid]) {
+			c.t.Errorf("%s: signals of %s:\n got %+v\nwant %+v", name, sid, bySID[sid], wantBySID[sid])
+		}
+	}
+	for _, sid := range slices.Sorted(maps.Keys(bySID)) {
+		if _, ok := wantBySID[sid]; !ok {
+			c.t.Errorf("%s: unexpected signals of %s: %+v", name, sid, bySID[sid])
+		}
+	}
+}
+
+// The contract between the scripts and pkg/bus: every route message a
+// script publishes decodes with bus.EachRoute and bus.ParseRoute into what
+// the script meant, every entry it appends decodes with bus.ParseSignal,
+// and the reply message decodes with bus.ParseReply (the worker's
+// decoder). The steps make the scripts publish every route kind they
+// write (D, W, K, C, J, L, B and batches, M) and every signal kind.
+func TestScriptsSpeakBusFormats(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	cfg := st.Config()
+	cfg.Node = "gwB"
+	stB := New(rdb, cfg)
+	cfg.Node = "gwC"
+	stC := New(rdb, cfg)
+	k := st.Keys()
+	c := newContract(t, rdb, k)
+	gwA, gwB, gwC := k.GatewayChannel("gwA"), k.GatewayChannel("gwB"), k.GatewayChannel("gwC")
+	const now = -1
+	route := func(r bus.Route) []bus.Route { return []bus.Route{r} }
+	sig := func(kind bus.Kind, sid, ns, gw string) bus.Signal {
+		return bus.Signal{Kind: kind, SID: sid, NS: ns, Gateway: gw}
+	}
+	pipe := nilPipe(t, rdb)
+
+	// A streaming session: open.lua, deliver.lua, join.lua, leave.lua.
+	a, _ := st.Create(ctx, Handshake{})
+	c.check("open", func() error { _, _, err := st.OpenStream(ctx, a, "websocket"); return err }, nil,
+		[]bus.Signal{{Kind: bus.KindConnect, SID: a, Gateway: "gwA", Transport: "websocket"}})
+	c.check("deliver to a stream", func() error { return st.Deliver(ctx, a, "3:::x\ny") },
+		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpDeliver, SID: a, Packet: "3:::x\ny", Time: now})}}, nil)
+	c.check("open elsewhere", func() error { _, _, err := stB.OpenStream(ctx, a, "websocket"); return err },
+		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpClose, SID: a, Arg: "replaced"})}}, nil)
+	c.check("join a namespace", func() error { return pipe(stB.JoinWrite(a, "/chat", "?q=1", false)) },
+		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpJoin, SID: a, Arg: "/chat"})}},
+		[]bus.Signal{{Kind: bus.KindConnect, SID: a, NS: "/chat", Gateway: "gwB", Query: "?q=1"}})
+	c.check("leave a namespace", func() error { return pipe(stB.LeaveWrite(a, "/chat", bus.ReasonClient)) },
+		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpLeave, SID: a, Arg: "/chat"})}},
+		[]bus.Signal{{Kind: bus.KindDisconnect, SID: a, NS: "/chat", Gateway: "gwB", Reason: bus.ReasonClient}})
+	c.check("join it again", func() error { return pipe(stB.JoinWrite(a, "/chat", "", false)) },
+		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpJoin, SID: a, Arg: "/chat"})}},
+		[]bus.Signal{sig(bus.KindConnect, a, "/chat", "gwB")})
+
+	// commit.lua: the routes of one commit for one channel go as a batch.
+	c.check("commit", func() error {
+		_, err := st.Apply(ctx, Commit{Effects: []Effect{
+			JoinEffect(a, "/chat", "r1"), DeliverEffect(a, "5:::{}"), LeaveEffect(a, "/chat", "r1"),
+			AckEffect(a, 42, k.ReplyChannel("w1")),
+			BroadcastEffect("/chat", "r2", a, "3:/chat::all\nbut a"),
+		}})
+		return err
+	}, []message{
+		{channel: gwB, routes: []bus.Route{
+			{Op: bus.OpJoin, SID: a, Arg: "/chat", Room: "r1"},
+			{Op: bus.OpDeliver, SID: a, Packet: "5:::{}", Time: now},
+			{Op: bus.OpLeave, SID: a, Arg: "/chat", Room: "r1"}}},
+		{channel: k.BroadcastChannel(), routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now})},
+	}, nil)
+
+	// ack.lua: the client's answer goes to the reply channel registered.
+	c.check("ack", func() error {
+		return pipe(stB.AckWrite(&bus.Signal{Kind: bus.KindAck, SID: a, Gateway: "gwB", Time: time.Now(),
+			MsgID: 42, HasID: true, Args: `["ok","\n"]`}))
+	}, []message{{channel: k.ReplyChannel("w1"), reply: &bus.Reply{SID: a, ID: 42, Args: `["ok","\n"]`}}},
+		[]bus.Signal{{Kind: bus.KindAck, SID: a, Gateway: "gwB", MsgID: 42, HasID: true, Args: `["ok","\n"]`}})
+
+	// leave_ns through an effect (the packet first), then end_session.
+	c.check("leave namespace effect", func() error {
+		_, err := st.Apply(ctx, Commit{Effects: []Effect{LeaveNamespaceEffect(a, "/chat", bus.ReasonServer, "0::/chat")}})
+		return err
+	}, []message{{channel: gwB, routes: []bus.Route{
+		{Op: bus.OpDeliver, SID: a, Packet: "0::/chat", Time: now},
+		{Op: bus.OpLeave, SID: a, Arg: "/chat"}}}},
+		[]bus.Signal{{Kind: bus.KindDisconnect, SID: a, NS: "/chat", Gateway: "gwA", Reason: bus.ReasonServer}})
+	c.check("end effect", func() error {
+		_, err := st.Apply(ctx, Commit{Effects: []Effect{EndEffect(a, bus.ReasonServer, "0::")}})
+		return err
+	}, []message{{channel: gwB, routes: route(bus.Route{Op: bus.OpClose, SID: a, Arg: string(bus.ReasonServer), Packet: "0::"})}},
+		[]bus.Signal{{Kind: bus.KindDisconnect, SID: a, Gateway: "gwA", Reason: bus.ReasonServer}})
+
+	// A polling session: poll.lua, release.lua, end.lua.
+	b, _ := st.Create(ctx, Handshake{})
+	c.check("first poll", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p1", "1", false); return err }, nil,
+		[]bus.Signal{{Kind: bus.KindConnect, SID: b, Gateway: "gwA", Transport: "xhr-polling"}})
+	c.check("poll parks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p2", "2", false); return err }, nil, nil)
+	c.check("deliver wakes", func() error { return stC.Deliver(ctx, b, "3:::y") },
+		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p2"})}}, nil)
+	c.check("woken poll", func() error {
+		r, err := st.Poll(ctx, b, "xhr-polling", "p2", "2", true)
+		if err == nil && !slices.Equal(r.Packets, []string{"3:::y"}) {
+			err = fmt.Errorf("packets %q", r.Packets)
+		}
+		return err
+	}, nil, nil)
+	c.check("same t waits", func() error {
+		r, err := stB.Poll(ctx, b, "xhr-polling", "p3", "2", false)
+		if err == nil && (r.Result != PollParked || r.Recheck == 0) {
+			err = fmt.Errorf("poll %+v, want parked with a recheck", r)
+		}
+		return err
+	}, nil, nil)
+	c.check("release wakes", func() error { return st.Release(ctx, b, "p2") },
+		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p3"})}}, nil)
+	c.check("newer poll kicks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p4", "3", false); return err },
+		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpKick, SID: b, Arg: "p3"})}}, nil)
+	c.check("join on a polling session", func() error { return pipe(stC.JoinWrite(b, "/chat", "", true)) },
+		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p4"})}},
+		[]bus.Signal{sig(bus.KindConnect, b, "/chat", "gwC")})
+	c.check("broadcast to a namespace", func() error {
+		_, err := stC.Apply(ctx, Commit{Effects: []Effect{BroadcastEffect("/chat", "", "", "3:/chat::hi")}})
+		return err
+	}, []message{
+		{channel: k.BroadcastChannel(), routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now})},
+		{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p4"})},
+	}, nil)
+	c.check("end", func() error { _, err := stC.End(ctx, b, bus.ReasonServer, "0::"); return err },
+		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpClose, SID: b, Arg: string(bus.ReasonServer), Packet: "0::"})}},
+		[]bus.Signal{
+			{Kind: bus.KindDisconnect, SID: b, NS: "/chat", Gateway: "gwC", Reason: bus.ReasonServer},
+			{Kind: bus.KindDisconnect, SID: b, Gateway: "gwC", Reason: bus.ReasonServer}})
+
+	// The reapers: reap_gateway.lua and reap_deadlines.lua.
+	d, _ := stC.Create(ctx, Handshake{})
+	c.check("open on a gateway", func() error {
+		if _, _, err := stC.OpenStream(ctx, d, "flashsocket"); err != nil {
+			return err
+		}
+		if err := stC.Alive(ctx, time.Minute); err != nil {
+			return err
+		}
+		return stC.Leave(ctx)
+	}, nil, []bus.Signal{{Kind: bus.KindConnect, SID: d, Gateway: "gwC", Transport: "flashsocket"}})
+	c.check("reap the gateway", func() error {
+		if n, err := st.ReapGateways(ctx, 100); err != nil || n != 1 {
+			return fmt.Errorf("reaped %d, %v", n, err)
+		}
+		return nil
+	}, []message{{channel: gwC, routes: route(bus.Route{Op: bus.OpClose, SID: d, Arg: string(bus.ReasonGatewayLost)})}},
+		[]bus.Signal{{Kind: bus.KindDisconnect, SID: d, Gateway: "gwA", Reason: bus.ReasonGatewayLost}})
+	e, _ := st.Create(ctx, Handshake{})
+	c.check("poll, then the deadline passes", func() error {
+		if _, err := st.Poll(ctx, e, "jsonp-polling", "p1", "1", false); err != nil {
+			return err
+		}
+		return rdb.ZAdd(ctx, k.Deadlines(), redis.Z{Score: 1, Member: e}).Err()
+	}, nil, []bus.Signal{{Kind: bus.KindConnect, SID: e, Gateway: "gwA", Transport: "jsonp-polling"}})
+	c.check("reap the deadline", func() error {
+		if n, err := stB.ReapDeadlines(ctx, 100); err != nil || n != 1 {
+			return fmt.Errorf("reaped %d, %v", n, err)
+		}
+		return nil
+	}, nil, []bus.Signal{{Kind: bus.KindDisconnect, SID: e, Gateway: "gwB", Reason: bus.ReasonTimeout}})
+
+	// Every route kind and signal kind the scripts write was seen.
+	for _, op := range []bus.Op{bus.OpDeliver, bus.OpWake, bus.OpKick, bus.OpClose, bus.OpJoin, bus.OpLeave, bus.OpBroadcast, bus.OpBatch} {
+		if !c.ops[op] {
+			t.Errorf("no script published route %c", op)
+		}
+	}
+	for _, kind := range []bus.Kind{bus.KindConnect, bus.KindDisconnect, bus.KindAck} {
+		if !c.kinds[kind] {
+			t.Errorf("no script wrote a %s signal", kind)
+		}
+	}
+	if c.replies == 0 {
+		t.Error("no script published a reply")
+	}
+}
+
+// The key macros name the keys bus.Keys names, and the constants the
+// header renders are Go's.
+func TestLuaKeyMacrosMatchKeys(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	k := st.Keys()
+	const sid, p, ns, room, node = "AbCd{x}", "3", "/chat", "lo'bby\\", "gw-1"
+	script := redis.NewScript(expandLuaMacros(luaHeader + `
+return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
+  k_sig(ARGV[5]), k_nsm(ARGV[6]), k_nsp(ARGV[6]), k_room(room_member(ARGV[6], ARGV[7])), k_roomp(room_member(ARGV[6], ARGV[7])),
+  k_gwss(ARGV[8]), k_gw(ARGV[8]), k_bcast(), room_member(ARGV[6], ''),
+  tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD, GROUP}`))
+	got, err := script.Run(ctx, rdb, nil, st.args(sid, p, ns, room, node)...).StringSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
+		k.Stream(3), k.NamespaceSessions(ns), k.NamespacePolling(ns), k.RoomSessions(ns, room), k.RoomPolling(ns, room),
+		k.GatewayStreams(node), k.GatewayChannel(node), k.BroadcastChannel(), bus.RoomMember(ns, ""),
+		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
+		bus.SchemaVersion, bus.SignalField, bus.GroupName}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Lua names\n %q\nGo names\n %q", got, want)
+	}
+	if len(luaKeyMacros) != 15 {
+		t.Errorf("%d key macros; this test checks 15", len(luaKeyMacros))
+	}
+	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
+		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
+			t.Errorf("luaString(%q) reads back as %q", s, got)
+		}
+	}
+}
+
+// The Lua files spell no key name and build each route message in one
+// helper of lib.lua, so that pkg/bus stays their one owner.
+func TestLuaFilesOwnNoFormat(t *testing.T) {
+	files, err := fs.Glob(luaFiles, "lua/*.lua")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("lua files: %v %v", files, err)
+	}
+	prefixUse := regexp.MustCompile(`\bP\s*\.\.`)
+	routeLiteral := regexp.MustCompile(`'[A-Z]\\n'`)
+	routes := map[string][]string{}
+	for _, f := range files {
+		b, err := luaFiles.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		for i, line := range strings.Split(src, "\n") {
+			code, _, _ := strings.Cut(line, "--")
+			if prefixUse.MatchString(code) {
+				t.Errorf("%s:%d builds a key from the prefix: %s", f, i+1, line)
+			}
+			for _, p := range bus.KeyPatterns() {
+				if strings.Contains(code, "'"+p.Head) && len(p.Head) > 2 {
+					t.Errorf("%s:%d spells key %s: %s", f, i+1, p.Doc(), line)
+				}
+			}
+			for _, m := range routeLiteral.FindAllString(code, -1) {
+				routes[m] = append(routes[m], fmt.Sprintf("%s:%d", f, i+1))
+			}
+		}
+	}
+	for _, op := range []string{"D", "W", "K", "C", "J", "L", "B", "M"} {
+		where := routes["'"+op+`\n'`]
+		if len(where) != 1 || !strings.HasPrefix(where[0], "lua/lib.lua:") {
+			t.Errorf("route %s is built at %q, want once in lua/lib.lua", op, where)
+		}
+	}
+	for lit, where := range routes {
+		if !strings.ContainsAny(lit[1:2], "DWKCJLBM") {
+			t.Errorf("unknown route literal %s at %q", lit, where)
+		}
+	}
+}
+
+func TestExpandLuaMacros(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"k_s(sid)", "(P .. 's:{' .. (sid) .. '}')"},
+		{"x = k_nsm( ns )", "x = (P .. 'nsm:' .. (ns))"},
+		{"k_bcast()", "(P .. 'bcast')"},
+		{"k_roomp(room_member(ns, room))", "(P .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
+		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
+		{"k_sig(p or '0')", "(P .. 'sig:{' .. (p or '0') .. '}')"},
+		{"k_gw({1, 2}[1])", "(P .. 'gw:' .. ({1, 2}[1]))"},
+		{"my_k_s(x) k_sx(y) k_s", "my_k_s(x) k_sx(y) k_s"},
+		{"'it\\'s' k_gw(\"a\\\"(\")", "'it\\'s' (P .. 'gw:' .. (\"a\\\"(\"))"},
+	} {
+		if got := expandLuaMacros(tc.in); got != tc.want {
+			t.Errorf("expandLuaMacros(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"k_s(a, b)", "k_bcast(x)", "room_member(a)", "k_s(a"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("expandLuaMacros(%q) did not panic", bad)
+				}
+			}()
+			expandLuaMacros(bad)
+		}()
+	}
+}
+
+func TestLuaUnits(t *testing.T) {
+	src := "-- file comment\n\nlocal A = 1\n-- about f\nlocal function f(x)\n  -- inside\n  return A\nend\n\nlocal b, c = 2, 3\nlocal function g() return f(b) end\n"
+	units := luaUnits(src)
+	var got []string
+	for _, u := range units {
+		got = append(got, strings.Join(u.defs, ",")+"="+u.text)
+	}
+	want := []string{
+		"A=local A = 1\n",
+		"f=-- about f\nlocal function f(x)\n  -- inside\n  return A\nend\n\n",
+		"b,c=local b, c = 2, 3\n",
+		"g=local function g() return f(b) end\n",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("luaUnits =\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Each script carries the definitions it uses, and only those: a script
+// that ends sessions carries end_session, one that does not, not.
+func TestLuaSourceTakesWhatItUses(t *testing.T) {
+	for _, tc := range []struct {
+		script   string
+		has, not []string
+	}{
+		{"release", []string{"local function own_keys", "local function publish", "local function route_wake"}, []string{"end_session", "xadd", "route_kick"}},
+		{"poll", []string{"local function trim_batch", "local function refresh", "local function expire_all", "local function xadd"}, []string{"end_session", "local function deliver"}},
+		{"commit", []string{"local function end_session", "local function leave_ns", "local function route_batch", "GROUP"}, []string{"local function own_keys", "trim_batch", "reply_message"}},
+		{"ack", []string{"local function reply_message"}, []string{"local function publish", "MB_DEFAULT"}},
+	} {
+		src := luaSource(tc.script)
+		for _, s := range tc.has {
+			if !strings.Contains(src, s) {
+				t.Errorf("%s.lua lacks %q", tc.script, s)
+			}
+		}
+		for _, s := range tc.not {
+			if strings.Contains(src, s) {
+				t.Errorf("%s.lua carries %q", tc.script, s)
+			}
+		}
+	}
+}
