@@ -287,17 +287,23 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	}, nil, nil)
 	c.check("release wakes", func() error { return st.Release(ctx, b, "p2") },
 		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p3"})}}, nil)
-	c.check("newer poll kicks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p4", "3", false); return err },
-		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpKick, SID: b, Arg: "p3"})}}, nil)
+	c.check("newer poll kicks, and gets the released batch", func() error {
+		r, err := st.Poll(ctx, b, "xhr-polling", "p4", "3", false)
+		if err == nil && !slices.Equal(r.Packets, []string{"3:::y"}) {
+			err = fmt.Errorf("packets %q", r.Packets)
+		}
+		return err
+	}, []message{{channel: gwB, routes: route(bus.Route{Op: bus.OpKick, SID: b, Arg: "p3"})}}, nil)
+	c.check("next poll parks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p5", "4", false); return err }, nil, nil)
 	c.check("join on a polling session", func() error { return pipe(stC.JoinWrite(b, "/chat", "", true)) },
-		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p4"})}},
+		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})}},
 		[]bus.Signal{sig(bus.KindConnect, b, "/chat", "gwC")})
 	c.check("broadcast to a namespace", func() error {
 		_, err := stC.Apply(ctx, Commit{Effects: []Effect{BroadcastEffect("/chat", "", "", "3:/chat::hi")}})
 		return err
 	}, []message{
 		{channel: k.BroadcastChannel(), routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now})},
-		{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p4"})},
+		{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})},
 	}, nil)
 	c.check("end", func() error { _, err := stC.End(ctx, b, bus.ReasonServer, "0::"); return err },
 		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpClose, SID: b, Arg: string(bus.ReasonServer), Packet: "0::"})}},

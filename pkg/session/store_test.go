@@ -360,8 +360,18 @@ func TestSameCacheBuster(t *testing.T) {
 	if reply, _ := st.Poll(ctx, sid, "xhr-polling", "p5", "5", false); reply.Result != PollParked || reply.Recheck == 0 {
 		t.Fatalf("poll after a stale confirm: %v %q recheck %v, want waiting for p4's", reply.Result, reply.Packets, reply.Recheck)
 	}
-	// A new t trims the batch unconfirmed: the client got it.
-	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p6", "6", false)
+	// A released batch (its answer could not be written) is delivered
+	// again even to a poll with a new t: a client retrying a failed poll
+	// sends one.
+	if err := st.Release(ctx, sid, "p4"); err != nil {
+		t.Fatal(err)
+	}
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p5b", "7", false)
+	if !slices.Equal(reply.Packets, []string{"3:::b"}) || !reply.Owned {
+		t.Fatalf("poll with a new t after a release: %q owned %v", reply.Packets, reply.Owned)
+	}
+	// A new t trims the batch unconfirmed but owned: the client got it.
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "p6", "8", false)
 	if reply.Result != PollParked {
 		t.Fatalf("poll with a new t: %v %q", reply.Result, reply.Packets)
 	}

@@ -53,10 +53,13 @@ refresh(sid, k, f[7], ARGV[8], ARGV[9], ARGV[13])
 local ic = tonumber(f[5]) or 0
 if ic > 0 and f[8] then confirmed = redis.call('GET', k.cf) == f[8] end
 if ic > 0 then
-  if t ~= f[4] or confirmed then
+  if confirmed or (t ~= f[4] and f[8]) then
     -- The client got the batch in flight: its answer was written whole
     -- (confirmed), or the poll carries a new t (the 0.9 client polls again
-    -- only after an answer arrived; t repeats only if its clock did not tick).
+    -- only after an answer arrived; t repeats only if its clock did not
+    -- tick). Not a released batch (no owner): its answer was never written,
+    -- whatever t the next poll carries (a client retrying a failed poll,
+    -- as the 0.9 client's XDomainRequest path does, sends a new t).
     trim_batch(k)
   else
     local owner = f[8]
@@ -70,8 +73,9 @@ if ic > 0 then
         return {0, math.min(left, 20)}
       end
     end
-    -- Released (its write failed), or never confirmed in time (its gateway
-    -- died): the answer never reached the client. Deliver it again.
+    -- Released (its write failed, or its client left), or never confirmed
+    -- in time (its gateway died): the answer never reached the client.
+    -- Deliver it again.
     kick()
     redis.call('HDEL', s, 'pg')
     redis.call('HSET', s, 'io', me, 'itm', NOW)
