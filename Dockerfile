@@ -21,6 +21,6 @@ COPY --from=client /client/node_modules/socket.io-client/dist/socket.io.js /srv/
 COPY web/chat /srv/chat
 USER nonroot:nonroot
 ENV GATEWAY_CLIENT_SCRIPT=/srv/socket.io.js GATEWAY_STATIC=/srv/chat
-EXPOSE 8000 9100 9101
+EXPOSE 8000 8100 8110
 ENTRYPOINT []
-CMD ["/usr/local/bin/gateway", "-addr", ":8000", "-admin-addr", ":9100"]
+CMD ["/usr/local/bin/gateway", "-addr", ":8000", "-admin-addr", ":8100"]

@@ -60,7 +60,7 @@ func newFlags() *flags {
 		cmd:          cmd,
 		cluster:      cmd.ClusterFlags(),
 		addr:         fs.String("addr", "localhost:8000", "HTTP listen address for Socket.IO clients"),
-		adminAddr:    fs.String("admin-addr", "localhost:9100", "listen address for /metrics, /healthz and /readyz (empty: off)"),
+		adminAddr:    fs.String("admin-addr", cli.DefaultGatewayAdminAddr, "listen address for /metrics, /healthz and /readyz (empty: off)"),
 		nodeID:       fs.String("node-id", "", "this gateway's id, unique in the cluster (default: generated)"),
 		hbInterval:   fs.Duration("heartbeat-interval", gateway.DefaultHeartbeatInterval, "how often streaming transports send a heartbeat"),
 		hbTimeout:    fs.Duration("heartbeat-timeout", gateway.DefaultHeartbeatTimeout, "heartbeat timeout told to clients; silent streaming clients are dropped after it"),

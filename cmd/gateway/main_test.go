@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/realtime/realtime/internal/cli"
 	"github.com/realtime/realtime/internal/cli/clitest"
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/gateway"
@@ -36,10 +37,11 @@ func TestHelpShowsLibraryDefaults(t *testing.T) {
 		"liveness-ttl":          gateway.DefaultAliveTTL.String(),
 		"prefix":                bus.DefaultPrefix,
 		"partitions":            strconv.Itoa(bus.DefaultPartitions),
+		"admin-addr":            cli.DefaultGatewayAdminAddr,
 	}
 	// The command's own flags: no gateway.Config field behind them, or a
 	// zero default meaning "off" or "generated".
-	own := []string{"addr", "admin-addr", "node-id", "flash-policy-addr", "max-mailbox", "client-script",
+	own := []string{"addr", "node-id", "flash-policy-addr", "max-mailbox", "client-script",
 		"static", "authorize", "authorize-fail-open", "drain-delay", "drain-timeout", "redis", "log-level", "log-format"}
 	f := newFlags()
 	clitest.CheckDefaults(t, f.cmd, library, own)

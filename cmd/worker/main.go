@@ -53,7 +53,7 @@ func newFlags() *flags {
 		cluster:     cmd.ClusterFlags(),
 		app:         fs.String("app", "echo", "bundled apps to run, comma-separated: "+strings.Join(appNames(), ", ")),
 		name:        fs.String("name", "", "this worker's id, unique among workers (default: generated)"),
-		adminAddr:   fs.String("admin-addr", "localhost:9101", "listen address for /metrics, /healthz and /readyz (empty: off)"),
+		adminAddr:   fs.String("admin-addr", cli.DefaultWorkerAdminAddr, "listen address for /metrics, /healthz and /readyz (empty: off)"),
 		timeout:     fs.Duration("handler-timeout", worker.DefaultHandlerTimeout, "deadline of each handler"),
 		maxAttempts: fs.Int("max-attempts", worker.DefaultMaxAttempts, "handling attempts before a signal goes to the dead-letter stream"),
 		leaseTTL:    fs.Duration("lease-ttl", worker.DefaultLeaseTTL, "partition lease lifetime; a dead worker's partitions move after about this long"),

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/realtime/realtime/internal/cli"
 	"github.com/realtime/realtime/internal/cli/clitest"
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/worker"
@@ -19,8 +20,9 @@ func TestHelpShowsLibraryDefaults(t *testing.T) {
 		"lease-ttl":       worker.DefaultLeaseTTL.String(),
 		"prefix":          bus.DefaultPrefix,
 		"partitions":      strconv.Itoa(bus.DefaultPartitions),
+		"admin-addr":      cli.DefaultWorkerAdminAddr,
 	}
-	own := []string{"app", "name", "admin-addr", "redis", "log-level", "log-format"}
+	own := []string{"app", "name", "redis", "log-level", "log-format"}
 	f := newFlags()
 	clitest.CheckDefaults(t, f.cmd, library, own)
 	clitest.CheckREADME(t, f.cmd, "../../README.md", "### Worker flags")

@@ -156,6 +156,20 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// Default listen addresses of the admin endpoints (/metrics, /healthz,
+// /readyz): the gateway's -admin-addr and the worker's. They differ, so a
+// gateway and a worker started with defaults on one host both start, and
+// both lie outside 9100-9999, the range the Prometheus project allocates to
+// exporters (its wiki's "Default port allocations": node_exporter is 9100,
+// and the range is fully allocated), and apart from Prometheus itself,
+// Pushgateway and Alertmanager (9090-9094). A cluster run by hand gives
+// gateway N the client port 800N and the admin port 810N (README.md,
+// "Running the cluster by hand"), which the worker's 8110 clears.
+const (
+	DefaultGatewayAdminAddr = "localhost:8100"
+	DefaultWorkerAdminAddr  = "localhost:8110"
+)
+
 // AdminHandler serves /metrics, /healthz (liveness: the process answers),
 // /readyz (ready() == nil) and the Go profiler at /debug/pprof/ (the admin
 // listener is for operators, not clients).

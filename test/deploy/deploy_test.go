@@ -8,6 +8,7 @@ package deploy
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"reflect"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/realtime/realtime/internal/cli"
 	"github.com/realtime/realtime/pkg/gateway"
 	"github.com/realtime/realtime/pkg/worker"
 )
@@ -162,7 +164,9 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for svc, port := range map[string]string{"gateway1": "9100", "gateway2": "9100", "worker": "9101"} {
+	// The compose file keeps the commands' default admin ports.
+	gwPort, wkPort := portOf(t, cli.DefaultGatewayAdminAddr), portOf(t, cli.DefaultWorkerAdminAddr)
+	for svc, port := range map[string]string{"gateway1": gwPort, "gateway2": gwPort, "worker": wkPort} {
 		if !strings.Contains(string(prom), `"`+svc+`:`+port+`"`) {
 			t.Errorf("prometheus does not scrape %s:%s", svc, port)
 		}
@@ -177,6 +181,16 @@ func TestComposeFile(t *testing.T) {
 	} else if os.Getenv("CI") != "" {
 		t.Fatal("haproxy is not installed (CI: nothing may skip)")
 	}
+}
+
+// portOf returns the port of the host:port address addr.
+func portOf(t *testing.T, addr string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%q: %v", addr, err)
+	}
+	return port
 }
 
 // definedMetrics returns the metric names the gateway and worker define.
