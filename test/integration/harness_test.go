@@ -71,6 +71,7 @@ type cluster struct {
 	redis *testredis.Server
 	rdb   *redis.Client
 	keys  bus.Keys
+	dir   string // the processes' working directory ("": the test's)
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -135,6 +136,7 @@ func (c *cluster) start(name string, ready *regexp.Regexp, bin string, args ...s
 	c.t.Helper()
 	p := &proc{t: c.t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Dir = c.dir
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		c.t.Fatal(err)
