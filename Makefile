@@ -23,6 +23,7 @@ test: test-deps fmt-check
 
 # demo runs the whole cluster in one process (embedded Redis, a gateway, the
 # echo and chat workers): the chat page is at http://localhost:8000/.
+# DEMO_ADDR=localhost:8001 make demo listens elsewhere (any flag as DEMO_<FLAG>).
 demo: client-script
 	$(GO) run ./cmd/demo
 

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -71,6 +72,12 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Listen first: a port in use fails at once, before anything starts.
+	l, err := listen(*f.addr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
 
 	url := *f.redisURL
 	if url == "" {
@@ -108,10 +115,6 @@ func run(args []string) error {
 	werr := make(chan error, 1)
 	go func() { werr <- w.Run(ctx) }()
 
-	l, err := net.Listen("tcp", *f.addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", *f.addr, err)
-	}
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	log.Info("listening", "addr", l.Addr().String())
@@ -130,6 +133,19 @@ func run(args []string) error {
 	_ = srv.Shutdown(sctx)
 	_ = g.Shutdown(sctx)
 	return nil
+}
+
+// listen listens on addr; when the port is taken, the error says how to
+// pick another.
+func listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen %s: %w: another process uses this port; pick another with -addr (e.g. -addr localhost:8001), or with make: DEMO_ADDR=localhost:8001 make demo", addr, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return l, nil
 }
 
 func displayAddr(a net.Addr) string {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+	"net"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/realtime/realtime/internal/cli/clitest"
@@ -28,5 +31,23 @@ func TestGatewayConfigFromDefaultFlags(t *testing.T) {
 	want := gateway.Config{Node: "demo-gw", Transports: gateway.DefaultTransports, StaticDir: "web/chat", ClientScript: "/x/socket.io.js"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("gateway Config from the default flags:\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// A port in use fails at once, and the error says how to pick another.
+func TestPortInUseSaysHowToPickAnother(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	err = run([]string{"-addr", l.Addr().String(), "-log-level", "error"})
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("run on a port in use: %v, want EADDRINUSE", err)
+	}
+	for _, want := range []string{"-addr", "DEMO_ADDR=", "make demo"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
 	}
 }
