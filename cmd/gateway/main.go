@@ -76,7 +76,7 @@ func newFlags() *flags {
 		pollBatch:    fs.Int("poll-batch-bytes", session.DefaultPollBatchBytes, "most bytes of packets one poll answer carries"),
 		maxMailbox:   fs.Int("max-mailbox", 0, "deprecated and ignored: mailboxes are bounded in bytes (-mailbox-bytes)"),
 		sendQueue:    fs.Int("send-queue", gateway.DefaultSendQueue, "packets queued per streaming client before it is dropped as too slow"),
-		clientScript: fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js"),
+		clientScript: fs.String("client-script", "", "path of socket.io.js (socket.io-client 0.9.16) served at /socket.io/socket.io.js; the socket.io.min.js next to it is served at /socket.io/socket.io.min.js"),
 		static:       fs.String("static", "", "directory served at / (e.g. the chat page)"),
 		maxHSRate:    fs.Float64("max-handshake-rate", gateway.DefaultMaxHandshakeRate, "handshakes per second (bursts of as many); a handshake over it is held until admitted, at most -handshake-hold (0: no limit)"),
 		maxHSQueue:   fs.Int("max-handshake-queue", gateway.DefaultMaxHandshakeQueue, "handshakes held at once (waiting for the rate or for Redis); beyond it they get 503 at once"),

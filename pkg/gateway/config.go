@@ -172,7 +172,9 @@ type Config struct {
 	// dead gateways. Default: DefaultReapInterval (1s).
 	ReapInterval time.Duration
 	// ClientScript is the path of the Socket.IO 0.9 client script served at
-	// /socket.io/socket.io.js. Default: "" (404 with a hint).
+	// /socket.io/socket.io.js; /socket.io/socket.io.min.js serves the
+	// minified build next to it (MinClientScript), or 404 when it is not
+	// there. Default: "" (404 with a hint).
 	ClientScript string
 	// StaticDir, if set, is served at / (the chat page). Default: "".
 	StaticDir string

@@ -21,8 +21,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("Welcome to socket.io."))
 		return
 	}
-	if rest == "socket.io.js" {
-		g.serveClientScript(w, r)
+	if rest == "socket.io.js" || rest == "socket.io.min.js" {
+		g.serveClientScript(w, r, rest == "socket.io.min.js")
 		return
 	}
 	parts := strings.SplitN(rest, "/", 4)

@@ -322,8 +322,16 @@ func TestREADMERunsByHand(t *testing.T) {
 	if status, body, _ := get(t, lbURL+"/"); status != 200 || !strings.Contains(body, "realtime chat") {
 		t.Errorf("the chat page through the README's haproxy: %d", status)
 	}
-	if status, _, _ := get(t, lbURL+"/socket.io/socket.io.js"); status != 200 {
-		t.Errorf("/socket.io/socket.io.js through the README's haproxy: %d", status)
+	// The client script and, next to it in the npm package, the minified
+	// build that old pages load.
+	for _, name := range []string{"socket.io.js", "socket.io.min.js"} {
+		want, err := os.ReadFile(filepath.Join(root, "test/node_modules/socket.io-client/dist", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, body, _ := get(t, lbURL+"/socket.io/"+name); status != 200 || body != string(want) {
+			t.Errorf("/socket.io/%s through the README's haproxy: %d, %d bytes, want the npm package's %d", name, status, len(body), len(want))
+		}
 	}
 }
 
