@@ -15,11 +15,14 @@ build:
 # else a local redis-server), and the end-to-end suites with the official
 # socket.io-client 0.9.16. Everything runs under the race detector: the
 # tests, and the gateway and worker processes they start (a race ends the
-# process, which fails its test).
+# process, which fails its test). go test runs through internal/testsummary,
+# which prints what go test prints and ends with the list of skipped tests
+# and why (a missing redis-server, node, chromium or haproxy), keeping go
+# test's exit status.
 test: test-deps fmt-check
 	$(GO) vet $(PKGS)
 	$(MAKE) --no-print-directory staticcheck
-	REALTIME_TEST_RACE=1 GORACE=halt_on_error=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	REALTIME_TEST_RACE=1 GORACE=halt_on_error=1 $(GO) run ./internal/testsummary -race -count=1 -timeout 15m $(PKGS)
 
 # demo runs the whole cluster in one process (embedded Redis, a gateway, the
 # echo and chat workers): the chat page is at http://localhost:8000/.
