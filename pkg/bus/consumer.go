@@ -231,6 +231,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		}
 		return err
 	}
+	var acquired []int
 	c.mu.Lock()
 	for p, pt := range seen {
 		if c.stopped || c.releasing[p] || c.owned[p] != pt {
@@ -240,7 +241,8 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		case held[p] && pt == nil:
 			c.owned[p] = &part{stop: make(chan struct{}), done: make(chan struct{})}
 			changed = true
-			c.log.Info("partition acquired", "partition", p)
+			acquired = append(acquired, p)
+			c.log.Debug("partition acquired", "partition", p)
 		case !held[p] && pt != nil:
 			close(pt.stop) // someone else holds it now
 			delete(c.owned, p)
@@ -250,6 +252,11 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	}
 	owned := len(c.owned)
 	c.mu.Unlock()
+	if len(acquired) > 0 {
+		// One line per rebalance, not one per partition (each is at debug).
+		slices.Sort(acquired)
+		c.log.Info("partitions acquired", "partitions", acquired, "owned", owned)
+	}
 	if changed {
 		c.wakeLoop()
 	}
