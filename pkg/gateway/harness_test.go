@@ -99,7 +99,13 @@ func (tg *liveGateway) post(path, body string) (int, string) {
 // handshake returns a new session id.
 func (tg *liveGateway) handshake() string {
 	tg.t.Helper()
-	code, body := tg.get("/socket.io/1/")
+	return tg.handshakeFrom(nil)
+}
+
+// handshakeFrom handshakes with header (an Origin, say).
+func (tg *liveGateway) handshakeFrom(header http.Header) string {
+	tg.t.Helper()
+	code, body, _ := tg.do(http.MethodGet, "/socket.io/1/", "", header)
 	sid, _, ok := strings.Cut(body, ":")
 	if code != http.StatusOK || !ok {
 		tg.t.Fatalf("handshake: %d %q", code, body)
