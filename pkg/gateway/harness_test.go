@@ -23,6 +23,7 @@ import (
 // httptest server, for the package's in-process tests.
 type liveGateway struct {
 	t    *testing.T
+	red  *testredis.Server
 	g    *Gateway
 	srv  *httptest.Server
 	rdb  *redis.Client
@@ -33,7 +34,13 @@ type liveGateway struct {
 // filled in when zero) on a fresh Redis; everything stops with the test.
 func newLiveGateway(t *testing.T, cfg Config) *liveGateway {
 	t.Helper()
-	red := testredis.Start(t)
+	return newLiveGatewayOn(t, testredis.Start(t), cfg)
+}
+
+// newLiveGatewayOn is newLiveGateway on an existing Redis (a second gateway
+// of the same cluster: give it another Node).
+func newLiveGatewayOn(t *testing.T, red *testredis.Server, cfg Config) *liveGateway {
+	t.Helper()
 	rdb := red.Client(t)
 	if cfg.Node == "" {
 		cfg.Node = "gw-test"
@@ -59,7 +66,7 @@ func newLiveGateway(t *testing.T, cfg Config) *liveGateway {
 		defer cancel()
 		_ = g.Shutdown(ctx)
 	})
-	return &liveGateway{t: t, g: g, srv: srv, rdb: rdb, keys: g.cfg.Keys}
+	return &liveGateway{t: t, red: red, g: g, srv: srv, rdb: rdb, keys: g.cfg.Keys}
 }
 
 // do sends a request and returns the status, body and headers.
