@@ -88,7 +88,7 @@ func TestAdmissionQueueBound(t *testing.T) {
 			r, _ := h.admitRate(ctx, true)
 			results[i] <- r
 		}()
-		waitFor(t, func() bool { return held.v.Load() == int64(i+1) })
+		waitUntil(t, "the handshake held", func() bool { return held.v.Load() == int64(i+1) })
 	}
 	start := time.Now()
 	h := a.newHold(start, 5*time.Second)
@@ -120,7 +120,7 @@ func TestAdmissionQueueBound(t *testing.T) {
 	if w := time.Since(start); w > 350*time.Millisecond {
 		t.Fatalf("waited %v after two cancelled reservations, want one token's time (200ms)", w)
 	}
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+	waitUntil(t, "the goroutines ended", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // The session store is retried with backoff within the hold; each attempt
@@ -217,16 +217,5 @@ func TestRetryAfter(t *testing.T) {
 		if got := retryAfter(c.d); got != c.want {
 			t.Errorf("retryAfter(%v) = %q, want %q", c.d, got, c.want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -92,18 +93,42 @@ type proc struct {
 	log strings.Builder
 }
 
+// waitInterval is how often waitUntil checks its condition.
+const waitInterval = 50 * time.Millisecond
+
+// waitUntil checks cond every waitInterval until it returns nil, and fails
+// the test if timeout passes first, with what and the last error of cond
+// (which says what it saw). It is the wait for a condition that other
+// processes make true; cond may fail the test itself when it sees
+// something that must never happen.
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		time.Sleep(waitInterval)
+	}
+}
+
 // logged waits for a log line matching re and returns its first group.
 func (p *proc) logged(re *regexp.Regexp) string {
 	p.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(p.logText()); m != nil {
-			return m[1]
+	var group string
+	waitUntil(p.t, p.name+" logs "+re.String(), 10*time.Second, func() error {
+		m := re.FindStringSubmatch(p.logText())
+		if m == nil {
+			return errors.New("not logged")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	p.t.Fatalf("%s never logged %s", p.name, re)
-	return ""
+		group = m[1]
+		return nil
+	})
+	return group
 }
 
 var (

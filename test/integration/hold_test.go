@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
@@ -46,19 +47,16 @@ func TestWebSocketHeartbeatsHeldAtScale(t *testing.T) {
 		done <- result{r, out, err}
 	}()
 	// While held, the gauge counts every client, and never more.
-	sawAll := false
-	deadline := time.Now().Add(20 * time.Second)
-	for !sawAll && time.Now().Before(deadline) {
+	waitUntil(t, "the connections gauge reaches "+strconv.Itoa(clients), 20*time.Second, func() error {
 		n := connectionsGauge(t, admin)
 		if n > clients {
 			t.Fatalf("connections gauge %d with %d clients", n, clients)
 		}
-		sawAll = n == clients
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !sawAll {
-		t.Fatalf("the connections gauge never reached %d", clients)
-	}
+		if n != clients {
+			return fmt.Errorf("connections gauge %d", n)
+		}
+		return nil
+	})
 	res := <-done
 	if res.err != nil {
 		t.Fatalf("siobench: %v\n%s", res.err, res.out)
@@ -73,13 +71,12 @@ func TestWebSocketHeartbeatsHeldAtScale(t *testing.T) {
 	if r.MinHeartbeats < 6 {
 		t.Fatalf("a client got only %d heartbeats in 3s at a 300ms interval: %+v", r.MinHeartbeats, r)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for connectionsGauge(t, admin) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("connections gauge %d after every client left", connectionsGauge(t, admin))
+	waitUntil(t, "the connections gauge returns to 0 after every client left", 10*time.Second, func() error {
+		if n := connectionsGauge(t, admin); n != 0 {
+			return fmt.Errorf("connections gauge %d", n)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // holdResult is siobench's -json summary of a connect scenario with -hold.

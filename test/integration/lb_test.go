@@ -94,17 +94,14 @@ func (c *cluster) haproxyServers(servers []haproxycfg.Server) string {
 			c.t.Logf("--- haproxy ---\n%s", logs.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if conn, err := net.Dial("tcp", addr); err == nil {
-			conn.Close()
-			break
+	waitUntil(c.t, "haproxy listens", 10*time.Second, func() error {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, logs.String())
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("haproxy did not listen:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		conn.Close()
+		return nil
+	})
 	time.Sleep(1500 * time.Millisecond) // the first health checks pass
 	return "http://" + addr
 }

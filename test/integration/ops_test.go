@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -38,17 +39,12 @@ func TestMetricsAndReadiness(t *testing.T) {
 	wAdmin := "http://" + w.logged(adminRE)
 
 	for _, url := range []string{gAdmin, wAdmin} {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			status, body, _ := get(t, url+"/readyz")
-			if status == 200 {
-				break
+		waitUntil(t, url+"/readyz answers 200", 10*time.Second, func() error {
+			if status, body, _ := get(t, url+"/readyz"); status != 200 {
+				return fmt.Errorf("%d %q", status, body)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s/readyz: %d %q", url, status, body)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 		if status, _, _ := get(t, url+"/healthz"); status != 200 {
 			t.Fatalf("%s/healthz: %d", url, status)
 		}
@@ -83,7 +79,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 		`realtime_gateway_packets_out_total{type="ack"}`:              3,
 	}
 	var gm string
-	for settle := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	waitUntil(t, "gateway metrics after traffic", 3*time.Second, func() error {
 		_, gm, _ = get(t, gAdmin+"/metrics")
 		var wrong []string
 		for sample, v := range want {
@@ -95,13 +91,11 @@ func TestMetricsAndReadiness(t *testing.T) {
 		if got := metric(gm, `realtime_gateway_delivery_seconds_count{route="direct"}`); got < 4 {
 			wrong = append(wrong, fmt.Sprintf("direct deliveries timed: %v, want at least 4", got))
 		}
-		if len(wrong) == 0 {
-			break
+		if len(wrong) > 0 {
+			return errors.New(strings.Join(wrong, "\n"))
 		}
-		if time.Now().After(settle) {
-			t.Fatalf("gateway metrics after traffic:\n%s", strings.Join(wrong, "\n"))
-		}
-	}
+		return nil
+	})
 	// A polling client's packets wait in its mailbox: their delivery is
 	// timed from the routing script to the poll answer's write.
 	pc := dial(t, "xhr-polling", urls(g))
@@ -111,16 +105,15 @@ func TestMetricsAndReadiness(t *testing.T) {
 	// A handshake that never connects a transport.
 	handshake(t, g)
 	// The cluster's session counts are refreshed every reaper tick.
-	until := time.Now().Add(5 * time.Second)
-	for metric(gm, `realtime_cluster_sessions{state="streaming"}`) != 1 ||
-		metric(gm, `realtime_cluster_sessions{state="polling"}`) != 1 ||
-		metric(gm, `realtime_cluster_sessions{state="handshaken"}`) != 1 {
-		if time.Now().After(until) {
-			t.Fatalf("sessions by state:\n%s", grep(gm, "realtime_cluster_sessions"))
+	waitUntil(t, "one session in each state", 5*time.Second, func() error {
+		if metric(gm, `realtime_cluster_sessions{state="streaming"}`) != 1 ||
+			metric(gm, `realtime_cluster_sessions{state="polling"}`) != 1 ||
+			metric(gm, `realtime_cluster_sessions{state="handshaken"}`) != 1 {
+			_, gm, _ = get(t, gAdmin+"/metrics")
+			return fmt.Errorf("sessions by state:\n%s", grep(gm, "realtime_cluster_sessions"))
 		}
-		time.Sleep(200 * time.Millisecond)
-		_, gm, _ = get(t, gAdmin+"/metrics")
-	}
+		return nil
+	})
 	if metric(gm, `realtime_gateway_delivery_seconds_count{route="mailbox"}`) < 1 {
 		t.Errorf("mailbox deliveries not timed:\n%s", grep(gm, "delivery_seconds_count"))
 	}
@@ -146,17 +139,12 @@ func TestMetricsAndReadiness(t *testing.T) {
 
 	// Draining: unready at once, still serving during the delay.
 	g.signal(syscall.SIGTERM)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		status, _, _ := get(t, gAdmin+"/readyz")
-		if status == 503 {
-			break
+	waitUntil(t, "a draining gateway is unready", 2*time.Second, func() error {
+		if status, _, _ := get(t, gAdmin+"/readyz"); status != 503 {
+			return fmt.Errorf("/readyz %d", status)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("a draining gateway stayed ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := cl.EmitAck(ctx, "", "echo", "still served"); err != nil {
 		t.Fatalf("the drain delay does not serve: %v", err)
 	}

@@ -156,17 +156,13 @@ func TestMailboxBoundsHonouredByWorkers(t *testing.T) {
 	if status, _, _ := post(t, pollURL(a, sid, 11), "text/plain;charset=UTF-8", packets[0]); status != 200 {
 		t.Fatalf("POST: %d", status)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(t, "an overflow disconnect", 10*time.Second, func() error {
 		sigs := describe(watched())
-		if n := len(sigs); n > 0 && sigs[n-1] == "disconnect overflow" {
-			break
+		if n := len(sigs); n == 0 || sigs[n-1] != "disconnect overflow" {
+			return fmt.Errorf("signals %q", sigs)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no overflow disconnect; signals %q", sigs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, body, _ := get(t, pollURL(a, sid, 12)); body != "7:::1+0" {
 		t.Fatalf("poll after the overflow answered %q", body)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -153,10 +154,13 @@ func checkRepairLog(t *testing.T, g *proc, direction string, repairs int) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(5 * time.Second) // the log arrives through a pipe
-	for count() == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The log arrives through a pipe.
+	waitUntil(t, "a repair logged", 5*time.Second, func() error {
+		if count() == 0 {
+			return errors.New("no log line")
+		}
+		return nil
+	})
 	if n := count(); n < 1 || n >= repairs {
 		t.Errorf("%d log lines for %d repairs %s, want at least 1 and fewer than the repairs", n, repairs, direction)
 	}
@@ -412,15 +416,12 @@ func TestInvalidUTF8PacketLimit(t *testing.T) {
 		t.Errorf("POST of a repaired packet over the limit: %d, want 400", status)
 	}
 	// The log arrives through a pipe: wait for it.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		n := strings.Count(g.logText(), "reason=packet_too_large")
-		if n == 2 {
-			break
+	waitUntil(t, "packet_too_large logged twice", 5*time.Second, func() error {
+		if n := strings.Count(g.logText(), "reason=packet_too_large"); n != 2 {
+			return fmt.Errorf("logged %d times", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("packet_too_large logged %d times, want 2", n)
-		}
-	}
+		return nil
+	})
 }
 
 // streamReader reads a streaming response as it comes.

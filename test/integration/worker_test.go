@@ -237,20 +237,16 @@ func TestServerDisconnect(t *testing.T) {
 				}
 			}
 			// Workers trim handled entries, so only the tail is certain.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			waitUntil(t, "the disconnect signal", 10*time.Second, func() error {
 				got := describe(c.signals(cl.SID, 1))
-				if len(got) > 0 && got[len(got)-1] == "disconnect server" {
-					if slices.Index(got, "disconnect server") != len(got)-1 {
-						t.Fatalf("two disconnects: %q", got)
-					}
-					break
+				if len(got) == 0 || got[len(got)-1] != "disconnect server" {
+					return fmt.Errorf("signals %q", got)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no disconnect signal: %q", got)
+				if slices.Index(got, "disconnect server") != len(got)-1 {
+					t.Fatalf("two disconnects: %q", got)
 				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return nil
+			})
 		})
 	}
 }
@@ -316,17 +312,12 @@ func TestHandshakeAuthorization(t *testing.T) {
 		t.Fatalf("fail-open without workers: %d", status)
 	}
 	c.worker("w1", "echo")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		status, _, _ := get(t, g.url("/socket.io/1/?t=2&user=warmup"))
-		if status == 200 {
-			break
+	waitUntil(t, "the worker answers authorizations", 10*time.Second, func() error {
+		if status, _, _ := get(t, g.url("/socket.io/1/?t=2&user=warmup")); status != 200 {
+			return fmt.Errorf("handshake %d", status)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the worker never answered authorizations")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	if status, body, _ := get(t, g.url("/socket.io/1/?t=3&deny=1")); status != 403 || body != "handshake unauthorized" {
 		t.Fatalf("denied: %d %q", status, body)
 	}

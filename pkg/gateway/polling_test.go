@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pollAsync starts a poll GET and returns a channel with its status and body.
+func (tg *liveGateway) pollAsync(path string) <-chan [2]string {
+	ch := make(chan [2]string, 1)
+	go func() {
+		resp, err := tg.srv.Client().Get(tg.srv.URL + path)
+		if err != nil {
+			ch <- [2]string{"error", err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		ch <- [2]string{resp.Status[:3], string(b)}
+	}()
+	return ch
+}
+
+func waitPoll(t *testing.T, ch <-chan [2]string, status, body string) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got[0] != status || got[1] != body {
+			t.Errorf("poll answered %s %q, want %s %q", got[0], got[1], status, body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("poll not answered")
+	}
+}
+
+// parked waits until a poll of sid is parked here.
+func (tg *liveGateway) parked(sid string) {
+	tg.t.Helper()
+	waitUntil(tg.t, "poll parked", func() bool { _, ok := tg.g.polls.Load(sid); return ok })
+}
+
+// xhr-polling: a parked poll is woken by a delivery; POSTs commit their
+// packets' signals and answer 1; a newer poll kicks the parked one; a session
+// ended elsewhere answers its parked poll with the close packet.
+func TestXHRPolling(t *testing.T) {
+	tg := newLiveGateway(t, Config{PollingDuration: 10 * time.Second})
+	ctx := context.Background()
+	sid := tg.openPolling()
+	base := "/socket.io/1/xhr-polling/" + sid
+
+	poll := tg.pollAsync(base + "?t=2")
+	tg.parked(sid)
+	if err := tg.g.store.Deliver(ctx, sid, "3:::one", "3:::two"); err != nil {
+		t.Fatal(err)
+	}
+	waitPoll(t, poll, "200", "\ufffd7\ufffd3:::one\ufffd7\ufffd3:::two")
+
+	if code, body := tg.post(base, "\ufffd6\ufffd3:::hi\ufffd17\ufffd5:1::{\"name\":\"e\"}"); code != 200 || body != "1" {
+		t.Fatalf("POST: %d %q", code, body)
+	}
+	tg.waitSignals(sid, "message hi", "event e id=1")
+	// The plain ack goes to the mailbox: the next poll takes it.
+	if code, body := tg.get(base + "?t=3"); code != 200 || body != "6:::1" {
+		t.Errorf("poll after POST: %d %q", code, body)
+	}
+
+	// A newer poll, here through another gateway, kicks the parked one.
+	other := newLiveGatewayOn(t, tg.red, Config{Node: "gw-other", PollingDuration: 10 * time.Second})
+	first := tg.pollAsync(base + "?t=5")
+	tg.parked(sid)
+	second := other.pollAsync(base + "?t=6")
+	waitPoll(t, first, "200", "8::")
+	other.parked(sid)
+	if err := tg.g.committer.Commit(ctx, sid, tg.g.store.EndWrite(sid, "server", "0::")); err != nil {
+		t.Fatal(err)
+	}
+	waitPoll(t, second, "200", "0::")
+	// Later polls may get the 0:: again (kept for a poll that missed it),
+	// then 7:::1+0.
+	for i := 0; ; i++ {
+		code, body := tg.get(base + "?t=7" + strconv.Itoa(i))
+		if code == 200 && body == "7:::1+0" {
+			break
+		}
+		if code != 200 || body != "0::" || i == 3 {
+			t.Fatalf("poll %d of an ended session: %d %q", i, code, body)
+		}
+	}
+	if code, body := tg.post(base, "3:::late"); code != 200 || body != "7:::1+0" {
+		t.Errorf("POST to an ended session: %d %q", code, body)
+	}
+}
+
+// jsonp-polling: answers are wrapped in io.j[i](...), POSTs carry the
+// payload in the form field d, idle polls end with 8::; bad indexes and bodies are refused.
+func TestJSONPPolling(t *testing.T) {
+	tg := newLiveGateway(t, Config{PollingDuration: 300 * time.Millisecond})
+	sid := tg.handshake()
+	base := "/socket.io/1/jsonp-polling/" + sid
+	code, body, h := tg.do(http.MethodGet, base+"?t=1&i=3", "", nil)
+	if code != 200 || body != `io.j[3]("1::");` || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("first jsonp poll: %d %q %q", code, body, h.Get("Content-Type"))
+	}
+	form := url.Values{"d": {`"3:::hi"`}}.Encode()
+	code, body, _ = tg.do(http.MethodPost, base, form, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
+	if code != 200 || body != "1" {
+		t.Fatalf("jsonp POST: %d %q", code, body)
+	}
+	tg.waitSignals(sid, "connect", "message hi")
+	// A poll with nothing to take ends with 8:: after the polling duration.
+	start := time.Now()
+	code, body, _ = tg.do(http.MethodGet, base+"?t=2&i=1", "", nil)
+	if code != 200 || body != `io.j[1]("8::");` || time.Since(start) < 250*time.Millisecond {
+		t.Errorf("idle poll: %d %q after %v", code, body, time.Since(start))
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		reason                   rejectReason
+	}{
+		{"bad index", "GET", base + "?i=x", "", 400, rejectBadJSONPIndex},
+		{"no field d", "POST", base, "e=1", 400, rejectBadJSONPBody},
+		{"d not a JSON string", "POST", base, "d=3:::x", 400, rejectBadJSONPBody},
+		{"bad form", "POST", base, "d=%zz", 400, rejectBadJSONPBody},
+	} {
+		before := tg.rejections(tc.reason)
+		if code, _, _ := tg.do(tc.method, tc.path, tc.body, nil); code != tc.status || tg.rejections(tc.reason) != before+1 {
+			t.Errorf("%s: %d, want %d and a %s rejection", tc.name, code, tc.status, tc.reason)
+		}
+	}
+}
+
+// POST bodies: too large (413), a malformed payload (its good packets before
+// the fault committed, 400), a packet over the limit, and a POST before any
+// GET (its packets processed for the default namespace).
+func TestPostLimits(t *testing.T) {
+	tg := newLiveGateway(t, Config{MaxBodyBytes: 1000, MaxPacketBytes: 100, MailboxBytes: 1000, PollBatchBytes: 1000})
+	sid := tg.handshake()
+	base := "/socket.io/1/xhr-polling/" + sid
+	if code, body := tg.post(base, "3:::before any GET"); code != 200 || body != "1" {
+		t.Fatalf("POST before GET: %d %q", code, body)
+	}
+	tg.waitSignals(sid, "message before any GET")
+	if code, _ := tg.post(base, strings.Repeat("x", 1001)); code != http.StatusRequestEntityTooLarge || tg.rejections(rejectBodyTooLarge) != 1 {
+		t.Errorf("large body: %d", code)
+	}
+	if code, _ := tg.post(base, "\ufffd5\ufffd3:::a\ufffd99"); code != http.StatusBadRequest || tg.rejections(rejectBadPayload) != 1 {
+		t.Errorf("malformed payload: %d, %v rejections", code, tg.rejections(rejectBadPayload))
+	}
+	tg.waitSignals(sid, "message before any GET", "message a")
+	if code, _ := tg.post(base, "3:::"+strings.Repeat("y", 200)); code != http.StatusBadRequest || tg.rejections(rejectPacketTooLarge) != 1 {
+		t.Errorf("large packet: %d, %v rejections", code, tg.rejections(rejectPacketTooLarge))
+	}
+	if code, body := tg.post(base, "7:::x"); code != 200 || body != "1" || tg.rejections(rejectClientErrorPacket) != 1 {
+		t.Errorf("error packet: %d %q", code, body)
+	}
+}
+
+// A gateway that drains answers parked polls with 8:: at once and holds
+// new ones a second at most; its readiness fails.
+func TestDrainPolls(t *testing.T) {
+	tg := newLiveGateway(t, Config{PollingDuration: 10 * time.Second})
+	if !tg.g.Ready() {
+		t.Fatal("not ready")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tg.g.CheckReady(ctx); err != nil {
+		t.Fatalf("CheckReady: %v", err)
+	}
+	sid := tg.openPolling()
+	poll := tg.pollAsync("/socket.io/1/xhr-polling/" + sid + "?t=2")
+	tg.parked(sid)
+	tg.g.Drain(ctx)
+	waitPoll(t, poll, "200", "8::")
+	if tg.g.Ready() || tg.g.CheckReady(ctx) == nil {
+		t.Error("ready while draining")
+	}
+	start := time.Now()
+	if code, body := tg.get("/socket.io/1/xhr-polling/" + sid + "?t=3"); code != 200 || body != "8::" || time.Since(start) > 3*time.Second {
+		t.Errorf("poll while draining: %d %q after %v", code, body, time.Since(start))
+	}
+}
