@@ -67,8 +67,12 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	t := q.Get("t")
 	waiter := &pollWaiter{id: strconv.FormatUint(g.pollSeq.Add(1), 10), ch: make(chan pollEvent, 1)}
 	// Only one poll per session can be parked here at a time: a newer one
-	// replaces the older one's registration (the older is kicked by Redis).
-	g.polls.Store(sid, waiter)
+	// replaces the older one's registration and answers it 8:: at once
+	// (Redis's kick for it, published by the newer poll's script, would
+	// find only the newer one here).
+	if prev, loaded := g.polls.Swap(sid, waiter); loaded {
+		prev.(*pollWaiter).notifyAll(pollEvent{kick: true})
+	}
 	defer g.polls.CompareAndDelete(sid, waiter)
 
 	ctx := r.Context()

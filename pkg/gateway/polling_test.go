@@ -187,3 +187,23 @@ func TestDrainPolls(t *testing.T) {
 		t.Errorf("poll while draining: %d %q after %v", code, body, time.Since(start))
 	}
 }
+
+// A newer poll of a session on the gateway where an older one is parked
+// answers the older one 8:: at once, not after the polling duration.
+func TestNewerPollOnSameGatewayKicksOlder(t *testing.T) {
+	tg := newLiveGateway(t, Config{PollingDuration: 20 * time.Second})
+	sid := tg.openPolling()
+	base := "/socket.io/1/xhr-polling/" + sid
+	first := tg.pollAsync(base + "?t=5")
+	tg.parked(sid)
+	start := time.Now()
+	second := tg.pollAsync(base + "?t=6")
+	waitPoll(t, first, "200", "8::")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the older poll was answered after %v", d)
+	}
+	if err := tg.g.store.Deliver(context.Background(), sid, "3:::for the newer"); err != nil {
+		t.Fatal(err)
+	}
+	waitPoll(t, second, "200", "3:::for the newer")
+}
