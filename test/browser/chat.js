@@ -456,6 +456,7 @@ async function noworker(browser) {
   var s = await statusOf(a);
   check(s.phase === 'connected' && !(await a.evaluate(function () { return window.chat.state.entered; })),
     'the page stays connected and not in a room', JSON.stringify(s));
+  await shoot(a, PHONE, 'chat-noworker-phone');
   await shoot(a, DESKTOP, 'chat-noworker-desktop');
   check(a.errors.length === 0, 'no console error', a.errors.join('; '));
   await a.close();

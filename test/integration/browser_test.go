@@ -103,7 +103,7 @@ func TestBrowserChat(t *testing.T) {
 		c := newCluster(t)
 		g := c.gateway("a", flags...)
 		out := runBrowser(t, script, nil, "--suite", "noworker", "--url", "http://"+g.addr, "--shots", artifacts)
-		checkSuite(t, out, checks["noworker"], "chat-noworker-desktop.png")
+		checkSuite(t, out, checks["noworker"], "chat-noworker-desktop.png", "chat-noworker-phone.png")
 	})
 }
 

@@ -65,6 +65,7 @@
     wantNick: '',   // what the user chose: re-sent after every reconnect
     wantRoom: '',
     entered: false, // nick and room confirmed in this session
+    entering: false, // a nick or join request is under way
     everEntered: false,
     users: [],
     leaving: false,
@@ -88,14 +89,15 @@
 
   // ---- rendering ----
 
+  // hue gives each nickname its colour, never a red (errors are red).
   function hue(name) {
     var h = 0;
-    for (var i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) % 360;
-    return h;
+    for (var i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) % 280;
+    return 40 + h;
   }
   function pad(n) { return (n < 10 ? '0' : '') + n; }
   function clock(ts) {
-    var d = new Date(ts);
+    var d = new Date(typeof ts === 'number' && isFinite(ts) ? ts : Date.now());
     var t = document.createElement('time');
     t.dateTime = d.toISOString();
     t.title = d.toLocaleString();
@@ -109,7 +111,7 @@
     li.className = 'line ' + kind;
     if (kind === 'error') li.setAttribute('role', 'alert');
     if (o.kind) li.dataset.kind = o.kind;
-    li.appendChild(clock(o.ts || Date.now()));
+    li.appendChild(clock(o.ts));
     var body = document.createElement('div');
     body.className = 'body';
     if (o.nick !== undefined) {
@@ -237,11 +239,15 @@
   // ---- entering: nickname, then room ----
 
   // enter (re-)sends the chosen nickname and room to the server.
+  // One entry at a time: a second click while one is under way does nothing.
   function enter(again) {
     if (!st.wantNick) { render(); return; }
+    if (st.entering) return;
+    st.entering = true;
     var nick = st.wantNick, room = st.wantRoom;
     var note = again && room ? info('Reconnected via ' + transport() + ': rejoining ' + room + ' as ' + nick + '…') : null;
     request('nick', [nick, key], function (res, how) {
+      st.entering = false;
       if (how === 'timeout') return noAnswer('“set nickname ' + nick + '”');
       if (res.error) {
         error(res.error);
@@ -254,7 +260,10 @@
     });
   }
   function joinRoom(room, again, note) {
+    if (st.entering) return;
+    st.entering = true;
     request('join', [room], function (res, how) {
+      st.entering = false;
       if (how === 'timeout') return noAnswer('“join ' + room + '”');
       if (res.error) { error(res.error); return render(); }
       var moved = st.entered && st.room !== res.room;
@@ -320,6 +329,7 @@
     inflight.forEach(function (r) { clearTimeout(r.timer); });
     inflight.length = 0;
     st.entered = false;
+    st.entering = false;
     st.nick = '';
     st.room = '';
     queue.forEach(function (q) { if (q.sent) { q.sent = false; tag(q.li, 'queued', 'queued'); } });
