@@ -9,12 +9,17 @@
 //     two pages behind the load balancer while gateways are killed (kill -9)
 //     and handshakes are refused: reconnecting, offline, the rejoin, queued
 //     lines, a fresh user list;
+//   node browser/chat.js --suite restart --url DEMO
+//     two pages on the one-process demo while it is killed and started
+//     again: both rejoin;
 //   node browser/chat.js --suite noworker --url URL --shots DIR
 //     a gateway without workers: requests time out and the page says so.
 //
-// The faults suite asks the program that started it for what only it can
-// do: it prints "# do kill-gateway <sid>" (kill -9 the gateway holding that
-// session) and waits for a line "ok" on stdin.
+// The faults and restart suites ask the program that started them for what
+// only it can do: they print "# do kill-gateway <sid>" (kill -9 the gateway
+// holding that session), "# do redis-restart" (Redis killed and started
+// again, empty) or "# do restart" (the demo killed and started again) and
+// wait for a line "ok" on stdin.
 //
 // Prints ok/not ok lines, "# screenshot PATH" lines and "N passed, M failed";
 // exits 0 when all passed.
@@ -445,6 +450,37 @@ async function faults(browser) {
   await c.close();
 }
 
+async function restart(browser) {
+  var url = opt('url');
+  var a = await open(browser, 'a', url + '/?transport=websocket');
+  var b = await open(browser, 'b', url + '/?transport=xhr-polling');
+  await waitStatus(a, 'connected', 'websocket');
+  await waitStatus(b, 'connected', 'xhr-polling');
+  await enter(a, 'ann', 'kitchen');
+  await enter(b, 'bob', 'kitchen');
+  await waitUsers(a, ['ann', 'bob']);
+  // The whole demo dies (kill -9) and comes back on the same address,
+  // with nothing of its state.
+  await ask('restart');
+  await waitLine(a, 'info', 'Reconnected via websocket: rejoined kitchen as ann.', 40000);
+  await waitLine(b, 'info', 'Reconnected via xhr-polling: rejoined kitchen as bob.', 40000);
+  var sa = await statusOf(a), sb = await statusOf(b);
+  check([sa, sb].every(function (s) { return s.phase === 'connected' && s.phases.some(function (x) { return /^(reconnecting|offline) \| /.test(x); }); }),
+    'after the demo restarted both pages showed the outage, then rejoined their room with their nicknames and said so',
+    JSON.stringify([sa, sb]));
+  await waitUsers(a, ['ann', 'bob']);
+  await waitUsers(b, ['ann', 'bob']);
+  await say(a, 'we are back');
+  await waitLine(b, 'msg', 'we are back');
+  result(true, 'the user lists are whole again and the pages chat');
+  var bad = a.errors.concat(b.errors).filter(function (e) {
+    return !/^console: (Failed to load resource|WebSocket connection to .* failed)/.test(e);
+  });
+  check(bad.length === 0, 'no exception or unexpected console error through the restart', bad.join('; '));
+  await a.close();
+  await b.close();
+}
+
 async function noworker(browser) {
   var a = await open(browser, 'a', opt('url') + '/?transport=websocket');
   await waitStatus(a, 'connected', 'websocket');
@@ -463,7 +499,7 @@ async function noworker(browser) {
 }
 
 (async function () {
-  var suites = { pair: pair, faults: faults, noworker: noworker };
+  var suites = { pair: pair, faults: faults, restart: restart, noworker: noworker };
   var suite = suites[opt('suite', 'pair')];
   var browser = await playwright.chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

@@ -28,6 +28,8 @@ import (
 //     holding a websocket page is killed (kill -9), twice, the second time
 //     with the page's handshakes refused for a while: reconnecting, offline,
 //     the rejoin with nickname and room, queued lines, a fresh user list;
+//   - restart: the one-process demo killed (kill -9) and started again on
+//     its address, with nothing of its state: both pages rejoin;
 //   - noworker: a gateway with no worker: "Set" reports the missing answer.
 func TestBrowserChat(t *testing.T) {
 	script := nodeScript(t, "../browser/chat.js")
@@ -42,11 +44,11 @@ func TestBrowserChat(t *testing.T) {
 	// A long close timeout, so that a closed polling page that leaves at
 	// once shows the page's own disconnect. (Heartbeats must come sooner
 	// than the client's heartbeat timeout.)
-	flags := []string{"-close-timeout", "20s", "-polling-duration", "2s", "-heartbeat-interval", "1s",
-		"-static", filepath.Join(root, "web/chat"),
+	page := []string{"-static", filepath.Join(root, "web/chat"),
 		"-client-script", filepath.Join(root, "test/node_modules/socket.io-client/dist/socket.io.js")}
+	flags := append([]string{"-close-timeout", "20s", "-polling-duration", "2s", "-heartbeat-interval", "1s"}, page...)
 	// Each suite's number of checks: a suite that stops early fails.
-	checks := map[string]int{"pair": 18, "faults": 12, "noworker": 3}
+	checks := map[string]int{"pair": 18, "faults": 12, "restart": 3, "noworker": 3}
 
 	t.Run("pairs", func(t *testing.T) {
 		c := newCluster(t)
@@ -97,6 +99,22 @@ func TestBrowserChat(t *testing.T) {
 		out := runBrowser(t, script, actions, "--suite", "faults", "--url", lb, "--shots", artifacts)
 		checkSuite(t, out, checks["faults"], "chat-offline-desktop.png", "chat-offline-phone.png",
 			"chat-faults-desktop.png", "chat-faults-phone.png")
+	})
+
+	t.Run("restart", func(t *testing.T) {
+		c := &cluster{t: t}
+		d := c.start("demo", listenRE, binary(t, "demo"), append([]string{"-addr", "127.0.0.1:0"}, page...)...)
+		actions := map[string]func(string) error{
+			// restart: kill -9 the demo and start it again on its address.
+			"restart": func(string) error {
+				d.kill()
+				time.Sleep(2 * time.Second)
+				d = c.start("demo", listenRE, binary(t, "demo"), append([]string{"-addr", d.addr}, page...)...)
+				return nil
+			},
+		}
+		out := runBrowser(t, script, actions, "--suite", "restart", "--url", "http://"+d.addr)
+		checkSuite(t, out, checks["restart"])
 	})
 
 	t.Run("noworker", func(t *testing.T) {
