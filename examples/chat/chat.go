@@ -338,8 +338,8 @@ func (c *chat) leave(ctx context.Context, s *worker.Socket, room, nick string, n
 
 // claim reserves nick in room for session sid. A holder with the same key
 // is an earlier session of the same page: it is ended and its place taken
-// (replaced reports it). A holder whose state no longer places it there is
-// a leftover and is cleared.
+// (replaced reports it). A holder with no state left is a leftover and is
+// cleared.
 func (c *chat) claim(ctx context.Context, sid, room, nick, key string) (ok, replaced bool, err error) {
 	rdb := c.w.Redis()
 	names, field := c.names(room), fold(nick)
@@ -366,8 +366,10 @@ func (c *chat) claim(ctx context.Context, sid, room, nick, key string) (ok, repl
 			return false, false, err
 		}
 		switch {
-		case hs.room != room || fold(hs.nick) != field:
-			// A leftover (its session moved on or ended): clear it.
+		case hs.nick == "":
+			// A leftover of a session whose state is gone (a handler
+			// interrupted between its steps): clear it. (A holder that is
+			// joining has its nickname recorded before it claims.)
 		case key != "" && hs.key == key:
 			if err := c.replace(ctx, holder, hs); err != nil {
 				return false, false, err
@@ -376,7 +378,7 @@ func (c *chat) claim(ctx context.Context, sid, room, nick, key string) (ok, repl
 		default:
 			return false, false, nil
 		}
-		if err := c.release(ctx, room, hs.nick, holder); err != nil {
+		if err := c.releaseField(ctx, room, field, holder); err != nil {
 			return false, false, err
 		}
 	}
@@ -412,8 +414,13 @@ func (c *chat) release(ctx context.Context, room, nick, sid string) error {
 	if nick == "" {
 		return nil
 	}
-	if err := releaseScript.Run(ctx, c.w.Redis(), []string{c.names(room)}, fold(nick), sid).Err(); err != nil {
-		return fmt.Errorf("chat: release %q: %w", nick, err)
+	return c.releaseField(ctx, room, fold(nick), sid)
+}
+
+// releaseField frees the folded nickname field in room if sid holds it.
+func (c *chat) releaseField(ctx context.Context, room, field, sid string) error {
+	if err := releaseScript.Run(ctx, c.w.Redis(), []string{c.names(room)}, field, sid).Err(); err != nil {
+		return fmt.Errorf("chat: release %q in %q: %w", field, room, err)
 	}
 	return nil
 }

@@ -284,4 +284,14 @@ func TestChatReconnectReplacesOldSession(t *testing.T) {
 	}
 	enter(other, "carol", "")
 	nextNotice(t, ctx, bob, "join", "carol joined")
+
+	// A nickname held by a session with no chat state left (a handler
+	// interrupted between its steps) is free.
+	if err := c.rdb.HSet(ctx, c.keys.Prefix()+"chat:names:lobby", "zed", "no-such-session").Err(); err != nil {
+		t.Fatal(err)
+	}
+	zed := connect("websocket")
+	if r := enter(zed, "Zed", "key-zed"); r["room"] != "lobby" {
+		t.Fatalf("a leftover held the nickname: %v", r)
+	}
 }
