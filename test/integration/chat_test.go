@@ -55,42 +55,128 @@ func TestChat(t *testing.T) {
 		}
 		return out[0]
 	}
-	if r := ack(ann, "join", "lobby"); r["error"] == nil {
+	if r := ack(ann, "join", "lobby"); r["error"] != "Choose a nickname first" {
 		t.Fatalf("join without a nickname: %v", r)
 	}
 	if r := ack(ann, "nick", "  "); r["error"] == nil {
 		t.Fatalf("blank nickname accepted: %v", r)
 	}
-	if r := ack(ann, "nick", "ann"); r["nick"] != "ann" {
+	if r := ack(ann, "nick", 42); r["error"] == nil {
+		t.Fatalf("a number as nickname accepted: %v", r)
+	}
+	if r := ack(ann, "nick", "ann", "key-ann"); r["nick"] != "ann" {
 		t.Fatalf("nick: %v", r)
 	}
-	if r := ack(ann, "join", "lobby"); r["room"] != "lobby" {
+	if r := ack(ann, "join", "lobby"); r["room"] != "lobby" || r["nick"] != "ann" {
 		t.Fatalf("join: %v", r)
+	}
+	// Nicknames are unique per room, whatever their case.
+	ack(bob, "nick", "ANN", "key-bob")
+	if r := ack(bob, "join", "lobby"); r["error"] != "The nickname ANN is taken in lobby: choose another" {
+		t.Fatalf("a taken nickname was accepted: %v", r)
 	}
 	ack(bob, "nick", "bob")
 	if r := ack(bob, "join", "lobby"); strings.Join(toStrings(r["users"]), ",") != "ann,bob" {
 		t.Fatalf("users on join: %v", r)
 	}
-	if n, err := ann.NextEvent(ctx, ns, "notice"); err != nil || !strings.Contains(string(n), "bob joined") {
-		t.Fatalf("join notice: %s %v", n, err)
-	}
+	nextNotice(t, ctx, ann, "join", "bob joined")
 	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
 		t.Fatalf("users update: %s %v", u, err)
 	}
-	ack(bob, "say", "hello </b> 😀")
+	// Joining the room one is in again announces nothing.
+	if r := ack(bob, "join", "lobby"); r["room"] != "lobby" {
+		t.Fatalf("join again: %v", r)
+	}
+	// Renaming tells the room once and joins nothing: the next notice ann
+	// gets after the rename is carol's join, not "robert joined".
+	if r := ack(bob, "nick", "Ann"); r["error"] == nil {
+		t.Fatalf("renamed to a taken nickname: %v", r)
+	}
+	if r := ack(bob, "nick", "robert"); r["nick"] != "robert" {
+		t.Fatalf("rename: %v", r)
+	}
+	nextNotice(t, ctx, ann, "rename", "bob is now robert")
+	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","robert"]]` {
+		t.Fatalf("users after the rename: %s %v", u, err)
+	}
+	carol := dial(t, "websocket", urls(g2))
+	if err := carol.Connect(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	ack(carol, "nick", "bob") // free again since bob is robert now
+	if r := ack(carol, "join", "lobby"); strings.Join(toStrings(r["users"]), ",") != "ann,bob,robert" {
+		t.Fatalf("users on carol's join: %v", r)
+	}
+	nextNotice(t, ctx, ann, "join", "bob joined")
+
+	// Lines: the room gets them with the sender's nickname, a time and the
+	// client's message id; a second line under the same key and id is acked
+	// and not said again.
+	before := time.Now().UnixMilli()
+	if r := ack(bob, "say", "hello </b> 😀", "m1"); r["ok"] != true || r["ts"] == nil {
+		t.Fatalf("say: %v", r)
+	}
 	for _, x := range []*sioclient.Client{ann, bob} {
-		m, err := x.NextEvent(ctx, ns, "said")
-		if err != nil || !strings.Contains(string(m), `"nick":"bob"`) || !strings.Contains(string(m), "hello \\u003c/b\\u003e 😀") {
-			t.Fatalf("said: %s %v", m, err)
+		said := nextSaid(t, ctx, x)
+		if said["nick"] != "robert" || said["text"] != "hello </b> 😀" || said["id"] != "m1" {
+			t.Fatalf("said: %v", said)
+		}
+		if ts, _ := said["ts"].(float64); int64(ts) < before-1000 || int64(ts) > time.Now().UnixMilli()+1000 {
+			t.Fatalf("said at %v, not about now (%d)", said["ts"], before)
 		}
 	}
-	bob.Close()
-	if n, err := ann.NextEvent(ctx, ns, "notice"); err != nil || !strings.Contains(string(n), "bob left") {
-		t.Fatalf("leave notice: %s %v", n, err)
+	if r := ack(bob, "say", "hello </b> 😀", "m1"); r["ok"] != true || r["duplicate"] != true {
+		t.Fatalf("the same line again: %v", r)
 	}
-	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann"]]` {
+	ack(bob, "say", "second", "m2")
+	if said := nextSaid(t, ctx, ann); said["text"] != "second" {
+		t.Fatalf("a duplicate line was said again: %v", said)
+	}
+	for _, bad := range [][]any{{"   "}, {strings.Repeat("z", 2001)}, {7}, {"ok", 7}} {
+		if r := ack(bob, "say", bad...); r["error"] == nil {
+			t.Fatalf("say %v accepted: %v", bad, r)
+		}
+	}
+	if r := ack(ann, "join", "bad\nroom"); r["error"] == nil {
+		t.Fatalf("a room with a newline accepted: %v", r)
+	}
+	bob.Close()
+	nextNotice(t, ctx, ann, "leave", "robert left")
+	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
 		t.Fatalf("users after leave: %s %v", u, err)
 	}
+}
+
+// nextNotice waits for cl's next notice and checks its kind, text and time.
+func nextNotice(t *testing.T, ctx context.Context, cl *sioclient.Client, kind, text string) {
+	t.Helper()
+	raw, err := cl.NextEvent(ctx, "/chatroom", "notice")
+	if err != nil {
+		t.Fatalf("waiting for notice %q: %v", text, err)
+	}
+	var n []struct {
+		Kind, Text string
+		TS         int64
+	}
+	if err := json.Unmarshal(raw, &n); err != nil || len(n) != 1 {
+		t.Fatalf("notice %s: %v", raw, err)
+	}
+	if n[0].Kind != kind || n[0].Text != text || time.Since(time.UnixMilli(n[0].TS)).Abs() > time.Minute {
+		t.Fatalf("notice %s, want %s %q now", raw, kind, text)
+	}
+}
+
+func nextSaid(t *testing.T, ctx context.Context, cl *sioclient.Client) map[string]any {
+	t.Helper()
+	raw, err := cl.NextEvent(ctx, "/chatroom", "said")
+	if err != nil {
+		t.Fatalf("waiting for said: %v", err)
+	}
+	var m []map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil || len(m) != 1 {
+		t.Fatalf("said %s: %v", raw, err)
+	}
+	return m[0]
 }
 
 func toStrings(v any) []string {
@@ -130,5 +216,82 @@ func TestChatPollingUserTimesOut(t *testing.T) {
 	bob.Drop()
 	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann"]]` {
 		t.Fatalf("users after bob timed out: %s %v", u, err)
+	}
+}
+
+// A page that reconnects gets a new session while its old one may still
+// hold its nickname (a polling session lingers for the close timeout). The
+// page sends the same key with its nickname: its new session takes the old
+// one's place (the room hears "ann is back", not a leave and a join), and
+// the old session is ended. Another page with another key is refused.
+func TestChatReconnectReplacesOldSession(t *testing.T) {
+	c := newCluster(t)
+	g := c.gateway("a", "-close-timeout", "60s", "-polling-duration", "1s")
+	c.worker("w1", "chat")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const ns = "/chatroom"
+	enter := func(cl *sioclient.Client, nick, key string) map[string]any {
+		t.Helper()
+		if _, err := cl.EmitAck(ctx, ns, "nick", nick, key); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := cl.EmitAck(ctx, ns, "join", "lobby")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r []map[string]any
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r[0]
+	}
+	connect := func(transport string) *sioclient.Client {
+		t.Helper()
+		cl := dial(t, transport, urls(g))
+		if err := cl.Connect(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	bob := connect("websocket")
+	enter(bob, "bob", "key-bob")
+	old := connect("xhr-polling")
+	enter(old, "ann", "key-ann")
+	nextNotice(t, ctx, bob, "join", "ann joined")
+	old.Drop() // stops polling: the session lingers until the close timeout
+
+	again := connect("websocket")
+	if r := enter(again, "ann", "key-ann"); r["room"] != "lobby" || strings.Join(toStrings(r["users"]), ",") != "ann,bob" {
+		t.Fatalf("rejoin with the same key: %v", r)
+	}
+	nextNotice(t, ctx, bob, "back", "ann is back")
+	if u, err := bob.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
+		t.Fatalf("users after the rejoin: %s %v", u, err)
+	}
+	other := connect("websocket")
+	if r := enter(other, "Ann", "key-other"); r["error"] != "The nickname Ann is taken in lobby: choose another" {
+		t.Fatalf("another page took ann's nickname: %v", r)
+	}
+	// The old session was ended (its disconnect says nothing to the room):
+	// the next notice bob gets is carol's join.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.rdb.Exists(ctx, c.keys.Prefix()+"chat:s:"+old.SID).Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replaced session was not ended")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	enter(other, "carol", "")
+	nextNotice(t, ctx, bob, "join", "carol joined")
+
+	// A nickname held by a session with no chat state left (a handler
+	// interrupted between its steps) is free.
+	if err := c.rdb.HSet(ctx, c.keys.Prefix()+"chat:names:lobby", "zed", "no-such-session").Err(); err != nil {
+		t.Fatal(err)
+	}
+	zed := connect("websocket")
+	if r := enter(zed, "Zed", "key-zed"); r["room"] != "lobby" {
+		t.Fatalf("a leftover held the nickname: %v", r)
 	}
 }
