@@ -38,7 +38,9 @@ type Gateway struct {
 	conns   sync.Map // sid -> *streamConn (streaming connections held here)
 	rooms   roomIndex
 
-	heartbeats heartbeatWheel // 2:: to every connection held here
+	heartbeats    heartbeatWheel     // 2:: to every connection held here
+	sessionChecks chan []*streamConn // slots of the wheel whose sessions to check (sessioncheck.go)
+	orphanLog     rateLog
 
 	admission *admission   // handshakes held until admitted
 	held      atomic.Int64 // streaming connections held plus polls parked
@@ -65,7 +67,10 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		log:        cfg.Logger.With("node", cfg.Node),
 		transports: map[string]bool{},
 		drainCh:    make(chan struct{}),
+
+		sessionChecks: make(chan []*streamConn, heartbeatSlots),
 	}
+	g.heartbeats.check = g.queueSessionCheck
 	if err := cfg.checkTimers(); err != nil {
 		return nil, err
 	}
@@ -127,10 +132,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
 	ctx = loops
-	g.wg.Add(3)
+	g.wg.Add(4)
 	go g.dispatchLoop(ctx, sub)
 	go g.aliveLoop(ctx)
 	go g.reapLoop(ctx)
+	go g.sessionCheckLoop(ctx)
 	g.log.Info("gateway started", "transports", g.cfg.Transports)
 	return nil
 }

@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsEcho sends an acked echo event with id n on ws and waits for its ack,
+// skipping heartbeats and the echo app's events (its welcome).
+func wsEcho(t *testing.T, ws *websocket.Conn, n int) {
+	t.Helper()
+	id := strconv.Itoa(n)
+	writeWS(t, ws, `5:`+id+`+::{"name":"echo","args":["e`+id+`"]}`)
+	for {
+		m := readWS(t, ws)
+		if strings.HasPrefix(m, "5:::") {
+			continue
+		}
+		if m != `6:::`+id+`+["e`+id+`"]` {
+			t.Fatalf("echo %d: got %q", n, m)
+		}
+		return
+	}
+}
+
+// wsClosedWithin reads ws until it is closed, answering nothing, and fails
+// when a frame other than a heartbeat arrives or it is still open after d.
+// It returns how long it took.
+func wsClosedWithin(t *testing.T, ws *websocket.Conn, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_ = ws.SetReadDeadline(start.Add(d))
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("websocket still open %v later", d)
+			}
+			return time.Since(start)
+		}
+		if m := string(b); m != "2::" {
+			t.Fatalf("frame %q before the close (0:: would end the 0.9 client for good)", m)
+		}
+		// The client stays alive: it answers heartbeats.
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("2::"))
+	}
+}
+
+// metricAdmin returns the value of a sample of a process's /metrics (0
+// when it is absent); the process was started with -admin-addr
+// 127.0.0.1:0; line is the sample's name with its labels.
+func metricAdmin(t *testing.T, p *proc, line string) float64 {
+	t.Helper()
+	_, body, _ := get(t, "http://"+p.logged(adminRE)+"/metrics")
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, line+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+var orphanLogRE = regexp.MustCompile(`(?m)^.*streaming connections closed: their sessions are gone from Redis.*$`)
+
+// A websocket whose session record vanished (FLUSHALL) is closed within a
+// heartbeat interval, with no 0:: (so the 0.9 client reconnects), counted
+// and logged once; the gateway and worker go on serving new sessions.
+func TestStreamSessionVanished(t *testing.T) {
+	c := newCluster(t)
+	gw := c.gateway("a", "-heartbeat-interval", "1s", "-heartbeat-timeout", "3s", "-admin-addr", "127.0.0.1:0")
+	c.worker("w", "echo")
+	ctx := context.Background()
+	var socks []*websocket.Conn
+	for range 3 {
+		sid := handshake(t, gw)
+		ws := dialWS(t, gw, sid)
+		if m := readWS(t, ws); m != "1::" {
+			t.Fatalf("first frame %q", m)
+		}
+		wsEcho(t, ws, 1)
+		socks = append(socks, ws)
+	}
+	before := c.exists(ctx)
+	for range 6 { // 3 s of a live client: it answers heartbeats
+		time.Sleep(500 * time.Millisecond)
+		for _, ws := range socks {
+			writeWS(t, ws, "2::")
+		}
+	}
+	calls := c.exists(ctx) - before
+	// 3 streams, 3 intervals: 9 checks expected, give or take a slot.
+	info, _ := c.rdb.Info(ctx, "commandstats").Result()
+	t.Logf("EXISTS calls for 3 held streams in 3 heartbeat intervals: %d (%s)", calls,
+		regexp.MustCompile(`cmdstat_exists:\S+`).FindString(info))
+	if calls < 6 || calls > 15 {
+		t.Errorf("EXISTS calls %d, want about one per held stream per interval (9)", calls)
+	}
+	if err := c.rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, ws := range socks {
+		took := wsClosedWithin(t, ws, time.Second+sessionGrace+time.Second)
+		t.Logf("websocket %d closed %v after FLUSHALL", i, took.Round(time.Millisecond))
+	}
+	if n := metricAdmin(t, gw, "realtime_gateway_streams_orphaned_total"); n != 3 {
+		t.Errorf("realtime_gateway_streams_orphaned_total %v, want 3", n)
+	}
+	if n := len(orphanLogRE.FindAllString(gw.logText(), -1)); n < 1 || n > 2 {
+		t.Errorf("%d log lines for 3 closed connections, want one (two if the closes straddled the log interval)", n)
+	}
+	// A new session works.
+	sid := handshake(t, gw)
+	ws := dialWS(t, gw, sid)
+	if m := readWS(t, ws); m != "1::" {
+		t.Fatalf("first frame %q", m)
+	}
+	wsEcho(t, ws, 1)
+}
+
+// sessionGrace is the gateway's sessionGoneGrace.
+const sessionGrace = 200 * time.Millisecond
+
+// exists returns how many EXISTS commands Redis has run.
+func (c *cluster) exists(ctx context.Context) int {
+	c.t.Helper()
+	info, err := c.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	m := regexp.MustCompile(`cmdstat_exists:calls=(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// The official client whose websocket's session vanished (FLUSHALL) is
+// reconnected by its own client and talks again.
+func TestOfficialClientSessionVanished(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	c := newCluster(t)
+	gw := c.gateway("a", "-heartbeat-interval", "1s", "-heartbeat-timeout", "3s")
+	c.worker("w", "echo")
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "node", script, "--url", "http://"+gw.addr, "--transport", "websocket",
+			"--clients", "4", "--seconds", "10", "--expect", "reconnected").CombinedOutput()
+		done <- result{string(out), err}
+	}()
+	time.Sleep(3 * time.Second)
+	if err := c.rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("steady.js: %v\n%s", r.err, r.out)
+	}
+	t.Logf("%s", r.out)
+}
