@@ -41,6 +41,7 @@ type Gateway struct {
 	heartbeats    heartbeatWheel     // 2:: to every connection held here
 	sessionChecks chan []*streamConn // slots of the wheel whose sessions to check (sessioncheck.go)
 	orphanLog     rateLog
+	commitFailLog rateLog
 
 	admission *admission   // handshakes held until admitted
 	held      atomic.Int64 // streaming connections held plus polls parked

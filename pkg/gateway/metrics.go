@@ -36,6 +36,7 @@ type Metrics struct {
 	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
 
 	StreamsOrphaned prometheus.Counter // streaming connections closed because their session record was gone from Redis
+	CommitFailures  prometheus.Counter // websocket sessions ended because a signal they sent was not committed
 
 	// Looked up once, as they are used for every packet: the counters of
 	// each packet type (typeNames, then "unknown"), Delivery by route
@@ -102,6 +103,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_heartbeat_lookups_total", Help: "Reads from Redis of when an htmlfile client that looked silent here last POSTed, by result: heard (a POST reached another gateway), silent (the session was ended for heartbeat_timeout), unknown (Redis failed or answered after 1 s: another heartbeat timeout was given)."}, []string{"result"}),
 		StreamsOrphaned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_gateway_streams_orphaned_total", Help: "Streaming connections closed (without 0::, so the client reconnects) because their session record was gone from Redis (FLUSHALL, Redis restarted without its data)."}),
+		CommitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_commit_failures_total", Help: "Websocket sessions ended (transport closed without 0::, so the client reconnects) because a signal their client sent could not be committed to Redis (failed, timed out, or refused: OOM, read-only)."}),
 	}
 	for i := range m.byType {
 		t := "unknown"
@@ -125,7 +128,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
-			m.InvalidUTF8, m.HeartbeatLookups, m.StreamsOrphaned)
+			m.InvalidUTF8, m.HeartbeatLookups, m.StreamsOrphaned, m.CommitFailures)
 	}
 	return m
 }

@@ -175,3 +175,105 @@ func TestOfficialClientSessionVanished(t *testing.T) {
 	}
 	t.Logf("%s", r.out)
 }
+
+// redisFault is a way for Redis to stop taking writes, and its end.
+type redisFault struct {
+	name       string
+	begin, end func(t *testing.T, c *cluster)
+}
+
+var writeFaults = []redisFault{
+	{"paused", // SIGSTOP: longer than the gateway's commit timeouts
+		func(t *testing.T, c *cluster) { c.redis.Pause(t) },
+		func(t *testing.T, c *cluster) { c.redis.Resume(t) }},
+	{"oom", // maxmemory under what is used, noeviction: every write refused
+		func(t *testing.T, c *cluster) { c.setMaxMemory(t, "1") },
+		func(t *testing.T, c *cluster) { c.setMaxMemory(t, "0") }},
+}
+
+func (c *cluster) setMaxMemory(t *testing.T, v string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.rdb.ConfigSet(ctx, "maxmemory", v).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A websocket whose signal could not be committed (Redis paused past the
+// commit timeout, or refusing writes) is closed at once, without 0::,
+// counted and logged; after Redis is back a new session talks.
+func TestWebSocketCommitFailureEndsSession(t *testing.T) {
+	for _, f := range writeFaults {
+		t.Run(f.name, func(t *testing.T) {
+			c := newCluster(t)
+			gw := c.gateway("a", "-heartbeat-interval", "1s", "-heartbeat-timeout", "3s", "-admin-addr", "127.0.0.1:0")
+			c.worker("w", "echo")
+			ws := dialWS(t, gw, handshake(t, gw))
+			if m := readWS(t, ws); m != "1::" {
+				t.Fatalf("first frame %q", m)
+			}
+			wsEcho(t, ws, 1)
+			f.begin(t, c)
+			writeWS(t, ws, `5:2+::{"name":"echo","args":["lost?"]}`)
+			// go-redis's read timeout (3 s) or the committer's (5 s) for a
+			// pause; at once for a refusal.
+			took := wsClosedWithin(t, ws, 8*time.Second)
+			t.Logf("websocket closed %v after its signal", took.Round(time.Millisecond))
+			f.end(t, c)
+			if n := metricAdmin(t, gw, "realtime_gateway_commit_failures_total"); n != 1 {
+				t.Errorf("realtime_gateway_commit_failures_total %v, want 1", n)
+			}
+			if !strings.Contains(gw.logText(), "a signal they sent was not committed to Redis") {
+				t.Error("no log line for the session ended")
+			}
+			ws = dialWS(t, gw, handshake(t, gw))
+			if m := readWS(t, ws); m != "1::" {
+				t.Fatalf("first frame %q", m)
+			}
+			wsEcho(t, ws, 1)
+		})
+	}
+}
+
+// Official clients sending through a Redis that stops taking writes are
+// disconnected (not left waiting for acks of events that were dropped) and
+// reconnect by themselves once Redis is back; a client whose signal was
+// committed late (after the pause) keeps its session and loses nothing.
+func TestOfficialClientCommitFailure(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	for _, f := range writeFaults {
+		t.Run(f.name, func(t *testing.T) {
+			c := newCluster(t)
+			gw := c.gateway("a", "-heartbeat-interval", "1s", "-heartbeat-timeout", "3s")
+			c.worker("w", "echo")
+			done := make(chan nodeResult, 1)
+			go runNodeAsync(done, script, "--url", "http://"+gw.addr, "--transport", "websocket",
+				"--clients", "4", "--seconds", "16", "--expect", "no-silent-loss")
+			time.Sleep(3 * time.Second)
+			f.begin(t, c)
+			time.Sleep(6 * time.Second)
+			f.end(t, c)
+			r := <-done
+			if r.err != nil {
+				t.Fatalf("steady.js: %v\n%s", r.err, r.out)
+			}
+			t.Logf("%s", r.out)
+		})
+	}
+}
+
+type nodeResult struct {
+	out string
+	err error
+}
+
+// runNodeAsync runs a Node program (at most a minute) and sends its output.
+func runNodeAsync(done chan<- nodeResult, script string, args ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "node", append([]string{script}, args...)...).CombinedOutput()
+	done <- nodeResult{string(out), err}
+}

@@ -11,6 +11,9 @@
 // reconnected: as reconnect, and every client must have lost its session
 // and been reconnected (a new session id) by its own client, and had more
 // than 5 acks on its last session.
+// no-silent-loss: as reconnect, and every client either kept its session
+// and lost no ack, or was reconnected (a new session id) and had more than
+// 5 acks on its last session.
 // Prints a JSON line per client ("# {...}"), ok/not ok lines and "N passed, M failed".
 'use strict';
 
@@ -77,6 +80,11 @@ function report() {
     } else {
       check(st.connected, name + ' is connected at the end', 'disconnects ' + st.disconnects);
       check(st.duplicates === 0, name + ' got no duplicate ack', 'duplicates ' + st.duplicates);
+      if (expect === 'no-silent-loss') {
+        check((st.sids.length === 1 && st.disconnects === 0 && st.acked === st.sent) || (st.sids.length > 1 && st.ackedLast > 5),
+          name + ' lost no ack on a session it kept, or was reconnected and talks',
+          'sessions ' + JSON.stringify(st.sids) + ' sent ' + st.sent + ' acked ' + st.acked + ' acked on the last ' + st.ackedLast);
+      }
       if (expect === 'reconnected') {
         check(st.sids.length > 1 && st.ackedLast > 5, name + ' was reconnected and talks on its new session',
           'sessions ' + JSON.stringify(st.sids) + ' acked on the last ' + st.ackedLast);
