@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/realtime/realtime/internal/testredis"
 )
 
 // wsEcho sends an acked echo event with id n on ws and waits for its ack,
@@ -276,4 +279,80 @@ func runNodeAsync(done chan<- nodeResult, script string, args ...string) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "node", append([]string{script}, args...)...).CombinedOutput()
 	done <- nodeResult{string(out), err}
+}
+
+// /readyz is false while Redis refuses the gateway's writes (out of memory
+// with noeviction, a read-only replica), although pub/sub still works, and
+// true again after; each change is counted and logged once.
+func TestReadinessWhileWritesFail(t *testing.T) {
+	faults := []redisFault{writeFaults[1], {"read-only",
+		func(t *testing.T, c *cluster) {
+			primary := testredis.Start(t)
+			host, port, _ := strings.Cut(primary.Addr, ":")
+			if err := c.rdb.SlaveOf(context.Background(), host, port).Err(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		func(t *testing.T, c *cluster) {
+			if err := c.rdb.SlaveOf(context.Background(), "NO", "ONE").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}}}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			c := newCluster(t)
+			gw := c.gateway("a", "-admin-addr", "127.0.0.1:0")
+			admin := "http://" + gw.logged(adminRE)
+			readyz := func() (int, string) {
+				code, body, _ := get(t, admin+"/readyz")
+				return code, body
+			}
+			if code, body := readyz(); code != 200 {
+				t.Fatalf("readyz before: %d %q", code, body)
+			}
+			f.begin(t, c)
+			for i := range 4 {
+				code, body := readyz()
+				if code != http.StatusServiceUnavailable {
+					t.Fatalf("readyz %d during the fault: %d %q", i, code, body)
+				}
+				if i == 0 {
+					t.Logf("readyz: %d %s", code, strings.TrimSpace(body))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			f.end(t, c)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				code, body := readyz()
+				if code == 200 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("readyz after the fault: %d %q", code, body)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			readyz()
+			for _, m := range []struct {
+				line string
+				want float64
+			}{
+				{`realtime_gateway_readiness_changes_total{to="unready"}`, 1},
+				{`realtime_gateway_readiness_changes_total{to="ready"}`, 1},
+				{`realtime_gateway_ready`, 1},
+			} {
+				if got := metricAdmin(t, gw, m.line); got != m.want {
+					t.Errorf("%s %v, want %v", m.line, got, m.want)
+				}
+			}
+			logs := gw.logText()
+			if n := strings.Count(logs, `msg="not ready"`); n != 1 {
+				t.Errorf("%d 'not ready' log lines, want 1", n)
+			}
+			if n := strings.Count(logs, `msg="ready again"`); n != 1 {
+				t.Errorf("%d 'ready again' log lines, want 1", n)
+			}
+		})
+	}
 }
