@@ -27,10 +27,10 @@ import (
 //
 // Cost: one EXISTS per held stream per heartbeat interval, in
 // heartbeatSlots pipelines per interval whatever the number of streams:
-// 2.9 µs of Redis CPU per call measured (INFO commandstats usec_per_call of
-// exists in TestStreamSessionVanished, 12 calls on a loaded 2-core machine:
-// an upper bound), so at most 0.12 µs per held stream per second at the
-// default 25 s interval. A check that fails (Redis down or stalled past
+// 3 to 5 µs of Redis CPU per call measured (INFO commandstats usec_per_call
+// of exists in TestStreamSessionVanished, 12 calls on a loaded 2-core
+// machine: an upper bound), so at most 0.2 µs per held stream per second at
+// the default 25 s interval. A check that fails (Redis down or stalled past
 // sessionCheckTimeout) closes nothing and is counted in
 // realtime_gateway_redis_errors_total{op="session_check"}.
 

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -221,8 +222,8 @@ func TestWebSocketCommitFailureEndsSession(t *testing.T) {
 			wsEcho(t, ws, 1)
 			f.begin(t, c)
 			writeWS(t, ws, `5:2+::{"name":"echo","args":["lost?"]}`)
-			// go-redis's read timeout (3 s) or the committer's (5 s) for a
-			// pause; at once for a refusal.
+			// The gateway's Redis read timeout (gateway.RedisWait, 4 s) for
+			// a pause; at once for a refusal.
 			took := wsClosedWithin(t, ws, 8*time.Second)
 			t.Logf("websocket closed %v after its signal", took.Round(time.Millisecond))
 			f.end(t, c)
@@ -289,12 +290,12 @@ func TestReadinessWhileWritesFail(t *testing.T) {
 		func(t *testing.T, c *cluster) {
 			primary := testredis.Start(t)
 			host, port, _ := strings.Cut(primary.Addr, ":")
-			if err := c.rdb.SlaveOf(context.Background(), host, port).Err(); err != nil {
+			if err := c.rdb.ReplicaOf(context.Background(), host, port).Err(); err != nil {
 				t.Fatal(err)
 			}
 		},
 		func(t *testing.T, c *cluster) {
-			if err := c.rdb.SlaveOf(context.Background(), "NO", "ONE").Err(); err != nil {
+			if err := c.rdb.ReplicaOf(context.Background(), "NO", "ONE").Err(); err != nil {
 				t.Fatal(err)
 			}
 		}}}
@@ -355,4 +356,45 @@ func TestReadinessWhileWritesFail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Polling POSTs ride out a 2 s Redis pause (shorter than the 3 s bound a
+// POST waits for Redis): answered 200 after it, and the official
+// xhr-polling client keeps its session and loses no ack.
+func TestPollingRidesOutRedisPause(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	c := newCluster(t)
+	gw := c.gateway("a")
+	c.worker("w", "echo")
+	sid := handshake(t, gw)
+	if code, body, _ := get(t, gw.url("/socket.io/1/xhr-polling/"+sid+"?t=1")); code != 200 || body != "1::" {
+		t.Fatalf("first poll: %d %q", code, body)
+	}
+	done := make(chan nodeResult, 1)
+	go runNodeAsync(done, script, "--url", "http://"+gw.addr, "--transport", "xhr-polling",
+		"--clients", "4", "--seconds", "10", "--expect", "same-session")
+	time.Sleep(3 * time.Second)
+	c.redis.Pause(t)
+	posted := make(chan string, 1)
+	go func() {
+		resp, err := client.Post(gw.url("/socket.io/1/xhr-polling/"+sid+"?t=2"), "text/plain",
+			strings.NewReader(`5:1+::{"name":"echo","args":["p"]}`))
+		if err != nil {
+			posted <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		posted <- strconv.Itoa(resp.StatusCode) + " " + string(b)
+	}()
+	time.Sleep(2 * time.Second)
+	c.redis.Resume(t)
+	if got := <-posted; got != "200 1" {
+		t.Errorf("POST during the pause: %s, want 200 1", got)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("steady.js: %v\n%s", r.err, r.out)
+	}
+	t.Logf("%s", lastLine(r.out))
 }
