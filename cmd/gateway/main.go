@@ -123,7 +123,12 @@ func run(args []string) error {
 	// handshake's commit attempt, signal batches, opening a stream): let
 	// them reach the socket, so a Redis that stops answering costs a call
 	// its deadline, not the client's read timeout.
-	rdb, err := f.cluster.Connect(ctx, func(o *redis.Options) { o.ContextTimeoutEnabled = true })
+	// Per-command timeouts are set deliberately (gateway.RedisWait), not
+	// left at go-redis's defaults.
+	rdb, err := f.cluster.Connect(ctx, func(o *redis.Options) {
+		o.ContextTimeoutEnabled = true
+		o.ReadTimeout, o.WriteTimeout = gateway.RedisWait, gateway.RedisWait
+	})
 	if err != nil {
 		return err
 	}

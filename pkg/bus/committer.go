@@ -78,7 +78,8 @@ type Committer struct {
 
 type request struct {
 	writes []Write
-	done   chan error // buffered 1
+	done   chan error  // buffered 1
+	notify func(error) // nil, or called with the result after done
 }
 
 // NewCommitter starts a committer; Close stops it.
@@ -111,7 +112,11 @@ func (c *Committer) Commit(ctx context.Context, sid string, writes ...Write) err
 // receives the commit's result. Writes of the same sid are committed in the
 // order they were queued.
 func (c *Committer) CommitAsync(ctx context.Context, sid string, writes ...Write) (<-chan error, error) {
-	req := &request{writes: writes, done: make(chan error, 1)}
+	return c.commitAsync(ctx, sid, nil, writes)
+}
+
+func (c *Committer) commitAsync(ctx context.Context, sid string, notify func(error), writes []Write) (<-chan error, error) {
+	req := &request{writes: writes, done: make(chan error, 1), notify: notify}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
@@ -123,6 +128,14 @@ func (c *Committer) CommitAsync(ctx context.Context, sid string, writes ...Write
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// CommitNotify is CommitAsync that also calls notify with the commit's
+// result once it is known (nil: committed). notify runs on the committer's
+// goroutine, so it must not block; it lets a caller that does not wait for
+// each commit act on a failure at once.
+func (c *Committer) CommitNotify(ctx context.Context, sid string, notify func(error), writes ...Write) (<-chan error, error) {
+	return c.commitAsync(ctx, sid, notify, writes)
 }
 
 // Close commits what is queued and stops the loops. It is idempotent.
@@ -179,6 +192,9 @@ func (c *Committer) commitBatch(batch []*request) {
 	}
 	for _, r := range batch {
 		r.done <- err
+		if r.notify != nil {
+			r.notify(err)
+		}
 	}
 }
 

@@ -29,6 +29,17 @@ var DefaultTransports = []string{TransportWebSocket, TransportHTMLFile, Transpor
 // and cmd/gateway's -origins.
 var DefaultOrigins = []string{"*:*"}
 
+// RedisWait is how long a polling POST waits for Redis, in all (touching
+// its session, then committing its signals), before it is answered 503:
+// a Redis pause shorter than this (TestPollingRidesOutRedisPause: 2 s) is
+// ridden out and the POST answered 200, which the 0.9 client needs to keep
+// its session (it drops the session on any other status). cmd/gateway
+// sets the Redis client's per-command read and write timeouts to it too,
+// so no go-redis default (3 s) cuts a call shorter; the signal committer's
+// own batch timeout (bus.CommitterConfig.Timeout, 5 s) is longer, so a
+// batch still in flight when a POST gives up may yet be committed.
+const RedisWait = 4 * time.Second
+
 // Timer defaults: the reference server's settings (socket.io 0.9
 // lib/manager.js: heartbeat interval 25 s, heartbeat timeout 60 s, close
 // timeout 60 s, polling duration 20 s, unused handshakes collected after

@@ -38,7 +38,11 @@ type Gateway struct {
 	conns   sync.Map // sid -> *streamConn (streaming connections held here)
 	rooms   roomIndex
 
-	heartbeats heartbeatWheel // 2:: to every connection held here
+	heartbeats    heartbeatWheel     // 2:: to every connection held here
+	sessionChecks chan []*streamConn // slots of the wheel whose sessions to check (sessioncheck.go)
+	orphanLog     rateLog
+	commitFailLog rateLog
+	ready         atomic.Int32 // the last readiness check's result: readyUnknown, readyYes, readyNo
 
 	admission *admission   // handshakes held until admitted
 	held      atomic.Int64 // streaming connections held plus polls parked
@@ -65,7 +69,10 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		log:        cfg.Logger.With("node", cfg.Node),
 		transports: map[string]bool{},
 		drainCh:    make(chan struct{}),
+
+		sessionChecks: make(chan []*streamConn, heartbeatSlots),
 	}
+	g.heartbeats.check = g.queueSessionCheck
 	if err := cfg.checkTimers(); err != nil {
 		return nil, err
 	}
@@ -127,10 +134,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
 	ctx = loops
-	g.wg.Add(3)
+	g.wg.Add(4)
 	go g.dispatchLoop(ctx, sub)
 	go g.aliveLoop(ctx)
 	go g.reapLoop(ctx)
+	go g.sessionCheckLoop(ctx)
 	g.log.Info("gateway started", "transports", g.cfg.Transports)
 	return nil
 }
@@ -208,12 +216,26 @@ func (g *Gateway) Ready() bool { return !g.draining.Load() }
 var ErrNotReady = errors.New("gateway: not ready")
 
 // CheckReady proves the gateway's path works, for /readyz: it is not
-// draining, and a probe published on its own channel comes back through
-// its subscription within ctx (a subscription can go silent while pings
-// still succeed).
+// draining, Redis takes its writes (the liveness key is written, which a
+// Redis out of memory with noeviction, a read-only replica, or one that does
+// not answer within ctx refuses), and a probe published on its own channel
+// comes back through its subscription within ctx (a subscription can go
+// silent while pings still succeed; a PUBLISH alone succeeds on a replica
+// and under OOM). Each change between ready and not ready is counted in
+// realtime_gateway_readiness_changes_total, shown in realtime_gateway_ready
+// and logged once.
 func (g *Gateway) CheckReady(ctx context.Context) error {
+	err := g.checkReady(ctx)
+	g.readiness(err)
+	return err
+}
+
+func (g *Gateway) checkReady(ctx context.Context) error {
 	if g.draining.Load() {
 		return fmt.Errorf("%w: draining", ErrNotReady)
+	}
+	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
+		return fmt.Errorf("%w: redis refuses writes: %v", ErrNotReady, err)
 	}
 	nonce := randomID(8)
 	ch := make(chan struct{})
@@ -229,6 +251,39 @@ func (g *Gateway) CheckReady(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: the pub/sub probe did not come back: %v", ErrNotReady, ctx.Err())
 	}
+}
+
+// Readiness states of Gateway.ready.
+const (
+	readyUnknown int32 = iota // not checked yet
+	readyYes
+	readyNo
+)
+
+// readiness records the result of a readiness check: a change is counted,
+// shown in the ready gauge and logged (one line per change, not per check).
+func (g *Gateway) readiness(err error) {
+	now := readyYes
+	if err != nil {
+		now = readyNo
+	}
+	old := g.ready.Swap(now)
+	if old == now {
+		return
+	}
+	if old == readyUnknown && now == readyYes {
+		g.metrics.Ready.Set(1)
+		return // starting ready is not news
+	}
+	if now == readyYes {
+		g.metrics.Ready.Set(1)
+		g.metrics.ReadinessChanges.WithLabelValues("ready").Inc()
+		g.log.Info("ready again")
+		return
+	}
+	g.metrics.Ready.Set(0)
+	g.metrics.ReadinessChanges.WithLabelValues("unready").Inc()
+	g.log.Warn("not ready", "err", err)
 }
 
 func seconds(d time.Duration) int64 {

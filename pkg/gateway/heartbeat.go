@@ -27,6 +27,10 @@ type heartbeatWheel struct {
 	next    int                         // the slot the next tick serves
 	n       int                         // connections registered
 	running bool                        // the ticking goroutine runs
+
+	// check, if set, is given each slot's connections after their
+	// heartbeats (Gateway.queueSessionCheck); it must not block.
+	check func([]*streamConn)
 }
 
 // add registers s for heartbeats every interval.
@@ -88,10 +92,13 @@ func (w *heartbeatWheel) sendHeartbeats(tick time.Duration) {
 		w.next = (w.next + 1) % heartbeatSlots
 		w.mu.Unlock()
 		now := time.Now().UnixNano()
-		for i, s := range due {
+		for _, s := range due {
 			s.heartbeat(now)
-			due[i] = nil
 		}
+		if w.check != nil {
+			w.check(due)
+		}
+		clear(due)
 		due = due[:0]
 	}
 }

@@ -35,6 +35,12 @@ type Metrics struct {
 
 	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
 
+	StreamsOrphaned prometheus.Counter // streaming connections closed because their session record was gone from Redis
+	CommitFailures  prometheus.Counter // websocket sessions ended because a signal they sent was not committed
+
+	Ready            prometheus.Gauge       // 1 when the last readiness check passed, else 0
+	ReadinessChanges *prometheus.CounterVec // to (ready, unready): changes of the readiness check's result
+
 	// Looked up once, as they are used for every packet: the counters of
 	// each packet type (typeNames, then "unknown"), Delivery by route
 	// (routeNames), and Rejected by reason (every rejectReason but
@@ -98,6 +104,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_invalid_utf8_total", Help: "Frames and bodies from clients (in) and packets to clients (out) that held invalid UTF-8, repaired with U+FFFD, by direction."}, []string{"direction"}),
 		HeartbeatLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_heartbeat_lookups_total", Help: "Reads from Redis of when an htmlfile client that looked silent here last POSTed, by result: heard (a POST reached another gateway), silent (the session was ended for heartbeat_timeout), unknown (Redis failed or answered after 1 s: another heartbeat timeout was given)."}, []string{"result"}),
+		StreamsOrphaned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_streams_orphaned_total", Help: "Streaming connections closed (without 0::, so the client reconnects) because their session record was gone from Redis (FLUSHALL, Redis restarted without its data)."}),
+		CommitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_commit_failures_total", Help: "Websocket sessions ended (transport closed without 0::, so the client reconnects) because a signal their client sent could not be committed to Redis (failed, timed out, or refused: OOM, read-only)."}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "realtime_gateway_ready", Help: "1 when the last /readyz check passed (not draining, Redis takes writes, the pub/sub probe came back), else 0."}),
+		ReadinessChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_readiness_changes_total", Help: "Changes of the /readyz result, by the state changed to (ready, unready)."}, []string{"to"}),
+	}
+	for _, to := range []string{"ready", "unready"} {
+		m.ReadinessChanges.WithLabelValues(to) // exported at 0 before the first
 	}
 	for i := range m.byType {
 		t := "unknown"
@@ -121,7 +138,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
-			m.InvalidUTF8, m.HeartbeatLookups)
+			m.InvalidUTF8, m.HeartbeatLookups, m.StreamsOrphaned, m.CommitFailures,
+			m.Ready, m.ReadinessChanges)
 	}
 	return m
 }

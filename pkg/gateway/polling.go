@@ -272,7 +272,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 			return
 		}
 	}
-	ctx := r.Context()
+	// One bound for everything the POST asks Redis (RedisWait).
+	ctx, cancel := context.WithTimeout(r.Context(), RedisWait)
+	defer cancel()
 	class, namespaces, err := g.store.Touch(ctx, sid)
 	if reason, refusal, refused := sessionRefusal(err); refused {
 		g.rejected(reason, "transport", transport, "sid", sid, "method", "POST")

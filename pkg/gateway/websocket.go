@@ -261,7 +261,7 @@ func (s *streamConn) received(typ int, data []byte) bool {
 		s.setJoined(maps.Clone(s.rjoined))
 	}
 	if len(in.writes) > 0 {
-		ch, err := g.committer.CommitAsync(context.Background(), s.sid, in.writes...)
+		ch, err := g.committer.CommitNotify(context.Background(), s.sid, s.committed, in.writes...)
 		if err != nil {
 			s.closeLocal(bus.ReasonShutdown)
 			return false
@@ -277,6 +277,38 @@ func (s *streamConn) received(typ int, data []byte) bool {
 	}
 	return true
 }
+
+// committed is called by the committer with the result of each commit of
+// the signals this websocket's client sent. A commit that failed or timed
+// out (Redis down, stalled past the committer's timeout, refusing writes)
+// ends the session at once: its transport is closed (never with 0::, so the
+// 0.9 client reconnects) rather than leaving the client waiting for answers
+// to packets that never reached a worker. Ending it records the end with
+// reason transport_close if Redis takes writes again by then (otherwise the
+// deadline reaper ends it later). Counted in
+// realtime_gateway_commit_failures_total; logged at most once per
+// commitFailLogEvery for a burst.
+func (s *streamConn) committed(err error) {
+	if err == nil {
+		return
+	}
+	s.mu.Lock()
+	first := s.stopLocked(bus.ReasonTransportClose, false, "")
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	g := s.g
+	g.metrics.CommitFailures.Inc()
+	if ok, skipped := g.commitFailLog.allow(time.Now(), commitFailLogEvery); ok {
+		g.log.Warn("websocket sessions ended: a signal they sent was not committed to Redis; their clients reconnect",
+			"err", err, "sessions_ended_not_logged", skipped)
+	}
+}
+
+// commitFailLogEvery is the least time between two log lines about sessions
+// ended because a commit failed.
+const commitFailLogEvery = 5 * time.Second
 
 // onPing queues the pong (gorilla's default would write it from the reader).
 func (s *streamConn) onPing(data string) error {

@@ -8,6 +8,12 @@
 // reconnect), and no ack is lost, duplicated or out of order.
 // reconnect: clients may lose their transport; the official client's own
 // reconnect must bring each one back, and acks must resume.
+// reconnected: as reconnect, and every client must have lost its session
+// and been reconnected (a new session id) by its own client, and had more
+// than 5 acks on its last session.
+// no-silent-loss: as reconnect, and every client either kept its session
+// and lost no ack, or was reconnected (a new session id) and had more than
+// 5 acks on its last session.
 // Prints a JSON line per client ("# {...}"), ok/not ok lines and "N passed, M failed".
 'use strict';
 
@@ -24,7 +30,7 @@ function check(ok, name, why) {
 }
 
 function client(i) {
-  var st = { i: i, sids: [], disconnects: 0, reconnects: 0, sent: 0, acked: 0, outOfOrder: 0, duplicates: 0, connected: false };
+  var st = { i: i, sids: [], disconnects: 0, reconnects: 0, sent: 0, acked: 0, ackedLast: 0, outOfOrder: 0, duplicates: 0, connected: false };
   var s = io.connect(url, { 'force new connection': true, 'reconnection delay': 200, 'max reconnection attempts': 20 });
   var next = 1, lastAck = 0, inflight = false, stop = false;
   function send() {
@@ -37,7 +43,7 @@ function client(i) {
       clearTimeout(timer);
       if (got <= lastAck) st.duplicates++;
       else if (got !== lastAck + 1 && expect === 'same-session') st.outOfOrder++;
-      if (got > lastAck) { lastAck = got; st.acked++; }
+      if (got > lastAck) { lastAck = got; st.acked++; st.ackedLast++; }
       inflight = false;
       setTimeout(send, 20);
     });
@@ -46,6 +52,7 @@ function client(i) {
     st.connected = true;
     st.sids.push(s.socket.sessionid);
     lastAck = next - 1; // after a reconnect, acks resume from the next number
+    st.ackedLast = 0;
     inflight = false;
     send();
   });
@@ -73,6 +80,15 @@ function report() {
     } else {
       check(st.connected, name + ' is connected at the end', 'disconnects ' + st.disconnects);
       check(st.duplicates === 0, name + ' got no duplicate ack', 'duplicates ' + st.duplicates);
+      if (expect === 'no-silent-loss') {
+        check((st.sids.length === 1 && st.disconnects === 0 && st.acked === st.sent) || (st.sids.length > 1 && st.ackedLast > 5),
+          name + ' lost no ack on a session it kept, or was reconnected and talks',
+          'sessions ' + JSON.stringify(st.sids) + ' sent ' + st.sent + ' acked ' + st.acked + ' acked on the last ' + st.ackedLast);
+      }
+      if (expect === 'reconnected') {
+        check(st.sids.length > 1 && st.ackedLast > 5, name + ' was reconnected and talks on its new session',
+          'sessions ' + JSON.stringify(st.sids) + ' acked on the last ' + st.ackedLast);
+      }
     }
     check(st.acked > 5, name + ' made progress', 'acked ' + st.acked);
   });
