@@ -195,7 +195,12 @@ func TestNewerPollOnSameGatewayKicksOlder(t *testing.T) {
 	sid := tg.openPolling()
 	base := "/socket.io/1/xhr-polling/" + sid
 	first := tg.pollAsync(base + "?t=5")
-	tg.parked(sid)
+	// Parked in Redis too (the first poll's own registration here could
+	// still be in place a moment after its answer).
+	waitUntil(t, "the first poll parked", func() bool {
+		pg, _ := tg.rdb.HGet(context.Background(), tg.keys.Session(sid), "pg").Result()
+		return pg != ""
+	})
 	start := time.Now()
 	second := tg.pollAsync(base + "?t=6")
 	waitPoll(t, first, "200", "8::")
