@@ -122,14 +122,28 @@ func (s *summary) handle(ev event) {
 	case "fail", "build-fail":
 		s.failed = true
 		if ev.Test != "" {
-			for _, line := range s.output[key] {
-				if !strings.HasPrefix(line, "=== ") {
-					fmt.Fprint(s.w, line)
-				}
+			s.flush(key)
+			return
+		}
+		// The package failed: tests still running when it ended (a panic,
+		// a timeout, a crash) have no fail event of their own; print what
+		// they wrote.
+		for k := range s.output {
+			if strings.HasPrefix(k, ev.Package+"\x00") {
+				s.flush(k)
 			}
 		}
-		delete(s.output, key)
 	}
+}
+
+// flush prints a test's output (without go test's own RUN lines) and forgets it.
+func (s *summary) flush(key string) {
+	for _, line := range s.output[key] {
+		if !strings.HasPrefix(line, "=== ") {
+			fmt.Fprint(s.w, line)
+		}
+	}
+	delete(s.output, key)
 }
 
 // reason is the last line a skipped test logged other than go test's own
