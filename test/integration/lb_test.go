@@ -82,7 +82,7 @@ func (c *cluster) haproxyServers(servers []haproxycfg.Server) string {
 		c.t.Fatal(err)
 	}
 	cmd := exec.Command("haproxy", "-db", "-f", path)
-	var logs strings.Builder
+	var logs lockedBuilder // written by exec's copier while the test reads it
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -354,4 +354,22 @@ func TestWorkerDrainUnderTraffic(t *testing.T) {
 	if out := <-done; !strings.Contains(out, " passed, 0 failed") {
 		t.Fatalf("clients while a worker drained:\n%s", out)
 	}
+}
+
+// lockedBuilder is a strings.Builder safe for one writer and readers.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
