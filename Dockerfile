@@ -21,6 +21,11 @@ COPY --from=client /client/node_modules/socket.io-client/dist/socket.io.js /srv/
 COPY web/chat /srv/chat
 USER nonroot:nonroot
 ENV GATEWAY_CLIENT_SCRIPT=/srv/socket.io.js GATEWAY_STATIC=/srv/chat
-EXPOSE 8000 8100 8110
+# Only the client port is exposed (docker run -P publishes what is exposed).
+# The admin listener (:8100 here, :8110 for a worker) must listen on the
+# container's network for Prometheus and health checks on that network to
+# reach it, but is never to be published: publish 8000 alone
+# (docker run -p 8000:8000). The profiler stays off (no -pprof).
+EXPOSE 8000
 ENTRYPOINT []
 CMD ["/usr/local/bin/gateway", "-addr", ":8000", "-admin-addr", ":8100"]

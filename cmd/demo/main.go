@@ -4,6 +4,11 @@
 //
 // It is a demo: nothing is persisted and there is one of everything. Point
 // it at a real Redis with -redis to use the same processes' code against it.
+//
+// With -http-endpoint its worker is an HTTP bridge (docs/bridge.md) to
+// that app instead of the echo and chat workers, and with -api-addr it
+// serves the server HTTP API (docs/api.yaml): the development loop of an
+// app in another language (python/django-realtime's runrealtime command).
 package main
 
 import (
@@ -25,6 +30,8 @@ import (
 	"github.com/realtime/realtime/examples/chat"
 	"github.com/realtime/realtime/examples/echo"
 	"github.com/realtime/realtime/internal/cli"
+	"github.com/realtime/realtime/pkg/api"
+	"github.com/realtime/realtime/pkg/bridge"
 	"github.com/realtime/realtime/pkg/gateway"
 	"github.com/realtime/realtime/pkg/worker"
 )
@@ -41,6 +48,8 @@ func main() {
 type flags struct {
 	cmd                                       *cli.Command
 	addr, redisURL, static, script, transport *string
+	redisMode                                 *string
+	httpEndpoint, httpSecret, apiAddr         *string
 }
 
 func newFlags() *flags {
@@ -50,9 +59,15 @@ func newFlags() *flags {
 		cmd:       cmd,
 		addr:      fs.String("addr", "localhost:8000", "HTTP listen address"),
 		redisURL:  fs.String("redis", "", "a real Redis to use instead of the embedded one (e.g. redis://localhost:6379/0)"),
+		redisMode: fs.String("redis-mode", string(cli.DefaultRedisMode), cli.RedisModeUsage+" (with -redis)"),
 		static:    fs.String("static", "web/chat", "directory of the chat page"),
 		script:    fs.String("client-script", "test/node_modules/socket.io-client/dist/socket.io.js", "socket.io.js of socket.io-client 0.9.16 (make client-script installs it)"),
 		transport: fs.String("transports", strings.Join(gateway.DefaultTransports, ","), "enabled transports"),
+		httpEndpoint: fs.String("http-endpoint", "",
+			"bridge every signal to this HTTP app (docs/bridge.md) instead of running the echo and chat workers (empty: off)"),
+		httpSecret: fs.String("http-secret", "", "with -http-endpoint: the secret that signs each request (default: $REALTIME_SECRET)"),
+		apiAddr: fs.String("api-addr", "",
+			"listen address of the server HTTP API (docs/api.yaml), e.g. 127.0.0.1:8200; its key is $REALTIME_API_KEY, and without one only a loopback address is allowed (empty: off)"),
 	}
 }
 
@@ -72,24 +87,47 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var b *bridge.Bridge
+	if *f.httpEndpoint != "" {
+		if *f.httpSecret == "" {
+			*f.httpSecret = os.Getenv("REALTIME_SECRET")
+		}
+		b, err = bridge.New(bridge.Config{Endpoint: *f.httpEndpoint, Secret: []byte(*f.httpSecret), Logger: log})
+		if err != nil {
+			return fmt.Errorf("-http-endpoint: %w", err)
+		}
+	}
+	apiCfg := api.Config{Key: os.Getenv("REALTIME_API_KEY"), Logger: log}
+	if *f.apiAddr != "" {
+		if err := api.CheckListen(*f.apiAddr, apiCfg.Key); err != nil {
+			return err
+		}
+	}
 	// Listen first: a port in use fails at once, before anything starts.
 	l, err := listen(*f.addr)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	var apil net.Listener
+	if *f.apiAddr != "" {
+		if apil, err = net.Listen("tcp", *f.apiAddr); err != nil {
+			return fmt.Errorf("listen api %s: %w", *f.apiAddr, err)
+		}
+		defer apil.Close()
+	}
 
-	url := *f.redisURL
+	url, mode := *f.redisURL, cli.RedisMode(*f.redisMode)
 	if url == "" {
 		mr, err := miniredis.Run()
 		if err != nil {
 			return fmt.Errorf("embedded redis: %w", err)
 		}
 		defer mr.Close()
-		url = "redis://" + mr.Addr() + "/0"
+		url, mode = "redis://"+mr.Addr()+"/0", cli.RedisStandalone
 		log.Warn("DEMO MODE: embedded in-memory Redis (miniredis), one gateway, echo and chat workers in one process; nothing is persisted. Use -redis for a real Redis.")
 	}
-	rdb, err := cli.Redis(ctx, url, 5*time.Second)
+	rdb, err := cli.Redis(ctx, url, mode, 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -110,14 +148,25 @@ func run(args []string) error {
 		return err
 	}
 	w := worker.New(rdb, worker.Config{Name: "demo-worker", Logger: log})
-	echo.Register(w)
-	chat.Register(w)
+	if b != nil {
+		b.Register(w)
+		log.Info("bridging signals over HTTP", "endpoint", *f.httpEndpoint)
+	} else {
+		echo.Register(w)
+		chat.Register(w)
+	}
 	werr := make(chan error, 1)
 	go func() { werr <- w.Run(ctx) }()
 
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	srv := g.HTTPServer()
 	go func() { _ = srv.Serve(l) }()
 	log.Info("listening", "addr", l.Addr().String())
+	var apiSrv *http.Server
+	if apil != nil {
+		apiSrv = api.New(worker.NewEmitter(rdb, worker.EmitterConfig{Node: "api-demo"}), apiCfg, nil).HTTPServer()
+		go func() { _ = apiSrv.Serve(apil) }()
+		log.Info("api listening", "addr", apil.Addr().String())
+	}
 	fmt.Fprintf(os.Stderr, "\n  chat demo: http://%s/\n\n", displayAddr(l.Addr()))
 
 	select {
@@ -131,6 +180,9 @@ func run(args []string) error {
 	defer cancel()
 	g.Drain(sctx)
 	_ = srv.Shutdown(sctx)
+	if apiSrv != nil {
+		_ = apiSrv.Shutdown(sctx)
+	}
 	_ = g.Shutdown(sctx)
 	return nil
 }

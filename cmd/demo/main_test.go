@@ -16,7 +16,8 @@ import (
 // library's default; every other flag is the demo's own.
 func TestHelpShowsLibraryDefaults(t *testing.T) {
 	library := map[string]string{"transports": strings.Join(gateway.DefaultTransports, ",")}
-	own := []string{"addr", "redis", "static", "client-script", "log-level", "log-format"}
+	own := []string{"addr", "redis", "redis-mode", "static", "client-script", "log-level", "log-format",
+		"http-endpoint", "http-secret", "api-addr"}
 	f := newFlags()
 	clitest.CheckDefaults(t, f.cmd, library, own)
 }

@@ -80,7 +80,10 @@ func register(w *worker.Worker, ns *worker.Namespace) {
 		if err := ev.Decode(&room, &payload); err != nil {
 			return ackErr(ev, err)
 		}
-		if err := s.To(room).Emit("relay", payload, s.ID()); err != nil {
+		// The payload only: a session id is its session's bearer token
+		// (anyone holding it can send and poll as the client), so it is
+		// never sent to other clients.
+		if err := s.To(room).Emit("relay", payload); err != nil {
 			return ackErr(ev, err)
 		}
 		return ack(ev, true)
@@ -101,7 +104,7 @@ func register(w *worker.Worker, ns *worker.Namespace) {
 	ns.OnEvent("ask", func(ctx context.Context, s *worker.Socket, ev *worker.Event) error {
 		var q json.RawMessage
 		if err := ev.Decode(&q); err != nil {
-			return err
+			return ackErr(ev, err)
 		}
 		return s.EmitAck(ctx, func(ctx context.Context, s *worker.Socket, args json.RawMessage, err error) {
 			if err != nil {
@@ -146,8 +149,9 @@ func ack(ev *worker.Event, args ...any) error {
 	return ev.Ack(args...)
 }
 
-// ackErr answers a bad request with an error object instead of failing the
-// signal (a malformed argument would fail every retry).
+// ackErr answers a bad request with an error object (when the client asked
+// for an ack) and rejects it: a malformed argument would fail every retry,
+// so it is not retried (counted "rejected", see worker.Event.Reject).
 func ackErr(ev *worker.Event, err error) error {
-	return ack(ev, map[string]string{"error": err.Error()})
+	return ev.Reject(map[string]string{"error": err.Error()})
 }

@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 )
@@ -30,5 +35,66 @@ func TestDefaultAdminPortsAvoidExporters(t *testing.T) {
 	}
 	if ports["gateway"] == ports["worker"] {
 		t.Errorf("the gateway and the worker share the default admin port %d", ports["gateway"])
+	}
+}
+
+// The profiler is served only when asked for; /metrics, /healthz and
+// /readyz always are.
+func TestAdminHandlerPprof(t *testing.T) {
+	if DefaultPprof {
+		t.Error("the profiler is on by default")
+	}
+	ready := func(context.Context) error { return nil }
+	for _, on := range []bool{false, true} {
+		srv := httptest.NewServer(AdminHandler(NewRegistry(), ready, nil, on))
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/symbol", "/debug/pprof/goroutine?debug=1"} {
+			resp, err := srv.Client().Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; resp.StatusCode != want {
+				t.Errorf("pprof %v: GET %s: %d, want %d", on, path, resp.StatusCode, want)
+			}
+		}
+		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+			resp, err := srv.Client().Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("pprof %v: GET %s: %d", on, path, resp.StatusCode)
+			}
+		}
+		srv.Close()
+	}
+}
+
+// /readyz carries the notes after its verdict, ready or not.
+func TestAdminHandlerReadyNotes(t *testing.T) {
+	notes := func() string { return "signals waiting for app chat: 3\n" }
+	for _, fail := range []bool{false, true} {
+		ready := func(context.Context) error {
+			if fail {
+				return errors.New("redis: down")
+			}
+			return nil
+		}
+		srv := httptest.NewServer(AdminHandler(NewRegistry(), ready, notes, false))
+		resp, err := srv.Client().Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		want, code := "ready\nsignals waiting for app chat: 3\n", http.StatusOK
+		if fail {
+			want, code = "not ready: redis: down\nsignals waiting for app chat: 3\n", http.StatusServiceUnavailable
+		}
+		if resp.StatusCode != code || string(body) != want {
+			t.Errorf("fail %v: %d %q, want %d %q", fail, resp.StatusCode, body, code, want)
+		}
 	}
 }

@@ -70,30 +70,95 @@ func Logger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
 
-// ErrClusterURL is returned for a Redis Cluster URL (addr parameters
-// without master_name): the scripts need a single primary (docs/redis.md).
-var ErrClusterURL = errors.New("redis url: Redis Cluster is not supported yet: use one node (redis://host:port/db) or Sentinel (redis://sentinel:port/db?master_name=NAME&addr=sentinel2:port)")
+// RedisMode says which kind of Redis a single-node -redis URL names (flag
+// -redis-mode). URLs with addr parameters say it themselves: Sentinel with
+// master_name, Redis Cluster without.
+type RedisMode string
+
+// The Redis modes.
+const (
+	// RedisAuto asks the node once at start (CLUSTER INFO, else INFO
+	// cluster's cluster_enabled) and uses a cluster client when it is a
+	// Redis Cluster node, a plain client otherwise or when neither command
+	// answers (e.g. refused by an ACL).
+	RedisAuto RedisMode = "auto"
+	// RedisStandalone uses a plain client (or the Sentinel client for a
+	// master_name URL) without asking.
+	RedisStandalone RedisMode = "standalone"
+	// RedisCluster uses a cluster client, the URL's node seeding it.
+	RedisCluster RedisMode = "cluster"
+)
+
+// DefaultRedisMode is the default of -redis-mode.
+const DefaultRedisMode = RedisAuto
+
+// DefaultClusterStateReload is how often a cluster client reloads the slot
+// map (go-redis's ClusterStateReloadInterval, whose default is 60 s). A
+// primary killed sends no MOVED, so this bounds how long a process keeps
+// calling a dead primary after its replica was promoted.
+const DefaultClusterStateReload = time.Second
+
+// ErrRedisMode is returned for a -redis-mode that is not one of the modes,
+// or that contradicts the URL (cluster with master_name, standalone with
+// addr parameters but no master_name).
+var ErrRedisMode = errors.New("redis mode")
+
+// ParseRedisMode returns the mode s names: auto, standalone or cluster.
+func ParseRedisMode(s string) (RedisMode, error) {
+	switch m := RedisMode(s); m {
+	case RedisAuto, RedisStandalone, RedisCluster:
+		return m, nil
+	}
+	return "", fmt.Errorf("%w %q: want auto, standalone or cluster", ErrRedisMode, s)
+}
 
 // Redis connects to url and checks it answers within timeout. Each tune
-// function may adjust the options first. url takes go-redis's forms:
+// function may adjust the options first (for a Sentinel or cluster client,
+// the pool size, ContextTimeoutEnabled and the dial, read and write
+// timeouts carry over). url takes go-redis's forms:
 //
 //   - one node: redis://[user:password@]host:port/db, or rediss:// for TLS
-//     (redis.ParseURL);
+//     (redis.ParseURL). With mode RedisAuto the node is asked whether it
+//     belongs to a Redis Cluster, and if so the client is a cluster client
+//     seeded with it, as with mode RedisCluster (database 0 only);
 //   - Sentinel: redis://[user:password@]sentinel:port/db?master_name=NAME
 //     &addr=sentinel2:port&addr=… (redis.ParseFailoverURL: the user and
 //     password in the URL are the sentinels'; the data nodes' ACL user and
 //     password go in the username and password parameters). The client
-//     asks the sentinels for the primary and follows a failover by itself.
+//     asks the sentinels for the primary and follows a failover by itself;
+//   - Redis Cluster: redis://[user:password@]node:port?addr=node2:port
+//     &addr=… (redis.ParseClusterURL; rediss:// for TLS; the user and
+//     password are every node's): a *redis.ClusterClient, which reloads
+//     the slot map every DefaultClusterStateReload.
 //
-// A Redis Cluster URL (addr parameters without master_name) gets
-// ErrClusterURL.
-func Redis(ctx context.Context, url string, timeout time.Duration, tune ...func(*redis.Options)) (*redis.Client, error) {
-	rdb, addr, err := newRedisClient(url, tune...)
+// A mode that contradicts the URL gets ErrRedisMode.
+func Redis(ctx context.Context, url string, mode RedisMode, timeout time.Duration, tune ...func(*redis.Options)) (redis.UniversalClient, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rdb, addr, probe, err := newRedisClient(url, mode, tune...)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis %s: %w", addr, err)
+	}
+	if !probe {
+		return rdb, nil
+	}
+	cluster, err := isClusterNode(ctx, rdb)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis %s: %w", addr, err)
+	}
+	if !cluster {
+		return rdb, nil
+	}
+	_ = rdb.Close()
+	rdb, addr, err = newClusterClient(url, tune)
+	if err != nil {
+		return nil, err
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("redis %s: %w", addr, err)
@@ -101,19 +166,60 @@ func Redis(ctx context.Context, url string, timeout time.Duration, tune ...func(
 	return rdb, nil
 }
 
-// newRedisClient builds the client for url (see Redis) without connecting;
-// addr describes where it points, for errors.
-func newRedisClient(rawURL string, tune ...func(*redis.Options)) (rdb *redis.Client, addr string, err error) {
+// isClusterNode reports whether the node rdb talks to has cluster mode on:
+// CLUSTER INFO answers only there ("ERR This instance has cluster support
+// disabled" elsewhere); when it is refused otherwise (an ACL, a renamed
+// command), INFO cluster says cluster_enabled:1 or 0. When neither answers,
+// the node is taken for a standalone one. Only a lost connection or an
+// expired ctx is an error.
+func isClusterNode(ctx context.Context, rdb redis.UniversalClient) (bool, error) {
+	err := rdb.ClusterInfo(ctx).Err()
+	if err == nil {
+		return true, nil
+	}
+	if strings.Contains(err.Error(), "cluster support disabled") {
+		return false, nil
+	}
+	if !isRedisReply(err) {
+		return false, fmt.Errorf("CLUSTER INFO: %w", err)
+	}
+	info, err := rdb.Info(ctx, "cluster").Result()
+	if err != nil {
+		if !isRedisReply(err) {
+			return false, fmt.Errorf("INFO cluster: %w", err)
+		}
+		return false, nil
+	}
+	return strings.Contains(info, "cluster_enabled:1"), nil
+}
+
+// isRedisReply reports whether err is an error reply of Redis (the command
+// ran, or was refused), not a failure to talk to it.
+func isRedisReply(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// newRedisClient builds the client for url and mode (see Redis) without
+// connecting; addr describes where it points, for errors; probe says the
+// client is a plain one that Redis must ask the node about (RedisAuto).
+func newRedisClient(rawURL string, mode RedisMode, tune ...func(*redis.Options)) (rdb redis.UniversalClient, addr string, probe bool, err error) {
+	if _, err := ParseRedisMode(string(mode)); err != nil {
+		return nil, "", false, err
+	}
 	u, err := neturl.Parse(rawURL)
 	if err != nil {
-		return nil, "", fmt.Errorf("redis url: %w", err)
+		return nil, "", false, fmt.Errorf("redis url: %w", err)
 	}
 	q := u.Query()
 	switch {
 	case q.Has("master_name"):
+		if mode == RedisCluster {
+			return nil, "", false, fmt.Errorf("%w cluster: the URL names Sentinel (master_name)", ErrRedisMode)
+		}
 		fo, err := redis.ParseFailoverURL(rawURL)
 		if err != nil {
-			return nil, "", fmt.Errorf("redis url: %w", err)
+			return nil, "", false, fmt.Errorf("redis url: %w", err)
 		}
 		// The tune functions and our defaults speak redis.Options: carry
 		// the fields they set over to the failover options.
@@ -122,16 +228,51 @@ func newRedisClient(rawURL string, tune ...func(*redis.Options)) (rdb *redis.Cli
 		tuneOptions(opt, tune)
 		fo.PoolSize, fo.ContextTimeoutEnabled = opt.PoolSize, opt.ContextTimeoutEnabled
 		fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout = opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout
-		return redis.NewFailoverClient(fo), fmt.Sprintf("sentinels %v, master %s", fo.SentinelAddrs, fo.MasterName), nil
+		return redis.NewFailoverClient(fo), fmt.Sprintf("sentinels %v, master %s", fo.SentinelAddrs, fo.MasterName), false, nil
 	case q.Has("addr"):
-		return nil, "", ErrClusterURL
+		if mode == RedisStandalone {
+			return nil, "", false, fmt.Errorf("%w standalone: the URL names Redis Cluster nodes (addr without master_name)", ErrRedisMode)
+		}
+		rdb, addr, err := newClusterClient(rawURL, tune)
+		return rdb, addr, false, err
+	case mode == RedisCluster:
+		rdb, addr, err := newClusterClient(rawURL, tune)
+		return rdb, addr, false, err
 	}
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, "", fmt.Errorf("redis url: %w", err)
+		return nil, "", false, fmt.Errorf("redis url: %w", err)
 	}
 	tuneOptions(opt, tune)
-	return redis.NewClient(opt), opt.Addr, nil
+	return redis.NewClient(opt), opt.Addr, mode == RedisAuto, nil
+}
+
+// newClusterClient builds a cluster client for a URL in
+// redis.ParseClusterURL's form; a path other than database 0 is refused
+// (a cluster has no other).
+func newClusterClient(rawURL string, tune []func(*redis.Options)) (redis.UniversalClient, string, error) {
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("redis url: %w", err)
+	}
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" && p != "0" {
+		return nil, "", fmt.Errorf("redis url: database %q: Redis Cluster has database 0 only", p)
+	}
+	u.Path = ""
+	co, err := redis.ParseClusterURL(u.String())
+	if err != nil {
+		return nil, "", fmt.Errorf("redis url: %w", err)
+	}
+	// As for Sentinel: carry what the tune functions set over.
+	opt := &redis.Options{PoolSize: co.PoolSize, ContextTimeoutEnabled: co.ContextTimeoutEnabled,
+		DialTimeout: co.DialTimeout, ReadTimeout: co.ReadTimeout, WriteTimeout: co.WriteTimeout}
+	tuneOptions(opt, tune)
+	co.PoolSize, co.ContextTimeoutEnabled = opt.PoolSize, opt.ContextTimeoutEnabled
+	co.DialTimeout, co.ReadTimeout, co.WriteTimeout = opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout
+	if co.ClusterStateReloadInterval == 0 {
+		co.ClusterStateReloadInterval = DefaultClusterStateReload
+	}
+	return redis.NewClusterClient(co), fmt.Sprintf("cluster %v", co.Addrs), nil
 }
 
 // tuneOptions applies the tune functions, then the defaults they left.
@@ -170,14 +311,29 @@ const (
 	DefaultWorkerAdminAddr  = "localhost:8110"
 )
 
+// DefaultPprof is the default of the commands' -pprof flag: the Go profiler
+// is not served unless asked for. It shows the process's internals (stacks,
+// command line, heap) and a profile or trace costs CPU for as long as the
+// caller asks, so it belongs only on an admin listener no client reaches.
+const DefaultPprof = false
+
+// PprofUsage is the -pprof flag's help text, shared by the commands.
+const PprofUsage = "serve the Go profiler at /debug/pprof/ on the admin listener (exposes stacks and the command line, and a profile costs CPU: enable only where the admin listener is private)"
+
 // AdminHandler serves /metrics, /healthz (liveness: the process answers),
-// /readyz (ready() == nil) and the Go profiler at /debug/pprof/ (the admin
-// listener is for operators, not clients).
-func AdminHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+// /readyz (ready() == nil: 200 "ready", else 503 "not ready: <error>"; the
+// lines notes returns, if notes is not nil, follow either) and, when
+// withPprof is set, the Go profiler at /debug/pprof/ (404 otherwise). The
+// admin listener is for operators, Prometheus and probes, not clients.
+func AdminHandler(reg *prometheus.Registry, ready func(context.Context) error, notes func() string, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -185,11 +341,17 @@ func AdminHandler(reg *prometheus.Registry, ready func(context.Context) error) h
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		note := ""
+		if notes != nil {
+			note = notes()
+		}
 		if err := ready(ctx); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n" + note))
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		_, _ = w.Write([]byte("ready\n" + note))
 	})
 	return mux
 }
@@ -252,19 +414,24 @@ func (c *Command) Parse(args []string) (log *slog.Logger, ok bool, err error) {
 }
 
 // Cluster holds the flags every process of one cluster must agree on: the
-// Redis URL, the key prefix and the number of signal partitions.
+// Redis URL and mode, the key prefix and the number of signal partitions.
 type Cluster struct {
 	redisURL   *string
+	redisMode  *string
 	prefix     *string
 	partitions *int
 }
 
-// ClusterFlags defines -redis (also REDIS_URL), -prefix and -partitions on
-// the command's flags.
+// RedisModeUsage is the -redis-mode flag's help text, shared by the commands.
+const RedisModeUsage = "what a one-node -redis URL names: auto (ask the node whether it is a Redis Cluster node), standalone or cluster"
+
+// ClusterFlags defines -redis (also REDIS_URL), -redis-mode, -prefix and
+// -partitions on the command's flags.
 func (c *Command) ClusterFlags() *Cluster {
 	fs := c.Flags
 	return &Cluster{
-		redisURL:   fs.String("redis", "redis://localhost:6379/0", "Redis URL (also REDIS_URL)"),
+		redisURL:   fs.String("redis", "redis://localhost:6379/0", "Redis URL: one node, Sentinel (?master_name=…&addr=…) or Redis Cluster (?addr=…) (also REDIS_URL)"),
+		redisMode:  fs.String("redis-mode", string(DefaultRedisMode), RedisModeUsage),
 		prefix:     fs.String("prefix", bus.DefaultPrefix, "Redis key prefix, shared by the whole cluster"),
 		partitions: fs.Int("partitions", bus.DefaultPartitions, "number of signal streams, shared by the whole cluster"),
 	}
@@ -273,7 +440,8 @@ func (c *Command) ClusterFlags() *Cluster {
 // Keys returns the cluster's key names.
 func (c *Cluster) Keys() bus.Keys { return bus.NewKeys(*c.prefix, *c.partitions) }
 
-// Connect connects to the cluster's Redis (see Redis).
-func (c *Cluster) Connect(ctx context.Context, tune ...func(*redis.Options)) (*redis.Client, error) {
-	return Redis(ctx, *c.redisURL, 5*time.Second, tune...)
+// Connect connects to the cluster's Redis (see Redis) in the -redis-mode
+// asked for, within 5 s.
+func (c *Cluster) Connect(ctx context.Context, tune ...func(*redis.Options)) (redis.UniversalClient, error) {
+	return Redis(ctx, *c.redisURL, RedisMode(*c.redisMode), 5*time.Second, tune...)
 }

@@ -5,6 +5,10 @@
 // starts a local redis-server binary on a free loopback port, so tests can
 // kill and restart it. When CI is set in the environment, a missing Redis
 // fails the test; elsewhere it skips with a message saying how to get one.
+//
+// StartSentinels starts a primary, a replica and three sentinels, and
+// StartCluster a Redis Cluster of redis-server processes, for tests of
+// failover and of the cluster keyspace.
 package testredis
 
 import (
@@ -15,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +91,42 @@ func Start(tb testing.TB) *Server {
 		tb.Fatalf("testredis: free port: %v", err)
 	}
 	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	if err := s.startBinary(bin); err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(s.stop)
+	return s
+}
+
+// StartAOF starts a redis-server binary (never a container: the test
+// kills and restarts it) that keeps its data in an append-only file synced
+// on every write (--appendonly yes --appendfsync always), so Restart after
+// Kill brings back everything it acknowledged.
+func StartAOF(tb testing.TB) *Server {
+	tb.Helper()
+	return StartArgs(tb, "--appendonly", "yes", "--appendfsync", "always")
+}
+
+// StartArgs starts a redis-server binary (never a container) on a free
+// loopback port with more arguments, which override the defaults; "{port}"
+// in an argument stands for that port (e.g. "--port", "0", "--tls-port",
+// "{port}" to serve TLS there).
+// Client and URL assume plain TCP without a password; a test of other
+// setups makes its own clients.
+func StartArgs(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		missing(tb, "no redis-server on PATH (apt-get install redis-server)")
+	}
+	port, err := freeport.Loopback()
+	if err != nil {
+		tb.Fatalf("testredis: free port: %v", err)
+	}
+	s := &Server{dir: tb.TempDir(), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	for _, a := range args {
+		s.extra = append(s.extra, strings.ReplaceAll(a, "{port}", strconv.Itoa(port)))
+	}
 	if err := s.startBinary(bin); err != nil {
 		tb.Fatalf("testredis: %v", err)
 	}
@@ -229,8 +270,8 @@ func (s *Server) Kill(tb testing.TB) {
 	}
 }
 
-// Restart starts a killed server again on the same address (empty: it keeps
-// nothing on disk).
+// Restart starts a killed server again on the same address: empty, unless
+// it was started by StartAOF.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	if s.container != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,6 +25,7 @@ func TestSummaryOfSample(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.printSkips()
+		s.printFailures()
 		got := b.String()
 		if s.failed != fail {
 			t.Errorf("fail=%v: failed = %v\n%s", fail, s.failed, got)
@@ -45,6 +48,9 @@ func TestSummaryOfSample(t *testing.T) {
 			if !strings.Contains(got, "failed on purpose") || !strings.Contains(got, "--- FAIL: TestFails") || !strings.Contains(got, "FAIL\tgithub.com/realtime/realtime/internal/testsummary/testdata/sample") {
 				t.Errorf("the failure is not shown:\n%s", got)
 			}
+			if i := strings.Index(got, "FAILED: 1"); i < 0 || !strings.Contains(got[i:], "sample_test.go:21: failed on purpose") {
+				t.Errorf("the failure is not repeated at the end:\n%s", got)
+			}
 		} else if !strings.Contains(got, "ok  \tgithub.com/realtime/realtime/internal/testsummary/testdata/sample") {
 			t.Errorf("no ok line:\n%s", got)
 		}
@@ -58,5 +64,112 @@ func TestSummaryPrintsNothingWithoutSkips(t *testing.T) {
 	s.printSkips()
 	if got := b.String(); got != "ok  \tp\t0.1s\nnot json\n" {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestSplitDirs(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		dirs, rest []string
+	}{
+		{[]string{"-race", "./..."}, []string{""}, []string{"-race", "./..."}},
+		{[]string{"-C", ".", "-C", "tools", "-count=1", "./..."}, []string{".", "tools"}, []string{"-count=1", "./..."}},
+		{[]string{"-count=1", "-C", "x"}, []string{""}, []string{"-count=1", "-C", "x"}},
+		{[]string{"-C"}, []string{""}, []string{"-C"}},
+	} {
+		dirs, rest := splitDirs(tc.args)
+		if !slices.Equal(dirs, tc.dirs) || !slices.Equal(rest, tc.rest) {
+			t.Errorf("splitDirs(%q) = %q, %q; want %q, %q", tc.args, dirs, rest, tc.dirs, tc.rest)
+		}
+	}
+}
+
+// Two directories under one summary: both run, their skips are listed
+// together, and a directory that fails (here: it does not exist) gives
+// the exit status without stopping the next.
+func TestRunInSeveralDirectories(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"testdata/sample", "testdata/sample"}, []string{"-count=1", "."}, &out, &errOut); code != 0 {
+		t.Fatalf("exit status %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	got := out.String()
+	if n := strings.Count(got, "ok  \tgithub.com/realtime/realtime/internal/testsummary/testdata/sample"); n != 2 {
+		t.Errorf("%d ok lines, want 2:\n%s", n, got)
+	}
+	if !strings.Contains(got, "SKIPPED: 4 tests") {
+		t.Errorf("the skips of both runs are not listed together:\n%s", got)
+	}
+
+	out.Reset()
+	errOut.Reset()
+	code := run([]string{"testdata/no-such-directory", "testdata/sample"}, []string{"-count=1", "."}, &out, &errOut)
+	if code == 0 {
+		t.Errorf("exit status 0 with a missing directory\n%s\n%s", out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "ok  \tgithub.com/realtime/realtime/internal/testsummary/testdata/sample") {
+		t.Errorf("the second directory did not run after the first failed:\n%s\n%s", out.String(), errOut.String())
+	}
+}
+
+// A failed test's messages are repeated at the very end without the process
+// logs it dumped, so the tail of a long log says what failed.
+func TestFailuresRecapLeavesOutProcessLogs(t *testing.T) {
+	var b strings.Builder
+	s := newSummary(&b)
+	out := func(text string) string {
+		j, _ := json.Marshal(event{Action: "output", Package: "p", Test: "TestX", Output: text})
+		return string(j) + "\n"
+	}
+	in := out("=== RUN   TestX\n") +
+		out("    routes_test.go:38: websocket: steady.js: exit status 1\n") +
+		out("        not ok - client 3 lost nothing\n") +
+		out("        11 passed, 1 failed\n") +
+		out("    harness_test.go:219: --- log of g1 ---\n") +
+		out("        time=... msg=\"gateway started\"\n") +
+		out("        routes.go:12: a log line that looks like a message\n") +
+		out("    routes_test.go:124: 2 route gaps\n") +
+		out("--- FAIL: TestX (1.00s)\n") +
+		`{"Action":"fail","Package":"p","Test":"TestX"}` + "\n"
+	if err := s.read(strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	s.printSkips()
+	s.printFailures()
+	got := b.String()
+	recap, ok := strings.CutPrefix(got[strings.Index(got, "\nFAILED: 1"):], "\n")
+	if !ok {
+		t.Fatalf("no recap at the end:\n%s", got)
+	}
+	want := "FAILED: 1 (their messages again, without the process logs they dumped):\n" +
+		"--- p TestX\n" +
+		"    routes_test.go:38: websocket: steady.js: exit status 1\n" +
+		"        not ok - client 3 lost nothing\n" +
+		"        11 passed, 1 failed\n" +
+		"    routes_test.go:124: 2 route gaps\n"
+	if recap != want {
+		t.Errorf("recap:\n%s\nwant:\n%s", recap, want)
+	}
+	if !strings.Contains(got, "gateway started") {
+		t.Errorf("the test's own output lost the process log:\n%s", got)
+	}
+}
+
+func TestFailuresRecapIsBounded(t *testing.T) {
+	lines := []string{"    a_test.go:1: first\n"}
+	for range 100 {
+		lines = append(lines, "        "+strings.Repeat("x", 1000)+"\n")
+	}
+	lines = append(lines, "    a_test.go:2: second\n")
+	got := failureMessages(lines)
+	if len(got) != 1+recapLinesPerMessage+1+1 {
+		t.Fatalf("%d lines: %q", len(got), got)
+	}
+	for _, l := range got {
+		if len(l) > recapLineBytes+len("…") {
+			t.Errorf("line of %d bytes", len(l))
+		}
+	}
+	if got[len(got)-1] != "    a_test.go:2: second" {
+		t.Errorf("last line %q", got[len(got)-1])
 	}
 }

@@ -2,10 +2,15 @@ package bus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,44 +33,98 @@ func XAdd(keys Keys, sig *Signal) Write {
 
 // CommitterConfig configures a Committer.
 type CommitterConfig struct {
+	// Keys names the commit markers (Keys.CommitMarker). Default:
+	// NewKeys("", 0).
+	Keys Keys
+	// Node is the id of the process committing, in its commit markers'
+	// names; unique in the cluster. Default: a random id.
+	Node string
 	// Shards is the number of batch loops; a session always uses the same
 	// one, which keeps its writes in order. Each loop has one batch in
 	// flight and gathers what arrives meanwhile into the next, so batches
 	// grow with load. Fewer loops mean fewer Redis round trips per signal;
-	// more loops mean less waiting behind a batch in flight. Default: 4.
+	// more loops mean less waiting behind a batch in flight. Default:
+	// DefaultCommitShards.
 	Shards int
-	// MaxBatch is the most requests one MULTI/EXEC carries. Default: 256.
+	// MaxBatch is the most requests one MULTI/EXEC carries. Default:
+	// DefaultCommitMaxBatch.
 	MaxBatch int
 	// QueueLen bounds the requests waiting per shard; Commit blocks (until
-	// its context ends) when the queue is full. Default: 4096.
+	// its context ends) when the queue is full. Default: DefaultCommitQueueLen.
 	QueueLen int
-	// Timeout bounds one batch round trip. Default: 5s.
+	// Timeout bounds one batch: its round trips, and its retries after
+	// errors that prove Redis applied nothing (see Retryable). Default: 5s.
 	Timeout time.Duration
+	// RetryMin and RetryMax bound the wait between a batch's attempts
+	// (doubling). Defaults: DefaultCommitRetryMin, DefaultCommitRetryMax.
+	RetryMin, RetryMax time.Duration
 	// Observe, if set, is called after each batch with its size, duration
 	// and error (for metrics).
 	Observe func(requests int, took time.Duration, err error)
 }
 
 func (c *CommitterConfig) defaults() {
+	if c.Keys == (Keys{}) {
+		c.Keys = NewKeys("", 0)
+	}
+	if c.Node == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		c.Node = "committer-" + hex.EncodeToString(b)
+	}
 	if c.Shards <= 0 {
-		c.Shards = 4
+		c.Shards = DefaultCommitShards
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 256
+		c.MaxBatch = DefaultCommitMaxBatch
 	}
 	if c.QueueLen <= 0 {
-		c.QueueLen = 4096
+		c.QueueLen = DefaultCommitQueueLen
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 5 * time.Second
+		c.Timeout = DefaultCommitTimeout
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = DefaultCommitRetryMin
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = max(c.RetryMin, DefaultCommitRetryMax)
 	}
 }
+
+// Committer defaults.
+const (
+	DefaultCommitShards   = 4
+	DefaultCommitMaxBatch = 256
+	DefaultCommitQueueLen = 4096
+	DefaultCommitTimeout  = 5 * time.Second
+	DefaultCommitRetryMin = 50 * time.Millisecond
+	DefaultCommitRetryMax = 500 * time.Millisecond
+	// CommitMarkerTTL is how long a shard's commit marker outlives its last
+	// batch (a process that stopped leaves its markers behind this long).
+	CommitMarkerTTL = 24 * time.Hour
+)
 
 // Committer writes signals (and the session state that goes with them) to
 // Redis in batches: each batch is one MULTI/EXEC, so it is applied whole or
 // not at all, and the writes of one session are applied in the order they
-// were queued. (It sends no PUBLISH of its own: messages to gateways are
-// published by the session scripts some writes run, see package session.)
+// were queued.
+//
+// Each batch also writes its number into its shard's commit marker
+// (Keys.CommitMarker; a shard has one batch in flight, so the marker holds
+// the number of its last batch applied), so that a batch whose answer was
+// lost can be told applied or not. A batch is tried
+// again, with a growing pause, until Timeout, when it failed in a way that
+// proves Redis applied none of it (no connection could be made; Redis is
+// loading its data, is a replica, is out of memory, or aborted the
+// transaction), and when its connection was closed by Redis (a killed
+// client, a crash, a failover: what Redis had not run when it closed the
+// connection it never runs) and its marker is not there. So a Redis
+// restart, a killed connection or a Sentinel failover shorter than Timeout
+// commits late instead of failing, and never twice. A batch whose answer
+// timed out (Redis stalled: it may still run it) fails. (Messages to
+// gateways are appended by the session scripts some writes run, see
+// package session.)
 type Committer struct {
 	rdb    redis.UniversalClient
 	cfg    CommitterConfig
@@ -89,7 +148,7 @@ func NewCommitter(rdb redis.UniversalClient, cfg CommitterConfig) *Committer {
 	for i := range c.shards {
 		c.shards[i] = make(chan *request, cfg.QueueLen)
 		c.wg.Add(1)
-		go c.loop(c.shards[i])
+		go c.loop(c.shards[i], cfg.Keys.CommitMarker(cfg.Node, i))
 	}
 	return c
 }
@@ -151,9 +210,10 @@ func (c *Committer) Close() {
 	c.wg.Wait()
 }
 
-func (c *Committer) loop(in chan *request) {
+func (c *Committer) loop(in chan *request, marker string) {
 	defer c.wg.Done()
 	batch := make([]*request, 0, c.cfg.MaxBatch)
+	var seq uint64 // the shard's batches, numbered from 1
 	for req := range in {
 		batch = append(batch[:0], req)
 	fill:
@@ -168,22 +228,39 @@ func (c *Committer) loop(in chan *request) {
 				break fill
 			}
 		}
-		c.commitBatch(batch)
+		seq++
+		c.commitBatch(batch, marker, seq)
 	}
 }
 
-func (c *Committer) commitBatch(batch []*request) {
+func (c *Committer) commitBatch(batch []*request, marker string, seq uint64) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
-	_, err := c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, r := range batch {
-			for _, w := range r.writes {
-				w(pipe)
+	var err error
+	for wait := c.cfg.RetryMin; ; wait = min(2*wait, c.cfg.RetryMax) {
+		_, err = c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			for _, r := range batch {
+				for _, w := range r.writes {
+					w(pipe)
+				}
+			}
+			pipe.Set(ctx, marker, seq, CommitMarkerTTL)
+			return nil
+		})
+		if err != nil && closedByRedis(err) {
+			var applied bool
+			if applied, err = c.applied(ctx, marker, seq, wait); applied {
+				break
+			}
+			if err == nil {
+				continue // not applied, and never will be: commit it now
 			}
 		}
-		return nil
-	})
+		if err == nil || !Retryable(err) || !c.pause(ctx, wait) {
+			break
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("bus: commit batch of %d: %w", len(batch), err)
 	}
@@ -196,6 +273,64 @@ func (c *Committer) commitBatch(batch []*request) {
 			r.notify(err)
 		}
 	}
+}
+
+// applied reads whether a batch whose connection Redis closed was applied
+// (its shard's marker holds its number seq, or a later one), trying until
+// ctx ends while Redis cannot be reached.
+func (c *Committer) applied(ctx context.Context, marker string, seq uint64, wait time.Duration) (bool, error) {
+	for ; ; wait = min(2*wait, c.cfg.RetryMax) {
+		v, err := c.rdb.Get(ctx, marker).Uint64()
+		if errors.Is(err, redis.Nil) {
+			return false, nil
+		}
+		if err == nil {
+			return v >= seq, nil
+		}
+		if !Retryable(err) && !closedByRedis(err) || !c.pause(ctx, wait) {
+			return false, err
+		}
+	}
+}
+
+// pause waits d, or until ctx ends (then it returns false).
+func (c *Committer) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// closedByRedis reports whether a command failed because Redis closed its
+// connection (a killed client, a crash, a failover): what Redis had not
+// run on that connection then, it never runs.
+func closedByRedis(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Retryable reports whether a command's or a transaction's error proves
+// Redis ran none of it, so running it again cannot apply it twice: the
+// connection could not be made (or no pooled one was free), or Redis
+// refused it whole (LOADING while it loads its data after a restart,
+// READONLY on a replica, OOM, MASTERDOWN, TRYAGAIN, and EXECABORT for a
+// transaction one of whose commands it refused so). Unlike the consumer's
+// redisUnavailable, a timeout or a dropped connection is not retryable
+// here: Redis may have run the command.
+func Retryable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) ||
+		redis.IsTryAgainError(err) || redis.IsOOMError(err) || redis.HasErrorPrefix(err, "EXECABORT")
 }
 
 func shardOf(sid string, n int) int {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,4 +212,140 @@ func TestCommitterClose(t *testing.T) {
 		t.Fatalf("Commit after Close = %v, want ErrCommitterClosed", err)
 	}
 	c.Close() // idempotent
+}
+
+// A batch Redis cannot have applied (no connection: Redis is restarting) is
+// tried again until the committer's Timeout, and commits once Redis is
+// back; a batch whose answer was lost (Redis stalled past the read
+// timeout: it may apply it later) fails and is not tried again, so it is
+// never applied twice.
+func TestCommitterRetriesOnlyWhatRedisDidNotApply(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 300 * time.Millisecond})
+	defer rdb.Close()
+	ctx := context.Background()
+	c := NewCommitter(rdb, CommitterConfig{Timeout: 3 * time.Second})
+	defer c.Close()
+	if err := c.Commit(ctx, "s", push("l", "before")); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Kill(t)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- c.Commit(ctx, "s", push("l", "during the restart")) }()
+	time.Sleep(500 * time.Millisecond)
+	srv.Restart(t)
+	if err := <-done; err != nil {
+		t.Fatalf("commit across a 500 ms restart: %v", err)
+	}
+	t.Logf("committed %v after Redis went down", time.Since(start).Round(time.Millisecond))
+	if got, err := rdb.LRange(ctx, "l", 0, -1).Result(); err != nil || fmt.Sprint(got) != "[during the restart]" {
+		t.Fatalf("list = %v, %v; want the late batch once (the restart kept nothing before it)", got, err)
+	}
+
+	srv.Pause(t)
+	err := c.Commit(ctx, "s", push("l", "answer lost"))
+	srv.Resume(t)
+	if err == nil {
+		t.Fatal("commit whose answer was lost succeeded")
+	}
+	time.Sleep(300 * time.Millisecond)
+	got, err := rdb.LRange(ctx, "l", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(fmt.Sprint(got), "answer lost"); n > 1 {
+		t.Fatalf("list = %v: a batch whose answer was lost was applied %d times", got, n)
+	}
+}
+
+// replyDropper is a TCP proxy to Redis that, while armed, closes a client
+// connection as soon as Redis answers on it, before the answer reaches the
+// client: the commands ran, their answer is lost, the connection is closed
+// by "Redis".
+type replyDropper struct {
+	ln    net.Listener
+	to    string
+	armed atomic.Bool
+}
+
+func newReplyDropper(t *testing.T, to string) *replyDropper {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &replyDropper{ln: ln, to: to}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go d.serve(c)
+		}
+	}()
+	return d
+}
+
+func (d *replyDropper) serve(c net.Conn) {
+	defer c.Close()
+	s, err := net.Dial("tcp", d.to)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	go func() { _, _ = io.Copy(s, c) }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := s.Read(buf)
+		if err != nil {
+			return
+		}
+		if d.armed.CompareAndSwap(true, false) {
+			return // the answer is dropped and the connection closed
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// A batch whose connection Redis closed is committed exactly once: when
+// Redis ran it and only the answer was lost, its marker says so and it is
+// not run again; when Redis never ran it (killed with the batch unread), it
+// is run once Redis is back.
+func TestCommitterConnectionClosedCommitsOnce(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.StartAOF(t)
+	d := newReplyDropper(t, srv.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: d.ln.Addr().String(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	c := NewCommitter(rdb, CommitterConfig{Node: "gw-test", Timeout: 5 * time.Second})
+	defer c.Close()
+
+	d.armed.Store(true)
+	if err := c.Commit(ctx, "s", push("l", "answer lost")); err != nil {
+		t.Fatalf("commit whose answer was lost: %v, want it found applied", err)
+	}
+	if d.armed.Load() {
+		t.Fatal("the proxy dropped no answer")
+	}
+
+	srv.Pause(t)
+	done := make(chan error, 1)
+	go func() { done <- c.Commit(ctx, "s", push("l", "never read")) }()
+	time.Sleep(200 * time.Millisecond) // written to the stopped Redis's socket
+	srv.Kill(t)
+	srv.Restart(t)
+	if err := <-done; err != nil {
+		t.Fatalf("commit Redis never read: %v, want it committed after the restart", err)
+	}
+	got, err := rdb.LRange(ctx, "l", 0, -1).Result()
+	if err != nil || fmt.Sprint(got) != "[answer lost never read]" {
+		t.Fatalf("list = %q, %v; want each batch once", got, err)
+	}
 }

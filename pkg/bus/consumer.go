@@ -1,11 +1,14 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 )
 
 // Consumer defaults (ConsumerConfig); pkg/worker's Config and cmd/worker's
@@ -29,6 +33,9 @@ const (
 	DefaultMaxAttempts = 5
 	// DefaultRetryBackoff is ConsumerConfig.RetryBackoff's default.
 	DefaultRetryBackoff = 200 * time.Millisecond
+	// DefaultMaxBacklog is ConsumerConfig.MaxBacklog's default, in entries
+	// per partition: as route streams and dead-letter streams are capped.
+	DefaultMaxBacklog = 100_000
 )
 
 // ConsumerConfig configures a Consumer. Zero fields take the defaults.
@@ -37,6 +44,12 @@ type ConsumerConfig struct {
 	Keys Keys
 	// Name is this consumer's id, unique among workers. Required.
 	Name string
+	// Group is the consumer group it reads the partitions through, with the
+	// other workers of its app (ValidGroup; the group's leases and worker
+	// list are Keys.GroupLease and Keys.GroupWorkers). Each group gets every
+	// signal: workers of different apps use different groups. Default:
+	// GroupName.
+	Group string
 	// LeaseTTL is how long a partition lease lasts without renewal; leases
 	// are renewed and the share recomputed every LeaseTTL/3 (at least every
 	// second). A worker that dies loses its partitions after about LeaseTTL;
@@ -54,18 +67,43 @@ type ConsumerConfig struct {
 	// RetryBackoff is the pause before handling a failed entry again.
 	// Default: DefaultRetryBackoff (200ms).
 	RetryBackoff time.Duration
+	// MaxRetryBackoff, when larger than RetryBackoff, makes the pause
+	// before a failed entry's next attempt double with each of its failed
+	// attempts (RetryBackoff, 2×, 4×, …) up to MaxRetryBackoff. Default 0:
+	// the pause is always RetryBackoff.
+	MaxRetryBackoff time.Duration
 	// Logger receives the consumer's logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Hooks for metrics; each may be nil.
 	OnDeadLetter func(partition int)
 	OnReclaim    func(partition int, n int)
-	OnOwned      func(n int)
-	OnLag        func(partition int, pending int64, lag int64)
+	// OnReread is told how many of this consumer's own pending entries of a
+	// partition it read again after a failed read or commit (see Consumer).
+	OnReread func(partition int, n int)
+	OnOwned  func(n int)
+	OnLag    func(partition int, pending int64, lag int64)
+	// OnGroupLag is told, for each consumer group of a partition this
+	// consumer trims (every app's, its own included), how many of the
+	// partition's signals wait to be delivered to that group (-1 if Redis
+	// cannot tell): an app whose workers are all stopped shows here, from
+	// the workers of the other apps.
+	OnGroupLag func(partition int, group string, lag int64)
+	// OnBacklogTrimmed is told that about n signals of a partition were
+	// trimmed before group read them (MaxBacklog).
+	OnBacklogTrimmed func(partition int, group string, n int64)
+	// MaxBacklog bounds, in entries, how far behind the newest signal of a
+	// partition a consumer group may fall (an app whose workers are all
+	// stopped): older entries are trimmed, reported to OnBacklogTrimmed and
+	// logged. Default: DefaultMaxBacklog.
+	MaxBacklog int
 }
 
 func (c *ConsumerConfig) defaults() {
 	if c.Keys == (Keys{}) {
 		c.Keys = NewKeys("", 0)
+	}
+	if c.Group == "" {
+		c.Group = GroupName
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = DefaultLeaseTTL
@@ -82,6 +120,9 @@ func (c *ConsumerConfig) defaults() {
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = DefaultRetryBackoff
 	}
+	if c.MaxBacklog <= 0 {
+		c.MaxBacklog = DefaultMaxBacklog
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -97,10 +138,36 @@ type Batch struct {
 // were handled and committed (acknowledged); if N < len(Signals), Err says
 // why entry N failed, and that entry is handled again (up to MaxAttempts)
 // before anything after it in its partition.
+//
+// An Err wrapping ErrCommitFailed says the commit itself failed, so
+// whether Redis applied it is unknown: the consumer forgets the rest of the
+// batch and reads its own pending entries again (those the commit did
+// acknowledge are no longer among them) before anything new. A commit that
+// failed because Redis did not answer or refused for a passing state (a
+// dropped or refused connection, a timeout, LOADING, READONLY, MASTERDOWN,
+// OOM, ...) is not counted as an attempt: the signal is not at fault, and
+// is never dead-lettered for it.
 type Outcome struct {
 	N   int
 	Err error
 }
+
+// ErrCommitFailed is wrapped (with the cause) by a Handler's Outcome.Err
+// when committing the batch failed; see Outcome.
+var ErrCommitFailed = errors.New("bus: commit failed")
+
+// ErrNotAttempted is wrapped by a Handler's Outcome.Err when the signal
+// could not even be given to the app (the HTTP bridge's app refused its
+// connection, or refused the request's signature: a wrong secret after a
+// deploy). The signal is not at fault: it is not counted as an attempt, so
+// it is never dead-lettered for it, and it is tried again after
+// RetryBackoff, doubling while it keeps failing so, up to
+// NotAttemptedMaxBackoff; the signals after it in its partition wait.
+var ErrNotAttempted = errors.New("bus: not attempted")
+
+// NotAttemptedMaxBackoff caps the pause between tries of a signal whose
+// handler keeps failing with ErrNotAttempted.
+const NotAttemptedMaxBackoff = 5 * time.Second
 
 // Handler handles the batches of one read, each of a different partition,
 // and returns one Outcome per batch, in the same order. The batches of
@@ -113,14 +180,47 @@ type Handler func(ctx context.Context, batches []Batch) []Outcome
 // reads every owned partition with a single XREADGROUP and hands the
 // handler everything that arrived, so a busy worker costs a few Redis round
 // trips per read, not per signal.
+//
+// Order after a fault. XREADGROUP ">" moves entries into this consumer's
+// pending entries list (PEL) when Redis runs it, whether or not the reply
+// arrives: a read whose connection dropped or timed out (a Redis stall
+// longer than Block + 10 s, go-redis's read timeout for a blocking read)
+// can leave entries delivered here that the loop never saw. A commit that
+// failed may or may not have acknowledged its entries. So the loop keeps,
+// per partition, what it must do before reading anything new:
+//
+//   - on taking a partition (at start, or from another worker), claim every
+//     entry pending in the group, this consumer's own included, with
+//     XAUTOCLAIM from 0, and handle them first; a claim that fails is
+//     retried before the partition is read;
+//   - after a failed read of the partition, a failed commit (ErrCommitFailed)
+//     or a failed dead-lettering, forget what is in hand and read this
+//     consumer's own PEL again (XREADGROUP with id 0, then from the last id
+//     read while pages come back full) before ">";
+//   - read nothing while the leases may have lapsed: when the last
+//     successful renewal is older than LeaseTTL (Redis stalled or away),
+//     the loop waits for the next one, so that after a stall a worker does
+//     not read a partition another worker took meanwhile.
+//
+// With these, a session's signals are handled in stream order after a
+// stall, a dropped connection or a reconnect. Delivery stays at least once:
+// a signal whose commit failed is handled again unless its commit was in
+// fact applied, and two workers can both handle an entry when a lease
+// moves while its holder is cut off from Redis; commits apply their
+// effects only if their XACK acknowledged the entry (pkg/session's commit
+// script), so effects are applied once.
 type Consumer struct {
 	rdb redis.UniversalClient
 	cfg ConsumerConfig
 	log *slog.Logger
 
-	lastRebalance atomic.Int64  // unix ms of the last successful rebalance
-	beat          atomic.Int64  // unix ms when the read loop last went round
-	wake          chan struct{} // the owned set changed: the loop looks again
+	lastRebalance atomic.Int64    // unix ms of the last successful rebalance
+	leaseUntil    atomic.Int64    // unix ms until which the leases renewed last hold
+	beat          atomic.Int64    // unix ms when the read loop last went round
+	wake          chan struct{}   // the owned set changed: the loop looks again
+	dials         atomic.Uint64   // connections the client dialed (dialCounter)
+	trimLogs      sync.Map        // group -> *rate.Sometimes (backlogTrimmed)
+	notTriedLog   *rate.Sometimes // ErrNotAttempted failures, once per 10 s
 
 	// mu guards the fields below; it is never held across a Redis round
 	// trip.
@@ -141,12 +241,18 @@ type part struct {
 // NewConsumer returns a consumer; Run starts it.
 func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 	cfg.defaults()
-	return &Consumer{rdb: rdb, cfg: cfg, log: cfg.Logger.With("worker", cfg.Name),
-		owned: map[int]*part{}, releasing: map[int]bool{}, wake: make(chan struct{}, 1)}
+	c := &Consumer{rdb: rdb, cfg: cfg, log: cfg.Logger.With("worker", cfg.Name),
+		owned: map[int]*part{}, releasing: map[int]bool{}, wake: make(chan struct{}, 1),
+		notTriedLog: &rate.Sometimes{First: 1, Interval: 10 * time.Second}}
+	rdb.AddHook(dialCounter{&c.dials})
+	return c
 }
 
-func (c *Consumer) membersKey() string    { return c.cfg.Keys.Workers() }
-func (c *Consumer) leaseKey(p int) string { return c.cfg.Keys.Lease(p) }
+func (c *Consumer) membersKey() string    { return c.cfg.Keys.GroupWorkers(c.cfg.Group) }
+func (c *Consumer) leaseKey(p int) string { return c.cfg.Keys.GroupLease(c.cfg.Group, p) }
+
+// Group returns the consumer group it reads through (ConsumerConfig.Group).
+func (c *Consumer) Group() string { return c.cfg.Group }
 
 // renewScript extends a lease if this consumer owns it, or takes it if free.
 var renewScript = redis.NewScript(`
@@ -230,6 +336,11 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 			c.wakeLoop()
 		}
 		return err
+	}
+	// The leases held now were renewed after now: they last at least
+	// until now + ttl.
+	if prev := c.leaseUntil.Swap(now + ttl); prev <= time.Now().UnixMilli() {
+		changed = true // the loop may be waiting for this renewal
 	}
 	var acquired []int
 	c.mu.Lock()
@@ -423,8 +534,27 @@ type loopPart struct {
 	backlog     []Signal // delivered to this consumer, not yet committed
 	retryAt     time.Time
 	attempts    map[string]int
+	notTried    int // ErrNotAttempted failures in a row (their pause)
 	lastTrim    time.Time
 	lastReclaim time.Time
+
+	// What must happen before the partition is read with ">" (see
+	// Consumer): claim is set until the takeover claim of every entry
+	// pending in the group succeeded; reread while this consumer's own
+	// pending entries are to be read again, from rereadFrom.
+	claim      bool
+	reread     bool
+	rereadFrom string
+}
+
+// needReread makes the partition forget what it has in hand and read its
+// pending entries again before anything new, from the first. It reports
+// whether the partition was clean before.
+func (lp *loopPart) needReread() bool {
+	was := lp.reread
+	lp.backlog = nil
+	lp.reread, lp.rereadFrom = true, "0"
+	return !was
 }
 
 // loop handles every owned partition until stop is closed: a new
@@ -432,6 +562,9 @@ type loopPart struct {
 // read from all partitions at once. Reads are bounded by Block and never
 // abandoned half-way, so entries Redis delivered to this consumer are
 // always handled here; a stopped partition is let go only between reads.
+// After a failed read or commit, a partition's own pending entries are
+// read again before new ones; nothing is read while the leases may have
+// lapsed (see Consumer).
 func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 	ctx := context.Background()
 	parts := map[int]*loopPart{}
@@ -442,6 +575,7 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 	}()
 	var streams []string
 	var order []*loopPart
+	lapsed := false // waiting for a lease renewal (logged once per wait)
 	for {
 		now := time.Now()
 		c.beat.Store(now.UnixMilli())
@@ -465,18 +599,46 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 			return
 		default:
 		}
+		if until := c.leaseUntil.Load(); len(parts) > 0 && now.UnixMilli() >= until {
+			// The last renewal is older than LeaseTTL: another worker may
+			// hold these partitions now. Wait for the next renewal
+			// (rebalance wakes the loop).
+			if !lapsed {
+				lapsed = true
+				c.log.Warn("partition leases not renewed within their TTL (Redis stalled or away); reading nothing until they are",
+					"partitions", len(parts), "since", time.UnixMilli(until))
+			}
+			c.idle(stop, c.cfg.Block)
+			continue
+		}
+		if lapsed {
+			lapsed = false
+			c.log.Info("partition leases renewed; reading again", "partitions", len(parts))
+		}
 		// Read the partitions with nothing in hand; the others wait for
 		// their retry.
 		streams, order = streams[:0], order[:0]
 		block := c.cfg.Block
 		for _, lp := range parts {
-			if len(lp.backlog) > 0 {
+			if len(lp.backlog) > 0 || now.Before(lp.retryAt) {
 				block = min(block, max(0, time.Until(lp.retryAt)))
 				continue
 			}
-			if now.Sub(lp.lastReclaim) > reclaimIdle/2 {
+			if lp.claim {
+				c.takeOver(ctx, lp)
+				if len(lp.backlog) > 0 {
+					block = 0
+				}
+				continue
+			}
+			if !lp.reread && now.Sub(lp.lastReclaim) > reclaimIdle/2 {
 				lp.lastReclaim = now
-				if got, err := c.reclaim(ctx, lp.stream, reclaimIdle); err == nil && len(got) > 0 {
+				got, err := c.reclaim(ctx, lp.stream, reclaimIdle)
+				switch {
+				case err != nil:
+					// What it claimed is pending here now.
+					lp.needReread()
+				case len(got) > 0:
 					c.log.Warn("reclaimed signals idle with another consumer", "partition", lp.p, "count", len(got))
 					if c.cfg.OnReclaim != nil {
 						c.cfg.OnReclaim(lp.p, len(got))
@@ -492,8 +654,14 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 		for _, lp := range order {
 			streams = append(streams, lp.stream)
 		}
-		for range order {
-			streams = append(streams, ">")
+		for _, lp := range order {
+			if lp.reread {
+				// Own pending entries: Redis answers at once, with
+				// this stream's list (maybe empty), never blocking.
+				streams = append(streams, lp.rereadFrom)
+			} else {
+				streams = append(streams, ">")
+			}
 		}
 		switch {
 		case len(order) > 0:
@@ -512,47 +680,99 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 }
 
 // acquire prepares a partition this consumer now owns: its group exists,
-// and the entries delivered to earlier owners and never acknowledged are
-// its first backlog.
+// and the entries delivered to earlier owners (or to this consumer before)
+// and never acknowledged are its first backlog.
 func (c *Consumer) acquire(ctx context.Context, p int, pt *part) *loopPart {
-	lp := &loopPart{p: p, pt: pt, stream: c.cfg.Keys.Stream(p), attempts: map[string]int{}, lastReclaim: time.Now()}
-	if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+	lp := &loopPart{p: p, pt: pt, stream: c.cfg.Keys.Stream(p), attempts: map[string]int{}, lastReclaim: time.Now(), claim: true}
+	if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, c.cfg.Group, "0").Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
 		c.log.Error("consumer group not created", "partition", p, "err", err)
 	}
-	pending, err := c.reclaim(ctx, lp.stream, 0)
-	if err != nil {
-		c.log.Warn("reclaim failed", "partition", p, "err", err)
-	} else if len(pending) > 0 {
-		c.log.Info("reclaimed pending signals", "partition", p, "count", len(pending))
-		if c.cfg.OnReclaim != nil {
-			c.cfg.OnReclaim(p, len(pending))
-		}
-	}
-	lp.backlog = pending
+	c.takeOver(ctx, lp)
 	return lp
 }
 
-// read fetches new entries of the given partitions (streams holds their
-// keys, then as many ">") into their backlogs, waiting up to block.
+// takeOver claims every entry pending in the partition's group, in stream
+// order, as the partition's backlog. When it fails, the partition is not
+// read: the claim is tried again after RetryBackoff (entries a failed
+// attempt claimed are this consumer's and are claimed again).
+func (c *Consumer) takeOver(ctx context.Context, lp *loopPart) {
+	pending, err := c.reclaim(ctx, lp.stream, 0)
+	switch {
+	case redis.HasErrorPrefix(err, "NOGROUP"):
+		// The stream and its group are gone (Redis restarted empty, a
+		// flush): nothing is pending.
+		if err := c.rdb.XGroupCreateMkStream(ctx, lp.stream, c.cfg.Group, "0").Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+			c.log.Warn("consumer group not created", "partition", lp.p, "err", err)
+			lp.retryAt = time.Now().Add(c.cfg.RetryBackoff)
+			return
+		}
+		pending = nil
+	case err != nil:
+		c.log.Warn("reclaim failed; the partition is read once it succeeds", "partition", lp.p, "err", err)
+		lp.retryAt = time.Now().Add(c.cfg.RetryBackoff)
+		return
+	case len(pending) > 0:
+		c.log.Info("reclaimed pending signals", "partition", lp.p, "count", len(pending))
+		if c.cfg.OnReclaim != nil {
+			c.cfg.OnReclaim(lp.p, len(pending))
+		}
+	}
+	lp.claim, lp.reread = false, false
+	lp.backlog = pending
+}
+
+// read fetches entries of the given partitions (streams holds their keys,
+// then as many ids: ">" for new entries, or where to re-read the
+// consumer's own pending entries from) into their backlogs, waiting up to
+// block. After a failure, every partition read re-reads its own pending
+// entries next.
 func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loopPart, streams []string, block time.Duration) {
 	if block <= 0 {
 		block = -1 // do not wait (go-redis: 0 would wait forever)
 	}
+	dials := c.dials.Load()
 	res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: GroupName, Consumer: c.cfg.Name, Streams: streams,
+		Group: c.cfg.Group, Consumer: c.cfg.Name, Streams: streams,
 		Count: int64(c.cfg.Batch), Block: block,
 	}).Result()
+	redialed := c.dials.Load() != dials
 	switch {
-	case errors.Is(err, redis.Nil):
+	case errors.Is(err, redis.Nil) && !redialed:
 		return
 	case redis.HasErrorPrefix(err, "NOGROUP"):
+		// Gone with its stream (Redis restarted empty, a flush): so is
+		// anything that was pending.
 		for _, lp := range order {
-			_ = c.rdb.XGroupCreateMkStream(ctx, lp.stream, GroupName, "0").Err()
+			_ = c.rdb.XGroupCreateMkStream(ctx, lp.stream, c.cfg.Group, "0").Err()
+			lp.reread = false
 		}
 		return
-	case err != nil:
-		c.log.Warn("read failed", "err", err)
+	case err != nil && !errors.Is(err, redis.Nil):
+		// Redis may have run the read and delivered entries here whose
+		// reply is lost: they are read again before anything new.
+		var ps []int
+		for _, lp := range order {
+			if lp.needReread() {
+				ps = append(ps, lp.p)
+			}
+		}
+		c.log.Warn("read failed", "err", err, "rereading_partitions", ps)
 		c.idle(stop, time.Second)
+		return
+	case redialed:
+		// The client dialed during the read: go-redis may have sent it
+		// again on a new connection after Redis ran it on the old one,
+		// whose reply was lost (its entries pending here, unseen). What
+		// came back is dropped and read again, in order, with them.
+		var ps []int
+		for _, lp := range order {
+			if lp.needReread() {
+				ps = append(ps, lp.p)
+			}
+		}
+		if len(ps) > 0 {
+			c.log.Info("a read dialed a new connection; reading this worker's pending signals again first", "rereading_partitions", ps)
+		}
 		return
 	}
 	for _, s := range res {
@@ -560,8 +780,33 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 		if i < 0 {
 			continue
 		}
-		order[i].backlog = c.parse(ctx, order[i].backlog, s.Stream, order[i].p, s.Messages)
+		lp := order[i]
+		var bad bool
+		lp.backlog, bad = c.parse(ctx, lp.backlog, s.Stream, lp.p, s.Messages)
+		if lp.reread {
+			c.reread(lp, s.Messages)
+		}
+		if bad {
+			lp.needReread()
+		}
 	}
+}
+
+// reread notes a page of the partition's own pending entries read again:
+// a full page means there may be more after it.
+func (c *Consumer) reread(lp *loopPart, msgs []redis.XMessage) {
+	if len(msgs) > 0 {
+		c.log.Warn("read again signals left pending on this worker by a failed read or commit; they are handled before newer ones",
+			"partition", lp.p, "count", len(msgs))
+		if c.cfg.OnReread != nil {
+			c.cfg.OnReread(lp.p, len(msgs))
+		}
+	}
+	if len(msgs) < c.cfg.Batch {
+		lp.reread, lp.rereadFrom = false, "0"
+		return
+	}
+	lp.rereadFrom = msgs[len(msgs)-1].ID
 }
 
 // idle waits for d, a change of the owned partitions, or stop.
@@ -577,7 +822,8 @@ func (c *Consumer) idle(stop <-chan struct{}, d time.Duration) {
 
 // deliverDue gives the handler every backlog that is due, and applies the
 // outcomes: committed entries are dropped, a failed entry waits
-// RetryBackoff or, after MaxAttempts, goes to the dead-letter stream.
+// RetryBackoff or, after MaxAttempts, goes to the dead-letter stream; after
+// a failed commit the partition re-reads its pending entries (Outcome).
 func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Handler) {
 	now := time.Now()
 	var due []*loopPart
@@ -595,6 +841,8 @@ func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Ha
 		batches[i] = Batch{Partition: lp.p, Signals: lp.backlog}
 	}
 	outcomes := h(ctx, batches)
+	var commitFailed []int // partitions that began re-reading after a failed commit
+	var commitErr error
 	for i, lp := range due {
 		var o Outcome
 		if i < len(outcomes) {
@@ -607,6 +855,9 @@ func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Ha
 			delete(lp.attempts, s.ID)
 		}
 		lp.backlog = lp.backlog[o.N:]
+		if o.N > 0 {
+			lp.notTried = 0
+		}
 		if len(lp.backlog) == 0 {
 			lp.backlog = nil
 			continue
@@ -615,32 +866,107 @@ func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Ha
 			o.Err = errors.New("bus: handler stopped early")
 		}
 		failed := lp.backlog[0]
-		lp.attempts[failed.ID]++
+		if errors.Is(o.Err, ErrNotAttempted) {
+			lp.notTried++
+			pause := c.cfg.RetryBackoff
+			for i := 1; i < lp.notTried && pause < NotAttemptedMaxBackoff; i++ {
+				pause *= 2
+			}
+			lp.retryAt = now.Add(min(pause, NotAttemptedMaxBackoff))
+			c.notTriedLog.Do(func() {
+				c.log.Warn("signal not given to its app; trying again, not counted as an attempt (logged at most once per 10 s)",
+					"partition", lp.p, "id", failed.ID, "kind", failed.Kind, "in_a_row", lp.notTried, "err", o.Err)
+			})
+			continue
+		}
+		lp.notTried = 0
+		uncommitted := errors.Is(o.Err, ErrCommitFailed)
+		if !uncommitted || !redisUnavailable(o.Err) {
+			lp.attempts[failed.ID]++
+		}
 		if n := lp.attempts[failed.ID]; n >= c.cfg.MaxAttempts {
-			c.deadLetter(ctx, lp.p, failed, n, o.Err)
+			if err := c.deadLetter(ctx, lp.p, failed, n, o.Err); err != nil {
+				// Still pending: handled (and dead-lettered) again after
+				// a re-read, before the entries after it.
+				lp.needReread()
+				lp.retryAt = now.Add(c.cfg.RetryBackoff)
+				continue
+			}
 			delete(lp.attempts, failed.ID)
 			lp.backlog = lp.backlog[1:]
+			if uncommitted {
+				lp.needReread() // the rest of the batch: due at once
+			}
 			continue // the rest is due at once
 		}
+		lp.retryAt = now.Add(c.retryPause(lp.attempts[failed.ID]))
+		if uncommitted {
+			if lp.needReread() {
+				commitFailed = append(commitFailed, lp.p)
+				commitErr = o.Err
+			}
+			continue
+		}
 		c.log.Warn("signal failed; retrying", "partition", lp.p, "id", failed.ID, "kind", failed.Kind, "attempt", lp.attempts[failed.ID], "err", o.Err)
-		lp.retryAt = now.Add(c.cfg.RetryBackoff)
+	}
+	if len(commitFailed) > 0 {
+		slices.Sort(commitFailed)
+		c.log.Warn("commit failed; the signals still pending on this worker are read again before newer ones",
+			"partitions", commitFailed, "err", commitErr)
 	}
 }
 
+// retryPause is the pause before an entry's next attempt after its
+// attempts-th failure (ConsumerConfig.MaxRetryBackoff).
+func (c *Consumer) retryPause(attempts int) time.Duration {
+	d := c.cfg.RetryBackoff
+	for i := 1; i < attempts && d < c.cfg.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	if c.cfg.MaxRetryBackoff > c.cfg.RetryBackoff {
+		d = min(d, c.cfg.MaxRetryBackoff)
+	}
+	return d
+}
+
+// redisUnavailable reports whether err says Redis did not answer or
+// refused for a passing state, rather than refusing the command itself: a
+// dropped, refused or timed-out connection, a closed or exhausted pool,
+// LOADING, READONLY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, OOM, BUSY (a
+// script running too long).
+func redisUnavailable(err error) bool {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted):
+		return true
+	}
+	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) ||
+		redis.IsTryAgainError(err) || redis.IsClusterDownError(err) || redis.IsOOMError(err) ||
+		redis.HasErrorPrefix(err, "BUSY ")
+}
+
 // reclaim takes over the entries pending in the group for at least minIdle
-// (0: all of them; this consumer holds the lease, so their consumers are
-// gone or were superseded).
+// (0: all of them, this consumer's own included; this consumer holds the
+// lease, so their consumers are gone or were superseded), in stream order.
+// After an error, entries it claimed before are pending with this
+// consumer: the caller claims or re-reads them again.
 func (c *Consumer) reclaim(ctx context.Context, stream string, minIdle time.Duration) ([]Signal, error) {
 	var out []Signal
 	start := "0-0"
 	for {
 		msgs, next, err := c.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: stream, Group: GroupName, Consumer: c.cfg.Name, MinIdle: minIdle, Start: start, Count: int64(c.cfg.Batch),
+			Stream: stream, Group: c.cfg.Group, Consumer: c.cfg.Name, MinIdle: minIdle, Start: start, Count: int64(c.cfg.Batch),
 		}).Result()
 		if err != nil {
-			return out, fmt.Errorf("bus: reclaim %s: %w", stream, err)
+			return nil, fmt.Errorf("bus: reclaim %s: %w", stream, err)
 		}
-		out = c.parse(ctx, out, stream, -1, msgs)
+		var lost bool
+		if out, lost = c.parse(ctx, out, stream, -1, msgs); lost {
+			return nil, fmt.Errorf("bus: reclaim %s: %w", stream, errDeadLetterFailed)
+		}
 		if next == "0-0" || next == "" || len(msgs) == 0 {
 			return out, nil
 		}
@@ -648,22 +974,30 @@ func (c *Consumer) reclaim(ctx context.Context, stream string, minIdle time.Dura
 	}
 }
 
+// errDeadLetterFailed: a malformed entry could not be moved to the
+// dead-letter stream and is still pending.
+var errDeadLetterFailed = errors.New("bus: dead-lettering a malformed entry failed")
+
 // parse appends the decoded entries to out; one that does not follow the
-// schema goes to the dead-letter stream at once.
-func (c *Consumer) parse(ctx context.Context, out []Signal, stream string, p int, msgs []redis.XMessage) []Signal {
+// schema goes to the dead-letter stream at once. It reports whether a
+// dead-lettering failed (that entry is still pending here).
+func (c *Consumer) parse(ctx context.Context, out []Signal, stream string, p int, msgs []redis.XMessage) ([]Signal, bool) {
 	out = slices.Grow(out, len(msgs))
+	lost := false
 	for _, m := range msgs {
 		s, err := ParseSignal(m.ID, m.Values)
 		if err != nil {
 			if p < 0 {
 				p = partitionOf(stream)
 			}
-			c.deadLetter(ctx, p, Signal{ID: m.ID}, 1, err)
+			if c.deadLetter(ctx, p, Signal{ID: m.ID}, 1, err) != nil {
+				lost = true
+			}
 			continue
 		}
 		out = append(out, s)
 	}
-	return out
+	return out, lost
 }
 
 func partitionOf(stream string) int {
@@ -673,8 +1007,9 @@ func partitionOf(stream string) int {
 }
 
 // deadLetter moves a poison entry to the partition's dead-letter stream with
-// its attempt count and last error, and acknowledges it.
-func (c *Consumer) deadLetter(ctx context.Context, p int, s Signal, attempts int, cause error) {
+// its attempt count and last error, and acknowledges it; an error means
+// the entry may still be pending.
+func (c *Consumer) deadLetter(ctx context.Context, p int, s Signal, attempts int, cause error) error {
 	stream := c.cfg.Keys.Stream(p)
 	vals := []any{"entry", s.ID, "stream", stream, "attempts", attempts, "error", cause.Error(), "worker", c.cfg.Name}
 	if s.SID != "" {
@@ -682,45 +1017,111 @@ func (c *Consumer) deadLetter(ctx context.Context, p int, s Signal, attempts int
 	}
 	_, err := c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: c.cfg.Keys.DeadLetter(p), MaxLen: 100000, Approx: true, Values: vals})
-		pipe.XAck(ctx, stream, GroupName, s.ID)
+		pipe.XAck(ctx, stream, c.cfg.Group, s.ID)
 		return nil
 	})
 	if err != nil {
 		c.log.Error("dead-lettering failed", "partition", p, "id", s.ID, "err", err)
-		return
+		return fmt.Errorf("bus: dead-letter %s: %w", s.ID, err)
 	}
 	c.log.Error("signal dead-lettered", "partition", p, "id", s.ID, "kind", s.Kind, "attempts", attempts, "err", cause)
 	if c.cfg.OnDeadLetter != nil {
 		c.cfg.OnDeadLetter(p)
 	}
+	return nil
 }
 
-// trim drops entries every consumer of the group is done with, and reports
-// the partition's pending count and lag.
+// trim drops the entries of a partition stream that every consumer group
+// is done with: the first entry a group still needs is its oldest pending
+// one, else the one after the last delivered to it. So the signals of an
+// app whose workers are all stopped wait for them in its group, up to
+// MaxBacklog entries: beyond that the oldest are trimmed anyway, and what
+// each group lost is reported to OnBacklogTrimmed. It reports this
+// consumer's group's pending count and lag to OnLag.
 func (c *Consumer) trim(ctx context.Context, stream string, p int) {
 	groups, err := c.rdb.XInfoGroups(ctx, stream).Result()
-	if err != nil {
+	if err != nil || len(groups) == 0 {
 		return
 	}
-	for _, g := range groups {
-		if g.Name != GroupName {
-			continue
-		}
-		minID := g.LastDeliveredID
-		if g.Pending > 0 {
-			if sum, err := c.rdb.XPending(ctx, stream, GroupName).Result(); err == nil && sum.Lower != "" {
-				minID = sum.Lower
-			}
-		} else if minID != "" && minID != "0-0" {
-			minID = nextID(minID)
-		}
-		if minID != "" && minID != "0-0" {
-			_ = c.rdb.XTrimMinIDApprox(ctx, stream, minID, 0).Err()
-		}
-		if c.cfg.OnLag != nil {
-			c.cfg.OnLag(p, g.Pending, g.Lag)
+	minID := ""
+	if info, err := c.rdb.XInfoStream(ctx, stream).Result(); err == nil {
+		for i := range groups {
+			groups[i].Lag = waiting(groups[i], info)
 		}
 	}
+	for _, g := range groups {
+		need := g.LastDeliveredID
+		if g.Pending > 0 {
+			if sum, err := c.rdb.XPending(ctx, stream, g.Name).Result(); err == nil && sum.Lower != "" {
+				need = sum.Lower
+			}
+		} else if need != "" && need != "0-0" {
+			need = nextID(need)
+		}
+		if minID == "" || compareIDs(need, minID) < 0 {
+			minID = need
+		}
+		if g.Name == c.cfg.Group && c.cfg.OnLag != nil {
+			c.cfg.OnLag(p, g.Pending, g.Lag)
+		}
+		if c.cfg.OnGroupLag != nil {
+			c.cfg.OnGroupLag(p, g.Name, g.Lag)
+		}
+		if over := g.Lag - int64(c.cfg.MaxBacklog); over > 0 {
+			c.backlogTrimmed(p, g.Name, over)
+		}
+	}
+	if minID != "" && minID != "0-0" {
+		_ = c.rdb.XTrimMinIDApprox(ctx, stream, minID, 0).Err()
+	}
+	// Exact: the bound is a promise (approximate trimming would keep up to
+	// a stream node, 100 entries, more), and it removes nothing unless some
+	// group lags that far.
+	_ = c.rdb.XTrimMaxLen(ctx, stream, int64(c.cfg.MaxBacklog)).Err()
+}
+
+// waiting returns how many of a stream's entries wait to be delivered to
+// group g. Redis's lag (entries added minus entries read) still counts
+// entries trimmed unread, as MaxBacklog does to a stopped app's group, and
+// is nil when it cannot tell: so a group whose last delivered entry is
+// older than the stream's first waits for every entry, and no lag exceeds
+// the stream's length; -1 when unknown.
+func waiting(g redis.XInfoGroup, info *redis.XInfoStream) int64 {
+	if info.Length == 0 {
+		return 0
+	}
+	if compareIDs(g.LastDeliveredID, info.FirstEntry.ID) < 0 {
+		return info.Length
+	}
+	return min(g.Lag, info.Length)
+}
+
+// backlogTrimmed reports that group lost about n signals of partition p to
+// MaxBacklog (logged at most once a minute per group).
+func (c *Consumer) backlogTrimmed(p int, group string, n int64) {
+	v, _ := c.trimLogs.LoadOrStore(group, &rate.Sometimes{First: 1, Interval: time.Minute})
+	v.(*rate.Sometimes).Do(func() {
+		c.log.Warn("signals trimmed before a consumer group read them: its app's workers are stopped or too slow "+
+			"(logged at most once a minute per group; a group no app uses any more is removed with XGROUP DESTROY, docs/redis.md)",
+			"partition", p, "group", group, "count", n, "max_backlog", c.cfg.MaxBacklog)
+	})
+	if c.cfg.OnBacklogTrimmed != nil {
+		c.cfg.OnBacklogTrimmed(p, group, n)
+	}
+}
+
+// compareIDs orders two stream ids ("<ms>-<seq>").
+func compareIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	ams, _ := strconv.ParseUint(am, 10, 64)
+	bms, _ := strconv.ParseUint(bm, 10, 64)
+	if ams != bms {
+		return cmp.Compare(ams, bms)
+	}
+	aseq, _ := strconv.ParseUint(as, 10, 64)
+	bseq, _ := strconv.ParseUint(bs, 10, 64)
+	return cmp.Compare(aseq, bseq)
 }
 
 // nextID returns the smallest stream id after id.

@@ -3,6 +3,8 @@ package bus
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,12 +56,18 @@ func ackAll(_ context.Context, batches []Batch) []Outcome {
 	return out
 }
 
-// runConsumer runs c until the test ends (or the returned stop is called)
-// and fails the test if Run does not return within 10s of its stop.
+// runConsumer runs c with ackAll until the test ends (or the returned stop
+// is called) and fails the test if Run does not return within 10s of its
+// stop.
 func runConsumer(t *testing.T, c *Consumer) (stop func()) {
+	return runHandler(t, c, ackAll)
+}
+
+// runHandler is runConsumer with handler h.
+func runHandler(t *testing.T, c *Consumer, h Handler) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, ackAll) }()
+	go func() { done <- c.Run(ctx, h) }()
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -223,5 +231,171 @@ func TestRedisErrorPrefixes(t *testing.T) {
 	}
 	if redis.HasErrorPrefix(context.DeadlineExceeded, "NOGROUP") || redis.HasErrorPrefix(nil, "NOSCRIPT") {
 		t.Error("HasErrorPrefix matched an error that is not Redis's")
+	}
+}
+
+// Two apps (consumer groups) on one partition stream: the stream is trimmed
+// only past what both are done with, so the signals the slower app has not
+// read wait for it; but never more than MaxBacklog entries wait, and what a
+// group lost to that bound is reported with its name.
+func TestTrimWaitsForEveryGroupUpToMaxBacklog(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	keys := NewKeys("apps:", 1)
+	stream := keys.Stream(0)
+	for _, g := range []string{"echo", "chat"} {
+		if err := rdb.XGroupCreateMkStream(ctx, stream, g, "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for i := range 1000 {
+		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"n", i}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// echo read and acknowledged everything; chat read and acknowledged
+	// the first 500.
+	readAck := func(group string, n int64) {
+		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: n}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range res[0].Messages {
+			if err := rdb.XAck(ctx, stream, group, m.ID).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	readAck("echo", 1000)
+	readAck("chat", 500)
+
+	var trimmed []string
+	report := func(p int, group string, n int64) { trimmed = append(trimmed, fmt.Sprintf("%d %s %d", p, group, n)) }
+	echo := NewConsumer(rdb, ConsumerConfig{Keys: keys, Name: "e1", Group: "echo", OnBacklogTrimmed: report})
+	echo.trim(ctx, stream, 0)
+	n, err := rdb.XLen(ctx, stream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := rdb.XRangeN(ctx, stream, "-", "+", 1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 500 || n >= 1000 || compareIDs(first[0].ID, ids[500]) > 0 {
+		t.Fatalf("after the trim: %d entries from %s; want fewer than 1000, chat's 500 unread (from %s) kept", n, first[0].ID, ids[500])
+	}
+	if len(trimmed) != 0 {
+		t.Fatalf("reported %q with no backlog bound passed", trimmed)
+	}
+
+	bounded := NewConsumer(rdb, ConsumerConfig{Keys: keys, Name: "e2", Group: "echo", MaxBacklog: 300, OnBacklogTrimmed: report})
+	bounded.trim(ctx, stream, 0)
+	if n, _ := rdb.XLen(ctx, stream).Result(); n != 300 {
+		t.Fatalf("%d entries with MaxBacklog 300", n)
+	}
+	if want := []string{"0 chat 200"}; !slices.Equal(trimmed, want) {
+		t.Fatalf("reported %q, want %q", trimmed, want)
+	}
+
+	// chat stays stopped: Redis's lag for it still counts the 200 trimmed
+	// (entries added minus entries read), so it is taken from the stream;
+	// 100 more signals, and the next trim counts the 100 it drops for chat
+	// (not 300), and reports every group's lag.
+	for i := range 100 {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"n", 1000 + i}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAck("echo", 100)
+	if gs, _ := rdb.XInfoGroups(ctx, stream).Result(); len(gs) != 2 || gs[0].Name != "chat" || gs[0].Lag != 600 {
+		t.Fatalf("groups %+v: want chat's lag 600 as Redis counts it", gs)
+	}
+	trimmed = nil
+	lags := map[string]int64{}
+	again := NewConsumer(rdb, ConsumerConfig{Keys: keys, Name: "e3", Group: "echo", MaxBacklog: 300, OnBacklogTrimmed: report,
+		OnGroupLag: func(p int, group string, lag int64) { lags[group] = lag }})
+	again.trim(ctx, stream, 0)
+	if want := []string{"0 chat 100"}; !slices.Equal(trimmed, want) {
+		t.Fatalf("second trim reported %q, want %q", trimmed, want)
+	}
+	if lags["chat"] != 400 || lags["echo"] != 0 {
+		t.Fatalf("group lags %v, want chat 400 (before the trim), echo 0", lags)
+	}
+}
+
+// Consumers of different groups each own every partition (each group shares
+// the partitions among its own workers, under its own lease keys), and each
+// group gets every signal.
+func TestGroupsEachGetEverySignal(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	keys := NewKeys("groups:", 2)
+	got := map[string]map[string]bool{"echo": {}, "chat": {}}
+	var mu sync.Mutex
+	handler := func(group string) Handler {
+		return func(ctx context.Context, batches []Batch) []Outcome {
+			out := make([]Outcome, len(batches))
+			for i, b := range batches {
+				for _, s := range b.Signals {
+					if err := rdb.XAck(ctx, keys.Stream(b.Partition), group, s.ID).Err(); err != nil {
+						out[i] = Outcome{Err: err}
+						break
+					}
+					mu.Lock()
+					got[group][keys.Stream(b.Partition)+" "+s.ID] = true
+					mu.Unlock()
+					out[i].N++
+				}
+			}
+			return out
+		}
+	}
+	for _, g := range []string{"echo", "chat"} {
+		c := NewConsumer(srv.Client(t), ConsumerConfig{Keys: keys, Name: "w-" + g, Group: g, Block: 100 * time.Millisecond})
+		runHandler(t, c, handler(g))
+		waitFor(t, g+" owning both partitions", func() bool { return len(c.Owned()) == 2 })
+		if owner, _ := rdb.Get(ctx, keys.GroupLease(g, 1)).Result(); owner != "w-"+g {
+			t.Fatalf("lease of partition 1 in group %s: %q", g, owner)
+		}
+	}
+	var sent []string
+	for i := range 20 {
+		sig := &Signal{Kind: KindEvent, SID: fmt.Sprintf("sid%d", i), Name: "e", Args: "[]"}
+		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.StreamFor(sig.SID), Values: sig.Values()}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, keys.StreamFor(sig.SID)+" "+id) // ids are per stream
+	}
+	waitFor(t, "both groups handling all 20", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got["echo"]) == 20 && len(got["chat"]) == 20
+	})
+	for _, id := range sent {
+		if !got["echo"][id] || !got["chat"][id] {
+			t.Errorf("signal %s: echo %v, chat %v", id, got["echo"][id], got["chat"][id])
+		}
+	}
+}
+
+func TestRetryPause(t *testing.T) {
+	fixed := &Consumer{cfg: ConsumerConfig{RetryBackoff: 200 * time.Millisecond}}
+	for _, n := range []int{1, 2, 5} {
+		if got := fixed.retryPause(n); got != 200*time.Millisecond {
+			t.Errorf("fixed: attempt %d: %v", n, got)
+		}
+	}
+	exp := &Consumer{cfg: ConsumerConfig{RetryBackoff: 100 * time.Millisecond, MaxRetryBackoff: time.Second}}
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	for i, w := range want {
+		if got := exp.retryPause(i + 1); got != w*time.Millisecond {
+			t.Errorf("doubling: attempt %d: %v, want %v", i+1, got, w*time.Millisecond)
+		}
 	}
 }

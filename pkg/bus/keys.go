@@ -1,8 +1,11 @@
 package bus
 
 import (
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 )
 
 // DefaultPrefix is the key prefix used when none is configured.
@@ -11,8 +14,30 @@ const DefaultPrefix = "rt:"
 // DefaultPartitions is the number of signal streams when none is configured.
 const DefaultPartitions = 16
 
-// GroupName is the consumer group of the workers on every partition stream.
+// GroupName is the default consumer group of the workers on every
+// partition stream: the group of workers that name no app (ConsumerConfig
+// Group). Each app (a set of workers serving the same namespaces) reads the
+// partitions through a group of its own, named after it, so that every app
+// sees every signal (docs/redis.md, "Apps").
 const GroupName = "workers"
+
+// ValidGroup checks the name of a consumer group: 1 to 64 ASCII letters,
+// digits, '-', '_', '.' and '+' (it becomes part of key names).
+func ValidGroup(group string) error {
+	if len(group) == 0 || len(group) > 64 {
+		return fmt.Errorf("%w: %q must be 1 to 64 bytes", ErrBadGroup, group)
+	}
+	for i := 0; i < len(group); i++ {
+		c := group[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.+", c) >= 0) {
+			return fmt.Errorf("%w: %q has %q", ErrBadGroup, group, c)
+		}
+	}
+	return nil
+}
+
+// ErrBadGroup is wrapped by ValidGroup's errors.
+var ErrBadGroup = errors.New("bus: bad consumer group name")
 
 // RoomSeparator joins a namespace and a room into the room's name in a
 // session's rooms set and in the room keys: "<ns>:<room>". Namespace names
@@ -31,7 +56,7 @@ func RoomMember(ns, room string) string { return ns + RoomSeparator + room }
 // tag ({sid}, {p}), "<ns>", "<ns>:<room>" (RoomMember), "<node>", or ""
 // for a single name. Keys has one method per pattern; the Lua scripts of
 // pkg/session build the names of keys they learn from data (the sets of a
-// session being ended, the channel of the gateway holding it) from these
+// session being ended, the route stream of the gateway holding it) from these
 // patterns, expanded into their source from Go, so every name has this one
 // owner.
 type KeyPattern struct {
@@ -46,37 +71,40 @@ func (p KeyPattern) Doc() string { return "<P>" + p.Head + p.Part + p.Tail }
 
 // The key patterns, in the order of docs/redis.md.
 var (
-	keyStream     = KeyPattern{"sig", "sig:{", "p", "}"}
-	keyDead       = KeyPattern{"dead", "dead:{", "p", "}"}
-	keyGatewayCh  = KeyPattern{"gw", "gw:", "<node>", ""}
-	keyBroadcast  = KeyPattern{"bcast", "bcast", "", ""}
-	keyReply      = KeyPattern{"reply", "reply:", "<node>", ""}
-	keySession    = KeyPattern{"s", "s:{", "sid", "}"}
-	keyMailbox    = KeyPattern{"mb", "mb:{", "sid", "}"}
-	keyNamespaces = KeyPattern{"ns", "ns:{", "sid", "}"}
-	keyRooms      = KeyPattern{"rooms", "rooms:{", "sid", "}"}
-	keyAcks       = KeyPattern{"acks", "acks:{", "sid", "}"}
-	keyConfirmed  = KeyPattern{"cf", "cf:{", "sid", "}"}
-	keyKick       = KeyPattern{"kick", "kick:{", "sid", "}"}
-	keyDeadlines  = KeyPattern{"deadlines", "deadlines", "", ""}
-	keyNSAll      = KeyPattern{"nsm", "nsm:", "<ns>", ""}
-	keyNSPolling  = KeyPattern{"nsp", "nsp:", "<ns>", ""}
-	keyRoomAll    = KeyPattern{"room", "room:", "<ns>:<room>", ""}
-	keyRoomPoll   = KeyPattern{"roomp", "roomp:", "<ns>:<room>", ""}
-	keyGateways   = KeyPattern{"gws", "gws", "", ""}
-	keyAlive      = KeyPattern{"gwalive", "gwalive:", "<node>", ""}
-	keyGwStreams  = KeyPattern{"gwss", "gwss:", "<node>", ""}
-	keyWorkers    = KeyPattern{"workers", "workers", "", ""}
-	keyLease      = KeyPattern{"lease", "lease:{", "p", "}"}
+	keyStream      = KeyPattern{"sig", "sig:{", "p", "}"}
+	keyDead        = KeyPattern{"dead", "dead:{", "p", "}"}
+	keyRouteStream = KeyPattern{"gw", "gw:", "<node>", ""}
+	keyReply       = KeyPattern{"reply", "reply:", "<node>", ""}
+	keySession     = KeyPattern{"s", "s:{", "sid", "}"}
+	keyMailbox     = KeyPattern{"mb", "mb:{", "sid", "}"}
+	keyNamespaces  = KeyPattern{"ns", "ns:{", "sid", "}"}
+	keyRooms       = KeyPattern{"rooms", "rooms:{", "sid", "}"}
+	keyAcks        = KeyPattern{"acks", "acks:{", "sid", "}"}
+	keyConfirmed   = KeyPattern{"cf", "cf:{", "sid", "}"}
+	keyKick        = KeyPattern{"kick", "kick:{", "sid", "}"}
+	keyPost        = KeyPattern{"post", "post:{", "sid", "}"}
+	keyDeadlines   = KeyPattern{"deadlines", "deadlines", "", ""}
+	keyNSAll       = KeyPattern{"nsm", "nsm:", "<ns>", ""}
+	keyNSPolling   = KeyPattern{"nsp", "nsp:", "<ns>", ""}
+	keyRoomAll     = KeyPattern{"room", "room:", "<ns>:<room>", ""}
+	keyRoomPoll    = KeyPattern{"roomp", "roomp:", "<ns>:<room>", ""}
+	keyGateways    = KeyPattern{"gws", "gws", "", ""}
+	keyAlive       = KeyPattern{"gwalive", "gwalive:", "<node>", ""}
+	keyGwStreams   = KeyPattern{"gwss", "gwss:", "<node>", ""}
+	keyWorkers     = KeyPattern{"workers", "workers", "", ""}
+	keyLease       = KeyPattern{"lease", "lease:{", "p", "}"}
+	keyGroupWork   = KeyPattern{"groupworkers", "groupworkers:", "<group>", ""}
+	keyGroupLease  = KeyPattern{"grouplease", "grouplease:", "<group>:{p}", ""}
+	keyCommit      = KeyPattern{"cm", "cm:", "<node>:<shard>", ""}
 )
 
 // KeyPatterns returns every key and channel pattern of the cluster, one
 // per Keys method that names keys.
 func KeyPatterns() []KeyPattern {
-	return []KeyPattern{keyStream, keyDead, keyGatewayCh, keyBroadcast, keyReply,
-		keySession, keyMailbox, keyNamespaces, keyRooms, keyAcks, keyConfirmed, keyKick,
+	return []KeyPattern{keyStream, keyDead, keyRouteStream, keyReply,
+		keySession, keyMailbox, keyNamespaces, keyRooms, keyAcks, keyConfirmed, keyKick, keyPost,
 		keyDeadlines, keyNSAll, keyNSPolling, keyRoomAll, keyRoomPoll,
-		keyGateways, keyAlive, keyGwStreams, keyWorkers, keyLease}
+		keyGateways, keyAlive, keyGwStreams, keyWorkers, keyLease, keyGroupWork, keyGroupLease, keyCommit}
 }
 
 // Keys names every Redis key and pub/sub channel of the cluster under one
@@ -118,12 +146,9 @@ func (k Keys) StreamFor(sid string) string { return k.Stream(Partition(sid, k.pa
 // <prefix>dead:{p}.
 func (k Keys) DeadLetter(p int) string { return k.name(keyDead, strconv.Itoa(p)) }
 
-// GatewayChannel returns the pub/sub channel of one gateway: <prefix>gw:<node>.
-func (k Keys) GatewayChannel(node string) string { return k.name(keyGatewayCh, node) }
-
-// BroadcastChannel returns the channel every gateway subscribes to:
-// <prefix>bcast.
-func (k Keys) BroadcastChannel() string { return k.name(keyBroadcast, "") }
+// RouteStream returns the route stream of gateway node, every route message
+// committed for it (see AppendRoute): <prefix>gw:<node>.
+func (k Keys) RouteStream(node string) string { return k.name(keyRouteStream, node) }
 
 // ReplyChannel returns the channel on which a worker (or emitter) receives
 // client answers to its server-to-client emits: <prefix>reply:<node>.
@@ -156,6 +181,11 @@ func (k Keys) Confirmed(sid string) string { return k.name(keyConfirmed, sid) }
 // server ended, for its next poll: <prefix>kick:{sid}.
 func (k Keys) Kick(sid string) string { return k.name(keyKick, sid) }
 
+// Post returns the hash recording the last POST of session sid whose
+// packets were committed, so that a retry of it is told from a new POST:
+// <prefix>post:{sid}.
+func (k Keys) Post(sid string) string { return k.name(keyPost, sid) }
+
 // Deadlines returns the sorted set of sessions by the unix ms at which they
 // end unless contacted: <prefix>deadlines.
 func (k Keys) Deadlines() string { return k.name(keyDeadlines, "") }
@@ -171,6 +201,27 @@ func (k Keys) NamespacePolling(ns string) string { return k.name(keyNSPolling, n
 // RoomSessions returns the set of sessions in room of namespace ns:
 // <prefix>room:<ns>:<room>.
 func (k Keys) RoomSessions(ns, room string) string { return k.name(keyRoomAll, RoomMember(ns, room)) }
+
+// RoomSessionsMatch returns the Redis SCAN MATCH pattern of the room keys
+// of namespace ns: RoomSessions(ns, "") followed by '*', with the glob
+// characters of the prefix and ns (* ? [ ] \) escaped. The name of a
+// room is what follows RoomSessions(ns, "") in a key it matches.
+func (k Keys) RoomSessionsMatch(ns string) string {
+	return globEscape(k.RoomSessions(ns, "")) + "*"
+}
+
+// globEscape escapes the characters Redis glob patterns give a meaning.
+func globEscape(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
 
 // RoomPolling returns the set of polling sessions in room of namespace ns:
 // <prefix>roomp:<ns>:<room>.
@@ -196,6 +247,33 @@ func (k Keys) Workers() string { return k.name(keyWorkers, "") }
 // Lease returns the key naming the worker that owns partition p (with a
 // TTL the owner renews): <prefix>lease:{p}.
 func (k Keys) Lease(p int) string { return k.name(keyLease, strconv.Itoa(p)) }
+
+// GroupWorkers returns Workers for consumer group group: Workers() for
+// GroupName, else <prefix>groupworkers:<group>.
+func (k Keys) GroupWorkers(group string) string {
+	if group == GroupName {
+		return k.Workers()
+	}
+	return k.name(keyGroupWork, group)
+}
+
+// GroupLease returns Lease for consumer group group: Lease(p) for GroupName,
+// else <prefix>grouplease:<group>:{p}. Each group shares the partitions
+// out among its own workers.
+func (k Keys) GroupLease(group string, p int) string {
+	if group == GroupName {
+		return k.Lease(p)
+	}
+	return k.name(keyGroupLease, group+":{"+strconv.Itoa(p)+"}")
+}
+
+// CommitMarker returns the key in which a Committer's shard writes the
+// number of each batch it commits, in the batch's transaction, so that a
+// batch whose answer was lost can be told applied or not:
+// <prefix>cm:<node>:<shard>.
+func (k Keys) CommitMarker(node string, shard int) string {
+	return k.name(keyCommit, node+":"+strconv.Itoa(shard))
+}
 
 // Partition maps a session id to its partition: FNV-1a 32 of the id, modulo n.
 func Partition(sid string, n int) int {

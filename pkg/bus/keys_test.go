@@ -13,6 +13,7 @@ const (
 	sampleNS        = "/chat"
 	sampleRoom      = "lobby"
 	sampleNode      = "gw-1"
+	sampleGroup     = "chat+echo"
 )
 
 // keyNames returns, for every key pattern by name, what Keys names for the
@@ -20,14 +21,15 @@ const (
 func keyNames(k Keys) map[string]string {
 	return map[string]string{
 		"sig": k.Stream(samplePartition), "dead": k.DeadLetter(samplePartition),
-		"gw": k.GatewayChannel(sampleNode), "bcast": k.BroadcastChannel(), "reply": k.ReplyChannel(sampleNode),
+		"gw": k.RouteStream(sampleNode), "reply": k.ReplyChannel(sampleNode),
 		"s": k.Session(sampleSID), "mb": k.Mailbox(sampleSID), "ns": k.SessionNamespaces(sampleSID),
 		"rooms": k.SessionRooms(sampleSID), "acks": k.Acks(sampleSID), "cf": k.Confirmed(sampleSID),
-		"kick": k.Kick(sampleSID), "deadlines": k.Deadlines(),
+		"kick": k.Kick(sampleSID), "post": k.Post(sampleSID), "deadlines": k.Deadlines(),
 		"nsm": k.NamespaceSessions(sampleNS), "nsp": k.NamespacePolling(sampleNS),
 		"room": k.RoomSessions(sampleNS, sampleRoom), "roomp": k.RoomPolling(sampleNS, sampleRoom),
 		"gws": k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(sampleNode),
 		"workers": k.Workers(), "lease": k.Lease(samplePartition),
+		"groupworkers": k.GroupWorkers(sampleGroup), "grouplease": k.GroupLease(sampleGroup, samplePartition), "cm": k.CommitMarker(sampleNode, 7),
 	}
 }
 
@@ -35,7 +37,7 @@ func keyNames(k Keys) map[string]string {
 // the sample values in place of the prefix and the variable parts.
 func fillPattern(doc, prefix string) string {
 	return strings.NewReplacer("<P>", prefix, "{sid}", "{"+sampleSID+"}", "{p}", "{3}",
-		"<ns>", sampleNS, "<room>", sampleRoom, "<node>", sampleNode).Replace(doc)
+		"<ns>", sampleNS, "<room>", sampleRoom, "<node>", sampleNode, "<shard>", "7", "<group>", sampleGroup).Replace(doc)
 }
 
 // Every Keys method names its keys by its pattern, and every pattern has a
@@ -99,6 +101,20 @@ func TestReply(t *testing.T) {
 		}
 		if s := got.String(); s != tc.msg {
 			t.Errorf("String() = %q, want %q", s, tc.msg)
+		}
+	}
+}
+
+// The room keys' SCAN pattern escapes Redis glob characters in the prefix
+// and the namespace, and ends with the wildcard for the room name.
+func TestRoomSessionsMatch(t *testing.T) {
+	for _, tc := range []struct{ prefix, ns, want string }{
+		{"rt:", "", "rt:room::*"},
+		{"rt:", "/chat", "rt:room:/chat:*"},
+		{"a*[b]?\\:", "/x*y", `a\*\[b\]\?\\:room:/x\*y:*`},
+	} {
+		if got := NewKeys(tc.prefix, 0).RoomSessionsMatch(tc.ns); got != tc.want {
+			t.Errorf("RoomSessionsMatch(%q) with prefix %q = %q, want %q", tc.ns, tc.prefix, got, tc.want)
 		}
 	}
 }

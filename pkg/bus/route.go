@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Op is the first field of a route message on a gateway or broadcast channel.
+// Op is the first field of a route message on a gateway's route stream.
 type Op byte
 
 // Route operations. Fields are separated by '\n'; the packet, last, may
@@ -21,14 +21,14 @@ const (
 	OpLeave     Op = 'L' // L\n<sid>\n<ns>\n<room>: the session left a room (room "": the namespace)
 	OpBroadcast Op = 'B' // B\n<ns>\n<room>\n<except sid>\n<ms>\n<packet>: to the namespace (room "") or room
 	OpAuth      Op = 'A' // A\n<request id>\n<1|0>\n<reason>\n<data JSON>: the answer to an authorize signal
-	OpProbe     Op = 'P' // P\n<nonce>\n: a readiness probe a gateway sends itself
-	OpBatch     Op = 'M' // M\n then <byte length>\n<route message>, repeated: one commit's routes for a channel, in order
+	OpProbe     Op = 'P' // P\n<nonce>\n: a readiness probe a gateway sends itself (P\nopen:<nonce>\n opens a route stream)
+	OpBatch     Op = 'M' // M\n then <byte length>\n<route message>, repeated: one commit's routes for a gateway, in order
 )
 
 // ErrBadRoute is returned by ParseRoute for a message that is not a route.
 var ErrBadRoute = errors.New("bus: malformed route message")
 
-// Route is one message on a gateway or the broadcast channel. For OpAuth,
+// Route is one message on a gateway's route stream. For OpAuth,
 // SID holds the request id, Arg "1" (allowed) or "0", Room the reason and
 // Packet the data JSON.
 type Route struct {
@@ -40,7 +40,7 @@ type Route struct {
 	Time   int64  // D B: unix ms when Redis routed it (0: unknown)
 }
 
-// String encodes r for PUBLISH.
+// String encodes r for a route stream entry (RouteField).
 func (r Route) String() string {
 	switch r.Op {
 	case OpDeliver:

@@ -49,6 +49,8 @@ const (
 	ReasonOverflow         DisconnectReason = "overflow"          // a mailbox or send queue overflowed
 	ReasonServer           DisconnectReason = "server"            // the app disconnected the socket
 	ReasonShutdown         DisconnectReason = "shutdown"          // the gateway holding the stream was drained
+	ReasonDeliveryGap      DisconnectReason = "delivery_gap"      // its gateway could not prove it missed no route message (docs/redis.md)
+	ReasonBadInput         DisconnectReason = "bad_input"         // a websocket client sent too many rejected packets in a row
 )
 
 // ErrBadSignal is returned by ParseSignal for an entry that does not follow

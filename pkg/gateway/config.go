@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
@@ -29,6 +31,21 @@ var DefaultTransports = []string{TransportWebSocket, TransportHTMLFile, Transpor
 // and cmd/gateway's -origins.
 var DefaultOrigins = []string{"*:*"}
 
+// DefaultHandshakeHeaders is Config.HandshakeHeaders' default (and
+// cmd/gateway's -handshake-headers): the request headers a session keeps of
+// its handshake, for the authorization hook and the apps
+// (worker.Socket.Handshake). The reference keeps every header; these are
+// the ones apps read (who the client is, where it came from through
+// proxies, its cookies, its language), so a client cannot make Redis keep
+// arbitrary headers for it.
+var DefaultHandshakeHeaders = []string{"accept-language", "cookie", "forwarded", "host", "origin", "referer",
+	"user-agent", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"}
+
+// DefaultMaxHandshakeBytes is Config.MaxHandshakeBytes' default (and
+// cmd/gateway's -max-handshake-bytes): 16 KiB of handshake JSON, room for
+// the allow-listed headers of a browser with a few kilobytes of cookies.
+const DefaultMaxHandshakeBytes = 16 << 10
+
 // RedisWait is how long a polling POST waits for Redis, in all (touching
 // its session, then committing its signals), before it is answered 503:
 // a Redis pause shorter than this (TestPollingRidesOutRedisPause: 2 s) is
@@ -44,19 +61,19 @@ const RedisWait = 4 * time.Second
 // lib/manager.js: heartbeat interval 25 s, heartbeat timeout 60 s, close
 // timeout 60 s, polling duration 20 s, unused handshakes collected after
 // about 30 s), used by Config and by the cmd/gateway flags of the same
-// names.
+// names. The session timers are pkg/session's defaults, which own them.
 const (
 	// DefaultHeartbeatInterval is Config.HeartbeatInterval's default.
 	DefaultHeartbeatInterval = 25 * time.Second
 	// DefaultHeartbeatTimeout is Config.HeartbeatTimeout's default.
 	DefaultHeartbeatTimeout = 60 * time.Second
-	// DefaultCloseTimeout is Config.CloseTimeout's default.
-	DefaultCloseTimeout = 60 * time.Second
-	// DefaultPollingDuration is Config.PollingDuration's default.
-	DefaultPollingDuration = 20 * time.Second
+	// DefaultCloseTimeout is Config.CloseTimeout's default (60 s).
+	DefaultCloseTimeout = session.DefaultCloseTimeout
+	// DefaultPollingDuration is Config.PollingDuration's default (20 s).
+	DefaultPollingDuration = session.DefaultPollingDuration
 	// DefaultHandshakeTimeout is Config.HandshakeTimeout's default: the
 	// reference garbage-collects unused handshakes after about 30 s.
-	DefaultHandshakeTimeout = 30 * time.Second
+	DefaultHandshakeTimeout = session.DefaultHandshakeTimeout
 )
 
 // Size, liveness and authorization defaults, used by Config and by the
@@ -68,11 +85,23 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultSendQueue is Config.SendQueue's default (-send-queue), in packets.
 	DefaultSendQueue = 1024
+	// DefaultSendQueueBytes is Config.SendQueueBytes' default
+	// (-send-queue-bytes): 4 MiB, four of the largest packets a client may
+	// send (an echo of them fits) and seconds of any realistic stream.
+	DefaultSendQueueBytes = 4 << 20
 	// DefaultReadBufferBytes is Config.ReadBufferBytes' default and
 	// minimum, in bytes.
 	DefaultReadBufferBytes = 512
-	// DefaultAliveTTL is Config.AliveTTL's default (-liveness-ttl).
-	DefaultAliveTTL = 10 * time.Second
+	// DefaultAliveTTL is Config.AliveTTL's default (-liveness-ttl): a
+	// gateway killed is found dead, and its websocket sessions ended with
+	// reason gateway_lost (so their disconnects reach the workers), within
+	// AliveTTL plus a renewal interval (AliveTTL/4) of its death, and no
+	// sooner than AliveTTL minus one: 2.25 to 3.75 s. The trade-off: a live gateway that cannot renew its key for
+	// AliveTTL minus an interval (2.25 s: its process starved of CPU, or
+	// its own path to Redis stalled) is taken for dead too, and its
+	// websocket clients reconnect (nothing is lost silently). A stall of
+	// Redis itself, however long, is not taken for deaths (see aliveLoop).
+	DefaultAliveTTL = 3 * time.Second
 	// DefaultReapInterval is Config.ReapInterval's default.
 	DefaultReapInterval = time.Second
 	// DefaultAuthorizeTimeout is Config.AuthorizeTimeout's default
@@ -112,6 +141,33 @@ const (
 	DefaultHandshakeAttemptTimeout = time.Second
 	// DefaultMaxConnections is the default MaxConnections.
 	DefaultMaxConnections = 100000
+	// DefaultMaxBadPackets is Config.MaxBadPackets' default
+	// (-max-bad-packets): 100 rejected packets in a row. The 0.9 client
+	// sends none; a broken or hostile one is cut off after 100.
+	DefaultMaxBadPackets = 100
+	// DefaultMaxNamespaces is Config.MaxNamespaces' default
+	// (-max-namespaces): session.DefaultMaxNamespaces (32; why: see there).
+	DefaultMaxNamespaces = session.DefaultMaxNamespaces
+)
+
+// HTTP connection defaults, used by Config, Gateway.HTTPServer and the
+// cmd/gateway flags. A client that holds a connection without using it
+// costs a file descriptor and buffers; these bound how long.
+const (
+	// DefaultHeaderTimeout bounds reading a request's headers
+	// (http.Server.ReadHeaderTimeout): 10 s.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultBodyTimeout is Config.BodyTimeout's default (-body-timeout):
+	// 10 s to send a POST body (at most -max-body-bytes, 1 MiB: 100 KiB/s
+	// is enough), far below the client's 20 s and more than any 0.9 client
+	// on a working network needs.
+	DefaultBodyTimeout = 10 * time.Second
+	// DefaultIdleTimeout is Config.IdleTimeout's default (-idle-timeout):
+	// 60 s, longer than a polling client's pause between requests (it
+	// polls again at once) and than the heartbeat interval (25 s, on
+	// which htmlfile clients POST), so only connections nobody uses are
+	// closed.
+	DefaultIdleTimeout = 60 * time.Second
 )
 
 // Config configures a Gateway. Zero fields take the documented defaults.
@@ -145,12 +201,38 @@ type Config struct {
 	// Origins is the allow-list of "host:port" patterns ("*" wildcards).
 	// Default: DefaultOrigins (all).
 	Origins []string
+	// HandshakeHeaders names the request headers (case-insensitive; "host"
+	// is the request's Host) a session keeps of its handshake, in
+	// session.Handshake.Headers (lower-cased, repeated values joined with
+	// ", "); the others are not kept. Default: DefaultHandshakeHeaders.
+	HandshakeHeaders []string
+	// MaxHandshakeBytes bounds what a session keeps of its handshake, in
+	// bytes of its JSON (the Redis session field hs, and the data the
+	// authorization hook gets). Over it, kept headers are dropped, largest
+	// first, until it fits (counted in
+	// realtime_gateway_handshake_headers_dropped_total); a handshake whose
+	// query and URL alone are over it is refused with 414 (reason
+	// handshake_too_large). Default: DefaultMaxHandshakeBytes (16 KiB).
+	MaxHandshakeBytes int
 	// MaxPacketBytes bounds one packet (a websocket frame, or one packet of a
 	// POSTed payload), in bytes. Default: DefaultMaxPacketBytes (1 MiB).
 	MaxPacketBytes int
 	// MaxBodyBytes bounds a POST body, in bytes. Default:
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time to read a request's body (a polling or
+	// htmlfile POST), from the end of its headers: a body still arriving
+	// after it fails to read (the POST gets 400 body_read, or nothing when
+	// the client has stopped reading) and the connection is closed;
+	// counted in realtime_gateway_body_timeouts_total. Requests without a
+	// body (polls, htmlfile streams, websocket upgrades) are not bounded by
+	// it. Default: DefaultBodyTimeout (10s).
+	BodyTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that carries no request
+	// for this long (http.Server.IdleTimeout of Gateway.HTTPServer); a
+	// parked poll, an htmlfile stream or a websocket is never idle.
+	// Default: DefaultIdleTimeout (60s).
+	IdleTimeout time.Duration
 	// MailboxBytes bounds a polling session's mailbox, in bytes of packets
 	// waiting for a poll: beyond it the mailbox is tolerated only while the
 	// client drains it (its oldest waiting packet has waited less than
@@ -171,13 +253,22 @@ type Config struct {
 	// overflow disconnects the slow client with reason "overflow".
 	// Default: DefaultSendQueue (1024). The queue costs nothing while empty.
 	SendQueue int
+	// SendQueueBytes bounds the same queue in bytes: the packets queued plus
+	// those being written (a client that does not read holds them); a
+	// packet that would take it beyond disconnects the client with reason
+	// "overflow" (counted in realtime_gateway_send_queue_overflows_total and
+	// realtime_gateway_send_queue_byte_overflows_total). One packet is
+	// always taken when nothing is held, whatever its size. Default:
+	// DefaultSendQueueBytes (4 MiB).
+	SendQueueBytes int
 	// ReadBufferBytes is the read buffer of each websocket connection, held
 	// for the connection's life; a larger frame is read in several syscalls.
 	// Default and minimum: DefaultReadBufferBytes (512).
 	ReadBufferBytes int
 	// AliveTTL is the lifetime of this gateway's liveness key; it is renewed
-	// every AliveTTL/3. Other gateways reap this gateway's streaming sessions
-	// once it has expired. Default: DefaultAliveTTL (10s).
+	// every AliveTTL/4. Other gateways reap this gateway's streaming sessions
+	// once it has expired, within an interval. Default: DefaultAliveTTL (3s;
+	// the trade-off is described there).
 	AliveTTL time.Duration
 	// ReapInterval is how often this gateway looks for expired sessions and
 	// dead gateways. Default: DefaultReapInterval (1s).
@@ -220,6 +311,32 @@ type Config struct {
 	// limit. Default: DefaultMaxConnections (also the cmd/gateway flag's
 	// default).
 	MaxConnections int
+	// MaxBadPackets bounds the rejected frames and packets in a row (see
+	// reject.go: malformed, bad namespace, binary frame, ...) a websocket or
+	// flashsocket client may send: at the next the connection is closed and
+	// its session ended with reason "bad_input" (counted in
+	// realtime_gateway_disconnects_total{reason="bad_input"}). An accepted
+	// packet starts the count again. Every rejection is counted; the log
+	// lines are rate-limited (rejectLogEvery). Default:
+	// DefaultMaxBadPackets (100).
+	MaxBadPackets int
+	// MaxNamespaces bounds the namespaces one session connects besides the
+	// default one. A connect packet (1::/ns) beyond it is refused: the
+	// client gets 7::/ns:2 (reason unauthorized, as a refused namespace
+	// authorization; the 0.9 client emits connect_failed on that
+	// namespace), nothing is written to Redis, and it is counted in
+	// realtime_gateway_rejected_total{reason="too_many_namespaces"} and
+	// logged (rate-limited). Redis enforces the same bound
+	// (session.Config.MaxNamespaces) against POSTs racing each other.
+	// Default: DefaultMaxNamespaces (32).
+	MaxNamespaces int
+	// SessionBindingSecret, when set, binds each session to the browser
+	// that made its handshake with an HttpOnly cookie, which every
+	// transport request of the session must carry (binding.go). Every
+	// gateway of a cluster needs the same secret; 32 random bytes are
+	// plenty. Default: none (off: the session id alone identifies a
+	// session, as in the 0.9 protocol).
+	SessionBindingSecret []byte
 	// Authorize asks the workers (their OnAuthorize hook) to allow each
 	// handshake before answering it. Default: false.
 	Authorize bool
@@ -294,11 +411,19 @@ func (c *Config) defaults() {
 	def(&c.AuthorizeTimeout, DefaultAuthorizeTimeout)
 	def(&c.HandshakeHold, DefaultHandshakeHold)
 	def(&c.HandshakeAttemptTimeout, DefaultHandshakeAttemptTimeout)
+	def(&c.BodyTimeout, DefaultBodyTimeout)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
 	if c.MaxHandshakeRate == 0 {
 		c.MaxHandshakeRate = DefaultMaxHandshakeRate
 	}
 	if c.MaxHandshakeQueue <= 0 {
 		c.MaxHandshakeQueue = DefaultMaxHandshakeQueue
+	}
+	if c.MaxBadPackets <= 0 {
+		c.MaxBadPackets = DefaultMaxBadPackets
+	}
+	if c.MaxNamespaces <= 0 {
+		c.MaxNamespaces = DefaultMaxNamespaces
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
@@ -308,6 +433,19 @@ func (c *Config) defaults() {
 	}
 	if len(c.Origins) == 0 {
 		c.Origins = DefaultOrigins
+	}
+	if len(c.HandshakeHeaders) == 0 {
+		c.HandshakeHeaders = DefaultHandshakeHeaders
+	}
+	headers := make([]string, 0, len(c.HandshakeHeaders))
+	for _, h := range c.HandshakeHeaders {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" && !slices.Contains(headers, h) {
+			headers = append(headers, h)
+		}
+	}
+	c.HandshakeHeaders = headers
+	if c.MaxHandshakeBytes <= 0 {
+		c.MaxHandshakeBytes = DefaultMaxHandshakeBytes
 	}
 	if c.MaxPacketBytes <= 0 {
 		c.MaxPacketBytes = DefaultMaxPacketBytes
@@ -324,6 +462,9 @@ func (c *Config) defaults() {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = DefaultSendQueue
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if c.ReadBufferBytes <= 0 {
 		c.ReadBufferBytes = DefaultReadBufferBytes

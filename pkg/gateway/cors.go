@@ -2,9 +2,12 @@ package gateway
 
 import "net/http"
 
-// cors adds the reference's CORS headers when the request has an Origin.
+// cors adds the reference's CORS headers (the Origin echoed, credentials
+// allowed) when the request has an Origin the origins allow-list admits. A
+// refused origin gets no grant, whatever the answer (403s included): the
+// reference echoes any Origin.
 func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) {
-	if o := r.Header.Get("Origin"); o != "" {
+	if o := r.Header.Get("Origin"); o != "" && originAllowed(g.cfg.Origins, o, "") {
 		w.Header().Set("Access-Control-Allow-Origin", o)
 		w.Header().Set("Access-Control-Allow-Credentials", "true")
 	}

@@ -4,25 +4,58 @@ import (
 	"context"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/realtime/realtime/pkg/bus"
 )
 
-// dispatchLoop applies the route messages of the subscription (this
-// gateway's channel and the broadcast channel) until ctx ends, which
-// closes the subscription and so its channel.
-func (g *Gateway) dispatchLoop(ctx context.Context, sub *redis.PubSub) {
+// newRouteReader returns the reader of this gateway's route stream
+// (docs/redis.md, "Routing back"): each route message read is dispatched in
+// order; outages, resumes and gaps are counted and logged once each.
+func (g *Gateway) newRouteReader() *bus.RouteReader {
+	return bus.NewRouteReader(g.rdb, g.cfg.Keys.RouteStream(g.cfg.Node), bus.RouteReaderConfig{
+		Route: g.dispatchMessage,
+		Gap:   g.routeGap,
+		Failed: func(err error) {
+			g.metrics.RouteStreamFailures.Inc()
+			g.log.Warn("route stream unreadable, retrying from where it was", "err", err)
+		},
+		Resumed: func(outage time.Duration) {
+			g.metrics.RouteStreamResumes.Inc()
+			g.log.Info("route stream read again", "outage", outage.Round(time.Millisecond))
+		},
+	})
+}
+
+// dispatchLoop reads the route stream until ctx ends.
+func (g *Gateway) dispatchLoop(ctx context.Context, r *bus.RouteReader) {
 	defer g.wg.Done()
-	defer sub.Close()
-	stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
-	defer stop()
-	for msg := range sub.Channel(redis.WithChannelSize(65536)) {
-		g.dispatchMessage(msg.Payload)
+	r.Run(ctx)
+}
+
+// routeGap handles a stretch of the route stream that could not be read:
+// any route message committed for a session held here may be in it, and
+// none can be recovered, so every streaming connection held here is closed
+// (reason delivery_gap; without 0::, so 0.9 clients reconnect and handshake
+// anew), and every poll parked here is woken to re-read its session (a
+// missed wake, kick or close is found that way). Handshakes waiting for an
+// authorize answer time out as usual.
+func (g *Gateway) routeGap(gap bus.Gap) {
+	g.metrics.RouteGaps.WithLabelValues(string(gap.Reason)).Inc()
+	var conns []*streamConn
+	g.conns.Range(func(_, v any) bool { conns = append(conns, v.(*streamConn)); return true })
+	polls := 0
+	g.polls.Range(func(_, v any) bool {
+		v.(*pollWaiter).notifyAll(pollEvent{})
+		polls++
+		return true
+	})
+	g.log.Error("route messages may have been missed: ending the streaming sessions held here",
+		"reason", gap.Reason, "last_read", gap.After, "next", gap.Next, "streams", len(conns), "polls_woken", polls)
+	for _, s := range conns {
+		s.closeLocal(bus.ReasonDeliveryGap)
 	}
 }
 
-// dispatchMessage applies the route messages of one pub/sub message (one,
+// dispatchMessage applies the route messages of one route stream entry (one,
 // or an M batch of several) in order.
 func (g *Gateway) dispatchMessage(payload string) {
 	err := bus.EachRoute(payload, func(m string) {

@@ -14,9 +14,12 @@
 // written through a bus.Committer (batches of writes in MULTI/EXEC, a
 // session's in order); invalid UTF-8 is repaired at the edge, on the way in
 // and on the way out (utf8.go), so no signal and no write to a client holds
-// any. Packets for clients arrive on this gateway's pub/sub channel
-// (connections it holds, wake-ups of polls parked here) and on the
-// broadcast channel.
+// any. Packets for clients arrive on this gateway's route stream (a
+// bus.RouteReader in dispatch.go: connections it holds, broadcasts,
+// wake-ups of polls parked here), read from where it left off across Redis
+// outages; a gap it cannot recover (Redis lost the stream, or restarted
+// from older data) ends every stream held here and wakes every poll parked
+// here (routeGap), so no client waits for what will never come.
 //
 // Words: a "stream" is a Redis stream (package bus) or the session class
 // of a session a streaming transport holds (package session); the
@@ -26,6 +29,7 @@
 //
 //	gateway.go      the Gateway: New, Start, drain, Shutdown, readiness
 //	router.go       ServeHTTP: which handler serves a request; ?disconnect
+//	server.go       HTTPServer: header, body and idle timeouts
 //	cors.go         the reference's CORS headers, preflight answers
 //	static.go       the client script and the static directory
 //	reject.go       rejections: every reason (rejectReason), counted and
@@ -35,29 +39,49 @@
 //	admission.go    handshake admission control (held, not refused)
 //	origins.go      the origins allow-list and the Flash policy it makes
 //	flash.go        the Flash socket policy server
-//	polling.go      xhr-polling and jsonp-polling: polls, POSTs
+//	polling.go      xhr-polling and jsonp-polling: polls, POSTs (a retried
+//	                POST applied once)
 //	inbound.go      one client packet to signals and answers (applyPacket)
-//	streamconn.go   streamConn: a streaming connection's queue, writer
-//	                hand-off and end
-//	websocket.go    websocket and flashsocket: upgrade, reads, frames
-//	htmlfile.go     htmlfile
-//	poller_*.go     epoll: a goroutine reads a websocket only when data comes
+//	streamconn.go   streamConn: a streaming connection's session side (its
+//	                queue, the hand-off of its writes, its end) and conn,
+//	                the seam to its socket
+//	websocket.go    websocket and flashsocket: upgrade, open, the frames
+//	                read (streamConn as wsengine.Handler)
+//	htmlfile.go     htmlfile, and htmlfileConn, its conn
+//	wheel.go        wheel: elements served one slot per tick, each once per
+//	                interval, from one goroutine while any is held
 //	heartbeat.go    the heartbeat wheel and the heartbeat timeout
-//	dispatch.go     route messages from pub/sub to connections and polls;
+//	sessioncheck.go held streams whose session record vanished are closed
+//	pollcheck.go    parked polls whose session vanished are answered 7:::1+0
+//	dispatch.go     route messages from the route stream to connections and polls;
 //	                broadcasts fanned out locally
 //	rooms.go        the room index of the connections held here
-//	liveness.go     this gateway's liveness key; reaping expired sessions
-//	                and the sessions of dead gateways
+//	liveness.go     this gateway's liveness key and, while its renewals are
+//	                steady, the sessions of dead gateways; reaping expired
+//	                sessions
 //	utf8.go         invalid UTF-8 repaired in and out
 //	metrics.go      the Prometheus collectors
 //	config.go       Config and its defaults
 //
-// Goroutines: a websocket has no goroutine while idle: the poller
-// (wakeReaders) starts a reader when data comes, and a writer runs only
-// while there is something to write; an htmlfile connection's HTTP handler
-// is its writer. One subscriber goroutine dispatches route messages; it
-// never blocks on a client: a full send queue closes that client with
-// reason "overflow".
+// The streaming seam. A streaming connection is a streamConn (the
+// session: its send queue with the slow-client bound, which goroutine owns
+// its writes, heartbeats, namespaces, its end recorded once) on a conn, a
+// four-method interface to its socket: TryWrite (never blocks), Flush,
+// Write, Close. A websocket's conn is package internal/wsengine's Conn,
+// the socket engine: the upgrade, epoll, reads in bursts, frames, writes
+// that do not block; the streamConn is its Handler (Frame, ControlDue,
+// ReadsEnded). An htmlfile stream's conn is htmlfileConn, which writes
+// script elements to the ResponseWriter. The session logic is unit-tested
+// on a fake conn (fakeconn_test.go, streamconn_test.go), the engine on
+// real sockets in its own package.
+//
+// Goroutines: a websocket has no goroutine while idle: the engine's poller
+// starts a reader when data comes, and a writer runs only while there is
+// something to write that the socket did not take at once. An htmlfile
+// connection's HTTP handler waits for its end; its writes run on writer
+// goroutines like a websocket's. One subscriber goroutine dispatches route
+// messages; it never blocks on a client: a full send queue closes that
+// client with reason "overflow".
 //
 // Heartbeats: one wheel (sendHeartbeats) sends 2:: to every connection
 // held here and ends a streaming client silent for the heartbeat timeout

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/realtime/realtime/internal/ratelog"
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/session"
 )
@@ -29,7 +31,8 @@ type Gateway struct {
 	log       *slog.Logger
 
 	transports map[string]bool
-	handshake  string // ":hb:close:transports" suffix of every handshake
+	handshake  string   // ":hb:close:transports" suffix of every handshake
+	static     *os.Root // Config.StaticDir, nil when not configured (static.go)
 
 	pollSeq atomic.Uint64
 	polls   sync.Map // sid -> *pollWaiter (polls parked here)
@@ -38,15 +41,23 @@ type Gateway struct {
 	conns   sync.Map // sid -> *streamConn (streaming connections held here)
 	rooms   roomIndex
 
+	postSeq atomic.Uint64 // ids of POSTs that record themselves (session.PostWrite)
+
 	heartbeats    heartbeatWheel     // 2:: to every connection held here
 	sessionChecks chan []*streamConn // slots of the wheel whose sessions to check (sessioncheck.go)
-	orphanLog     rateLog
-	commitFailLog rateLog
+	pollWheel     pollWheel          // parked polls whose sessions to check (pollcheck.go)
+	orphanLog     ratelog.Limiter
+	commitFailLog ratelog.Limiter
+	postRetryLog  ratelog.Limiter
 	ready         atomic.Int32 // the last readiness check's result: readyUnknown, readyYes, readyNo
 
 	admission *admission   // handshakes held until admitted
 	held      atomic.Int64 // streaming connections held plus polls parked
-	utf8Log   [len(utf8Directions)]rateLog
+	utf8Log   [len(utf8Directions)]ratelog.Limiter
+	bodyLog   ratelog.Limiter                   // bodies cut off by Config.BodyTimeout (server.go)
+	rejectLog [numRejectReasons]ratelog.Limiter // "rejected" lines, by reason (reject.go)
+	badLog    ratelog.Limiter                   // connections cut off for bad input (websocket.go)
+	idleConns sync.Map                          // net.Conn -> struct{}: keep-alive connections idle now (server.go)
 
 	draining  atomic.Bool
 	drainCh   chan struct{}
@@ -70,7 +81,7 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		transports: map[string]bool{},
 		drainCh:    make(chan struct{}),
 
-		sessionChecks: make(chan []*streamConn, heartbeatSlots),
+		sessionChecks: make(chan []*streamConn, wheelSlots),
 	}
 	g.heartbeats.check = g.queueSessionCheck
 	if err := cfg.checkTimers(); err != nil {
@@ -94,8 +105,12 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		HandshakeTimeout: cfg.HandshakeTimeout, CloseTimeout: cfg.CloseTimeout,
 		PollingDuration: cfg.PollingDuration, MailboxBytes: cfg.MailboxBytes,
 		MailboxDrainTimeout: cfg.MailboxDrainTimeout, PollBatchBytes: cfg.PollBatchBytes,
+		// Not ExclusiveStreams: a stream held on another gateway is taken
+		// over (openConn), since that gateway may have died between
+		// opening the session and writing to it (issue 14).
+		MaxNamespaces: cfg.MaxNamespaces,
 	})
-	g.committer = bus.NewCommitter(rdb, bus.CommitterConfig{Observe: func(_ int, took time.Duration, err error) {
+	g.committer = bus.NewCommitter(rdb, bus.CommitterConfig{Keys: cfg.Keys, Node: cfg.Node, Observe: func(_ int, took time.Duration, err error) {
 		g.metrics.PublishSeconds.Observe(took.Seconds())
 		if err != nil {
 			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
@@ -103,6 +118,16 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 	}})
 	g.rooms.init()
 	g.admission = newAdmission(cfg.MaxHandshakeRate, cfg.MaxHandshakeQueue, g.metrics.HandshakesWaiting.Add)
+	if cfg.StaticDir != "" {
+		// A directory that cannot be opened is served as before (404 for
+		// every path), with a warning: cmd/demo's default (web/chat,
+		// relative) is absent outside a checkout.
+		if root, err := os.OpenRoot(cfg.StaticDir); err != nil {
+			g.log.Warn("static directory cannot be opened; every static path is 404", "dir", cfg.StaticDir, "err", err)
+		} else {
+			g.static = root
+		}
+	}
 	return g, nil
 }
 
@@ -112,30 +137,39 @@ func (g *Gateway) Node() string { return g.cfg.Node }
 // Store returns the session store the gateway uses.
 func (g *Gateway) Store() *session.Store { return g.store }
 
-// Start subscribes to this gateway's channels (returning once the
-// subscription is confirmed, so no route message is missed) and starts the
-// liveness and reaper loops. It fails if Redis cannot be reached.
+// Start opens this gateway's route stream (so no route message committed
+// from then on is missed), starts reading it, and starts the liveness and
+// reaper loops. It fails if Redis cannot be reached.
 func (g *Gateway) Start(ctx context.Context) error {
 	start := time.Now()
 	if err := g.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("gateway: start: %w", err)
 	}
 	g.metrics.RedisRTT.Observe(time.Since(start).Seconds())
+	// A previous run under this node id (killed, crashed) may have left
+	// streaming sessions: their connections are gone, and this run's
+	// liveness key would keep them from being reaped.
+	n, err := g.store.EndOwnStreams(ctx)
+	if err != nil {
+		return fmt.Errorf("gateway: start: %w", err)
+	}
+	if n > 0 {
+		g.metrics.disconnected(bus.ReasonGatewayLost, n)
+		g.log.Warn("streaming sessions of this node's previous run ended", "count", n)
+	}
+	routes := g.newRouteReader()
+	if err := routes.Open(ctx); err != nil {
+		return fmt.Errorf("gateway: start: %w", err)
+	}
 	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
 		return fmt.Errorf("gateway: start: %w", err)
 	}
 	// The loops outlive ctx: they run until Shutdown.
 	loops, stop := context.WithCancel(context.Background())
 	g.stop = stop
-	sub := g.rdb.Subscribe(loops, g.cfg.Keys.GatewayChannel(g.cfg.Node), g.cfg.Keys.BroadcastChannel())
-	if _, err := sub.Receive(ctx); err != nil {
-		_ = sub.Close()
-		stop()
-		return fmt.Errorf("gateway: subscribe: %w", err)
-	}
 	ctx = loops
 	g.wg.Add(4)
-	go g.dispatchLoop(ctx, sub)
+	go g.dispatchLoop(ctx, routes)
 	go g.aliveLoop(ctx)
 	go g.reapLoop(ctx)
 	go g.sessionCheckLoop(ctx)
@@ -205,6 +239,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		g.wg.Wait()
 		err = g.store.Leave(context.Background())
+		if g.static != nil {
+			_ = g.static.Close()
+		}
 	})
 	return err
 }
@@ -216,12 +253,12 @@ func (g *Gateway) Ready() bool { return !g.draining.Load() }
 var ErrNotReady = errors.New("gateway: not ready")
 
 // CheckReady proves the gateway's path works, for /readyz: it is not
-// draining, Redis takes its writes (the liveness key is written, which a
+// draining, Redis takes its writes (the liveness key is written, its
+// lifetime left as the liveness loop set it, which a
 // Redis out of memory with noeviction, a read-only replica, or one that does
-// not answer within ctx refuses), and a probe published on its own channel
-// comes back through its subscription within ctx (a subscription can go
-// silent while pings still succeed; a PUBLISH alone succeeds on a replica
-// and under OOM). Each change between ready and not ready is counted in
+// not answer within ctx refuses), and a probe appended to its route stream
+// is read back by its reader within ctx (the reader can be stuck while
+// pings still succeed). Each change between ready and not ready is counted in
 // realtime_gateway_readiness_changes_total, shown in realtime_gateway_ready
 // and logged once.
 func (g *Gateway) CheckReady(ctx context.Context) error {
@@ -234,7 +271,7 @@ func (g *Gateway) checkReady(ctx context.Context) error {
 	if g.draining.Load() {
 		return fmt.Errorf("%w: draining", ErrNotReady)
 	}
-	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
+	if err := g.store.ProbeAlive(ctx); err != nil {
 		return fmt.Errorf("%w: redis refuses writes: %v", ErrNotReady, err)
 	}
 	nonce := randomID(8)
@@ -242,14 +279,14 @@ func (g *Gateway) checkReady(ctx context.Context) error {
 	g.probes.Store(nonce, ch)
 	defer g.probes.Delete(nonce)
 	msg := bus.Route{Op: bus.OpProbe, SID: nonce}.String()
-	if err := g.rdb.Publish(ctx, g.cfg.Keys.GatewayChannel(g.cfg.Node), msg).Err(); err != nil {
-		return fmt.Errorf("%w: redis: %v", ErrNotReady, err)
+	if _, err := bus.AppendRoute(ctx, g.rdb, g.cfg.Keys.RouteStream(g.cfg.Node), msg); err != nil {
+		return fmt.Errorf("%w: route stream: %v", ErrNotReady, err)
 	}
 	select {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%w: the pub/sub probe did not come back: %v", ErrNotReady, ctx.Err())
+		return fmt.Errorf("%w: the route stream probe was not read back: %v", ErrNotReady, ctx.Err())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -62,6 +63,11 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, rejectHandshakeBadOrigin, "handshake bad origin")
 		return
 	}
+	hs, ok := g.handshakeData(r)
+	if !ok {
+		fail(http.StatusRequestURITooLong, rejectHandshakeTooLarge, "handshake too large")
+		return
+	}
 	if g.overConnections() {
 		shed(rejectHandshakeOverConnections, bodyOverConnections, 0)
 		return
@@ -93,7 +99,7 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		shed(rejectHandshakeDraining, bodyDraining, after)
 		return
 	}
-	sid, hs, authData := session.NewSID(), handshakeData(r), ""
+	sid, authData := session.NewSID(), ""
 	if g.cfg.Authorize {
 		verdict, reason, data, err := g.authorize(r.Context(), sid, hs)
 		switch {
@@ -134,6 +140,7 @@ func (g *Gateway) serveHandshake(w http.ResponseWriter, r *http.Request) {
 	g.metrics.Handshakes.WithLabelValues("ok").Inc()
 	body := sid + g.handshake
 	g.cors(w, r)
+	g.setBinding(w, r, sid)
 	if isJSONP {
 		w.Header().Set("Content-Type", "application/javascript")
 		_, _ = w.Write(protocol.AppendJSONP(nil, jsonp, []byte(body)))
@@ -152,7 +159,7 @@ func (g *Gateway) canceled(r *http.Request, arrival time.Time) {
 
 // authorize asks the workers whether the handshake may proceed: an
 // authorize signal on the partition of the session id it will get, answered
-// on this gateway's channel. It returns the verdict ("1" allow, "0" deny,
+// on this gateway's route stream. It returns the verdict ("1" allow, "0" deny,
 // "e" the hook failed), the reason and the data to keep with the session.
 func (g *Gateway) authorize(ctx context.Context, sid string, hs session.Handshake) (verdict, reason, data string, err error) {
 	hsJSON, err := json.Marshal(hs)
@@ -178,17 +185,19 @@ func (g *Gateway) authorize(ctx context.Context, sid string, hs session.Handshak
 	}
 }
 
-func handshakeData(r *http.Request) session.Handshake {
-	h := make(map[string]string, len(r.Header))
-	for k, v := range r.Header {
-		h[strings.ToLower(k)] = strings.Join(v, ", ")
-	}
+// handshakeData is what the session keeps of handshake request r: the
+// headers Config.HandshakeHeaders names, the query, the client's address,
+// the time, xdomain, secure and the URL, in at most Config.MaxHandshakeBytes
+// bytes of JSON. Over that, the kept headers are dropped, largest first,
+// until it fits (each counted, and logged at debug level); ok is false when
+// it does not fit even without headers (the query and URL are too long).
+func (g *Gateway) handshakeData(r *http.Request) (hs session.Handshake, ok bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return session.Handshake{
-		Headers: h,
+	hs = session.Handshake{
+		Headers: make(map[string]string, len(g.cfg.HandshakeHeaders)),
 		Query:   r.URL.RawQuery,
 		Address: host,
 		Time:    time.Now().UnixMilli(),
@@ -196,4 +205,43 @@ func handshakeData(r *http.Request) session.Handshake {
 		Secure:  r.TLS != nil,
 		URL:     r.URL.RequestURI(),
 	}
+	for _, name := range g.cfg.HandshakeHeaders {
+		if name == "host" {
+			if r.Host != "" {
+				hs.Headers[name] = r.Host
+			}
+		} else if v := r.Header.Values(name); len(v) > 0 {
+			hs.Headers[name] = strings.Join(v, ", ")
+		}
+	}
+	var dropped []string
+	defer func() {
+		if len(dropped) > 0 {
+			g.metrics.HandshakeHeadersDropped.Add(float64(len(dropped)))
+			g.log.Debug("handshake headers not kept: over -max-handshake-bytes", "headers", dropped, "remote", r.RemoteAddr)
+		}
+	}()
+	for handshakeSize(hs) > g.cfg.MaxHandshakeBytes {
+		largest := ""
+		for k, v := range hs.Headers {
+			if l := hs.Headers[largest]; largest == "" || len(v) > len(l) || len(v) == len(l) && k < largest {
+				largest = k
+			}
+		}
+		if largest == "" {
+			return hs, false
+		}
+		delete(hs.Headers, largest)
+		dropped = append(dropped, largest)
+	}
+	return hs, true
+}
+
+// handshakeSize is the length of hs's JSON, as the session stores it.
+func handshakeSize(hs session.Handshake) int {
+	b, err := json.Marshal(hs)
+	if err != nil { // strings, bools and numbers only: never
+		return math.MaxInt
+	}
+	return len(b)
 }

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"io"
+	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +63,19 @@ func TestHandshake(t *testing.T) {
 	if code != 200 || body != "1::" {
 		t.Fatalf("first poll: %d %q", code, body)
 	}
-	poll := tg.pollAsync("/socket.io/1/xhr-polling/" + sid + "?t=2")
+	poll := make(chan [2]string, 1)
+	go func() { // pollAsync with the allowed Origin
+		req, _ := http.NewRequest(http.MethodGet, tg.srv.URL+"/socket.io/1/xhr-polling/"+sid+"?t=2", nil)
+		req.Header = allowed
+		resp, err := tg.srv.Client().Do(req)
+		if err != nil {
+			poll <- [2]string{"error", err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		poll <- [2]string{resp.Status[:3], string(b)}
+	}()
 	tg.parked(sid)
 	waitUntil(t, "poll held", func() bool { return tg.g.held.Load() == 1 })
 	code, body, h = tg.do(http.MethodGet, "/socket.io/1/", "", allowed)
@@ -101,7 +116,7 @@ func fakeAuthorizer(t *testing.T, tg *liveGateway, verdict func(hs string) (stri
 				node, id, _ := strings.Cut(s.Reply, " ")
 				v, reason, data := verdict(s.Data)
 				r := bus.Route{Op: bus.OpAuth, SID: id, Arg: v, Room: reason, Packet: data}
-				tg.rdb.Publish(ctx, tg.keys.GatewayChannel(node), r.String())
+				_, _ = bus.AppendRoute(ctx, tg.rdb, tg.keys.RouteStream(node), r.String())
 			}
 		}
 	}()
@@ -142,5 +157,114 @@ func TestHandshakeAuthorize(t *testing.T) {
 	}
 	if code, body, _ := tg.do(http.MethodGet, "/socket.io/1/?user=bob&jsonp=4", "", nil); code != 200 || body != `io.j[4](new Error("handshake unauthorized"));` {
 		t.Errorf("denied, jsonp: %d %q", code, body)
+	}
+}
+
+// usedMemory returns Redis's INFO memory used_memory, in bytes.
+func usedMemory(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no used_memory in %q", info)
+	return 0
+}
+
+// A session keeps only the allow-listed headers of its handshake, and at
+// most MaxHandshakeBytes of handshake data: 200 handshakes carrying a
+// 500 KB header (an allow-listed one for half of them, another for the
+// rest) add less than 1 MB to Redis (all headers were kept before:
+// about 100 MB).
+func TestHandshakeDataBounded(t *testing.T) {
+	tg := newLiveGateway(t, Config{})
+	ctx := context.Background()
+	sid := tg.handshakeFrom(http.Header{"User-Agent": {"test-agent"}, "Cookie": {"a=1", "b=2"},
+		"Accept-Language": {"fr"}, "X-Junk": {"not kept"}, "Authorization": {"Bearer not kept"}})
+	hs, err := tg.g.store.Handshake(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"user-agent": "test-agent", "cookie": "a=1, b=2", "accept-language": "fr",
+		"host": strings.TrimPrefix(tg.srv.URL, "http://")}
+	if !maps.Equal(hs.Headers, want) {
+		t.Errorf("kept headers %q, want %q", hs.Headers, want)
+	}
+
+	big := strings.Repeat("x", 500_000)
+	before := usedMemory(t, tg.rdb)
+	dropped := counterValue(t, tg.g.metrics.HandshakeHeadersDropped)
+	var sids []string
+	for i := range 200 {
+		h := http.Header{"User-Agent": {"test-agent"}, "X-Junk": {big}}
+		if i%2 == 0 {
+			h = http.Header{"User-Agent": {"test-agent"}, "Cookie": {"c=" + big}}
+		}
+		sids = append(sids, tg.handshakeFrom(h))
+	}
+	grown := usedMemory(t, tg.rdb) - before
+	t.Logf("200 handshakes with a 500 KB header: Redis used_memory grew %d bytes", grown)
+	if grown >= 1<<20 {
+		t.Errorf("200 handshakes with a 500 KB header added %d bytes to Redis, want under 1 MiB", grown)
+	}
+	if n := counterValue(t, tg.g.metrics.HandshakeHeadersDropped) - dropped; n != 100 {
+		t.Errorf("%v headers dropped, want 100 (the big cookies)", n)
+	}
+	for _, sid := range sids[:2] {
+		hs, err := tg.g.store.Handshake(ctx, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hs.Headers["user-agent"] != "test-agent" || hs.Headers["cookie"] != "" || hs.Headers["x-junk"] != "" {
+			t.Errorf("kept %q, %d bytes of cookie, %d of x-junk: want the user agent, not the cookie over the cap nor x-junk",
+				hs.Headers["user-agent"], len(hs.Headers["cookie"]), len(hs.Headers["x-junk"]))
+		}
+	}
+	for _, sid := range sids {
+		if n, err := tg.rdb.HStrLen(ctx, tg.keys.Session(sid), "hs").Result(); err != nil || n > DefaultMaxHandshakeBytes || n == 0 {
+			t.Fatalf("session %s: hs is %d bytes (%v), want 1 to %d", sid, n, err, DefaultMaxHandshakeBytes)
+		}
+	}
+}
+
+// Over MaxHandshakeBytes the largest kept header goes first, and the
+// others stay; a handshake whose URL alone is over it is refused with 414
+// (a jsonp one with the error in a script), counted.
+func TestHandshakeDataCap(t *testing.T) {
+	tg := newLiveGateway(t, Config{MaxHandshakeBytes: 2048})
+	ctx := context.Background()
+	dropped := counterValue(t, tg.g.metrics.HandshakeHeadersDropped)
+	sid := tg.handshakeFrom(http.Header{"Cookie": {strings.Repeat("c", 1500)}, "User-Agent": {strings.Repeat("u", 1000)}})
+	hs, err := tg.g.store.Handshake(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := hs.Headers["cookie"]; ok || len(hs.Headers["user-agent"]) != 1000 {
+		t.Errorf("kept %d bytes of cookie and %d of user agent; want the cookie (largest) dropped, the user agent kept",
+			len(hs.Headers["cookie"]), len(hs.Headers["user-agent"]))
+	}
+	if n := counterValue(t, tg.g.metrics.HandshakeHeadersDropped) - dropped; n != 1 {
+		t.Errorf("%v headers dropped, want 1", n)
+	}
+	long := "q=" + strings.Repeat("q", 2048)
+	code, body, _ := tg.do(http.MethodGet, "/socket.io/1/?"+long, "", nil)
+	if code != http.StatusRequestURITooLong || body != "handshake too large" || tg.rejections(rejectHandshakeTooLarge) != 1 {
+		t.Errorf("long query: %d %q, %v rejections", code, body, tg.rejections(rejectHandshakeTooLarge))
+	}
+	code, body, _ = tg.do(http.MethodGet, "/socket.io/1/?jsonp=3&"+long, "", nil)
+	if code != 200 || body != `io.j[3](new Error("handshake too large"));` {
+		t.Errorf("long query, jsonp: %d %q", code, body)
+	}
+	if n := counterValue(t, tg.g.metrics.Handshakes.WithLabelValues("too_large")); n != 2 {
+		t.Errorf("handshakes{result=too_large} = %v, want 2", n)
 	}
 }

@@ -58,7 +58,9 @@ func newLiveGatewayOn(t *testing.T, red *testredis.Server, cfg Config) *liveGate
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(g)
+	srv := httptest.NewUnstartedServer(g)
+	srv.Config = g.HTTPServer()
+	srv.Start()
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()
@@ -210,13 +212,19 @@ func (tg *liveGateway) namespaces(sid string) []string {
 	return ns
 }
 
-// publish sends route messages on the gateway's own channel.
+// publish appends route messages to the gateway's route stream.
 func (tg *liveGateway) publish(routes ...bus.Route) {
 	tg.t.Helper()
 	for _, r := range routes {
-		if err := tg.rdb.Publish(context.Background(), tg.keys.GatewayChannel(tg.g.cfg.Node), r.String()).Err(); err != nil {
-			tg.t.Fatal(err)
-		}
+		tg.appendRoute(r.String())
+	}
+}
+
+// appendRoute appends one raw route message to the gateway's route stream.
+func (tg *liveGateway) appendRoute(msg string) {
+	tg.t.Helper()
+	if _, err := bus.AppendRoute(context.Background(), tg.rdb, tg.keys.RouteStream(tg.g.cfg.Node), msg); err != nil {
+		tg.t.Fatal(err)
 	}
 }
 

@@ -2,104 +2,52 @@ package gateway
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
 )
-
-// heartbeatSlots is how many slots the heartbeat wheel has: it ticks every
-// heartbeat interval / heartbeatSlots and serves one slot per tick.
-const heartbeatSlots = 16
 
 // heartbeatWheel sends 2:: to every streaming connection held here once per
 // heartbeat interval (and ends connections silent for the heartbeat
 // timeout, see streamConn.heartbeat), from one goroutine for all of them
-// instead of a timer per connection. A connection joins the slot the wheel
-// served last, so its first
-// heartbeat comes one interval (less at most one tick) after it opened and
-// then every interval. Connections are kept in intrusive lists (no
-// allocation per connection). The goroutine runs only while connections are
-// registered.
+// instead of a timer per connection: a wheel (wheel.go), so a connection's
+// first heartbeat comes one interval (less at most one tick) after it
+// opened and then every interval, holding a connection allocates nothing
+// (its links are streamConn's hb fields), and the goroutine runs only while
+// connections are held.
 type heartbeatWheel struct {
-	mu      sync.Mutex
-	slots   [heartbeatSlots]*streamConn // list heads
-	next    int                         // the slot the next tick serves
-	n       int                         // connections registered
-	running bool                        // the ticking goroutine runs
+	conns wheel[*streamConn]
 
 	// check, if set, is given each slot's connections after their
 	// heartbeats (Gateway.queueSessionCheck); it must not block.
 	check func([]*streamConn)
 }
 
+// wheelLinks gives the heartbeat wheel streamConn's hb fields.
+func (s *streamConn) wheelLinks() (prev, next **streamConn, slot *int, held *bool) {
+	return &s.hbPrev, &s.hbNext, &s.hbSlot, &s.hbLinked
+}
+
 // add registers s for heartbeats every interval.
 func (w *heartbeatWheel) add(s *streamConn, interval time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if s.hbLinked {
-		return
-	}
-	slot := (w.next + heartbeatSlots - 1) % heartbeatSlots
-	s.hbSlot, s.hbPrev, s.hbNext, s.hbLinked = slot, nil, w.slots[slot], true
-	if s.hbNext != nil {
-		s.hbNext.hbPrev = s
-	}
-	w.slots[slot] = s
-	w.n++
-	if !w.running {
-		w.running = true
-		go w.sendHeartbeats(max(interval/heartbeatSlots, time.Millisecond))
+	if w.conns.add(s) {
+		go w.conns.turn(interval, w.sendHeartbeats)
 	}
 }
 
 // remove unregisters s; it is a no-op for a connection not registered.
-func (w *heartbeatWheel) remove(s *streamConn) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !s.hbLinked {
-		return
-	}
-	if s.hbPrev != nil {
-		s.hbPrev.hbNext = s.hbNext
-	} else {
-		w.slots[s.hbSlot] = s.hbNext
-	}
-	if s.hbNext != nil {
-		s.hbNext.hbPrev = s.hbPrev
-	}
-	s.hbPrev, s.hbNext, s.hbLinked = nil, nil, false
-	w.n--
-}
+func (w *heartbeatWheel) remove(s *streamConn) { w.conns.remove(s) }
 
-// sendHeartbeats ticks until no connection is registered, queueing 2:: to
-// the connections of one slot per tick. It queues them outside the wheel's
-// lock.
-func (w *heartbeatWheel) sendHeartbeats(tick time.Duration) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	var due []*streamConn
-	for range t.C {
-		w.mu.Lock()
-		if w.n == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		for s := w.slots[w.next]; s != nil; s = s.hbNext {
-			due = append(due, s)
-		}
-		w.next = (w.next + 1) % heartbeatSlots
-		w.mu.Unlock()
-		now := time.Now().UnixNano()
-		for _, s := range due {
-			s.heartbeat(now)
-		}
-		if w.check != nil {
-			w.check(due)
-		}
-		clear(due)
-		due = due[:0]
+// sendHeartbeats queues 2:: to the connections of one slot (on the wheel's
+// goroutine) and hands them to check.
+func (w *heartbeatWheel) sendHeartbeats(due []*streamConn) {
+	now := time.Now().UnixNano()
+	for _, s := range due {
+		s.heartbeat(now)
+	}
+	if w.check != nil {
+		w.check(due)
 	}
 }
 
@@ -178,7 +126,7 @@ const heartbeatLookupSlow = time.Second
 // answers heartbeats never needs the check.
 func (s *streamConn) heartbeat(now int64) {
 	left := s.lastRead.Load() + int64(s.g.cfg.HeartbeatTimeout) - now
-	if left <= 0 && s.wake == nil {
+	if left <= 0 && !s.heardElsewhere() {
 		s.closeLocal(bus.ReasonHeartbeatTimeout)
 		return
 	}
@@ -201,12 +149,12 @@ func (s *streamConn) checkSilence() {
 	default:
 	}
 	timeout := s.g.cfg.HeartbeatTimeout
-	if s.wake != nil && s.silence() >= timeout {
+	if s.heardElsewhere() && s.silence() >= timeout {
 		s.lookUpHeard()
 	}
 	switch left := timeout - s.silence(); {
 	case left <= 0:
-		s.g.log.Debug("heartbeat timeout", "sid", s.sid, "transport", s.transport)
+		s.g.log.Debug("heartbeat timeout", "sid", session.LogSID(s.sid), "transport", s.transport)
 		s.closeLocal(bus.ReasonHeartbeatTimeout)
 	case left < s.g.cfg.HeartbeatInterval:
 		time.AfterFunc(left, s.checkSilence) // hbCheck stays set
@@ -214,6 +162,10 @@ func (s *streamConn) checkSilence() {
 	}
 	s.hbCheck.Store(false)
 }
+
+// heardElsewhere reports whether the connection's client shows signs of
+// life to other gateways too: an htmlfile client POSTs to any of them.
+func (s *streamConn) heardElsewhere() bool { return s.transport == TransportHTMLFile }
 
 // silence is how long ago the connection's client was last heard (as known
 // here).
@@ -236,7 +188,7 @@ func (s *streamConn) lookUpHeard() {
 		}
 		s.g.metrics.HeartbeatLookups.WithLabelValues("unknown").Inc()
 		s.g.log.Warn("htmlfile client's last sign of life unknown (Redis failed or stalled); it gets another heartbeat timeout",
-			"sid", s.sid, "took", took, "err", err)
+			"sid", session.LogSID(s.sid), "took", took, "err", err)
 		s.heard(time.Now())
 		return
 	}

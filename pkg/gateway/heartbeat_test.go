@@ -78,7 +78,7 @@ func TestLookUpHeard(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			s := a.newStreamConn(sid, TransportHTMLFile, nil)
+			s := a.newStreamConn(sid, TransportHTMLFile, nil, false)
 			s.lastRead.Store(time.Now().Add(-4 * time.Second).UnixNano())
 			if tc.delay > 0 {
 				a.rdb.AddHook(&slowHook{delay: tc.delay})

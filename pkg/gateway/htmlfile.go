@@ -12,6 +12,11 @@ import (
 // serveHTMLFile holds an htmlfile stream: a chunked HTML page that receives
 // each payload as a <script> call. Its POSTs may reach any gateway; they
 // are its client's signs of life (the heartbeat timeout, heartbeat.go).
+//
+// The stream is a streamConn on an htmlfileConn, the same seam as a
+// websocket's: the connection's writer writes to the ResponseWriter, and
+// the handler only waits for the end (the ResponseWriter may be used until
+// the handler returns, by one goroutine at a time).
 func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid string) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -23,73 +28,74 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	h.Set("Connection", "keep-alive")
 	h.Set("Transfer-Encoding", "chunked")
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	s := g.newStreamConn(sid, TransportHTMLFile, nil)
+	hc := &htmlfileConn{w: w, f: flusher}
+	s := g.newStreamConn(sid, TransportHTMLFile, hc, false)
 	first, err := g.openConn(ctx, s)
 	cancel()
-	hw := htmlfileWriter{w: w, f: flusher}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(protocol.HTMLFileHeader())
 	if err != nil {
-		pk := g.openFailed(TransportHTMLFile, sid, err)
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(protocol.HTMLFileHeader())
-		if pk != "" {
-			_ = hw.write([]string{pk})
+		if pk := g.openFailed(TransportHTMLFile, sid, err); pk != "" {
+			_ = hc.Write([]string{pk})
 		}
 		return
 	}
-	g.metrics.Connections.WithLabelValues(TransportHTMLFile).Inc()
-	defer g.metrics.Connections.WithLabelValues(TransportHTMLFile).Dec()
-	g.held.Add(1)
-	defer g.held.Add(-1)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(protocol.HTMLFileHeader())
 	flusher.Flush()
-	s.lastRead.Store(time.Now().UnixNano()) // the open is the first sign of life
-	s.start(first)
-	g.heartbeats.add(s, g.cfg.HeartbeatInterval)
-	// The handler goroutine owns the writes: the ResponseWriter is not shared.
-	broken := false
-	for {
-		select {
-		case <-s.wake:
-		case <-r.Context().Done():
-			s.closeLocal(bus.ReasonTransportClose)
-		}
-		b, ok := s.take()
-		if !ok {
-			continue
-		}
-		if !broken && len(b.packets) > 0 {
-			g.repairOut(b.packets, TransportHTMLFile, sid)
-			if err := hw.write(b.packets); err != nil {
-				broken = true
-				s.closeLocal(bus.ReasonTransportClose)
-			} else {
-				g.metrics.packetsOut(b.packets)
-				b.routed.observe(g)
-			}
-		}
-		if b.final {
-			break
-		}
+	g.holdConn(s, first)
+	select {
+	case <-s.finished:
+	case <-r.Context().Done():
+		s.closeLocal(bus.ReasonTransportClose)
+		<-s.finished
 	}
-	s.finish()
 }
 
-type htmlfileWriter struct {
-	w http.ResponseWriter
-	f http.Flusher
+// htmlfileConn is an htmlfile stream's conn: each packet is written in its
+// own script element, as the reference does. A ResponseWriter's write may
+// block, so TryWrite writes nothing and leaves the packets to Flush, on a
+// writer goroutine. Writes have no deadline; a client gone away ends the
+// request's context, which closes the stream.
+type htmlfileConn struct {
+	w    http.ResponseWriter
+	f    http.Flusher
+	kept []string // what TryWrite left to Flush
+	err  error    // the first failed write
 }
 
-// write sends each packet in its own script element, as the reference does,
-// in one chunk: the bytes do not depend on how packets happened to batch.
-func (h htmlfileWriter) write(packets []string) error {
+// TryWrite implements conn: it keeps packets for Flush.
+func (h *htmlfileConn) TryWrite(packets []string) (bool, error) {
+	if h.err != nil {
+		return false, h.err
+	}
+	h.kept = packets
+	return false, nil
+}
+
+// Flush implements conn.
+func (h *htmlfileConn) Flush() error {
+	p := h.kept
+	h.kept = nil
+	return h.Write(p)
+}
+
+// Write implements conn: the packets in one chunk, so the bytes do not
+// depend on how packets happened to batch, then flushed.
+func (h *htmlfileConn) Write(packets []string) error {
+	if h.err != nil || len(packets) == 0 {
+		return h.err
+	}
 	var buf []byte
 	for _, p := range packets {
 		buf = protocol.AppendHTMLFileScript(buf, []byte(p))
 	}
 	if _, err := h.w.Write(buf); err != nil {
+		h.err = err
 		return err
 	}
 	h.f.Flush()
 	return nil
 }
+
+// Close implements conn: nothing to write; the handler's return ends the
+// response.
+func (h *htmlfileConn) Close() error { return nil }

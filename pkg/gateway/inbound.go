@@ -65,6 +65,9 @@ func (g *Gateway) applyPacket(in *inbound, raw []byte) rejectReason {
 		if ns == "" {
 			return notRejected // the default namespace is connected with the transport
 		}
+		if !in.joined[ns] && in.namespaces() >= g.cfg.MaxNamespaces {
+			return rejectTooManyNamespaces
+		}
 		in.changed = in.changed || !in.joined[ns]
 		in.joined[ns] = true
 		in.writes = append(in.writes, g.store.JoinWrite(in.sid, ns, string(p.Data), in.reply == nil))
@@ -127,6 +130,15 @@ func (g *Gateway) applyPacket(in *inbound, raw []byte) rejectReason {
 		return rejectUnknownPacketType
 	}
 	return notRejected
+}
+
+// namespaces counts the connected namespaces besides the default one.
+func (in *inbound) namespaces() int {
+	n := len(in.joined)
+	if in.joined[""] {
+		n--
+	}
+	return n
 }
 
 // validNamespace accepts "/" followed by printable UTF-8 without ':' (the

@@ -2,38 +2,90 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
 )
 
-// aliveLoop renews this gateway's liveness key every AliveTTL/3 (other
-// gateways reap its sessions once it expires) and times a PING for the
-// Redis round-trip metric.
+// steadyRenewals is how many renewals in a row must have found the
+// liveness key as a steady loop leaves it before this gateway reaps
+// others: after a stall of Redis, every live gateway renews its key
+// within a renewal interval, so none is taken for dead.
+const steadyRenewals = 2
+
+// aliveLoop renews this gateway's liveness key every AliveTTL/4 (other
+// gateways reap its sessions once it expires), times a PING for the Redis
+// round-trip metric, and, once its renewals are steady, ends the streaming
+// sessions of gateways whose keys expired (reason gateway_lost), 500 per
+// gateway per renewal.
+//
+// A renewal is steady when it took less than the interval and found the
+// key with at least AliveTTL minus two intervals left (the previous
+// renewal landed about an interval ago). A Redis stall long enough to let
+// a live gateway's key expire breaks both, so this gateway waits for
+// steadyRenewals steady renewals before it reaps, and its reap scripts
+// check its own key again (session.Store.ReapGateways) in case the stall
+// began after the renewal.
 func (g *Gateway) aliveLoop(ctx context.Context) {
 	defer g.wg.Done()
-	t := time.NewTicker(g.cfg.AliveTTL / 3)
+	every := g.cfg.AliveTTL / 4
+	t := time.NewTicker(every)
 	defer t.Stop()
+	steady := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			start := time.Now()
-			if err := g.rdb.Ping(ctx).Err(); err == nil {
-				g.metrics.RedisRTT.Observe(time.Since(start).Seconds())
-			}
-			if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil && ctx.Err() == nil {
+		}
+		start := time.Now()
+		if err := g.rdb.Ping(ctx).Err(); err == nil {
+			g.metrics.RedisRTT.Observe(time.Since(start).Seconds())
+		}
+		left, err := g.store.Renew(ctx, g.cfg.AliveTTL)
+		switch {
+		case err != nil:
+			steady = 0
+			if ctx.Err() == nil {
 				g.metrics.RedisErrors.WithLabelValues("alive").Inc()
 				g.log.Warn("liveness key not renewed", "err", err)
 			}
+			continue
+		case time.Since(start) >= every || left < g.cfg.AliveTTL-2*every:
+			steady = 0
+		default:
+			steady++
+		}
+		if steady >= steadyRenewals {
+			g.reapGateways(ctx, g.cfg.AliveTTL-2*every)
 		}
 	}
 }
 
+// reapGateways ends the streaming sessions of dead gateways, unless this
+// gateway's own liveness key has less than minLeft to live when the reap
+// runs (a stall since the renewal).
+func (g *Gateway) reapGateways(ctx context.Context, minLeft time.Duration) {
+	const limit = 500
+	n, err := g.store.ReapGateways(ctx, limit, minLeft)
+	switch {
+	case errors.Is(err, session.ErrStalled):
+		g.log.Info("dead gateways not reaped: Redis or this gateway stalled since the liveness renewal")
+	case err != nil && ctx.Err() == nil:
+		g.metrics.RedisErrors.WithLabelValues("reap").Inc()
+		g.log.Warn("reaping dead gateways failed", "err", err)
+	}
+	if n > 0 {
+		g.metrics.disconnected(bus.ReasonGatewayLost, n)
+		g.log.Warn("sessions of dead gateways ended", "count", n)
+	}
+}
+
 // reapLoop, every ReapInterval, ends the sessions whose deadline passed
-// (reason timeout) and the sessions of dead gateways (gateway_lost), 500
-// at a time, and updates the cluster's session counts.
+// (reason timeout), 500 at a time, and updates the cluster's session
+// counts.
 func (g *Gateway) reapLoop(ctx context.Context) {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.ReapInterval)
@@ -66,15 +118,6 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 			g.metrics.Sessions.WithLabelValues("handshaken").Set(float64(c.Handshaken))
 			g.metrics.Sessions.WithLabelValues("polling").Set(float64(c.Polling))
 			g.metrics.Sessions.WithLabelValues("streaming").Set(float64(c.Streaming))
-		}
-		n, err := g.store.ReapGateways(ctx, limit)
-		if err != nil && ctx.Err() == nil {
-			g.metrics.RedisErrors.WithLabelValues("reap").Inc()
-			g.log.Warn("reaping dead gateways failed", "err", err)
-		}
-		if n > 0 {
-			g.metrics.disconnected(bus.ReasonGatewayLost, n)
-			g.log.Warn("sessions of dead gateways ended", "count", n)
 		}
 	}
 }

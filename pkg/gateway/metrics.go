@@ -33,10 +33,34 @@ type Metrics struct {
 	HandshakesWaiting prometheus.Gauge
 	HandshakeWait     prometheus.Histogram
 
+	// HandshakeHeadersDropped counts allow-listed headers not kept with a
+	// session because its handshake data would have exceeded
+	// Config.MaxHandshakeBytes.
+	HandshakeHeadersDropped prometheus.Counter
+
+	// QueueByteOverflows counts the overflows (also in QueueOverflows) where
+	// the bytes held, not the packets queued, were over the bound.
+	QueueByteOverflows prometheus.Counter
+
+	// BodyTimeouts counts request bodies cut off by Config.BodyTimeout;
+	// IdleConnections is the keep-alive connections waiting for a request
+	// now (closed after Config.IdleTimeout), when served by
+	// Gateway.HTTPServer.
+	BodyTimeouts    prometheus.Counter
+	IdleConnections prometheus.Gauge
+
 	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
 
-	StreamsOrphaned prometheus.Counter // streaming connections closed because their session record was gone from Redis
-	CommitFailures  prometheus.Counter // websocket sessions ended because a signal they sent was not committed
+	StreamsOrphaned prometheus.Counter     // streaming connections closed because their session record was gone from Redis
+	PollsOrphaned   *prometheus.CounterVec // found_by (post, check): parked polls answered 7:::1+0 because their session record was gone from Redis
+
+	// The route stream (docs/redis.md): gaps found, by reason; reads that
+	// failed (once per outage) and resumed.
+	RouteGaps           *prometheus.CounterVec
+	RouteStreamFailures prometheus.Counter
+	RouteStreamResumes  prometheus.Counter
+	CommitFailures      prometheus.Counter // websocket sessions ended because a signal they sent was not committed
+	PostsRetried        prometheus.Counter // POSTs found to be retries of a POST already committed: nothing applied again
 
 	Ready            prometheus.Gauge       // 1 when the last readiness check passed, else 0
 	ReadinessChanges *prometheus.CounterVec // to (ready, unready): changes of the readiness check's result
@@ -86,7 +110,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RedisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_redis_errors_total", Help: "Redis errors by operation."}, []string{"op"}),
 		QueueOverflows: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "realtime_gateway_send_queue_overflows_total", Help: "Streaming clients disconnected because their send queue was full."}),
+			Name: "realtime_gateway_send_queue_overflows_total", Help: "Streaming clients disconnected because their send queue was full (-send-queue packets or -send-queue-bytes bytes)."}),
+		QueueByteOverflows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_send_queue_byte_overflows_total", Help: "Streaming clients disconnected because the bytes queued and being written for them would have gone over -send-queue-bytes (also counted in realtime_gateway_send_queue_overflows_total)."}),
 		MailboxDrain: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "realtime_gateway_poll_batch_packets", Help: "Packets per poll answer.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
@@ -94,7 +120,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_mailbox_depth_packets", Help: "Packets waiting in a polling session's mailbox when a poll drains it.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}}),
 		RouteMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "realtime_gateway_route_messages_total", Help: "Route messages received on pub/sub by op."}, []string{"op"}),
+			Name: "realtime_gateway_route_messages_total", Help: "Route messages read from this gateway's route stream, by op."}, []string{"op"}),
 		HandshakesWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "realtime_gateway_handshakes_waiting", Help: "Handshakes held now, waiting for the handshake rate or retrying the session store (at most -max-handshake-queue)."}),
 		HandshakeWait: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -102,14 +128,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
 		InvalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_invalid_utf8_total", Help: "Frames and bodies from clients (in) and packets to clients (out) that held invalid UTF-8, repaired with U+FFFD, by direction."}, []string{"direction"}),
+		HandshakeHeadersDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_handshake_headers_dropped_total", Help: "Allow-listed request headers (-handshake-headers) not kept with a session because its handshake data would have exceeded -max-handshake-bytes (largest dropped first)."}),
+		BodyTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_body_timeouts_total", Help: "Request bodies (POSTs) still arriving after -body-timeout, whose connection was closed."}),
+		IdleConnections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "realtime_gateway_idle_connections", Help: "Keep-alive client connections waiting for their next request now; each is closed after -idle-timeout."}),
 		HeartbeatLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_heartbeat_lookups_total", Help: "Reads from Redis of when an htmlfile client that looked silent here last POSTed, by result: heard (a POST reached another gateway), silent (the session was ended for heartbeat_timeout), unknown (Redis failed or answered after 1 s: another heartbeat timeout was given)."}, []string{"result"}),
 		StreamsOrphaned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_gateway_streams_orphaned_total", Help: "Streaming connections closed (without 0::, so the client reconnects) because their session record was gone from Redis (FLUSHALL, Redis restarted without its data)."}),
+		RouteGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_route_gaps_total", Help: "Times this gateway could not prove it read every route message committed for it, by reason (trimmed: read too late; stream_lost: Redis lost it; rolled_back: Redis restarted from older data); each ended every streaming session held here (delivery_gap) and woke every parked poll."}, []string{"reason"}),
+		RouteStreamFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_route_stream_failures_total", Help: "Outages of this gateway's route stream reader: reads failed (Redis unreachable, stalled, or the connection dropped) after reads had worked."}),
+		RouteStreamResumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_route_stream_resumes_total", Help: "Times the route stream reader read again after an outage, from where it was (nothing missed unless a gap is counted)."}),
+		PollsOrphaned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_polls_orphaned_total", Help: "Parked polls answered at once with 7:::1+0 (client not handshaken, reconnect: the 0.9 client handshakes again) because their session record was gone from Redis (FLUSHALL, Redis restarted without its data, a key evicted), by who found it: a POST of the session to this gateway (post), or the check of parked polls every heartbeat interval (check)."}, []string{"found_by"}),
 		CommitFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_gateway_commit_failures_total", Help: "Websocket sessions ended (transport closed without 0::, so the client reconnects) because a signal their client sent could not be committed to Redis (failed, timed out, or refused: OOM, read-only)."}),
+		PostsRetried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_gateway_posts_retried_total", Help: "POSTs found to be a retry of a POST whose packets were already committed (the balancer retried it because its gateway died before answering): answered, nothing applied again."}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "realtime_gateway_ready", Help: "1 when the last /readyz check passed (not draining, Redis takes writes, the pub/sub probe came back), else 0."}),
+			Name: "realtime_gateway_ready", Help: "1 when the last /readyz check passed (not draining, Redis takes writes, a probe appended to the route stream was read back), else 0."}),
 		ReadinessChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_gateway_readiness_changes_total", Help: "Changes of the /readyz result, by the state changed to (ready, unready)."}, []string{"to"}),
 	}
@@ -132,13 +174,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for r := notRejected + 1; r < numRejectReasons; r++ {
 		m.byReason[r] = m.Rejected.WithLabelValues(r.String())
 	}
+	for _, r := range []bus.GapReason{bus.GapTrimmed, bus.GapLost, bus.GapRolledBack} {
+		m.RouteGaps.WithLabelValues(string(r)) // exported at 0 before the first
+	}
+	for _, by := range []string{goneByPost, goneByCheck} {
+		m.PollsOrphaned.WithLabelValues(by) // exported at 0 before the first
+	}
 	for _, dir := range utf8Directions {
 		m.InvalidUTF8.WithLabelValues(dir) // exported at 0 before the first repair
 	}
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
-			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
-			m.InvalidUTF8, m.HeartbeatLookups, m.StreamsOrphaned, m.CommitFailures,
+			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.QueueByteOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
+			m.InvalidUTF8, m.HandshakeHeadersDropped, m.BodyTimeouts, m.IdleConnections, m.HeartbeatLookups, m.StreamsOrphaned, m.PollsOrphaned, m.CommitFailures, m.PostsRetried,
+			m.RouteGaps, m.RouteStreamFailures, m.RouteStreamResumes,
 			m.Ready, m.ReadinessChanges)
 	}
 	return m

@@ -10,7 +10,9 @@ import (
 // originAllowed applies the origins allow-list as the reference does: "*:*"
 // allows everything (also requests with no origin); otherwise the origin (the
 // Origin header, else Referer; "null" counts as "*") must match
-// "host:port", "host:*" or "*:port", the port defaulting to 80.
+// "host:port", "host:*" or "*:port". An origin without a port has its
+// scheme's default: 443 for https and wss, 80 otherwise (the reference
+// takes 80 whatever the scheme, so "host:443" refused https pages).
 func originAllowed(origins []string, origin, referer string) bool {
 	if slices.Contains(origins, "*:*") {
 		return true
@@ -31,8 +33,11 @@ func originAllowed(origins []string, origin, referer string) bool {
 			return false
 		}
 		host = u.Hostname()
-		if p := u.Port(); p != "" {
+		switch p := u.Port(); {
+		case p != "":
 			port = p
+		case strings.EqualFold(u.Scheme, "https") || strings.EqualFold(u.Scheme, "wss"):
+			port = "443"
 		}
 	}
 	return slices.Contains(origins, host+":"+port) ||

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -36,12 +37,17 @@ func TestOriginAllowed(t *testing.T) {
 		{"unparsable", []string{"example.com:*"}, "http://[::1", "", false},
 		{"no host", []string{"*:80"}, "file:///etc/passwd", "", false},
 		{"second pattern", []string{"a.example:80", "b.example:*"}, "http://b.example:81", "", true},
-		// Current behaviour (issue 16): the port defaults to 80 whatever the
-		// scheme, so "host:443" does not admit a page served over https on
-		// the default port; only "host:80" or "host:*" do.
-		{"https default port is taken as 80 (issue 16)", []string{"example.com:443"}, "https://example.com", "", false},
-		{"https default port matches host:80 (issue 16)", []string{"example.com:80"}, "https://example.com", "", true},
+		// The port defaults by scheme (issue 16): 443 for https and wss,
+		// 80 for http and ws; an explicit port must match.
+		{"https default port is 443", []string{"example.com:443"}, "https://example.com", "", true},
+		{"https default port is not 80", []string{"example.com:80"}, "https://example.com", "", false},
 		{"https explicit 443", []string{"example.com:443"}, "https://example.com:443", "", true},
+		{"https explicit other port", []string{"example.com:443"}, "https://example.com:8443", "", false},
+		{"HTTPS scheme case", []string{"example.com:443"}, "HTTPS://example.com", "", true},
+		{"wss default port is 443", []string{"*:443"}, "wss://example.com", "", true},
+		{"http default port is not 443", []string{"example.com:443"}, "http://example.com", "", false},
+		{"http explicit 443", []string{"example.com:443"}, "http://example.com:443", "", true},
+		{"https referer default port", []string{"example.com:443"}, "", "https://example.com/page.html", true},
 	} {
 		if got := originAllowed(tc.origins, tc.origin, tc.referer); got != tc.want {
 			t.Errorf("%s: originAllowed(%q, %q, %q) = %v, want %v", tc.name, tc.origins, tc.origin, tc.referer, got, tc.want)
@@ -103,4 +109,92 @@ func TestServeFlashPolicy(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("ServeFlashPolicy did not return")
 	}
+}
+
+// With an allow-list, every transport request and preflight is held to it,
+// as the handshake is: a refused origin (or none) gets 403 "bad origin",
+// counted, with no CORS grant, whatever the transport; an allowed one is
+// served with its Origin echoed. A refused ?disconnect leaves the session
+// alone. An https page is admitted by "host:443".
+func TestOriginsEveryRequest(t *testing.T) {
+	tg := newLiveGateway(t, Config{Origins: []string{"example.com:443"},
+		Transports: []string{TransportWebSocket, TransportHTMLFile, TransportXHRPolling, TransportJSONPPolling}})
+	page := "https://example.com"
+	allowed := http.Header{"Origin": {page}}
+	sid := tg.handshakeFrom(allowed)
+	if code, body, h := tg.do(http.MethodGet, "/socket.io/1/xhr-polling/"+sid, "", allowed); code != 200 || body != "1::" ||
+		h.Get("Access-Control-Allow-Origin") != page || h.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("allowed poll: %d %q %v", code, body, h)
+	}
+	jsid := tg.handshakeFrom(http.Header{"Referer": {page + "/chat.html"}})
+
+	refused := map[string]http.Header{
+		"other host":         {"Origin": {"https://evil.example"}},
+		"http page":          {"Origin": {"http://example.com"}},
+		"other port":         {"Origin": {"https://example.com:8443"}},
+		"referer other host": {"Referer": {"https://evil.example/x.html"}},
+		"none":               nil,
+	}
+	requests := []struct {
+		name, method, path, body string
+	}{
+		{"handshake", http.MethodGet, "/socket.io/1/", ""},
+		{"preflight", http.MethodOptions, "/socket.io/1/xhr-polling/" + sid, ""},
+		{"preflight, handshake", http.MethodOptions, "/socket.io/1/", ""},
+		{"xhr poll", http.MethodGet, "/socket.io/1/xhr-polling/" + sid, ""},
+		{"xhr post", http.MethodPost, "/socket.io/1/xhr-polling/" + sid, "3:::hi"},
+		{"jsonp poll", http.MethodGet, "/socket.io/1/jsonp-polling/" + jsid + "?i=0", ""},
+		{"jsonp post", http.MethodPost, "/socket.io/1/jsonp-polling/" + jsid + "?i=0", `d="3:::hi"`},
+		{"htmlfile", http.MethodGet, "/socket.io/1/htmlfile/" + sid, ""},
+		{"websocket without upgrade", http.MethodGet, "/socket.io/1/websocket/" + sid, ""},
+		{"disconnect", http.MethodGet, "/socket.io/1/xhr-polling/" + sid + "?disconnect", ""},
+		{"bad sid", http.MethodGet, "/socket.io/1/xhr-polling/a:b", ""},
+		{"unknown transport", http.MethodGet, "/socket.io/1/nope/" + sid, ""},
+		{"bad protocol", http.MethodGet, "/socket.io/2/", ""},
+	}
+	for _, rq := range requests {
+		for name, h := range refused {
+			hs := rq.name == "handshake"
+			reason := rejectBadOrigin
+			if hs {
+				reason = rejectHandshakeBadOrigin
+			}
+			before := tg.rejections(reason)
+			code, body, got := tg.do(rq.method, rq.path, rq.body, h)
+			if got.Get("Access-Control-Allow-Origin") != "" || got.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("%s, %s: CORS granted: %v", rq.name, name, got)
+			}
+			if rq.name == "bad protocol" {
+				continue // refused before any origin is looked at; no grant still
+			}
+			want := "bad origin"
+			if hs {
+				want = "handshake bad origin"
+			}
+			if code != http.StatusForbidden || body != want {
+				t.Errorf("%s, %s: %d %q, want 403 %q", rq.name, name, code, body, want)
+			}
+			if tg.rejections(reason) != before+1 {
+				t.Errorf("%s, %s: no %s rejection counted", rq.name, name, reason)
+			}
+		}
+	}
+	for name, h := range refused {
+		if _, resp, err := tg.dialWS(TransportWebSocket, sid, h); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("websocket, %s: %v %v", name, err, resp)
+		}
+	}
+
+	// The refused requests changed nothing: the session is alive, and an
+	// allowed preflight and POST are granted.
+	code, _, h := tg.do(http.MethodOptions, "/socket.io/1/xhr-polling/"+sid, "", allowed)
+	if code != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != page || h.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Errorf("allowed preflight: %d %v", code, h)
+	}
+	code, body, h := tg.do(http.MethodPost, "/socket.io/1/xhr-polling/"+sid, "3:::ok", allowed)
+	if code != 200 || body != "1" || h.Get("Access-Control-Allow-Origin") != page {
+		t.Errorf("allowed post: %d %q %v", code, body, h)
+	}
+	tg.waitSignals(sid, "connect", "message ok")
 }

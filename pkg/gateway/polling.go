@@ -19,12 +19,23 @@ type pollEvent struct {
 	kick   bool   // a newer poll took over
 	closed bool   // the session ended
 	packet string // with closed: the last packet to write ("" none)
+	gone   string // the session was found gone from Redis, by goneByPost or goneByCheck (pollcheck.go)
 }
 
 // pollWaiter is a poll parked on this gateway.
 type pollWaiter struct {
-	id string
-	ch chan pollEvent // buffered 1; events coalesce
+	id  string
+	sid string
+	ch  chan pollEvent // buffered 1; events coalesce
+
+	// goneBy is set by park when it was told the session is gone
+	// (pollEvent.gone); only the request's goroutine touches it.
+	goneBy string
+
+	// The poll wheel's list (pollcheck.go), guarded by its mutex.
+	prev, next *pollWaiter
+	slot       int
+	linked     bool
 }
 
 func (p *pollWaiter) notify(id string, ev pollEvent) {
@@ -37,8 +48,8 @@ func (p *pollWaiter) notify(id string, ev pollEvent) {
 func (p *pollWaiter) notifyAll(ev pollEvent) {
 	select {
 	case p.ch <- ev:
-	default: // a wake is already pending; kicks and closes are rare and re-checked by the re-run
-		if ev.kick || ev.closed {
+	default: // a wake is already pending; kicks, closes and gone sessions are rare and re-checked by the re-run
+		if ev.kick || ev.closed || ev.gone != "" {
 			select {
 			case <-p.ch:
 			default:
@@ -65,7 +76,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		}
 	}
 	t := q.Get("t")
-	waiter := &pollWaiter{id: strconv.FormatUint(g.pollSeq.Add(1), 10), ch: make(chan pollEvent, 1)}
+	waiter := &pollWaiter{id: strconv.FormatUint(g.pollSeq.Add(1), 10), sid: sid, ch: make(chan pollEvent, 1)}
 	// Only one poll per session can be parked here at a time: a newer one
 	// replaces the older one's registration and answers it 8:: at once
 	// (Redis's kick for it, published by the newer poll's script, would
@@ -84,11 +95,13 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 			// that stream still looks open. The poll waits (as the
 			// reference's does) instead of being answered at once, which
 			// the client would repeat in a hot loop.
-			g.rejected(rejectPollOnStream, "transport", transport, "sid", sid)
+			g.rejected(rejectPollOnStream, "transport", transport, "sid", session.LogSID(sid))
 		}
 		g.metrics.Connections.WithLabelValues(transport).Inc()
 		g.held.Add(1)
+		g.watchPoll(waiter) // its session checked every heartbeat interval (pollcheck.go)
 		reply, err = g.park(ctx, waiter, sid, transport, t, reply)
+		g.unwatchPoll(waiter)
 		g.held.Add(-1)
 		g.metrics.Connections.WithLabelValues(transport).Dec()
 	}
@@ -96,7 +109,10 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	reason, refusal, refused := sessionRefusal(err)
 	switch {
 	case refused:
-		g.rejected(reason, "transport", transport, "sid", sid)
+		g.rejected(reason, "transport", transport, "sid", session.LogSID(sid))
+		if waiter.goneBy != "" && errors.Is(err, session.ErrUnknownSession) {
+			g.pollOrphaned(waiter.goneBy, transport)
+		}
 		packets = []string{refusal}
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The client went away. A poll script whose reply was abandoned may
@@ -105,10 +121,22 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		g.settle(sid, waiter.id, false)
 		return
 	case err != nil:
-		// Redis is unreachable: a noop keeps the client polling (a non-200
-		// answer would make it drop the session), after a pause.
+		// Redis is unreachable or stalled. The poll script may still run
+		// (a timed-out command waits in Redis's socket, and go-redis sends
+		// it again on a new connection), taking a batch this answer does
+		// not carry, which the client's next poll, with its new
+		// cache-buster, would trim as received. So the poll is released
+		// first (abandonPoll); once it is, a noop keeps the client polling
+		// (a non-200 answer would make it drop the session), after a pause.
+		// If it cannot be, the session's packets may be lost with it: a
+		// 503 makes the client drop the session and reconnect, which it
+		// sees.
 		g.metrics.RedisErrors.WithLabelValues("poll").Inc()
-		g.log.Warn("poll failed", "sid", sid, "err", err)
+		g.log.Warn("poll failed", "sid", session.LogSID(sid), "err", err)
+		if !g.abandonPoll(ctx, sid, waiter.id) {
+			g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
+			return
+		}
 		select {
 		case <-time.After(time.Second):
 		case <-ctx.Done():
@@ -146,7 +174,7 @@ func (g *Gateway) settle(sid, pollID string, written bool) {
 		defer cancel()
 		if err := g.store.Release(ctx, sid, pollID); err != nil {
 			g.metrics.RedisErrors.WithLabelValues("poll").Inc()
-			g.log.Warn("poll batch not released", "sid", sid, "err", err)
+			g.log.Warn("poll batch not released", "sid", session.LogSID(sid), "err", err)
 		}
 		return
 	}
@@ -156,9 +184,30 @@ func (g *Gateway) settle(sid, pollID string, written bool) {
 	}
 	go func() {
 		if err := <-ch; err != nil {
-			g.log.Warn("poll batch not confirmed; a poll with the same cache-buster gets it again", "sid", sid, "err", err)
+			g.log.Warn("poll batch not confirmed; a poll with the same cache-buster gets it again", "sid", session.LogSID(sid), "err", err)
 		}
 	}()
+}
+
+// AbandonWait bounds how long a poll whose script failed tries to release
+// itself (abandonPoll) before it answers 503.
+const AbandonWait = 10 * time.Second
+
+// abandonPoll releases poll pollID after its script failed, trying again
+// (on timeouts too: a release runs safely twice) until Redis answers,
+// AbandonWait passes or the client leaves; it reports whether Redis
+// answered. Released, the poll's script takes nothing if Redis runs it
+// later, and a batch an earlier run took is delivered to the next poll
+// (session.Store.Release).
+func (g *Gateway) abandonPoll(ctx context.Context, sid, pollID string) bool {
+	ctx, cancel := context.WithTimeout(ctx, AbandonWait)
+	defer cancel()
+	always := func(error) bool { return true }
+	if err := retryWhile(ctx, always, func() error { return g.store.Release(ctx, sid, pollID) }); err != nil {
+		g.log.Warn("poll not released; answered 503, its client reconnects", "sid", session.LogSID(sid), "err", err)
+		return false
+	}
+	return true
 }
 
 // park waits for a wake, a kick, the session's end or the polling duration;
@@ -188,8 +237,11 @@ func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, 
 				return session.PollReply{Result: session.PollAnswer, Packets: []string{ev.packet}}, nil
 			case ev.closed, ev.kick:
 				return session.PollReply{Result: session.PollSuperseded}, nil
-			}
-			if first.OnStream {
+			case ev.gone != "":
+				// The script run again says what a poll of a session that
+				// is gone gets (pollcheck.go).
+				waiter.goneBy = ev.gone
+			case first.OnStream:
 				continue // a wake is for the stream's packets, not for this poll
 			}
 		}
@@ -243,7 +295,10 @@ func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, i
 }
 
 // servePost handles a POST of a payload (xhr-polling, jsonp-polling,
-// htmlfile): its packets' signals are committed before the answer "1".
+// htmlfile): its packets' signals are committed before the answer "1",
+// together with a record of the POST, so that a retry of it (a balancer
+// retrying a POST whose gateway died before answering) applies nothing
+// again (session.TouchPost).
 func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, sid string) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	if err != nil {
@@ -255,6 +310,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		g.reject(w, r, http.StatusBadRequest, rejectBodyRead, "cannot read request body")
 		return
 	}
+	// What a retry of this POST reproduces: its cache-buster and its body
+	// as received.
+	post := session.Post{T: r.URL.Query().Get("t"), Digest: session.PostDigest(body)}
 	// Invalid UTF-8 is repaired before anything is decoded, as the
 	// reference decodes the body, then the form field (utf8.go).
 	body, _ = g.repairIn(body, transport, sid)
@@ -275,37 +333,68 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	// One bound for everything the POST asks Redis (RedisWait).
 	ctx, cancel := context.WithTimeout(r.Context(), RedisWait)
 	defer cancel()
-	class, namespaces, err := g.store.Touch(ctx, sid)
+	touched, err := g.touchPost(ctx, sid, post)
 	if reason, refusal, refused := sessionRefusal(err); refused {
-		g.rejected(reason, "transport", transport, "sid", sid, "method", "POST")
+		g.rejected(reason, "transport", transport, "sid", session.LogSID(sid), "method", "POST")
+		if errors.Is(err, session.ErrUnknownSession) {
+			// The 0.9 client ignores this answer: tell it on the poll it
+			// has parked here, if any (pollcheck.go).
+			g.sessionGoneForPolls(sid)
+		}
 		g.writePostAnswer(w, r, refusal)
 		return
 	}
 	if err != nil {
 		g.metrics.RedisErrors.WithLabelValues("post").Inc()
-		g.log.Warn("POST failed: session store unavailable", "sid", sid, "err", err)
+		g.log.Warn("POST failed: session store unavailable", "sid", session.LogSID(sid), "err", err)
 		g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
 		return
 	}
-	in := &inbound{sid: sid, transport: transport, joined: make(map[string]bool, len(namespaces))}
-	for _, ns := range namespaces {
+	if touched.Verdict == session.PostRetry {
+		// Its packets were committed by a gateway that died before
+		// answering: answer as it would have, apply nothing.
+		g.metrics.PostsRetried.Inc()
+		if ok, skipped := g.postRetryLog.Allow(time.Now(), 10*time.Second); ok {
+			g.log.Info("a retried POST was committed already: answered, nothing applied again", "sid", session.LogSID(sid), "transport", transport, "more", skipped)
+		}
+		if protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func([]byte) error { return nil }) != nil {
+			g.writePostError(w, r, http.StatusBadRequest, "malformed payload")
+			return
+		}
+		g.writePostAnswer(w, r, "1")
+		return
+	}
+	in := &inbound{sid: sid, transport: transport, joined: make(map[string]bool, len(touched.Namespaces))}
+	for _, ns := range touched.Namespaces {
 		in.joined[ns] = true
 	}
-	if class == "" {
+	if touched.Class == "" {
 		// A POST before any GET: the reference loses these packets; we
 		// process them for the default namespace like any other.
 		in.joined[""] = true
 	}
-	if class == "stream" {
+	if touched.Class == "stream" {
 		// htmlfile: immediate answers go through the stream's gateway.
 		in.reply = nil
 		if s := g.conn(sid); s != nil && s.transport == TransportHTMLFile {
 			s.heard(time.Now()) // a sign of life; Touch recorded it for other gateways
 		}
 	}
+	// Rejected packets are answered as on a websocket (answerRejected),
+	// through the session's mailbox (or its htmlfile stream), in order
+	// with the rest of the POST: at most Config.MaxBadPackets of them per
+	// POST, so that a body of garbage cannot fill the mailbox with answers
+	// (the rest are counted and logged only).
+	answered := 0
 	decodeErr := protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func(pk []byte) error {
 		if reason := g.applyPacket(in, pk); reason != notRejected {
-			g.rejected(reason, "sid", sid)
+			g.rejected(reason, "sid", session.LogSID(sid), "transport", transport)
+			if answered < g.cfg.MaxBadPackets {
+				answered++
+				for _, p := range answerRejected(reason, pk) {
+					in.writes = append(in.writes, g.store.DeliverWrite(sid, p))
+				}
+			}
 		}
 		return nil
 	})
@@ -314,12 +403,20 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		if errors.Is(decodeErr, protocol.ErrTooLarge) {
 			reason = rejectPacketTooLarge
 		}
-		g.rejected(reason, "sid", sid, "err", decodeErr)
+		g.rejected(reason, "sid", session.LogSID(sid), "err", decodeErr)
 	}
+	// A POST that commits anything records itself in the same transaction
+	// (not one that ended its session: a retry finds the session gone).
+	postID := ""
 	if len(in.writes) > 0 {
-		if err := g.committer.Commit(ctx, sid, in.writes...); err != nil {
+		writes := in.writes
+		if !in.ended {
+			postID = strconv.FormatUint(g.postSeq.Add(1), 10)
+			writes = append([]bus.Write{g.store.PostWrite(sid, post, postID)}, writes...)
+		}
+		if err := g.committer.Commit(ctx, sid, writes...); err != nil {
 			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
-			g.log.Warn("POST signals not committed", "sid", sid, "err", err)
+			g.log.Warn("POST signals not committed", "sid", session.LogSID(sid), "err", err)
 			g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
 			return
 		}
@@ -327,18 +424,111 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	if in.ended {
 		g.metrics.disconnected(bus.ReasonClient, 1)
 	}
+	var written bool
 	if decodeErr != nil {
 		// Packets before the bad frame were committed; say what went wrong.
-		g.cors(w, r)
-		http.Error(w, "malformed payload", http.StatusBadRequest)
-		return
+		written = g.writePostError(w, r, http.StatusBadRequest, "malformed payload")
+	} else {
+		written = g.writePostAnswer(w, r, "1")
 	}
-	g.writePostAnswer(w, r, "1")
+	if postID != "" && written {
+		g.confirmPost(sid, postID)
+	}
 }
 
-func (g *Gateway) writePostAnswer(w http.ResponseWriter, r *http.Request, body string) {
+// touchPost records a POST's contact and tells whether it is a retry
+// (session.TouchPost), waiting while that cannot be told yet: until the
+// answer of the POST it matches is confirmed, or the confirm wait ran out.
+func (g *Gateway) touchPost(ctx context.Context, sid string, post session.Post) (session.PostReply, error) {
+	for {
+		var reply session.PostReply
+		err := retryRedis(ctx, func() (err error) {
+			reply, err = g.store.TouchPost(ctx, sid, post)
+			return err
+		})
+		if err != nil || reply.Verdict != session.PostWait {
+			return reply, err
+		}
+		t := time.NewTimer(reply.Recheck)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return reply, ctx.Err()
+		}
+	}
+}
+
+// confirmPost confirms that the answer of POST postID was written whole,
+// so that a POST with the same cache-buster and body after it is taken for
+// the client's next one, not a retry (session.ConfirmPostWrite). The
+// confirmation (one write) rides the committer's batches, in order with
+// the session's other writes; a lost one costs at most a POST taken for a
+// retry, only when the next one carries the same t and body.
+func (g *Gateway) confirmPost(sid, postID string) {
+	ch, err := g.committer.CommitAsync(context.Background(), sid, g.store.ConfirmPostWrite(sid, postID))
+	if err != nil {
+		return // shutting down: the next POST's new cache-buster makes it new
+	}
+	go func() {
+		if err := <-ch; err != nil {
+			g.log.Warn("POST answer not confirmed; a POST with the same cache-buster and body is taken for its retry", "sid", session.LogSID(sid), "err", err)
+		}
+	}()
+}
+
+// retryRedis runs fn until it succeeds, fails in a way that does not
+// prove Redis ran none of it (bus.Retryable), or ctx ends: a Redis
+// restarting, or a Sentinel failover in progress (connections refused, the
+// new primary loading), within the caller's bound is ridden out.
+func retryRedis(ctx context.Context, fn func() error) error {
+	return retryWhile(ctx, bus.Retryable, fn)
+}
+
+// retryWhile runs fn until it succeeds, fails with an error that again does not
+// accept, or ctx ends (then it returns fn's last error), waiting
+// bus.DefaultCommitRetryMin between tries, doubling up to
+// bus.DefaultCommitRetryMax.
+func retryWhile(ctx context.Context, again func(error) bool, fn func() error) error {
+	wait := bus.DefaultCommitRetryMin
+	for {
+		err := fn()
+		if err == nil || !again(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, bus.DefaultCommitRetryMax)
+	}
+}
+
+// writePostAnswer writes a POST's answer (status 200) and reports whether
+// it reached the connection whole (written and flushed).
+func (g *Gateway) writePostAnswer(w http.ResponseWriter, r *http.Request, body string) bool {
 	g.cors(w, r)
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write([]byte(body))
+	if _, err := w.Write([]byte(body)); err != nil {
+		return false
+	}
+	return http.NewResponseController(w).Flush() == nil
+}
+
+// writePostError writes an error answer to a POST, as http.Error does, and
+// reports whether it reached the connection whole.
+func (g *Gateway) writePostError(w http.ResponseWriter, r *http.Request, status int, msg string) bool {
+	g.cors(w, r)
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if _, err := io.WriteString(w, msg+"\n"); err != nil {
+		return false
+	}
+	return http.NewResponseController(w).Flush() == nil
 }

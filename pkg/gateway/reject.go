@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/realtime/realtime/pkg/protocol"
 	"github.com/realtime/realtime/pkg/session"
@@ -39,6 +40,18 @@ const (
 	// rejectBadMethod: a polling request neither GET nor POST. 405 "method
 	// not allowed".
 	rejectBadMethod
+	// rejectBadOrigin: a transport request (polling GET or POST, jsonp,
+	// htmlfile, websocket, ?disconnect) or a CORS preflight whose Origin
+	// (or Referer) the origins allow-list refuses, as a handshake's is.
+	// 403 "bad origin", with no CORS grant.
+	rejectBadOrigin
+	// rejectStaticDirectory: a static path (Config.StaticDir) naming a
+	// directory without an index.html: 404, never a listing.
+	rejectStaticDirectory
+	// rejectStaticEscape: a static path that the directory's os.Root
+	// refuses: a symbolic link leading out of Config.StaticDir (or a loop).
+	// 404.
+	rejectStaticEscape
 
 	// Handshakes (handshake.go, admission.go): the reason of a refused
 	// handshake is "handshake_" + its result label in
@@ -51,6 +64,11 @@ const (
 	// rejectHandshakeBadOrigin: a handshake whose Origin (or Referer) the
 	// origins allow-list refuses. 403 "handshake bad origin".
 	rejectHandshakeBadOrigin
+	// rejectHandshakeTooLarge: a handshake whose query and URL alone make
+	// the data its session would keep larger than
+	// Config.MaxHandshakeBytes (headers are dropped first). 414
+	// "handshake too large".
+	rejectHandshakeTooLarge
 	// rejectHandshakeAuthError: the authorization hook failed or did not
 	// answer within Config.AuthorizeTimeout (fail-closed). 500 "handshake
 	// error".
@@ -83,9 +101,10 @@ const (
 	// rejectOverConnections: a websocket or flashsocket beyond
 	// Config.MaxConnections. 503 "server over capacity".
 	rejectOverConnections
-	// rejectWebSocketUpgrade: the upgrade failed (bad headers, an origin
-	// the allow-list refuses, data sent before the 101). The client gets
-	// gorilla/websocket's answer: 400, 403 or 405.
+	// rejectWebSocketUpgrade: the upgrade failed (bad headers, data sent
+	// before the 101). The client gets gorilla/websocket's answer: 400 or
+	// 405 (an origin the allow-list refuses is rejectBadOrigin, before the
+	// upgrade).
 	rejectWebSocketUpgrade
 	// rejectNoFlusher: an htmlfile request on a server that cannot stream
 	// a response. 500 "streaming unsupported".
@@ -99,6 +118,23 @@ const (
 	// streaming) for a session that opened one. The client gets 7:::0
 	// (transport not supported), as for rejectUnknownSID.
 	rejectWrongTransport
+	// rejectSessionHeld: a websocket, flashsocket or htmlfile request for
+	// a session a streaming connection holds already (on any gateway;
+	// session.ErrSessionHeld). The holder goes on untouched; the newcomer
+	// gets 7:::1+0 (handshake again) and is closed. The 0.9 client never
+	// opens a second stream on one sid, so this is someone else holding
+	// the sid (issue 16: session takeover).
+	rejectSessionHeld
+	// rejectDisconnectRefused: a ?disconnect request for a session held
+	// by a streaming transport (which ends it by sending 0:: on its own
+	// connection), or naming a transport that is not the polling
+	// session's. 403 "disconnect refused"; the session goes on.
+	rejectDisconnectRefused
+	// rejectSessionBinding: a transport request (any transport, or
+	// ?disconnect) without the session's binding cookie, when
+	// Config.SessionBindingSecret is set (binding.go). 403; the session
+	// goes on.
+	rejectSessionBinding
 	// rejectOpenFailed: Redis failed while a streaming transport opened its
 	// session (also counted in realtime_gateway_redis_errors_total{op="open"}).
 	// The connection is closed without a packet: the session may be alive,
@@ -134,7 +170,11 @@ const (
 	rejectPacketTooLarge
 
 	// Frames and packets (websocket.go, inbound.go). A rejected packet
-	// changes nothing; the client gets no answer, and a POST still gets 1.
+	// changes nothing. The client gets an error packet and, for a packet
+	// with an ack id, its ack (answerRejected): at once on a websocket or
+	// flashsocket, through its mailbox (or htmlfile stream) for a POSTed
+	// packet (at most Config.MaxBadPackets answered per POST; the POST
+	// itself is still answered 1).
 
 	// rejectBinaryFrame: a binary websocket frame (0.9 sends text only).
 	rejectBinaryFrame
@@ -155,13 +195,18 @@ const (
 	rejectBadEvent
 	// rejectBadAck: an ack packet (6) whose data is not <id>[+<json args>].
 	rejectBadAck
+	// rejectTooManyNamespaces: a connect packet (1::/ns) for a namespace
+	// beyond Config.MaxNamespaces connected ones. The client gets
+	// 7::/ns:2 (unauthorized: the 0.9 client emits connect_failed on the
+	// namespace) on every transport.
+	rejectTooManyNamespaces
 	// rejectUnknownPacketType: a packet type that decodes but that the
 	// gateway does not take from clients.
 	rejectUnknownPacketType
 
 	// Route messages (dispatch.go).
 
-	// rejectBadRoute: a message on this gateway's pub/sub channels that
+	// rejectBadRoute: an entry of this gateway's route stream that
 	// does not parse (a worker or script out of step with package bus).
 	// Dropped; no client is told.
 	rejectBadRoute
@@ -180,8 +225,12 @@ var rejectNames = [numRejectReasons]string{
 	rejectUnknownTransport:          "unknown_transport",
 	rejectBadSID:                    "bad_sid",
 	rejectBadMethod:                 "bad_method",
+	rejectBadOrigin:                 "bad_origin",
+	rejectStaticDirectory:           "static_directory",
+	rejectStaticEscape:              "static_escape",
 	rejectBadJSONPIndex:             "bad_jsonp_index",
 	rejectHandshakeBadOrigin:        handshakePrefix + "bad_origin",
+	rejectHandshakeTooLarge:         handshakePrefix + "too_large",
 	rejectHandshakeAuthError:        handshakePrefix + "auth_error",
 	rejectHandshakeUnauthorized:     handshakePrefix + "unauthorized",
 	rejectHandshakeOverRate:         handshakePrefix + resultOverRate,
@@ -195,6 +244,9 @@ var rejectNames = [numRejectReasons]string{
 	rejectNoFlusher:                 "no_flusher",
 	rejectUnknownSID:                "unknown_sid",
 	rejectWrongTransport:            "wrong_transport",
+	rejectSessionHeld:               "session_held",
+	rejectDisconnectRefused:         "disconnect_refused",
+	rejectSessionBinding:            "session_binding",
 	rejectOpenFailed:                "open_failed",
 	rejectPollOnStream:              "poll_on_stream",
 	rejectBodyTooLarge:              "body_too_large",
@@ -211,6 +263,7 @@ var rejectNames = [numRejectReasons]string{
 	rejectBadJSON:                   "bad_json",
 	rejectBadEvent:                  "bad_event",
 	rejectBadAck:                    "bad_ack",
+	rejectTooManyNamespaces:         "too_many_namespaces",
 	rejectUnknownPacketType:         "unknown_packet_type",
 	rejectBadRoute:                  "bad_route",
 }
@@ -229,20 +282,50 @@ func (r rejectReason) handshakeResult() string {
 	return strings.TrimPrefix(r.String(), handshakePrefix)
 }
 
+// rejectLogEvery is the least time between two "rejected" log lines of
+// one reason; the next line says how many went unlogged (unlogged=). A
+// client sending garbage as fast as it can costs a line per second per
+// reason, not one per packet.
+const rejectLogEvery = time.Second
+
 // rejected counts bad input by reason and logs it: every rejection goes
-// through here (or through reject), so each has a metric and a log line.
+// through here (or through reject), so each is counted and has a log line,
+// at most one per reason per rejectLogEvery.
 func (g *Gateway) rejected(reason rejectReason, attrs ...any) {
 	g.metrics.rejected(reason)
-	g.log.Info("rejected", append([]any{"reason", reason.String()}, attrs...)...)
+	if reason >= numRejectReasons {
+		reason = notRejected
+	}
+	ok, skipped := g.rejectLog[reason].Allow(time.Now(), rejectLogEvery)
+	if !ok {
+		return
+	}
+	attrs = append([]any{"reason", reason.String()}, attrs...)
+	if skipped > 0 {
+		attrs = append(attrs, "unlogged", skipped)
+	}
+	g.log.Info("rejected", attrs...)
 }
 
 // reject answers a bad request with status and body, counts it and logs it.
 func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, status int, reason rejectReason, body string) {
-	g.rejected(reason, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	g.rejected(reason, "method", r.Method, "path", logPath(r.URL.Path), "remote", r.RemoteAddr)
 	g.cors(w, r)
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
+}
+
+// logPath returns what logs print of a request path: a transport path
+// /socket.io/1/<transport>/<sid>... with its session id shortened
+// (session.LogSID), any other path as it is.
+func logPath(p string) string {
+	parts := strings.SplitN(p, "/", 6) // "", "socket.io", "1", transport, sid, rest
+	if len(parts) < 5 || parts[1] != "socket.io" || parts[4] == "" {
+		return p
+	}
+	parts[4] = session.LogSID(parts[4])
+	return strings.Join(parts, "/")
 }
 
 // Error packets for a transport request whose session cannot be served
@@ -259,10 +342,13 @@ var (
 // sessionRefusal reports whether err, from the session store, is one the
 // client is told about, and how: session.ErrUnknownSession is
 // rejectUnknownSID with errorPacket, session.ErrWrongTransport is
-// rejectWrongTransport with wrongTransportPacket. Any other error (Redis
-// failed) is not: ok is false.
+// rejectWrongTransport with wrongTransportPacket, session.ErrSessionHeld
+// is rejectSessionHeld with errorPacket. Any other error (Redis failed) is
+// not: ok is false.
 func sessionRefusal(err error) (reason rejectReason, packet string, ok bool) {
 	switch {
+	case errors.Is(err, session.ErrSessionHeld):
+		return rejectSessionHeld, errorPacket, true
 	case errors.Is(err, session.ErrUnknownSession):
 		return rejectUnknownSID, errorPacket, true
 	case errors.Is(err, session.ErrWrongTransport):
@@ -284,6 +370,6 @@ func (g *Gateway) openFailed(transport, sid string, err error) (packet string) {
 		reason = rejectOpenFailed
 		g.metrics.RedisErrors.WithLabelValues("open").Inc()
 	}
-	g.rejected(reason, "transport", transport, "sid", sid, "err", err)
+	g.rejected(reason, "transport", transport, "sid", session.LogSID(sid), "err", err)
 	return packet
 }

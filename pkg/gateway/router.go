@@ -1,15 +1,19 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
 )
 
 // ServeHTTP routes /socket.io/... requests; anything else goes to the static
 // directory, if configured.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.boundBody(w, r)
 	rest, ok := strings.CutPrefix(r.URL.Path, "/socket.io")
 	if !ok || (rest != "" && rest[0] != '/') {
 		g.serveStatic(w, r)
@@ -30,10 +34,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, http.StatusInternalServerError, rejectBadProtocol, "Protocol version not supported.")
 		return
 	}
-	if r.Method == http.MethodOptions {
-		g.preflight(w, r)
-		return
-	}
 	transport, sid := "", ""
 	if len(parts) > 1 {
 		transport = parts[1]
@@ -41,12 +41,27 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(parts) > 2 {
 		sid = parts[2]
 	}
+	// The origins allow-list applies to every request, as to the
+	// handshake (which answers a refusal in its own way, jsonp included).
+	if (r.Method == http.MethodOptions || transport != "" || sid != "") &&
+		!originAllowed(g.cfg.Origins, r.Header.Get("Origin"), r.Header.Get("Referer")) {
+		g.reject(w, r, http.StatusForbidden, rejectBadOrigin, "bad origin")
+		return
+	}
+	if r.Method == http.MethodOptions {
+		g.preflight(w, r)
+		return
+	}
 	if transport == "" && sid == "" {
 		g.serveHandshake(w, r)
 		return
 	}
+	if sid != "" && !g.bound(r, sid) {
+		g.reject(w, r, http.StatusForbidden, rejectSessionBinding, "session binding cookie missing or wrong")
+		return
+	}
 	if _, disc := r.URL.Query()["disconnect"]; disc && sid != "" {
-		g.serveDisconnect(w, r, sid)
+		g.serveDisconnect(w, r, transport, sid)
 		return
 	}
 	if !g.transports[transport] {
@@ -79,12 +94,41 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveDisconnect handles the synchronous ?disconnect request sent on page
-// unload: the session ends whether or not a poll is pending.
-func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, sid string) {
+// unload: the session ends whether or not a poll is pending. It is
+// honoured only from the session's own transport context: for a polling
+// session, on its transport's path or on the path without a transport that
+// the 0.9 client's disconnectSync uses (/socket.io/1//<sid>/?disconnect=1;
+// anyone with the sid may POST 0:: to a polling session anyway); never for
+// a session a streaming transport holds (websocket, flashsocket, htmlfile:
+// its client sends 0:: on its own connection, and a websocket's closing
+// ends the session), so a leaked sid cannot push 0:: to a websocket
+// client, after which a 0.9 client never reconnects. A refusal is 403
+// (disconnect_refused); an unknown session is answered 200, as before.
+func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, transport, sid string) {
+	ctx, cancel := context.WithTimeout(r.Context(), RedisWait)
+	defer cancel()
+	class, current, err := g.store.Transport(ctx, sid)
+	switch {
+	case errors.Is(err, session.ErrUnknownSession):
+		g.cors(w, r)
+		w.WriteHeader(http.StatusOK)
+		return
+	case err != nil:
+		g.metrics.RedisErrors.WithLabelValues("disconnect").Inc()
+		g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
+		return
+	case class == "stream" || (transport != "" && class == "poll" && transport != current):
+		g.rejected(rejectDisconnectRefused, "sid", session.LogSID(sid), "transport", transport, "held_by", current)
+		g.cors(w, r)
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte("disconnect refused"))
+		return
+	}
 	g.cors(w, r)
 	if err := g.committer.Commit(r.Context(), sid, g.store.EndWrite(sid, bus.ReasonClient, "0::")); err != nil {
 		g.metrics.RedisErrors.WithLabelValues("disconnect").Inc()
-		g.log.Warn("disconnect request failed", "sid", sid, "err", err)
+		g.log.Warn("disconnect request failed", "sid", session.LogSID(sid), "err", err)
 	} else {
 		g.metrics.disconnected(bus.ReasonClient, 1)
 	}

@@ -26,7 +26,7 @@ import (
 // heartbeat interval at most says how many.
 //
 // Cost: one EXISTS per held stream per heartbeat interval, in
-// heartbeatSlots pipelines per interval whatever the number of streams:
+// wheelSlots pipelines per interval whatever the number of streams:
 // 3 to 5 µs of Redis CPU per call measured (INFO commandstats usec_per_call
 // of exists in TestStreamSessionVanished, 12 calls on a loaded 2-core
 // machine: an upper bound), so at most 0.2 µs per held stream per second at
@@ -95,7 +95,7 @@ func (g *Gateway) checkSessions(ctx context.Context, conns []*streamConn) {
 		return
 	}
 	g.metrics.StreamsOrphaned.Add(float64(closed))
-	if ok, skipped := g.orphanLog.allow(time.Now(), g.cfg.HeartbeatInterval); ok {
+	if ok, skipped := g.orphanLog.Allow(time.Now(), g.cfg.HeartbeatInterval); ok {
 		g.log.Warn("streaming connections closed: their sessions are gone from Redis (flushed, or restarted without its data); their clients reconnect",
 			"closed", closed, "earlier_checks_not_logged", skipped)
 	}
@@ -113,15 +113,25 @@ func (g *Gateway) missingSessions(ctx context.Context, conns []*streamConn) []*s
 			open = append(open, s)
 		}
 	}
-	if len(open) == 0 {
+	return sessionsGone(ctx, g, open, func(s *streamConn) string { return s.sid })
+}
+
+// sessionsGone returns the elements of xs whose session record (of session
+// id sid(x)) does not exist, asking Redis with one pipeline of EXISTS
+// bounded by sessionCheckTimeout; nil when xs is empty or Redis could not be
+// asked (counted in realtime_gateway_redis_errors_total{op="session_check"}
+// unless ctx was canceled). The checks of held streams (missingSessions)
+// and of parked polls (vanishedPolls) ask it.
+func sessionsGone[T any](ctx context.Context, g *Gateway, xs []T, sid func(T) string) []T {
+	if len(xs) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, sessionCheckTimeout)
 	defer cancel()
-	cmds := make([]*redis.IntCmd, len(open))
+	cmds := make([]*redis.IntCmd, len(xs))
 	_, err := g.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, s := range open {
-			cmds[i] = pipe.Exists(ctx, g.cfg.Keys.Session(s.sid))
+		for i, x := range xs {
+			cmds[i] = pipe.Exists(ctx, g.cfg.Keys.Session(sid(x)))
 		}
 		return nil
 	})
@@ -131,10 +141,10 @@ func (g *Gateway) missingSessions(ctx context.Context, conns []*streamConn) []*s
 		}
 		return nil
 	}
-	var gone []*streamConn
-	for i, s := range open {
+	var gone []T
+	for i, x := range xs {
 		if cmds[i].Val() == 0 {
-			gone = append(gone, s)
+			gone = append(gone, x)
 		}
 	}
 	return gone

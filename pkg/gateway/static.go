@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -37,11 +40,43 @@ func MinClientScript(path string) string {
 }
 
 // serveStatic serves what is outside /socket.io from Config.StaticDir (404
-// when it is not configured).
+// when it is not configured), through an os.Root: no path and no symbolic
+// link leads out of the directory (a link within it is followed). A
+// directory is served by its index.html and never listed: without one it is
+// 404 (rejectStaticDirectory), and so is a path whose link leads out of
+// the directory (rejectStaticEscape).
 func (g *Gateway) serveStatic(w http.ResponseWriter, r *http.Request) {
-	if g.cfg.StaticDir == "" {
+	if g.static == nil {
 		http.NotFound(w, r)
 		return
 	}
-	http.FileServer(http.Dir(g.cfg.StaticDir)).ServeHTTP(w, r)
+	fsys := g.static.FS()
+	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/") // as http.FileServer cleans it
+	if name == "" {
+		name = "."
+	}
+	fi, err := fs.Stat(fsys, name)
+	switch {
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		// The root refused the path: a link out of it (or a loop).
+		g.staticNotFound(w, r, rejectStaticEscape, err)
+		return
+	case err == nil && fi.IsDir():
+		switch _, err := fs.Stat(fsys, path.Join(name, "index.html")); {
+		case errors.Is(err, fs.ErrNotExist):
+			g.staticNotFound(w, r, rejectStaticDirectory, err)
+			return
+		case err != nil:
+			g.staticNotFound(w, r, rejectStaticEscape, err)
+			return
+		}
+	}
+	http.FileServerFS(fsys).ServeHTTP(w, r)
+}
+
+// staticNotFound answers a static path that is not served with 404,
+// counted and logged as reason.
+func (g *Gateway) staticNotFound(w http.ResponseWriter, r *http.Request, reason rejectReason, err error) {
+	g.rejected(reason, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	http.NotFound(w, r)
 }

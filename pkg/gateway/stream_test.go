@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,7 +73,8 @@ func TestWebSocketSession(t *testing.T) {
 	send(t, ws, "1::/chat")
 	expectFrame(t, ws, "1::/chat")
 	send(t, ws, "3::/chat:hello")
-	send(t, ws, "3::/nope:hello") // not joined: rejected, nothing happens
+	send(t, ws, "3::/nope:hello") // not joined: rejected, the client told
+	expectFrame(t, ws, "7::/nope")
 	tg.waitSignals(sid, "connect", `event chat ["hi"] id=1`, "connect /chat", "message /chat hello")
 	if tg.rejections(rejectNamespaceNotConnected) != 1 {
 		t.Errorf("namespace_not_connected: %v", tg.rejections(rejectNamespaceNotConnected))
@@ -111,16 +111,12 @@ func TestWebSocketSession(t *testing.T) {
 	before = tg.rejections(rejectBadRoute)
 	for _, msg := range []string{"D\nnobody\n0\n3:::x", "J\nnobody\n/chat\n", "L\nnobody\n/chat\n", "C\nnobody\nclient\n0::",
 		"W\nnobody\n1", "K\nnobody\n1", "P\nnonce\n", "A\nnobody\n1\n\n", "Z\n", "M\nxx"} {
-		if err := tg.rdb.Publish(context.Background(), tg.keys.GatewayChannel(tg.g.cfg.Node), msg).Err(); err != nil {
-			t.Fatal(err)
-		}
+		tg.appendRoute(msg)
 	}
 	waitUntil(t, "bad routes rejected", func() bool { return tg.rejections(rejectBadRoute) == before+2 })
 	// A batch of routes (M) is applied in order.
 	batch := "M\n" + routeItem(bus.Route{Op: bus.OpDeliver, SID: sid, Packet: "3:::b1"}) + routeItem(bus.Route{Op: bus.OpDeliver, SID: sid, Packet: "3:::b2"})
-	if err := tg.rdb.Publish(context.Background(), tg.keys.BroadcastChannel(), batch).Err(); err != nil {
-		t.Fatal(err)
-	}
+	tg.appendRoute(batch)
 	expectFrame(t, ws, "3:::b1")
 	expectFrame(t, ws, "3:::b2")
 
@@ -189,7 +185,7 @@ func TestWebSocketClientClose(t *testing.T) {
 func TestWebSocketRefused(t *testing.T) {
 	tg := newLiveGateway(t, Config{Origins: []string{"example.com:*"}})
 	allowed := http.Header{"Origin": {"http://example.com"}}
-	code, _, _ := tg.do(http.MethodGet, "/socket.io/1/websocket/abc", "", nil)
+	code, _, _ := tg.do(http.MethodGet, "/socket.io/1/websocket/abc", "", allowed)
 	if code != http.StatusBadRequest || tg.rejections(rejectNotWebSocket) != 1 {
 		t.Errorf("plain GET: %d, %v rejections", code, tg.rejections(rejectNotWebSocket))
 	}
@@ -197,8 +193,8 @@ func TestWebSocketRefused(t *testing.T) {
 	if _, resp, err := tg.dialWS(TransportWebSocket, sid, http.Header{"Origin": {"http://evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("bad origin: %v", err)
 	}
-	if tg.rejections(rejectWebSocketUpgrade) != 1 {
-		t.Errorf("websocket_upgrade rejections: %v", tg.rejections(rejectWebSocketUpgrade))
+	if tg.rejections(rejectBadOrigin) != 1 {
+		t.Errorf("bad_origin rejections: %v", tg.rejections(rejectBadOrigin))
 	}
 	ws, _, err := tg.dialWS(TransportWebSocket, "nosuchsession", allowed)
 	if err != nil {

@@ -1,10 +1,10 @@
 package gateway
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/realtime/realtime/pkg/protocol"
+	"github.com/realtime/realtime/pkg/session"
 )
 
 // Invalid UTF-8 is repaired at the edge, in both directions, with
@@ -48,23 +48,6 @@ var utf8Directions = [...]string{utf8In: "in", utf8Out: "out"}
 // input in one direction; the next line says how many went unlogged.
 const utf8LogEvery = 10 * time.Second
 
-// rateLog lets one log line through per period.
-type rateLog struct {
-	next    atomic.Int64 // unix ns before which lines are suppressed
-	skipped atomic.Int64 // lines suppressed since the last one logged
-}
-
-// allow reports whether a line may be logged now, and how many were
-// suppressed before it.
-func (l *rateLog) allow(now time.Time, every time.Duration) (bool, int64) {
-	next := l.next.Load()
-	if now.UnixNano() < next || !l.next.CompareAndSwap(next, now.Add(every).UnixNano()) {
-		l.skipped.Add(1)
-		return false, 0
-	}
-	return true, l.skipped.Swap(0)
-}
-
 // repairIn returns b with invalid UTF-8 repaired (b itself when valid,
 // without allocating) and whether it was, counting and logging a repair of
 // what the client of session sid sent over transport.
@@ -91,8 +74,8 @@ func (g *Gateway) repairOut(packets []string, transport, sid string) {
 // direction less than utf8LogEvery ago.
 func (g *Gateway) repaired(dir, before, after int, transport, sid string) {
 	g.metrics.InvalidUTF8.WithLabelValues(utf8Directions[dir]).Inc()
-	if ok, unlogged := g.utf8Log[dir].allow(time.Now(), utf8LogEvery); ok {
-		g.log.Warn("invalid UTF-8 repaired", "direction", utf8Directions[dir], "transport", transport, "sid", sid,
+	if ok, unlogged := g.utf8Log[dir].Allow(time.Now(), utf8LogEvery); ok {
+		g.log.Warn("invalid UTF-8 repaired", "direction", utf8Directions[dir], "transport", transport, "sid", session.LogSID(sid),
 			"bytes", before, "repaired_bytes", after, "unlogged_before", unlogged)
 	}
 }

@@ -224,8 +224,12 @@ func TestHotPathAllocations(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { buf = AppendJSONP(buf[:0], "0", payload) }); n != 0 {
 		t.Errorf("AppendJSONP allocates %v times", n)
 	}
+	// ParseEvent validates with encoding/json, whose scanner comes from a
+	// sync.Pool; a -race build drops pooled items at random, so the count is
+	// checked in a normal build only (make test runs this test without -race
+	// too).
 	data := pkt[7:]
-	if n := testing.AllocsPerRun(100, func() { _, _, _ = ParseEvent(data) }); n > 1 {
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = ParseEvent(data) }); n > 1 && !raceEnabled {
 		t.Errorf("ParseEvent allocates %v times, want at most 1 (the name)", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { _, _, _, _ = ParseAck([]byte(`12+["a"]`)) }); n != 0 {

@@ -48,7 +48,7 @@ func BenchmarkApplyEcho(b *testing.B) {
 			b.Fatal(err)
 		}
 		for j, id := range ids {
-			commits[start+j] = Commit{Stream: stream, ID: id.Val(), Effects: []Effect{DeliverEffect(sids[(start+j)%sessions], packet)}}
+			commits[start+j] = Commit{Stream: stream, Group: "workers", ID: id.Val(), Effects: []Effect{DeliverEffect(sids[(start+j)%sessions], packet)}}
 		}
 	}
 	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: "c", Streams: []string{stream, ">"}, Count: int64(len(commits))}).Err(); err != nil {

@@ -17,8 +17,19 @@
 // confirmed and the same batch again if it was not (the answer was lost and
 // the load balancer retried): see Store.Poll.
 //
+// A POST that commits packets records itself in the same transaction
+// (PostWrite), and the gateway confirms the record once its answer was
+// written whole (ConfirmPostWrite): TouchPost tells a POST retried by a load
+// balancer (its gateway died before answering) from the client's next POST
+// with the same "t" and body, so a retried POST is applied once (post.go).
+//
 // Streaming sessions (websocket, flashsocket, htmlfile) are held by one
-// gateway; packets for them are published on that gateway's channel.
+// gateway; packets for them are appended to that gateway's route stream
+// (bus.Keys.RouteStream, never created by a script: see bus.AppendRoute).
+// Gateways renew liveness keys (Renew); the others end a dead gateway's
+// streaming sessions (ReapGateways, guarded against taking a Redis stall
+// for deaths), and a gateway started again under the same node id ends
+// those of its previous run (EndOwnStreams).
 //
 // Every change of a session's state is one Lua script, so it is atomic. The
 // scripts touch more than one session's hash slot (the namespace and room
@@ -37,12 +48,14 @@
 //     <P>deadlines, the session's keys and its partition stream as KEYS
 //     (Store.sessionKeys builds them); keys it learns from data (the sets
 //     of a session it ends, the sessions of a broadcast or of the reaper,
-//     the channel of the gateway holding a stream) it names with key
+//     the route stream of the gateway holding a stream) it names with key
 //     macros, k_<name>(part), which scripts.go expands from
 //     bus.KeyPatterns. The Lua files spell no key.
 //   - Route messages: bus.Route (decoded by bus.ParseRoute and
 //     bus.EachRoute). Lua writes each kind in one route_* helper of
-//     lua/lib.lua.
+//     lua/lib.lua, and appends them to route streams as bus.AppendRoute
+//     does (lib.lua's add_route_entry: id 0-*, NOMKSTREAM, MAXLEN ~
+//     bus.RouteStreamMaxLen, field bus.RouteField, rendered into the header).
 //   - Signals: bus.Signal.Pack and bus.ParseSignal. Lua packs them in
 //     lib.lua's xadd, with the schema version and field from bus.
 //   - The reply message on a worker's reply channel: bus.Reply (decoded by
@@ -51,7 +64,7 @@
 //     MailboxHardFactor, rendered into the header.
 //
 // The contract tests (scripts_test.go) run every script against a real
-// Redis and check that what it publishes and appends decodes with pkg/bus
+// Redis and check that what it appends and publishes decodes with pkg/bus
 // into what it meant, and that the key macros name the keys bus.Keys
 // names.
 //

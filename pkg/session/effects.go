@@ -64,27 +64,37 @@ func ValidRoom(room string) error {
 	return nil
 }
 
-// Commit is one signal's acknowledgement with its effects. With Stream and
+// Commit is one signal's acknowledgement with its effects: entry ID of
+// Stream, acknowledged in consumer group Group (required with an ID: the
+// group of the worker's app, see bus.ConsumerConfig.Group). With Stream and
 // ID empty, the effects apply unconditionally (an emitter's).
 type Commit struct {
 	Stream  string
+	Group   string
 	ID      string
 	Effects []Effect
 }
+
+// ErrNoGroup is returned by Apply for a commit with an entry ID and no
+// consumer group.
+var ErrNoGroup = errors.New("session: a commit acknowledging an entry needs its consumer group")
 
 // Apply runs commits as one script and returns how many were applied (a
 // commit whose entry was already acknowledged applies nothing).
 func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	n := 3
 	for _, c := range commits {
-		n += 3
+		if c.ID != "" && c.Group == "" {
+			return 0, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
+		}
+		n += 4
 		for _, e := range c.Effects {
 			n += 2 + len(e.args)
 		}
 	}
 	args := append(make([]any, 0, n), s.args()...)
 	for _, c := range commits {
-		args = append(args, c.Stream, c.ID, len(c.Effects))
+		args = append(args, c.Stream, c.Group, c.ID, len(c.Effects))
 		for _, e := range c.Effects {
 			args = append(args, string(e.op), len(e.args))
 			for _, a := range e.args {

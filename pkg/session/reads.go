@@ -33,6 +33,43 @@ func (s *Store) Handshake(ctx context.Context, sid string) (Handshake, error) {
 	return hs, nil
 }
 
+// Identity is what a session kept of who its client is: the handshake
+// and the authorization hook's data (JSON, "" when none).
+type Identity struct {
+	Handshake Handshake
+	AuthData  string
+}
+
+// Identities returns the Identity of each session of sids in one round
+// trip; a session that is gone is absent from the map.
+func (s *Store) Identities(ctx context.Context, sids []string) (map[string]Identity, error) {
+	cmds := make([]*redis.SliceCmd, len(sids))
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, sid := range sids {
+			cmds[i] = pipe.HMGet(ctx, s.cfg.Keys.Session(sid), "hs", "ad")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: identities: %w", err)
+	}
+	out := make(map[string]Identity, len(sids))
+	for i, sid := range sids {
+		vals := cmds[i].Val()
+		raw, ok := vals[0].(string)
+		if !ok {
+			continue // gone
+		}
+		var id Identity
+		if err := json.Unmarshal([]byte(raw), &id.Handshake); err != nil {
+			return nil, fmt.Errorf("session: handshake of %s: %w", sid, err)
+		}
+		id.AuthData, _ = vals[1].(string)
+		out[sid] = id
+	}
+	return out, nil
+}
+
 // AuthData returns the data the authorization hook kept with session sid
 // (JSON, "" when none). It returns ErrUnknownSession when the session is
 // gone.
@@ -63,6 +100,24 @@ func (s *Store) Rooms(ctx context.Context, sid, ns string) ([]string, error) {
 	return out, nil
 }
 
+// RoomCount returns how many rooms session sid is in, over all its
+// namespaces, and whether room of namespace ns is one of them (a join of
+// it adds nothing).
+func (s *Store) RoomCount(ctx context.Context, sid, ns, room string) (n int, member bool, err error) {
+	key := s.cfg.Keys.SessionRooms(sid)
+	var card *redis.IntCmd
+	var in *redis.BoolCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		card = p.SCard(ctx, key)
+		in = p.SIsMember(ctx, key, bus.RoomMember(ns, room))
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("session: room count: %w", err)
+	}
+	return int(card.Val()), in.Val(), nil
+}
+
 // Sessions iterates over the ids of the sessions connected to namespace ns
 // across the cluster, with a cursor (SSCAN, 500 at a time), never one giant
 // read. An id may appear twice if the set changes during the scan, as
@@ -75,6 +130,56 @@ func (s *Store) Sessions(ctx context.Context, ns string) iter.Seq2[string, error
 // ns, as Sessions does.
 func (s *Store) RoomSessions(ctx context.Context, ns, room string) iter.Seq2[string, error] {
 	return s.scan(ctx, s.cfg.Keys.RoomSessions(ns, room))
+}
+
+// InNamespace reports whether session sid is connected to namespace ns
+// ("" default): false for a session that is gone.
+func (s *Store) InNamespace(ctx context.Context, sid, ns string) (bool, error) {
+	ok, err := s.rdb.SIsMember(ctx, s.cfg.Keys.SessionNamespaces(sid), ns).Result()
+	if err != nil {
+		return false, fmt.Errorf("session: in namespace: %w", err)
+	}
+	return ok, nil
+}
+
+// SessionsPage returns one page of the ids of the sessions connected to
+// namespace ns (room "") or in room of ns, with SSCAN: start with cursor
+// 0, pass the returned next cursor for the next page, stop when it is 0.
+// count is a hint of the page's size (SSCAN's COUNT: a small set comes
+// whole, a page may be empty before the last). An id may appear twice if
+// the set changes between pages, as SSCAN allows.
+func (s *Store) SessionsPage(ctx context.Context, ns, room string, cursor uint64, count int64) (ids []string, next uint64, err error) {
+	key := s.cfg.Keys.NamespaceSessions(ns)
+	if room != "" {
+		key = s.cfg.Keys.RoomSessions(ns, room)
+	}
+	ids, next, err = s.rdb.SScan(ctx, key, cursor, "", count).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("session: list sessions: %w", err)
+	}
+	return ids, next, nil
+}
+
+// RoomsPage returns one page of the names of the rooms of namespace ns that
+// have members, with SCAN over the keyspace (MATCH Keys.RoomSessionsMatch,
+// TYPE set): start with cursor 0, pass the returned next cursor, stop when
+// it is 0. count is SCAN's COUNT, the keys looked at per page (of the whole
+// keyspace, so pages are often empty before the last); a full listing
+// costs a pass over every key. A room may appear twice if keys change
+// between pages.
+func (s *Store) RoomsPage(ctx context.Context, ns string, cursor uint64, count int64) (rooms []string, next uint64, err error) {
+	keys, next, err := s.rdb.ScanType(ctx, cursor, s.cfg.Keys.RoomSessionsMatch(ns), count, "set").Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
+	}
+	head := s.cfg.Keys.RoomSessions(ns, "")
+	rooms = make([]string, 0, len(keys))
+	for _, k := range keys {
+		if room, ok := strings.CutPrefix(k, head); ok && room != "" {
+			rooms = append(rooms, room)
+		}
+	}
+	return rooms, next, nil
 }
 
 func (s *Store) scan(ctx context.Context, key string) iter.Seq2[string, error] {

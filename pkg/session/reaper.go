@@ -2,23 +2,50 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/redis/go-redis/v9"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// Alive marks this node as a live gateway for ttl. Gateways call it
-// periodically (well within ttl); when the key expires, other gateways reap
-// the node's streaming sessions with reason "gateway_lost".
+// Alive marks this node as a live gateway for ttl. Gateways call it at
+// start, then Renew it well within ttl; when the key expires, other
+// gateways reap the node's streaming sessions with reason "gateway_lost".
 func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
+	_, err := s.Renew(ctx, ttl)
+	return err
+}
+
+// Renew is Alive that also returns how long the node's liveness key had
+// left before it was renewed (0 when it had expired or was missing): a
+// gateway renewing every ttl/4 sees about 3/4 of ttl, and less after
+// Redis or the gateway itself stalled.
+func (s *Store) Renew(ctx context.Context, ttl time.Duration) (time.Duration, error) {
 	k := s.cfg.Keys
+	var left *redis.DurationCmd
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		left = pipe.PTTL(ctx, k.GatewayAlive(s.cfg.Node))
 		pipe.SAdd(ctx, k.Gateways(), s.cfg.Node)
 		pipe.Set(ctx, k.GatewayAlive(s.cfg.Node), time.Now().UnixMilli(), ttl)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("session: alive: %w", err)
+		return 0, fmt.Errorf("session: alive: %w", err)
+	}
+	return max(0, left.Val()), nil
+}
+
+// ProbeAlive writes this node's liveness key without extending its
+// lifetime (SET XX KEEPTTL), which Redis refuses while it refuses writes
+// (out of memory, a read-only replica): readiness checks prove writes
+// with it. Only the liveness loop renews the key, so that how long it has
+// left tells that loop's renewals apart from a stall (see ReapGateways).
+func (s *Store) ProbeAlive(ctx context.Context) error {
+	err := s.rdb.SetArgs(ctx, s.cfg.Keys.GatewayAlive(s.cfg.Node), time.Now().UnixMilli(),
+		redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("session: probe alive: %w", err)
 	}
 	return nil
 }
@@ -67,28 +94,86 @@ func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
 	return int(res[1]), nil
 }
 
-// ReapGateways ends the streaming sessions of every gateway whose liveness
-// key expired (reason "gateway_lost"), up to limit sessions per gateway per
-// call, and returns how many it ended.
-func (s *Store) ReapGateways(ctx context.Context, limit int) (int, error) {
+// ReapGateways ends the streaming sessions of every other gateway whose
+// liveness key expired (reason "gateway_lost"), up to limit sessions per
+// gateway per call, and returns how many it ended.
+//
+// minLeft guards against reaping gateways that are alive but could not
+// renew their keys because Redis stalled: each gateway's sessions are
+// ended only if this node's own liveness key, renewed just before the
+// call, still has minLeft to live when the script runs (so no stall as
+// long as minLeft came between them: a Redis pause long enough to let a
+// live gateway's key expire lets this node's key run down too). With
+// minLeft > 0 and less left, nothing is ended and ErrStalled is returned.
+// minLeft <= 0: no such guard.
+func (s *Store) ReapGateways(ctx context.Context, limit int, minLeft time.Duration) (int, error) {
 	k := s.cfg.Keys
 	nodes, err := s.rdb.SMembers(ctx, k.Gateways()).Result()
 	if err != nil {
 		return 0, fmt.Errorf("session: list gateways: %w", err)
+	}
+	guard := int64(-1)
+	if minLeft > 0 {
+		guard = minLeft.Milliseconds()
 	}
 	total := 0
 	for _, node := range nodes {
 		if node == s.cfg.Node {
 			continue
 		}
-		n, err := reapGatewayScript.Run(ctx, s.rdb,
-			[]string{k.Deadlines(), k.GatewayAlive(node), k.GatewayStreams(node), k.Gateways()}, s.args(node, limit)...).Int()
+		n, err := s.reapGateway(ctx, node, limit, guard)
 		if err != nil {
-			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
+			return total, err
 		}
-		if n > 0 {
-			total += n
-		}
+		total += n
 	}
 	return total, nil
+}
+
+// EndOwnStreams ends every streaming session this node's streams set
+// still lists (reason "gateway_lost") and returns how many: a gateway
+// calls it when it starts, before it holds any stream, for the sessions of
+// a previous run under the same node id (killed, or crashed), which its
+// liveness key, renewed again, would otherwise keep from being reaped.
+func (s *Store) EndOwnStreams(ctx context.Context) (int, error) {
+	const limit = 500
+	total := 0
+	for {
+		n, err := s.reapGateway(ctx, s.cfg.Node, limit, reapOwn)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		left, err := s.rdb.SCard(ctx, s.cfg.Keys.GatewayStreams(s.cfg.Node)).Result()
+		if err != nil {
+			return total, fmt.Errorf("session: end own streams: %w", err)
+		}
+		if left == 0 {
+			return total, nil
+		}
+	}
+}
+
+// reapOwn is reap_gateway.lua's guard for EndOwnStreams: end the node's
+// sessions whatever the liveness keys say.
+const reapOwn = -2
+
+// reapGateway runs reap_gateway.lua on node (guard: the least ms this
+// node's own liveness key must have left; -1 none; reapOwn).
+func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard int64) (int, error) {
+	k := s.cfg.Keys
+	n, err := reapGatewayScript.Run(ctx, s.rdb,
+		[]string{k.Deadlines(), k.GatewayAlive(node), k.GatewayStreams(node), k.Gateways(), k.RouteStream(node),
+			k.GatewayAlive(s.cfg.Node)},
+		s.args(node, limit, guard)...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("session: reap gateway %s: %w", node, err)
+	}
+	switch {
+	case n == -2:
+		return 0, ErrStalled
+	case n < 0:
+		return 0, nil // alive
+	}
+	return n, nil
 }

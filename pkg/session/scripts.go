@@ -23,13 +23,14 @@ var luaFiles embed.FS
 // luaKeyMacros are the bus.KeyPatterns the scripts name keys or channels
 // with, for keys known only once a script read data: a session named by an
 // effect or the reaper, the namespace and room sets of a session being
-// ended, the channel of the gateway holding a stream. The Lua files write
+// ended, the route stream of the gateway holding a stream, the set of
+// gateways a broadcast goes to. The Lua files write
 // k_<name>(part) (k_<name>() for a single name), and luaSource expands it in
 // place to P .. Head .. part .. Tail, so that no function is made for it on
 // every call of a script. room_member(ns, room) expands likewise to
 // bus.RoomMember.
-var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "sig",
-	"nsm", "nsp", "room", "roomp", "gwss", "gw", "bcast"}
+var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig",
+	"nsm", "nsp", "room", "roomp", "gwss", "gw", "gws"}
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
 // owns each name and number in it:
@@ -40,8 +41,8 @@ var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "sig
 //   - MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD: the mailbox bounds of sessions
 //     created before they were written into the session (mxb, mxw), from
 //     DefaultMailboxBytes, DefaultMailboxDrainTimeout and MailboxHardFactor;
-//   - SIGNAL_VERSION, SIGNAL_FIELD, GROUP: bus.SchemaVersion,
-//     bus.SignalField and bus.GroupName.
+//   - SIGNAL_VERSION, SIGNAL_FIELD: bus.SchemaVersion and bus.SignalField;
+//   - ROUTE_FIELD, ROUTE_MAXLEN: bus.RouteField and bus.RouteStreamMaxLen.
 var luaHeader = renderLuaHeader()
 
 func renderLuaHeader() string {
@@ -50,8 +51,9 @@ func renderLuaHeader() string {
 	b.WriteString("local P, NOW, NODE = ARGV[1], ARGV[2], ARGV[3]\n")
 	fmt.Fprintf(&b, "local MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD = %d, %d, %d\n",
 		DefaultMailboxBytes, DefaultMailboxDrainTimeout.Milliseconds(), MailboxHardFactor)
-	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD, GROUP = %s, %s, %s\n",
-		luaString(bus.SchemaVersion), luaString(bus.SignalField), luaString(bus.GroupName))
+	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD = %s, %s\n",
+		luaString(bus.SchemaVersion), luaString(bus.SignalField))
+	fmt.Fprintf(&b, "local ROUTE_FIELD, ROUTE_MAXLEN = %s, %d\n", luaString(bus.RouteField), bus.RouteStreamMaxLen)
 	return b.String()
 }
 

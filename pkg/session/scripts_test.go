@@ -17,12 +17,13 @@ import (
 )
 
 // contract runs the scripts against a real Redis and captures what they
-// publish (every channel under the prefix) and what they append to the
-// partition streams, step by step.
+// append to the route streams of its gateways and to the partition streams,
+// and what they publish on reply channels, step by step.
 type contract struct {
 	t       *testing.T
 	rdb     *redis.Client
 	keys    bus.Keys
+	nodes   []string // the gateways, registered in <P>gws with their route streams open
 	msgs    <-chan *redis.Message
 	last    map[string]string // stream -> last entry id read
 	ops     map[bus.Op]bool   // route ops seen
@@ -31,30 +32,45 @@ type contract struct {
 	step    int
 }
 
-func newContract(t *testing.T, rdb *redis.Client, keys bus.Keys) *contract {
+func newContract(t *testing.T, rdb *redis.Client, keys bus.Keys, nodes ...string) *contract {
 	ctx := context.Background()
-	sub := rdb.PSubscribe(ctx, keys.Prefix()+"*")
+	sub := rdb.PSubscribe(ctx, keys.ReplyChannel("*"), keys.Prefix()+"test-sentinel")
 	t.Cleanup(func() { _ = sub.Close() })
 	if _, err := sub.Receive(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &contract{t: t, rdb: rdb, keys: keys, msgs: sub.Channel(redis.WithChannelSize(1000)),
+	c := &contract{t: t, rdb: rdb, keys: keys, nodes: nodes, msgs: sub.Channel(redis.WithChannelSize(1000)),
 		last: map[string]string{}, ops: map[bus.Op]bool{}, kinds: map[bus.Kind]bool{}}
+	for _, node := range nodes {
+		r := bus.NewRouteReader(rdb, keys.RouteStream(node), bus.RouteReaderConfig{})
+		if err := r.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.last[keys.RouteStream(node)] = fmt.Sprintf("0-%d", r.Last())
+		if err := New(rdb, Config{Keys: keys, Node: node}).Alive(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }
 
-// message is one PUBLISH expected: a route message (a batch when it holds
-// more than one route) on a gateway or the broadcast channel, or a reply.
-// A route's Time of -1 stands for "when the step ran".
+// message is one message expected: a route stream entry (a route message,
+// a batch when it holds more than one route) or a reply on a reply
+// channel. A route's Time of -1 stands for "when the step ran".
 type message struct {
-	channel string
+	channel string // a route stream or a reply channel
 	routes  []bus.Route
 	reply   *bus.Reply
 }
 
-// check runs one step and asserts that it published exactly msgs, in
-// order, and appended exactly sigs to the partition streams (in order per
-// session), each decoded by pkg/bus. A signal's zero Time stands for "when
-// the step ran".
+// captured is one message a step wrote.
+type captured struct{ channel, payload string }
+
+// check runs one step and asserts that it appended exactly msgs to the
+// route streams (in order per stream, each entry's id the one after the
+// last) and published the replies among msgs (in order), and appended
+// exactly sigs to the partition streams (in order per session), each
+// decoded by pkg/bus. A signal's zero Time stands for "when the step ran".
 func (c *contract) check(name string, step func() error, msgs []message, sigs []bus.Signal) {
 	c.t.Helper()
 	ctx := context.Background()
@@ -66,51 +82,82 @@ func (c *contract) check(name string, step func() error, msgs []message, sigs []
 	to := time.Now().UnixMilli()
 	inWindow := func(ms int64) bool { return ms >= from && ms <= to }
 
-	// Published: everything before the sentinel this step publishes last.
+	// Appended to route streams, gateway by gateway, then published:
+	// everything before the sentinel this step publishes last.
+	var got []captured
+	order := map[string]int{}
+	for i, node := range c.nodes {
+		stream := c.keys.RouteStream(node)
+		order[stream] = i + 1
+		entries, err := c.rdb.XRange(ctx, stream, "("+c.last[stream], "+").Result()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, e := range entries {
+			prev, _ := bus.ParseRouteSeq(c.last[stream])
+			if seq, err := bus.ParseRouteSeq(e.ID); err != nil || seq != prev+1 {
+				c.t.Errorf("%s: route stream entry %s after %s (%v)", name, e.ID, c.last[stream], err)
+			}
+			c.last[stream] = e.ID
+			msg, _ := e.Values[bus.RouteField].(string)
+			got = append(got, captured{stream, msg})
+		}
+	}
 	sentinel := fmt.Sprintf("step %d", c.step)
 	if err := c.rdb.Publish(ctx, c.keys.Prefix()+"test-sentinel", sentinel).Err(); err != nil {
 		c.t.Fatal(err)
 	}
-	var got []*redis.Message
-	for {
+	for done := false; !done; {
 		select {
 		case m := <-c.msgs:
 			if m.Payload == sentinel {
-				goto published
+				done = true
+				break
 			}
-			got = append(got, m)
+			got = append(got, captured{m.Channel, m.Payload})
 		case <-time.After(5 * time.Second):
 			c.t.Fatalf("%s: no sentinel after %d messages", name, len(got))
 		}
 	}
-published:
+	// Expected in the same order: route streams by gateway, then replies.
+	msgs = slices.Clone(msgs)
+	slices.SortStableFunc(msgs, func(a, b message) int {
+		oa, ob := order[a.channel], order[b.channel]
+		if oa == 0 {
+			oa = len(order) + 1
+		}
+		if ob == 0 {
+			ob = len(order) + 1
+		}
+		return oa - ob
+	})
 	if len(got) != len(msgs) {
 		var s []string
 		for _, m := range got {
-			s = append(s, fmt.Sprintf("%s %q", m.Channel, m.Payload))
+			s = append(s, fmt.Sprintf("%s %q", m.channel, m.payload))
 		}
-		c.t.Fatalf("%s: published %d messages, want %d: %s", name, len(got), len(msgs), strings.Join(s, ", "))
+		c.t.Fatalf("%s: wrote %d messages, want %d: %s", name, len(got), len(msgs), strings.Join(s, ", "))
 	}
 	for i, m := range got {
 		want := msgs[i]
-		if m.Channel != want.channel {
-			c.t.Errorf("%s: message %d on %q, want %q", name, i, m.Channel, want.channel)
+		if m.channel != want.channel {
+			c.t.Errorf("%s: message %d on %q, want %q", name, i, m.channel, want.channel)
 		}
 		if want.reply != nil {
-			r, err := bus.ParseReply(m.Payload)
+			r, err := bus.ParseReply(m.payload)
 			if err != nil || r != *want.reply {
-				c.t.Errorf("%s: reply %q parses as %#v, %v; want %#v", name, m.Payload, r, err, *want.reply)
+				c.t.Errorf("%s: reply %q parses as %#v, %v; want %#v", name, m.payload, r, err, *want.reply)
 			}
 			c.replies++
 			continue
 		}
-		if batch := strings.HasPrefix(m.Payload, "M\n"); batch != (len(want.routes) > 1) {
-			c.t.Errorf("%s: message %q: batch %v, want %d routes", name, m.Payload, batch, len(want.routes))
+		if batch := strings.HasPrefix(m.payload, "M\n"); batch != (len(want.routes) > 1) {
+			c.t.Errorf("%s: message %q: batch %v, want %d routes", name, m.payload, batch, len(want.routes))
 		} else if batch {
 			c.ops[bus.OpBatch] = true
 		}
 		var routes []bus.Route
-		err := bus.EachRoute(m.Payload, func(msg string) {
+		err := bus.EachRoute(m.payload, func(msg string) {
 			r, err := bus.ParseRoute(msg)
 			if err != nil {
 				c.t.Errorf("%s: route %q: %v", name, msg, err)
@@ -118,10 +165,10 @@ published:
 			routes = append(routes, r)
 		})
 		if err != nil {
-			c.t.Errorf("%s: message %q: %v", name, m.Payload, err)
+			c.t.Errorf("%s: message %q: %v", name, m.payload, err)
 		}
 		if len(routes) != len(want.routes) {
-			c.t.Errorf("%s: message %q holds %d routes, want %d", name, m.Payload, len(routes), len(want.routes))
+			c.t.Errorf("%s: message %q holds %d routes, want %d", name, m.payload, len(routes), len(want.routes))
 			continue
 		}
 		for j, r := range routes {
@@ -200,8 +247,8 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	cfg.Node = "gwC"
 	stC := New(rdb, cfg)
 	k := st.Keys()
-	c := newContract(t, rdb, k)
-	gwA, gwB, gwC := k.GatewayChannel("gwA"), k.GatewayChannel("gwB"), k.GatewayChannel("gwC")
+	c := newContract(t, rdb, k, "gwA", "gwB", "gwC")
+	gwA, gwB, gwC := k.RouteStream("gwA"), k.RouteStream("gwB"), k.RouteStream("gwC")
 	const now = -1
 	route := func(r bus.Route) []bus.Route { return []bus.Route{r} }
 	sig := func(kind bus.Kind, sid, ns, gw string) bus.Signal {
@@ -227,7 +274,8 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpJoin, SID: a, Arg: "/chat"})}},
 		[]bus.Signal{sig(bus.KindConnect, a, "/chat", "gwB")})
 
-	// commit.lua: the routes of one commit for one channel go as a batch.
+	// commit.lua: the routes of one commit for one gateway go as one entry
+	// (a batch); a broadcast goes to every gateway.
 	c.check("commit", func() error {
 		_, err := st.Apply(ctx, Commit{Effects: []Effect{
 			JoinEffect(a, "/chat", "r1"), DeliverEffect(a, "5:::{}"), LeaveEffect(a, "/chat", "r1"),
@@ -239,8 +287,10 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		{channel: gwB, routes: []bus.Route{
 			{Op: bus.OpJoin, SID: a, Arg: "/chat", Room: "r1"},
 			{Op: bus.OpDeliver, SID: a, Packet: "5:::{}", Time: now},
-			{Op: bus.OpLeave, SID: a, Arg: "/chat", Room: "r1"}}},
-		{channel: k.BroadcastChannel(), routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now})},
+			{Op: bus.OpLeave, SID: a, Arg: "/chat", Room: "r1"},
+			{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now}}},
+		{channel: gwA, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now})},
+		{channel: gwC, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now})},
 	}, nil)
 
 	// ack.lua: the client's answer goes to the reply channel registered.
@@ -302,8 +352,11 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		_, err := stC.Apply(ctx, Commit{Effects: []Effect{BroadcastEffect("/chat", "", "", "3:/chat::hi")}})
 		return err
 	}, []message{
-		{channel: k.BroadcastChannel(), routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now})},
-		{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})},
+		{channel: gwA, routes: []bus.Route{
+			{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now},
+			{Op: bus.OpWake, SID: b, Arg: "p5"}}},
+		{channel: gwB, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now})},
+		{channel: gwC, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now})},
 	}, nil)
 	c.check("end", func() error { _, err := stC.End(ctx, b, bus.ReasonServer, "0::"); return err },
 		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpClose, SID: b, Arg: string(bus.ReasonServer), Packet: "0::"})}},
@@ -323,12 +376,15 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		return stC.Leave(ctx)
 	}, nil, []bus.Signal{{Kind: bus.KindConnect, SID: d, Gateway: "gwC", Transport: "flashsocket"}})
 	c.check("reap the gateway", func() error {
-		if n, err := st.ReapGateways(ctx, 100); err != nil || n != 1 {
+		if n, err := st.ReapGateways(ctx, 100, 0); err != nil || n != 1 {
 			return fmt.Errorf("reaped %d, %v", n, err)
 		}
 		return nil
-	}, []message{{channel: gwC, routes: route(bus.Route{Op: bus.OpClose, SID: d, Arg: string(bus.ReasonGatewayLost)})}},
+	}, nil, // the close routed to gwC is deleted with its route stream, once the reaper forgot it
 		[]bus.Signal{{Kind: bus.KindDisconnect, SID: d, Gateway: "gwA", Reason: bus.ReasonGatewayLost}})
+	if n, err := rdb.Exists(ctx, gwC).Result(); err != nil || n != 0 {
+		t.Errorf("the reaped gateway's route stream exists: %d %v", n, err)
+	}
 	e, _ := st.Create(ctx, Handshake{})
 	c.check("poll, then the deadline passes", func() error {
 		if _, err := st.Poll(ctx, e, "jsonp-polling", "p1", "1", false); err != nil {
@@ -368,23 +424,24 @@ func TestLuaKeyMacrosMatchKeys(t *testing.T) {
 	const sid, p, ns, room, node = "AbCd{x}", "3", "/chat", "lo'bby\\", "gw-1"
 	script := redis.NewScript(expandLuaMacros(luaHeader + `
 return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
-  k_sig(ARGV[5]), k_nsm(ARGV[6]), k_nsp(ARGV[6]), k_room(room_member(ARGV[6], ARGV[7])), k_roomp(room_member(ARGV[6], ARGV[7])),
-  k_gwss(ARGV[8]), k_gw(ARGV[8]), k_bcast(), room_member(ARGV[6], ''),
-  tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD, GROUP}`))
+  k_post(ARGV[4]), k_sig(ARGV[5]), k_nsm(ARGV[6]), k_nsp(ARGV[6]), k_room(room_member(ARGV[6], ARGV[7])), k_roomp(room_member(ARGV[6], ARGV[7])),
+  k_gwss(ARGV[8]), k_gw(ARGV[8]), k_gws(), room_member(ARGV[6], ''),
+  tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD,
+  ROUTE_FIELD, tostring(ROUTE_MAXLEN)}`))
 	got, err := script.Run(ctx, rdb, nil, st.args(sid, p, ns, room, node)...).StringSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
-		k.Stream(3), k.NamespaceSessions(ns), k.NamespacePolling(ns), k.RoomSessions(ns, room), k.RoomPolling(ns, room),
-		k.GatewayStreams(node), k.GatewayChannel(node), k.BroadcastChannel(), bus.RoomMember(ns, ""),
+		k.Post(sid), k.Stream(3), k.NamespaceSessions(ns), k.NamespacePolling(ns), k.RoomSessions(ns, room), k.RoomPolling(ns, room),
+		k.GatewayStreams(node), k.RouteStream(node), k.Gateways(), bus.RoomMember(ns, ""),
 		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
-		bus.SchemaVersion, bus.SignalField, bus.GroupName}
+		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen)}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Lua names\n %q\nGo names\n %q", got, want)
 	}
-	if len(luaKeyMacros) != 15 {
-		t.Errorf("%d key macros; this test checks 15", len(luaKeyMacros))
+	if len(luaKeyMacros) != 16 {
+		t.Errorf("%d key macros; this test checks 16", len(luaKeyMacros))
 	}
 	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
 		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
@@ -441,7 +498,7 @@ func TestExpandLuaMacros(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"k_s(sid)", "(P .. 's:{' .. (sid) .. '}')"},
 		{"x = k_nsm( ns )", "x = (P .. 'nsm:' .. (ns))"},
-		{"k_bcast()", "(P .. 'bcast')"},
+		{"k_gws()", "(P .. 'gws')"},
 		{"k_roomp(room_member(ns, room))", "(P .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
 		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
 		{"k_sig(p or '0')", "(P .. 'sig:{' .. (p or '0') .. '}')"},
@@ -453,7 +510,7 @@ func TestExpandLuaMacros(t *testing.T) {
 			t.Errorf("expandLuaMacros(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"k_s(a, b)", "k_bcast(x)", "room_member(a)", "k_s(a"} {
+	for _, bad := range []string{"k_s(a, b)", "k_gws(x)", "room_member(a)", "k_s(a"} {
 		func() {
 			defer func() {
 				if recover() == nil {
@@ -490,10 +547,10 @@ func TestLuaSourceTakesWhatItUses(t *testing.T) {
 		script   string
 		has, not []string
 	}{
-		{"release", []string{"local function own_keys", "local function publish", "local function route_wake"}, []string{"end_session", "xadd", "route_kick"}},
+		{"release", []string{"local function own_keys", "local function route_to", "local function route_wake"}, []string{"end_session", "xadd", "route_kick"}},
 		{"poll", []string{"local function trim_batch", "local function refresh", "local function expire_all", "local function xadd"}, []string{"end_session", "local function deliver"}},
-		{"commit", []string{"local function end_session", "local function leave_ns", "local function route_batch", "GROUP"}, []string{"local function own_keys", "trim_batch", "reply_message"}},
-		{"ack", []string{"local function reply_message"}, []string{"local function publish", "MB_DEFAULT"}},
+		{"commit", []string{"local function end_session", "local function leave_ns", "local function route_batch", "SIGNAL_FIELD"}, []string{"local function own_keys", "trim_batch", "reply_message"}},
+		{"ack", []string{"local function reply_message"}, []string{"local function route_to", "MB_DEFAULT"}},
 	} {
 		src := luaSource(tc.script)
 		for _, s := range tc.has {

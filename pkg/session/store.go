@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,12 +24,13 @@ type Config struct {
 	// it appears in signals' "gw" field and owns streams it opens. Required.
 	Node string
 	// HandshakeTimeout ends a handshaken session that never opens a
-	// transport. Default: 30s (the reference's handshake GC).
+	// transport. Default: DefaultHandshakeTimeout (30s).
 	HandshakeTimeout time.Duration
 	// CloseTimeout ends a polling session with no transport contact for this
-	// long after its last poll's deadline. Default: 60s.
+	// long after its last poll's deadline. Default: DefaultCloseTimeout (60s).
 	CloseTimeout time.Duration
-	// PollingDuration is how long a poll may be parked. Default: 20s.
+	// PollingDuration is how long a poll may be parked. Default:
+	// DefaultPollingDuration (20s).
 	PollingDuration time.Duration
 	// MailboxBytes bounds a polling session's mailbox in bytes of packets:
 	// beyond it the mailbox is tolerated only while the client drains it
@@ -55,7 +57,34 @@ type Config struct {
 	// died, or lost Redis, between taking a batch and writing it lets this
 	// wait run out. Default: DefaultBatchConfirmWait.
 	BatchConfirmWait time.Duration
+	// MaxNamespaces bounds the namespaces a session connects besides the
+	// default one: join.lua refuses (changes nothing for) a join beyond it
+	// (JoinWrite). The gateway checks the same bound before it writes a
+	// join, and answers the client; this is the backstop for POSTs of one
+	// session racing each other. Default: DefaultMaxNamespaces (32).
+	MaxNamespaces int
+	// ExclusiveStreams makes OpenStream refuse (ErrSessionHeld) a session
+	// a streaming transport opened already, instead of moving it to the
+	// new connection (and closing the old one with reason replaced): the
+	// 0.9 client never opens a second stream on one sid (it handshakes
+	// again), so only someone else holding the sid would. The gateway
+	// sets it. Default: false (the old behaviour).
+	ExclusiveStreams bool
 }
+
+// Timer defaults (Config): the reference server's settings (socket.io 0.9
+// lib/manager.js). pkg/gateway's defaults of the same names are these.
+const (
+	// DefaultHandshakeTimeout is Config.HandshakeTimeout's default: the
+	// reference garbage-collects unused handshakes after about 30 s.
+	DefaultHandshakeTimeout = 30 * time.Second
+	// DefaultCloseTimeout is Config.CloseTimeout's default, the
+	// reference's close timeout.
+	DefaultCloseTimeout = 60 * time.Second
+	// DefaultPollingDuration is Config.PollingDuration's default, the
+	// reference's polling duration.
+	DefaultPollingDuration = 20 * time.Second
+)
 
 // Mailbox and poll defaults (Config).
 const (
@@ -69,18 +98,43 @@ const (
 	DefaultBatchConfirmWait = 2 * time.Second
 )
 
+// Per-session state bounds (issue 16): what one client can make Redis keep
+// for its session, and the work ending it costs (each namespace and room
+// is a set membership removed at the end, in one script).
+const (
+	// DefaultMaxNamespaces is Config.MaxNamespaces' default (and
+	// cmd/gateway's -max-namespaces): 32 namespaces besides the default
+	// one. Apps multiplex a handful (the reference's examples use one to
+	// three); 32 leaves room for any of them while keeping a session's
+	// namespace set, and its end, small.
+	DefaultMaxNamespaces = 32
+	// DefaultMaxRooms is the default bound of the rooms one session is in,
+	// over all its namespaces (worker.Config.MaxRooms, cmd/worker's
+	// -max-rooms): 1024, far more than a chat user's channels, and an end
+	// that removes at most 1024 memberships (well under a millisecond).
+	DefaultMaxRooms = 1024
+	// DefaultMaxRoomBytes is the default bound of a room name, in bytes
+	// (worker.Config.MaxRoomBytes, cmd/worker's -max-room-bytes): 256,
+	// as for namespace names; a room name is part of two Redis key names
+	// and of every route message about the room.
+	DefaultMaxRoomBytes = 256
+)
+
 func (c *Config) defaults() {
+	if c.MaxNamespaces <= 0 {
+		c.MaxNamespaces = DefaultMaxNamespaces
+	}
 	if c.Keys == (bus.Keys{}) {
 		c.Keys = bus.NewKeys("", 0)
 	}
 	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 30 * time.Second
+		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.CloseTimeout <= 0 {
-		c.CloseTimeout = 60 * time.Second
+		c.CloseTimeout = DefaultCloseTimeout
 	}
 	if c.PollingDuration <= 0 {
-		c.PollingDuration = 20 * time.Second
+		c.PollingDuration = DefaultPollingDuration
 	}
 	if c.MailboxBytes <= 0 {
 		c.MailboxBytes = DefaultMailboxBytes
@@ -97,8 +151,12 @@ func (c *Config) defaults() {
 }
 
 // Handshake is what a session keeps of its handshake request; workers see it
-// as the socket's handshake data.
+// as the socket's handshake data. The gateway bounds it
+// (gateway.Config.HandshakeHeaders, MaxHandshakeBytes).
 type Handshake struct {
+	// Headers holds the request headers the gateway keeps (an allow-list,
+	// not every header as the reference), by lower-case name, repeated
+	// values joined with ", ".
 	Headers map[string]string `json:"headers"`
 	Query   string            `json:"query"`
 	Address string            `json:"address"`
@@ -198,14 +256,24 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 // htmlfile) held by this node. first reports whether this was the session's
 // first transport (the default namespace was connected); queued are packets
 // that waited in the mailbox, to be written after 1::.
+//
+// With Config.ExclusiveStreams, a session a streaming transport opened
+// already is refused with ErrSessionHeld, and nothing changes.
 func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bool, queued []string, err error) {
+	exclusive := "0"
+	if s.cfg.ExclusiveStreams {
+		exclusive = "1"
+	}
 	res, err := openScript.Run(ctx, s.rdb,
-		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(s.cfg.Node), s.cfg.Keys.NamespaceSessions("")), s.args(sid, transport)...).Result()
+		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(s.cfg.Node), s.cfg.Keys.NamespaceSessions("")), s.args(sid, transport, exclusive)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return false, nil, ErrUnknownSession
 		}
 		return false, nil, fmt.Errorf("session: open %s: %w", transport, err)
+	}
+	if n, ok := res.(int64); ok && n == -2 {
+		return false, nil, ErrSessionHeld
 	}
 	if n, ok := res.(int64); ok && n == -1 {
 		return false, nil, ErrWrongTransport
@@ -328,9 +396,12 @@ func (s *Store) ConfirmWrite(sid, pollID string) bus.Write {
 	return func(pipe redis.Pipeliner) { pipe.Set(context.Background(), key, value, ttl) }
 }
 
-// Release gives up the batch in flight taken by poll pollID of this node,
-// whose answer could not be written: the next poll with the same
-// cache-buster gets it again at once.
+// Release ends poll pollID of this node, whose request is over without its
+// answer written (the write failed, its client left, or its Poll failed):
+// the batch in flight it took, if it still owns it, goes to the next poll
+// whatever its cache-buster, at once, and a run of its poll script that
+// Redis executes later (one sent before Redis stalled, or sent again by
+// go-redis after a timeout) takes nothing. Running it twice is safe.
 func (s *Store) Release(ctx context.Context, sid, pollID string) error {
 	err := releaseScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, pollID)...).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -343,22 +414,40 @@ func (s *Store) Release(ctx context.Context, sid, pollID string) error {
 // ("poll", "stream", or "" before any transport opened) and its connected
 // namespaces. For a streaming session (htmlfile, whose client POSTs to any
 // gateway) it records the time as the session's last-heard time, which
-// LastHeard reads.
+// LastHeard reads. TouchPost does the same and also tells a retried POST
+// from a new one.
 func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces []string, err error) {
+	r, err := s.touch(ctx, sid, Post{})
+	return r.Class, r.Namespaces, err
+}
+
+func (s *Store) touch(ctx context.Context, sid string, p Post) (PostReply, error) {
 	deadline := time.Now().Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
-	res, err := touchScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, deadline, ttl, s.refreshSlack())...).Result()
+	res, err := touchScript.Run(ctx, s.rdb, s.sessionKeys(sid, s.cfg.Keys.Post(sid)),
+		s.args(sid, deadline, ttl, s.refreshSlack(), p.T, p.Digest, s.cfg.BatchConfirmWait.Milliseconds())...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
-			return "", nil, ErrUnknownSession
+			return PostReply{}, ErrUnknownSession
 		}
-		return "", nil, fmt.Errorf("session: touch: %w", err)
+		return PostReply{}, fmt.Errorf("session: touch: %w", err)
 	}
 	arr := toStrings(res)
-	if len(arr) == 0 {
-		return "", nil, fmt.Errorf("session: touch: unexpected reply %v", res)
+	if len(arr) < 2 {
+		return PostReply{}, fmt.Errorf("session: touch: unexpected reply %v", res)
 	}
-	return arr[0], arr[1:], nil
+	r := PostReply{Class: arr[0], Namespaces: arr[2:]}
+	switch v := arr[1]; {
+	case v == "r":
+		r.Verdict = PostRetry
+	case strings.HasPrefix(v, "w"):
+		ms, err := strconv.Atoi(v[1:])
+		if err != nil {
+			return PostReply{}, fmt.Errorf("session: touch: unexpected verdict %q", v)
+		}
+		r.Verdict, r.Recheck = PostWait, time.Duration(ms)*time.Millisecond
+	}
+	return r, nil
 }
 
 // LastHeard returns when a POST last reached a streaming session (the
@@ -430,14 +519,17 @@ func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
 }
 
 // JoinWrite connects namespace ns (with its connect query) as a step of a
-// committer batch; echo queues the 1::<ns> answer in the mailbox.
+// committer batch; echo queues the 1::<ns> answer in the mailbox. A join
+// that would take the session beyond Config.MaxNamespaces namespaces
+// besides the default one changes nothing.
 func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	e := "0"
 	if echo {
 		e = "1"
 	}
 	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(ns), s.cfg.Keys.NamespacePolling(ns))
-	args := s.args(sid, ns, query, e)
+	// The namespaces set holds the default namespace too.
+	args := s.args(sid, ns, query, e, s.cfg.MaxNamespaces+1)
 	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
 }
 
@@ -446,6 +538,22 @@ func (s *Store) LeaveWrite(sid, ns string, reason bus.DisconnectReason) bus.Writ
 	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(ns), s.cfg.Keys.NamespacePolling(ns))
 	args := s.args(sid, ns, string(reason))
 	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
+}
+
+// Transport returns the class ("poll" or "stream"; "" before any
+// transport opened) and transport name of session sid, or
+// ErrUnknownSession.
+func (s *Store) Transport(ctx context.Context, sid string) (class, transport string, err error) {
+	f, err := s.rdb.HMGet(ctx, s.cfg.Keys.Session(sid), "p", "cls", "tr").Result()
+	if err != nil {
+		return "", "", fmt.Errorf("session: transport: %w", err)
+	}
+	if f[0] == nil {
+		return "", "", ErrUnknownSession
+	}
+	class, _ = f[1].(string)
+	transport, _ = f[2].(string)
+	return class, transport, nil
 }
 
 // Exists reports whether a session is in Redis.
@@ -475,4 +583,20 @@ func toStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// LogSIDChars is how many characters of a session id logs print (LogSID):
+// 6 of its 22 (36 of its 128 random bits), enough to follow one session
+// through the logs of every process, far too few to use it.
+const LogSIDChars = 6
+
+// LogSID returns what logs print of session id sid: its first LogSIDChars
+// characters and "…" (a shorter id whole). A session id is the bearer
+// token of its session (anyone holding it can send and poll as the
+// client), so no process of the cluster logs one in full.
+func LogSID(sid string) string {
+	if len(sid) <= LogSIDChars {
+		return sid
+	}
+	return sid[:LogSIDChars] + "…"
 }

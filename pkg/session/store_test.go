@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -23,6 +24,37 @@ func newStore(t testing.TB, node string) (*Store, *redis.Client) {
 	keys := bus.NewKeys(fmt.Sprintf("t%d:", prefixSeq.Add(1)), 4)
 	return New(rdb, Config{Keys: keys, Node: node, MailboxBytes: 40, MailboxDrainTimeout: 300 * time.Millisecond,
 		PollBatchBytes: 15, BatchConfirmWait: 300 * time.Millisecond}), rdb
+}
+
+// routeTail reads a route stream as its gateway does, from where it was
+// opened.
+type routeTail struct {
+	rdb  *redis.Client
+	key  string
+	last string
+}
+
+// tailRoutes opens a gateway's route stream (the scripts append to it only
+// once it exists) and reads it from there.
+func tailRoutes(t testing.TB, rdb *redis.Client, key string) *routeTail {
+	t.Helper()
+	r := bus.NewRouteReader(rdb, key, bus.RouteReaderConfig{})
+	if err := r.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &routeTail{rdb: rdb, key: key, last: fmt.Sprintf("0-%d", r.Last())}
+}
+
+// ReceiveMessage returns the next route message (as pub/sub's did).
+func (r *routeTail) ReceiveMessage(ctx context.Context) (*redis.Message, error) {
+	res, err := r.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{r.key, r.last}, Count: 1, Block: 5 * time.Second}).Result()
+	if err != nil {
+		return nil, err
+	}
+	e := res[0].Messages[0]
+	r.last = e.ID
+	msg, _ := e.Values[bus.RouteField].(string)
+	return &redis.Message{Channel: r.key, Payload: msg}, nil
 }
 
 // signals reads every signal of sid from its partition stream.
@@ -80,11 +112,7 @@ func TestPollLifecycle(t *testing.T) {
 		t.Fatalf("third poll = %v, want parked", res)
 	}
 	// A delivery wakes the parked poll through its gateway's channel.
-	sub := rdb.Subscribe(ctx, st.Keys().GatewayChannel("gwA"))
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sub := tailRoutes(t, rdb, st.Keys().RouteStream("gwA"))
 	for _, p := range []string{"3:::a", "3:::b", "3:::c", "3:::d"} {
 		if err := st.Deliver(ctx, sid, p); err != nil {
 			t.Fatal(err)
@@ -297,11 +325,7 @@ func TestMailboxBounds(t *testing.T) {
 func TestSameCacheBuster(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
-	sub := rdb.Subscribe(ctx, st.Keys().GatewayChannel("gwA"))
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tailRoutes(t, rdb, st.Keys().RouteStream("gwA"))
 	sid, _ := st.Create(ctx, Handshake{})
 	confirm := func(pollID string) {
 		t.Helper()
@@ -377,6 +401,71 @@ func TestSameCacheBuster(t *testing.T) {
 	}
 }
 
+// A poll script whose reply was lost (Redis stalled past the gateway's
+// timeout, then ran it; go-redis sent it again meanwhile): a run of the
+// same poll gets the batch an earlier run took; once the gateway released
+// the poll (it answered 8:: without that batch), a late run takes nothing
+// and the client's next poll, with a new cache-buster, gets the batch.
+func TestPollReplyLost(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	tailRoutes(t, rdb, st.Keys().RouteStream("gwA"))
+	sid, _ := st.Create(ctx, Handshake{})
+	reply, _ := st.Poll(ctx, sid, "xhr-polling", "1", "5", false)
+	if err := nilPipe(t, rdb)(st.ConfirmWrite(sid, "1")); err != nil || !slices.Equal(reply.Packets, []string{"1::"}) {
+		t.Fatalf("first poll %q, confirm %v", reply.Packets, err)
+	}
+	// Poll 2 parks; a packet wakes it; its re-run takes the packet, and
+	// its reply is lost.
+	if reply, _ = st.Poll(ctx, sid, "xhr-polling", "2", "6", false); reply.Result != PollParked {
+		t.Fatalf("second poll: %v %q, want parked", reply.Result, reply.Packets)
+	}
+	if err := st.Deliver(ctx, sid, "6:::1+[1]"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, _ = st.Poll(ctx, sid, "xhr-polling", "2", "6", true); !slices.Equal(reply.Packets, []string{"6:::1+[1]"}) {
+		t.Fatalf("woken poll: %v %q", reply.Result, reply.Packets)
+	}
+	// The same run again (go-redis's retry) gets that batch again.
+	if reply, _ = st.Poll(ctx, sid, "xhr-polling", "2", "6", true); !slices.Equal(reply.Packets, []string{"6:::1+[1]"}) || !reply.Owned {
+		t.Fatalf("the woken poll run again: %v %q owned %v, want its batch", reply.Result, reply.Packets, reply.Owned)
+	}
+	// The gateway gives up on poll 2 and releases it; a run of it that
+	// Redis executes later takes nothing, not even what came since.
+	if err := st.Release(ctx, sid, "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Deliver(ctx, sid, "6:::2+[2]"); err != nil {
+		t.Fatal(err)
+	}
+	for _, rerun := range []bool{true, false} {
+		if reply, _ = st.Poll(ctx, sid, "xhr-polling", "2", "6", rerun); reply.Result != PollSuperseded {
+			t.Fatalf("late run of the released poll (rerun %v): %v %q, want superseded", rerun, reply.Result, reply.Packets)
+		}
+	}
+	// The client, answered 8::, polls with a new t: it gets the batch.
+	reply, _ = st.Poll(ctx, sid, "xhr-polling", "3", "7", false)
+	if !slices.Equal(reply.Packets, []string{"6:::1+[1]"}) || !reply.Owned {
+		t.Fatalf("next poll: %v %q owned %v, want the released batch", reply.Result, reply.Packets, reply.Owned)
+	}
+	if err := nilPipe(t, rdb)(st.ConfirmWrite(sid, "3")); err != nil {
+		t.Fatal(err)
+	}
+	if reply, _ = st.Poll(ctx, sid, "xhr-polling", "4", "8", false); !slices.Equal(reply.Packets, []string{"6:::2+[2]"}) {
+		t.Fatalf("the poll after: %v %q", reply.Result, reply.Packets)
+	}
+	// Releasing a session that is gone writes nothing.
+	if _, err := st.End(ctx, sid, bus.ReasonClient, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Release(ctx, sid, "4"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, st.Keys().Session(sid)).Result(); n != 0 {
+		t.Fatal("Release of a gone session wrote its hash")
+	}
+}
+
 // A poll on a session a stream holds is parked (and told when the session
 // ends), never answered at once.
 func TestPollOnStreamParks(t *testing.T) {
@@ -387,11 +476,7 @@ func TestPollOnStreamParks(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
-	sub := rdb.Subscribe(ctx, st.Keys().GatewayChannel("gwB"))
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sub := tailRoutes(t, rdb, st.Keys().RouteStream("gwB"))
 	reply, err := other.Poll(ctx, sid, "xhr-polling", "p1", "1", false)
 	if err != nil || reply.Result != PollParked || !reply.OnStream {
 		t.Fatalf("poll on a stream: %+v %v", reply, err)
@@ -423,11 +508,11 @@ func TestStreamOpenAndGatewayReap(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
-	if n, _ := other.ReapGateways(ctx, 100); n != 0 {
+	if n, _ := other.ReapGateways(ctx, 100, 0); n != 0 {
 		t.Fatalf("reaped %d sessions of a live gateway", n)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n, err := other.ReapGateways(ctx, 100); n != 1 || err != nil {
+	if n, err := other.ReapGateways(ctx, 100, 0); n != 1 || err != nil {
 		t.Fatalf("reaped %d, %v", n, err)
 	}
 	got := kinds(signals(t, rdb, st.Keys(), sid))
@@ -560,5 +645,121 @@ func TestTouchRecordsLastHeard(t *testing.T) {
 	}
 	if _, err := st.LastHeard(ctx, stream); err == nil {
 		t.Fatal("a malformed lh read without an error")
+	}
+}
+
+// A zero Config takes the named defaults; fields that are set are kept.
+func TestConfigDefaults(t *testing.T) {
+	var c Config
+	c.defaults()
+	want := Config{
+		Keys:                bus.NewKeys("", 0),
+		HandshakeTimeout:    DefaultHandshakeTimeout,
+		CloseTimeout:        DefaultCloseTimeout,
+		PollingDuration:     DefaultPollingDuration,
+		MailboxBytes:        DefaultMailboxBytes,
+		MailboxDrainTimeout: DefaultMailboxDrainTimeout,
+		PollBatchBytes:      DefaultPollBatchBytes,
+		BatchConfirmWait:    DefaultBatchConfirmWait,
+		MaxNamespaces:       DefaultMaxNamespaces,
+	}
+	if c != want {
+		t.Errorf("zero Config with defaults:\n%+v\nwant\n%+v", c, want)
+	}
+	set := Config{
+		Keys: bus.NewKeys("x:", 4), Node: "n", HandshakeTimeout: time.Second, CloseTimeout: 2 * time.Second,
+		PollingDuration: 3 * time.Second, MailboxBytes: 4, MailboxDrainTimeout: 5 * time.Second,
+		PollBatchBytes: 6, BatchConfirmWait: 7 * time.Second, MaxNamespaces: 8, ExclusiveStreams: true,
+	}
+	c = set
+	c.defaults()
+	if c != set {
+		t.Errorf("a Config with every field set changed:\n%+v\nwant\n%+v", c, set)
+	}
+}
+
+// Renew reports how long the liveness key had left; ProbeAlive writes it
+// without extending that. ReapGateways with a guard ends nothing while the
+// caller's own key has less than the guard left (a stall since it renewed
+// it), and ends the dead gateway's sessions once it has more.
+func TestGatewayReapGuard(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	sid, _ := st.Create(ctx, Handshake{})
+	if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := st.Renew(ctx, 50*time.Millisecond); err != nil || left != 0 {
+		t.Fatalf("first Renew: %v left, %v", left, err)
+	}
+	if left, err := other.Renew(ctx, time.Second); err != nil || left != 0 {
+		t.Fatalf("first Renew of gwB: %v left, %v", left, err)
+	}
+	time.Sleep(100 * time.Millisecond) // gwA's key expired: gwA is dead
+	if err := other.ProbeAlive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left, err := other.Renew(ctx, time.Second)
+	if err != nil || left <= 800*time.Millisecond || left > 900*time.Millisecond {
+		t.Fatalf("Renew after 100 ms and a probe: %v left, %v; want about 900ms (the probe keeps the TTL)", left, err)
+	}
+	// As if Redis had stalled since gwB renewed: its key has run down.
+	if err := rdb.PExpire(ctx, st.Keys().GatewayAlive("gwB"), 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := other.ReapGateways(ctx, 100, 500*time.Millisecond); !errors.Is(err, ErrStalled) || n != 0 {
+		t.Fatalf("reap with a stale own key: %d, %v", n, err)
+	}
+	if got := kinds(signals(t, rdb, st.Keys(), sid)); !slices.Equal(got, []string{"connect()"}) {
+		t.Fatalf("signals after a refused reap: %q", got)
+	}
+	if _, err := other.Renew(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := other.ReapGateways(ctx, 100, 500*time.Millisecond); err != nil || n != 1 {
+		t.Fatalf("reap with a fresh own key: %d, %v", n, err)
+	}
+	if got := kinds(signals(t, rdb, st.Keys(), sid)); !slices.Equal(got, []string{"connect()", "disconnect()gateway_lost"}) {
+		t.Fatalf("signals = %q", got)
+	}
+}
+
+// A gateway started again under the same node id ends the streaming
+// sessions its previous run left, although its liveness key is alive (so
+// no other gateway would reap them); other gateways' sessions stay.
+func TestEndOwnStreams(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	var mine []string
+	for i := 0; i < 3; i++ {
+		sid, _ := st.Create(ctx, Handshake{})
+		if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, sid)
+	}
+	theirs, _ := other.Create(ctx, Handshake{})
+	if _, _, err := other.OpenStream(ctx, theirs, "websocket"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Alive(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	again := New(rdb, Config{Keys: st.Keys(), Node: "gwA"}) // the next run
+	if n, err := again.EndOwnStreams(ctx); err != nil || n != 3 {
+		t.Fatalf("EndOwnStreams = %d, %v", n, err)
+	}
+	for _, sid := range mine {
+		if got := kinds(signals(t, rdb, st.Keys(), sid)); !slices.Equal(got, []string{"connect()", "disconnect()gateway_lost"}) {
+			t.Fatalf("signals of %s = %q", sid, got)
+		}
+	}
+	if got := kinds(signals(t, rdb, st.Keys(), theirs)); !slices.Equal(got, []string{"connect()"}) {
+		t.Fatalf("signals of another gateway's session = %q", got)
+	}
+	if n, err := again.EndOwnStreams(ctx); err != nil || n != 0 {
+		t.Fatalf("EndOwnStreams again = %d, %v", n, err)
 	}
 }

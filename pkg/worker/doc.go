@@ -16,6 +16,11 @@
 // plus rooms (Join, Leave, Rooms, To), Disconnect, server-to-client acks and
 // an Emitter that any Go process can use without consuming signals.
 //
+// Worker.OnBatch replaces the Namespace handlers with one BatchHandler that
+// gets each partition's signals in runs, for a bridge that hands them to
+// another process in one request (pkg/bridge, `worker -app http`); its
+// effects and failures are committed and retried as handlers' are.
+//
 // A handler's actions through its Socket and Event are effects: they are
 // committed to Redis in one script together with the acknowledgement of the
 // signal that caused them. A worker that crashes mid-batch has committed
@@ -34,7 +39,13 @@
 // client input is not worth retrying: answer it with Event.Reject (or wrap
 // ErrRejected), which commits what the handler did and moves on at once.
 // Messages and events no handler takes are counted "unhandled" in
-// realtime_worker_signals_total, never "ok".
+// realtime_worker_signals_total, never "ok" (those of namespaces a worker
+// of an app has no handlers for belong to another app: Config.App; they
+// are counted "not_served" and left alone), and logged at most once per
+// second per reason (no_namespace, no_handler; the next line says how many
+// went unlogged); a client that asked for an ack on one gets UnhandledAck
+// ({"error":"unhandled"}) at once, so its callback never waits forever.
+// Rejected input is logged the same way (reason rejected).
 //
 // A minimal worker (Run returns nil when ctx ends: a clean shutdown):
 //
@@ -49,4 +60,9 @@
 //	if err := w.Run(ctx); err != nil {
 //		log.Fatal(err)
 //	}
+//
+// The package's examples run as tests against a real Redis (Example is the
+// README's worker; ExampleEvent_Ack and ExampleEvent_Reject drive these
+// handlers with a Socket.IO 0.9 client through a gateway), and
+// examples/worker-template is a complete worker as a module of its own.
 package worker

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -30,6 +31,13 @@ var (
 	ErrNoReplies = errors.New("worker: this emitter does not receive client acks")
 	// ErrBadRoom is returned for an empty room name or one with a newline.
 	ErrBadRoom = session.ErrBadRoom
+	// ErrTooManyRooms is returned by Socket.Join for a room that would put
+	// the session in more than MaxRooms rooms (over all its namespaces).
+	// It wraps ErrRejected: a handler that returns it is not retried.
+	ErrTooManyRooms = fmt.Errorf("%w: too many rooms for one session", ErrRejected)
+	// ErrRoomNameTooLong is returned by Socket.Join for a room name longer
+	// than MaxRoomBytes. It wraps ErrRejected.
+	ErrRoomNameTooLong = fmt.Errorf("%w: room name too long", ErrRejected)
 )
 
 // EmitterConfig configures an Emitter.
@@ -45,6 +53,15 @@ type EmitterConfig struct {
 	// that created it (gateway.Config.MailboxBytes) and stored with the
 	// session, so every process honours the same ones.
 	MaxMailbox int
+	// MaxRooms bounds the rooms one session is in, over all its
+	// namespaces: Socket.Join of a room beyond it fails with
+	// ErrTooManyRooms and changes nothing. Default:
+	// session.DefaultMaxRooms (1024).
+	MaxRooms int
+	// MaxRoomBytes bounds a room name, in bytes: Socket.Join of a longer
+	// one fails with ErrRoomNameTooLong. Default:
+	// session.DefaultMaxRoomBytes (256).
+	MaxRoomBytes int
 }
 
 // Emitter emits, broadcasts, lists and disconnects sockets from any Go
@@ -54,6 +71,8 @@ type Emitter struct {
 	store *session.Store
 	keys  bus.Keys
 	node  string
+
+	maxRooms, maxRoomBytes int
 }
 
 // NewEmitter returns an emitter on rdb.
@@ -64,8 +83,14 @@ func NewEmitter(rdb redis.UniversalClient, cfg EmitterConfig) *Emitter {
 	if cfg.Node == "" {
 		cfg.Node = "emitter"
 	}
+	if cfg.MaxRooms <= 0 {
+		cfg.MaxRooms = session.DefaultMaxRooms
+	}
+	if cfg.MaxRoomBytes <= 0 {
+		cfg.MaxRoomBytes = session.DefaultMaxRoomBytes
+	}
 	return &Emitter{
-		rdb: rdb, keys: cfg.Keys, node: cfg.Node,
+		rdb: rdb, keys: cfg.Keys, node: cfg.Node, maxRooms: cfg.MaxRooms, maxRoomBytes: cfg.MaxRoomBytes,
 		store: session.New(rdb, session.Config{Keys: cfg.Keys, Node: cfg.Node}),
 	}
 }
@@ -101,6 +126,63 @@ func (e *Emitter) Sockets(ctx context.Context, ns string) iter.Seq2[string, erro
 // RoomSockets iterates over the ids of the sockets in a room.
 func (e *Emitter) RoomSockets(ctx context.Context, ns, room string) iter.Seq2[string, error] {
 	return e.store.RoomSessions(ctx, ns, room)
+}
+
+// Connected reports whether socket sid is connected to namespace ns ("" the
+// default): false for a session that ended or never was. The answer may be
+// stale by the time the caller acts on it; an action on a socket that is
+// gone does nothing.
+func (e *Emitter) Connected(ctx context.Context, sid, ns string) (bool, error) {
+	ok, err := e.store.InNamespace(ctx, sid, ns)
+	if err != nil {
+		return false, fmt.Errorf("worker: connected: %w", err)
+	}
+	return ok, nil
+}
+
+// SocketsPage returns one page of the ids of the sockets connected to
+// namespace ns (room "") or in room of ns, for callers that page across
+// requests (Sockets iterates over all of them). Start with cursor 0 and
+// pass the returned next cursor; next is 0 after the last page. count is a
+// hint of the page's size (Redis SSCAN's COUNT: a small set comes whole in
+// one page, and a page may be empty before the last). A socket may appear
+// twice if the set changes between pages. It returns ErrBadRoom for a room
+// with a newline.
+func (e *Emitter) SocketsPage(ctx context.Context, ns, room string, cursor uint64, count int) (ids []string, next uint64, err error) {
+	if room != "" {
+		if err := session.ValidRoom(room); err != nil {
+			return nil, 0, err
+		}
+	}
+	ids, next, err = e.store.SessionsPage(ctx, ns, room, cursor, int64(count))
+	if err != nil {
+		return nil, 0, fmt.Errorf("worker: sockets page: %w", err)
+	}
+	return ids, next, nil
+}
+
+// RoomsPage returns one page of the names of the rooms of namespace ns that
+// have members, as SocketsPage pages sockets. It scans the whole Redis
+// keyspace (SCAN MATCH on the room keys of ns): count is the keys looked
+// at per page, so pages are often empty before the last, and a full
+// listing costs a pass over every key; an operator's tool, not a hot path.
+func (e *Emitter) RoomsPage(ctx context.Context, ns string, cursor uint64, count int) (rooms []string, next uint64, err error) {
+	rooms, next, err = e.store.RoomsPage(ctx, ns, cursor, int64(count))
+	if err != nil {
+		return nil, 0, fmt.Errorf("worker: rooms page: %w", err)
+	}
+	return rooms, next, nil
+}
+
+// Identities returns, in one round trip, what each session of sids kept
+// of its handshake and authorization (see Socket.Handshake and
+// Socket.AuthData); a session that is gone is absent from the map.
+func (e *Emitter) Identities(ctx context.Context, sids []string) (map[string]session.Identity, error) {
+	ids, err := e.store.Identities(ctx, sids)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return ids, nil
 }
 
 // Count returns how many sockets are connected to namespace ns.
@@ -157,6 +239,23 @@ func (r *Room) EmitRaw(name string, args []byte) error {
 // Send sends a message to the room.
 func (r *Room) Send(msg string) error {
 	return r.packet(protocol.Packet{Type: protocol.Message, Endpoint: r.ns, Data: []byte(msg)})
+}
+
+// SendJSON sends v as a JSON message (packet type 4) to the room.
+func (r *Room) SendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("worker: SendJSON: %w", err)
+	}
+	return r.packet(protocol.Packet{Type: protocol.JSON, Endpoint: r.ns, Data: b})
+}
+
+// Except returns the room without socket sid: what it sends reaches every
+// member but sid ("" leaves out no one).
+func (r *Room) Except(sid string) *Room {
+	c := *r
+	c.except = sid
+	return &c
 }
 
 func (r *Room) packet(p protocol.Packet) error {

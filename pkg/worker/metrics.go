@@ -4,16 +4,20 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the worker's Prometheus collectors.
 type Metrics struct {
-	Signals        *prometheus.CounterVec   // kind, result (ok, error, rejected, unhandled, ignored)
+	Signals        *prometheus.CounterVec   // kind, result (ok, error, rejected, unhandled, ignored, not_served)
 	HandlerSeconds *prometheus.HistogramVec // kind, event (registered names, else "other"; "" for other kinds)
 	Overruns       prometheus.Counter
 	DeadLetters    prometheus.Counter
 	Reclaimed      prometheus.Counter
+	Reread         prometheus.Counter
 	Partitions     prometheus.Gauge
 	Pending        *prometheus.GaugeVec // partition
 	Lag            *prometheus.GaugeVec // partition
 	AcksRouted     prometheus.Counter
 	AckTimeouts    prometheus.Counter
+	BacklogTrimmed *prometheus.CounterVec // group
+	GroupLag       *prometheus.GaugeVec   // group, partition
+	RoomsRefused   *prometheus.CounterVec // reason (too_many_rooms, room_name_too_long)
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -31,6 +35,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_worker_dead_letters_total", Help: "Signals moved to a dead-letter stream."}),
 		Reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_worker_reclaimed_total", Help: "Pending signals taken over from earlier owners."}),
+		Reread: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_reread_total", Help: "Signals left pending on this worker by a failed read or commit, read again before newer ones."}),
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "realtime_worker_partitions_owned", Help: "Partitions this worker owns."}),
 		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -41,10 +47,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_worker_acks_routed_total", Help: "Client answers to server emits delivered to callbacks."}),
 		AckTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_worker_ack_timeouts_total", Help: "Server emits whose client ack did not come in time."}),
+		BacklogTrimmed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_worker_backlog_trimmed_total", Help: "Signals trimmed from partition streams before a consumer group (an app) read them: its workers were stopped or too slow for the backlog bound, by group."}, []string{"group"}),
+		RoomsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_worker_rooms_refused_total", Help: "Socket.Join calls refused by the per-session bounds, by reason (too_many_rooms, room_name_too_long)."}, []string{"reason"}),
+		GroupLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "realtime_worker_group_lag", Help: "Signals of a partition waiting to be delivered to each app's consumer group, every group's, as this worker saw them when it last trimmed a partition it owns (every 10 s): an app whose workers are all stopped shows here. Workers of several apps report the same partition: aggregate with max by (group, partition), then sum by (group)."}, []string{"group", "partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Signals, m.HandlerSeconds, m.Overruns, m.DeadLetters, m.Reclaimed, m.Partitions,
-			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts)
+		reg.MustRegister(m.Signals, m.HandlerSeconds, m.Overruns, m.DeadLetters, m.Reclaimed, m.Reread, m.Partitions,
+			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag)
 	}
 	return m
 }

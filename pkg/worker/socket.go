@@ -16,7 +16,11 @@ import (
 // recorder collects a handler's effects for its signal's commit.
 type recorder struct {
 	effects []session.Effect
-	acks    []pendingKey // callbacks registered by this handler, dropped if it fails
+	// joins are the rooms (bus.RoomMember) joined by sid in the batch this
+	// handler's signal is committed with, not yet in Redis, for the
+	// MaxRooms check; shared by the recorders of one partition's batch.
+	joins map[string]map[string]bool
+	acks  []pendingKey // callbacks registered by this handler, dropped if it fails
 }
 
 // Socket is one client session in one namespace. In a handler, its actions
@@ -37,11 +41,12 @@ func (s *Socket) ID() string { return s.id }
 func (s *Socket) Namespace() string { return s.ns }
 
 // Handshake returns what the session kept of its handshake request:
-// headers, query, remote address and time.
+// headers (those the gateway's -handshake-headers names, within
+// -max-handshake-bytes), query, remote address and time.
 func (s *Socket) Handshake(ctx context.Context) (session.Handshake, error) {
 	hs, err := s.em.store.Handshake(ctx, s.id)
 	if err != nil {
-		return hs, fmt.Errorf("worker: handshake of %s: %w", s.id, err)
+		return hs, fmt.Errorf("worker: handshake of %s: %w", session.LogSID(s.id), err)
 	}
 	return hs, nil
 }
@@ -51,13 +56,13 @@ func (s *Socket) Handshake(ctx context.Context) (session.Handshake, error) {
 func (s *Socket) AuthData(ctx context.Context, v any) error {
 	raw, err := s.em.store.AuthData(ctx, s.id)
 	if err != nil {
-		return fmt.Errorf("worker: auth data of %s: %w", s.id, err)
+		return fmt.Errorf("worker: auth data of %s: %w", session.LogSID(s.id), err)
 	}
 	if raw == "" {
 		return nil
 	}
 	if err := json.Unmarshal([]byte(raw), v); err != nil {
-		return fmt.Errorf("worker: auth data of %s: %w", s.id, err)
+		return fmt.Errorf("worker: auth data of %s: %w", session.LogSID(s.id), err)
 	}
 	return nil
 }
@@ -150,12 +155,65 @@ func (s *Socket) broadcast(room string) *Room {
 	return &Room{em: s.em, rec: s.rec, ns: s.ns, room: room, except: s.id}
 }
 
-// Join puts the socket in room (rooms are per namespace).
+// Join puts the socket in room (rooms are per namespace). It fails with
+// ErrBadRoom for an empty name or one with a newline, ErrRoomNameTooLong
+// for a name over MaxRoomBytes, and ErrTooManyRooms for a room that would
+// put the session in more than MaxRooms rooms (counted as committed, plus
+// those joined by the handlers of signals committed in the same batch);
+// these change nothing, and the last two
+// (which wrap ErrRejected) are counted in
+// realtime_worker_rooms_refused_total and logged, at most once per 10 s.
+// The count is read from Redis (one round trip): a session's signals are
+// handled one at a time, so no other handler of it joins meanwhile.
 func (s *Socket) Join(room string) error {
 	if err := session.ValidRoom(room); err != nil {
 		return err
 	}
+	if len(room) > s.em.maxRoomBytes {
+		return s.roomRefused("room_name_too_long", ErrRoomNameTooLong, len(room))
+	}
+	member := bus.RoomMember(s.ns, room)
+	var pending map[string]bool // joined in this batch, not yet committed
+	if s.rec != nil {
+		if s.rec.joins == nil {
+			s.rec.joins = map[string]map[string]bool{}
+		}
+		pending = s.rec.joins[s.id]
+	}
+	if !pending[member] {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, in, err := s.em.store.RoomCount(ctx, s.id, s.ns, room)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("worker: join: %w", err)
+		}
+		n += len(pending)
+		if !in && n >= s.em.maxRooms {
+			return s.roomRefused("too_many_rooms", ErrTooManyRooms, n)
+		}
+		if s.rec != nil && !in {
+			if pending == nil {
+				pending = map[string]bool{}
+				s.rec.joins[s.id] = pending
+			}
+			pending[member] = true
+		}
+	}
 	return s.em.effect(s.rec, session.JoinEffect(s.id, s.ns, room))
+}
+
+// roomRefused counts and logs a refused join (reason: the label of
+// realtime_worker_rooms_refused_total) and returns err; n is the room
+// count or the name's length.
+func (s *Socket) roomRefused(reason string, err error, n int) error {
+	if w := s.w; w != nil {
+		w.metrics.RoomsRefused.WithLabelValues(reason).Inc()
+		w.roomLog.Do(func() {
+			w.log.Info("join refused", "reason", reason, "sid", session.LogSID(s.id), "ns", s.ns,
+				"n", n, "max_rooms", s.em.maxRooms, "max_room_bytes", s.em.maxRoomBytes)
+		})
+	}
+	return err
 }
 
 // Leave takes the socket out of room.

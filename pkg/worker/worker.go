@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +17,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/realtime/realtime/internal/ratelog"
 	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/protocol"
 	"github.com/realtime/realtime/pkg/session"
 )
 
@@ -36,6 +39,18 @@ type Config struct {
 	Keys bus.Keys
 	// Name is this worker's id, unique among workers. Default: generated.
 	Name string
+	// App names the app this worker runs: the consumer group it reads the
+	// partitions through, with the other replicas of the same app
+	// (bus.ValidGroup). Every app gets every signal, so apps that serve
+	// different namespaces run side by side on one cluster: a worker with
+	// an App acknowledges the signals of namespaces it has no handlers for
+	// without a word (counted in realtime_worker_signals_total with result
+	// "not_served"), and answers a handshake's authorization request only
+	// if it has an OnAuthorize hook. Workers of one app must serve the same
+	// namespaces. Default: "" (group bus.GroupName, and a worker serves
+	// the whole cluster: signals of namespaces it has no handlers for are
+	// counted "unhandled", and it answers every authorization request).
+	App string
 	// HandlerTimeout is the deadline of each handler's context; a handler
 	// that overruns it is logged and counted. Default: DefaultHandlerTimeout
 	// (10s).
@@ -52,6 +67,20 @@ type Config struct {
 	// that created it (gateway.Config.MailboxBytes) and stored with the
 	// session, so every process honours the same ones.
 	MaxMailbox int
+	// MaxRooms bounds the rooms one session is in (EmitterConfig.MaxRooms;
+	// cmd/worker's -max-rooms). Default: session.DefaultMaxRooms (1024).
+	MaxRooms int
+	// MaxRoomBytes bounds a room name (EmitterConfig.MaxRoomBytes;
+	// cmd/worker's -max-room-bytes). Default: session.DefaultMaxRoomBytes
+	// (256).
+	MaxRoomBytes int
+	// RetryBackoff is the pause before a failed signal is handled again.
+	// Default: bus.DefaultRetryBackoff (200ms).
+	RetryBackoff time.Duration
+	// MaxRetryBackoff, when larger than RetryBackoff, doubles the pause
+	// with each failed attempt of a signal, up to it (see
+	// bus.ConsumerConfig.MaxRetryBackoff). Default 0: a fixed pause.
+	MaxRetryBackoff time.Duration
 	// Logger receives the worker's logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, receives the worker's measurements.
@@ -71,10 +100,27 @@ type Worker struct {
 	namespaces map[string]*Namespace
 	pending    map[pendingKey]*pendingAck
 	authorize  AuthorizeHandler
+	batch      BatchHandler
 
-	// Client input decides how often these happen: logged at most once per
+	// Rate-limited log lines (ratelog.go), one limiter per reason, each
+	// letting a line through per logEvery (defaultLogEvery; tests set it).
+	inputLog [numLogReasons]ratelog.Limiter
+	logEvery time.Duration
+	// Rooms refused by the per-session bounds: logged at most once per
 	// 10 s, counted always.
-	rejectedLog, unhandledLog rate.Sometimes
+	roomLog rate.Sometimes
+
+	// groupLags holds, per consumer group and partition, the signals
+	// waiting for it when this worker last trimmed the partition
+	// (bus.ConsumerConfig.OnGroupLag), for WaitingNote.
+	lagMu     sync.Mutex
+	groupLags map[string]map[int]groupLag
+}
+
+// groupLag is one OnGroupLag report.
+type groupLag struct {
+	n  int64
+	at time.Time
 }
 
 // Authorization is an OnAuthorize hook's verdict on a handshake.
@@ -137,28 +183,42 @@ func New(rdb redis.UniversalClient, cfg Config) *Worker {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	w := &Worker{
-		Emitter:      NewEmitter(rdb, EmitterConfig{Keys: cfg.Keys, Node: cfg.Name}),
+		Emitter:      NewEmitter(rdb, EmitterConfig{Keys: cfg.Keys, Node: cfg.Name, MaxRooms: cfg.MaxRooms, MaxRoomBytes: cfg.MaxRoomBytes}),
 		cfg:          cfg,
 		log:          cfg.Logger.With("worker", cfg.Name),
 		replyChannel: cfg.Keys.ReplyChannel(cfg.Name),
 		metrics:      cfg.Metrics,
 		namespaces:   map[string]*Namespace{},
 		pending:      map[pendingKey]*pendingAck{},
-		rejectedLog:  rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		unhandledLog: rate.Sometimes{First: 1, Interval: 10 * time.Second},
+		logEvery:     defaultLogEvery,
+		roomLog:      rate.Sometimes{First: 1, Interval: 10 * time.Second},
 	}
 	m := cfg.Metrics
 	w.consumer = bus.NewConsumer(rdb, bus.ConsumerConfig{
-		Keys: cfg.Keys, Name: cfg.Name, LeaseTTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts, Logger: cfg.Logger,
+		Keys: cfg.Keys, Name: cfg.Name, Group: w.group(), LeaseTTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts, Logger: cfg.Logger,
+		RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff,
 		OnDeadLetter: func(int) { m.DeadLetters.Inc() },
 		OnReclaim:    func(_ int, n int) { m.Reclaimed.Add(float64(n)) },
+		OnReread:     func(_ int, n int) { m.Reread.Add(float64(n)) },
 		OnOwned:      func(n int) { m.Partitions.Set(float64(n)) },
 		OnLag: func(p int, pending, lag int64) {
 			m.Pending.WithLabelValues(strconv.Itoa(p)).Set(float64(pending))
 			m.Lag.WithLabelValues(strconv.Itoa(p)).Set(float64(lag))
 		},
+		OnBacklogTrimmed: func(_ int, group string, n int64) {
+			m.BacklogTrimmed.WithLabelValues(group).Add(float64(n))
+		},
+		OnGroupLag: w.groupLagged,
 	})
 	return w
+}
+
+// group is the consumer group of the worker's app (Config.App).
+func (w *Worker) group() string {
+	if w.cfg.App == "" {
+		return bus.GroupName
+	}
+	return w.cfg.App
 }
 
 // Name returns the worker's id.
@@ -172,6 +232,54 @@ func (w *Worker) CheckReady(ctx context.Context) error {
 		return fmt.Errorf("worker: redis: %w", err)
 	}
 	return w.consumer.Check()
+}
+
+// groupLagged records that n signals of partition p wait for group
+// (bus.ConsumerConfig.OnGroupLag; -1: unknown).
+func (w *Worker) groupLagged(p int, group string, n int64) {
+	w.metrics.GroupLag.WithLabelValues(group, strconv.Itoa(p)).Set(float64(n))
+	w.lagMu.Lock()
+	defer w.lagMu.Unlock()
+	if w.groupLags == nil {
+		w.groupLags = map[string]map[int]groupLag{}
+	}
+	if w.groupLags[group] == nil {
+		w.groupLags[group] = map[int]groupLag{}
+	}
+	w.groupLags[group][p] = groupLag{n: n, at: time.Now()}
+}
+
+// waitingFresh is how recent a group lag report must be for WaitingNote
+// (partitions are trimmed every 10 s; older reports are of partitions this
+// worker no longer owns).
+const waitingFresh = 30 * time.Second
+
+// WaitingNote says, one line per other app (consumer group), how many
+// signals of the partitions this worker owns wait for it, when some do:
+// "signals waiting for app chat: 1234 (none read them: its workers are
+// stopped, or too slow)". It is "" when none wait. cmd/worker adds it to
+// /readyz, which stays ready: the wait is the other app's, bounded by
+// bus.DefaultMaxBacklog.
+func (w *Worker) WaitingNote() string {
+	w.lagMu.Lock()
+	defer w.lagMu.Unlock()
+	var lines []string
+	for group, parts := range w.groupLags {
+		if group == w.group() {
+			continue
+		}
+		var total int64
+		for _, l := range parts {
+			if l.n > 0 && time.Since(l.at) < waitingFresh {
+				total += l.n
+			}
+		}
+		if total > 0 {
+			lines = append(lines, fmt.Sprintf("signals waiting for app %s: %d (none read them: its workers are stopped, or too slow)\n", group, total))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "")
 }
 
 // Owned returns the partitions the worker owns now.
@@ -191,7 +299,10 @@ func (w *Worker) Namespace(name string) *Namespace {
 }
 
 // Run handles signals until ctx ends, then finishes the batches in hand,
-// releases its partitions and returns.
+// releases its partitions and returns nil: a clean shutdown is no error, so
+// a main that does `if err := w.Run(ctx); err != nil { log.Fatal(err) }`
+// with a signal.NotifyContext exits 0 on SIGTERM. It returns an error when
+// it cannot start (Redis unreachable) or its consumer fails.
 func (w *Worker) Run(ctx context.Context) error {
 	sub := w.rdb.Subscribe(ctx, w.replyChannel)
 	if _, err := sub.Receive(ctx); err != nil {
@@ -223,6 +334,9 @@ func (w *Worker) answerAuthorize(ctx context.Context, sig bus.Signal) error {
 	w.mu.Lock()
 	h := w.authorize
 	w.mu.Unlock()
+	if h == nil && w.cfg.App != "" {
+		return nil // the app with the hook answers (Config.App)
+	}
 	verdict, reason, data := "1", "", ""
 	if h != nil {
 		var hs session.Handshake
@@ -250,7 +364,8 @@ func (w *Worker) answerAuthorize(ctx context.Context, sig bus.Signal) error {
 	}
 	w.metrics.Signals.WithLabelValues(string(sig.Kind), map[string]string{"1": "allowed", "0": "denied", "e": "error"}[verdict]).Inc()
 	msg := bus.Route{Op: bus.OpAuth, SID: id, Arg: verdict, Room: strings.ReplaceAll(reason, "\n", " "), Packet: data}
-	return w.rdb.Publish(ctx, w.keys.GatewayChannel(node), msg.String()).Err()
+	_, err := bus.AppendRoute(ctx, w.rdb, w.keys.RouteStream(node), msg.String())
+	return err
 }
 
 func safeAuthorize(ctx context.Context, h AuthorizeHandler, hs session.Handshake) (a Authorization, err error) {
@@ -342,15 +457,23 @@ func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus
 		b := batches[i]
 		stream := w.keys.Stream(b.Partition)
 		r := &results[i]
+		w.mu.Lock()
+		bh := w.batch
+		w.mu.Unlock()
+		if bh != nil {
+			r.commits, r.recs, r.failed = w.runBatch(ctx, bh, stream, b.Signals)
+			return
+		}
 		r.commits = make([]session.Commit, 0, len(b.Signals))
+		joins := map[string]map[string]bool{} // the batch's joins, for Socket.Join's bound
 		for _, sig := range b.Signals {
-			rec := &recorder{}
+			rec := &recorder{joins: joins}
 			if err := w.dispatch(ctx, sig, rec); err != nil {
 				w.drop(rec)
 				r.failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
 				break
 			}
-			r.commits = append(r.commits, session.Commit{Stream: stream, ID: sig.ID, Effects: rec.effects})
+			r.commits = append(r.commits, session.Commit{Stream: stream, Group: w.group(), ID: sig.ID, Effects: rec.effects})
 			r.recs = append(r.recs, rec)
 		}
 	}
@@ -378,7 +501,9 @@ func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus
 				for _, rec := range r.recs {
 					w.drop(rec)
 				}
-				outcomes[i] = bus.Outcome{Err: err}
+				// Whether Redis applied it is unknown: the consumer
+				// re-reads what is still pending (bus.Outcome).
+				outcomes[i] = bus.Outcome{Err: fmt.Errorf("%w: %w", bus.ErrCommitFailed, err)}
 			}
 			return outcomes
 		}
@@ -396,16 +521,33 @@ func (w *Worker) drop(rec *recorder) {
 	}
 }
 
-// unhandled counts and logs (at most once per 10 s) a message, JSON message
-// or event that no handler of this worker takes: in a namespace it does not
-// serve, or with no handler for its name. It is acknowledged like a handled
-// one (no worker owning the partition would handle it either).
-func (w *Worker) unhandled(sig bus.Signal) {
+// UnhandledAck is the answer a worker gives a client that asked for a
+// data ack (a callback) on a message, JSON message or event that no handler
+// of the worker takes: the callback's one argument is {"error":"unhandled"},
+// as the gateway answers input it rejects ({"error":"<reason>"}). So a
+// client's callback never waits forever for an event nobody serves. An app
+// that wants another answer registers Namespace.OnAnyEvent.
+const UnhandledAck = `[{"error":"unhandled"}]`
+
+// unhandled counts, logs (rate-limited, see logLimited) and answers a
+// message, JSON message or event that no handler of this worker takes: in a
+// namespace it does not serve (served false), or with no handler for its
+// kind or name. Its signal is acknowledged with the answer, if the client
+// asked for one (UnhandledAck), as its one effect: no worker owning the
+// partition would handle it either. It is never counted "ok".
+func (w *Worker) unhandled(sig bus.Signal, rec *recorder, served bool) error {
 	w.metrics.Signals.WithLabelValues(string(sig.Kind), "unhandled").Inc()
-	w.unhandledLog.Do(func() {
-		w.log.Warn("signal with no handler (logged at most once per 10 s; counted in realtime_worker_signals_total{result=\"unhandled\"})",
-			"kind", sig.Kind, "namespace", sig.NS, "event", sig.Name)
-	})
+	reason := logNoHandler
+	if !served {
+		reason = logNoNamespace
+	}
+	w.logLimited(reason, slog.LevelWarn, "signal with no handler (counted in realtime_worker_signals_total{result=\"unhandled\"})",
+		"kind", sig.Kind, "namespace", sig.NS, "event", sig.Name, "answered", sig.HasID && sig.AckData)
+	if !sig.HasID || !sig.AckData {
+		return nil // no callback waits (a plain ack id was answered by the gateway)
+	}
+	s := &Socket{id: sig.SID, ns: sig.NS, em: w.Emitter, w: w, rec: rec}
+	return s.deliver(protocol.Packet{Type: protocol.Ack, Data: protocol.AppendAck(nil, sig.MsgID, []byte(UnhandledAck), true)})
 }
 
 // dispatch runs the handler for one signal, turning a panic into an error.
@@ -422,9 +564,13 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 		w.metrics.Signals.WithLabelValues(kind, "ignored").Inc()
 		return nil
 	}
-	if ns == nil {
-		w.unhandled(sig)
+	if ns == nil && w.cfg.App != "" {
+		// Another app's namespace (Config.App).
+		w.metrics.Signals.WithLabelValues(kind, "not_served").Inc()
 		return nil
+	}
+	if ns == nil {
+		return w.unhandled(sig, rec, false)
 	}
 	s := &Socket{id: sig.SID, ns: sig.NS, em: w.Emitter, w: w, rec: rec}
 	hctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
@@ -445,23 +591,22 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 			}
 		}
 		if !handled {
-			w.unhandled(sig)
+			err = w.unhandled(sig, rec, true)
 			return
 		}
 		w.metrics.HandlerSeconds.WithLabelValues(kind, event).Observe(took.Seconds())
 		result := "ok"
+		var rejected error
 		switch {
 		case errors.Is(err, ErrRejected):
 			// Invalid client input, answered by the handler: commit what
 			// it did and move on.
-			result, err = "rejected", nil
-			w.rejectedLog.Do(func() {
-				w.log.Info("handler rejected client input (logged at most once per 10 s; counted in realtime_worker_signals_total{result=\"rejected\"})",
-					"kind", kind, "event", sig.Name)
-			})
+			result, rejected, err = "rejected", err, nil
+			w.logLimited(logRejected, slog.LevelInfo, "handler rejected client input (counted in realtime_worker_signals_total{result=\"rejected\"})",
+				"kind", kind, "namespace", sig.NS, "event", sig.Name, "err", rejected)
 		case err != nil:
 			result = "error"
-			w.log.Warn("handler failed", "kind", kind, "event", sig.Name, "sid", sig.SID, "err", err)
+			w.log.Warn("handler failed", "kind", kind, "event", sig.Name, "sid", session.LogSID(sig.SID), "err", err)
 		}
 		if took > w.cfg.HandlerTimeout {
 			w.metrics.Overruns.Inc()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -148,7 +149,7 @@ func TestCommitIsExactlyOnce(t *testing.T) {
 			id = m.ID
 		}
 	}
-	commit := session.Commit{Stream: stream, ID: id, Effects: []session.Effect{session.DeliverEffect(sid, "3:::once")}}
+	commit := session.Commit{Stream: stream, Group: bus.GroupName, ID: id, Effects: []session.Effect{session.DeliverEffect(sid, "3:::once")}}
 	for i, want := range []int{1, 0} {
 		n, err := e.store.Apply(ctx, commit)
 		if err != nil || n != want {
@@ -502,29 +503,336 @@ func TestRejectAnswersAtOnce(t *testing.T) {
 }
 
 // Events with no handler, and signals of a namespace this worker does not
-// serve, are counted "unhandled", never "ok".
-func TestUnhandledIsCounted(t *testing.T) {
+// serve, are counted "unhandled", never "ok"; a client that asked for a
+// data ack on one gets UnhandledAck at once, in order with the session's
+// other answers, and one that asked for none gets nothing.
+func TestUnhandledIsCountedAndAnswered(t *testing.T) {
 	e := newEnv(t)
 	m := NewMetrics(nil)
 	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond, Metrics: m})
-	w.Namespace("").OnEvent("known", func(ctx context.Context, s *Socket, ev *Event) error { return ev.Ack() })
+	w.Namespace("").OnEvent("known", func(ctx context.Context, s *Socket, ev *Event) error { return ev.Ack("known") })
 	stop := e.run(w)
 	defer stop()
 	sid := e.session()
 	e.event(sid, "unknown", `[]`, 0)
-	sig := bus.Signal{Kind: bus.KindMessage, SID: sid, NS: "/elsewhere", Gateway: "gw", Time: time.Now(), Data: "hi"}
-	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.StreamFor(sid), Values: sig.Values()}).Err(); err != nil {
+	e.event(sid, "unknown", `[1]`, 1)
+	for _, sig := range []bus.Signal{
+		{Kind: bus.KindMessage, NS: "/elsewhere", Data: "hi"},
+		{Kind: bus.KindEvent, NS: "/elsewhere", Name: "known", MsgID: 2, HasID: true, AckData: true},
+		{Kind: bus.KindJSON, NS: "", Data: `{"a":1}`, MsgID: 3, HasID: true, AckData: true},
+	} {
+		sig.SID, sig.Gateway, sig.Time = sid, "gw", time.Now()
+		if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.StreamFor(sid), Values: sig.Values()}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.event(sid, "known", `[]`, 4)
+	want := []string{
+		`6:::1+[{"error":"unhandled"}]`,
+		`6::/elsewhere:2+[{"error":"unhandled"}]`,
+		`6:::3+[{"error":"unhandled"}]`,
+		`6:::4+["known"]`,
+	}
+	waitFor(t, "4 answers", func() bool { return len(e.mailbox(sid)) >= len(want) })
+	if got := e.mailbox(sid); !slices.Equal(got, want) {
+		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
+	}
+	for _, c := range []struct {
+		kind, result string
+		want         float64
+	}{
+		{"event", "unhandled", 3},
+		{"message", "unhandled", 1},
+		{"json", "unhandled", 1},
+		{"event", "ok", 1},
+		{"message", "ok", 0},
+		{"json", "ok", 0},
+	} {
+		if n := signalsCounted(t, m, c.kind, c.result); n != c.want {
+			t.Errorf("signals{kind=%q,result=%q} = %v, want %v", c.kind, c.result, n, c.want)
+		}
+	}
+}
+
+// logLines collects the lines a worker logs.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// with returns the lines that contain all of subs.
+func (l *logLines) with(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+next:
+	for _, line := range l.lines {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// Unhandled and rejected signals are logged at most once per second per
+// reason; the next line says how many went unlogged. Every one is counted.
+func TestUnhandledAndRejectedLogsAreRateLimited(t *testing.T) {
+	e := newEnv(t)
+	m := NewMetrics(nil)
+	var logs logLines
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond, Metrics: m,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	w.logEvery = 2 * time.Second // room for the burst on a busy machine
+	w.Namespace("").OnEvent("strict", func(ctx context.Context, s *Socket, ev *Event) error { return ev.Reject("no") })
+	w.Namespace("").OnEvent("last", func(ctx context.Context, s *Socket, ev *Event) error { return ev.Ack() })
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	start := time.Now()
+	const n = 30
+	for i := 0; i < n; i++ {
+		e.event(sid, "nobody", `[]`, 0)
+		e.event(sid, "strict", `[]`, 0)
+	}
+	e.event(sid, "last", `[]`, 1)
+	waitFor(t, "the last event", func() bool { return len(e.mailbox(sid)) >= 1 })
+	if d := time.Since(start); d >= w.logEvery {
+		t.Fatalf("the burst took %v, more than the log period %v: nothing to check", d, w.logEvery)
+	}
+	if got := logs.with("reason=no_handler"); len(got) != 1 || strings.Contains(got[0], "unlogged") {
+		t.Fatalf("no_handler lines in the burst: %q, want one without unlogged=", got)
+	}
+	if got := logs.with("reason=rejected"); len(got) != 1 {
+		t.Fatalf("rejected lines in the burst: %q, want one", got)
+	}
+	time.Sleep(w.logEvery)
+	e.event(sid, "nobody", `[]`, 0)
+	e.event(sid, "strict", `[]`, 0)
+	e.event(sid, "last", `[]`, 2)
+	waitFor(t, "the second last event", func() bool { return len(e.mailbox(sid)) >= 2 })
+	for _, reason := range []string{"no_handler", "rejected"} {
+		got := logs.with("reason=" + reason)
+		if len(got) != 2 || !strings.Contains(got[1], fmt.Sprintf("unlogged=%d", n-1)) {
+			t.Errorf("%s lines: %q, want a second one with unlogged=%d", reason, got, n-1)
+		}
+	}
+	if c := signalsCounted(t, m, "event", "unhandled"); c != n+1 {
+		t.Errorf("unhandled counted %v, want %d", c, n+1)
+	}
+	if c := signalsCounted(t, m, "event", "rejected"); c != n+1 {
+		t.Errorf("rejected counted %v, want %d", c, n+1)
+	}
+}
+
+// A message handler rejects input by returning an error that wraps
+// ErrRejected: what it did is committed, it runs once, and the session's
+// next message is handled right after it, counted "rejected", never retried.
+func TestRejectedMessageCommitsAndMovesOn(t *testing.T) {
+	e := newEnv(t)
+	m := NewMetrics(nil)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond, Metrics: m})
+	var calls atomic.Int32
+	w.Namespace("").OnMessage(func(ctx context.Context, s *Socket, msg string) error {
+		calls.Add(1)
+		if msg == "" {
+			if err := s.Send("say something"); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: empty message", ErrRejected)
+		}
+		return s.Send("got " + msg)
+	})
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	start := time.Now()
+	for _, data := range []string{"", "hi"} {
+		sig := bus.Signal{Kind: bus.KindMessage, SID: sid, Gateway: "gw", Time: time.Now(), Data: data}
+		if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.StreamFor(sid), Values: sig.Values()}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "2 packets", func() bool { return len(e.mailbox(sid)) >= 2 })
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("the next message waited %v behind the rejected one", d)
+	}
+	if got, want := e.mailbox(sid), []string{"3:::say something", "3:::got hi"}; !slices.Equal(got, want) {
+		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
+	}
+	time.Sleep(300 * time.Millisecond) // a retry would run the handler again
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2 (no retry)", n)
+	}
+	if n := signalsCounted(t, m, "message", "rejected"); n != 1 {
+		t.Fatalf("rejected messages counted %v, want 1", n)
+	}
+	if n := signalsCounted(t, m, "message", "ok"); n != 1 {
+		t.Fatalf("ok messages counted %v, want 1", n)
+	}
+}
+
+// What the server HTTP API needs of the Emitter: whether a socket is
+// connected to a namespace, listing by pages (every socket once, across
+// pages), JSON messages and broadcasts with an exception.
+func TestEmitterPagesConnectedJSONExcept(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	em := NewEmitter(e.rdb, EmitterConfig{Keys: e.keys})
+	var want []string
+	for range 25 {
+		want = append(want, e.session())
+	}
+	slices.Sort(want)
+	var got []string
+	var cursor uint64
+	pages := 0
+	for {
+		ids, next, err := em.SocketsPage(ctx, "", "", cursor, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids...)
+		pages++
+		if cursor = next; cursor == 0 {
+			break
+		}
+		if pages > 100 {
+			t.Fatal("SocketsPage never ends")
+		}
+	}
+	slices.Sort(got)
+	got = slices.Compact(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("SocketsPage over %d pages = %d ids, want %d", pages, len(got), len(want))
+	}
+	a, b, c := want[0], want[1], want[2]
+	for _, sid := range []string{a, b, c} {
+		if err := em.Socket(sid, "").Join("r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, next, err := em.SocketsPage(ctx, "", "r", 0, 100); err != nil || next != 0 || !slices.Equal(sorted(ids...), sorted(a, b, c)) {
+		t.Fatalf("SocketsPage of room r = %q %d %v", ids, next, err)
+	}
+	if _, _, err := em.SocketsPage(ctx, "", "bad\nroom", 0, 10); !errors.Is(err, ErrBadRoom) {
+		t.Fatalf("SocketsPage of a bad room: %v", err)
+	}
+	for _, tc := range []struct {
+		sid, ns string
+		want    bool
+	}{{a, "", true}, {a, "/chat", false}, {"nosuchsid", "", false}} {
+		if ok, err := em.Connected(ctx, tc.sid, tc.ns); err != nil || ok != tc.want {
+			t.Errorf("Connected(%q, %q) = %v %v, want %v", tc.sid, tc.ns, ok, err, tc.want)
+		}
+	}
+	if err := em.In("", "r").Except(b).SendJSON(map[string]int{"n": 1}); err != nil {
 		t.Fatal(err)
 	}
-	e.event(sid, "known", `[]`, 3)
-	waitFor(t, "the known event's ack", func() bool { return len(e.mailbox(sid)) >= 1 })
-	if n := signalsCounted(t, m, "event", "unhandled"); n != 1 {
-		t.Fatalf("unhandled events counted %v, want 1", n)
+	if err := em.Of("").Except(a).Emit("all-but-a"); err != nil {
+		t.Fatal(err)
 	}
-	if n := signalsCounted(t, m, "message", "unhandled"); n != 1 {
-		t.Fatalf("unhandled messages counted %v, want 1", n)
+	for sid, want := range map[string][]string{
+		a: {`4:::{"n":1}`},
+		b: {`5:::{"name":"all-but-a"}`},
+		c: {`4:::{"n":1}`, `5:::{"name":"all-but-a"}`},
+	} {
+		if got := e.mailbox(sid); !slices.Equal(got, want) {
+			t.Errorf("mailbox of %s = %q, want %q", sid, got, want)
+		}
 	}
-	if n := signalsCounted(t, m, "event", "ok"); n != 1 {
-		t.Fatalf("ok events counted %v, want 1 (the known one)", n)
+}
+
+// RoomsPage lists the rooms of one namespace that have members, across
+// pages, and no other keys: not another namespace's rooms, not the polling
+// sets, not rooms that emptied; glob characters in names are literal.
+func TestEmitterRoomsPage(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	em := NewEmitter(e.rdb, EmitterConfig{Keys: e.keys})
+	a, b := e.session(), e.session()
+	want := []string{"r1", "with:colon", "glob*[x]?", `back\slash`}
+	for _, room := range want {
+		if err := em.Socket(a, "").Join(room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 { // rooms that make more than one page
+		room := fmt.Sprintf("many%02d", i)
+		want = append(want, room)
+		if err := em.Socket(b, "").Join(room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := em.Socket(b, "").Join("gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Socket(b, "").Leave("gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.SAdd(ctx, e.keys.RoomSessions("/chat", "other-ns"), a).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var cursor uint64
+	pages := 0
+	for {
+		rooms, next, err := em.RoomsPage(ctx, "", cursor, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rooms...)
+		pages++
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	slices.Sort(got)
+	got = slices.Compact(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("RoomsPage over %d pages = %q, want %q", pages, got, want)
+	}
+	if pages < 2 {
+		t.Errorf("%d rooms in %d page with count 10", len(got), pages)
+	}
+	if rooms, _, err := em.RoomsPage(ctx, "/chat", 0, 1000); err != nil || !slices.Equal(rooms, []string{"other-ns"}) {
+		t.Errorf("RoomsPage of /chat = %q %v", rooms, err)
+	}
+}
+
+// WaitingNote (the worker's /readyz note) sums, per other app, the signals
+// of the partitions this worker trimmed lately that wait for that app; its
+// own group's and stale reports are left out. Every report is a gauge.
+func TestWaitingNote(t *testing.T) {
+	m := NewMetrics(nil)
+	w := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Config{App: "echo", Metrics: m})
+	if note := w.WaitingNote(); note != "" {
+		t.Fatalf("note before any report: %q", note)
+	}
+	w.groupLagged(0, "chat", 5)
+	w.groupLagged(1, "chat", 7)
+	w.groupLagged(0, "echo", 9) // its own
+	w.groupLagged(0, "team", -1)
+	w.groupLagged(1, "old", 3)
+	w.lagMu.Lock()
+	w.groupLags["old"][1] = groupLag{n: 3, at: time.Now().Add(-time.Minute)}
+	w.lagMu.Unlock()
+	want := "signals waiting for app chat: 12 (none read them: its workers are stopped, or too slow)\n"
+	if note := w.WaitingNote(); note != want {
+		t.Fatalf("note %q, want %q", note, want)
+	}
+	var out dto.Metric
+	if err := m.GroupLag.WithLabelValues("chat", "1").Write(&out); err != nil || out.GetGauge().GetValue() != 7 {
+		t.Errorf("realtime_worker_group_lag{group=chat,partition=1} = %v (%v), want 7", out.GetGauge().GetValue(), err)
 	}
 }

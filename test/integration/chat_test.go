@@ -22,7 +22,12 @@ func TestChat(t *testing.T) {
 	g1 := c.gateway("a", "-static", web, "-client-script", script)
 	g2 := c.gateway("b", "-static", web, "-client-script", script)
 	c.worker("w1", "chat,echo")
+	chatSuite(t, g1, g2, script)
+}
 
+// chatSuite checks the chat app through gateways g1 and g2 (g1 and g2
+// serve web/chat and the client script).
+func chatSuite(t *testing.T, g1, g2 *proc, script string) {
 	// The page and the client script.
 	if status, body, _ := get(t, g1.url("/")); status != 200 || !strings.Contains(body, `<script src="/socket.io/socket.io.js">`) {
 		t.Fatalf("chat page: %d", status)

@@ -369,6 +369,9 @@ func TestBadInput(t *testing.T) {
 	if m := readWS(t, ws); m != "1::" {
 		t.Fatalf("first frame %q", m)
 	}
+	// Rejections of one reason are logged at most once a second (the POST's
+	// packet_too_large above was one).
+	time.Sleep(1100 * time.Millisecond)
 	before := strings.Count(a.logText(), "reason=packet_too_large")
 	writeWS(t, ws, "3:::"+big[:600])
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,10 +55,19 @@ func binary(t *testing.T, name string) string {
 			// make cover: the processes write their coverage there on exit.
 			args = append(args, "-cover", "-coverpkg=github.com/realtime/realtime/...")
 		}
-		cmd := exec.Command("go", append(args, "github.com/realtime/realtime/cmd/...")...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		// The root module's commands, and siobench from the tools module
+		// (tools/, its own go.mod), built in its own folder.
+		tools, _ := filepath.Abs("../../tools")
+		for _, b := range []struct{ dir, pkg string }{
+			{"", "github.com/realtime/realtime/cmd/..."},
+			{tools, "./cmd/siobench"},
+		} {
+			cmd := exec.Command("go", append(slices.Clip(args), b.pkg)...)
+			cmd.Dir = b.dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
@@ -72,7 +82,8 @@ type cluster struct {
 	redis *testredis.Server
 	rdb   *redis.Client
 	keys  bus.Keys
-	dir   string // the processes' working directory ("": the test's)
+	dir   string   // the processes' working directory ("": the test's)
+	env   []string // more environment for the processes
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -162,6 +173,9 @@ func (c *cluster) start(name string, ready *regexp.Regexp, bin string, args ...s
 	p := &proc{t: c.t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = c.dir
+	if len(c.env) > 0 {
+		p.cmd.Env = append(os.Environ(), c.env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		c.t.Fatal(err)

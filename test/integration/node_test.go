@@ -87,3 +87,18 @@ func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndexByte(s, '\n')+1:]
 }
+
+// The official client over websocket: a packet the gateway rejects gets
+// the error packet (the client emits error) and its ack (the callback
+// fires), and the session goes on (issue 16 item 9).
+func TestOfficialClientRejectedPacketsAnswered(t *testing.T) {
+	script := nodeScript(t, "rejected-packets.js")
+	c := newCluster(t)
+	gw := c.gateway("a")
+	c.worker("w1", "echo")
+	out := runNode(t, script, "--url", urls(gw)[0])
+	if !strings.Contains(out, "3 passed, 0 failed") {
+		t.Fatalf("unexpected result:\n%s", out)
+	}
+	t.Logf("%s", lastLine(out))
+}

@@ -29,11 +29,11 @@ func metric(text, sample string) float64 {
 }
 
 // The admin listeners after real traffic: the numbers moved as they should,
-// /readyz proves the path (pub/sub probe, consumer progress), and a
+// /readyz proves the path (route stream probe, consumer progress), and a
 // draining gateway turns unready.
 func TestMetricsAndReadiness(t *testing.T) {
 	c := newCluster(t)
-	g := c.gateway("a", "-admin-addr", "127.0.0.1:0", "-drain-delay", "3s")
+	g := c.gateway("a", "-admin-addr", "127.0.0.1:0", "-drain-delay", "3s", "-pprof")
 	gAdmin := "http://" + g.logged(adminRE)
 	w := c.worker("w1", "echo", "-admin-addr", "127.0.0.1:0")
 	wAdmin := "http://" + w.logged(adminRE)
@@ -48,9 +48,13 @@ func TestMetricsAndReadiness(t *testing.T) {
 		if status, _, _ := get(t, url+"/healthz"); status != 200 {
 			t.Fatalf("%s/healthz: %d", url, status)
 		}
-		if status, body, _ := get(t, url+"/debug/pprof/"); status != 200 || !strings.Contains(body, "goroutine") {
-			t.Fatalf("%s/debug/pprof/: %d", url, status)
-		}
+	}
+	// The profiler only where -pprof asks for it: the gateway, not the worker.
+	if status, body, _ := get(t, gAdmin+"/debug/pprof/"); status != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("gateway -pprof: /debug/pprof/: %d", status)
+	}
+	if status, _, _ := get(t, wAdmin+"/debug/pprof/"); status != 404 {
+		t.Fatalf("worker without -pprof: /debug/pprof/: %d, want 404", status)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

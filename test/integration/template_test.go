@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -61,5 +62,32 @@ func TestWorkerTemplate(t *testing.T) {
 	}
 	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("the template exited %d on SIGTERM, want 0:\n%s", code, w.logText())
+	}
+}
+
+// The bundled worker drains and exits 0 on SIGTERM (Run's nil on a clean
+// shutdown is no error), releasing its partitions.
+func TestWorkerExitsZeroOnSIGTERM(t *testing.T) {
+	c := newCluster(t)
+	w := c.worker("w1", "echo,chat")
+	w.logged(regexp.MustCompile(`msg="partitions (acquired)"`))
+	w.signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the worker did not stop on SIGTERM")
+	}
+	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("the worker exited %d on SIGTERM, want 0:\n%s", code, w.logText())
+	}
+	for _, want := range []string{`msg="partitions released on shutdown"`, `msg="worker stopped"`} {
+		if !strings.Contains(w.logText(), want) {
+			t.Errorf("the worker's log has no %s:\n%s", want, w.logText())
+		}
+	}
+	for _, bad := range []string{"level=ERROR", "worker: error:", "<nil>"} {
+		if strings.Contains(w.logText(), bad) {
+			t.Errorf("the worker logged %q on a clean shutdown:\n%s", bad, w.logText())
+		}
 	}
 }

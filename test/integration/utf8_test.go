@@ -94,14 +94,14 @@ func readText(t *testing.T, ws *websocket.Conn) string {
 // session id masked.
 func wsScript(t *testing.T, base string) []string {
 	t.Helper()
-	sidA, a := openWS(t, base, true)
+	_, a := openWS(t, base, true)
 	_, b := openWS(t, base, true)
 	var got []string
 	writeWS(t, b, `5:1+::{"name":"join","args":["r"]}`)
 	got = append(got, "B join ack: "+readText(t, b))
 	writeWS(t, a, `5:1+::{"name":"to","args":["r","`+badBytes+`"]}`)
 	got = append(got, "A to ack: "+readText(t, a))
-	got = append(got, "B relay: "+strings.ReplaceAll(readText(t, b), sidA, "<A>"))
+	got = append(got, "B relay: "+readText(t, b))
 	writeWS(t, a, `5:2+::{"name":"echo","args":["`+badBytes+`"]}`)
 	got = append(got, "A echo ack: "+readText(t, a))
 	writeWS(t, a, "3:::"+badBytes)
@@ -112,7 +112,7 @@ func wsScript(t *testing.T, base string) []string {
 var wsScriptWant = []string{
 	`B join ack: 6:::1+[true]`,
 	`A to ack: 6:::1+[true]`,
-	`B relay: 5:::{"name":"relay","args":["` + fixedBytes + `","<A>"]}`,
+	`B relay: 5:::{"name":"relay","args":["` + fixedBytes + `"]}`,
 	`A echo ack: 6:::2+["` + fixedBytes + `"]`,
 	`A message: 3:::` + fixedBytes,
 }
@@ -412,6 +412,8 @@ func TestInvalidUTF8PacketLimit(t *testing.T) {
 	}
 	sid = handshake(t, g)
 	get(t, g.url("/socket.io/1/xhr-polling/"+sid+"?t=1"))
+	// Rejections of one reason are logged at most once a second.
+	time.Sleep(1100 * time.Millisecond)
 	if status, _, _ := post(t, g.url("/socket.io/1/xhr-polling/"+sid+"?t=2"), "text/plain", big); status != http.StatusBadRequest {
 		t.Errorf("POST of a repaired packet over the limit: %d, want 400", status)
 	}

@@ -71,7 +71,7 @@ function client(i) {
   });
 }
 
-function sleep(d) { return new Promise(function (res) { setTimeout(res, d); }); }
+var sleep = require('./promise-lib').sleep;
 
 (async function () {
   setTimeout(function () { console.log('global timeout after ' + globalTimeout + ' ms'); process.exit(1); }, globalTimeout);

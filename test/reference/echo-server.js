@@ -17,7 +17,7 @@
 //   echo ...args [ack] → ack(...args) when the client asked for an ack, else emit echo ...args
 //   message / json     → sent back as a message / as json
 //   join room, leave room → ack true
-//   to room payload    → emit relay [payload, sender id] to the room but the sender; ack true
+//   to room payload    → emit relay [payload] to the room but the sender; ack true
 //   shout payload      → socket.broadcast.emit shout [payload]; ack true
 //   whoami             → ack the session id
 //   ask q              → emit question [q] with an ack; the client's answer a → emit answer [a]
@@ -87,7 +87,7 @@ function contract(nsName) {
     socket.on('join', function (room, fn) { socket.join(room); if (fn) fn(true); });
     socket.on('leave', function (room, fn) { socket.leave(room); if (fn) fn(true); });
     socket.on('to', function (room, payload, fn) {
-      socket.broadcast.to(room).emit('relay', payload, socket.id);
+      socket.broadcast.to(room).emit('relay', payload); // never the sender's sid: it is its bearer token
       if (fn) fn(true);
     });
     socket.on('shout', function (payload, fn) {

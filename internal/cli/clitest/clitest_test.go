@@ -57,7 +57,7 @@ func TestClusterFlagsDefaults(t *testing.T) {
 	cl := c.ClusterFlags()
 	CheckDefaults(t, c, map[string]string{
 		"prefix": bus.DefaultPrefix, "partitions": strconv.Itoa(bus.DefaultPartitions),
-	}, []string{"redis", "log-level", "log-format"})
+	}, []string{"redis", "redis-mode", "log-level", "log-format"})
 	Parse(t, c)
 	if cl.Keys() != bus.NewKeys("", 0) {
 		t.Errorf("Keys() = %+v, want the bus's default keys", cl.Keys())

@@ -1,7 +1,8 @@
 -- commit.lua applies commits in order (Store.Apply). For a commit with an
 -- entry id, the effects apply only if XACK acknowledged the entry now (so
 -- a retried or duplicated commit applies nothing twice). From ARGV[4], per
--- commit: stream, id, effect count, then per effect: op, arg count, args.
+-- commit: stream, consumer group, id, effect count, then per effect: op,
+-- arg count, args.
 -- KEYS[1] only: the sessions, rooms and streams come with the effects.
 -- Returns the number of commits applied.
 local function join(sid, ns, room)
@@ -13,7 +14,7 @@ local function join(sid, ns, room)
   redis.call('SADD', k_rooms(sid), r)
   redis.call('SADD', k_room(r), sid)
   if f[1] == 'poll' then redis.call('SADD', k_roomp(r), sid)
-  elseif f[1] == 'stream' and f[2] then publish(f[2], route_join(sid, ns, room)) end
+  elseif f[1] == 'stream' and f[2] then route_to(f[2], route_join(sid, ns, room)) end
 end
 local function leave(sid, ns, room)
   local r = room_member(ns, room)
@@ -21,10 +22,11 @@ local function leave(sid, ns, room)
   redis.call('SREM', k_room(r), sid)
   redis.call('SREM', k_roomp(r), sid)
   local gw = redis.call('HGET', k_s(sid), 'gw')
-  if gw then publish(gw, route_leave(sid, ns, room)) end
+  if gw then route_to(gw, route_leave(sid, ns, room)) end
 end
 local function broadcast(ns, room, except, packet)
-  pub(k_bcast(), route_broadcast(ns, room, except, packet))
+  local msg = route_broadcast(ns, room, except, packet)
+  for _, node in ipairs(redis.call('SMEMBERS', k_gws())) do route_to(node, msg) end
   local set
   if room == '' then set = k_nsp(ns) else set = k_roomp(room_member(ns, room)) end
   for _, sid in ipairs(redis.call('SMEMBERS', set)) do
@@ -50,10 +52,10 @@ end
 buffer()
 local i, applied = 4, 0
 while i <= #ARGV do
-  local stream, id, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+  local stream, group, id, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  i = i + 4
   local ok = true
-  if id ~= '' then ok = redis.call('XACK', stream, GROUP, id) == 1 end
+  if id ~= '' then ok = redis.call('XACK', stream, group, id) == 1 end
   for _ = 1, n do
     local op, na = ARGV[i], tonumber(ARGV[i + 1])
     local a = {}

@@ -1,13 +1,16 @@
 -- join.lua connects a namespace (Store.JoinWrite). ARGV[4] sid, [5] ns,
 -- [6] query, [7] "1" to queue the 1::<ns> echo (polling sessions;
--- streaming gateways write it themselves). KEYS: the session's, then
--- KEYS[10] and KEYS[11] the namespace's sets (nsm:<ns>, nsp:<ns>).
--- Returns 1, or 0 if the session is gone.
+-- streaming gateways write it themselves), [8] the most members of the
+-- session's namespaces set (Config.MaxNamespaces + 1). KEYS: the
+-- session's, then KEYS[10] and KEYS[11] the namespace's sets (nsm:<ns>,
+-- nsp:<ns>). Returns 1, 0 if the session is gone, or 2 if the join would
+-- go beyond ARGV[8] (nothing changed).
 local sid, ns = ARGV[4], ARGV[5]
 local k = own_keys()
 local f = redis.call('HMGET', k.s, 'p', 'cls', 'gw')
 if not f[1] then return 0 end
-if f[2] == 'stream' and f[3] then publish(f[3], route_join(sid, ns, '')) end
+if redis.call('SISMEMBER', k.ns, ns) == 0 and redis.call('SCARD', k.ns) >= tonumber(ARGV[8]) then return 2 end
+if f[2] == 'stream' and f[3] then route_to(f[3], route_join(sid, ns, '')) end
 if redis.call('SADD', k.ns, ns) == 1 then
   redis.call('SADD', KEYS[10], sid)
   if f[2] == 'poll' then redis.call('SADD', KEYS[11], sid) end

@@ -21,7 +21,8 @@
 --
 -- Message formats written here (one helper each; pkg/bus owns and decodes
 -- them, the contract tests in scripts_test.go check they agree): the route
--- messages (route_* and flush, bus.Route and bus.EachRoute), the reply
+-- messages and route stream entries (route_*, append_route and flush;
+-- bus.Route, bus.EachRoute and bus.AppendRoute), the reply
 -- message (reply_message, bus.Reply) and the packed signal (xadd,
 -- bus.Signal.Pack).
 
@@ -64,33 +65,38 @@ end
 -- reply_message is a client's answer to a server emit (bus.Reply).
 local function reply_message(sid, id, args) return sid .. '\n' .. id .. '\n' .. args end
 
--- Route messages are published at once, or, once a script called
--- buffer(), collected and published by flush() at its end: consecutive
--- messages for one channel go as one batch message (route_batch), in order.
+-- Route messages go to gateways' route streams (bus.AppendRoute is the Go
+-- twin: id 0-*, so ids are dense; NOMKSTREAM, so only the gateway creates
+-- its stream; capped at about ROUTE_MAXLEN entries). They are appended at
+-- once, or, once a script called buffer(), collected and appended by
+-- flush() at its end: one entry per stream, holding that stream's messages
+-- in order (a batch, route_batch, when there are several). Order matters
+-- within a stream only: each gateway reads its own.
 local BUF = nil
-local function buffer() BUF = {} end
-local function pub(ch, msg)
-  if not BUF then redis.call('PUBLISH', ch, msg) return end
-  local last = BUF[#BUF]
-  if last and last[1] == ch then
-    last[2][#last[2] + 1] = msg
-  else
-    BUF[#BUF + 1] = {ch, {msg}}
+local function buffer() BUF = {keys = {}, msgs = {}} end
+local function add_route_entry(key, msg)
+  redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ROUTE_MAXLEN, '0-*', ROUTE_FIELD, msg)
+end
+local function append_route(key, msg)
+  if not BUF then add_route_entry(key, msg) return end
+  local m = BUF.msgs[key]
+  if not m then
+    m = {}
+    BUF.msgs[key] = m
+    BUF.keys[#BUF.keys + 1] = key
   end
+  m[#m + 1] = msg
 end
 local function flush()
-  local buf = BUF or {}
+  local buf = BUF or {keys = {}, msgs = {}}
   BUF = nil
-  for _, e in ipairs(buf) do
-    local msgs = e[2]
-    if #msgs == 1 then
-      redis.call('PUBLISH', e[1], msgs[1])
-    else
-      redis.call('PUBLISH', e[1], route_batch(msgs))
-    end
+  for _, key in ipairs(buf.keys) do
+    local msgs = buf.msgs[key]
+    if #msgs == 1 then add_route_entry(key, msgs[1]) else add_route_entry(key, route_batch(msgs)) end
   end
 end
-local function publish(node, msg) pub(k_gw(node), msg) end
+-- route_to sends a route message to gateway node.
+local function route_to(node, msg) append_route(k_gw(node), msg) end
 
 local function poller(pg)
   if not pg then return nil, nil end
@@ -100,6 +106,8 @@ end
 -- end_session ends a session exactly once: one disconnect signal per
 -- connected namespace (the default one last), every index cleaned, the
 -- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
+-- The session's POST record (post:{sid}) is named by its key macro even for
+-- the script's own session: only touch.lua takes it as a key.
 local function end_session(sid, reason, packet, own)
   local s = own and own.s or k_s(sid)
   local f = redis.call('HMGET', s, 'p', 'gw', 'pg', 'cls')
@@ -127,19 +135,19 @@ local function end_session(sid, reason, packet, own)
   local msg = route_close(sid, reason, packet or '')
   if gw then
     redis.call('SREM', k_gwss(gw), sid)
-    publish(gw, msg)
+    route_to(gw, msg)
   end
   local pnode = poller(pg)
-  if pnode and pnode ~= gw then publish(pnode, msg) end
+  if pnode and pnode ~= gw then route_to(pnode, msg) end
   if own then
-    redis.call('DEL', s, own.mb, kns, krooms, own.acks, own.cf)
+    redis.call('DEL', s, own.mb, kns, krooms, own.acks, own.cf, k_post(sid))
   else
-    redis.call('DEL', s, k_mb(sid), kns, krooms, k_acks(sid), k_cf(sid))
+    redis.call('DEL', s, k_mb(sid), kns, krooms, k_acks(sid), k_cf(sid), k_post(sid))
   end
   return 1
 end
 
--- deliver queues packets for a session: published to the gateway holding
+-- deliver queues packets for a session: routed to the gateway holding
 -- its stream, else appended to its mailbox (waking a parked poll).
 -- Returns 1, 0 when there is no such session, -1 when the mailbox
 -- overflowed (the session is then ended with reason "overflow"): its bytes
@@ -150,7 +158,7 @@ local function deliver(sid, packets, own)
   local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw')
   if not f[4] then return 0 end -- every session has its partition
   if f[1] == 'stream' and f[2] then
-    for _, pk in ipairs(packets) do publish(f[2], route_deliver(sid, pk)) end
+    for _, pk in ipairs(packets) do route_to(f[2], route_deliver(sid, pk)) end
     return 1
   end
   local add = 0
@@ -171,7 +179,7 @@ local function deliver(sid, packets, own)
   local ttl = redis.call('PTTL', s)
   if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end
   local node, pid = poller(f[3])
-  if node then publish(node, route_wake(sid, pid)) end
+  if node then route_to(node, route_wake(sid, pid)) end
   return 1
 end
 
@@ -196,7 +204,7 @@ local function leave_ns(sid, ns, reason, packet, own, nsm, nsp)
       redis.call('SREM', krooms, r)
     end
   end
-  if f[2] then publish(f[2], route_leave(sid, ns, '')) end
+  if f[2] then route_to(f[2], route_leave(sid, ns, '')) end
   xadd(own and own.sig or k_sig(f[1]), sid, 'disconnect', ns, {reason = reason})
   return 1
 end

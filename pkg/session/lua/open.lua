@@ -1,14 +1,17 @@
 -- open.lua attaches a streaming transport held by NODE (Store.OpenStream).
--- ARGV[4] sid, [5] transport. KEYS: the session's, then KEYS[10] the
+-- ARGV[4] sid, [5] transport, [6] "1" to refuse a session a stream
+-- opened already (Config.ExclusiveStreams). KEYS: the session's, then KEYS[10] the
 -- streams set of this gateway (gwss:NODE), KEYS[11] the default
 -- namespace's set (nsm:).
--- Returns nil (unknown), -1 (wrong class), or {first, {queued packets}}.
+-- Returns nil (unknown), -1 (wrong class), -2 (held: ARGV[6]), or
+-- {first, {queued packets}}.
 local sid, tr = ARGV[4], ARGV[5]
 local k = own_keys()
 local s = k.s
 if redis.call('EXISTS', s) == 0 then return false end
 local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'gw')
 if f[2] and f[2] ~= 'stream' then return -1 end
+if ARGV[6] == '1' and f[1] ~= 'new' then return -2 end
 local first = 0
 if f[1] == 'new' then
   first = 1
@@ -19,7 +22,7 @@ if f[1] == 'new' then
 end
 if f[4] and f[4] ~= NODE then
   redis.call('SREM', k_gwss(f[4]), sid)
-  publish(f[4], route_close(sid, 'replaced', ''))
+  route_to(f[4], route_close(sid, 'replaced', ''))
 end
 redis.call('HSET', s, 'gw', NODE)
 redis.call('SADD', KEYS[10], sid)

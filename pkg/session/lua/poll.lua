@@ -11,7 +11,7 @@
 local sid, tr, pid, t = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local k = own_keys()
 local s = k.s
-local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl', 'io', 'itm')
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'it', 'ic', 'pg', 'dl', 'io', 'itm', 'rl')
 if not f[3] then -- every session has its partition: this one is gone
   local last = redis.call('GET', k.kick)
   if last then
@@ -23,12 +23,21 @@ end
 local confirmed = false
 local me = NODE .. ' ' .. pid
 local prev = f[6]
-if ARGV[12] == '1' and prev ~= me then return {2} end
+-- A poll released already (release.lua: its request is over) takes
+-- nothing: this run was sent before Redis stalled, or re-sent by the
+-- client library after a timeout, and its reply has no reader.
+if f[10] == me then return {2} end
+-- A re-run after a wake that finds another poll parked was superseded; not
+-- one that owns the batch in flight: a run of this poll took it and its
+-- reply was lost (a timed-out run that Redis executed later), so it is
+-- delivered again below.
+local owned_by_me = f[8] == me
+if ARGV[12] == '1' and prev ~= me and not owned_by_me then return {2} end
 -- kick answers the poll parked before this one, if another, with 8::.
 local function kick()
   if prev and prev ~= me then
     local node, ppid = poller(prev)
-    if node then publish(node, route_kick(sid, ppid)) end
+    if node then route_to(node, route_kick(sid, ppid)) end
   end
 end
 if f[2] and f[2] ~= 'poll' then
@@ -63,7 +72,7 @@ if ic > 0 then
     trim_batch(k)
   else
     local owner = f[8]
-    if owner and owner ~= me then
+    if owner and not owned_by_me then
       -- Its answer may have been written, its confirmation on the way:
       -- look again shortly, until the confirm wait since it was taken.
       local left = (tonumber(f[9]) or 0) + tonumber(ARGV[11]) - tonumber(NOW)
@@ -73,9 +82,9 @@ if ic > 0 then
         return {0, math.min(left, 20)}
       end
     end
-    -- Released (its write failed, or its client left), or never confirmed
-    -- in time (its gateway died): the answer never reached the client.
-    -- Deliver it again.
+    -- Released (its write failed, or its client left), taken by a run of
+    -- this poll whose reply was lost, or never confirmed in time (its
+    -- gateway died): the answer never reached the client. Deliver it again.
     kick()
     redis.call('HDEL', s, 'pg')
     redis.call('HSET', s, 'io', me, 'itm', NOW)

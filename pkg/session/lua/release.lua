@@ -1,13 +1,20 @@
--- release.lua gives up the batch in flight taken by poll pollid of NODE
--- (its answer could not be written), if it still owns it, and wakes the
--- poll parked since, which then delivers it again (Store.Release).
+-- release.lua ends poll pollid of NODE, whose request is over without its
+-- answer written (the write failed, its client left, or its poll script's
+-- reply never came): it gives up the batch in flight that poll took, if it
+-- still owns it, and wakes the poll parked since, which then delivers it
+-- again (Store.Release). It also records the poll as released (rl), so
+-- that a run of its script that Redis has yet to execute (sent before a
+-- stall, or re-sent by the client library after a timeout) takes nothing.
 -- ARGV[4] sid, [5] pollid. KEYS: the session's.
 -- Returns 1, or 0 when the poll no longer owns the batch.
 local sid = ARGV[4]
 local s = own_keys().s
-local f = redis.call('HMGET', s, 'io', 'pg')
-if f[1] ~= NODE .. ' ' .. ARGV[5] then return 0 end
+local me = NODE .. ' ' .. ARGV[5]
+local f = redis.call('HMGET', s, 'io', 'pg', 'p')
+if not f[3] then return 0 end -- the session is gone
+redis.call('HSET', s, 'rl', me)
+if f[1] ~= me then return 0 end
 redis.call('HDEL', s, 'io', 'itm')
 local node, pid = poller(f[2])
-if node then publish(node, route_wake(sid, pid)) end
+if node then route_to(node, route_wake(sid, pid)) end
 return 1

@@ -1,0 +1,368 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A gateway's route stream (Keys.RouteStream) carries, in order, every route
+// message committed for it: deliveries to the streaming sessions it holds,
+// broadcasts, room joins and leaves, closes, wake-ups and kicks of polls
+// parked on it, authorize answers and its own readiness probes. It replaces
+// pub/sub, which loses what is in flight when a connection drops: a stream
+// is read from the last entry read, so a reconnect, a Redis pause or a
+// restart with its data (AOF) loses nothing.
+//
+// Entries have one field, RouteField, holding a route message or a batch
+// (OpBatch). Writers append with the id "0-*" (Redis 7: the sequence part
+// auto-incremented), so ids are dense, 0-1, 0-2, ...: the reader knows the
+// id that must come next, and any other id proves entries were lost to
+// trimming. Writers never create the stream (NOMKSTREAM): only the gateway
+// does, when it opens it, so a stream lost with Redis's data stays lost
+// until the gateway notices (and ends the sessions whose routes it may have
+// missed) instead of silently starting over. Writers cap it at about
+// RouteStreamMaxLen entries; the gateway trims what it has read.
+
+// RouteField is the field of a route stream entry holding the route message.
+const RouteField = "r"
+
+// RouteStreamMaxLen is the approximate length (MAXLEN ~) writers cap a route
+// stream at: a gateway that falls this far behind (or stops reading without
+// dying) loses the oldest entries, which its reader detects as a gap. At a
+// few hundred bytes an entry it bounds a stalled gateway's stream to tens of
+// MB.
+const RouteStreamMaxLen = 100_000
+
+// ErrRouteStreamLost is returned by AppendRoute when the route stream does
+// not exist (the gateway never opened it, it was reaped, or Redis lost it).
+var ErrRouteStreamLost = errors.New("bus: route stream does not exist")
+
+// AppendRoute appends one route message to the route stream key (as the
+// session scripts' flush does): never creating the stream, capped at
+// RouteStreamMaxLen. It returns the entry's sequence number.
+func AppendRoute(ctx context.Context, rdb redis.Cmdable, key, msg string) (uint64, error) {
+	id, err := rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: key, NoMkStream: true, MaxLen: RouteStreamMaxLen, Approx: true,
+		ID: "0-*", Values: []string{RouteField, msg},
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("%w: %s", ErrRouteStreamLost, key)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bus: append route: %w", err)
+	}
+	return ParseRouteSeq(id)
+}
+
+// ParseRouteSeq returns the sequence number of a route stream entry id
+// ("0-<seq>").
+func ParseRouteSeq(id string) (uint64, error) {
+	rest, ok := strings.CutPrefix(id, "0-")
+	if !ok {
+		return 0, fmt.Errorf("%w: route stream id %q", ErrBadRoute, id)
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: route stream id %q", ErrBadRoute, id)
+	}
+	return n, nil
+}
+
+// GapReason says why a route stream reader cannot prove it missed nothing.
+type GapReason string
+
+// Gap reasons (the reason label of realtime_gateway_route_gaps_total).
+const (
+	GapTrimmed    GapReason = "trimmed"     // entries were trimmed before they were read (the reader fell RouteStreamMaxLen behind)
+	GapLost       GapReason = "stream_lost" // the stream is gone: Redis restarted empty, FLUSHALL, or the gateway was reaped as dead
+	GapRolledBack GapReason = "rolled_back" // the stream no longer holds the last entry read: Redis restarted from older data, or failed over to a replica that lagged
+)
+
+// A Gap is a stretch of a route stream the reader could not read.
+type Gap struct {
+	Reason GapReason
+	After  uint64 // the last sequence number read before the gap
+	Next   uint64 // the first one read after it (GapTrimmed), or the entry the stream was opened again with
+}
+
+// RouteReaderConfig configures a RouteReader. Zero fields take the named
+// defaults.
+type RouteReaderConfig struct {
+	// Count is the most entries one read returns. Default: DefaultRouteReadCount.
+	Count int64
+	// Block is how long a read waits for entries; an idle reader checks
+	// that its stream still exists once per Block. Default: DefaultRouteReadBlock.
+	Block time.Duration
+	// TrimEvery is how often the reader trims the entries it has read.
+	// Default: DefaultRouteTrimEvery.
+	TrimEvery time.Duration
+	// RetryMin and RetryMax bound the wait between failed reads (doubling).
+	// Defaults: DefaultRouteRetryMin, DefaultRouteRetryMax.
+	RetryMin, RetryMax time.Duration
+
+	// Route is called with each route message (or batch), in order. It
+	// must not block.
+	Route func(msg string)
+	// Gap is called once for each gap found, after the stream was opened
+	// again (so routes committed from then on are read); the caller ends
+	// whatever the missed routes may have concerned.
+	Gap func(Gap)
+	// Failed is called when a read fails after reads succeeded (once per
+	// outage), Resumed when reading works again, with how long it failed.
+	// Either may be nil.
+	Failed  func(err error)
+	Resumed func(outage time.Duration)
+}
+
+// RouteReader defaults.
+const (
+	DefaultRouteReadCount = 1024
+	DefaultRouteReadBlock = time.Second
+	DefaultRouteTrimEvery = time.Second
+	DefaultRouteRetryMin  = 50 * time.Millisecond
+	DefaultRouteRetryMax  = time.Second
+)
+
+// RouteReader reads one gateway's route stream in order, from where it left
+// off, across dropped connections and Redis restarts, and reports any gap
+// it cannot prove empty. One goroutine calls Run.
+type RouteReader struct {
+	rdb     redis.UniversalClient
+	key     string
+	cfg     RouteReaderConfig
+	last    uint64 // the sequence number of the last entry read
+	lastMsg string // its route message, to check the reader's place against
+	dials   atomic.Uint64
+}
+
+// NewRouteReader returns a reader of the route stream key.
+func NewRouteReader(rdb redis.UniversalClient, key string, cfg RouteReaderConfig) *RouteReader {
+	if cfg.Count <= 0 {
+		cfg.Count = DefaultRouteReadCount
+	}
+	if cfg.Block <= 0 {
+		cfg.Block = DefaultRouteReadBlock
+	}
+	if cfg.TrimEvery <= 0 {
+		cfg.TrimEvery = DefaultRouteTrimEvery
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = DefaultRouteRetryMin
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(cfg.RetryMin, DefaultRouteRetryMax)
+	}
+	r := &RouteReader{rdb: rdb, key: key, cfg: cfg}
+	rdb.AddHook(dialCounter{&r.dials})
+	return r
+}
+
+// dialCounter counts the connections a client dials. A read that dialed
+// may have reached another Redis than the one read before (go-redis
+// retries a read on a new connection unseen, and a Sentinel client dials
+// the new primary after a failover), so the reader verifies its place
+// before it uses what that read returned.
+type dialCounter struct{ n *atomic.Uint64 }
+
+func (d dialCounter) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d.n.Add(1)
+		return next(ctx, network, addr)
+	}
+}
+
+func (dialCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (dialCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// openMarkerPrefix starts the route message that opens a route stream: a
+// probe no gateway waits for (its nonce makes each opening entry unlike
+// any other, for the reader's check of its place), so readers skip it.
+const openMarkerPrefix = "P\nopen:"
+
+// Open creates the stream if it does not exist (appending a marker entry)
+// and positions the reader after its last entry: what was written for an
+// earlier process of the same node is not for this one. Call it before the
+// gateway takes sessions, so nothing routed to them is missed.
+func (r *RouteReader) Open(ctx context.Context) error {
+	marker := Route{Op: OpProbe, SID: strings.TrimPrefix(openMarkerPrefix, "P\n") + strconv.FormatInt(time.Now().UnixNano(), 36)}.String()
+	id, err := r.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: r.key, MaxLen: RouteStreamMaxLen, Approx: true,
+		ID: "0-*", Values: []string{RouteField, marker},
+	}).Result()
+	if err != nil {
+		return fmt.Errorf("bus: open route stream %s: %w", r.key, err)
+	}
+	seq, err := ParseRouteSeq(id)
+	if err != nil {
+		return fmt.Errorf("bus: open route stream %s: %w", r.key, err)
+	}
+	r.last, r.lastMsg = seq, marker
+	return nil
+}
+
+// Last returns the sequence number of the last entry read. While Run runs,
+// call it only from its callbacks (or after them: Route is called after
+// the entry's number is recorded).
+func (r *RouteReader) Last() uint64 { return r.last }
+
+// Run reads the stream until ctx ends. Call Open first.
+func (r *RouteReader) Run(ctx context.Context) {
+	var (
+		failedAt time.Time // zero while reads work
+		retry    = r.cfg.RetryMin
+		check    bool // verify the stream before the next read
+		trimmed  = r.last
+		lastTrim = time.Now()
+		dials    = r.dials.Load()
+	)
+	for ctx.Err() == nil {
+		if check {
+			if err := r.verify(ctx); err != nil {
+				failedAt, retry = r.failed(ctx, err, failedAt, retry)
+				continue
+			}
+			check, dials = false, r.dials.Load()
+		}
+		from := r.last
+		res, err := r.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{r.key, "0-" + strconv.FormatUint(from, 10)},
+			Count:   r.cfg.Count, Block: r.cfg.Block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			check = true // idle: make sure the stream is still there
+			err = nil
+		}
+		if err != nil {
+			failedAt, retry = r.failed(ctx, err, failedAt, retry)
+			check = true
+			continue
+		}
+		if !failedAt.IsZero() {
+			if r.cfg.Resumed != nil {
+				r.cfg.Resumed(time.Since(failedAt))
+			}
+			failedAt, retry = time.Time{}, r.cfg.RetryMin
+		}
+		if d := r.dials.Load(); d != dials {
+			// The read may have gone to another Redis: use it only if the
+			// stream there still holds the entry read last.
+			if err := r.verify(ctx); err != nil {
+				check = true
+				continue
+			}
+			dials = d
+			if r.last != from {
+				continue // a gap moved the reader: read again from there
+			}
+		}
+		for _, s := range res {
+			for _, e := range s.Messages {
+				r.entry(e)
+			}
+		}
+		if r.last > trimmed && time.Since(lastTrim) >= r.cfg.TrimEvery {
+			// Entries before the last read are done with; the last stays
+			// (MINID keeps it): the reader checks its place against it.
+			if r.rdb.XTrimMinIDApprox(ctx, r.key, "0-"+strconv.FormatUint(r.last, 10), 0).Err() == nil {
+				trimmed = r.last
+			}
+			lastTrim = time.Now()
+		}
+	}
+}
+
+// entry handles one entry read: a gap before it, then its route.
+func (r *RouteReader) entry(e redis.XMessage) {
+	seq, err := ParseRouteSeq(e.ID)
+	if err != nil {
+		return // not written by a route writer; nothing to order it by
+	}
+	if seq <= r.last {
+		return
+	}
+	if seq != r.last+1 && r.cfg.Gap != nil {
+		r.cfg.Gap(Gap{Reason: GapTrimmed, After: r.last, Next: seq})
+	}
+	msg, _ := e.Values[RouteField].(string)
+	r.last, r.lastMsg = seq, msg
+	if !strings.HasPrefix(msg, openMarkerPrefix) && r.cfg.Route != nil {
+		r.cfg.Route(msg)
+	}
+}
+
+// verify checks, after a failed or idle read or one that dialed a new
+// connection, that the stream still holds the reader's place: it exists
+// (else Redis lost it), and it holds the entry read last, unchanged (else
+// Redis restarted from older data, or a replica that lagged was promoted).
+// Either is reported as a gap, once the stream is opened again: what is
+// appended from then on is read.
+func (r *RouteReader) verify(ctx context.Context) error {
+	at := "0-" + strconv.FormatUint(r.last, 10)
+	pipe := r.rdb.Pipeline()
+	exists := pipe.Exists(ctx, r.key)
+	entry := pipe.XRange(ctx, r.key, at, at)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("bus: route stream %s: %w", r.key, err)
+	}
+	reason := GapLost
+	if exists.Val() == 1 {
+		es := entry.Val()
+		if len(es) == 1 {
+			if msg, _ := es[0].Values[RouteField].(string); msg == r.lastMsg {
+				return nil
+			}
+		}
+		reason = GapRolledBack
+		if len(es) == 0 {
+			// Gone: trimmed unread (the stream went on past it), or the
+			// stream is behind it.
+			info, err := r.rdb.XInfoStream(ctx, r.key).Result()
+			if err != nil {
+				return fmt.Errorf("bus: route stream %s: %w", r.key, err)
+			}
+			if top, err := ParseRouteSeq(info.LastGeneratedID); err == nil && top >= r.last {
+				reason = GapTrimmed
+			}
+		}
+	}
+	before := r.last
+	if err := r.Open(ctx); err != nil {
+		return err
+	}
+	if r.cfg.Gap != nil {
+		r.cfg.Gap(Gap{Reason: reason, After: before, Next: r.last})
+	}
+	return nil
+}
+
+// failed reports a failed read (once per outage) and waits before the
+// next, doubling the wait up to RetryMax.
+func (r *RouteReader) failed(ctx context.Context, err error, since time.Time, retry time.Duration) (time.Time, time.Duration) {
+	if ctx.Err() != nil {
+		return since, retry
+	}
+	if since.IsZero() {
+		since = time.Now()
+		if r.cfg.Failed != nil {
+			r.cfg.Failed(err)
+		}
+	}
+	t := time.NewTimer(retry)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	return since, min(2*retry, r.cfg.RetryMax)
+}

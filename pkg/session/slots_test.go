@@ -1,0 +1,233 @@
+package session
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/internal/testredis"
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// scriptNames names each script by the SHA1 of its source, as EVALSHA (and
+// EVAL, hashed) shows it.
+var scriptNames = map[string]string{
+	openScript.Hash(): "open", pollScript.Hash(): "poll", releaseScript.Hash(): "release",
+	touchScript.Hash(): "touch", endScript.Hash(): "end", deliverScript.Hash(): "deliver",
+	joinScript.Hash(): "join", leaveScript.Hash(): "leave", reapDeadlinesScript.Hash(): "reap_deadlines",
+	reapGatewayScript.Hash(): "reap_gateway", commitScript.Hash(): "commit", ackScript.Hash(): "ack",
+}
+
+// scriptSlots is what one script did in a run: the hash slots of the keys
+// it declared (KEYS) and of the keys it touched, and the keys it touched
+// without declaring them.
+type scriptSlots struct {
+	declared, touched map[int]bool
+	undeclared        map[string]bool
+}
+
+// crossSlotToday lists the scripts whose keys span several hash slots, and
+// those that touch keys they do not declare, on the key layout of today:
+// Redis Cluster (issue 15) needs both lists empty. TestScriptSlots fails
+// when a script joins or leaves either list, so each step of that work
+// shows here.
+var (
+	crossSlotToday  = []string{"ack", "commit", "deliver", "end", "join", "leave", "open", "poll", "reap_deadlines", "reap_gateway", "release", "touch"}
+	undeclaredToday = []string{"commit", "end", "reap_deadlines", "reap_gateway"}
+)
+
+// Every session script is run (through the Store, as gateways and workers
+// run them) under MONITOR; the keys each command of a script touched are
+// asked of Redis (COMMAND GETKEYS) and hashed to their Redis Cluster slot
+// (bus.Slot). The scripts that span slots and those that touch undeclared
+// keys must be exactly crossSlotToday and undeclaredToday.
+func TestScriptSlots(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	keys := bus.NewKeys("slots:", 4)
+	st := New(rdb, Config{Keys: keys, Node: "gwA"})
+	// The gateway's route stream exists (the scripts append to it only
+	// then), and the partition streams have their consumer group.
+	tailRoutes(t, rdb, keys.RouteStream("gwA"))
+	for p := range keys.Partitions() {
+		if err := rdb.XGroupCreateMkStream(ctx, keys.Stream(p), bus.GroupName, "$").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := srv.Monitor(t)
+	workload(t, st, rdb)
+	runs := scriptRuns(t, rdb, stop())
+
+	if got := slices.Sorted(maps.Keys(runs)); !slices.Equal(got, slices.Sorted(maps.Values(scriptNames))) {
+		t.Errorf("scripts run %q, want every one", got)
+	}
+	var cross, undeclared []string
+	for name, r := range runs {
+		all := maps.Clone(r.touched)
+		maps.Copy(all, r.declared)
+		if len(all) > 1 {
+			cross = append(cross, name)
+		}
+		if len(r.undeclared) > 0 {
+			undeclared = append(undeclared, name)
+		}
+		t.Logf("%-14s %d slots; undeclared: %q", name, len(all), slices.Sorted(maps.Keys(r.undeclared)))
+	}
+	slices.Sort(cross)
+	slices.Sort(undeclared)
+	if !slices.Equal(cross, crossSlotToday) {
+		t.Errorf("scripts spanning several slots: %q, want %q (update crossSlotToday)", cross, crossSlotToday)
+	}
+	if !slices.Equal(undeclared, undeclaredToday) {
+		t.Errorf("scripts touching undeclared keys: %q, want %q (update undeclaredToday)", undeclared, undeclaredToday)
+	}
+}
+
+// workload runs every session script at least once.
+func workload(t *testing.T, st *Store, rdb *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pipe := nilPipe(t, rdb)
+	// A websocket session and a polling one, in a room together.
+	ws, err := st.Create(ctx, Handshake{})
+	must(err)
+	_, _, err = st.OpenStream(ctx, ws, "websocket")
+	must(err)
+	poll, err := st.Create(ctx, Handshake{})
+	must(err)
+	_, err = st.Poll(ctx, poll, "xhr-polling", "p1", "", false)
+	must(err)
+	must(st.Release(ctx, poll, "p1"))
+	_, _, err = st.Touch(ctx, poll)
+	must(err)
+	must(pipe(st.JoinWrite(poll, "/chat", "", false)))
+	must(st.Deliver(ctx, poll, "3:::hi"))
+	must(pipe(st.LeaveWrite(poll, "/chat", bus.ReasonClient)))
+	must(pipe(st.AckWrite(&bus.Signal{Kind: bus.KindAck, SID: ws, MsgID: 1, Args: "[]"})))
+	// A worker's commit of a signal, with effects on both sessions.
+	id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: st.Keys().StreamFor(ws), Values: map[string]any{"x": "1"}}).Result()
+	must(err)
+	must(rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: bus.GroupName, Consumer: "w", Streams: []string{st.Keys().StreamFor(ws), ">"}, Count: 100}).Err())
+	_, err = st.Apply(ctx, Commit{Stream: st.Keys().StreamFor(ws), Group: bus.GroupName, ID: id, Effects: []Effect{
+		JoinEffect(ws, "", "r"), JoinEffect(poll, "", "r"), DeliverEffect(poll, "3:::x"),
+		BroadcastEffect("", "r", ws, "3:::all"), AckEffect(ws, 7, "reply:x"), LeaveEffect(poll, "", "r"),
+		LeaveNamespaceEffect(poll, "/chat", bus.ReasonServer, ""), EndEffect(poll, bus.ReasonServer, "0::"),
+	}})
+	must(err)
+	// Ends and reaps: a session whose deadline passed, a dead gateway's.
+	gone, err := st.Create(ctx, Handshake{})
+	must(err)
+	_, err = st.Poll(ctx, gone, "xhr-polling", "p2", "", false)
+	must(err)
+	must(rdb.ZAdd(ctx, st.Keys().Deadlines(), redis.Z{Score: 1, Member: gone}).Err())
+	_, err = st.ReapDeadlines(ctx, 10)
+	must(err)
+	ended, err := st.Create(ctx, Handshake{})
+	must(err)
+	_, err = st.End(ctx, ended, bus.ReasonServer, "")
+	must(err)
+	must(st.Alive(ctx, 50*time.Millisecond))
+	time.Sleep(100 * time.Millisecond)
+	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	n, err := other.ReapGateways(ctx, 100, 0)
+	must(err)
+	if n != 1 {
+		t.Fatalf("reaped %d sessions of the dead gateway, want its websocket", n)
+	}
+}
+
+// scriptRuns groups the monitored commands by the script that ran them
+// and hashes their keys to slots.
+func scriptRuns(t *testing.T, rdb *redis.Client, cmds []testredis.Command) map[string]*scriptSlots {
+	t.Helper()
+	ctx := context.Background()
+	runs := map[string]*scriptSlots{}
+	var cur *scriptSlots
+	var declared map[string]bool
+	for _, c := range cmds {
+		if !c.Lua {
+			cur = nil
+			name, keys, ok := scriptCall(t, c.Args)
+			if !ok {
+				continue
+			}
+			cur = runs[name]
+			if cur == nil {
+				cur = &scriptSlots{declared: map[int]bool{}, touched: map[int]bool{}, undeclared: map[string]bool{}}
+				runs[name] = cur
+			}
+			declared = map[string]bool{}
+			for _, k := range keys {
+				declared[k] = true
+				cur.declared[bus.Slot(k)] = true
+			}
+			continue
+		}
+		if cur == nil {
+			t.Fatalf("a script's command %q without its EVAL", c.Args)
+		}
+		args := make([]any, 0, 2+len(c.Args))
+		args = append(args, "COMMAND", "GETKEYS")
+		for _, a := range c.Args {
+			args = append(args, a)
+		}
+		keys, err := rdb.Do(ctx, args...).StringSlice()
+		if err != nil {
+			if strings.Contains(err.Error(), "no key arguments") || strings.Contains(err.Error(), "not a key") {
+				continue
+			}
+			t.Fatalf("COMMAND GETKEYS %q: %v", c.Args, err)
+		}
+		for _, k := range keys {
+			cur.touched[bus.Slot(k)] = true
+			if !declared[k] {
+				cur.undeclared[k] = true
+			}
+		}
+	}
+	return runs
+}
+
+// scriptCall returns the script an EVAL or EVALSHA ran and the keys it
+// declared; ok is false for other commands.
+func scriptCall(t *testing.T, args []string) (name string, keys []string, ok bool) {
+	t.Helper()
+	if len(args) < 3 {
+		return "", nil, false
+	}
+	var sha string
+	switch strings.ToLower(args[0]) {
+	case "evalsha":
+		sha = args[1]
+	case "eval":
+		h := sha1.Sum([]byte(args[1]))
+		sha = hex.EncodeToString(h[:])
+	default:
+		return "", nil, false
+	}
+	name, known := scriptNames[sha]
+	if !known {
+		t.Fatalf("a script that is none of the session scripts: %.80q", args[1])
+	}
+	n, err := strconv.Atoi(args[2])
+	if err != nil || 3+n > len(args) {
+		t.Fatal(fmt.Errorf("%s: numkeys %q", name, args[2]))
+	}
+	return name, args[3 : 3+n], true
+}

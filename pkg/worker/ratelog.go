@@ -1,0 +1,56 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// defaultLogEvery is the least time between two log lines of one reason (a
+// logReason); the next line says how many went unlogged (unlogged=). Client
+// input decides how often these happen: a client sending unknown events as
+// fast as it can costs a line per second per reason, and every one is
+// counted in realtime_worker_signals_total.
+const defaultLogEvery = time.Second
+
+// logReason is why a signal was not handled as the app meant: the reasons
+// whose log lines are rate-limited.
+type logReason int
+
+const (
+	// logNoNamespace: a message, JSON message or event of a namespace this
+	// worker has no handlers for (counted unhandled).
+	logNoNamespace logReason = iota
+	// logNoHandler: a message, JSON message or event of a namespace this
+	// worker serves, with no handler for its kind or event name (counted
+	// unhandled).
+	logNoHandler
+	// logRejected: a handler rejected the client's input (counted
+	// rejected).
+	logRejected
+	numLogReasons
+)
+
+var logReasonNames = [numLogReasons]string{
+	logNoNamespace: "no_namespace",
+	logNoHandler:   "no_handler",
+	logRejected:    "rejected",
+}
+
+// String returns the reason's label, as logged (reason=).
+func (r logReason) String() string { return logReasonNames[r] }
+
+// logLimited logs msg at level with reason and attrs, at most once per
+// defaultLogEvery per reason; a line after suppressed ones says how many
+// (unlogged=).
+func (w *Worker) logLimited(reason logReason, level slog.Level, msg string, attrs ...any) {
+	ok, skipped := w.inputLog[reason].Allow(time.Now(), w.logEvery)
+	if !ok {
+		return
+	}
+	attrs = append([]any{"reason", reason.String()}, attrs...)
+	if skipped > 0 {
+		attrs = append(attrs, "unlogged", skipped)
+	}
+	w.log.Log(context.Background(), level, msg, attrs...)
+}

@@ -1,0 +1,312 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/realtime/realtime/internal/testredis"
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// Faults of Redis under traffic, on the route streams that carry what
+// workers commit back to gateways (docs/redis.md, "Routing back"). Each test
+// runs official socket.io-client 0.9.16 clients in a closed loop of acked
+// echoes (test/node/steady.js) while it breaks Redis.
+
+// steady starts steady.js against url and returns its result channel.
+func steady(t *testing.T, url, transport, expect string, clients, seconds int) chan nodeResult {
+	t.Helper()
+	done := make(chan nodeResult, 1)
+	go runNodeAsync(done, nodeScript(t, "steady.js"), "--url", url, "--transport", transport,
+		"--clients", strconv.Itoa(clients), "--seconds", strconv.Itoa(seconds), "--expect", expect)
+	return done
+}
+
+// passed waits for a steady.js run and fails the test unless it passed.
+func passed(t *testing.T, name string, done chan nodeResult) {
+	t.Helper()
+	r := <-done
+	if r.err != nil {
+		t.Errorf("%s: steady.js: %v\n%s", name, r.err, r.out)
+		return
+	}
+	t.Logf("%s: %s", name, lastLine(r.out))
+}
+
+// gaps returns a gateway's realtime_gateway_route_gaps_total, all reasons.
+func gaps(t *testing.T, gws ...*proc) float64 {
+	t.Helper()
+	var n float64
+	for _, g := range gws {
+		for _, r := range []bus.GapReason{bus.GapTrimmed, bus.GapLost, bus.GapRolledBack} {
+			n += metricAdmin(t, g, `realtime_gateway_route_gaps_total{reason="`+string(r)+`"}`)
+		}
+	}
+	return n
+}
+
+// Every client connection of Redis killed twice (CLIENT KILL TYPE normal,
+// then TYPE pubsub: the gateways' route stream readers, their committers,
+// the workers' consumers and reply subscriptions) under websocket traffic
+// to two gateways: no client notices (same session, no ack lost,
+// duplicated or reordered), and no gateway reports a gap.
+func TestRouteStreamSurvivesClientKills(t *testing.T) {
+	c := newCluster(t)
+	a := c.gateway("a", "-admin-addr", "127.0.0.1:0")
+	b := c.gateway("b", "-admin-addr", "127.0.0.1:0")
+	c.worker("w", "echo")
+	runA := steady(t, "http://"+a.addr, "websocket", "same-session", 4, 10)
+	runB := steady(t, "http://"+b.addr, "websocket", "same-session", 4, 10)
+	ctx := context.Background()
+	for i, typ := range []string{"normal", "pubsub"} {
+		time.Sleep(3 * time.Second)
+		n, err := c.rdb.ClientKillByFilter(ctx, "TYPE", typ, "SKIPME", "yes").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kill %d: CLIENT KILL TYPE %s closed %d connections", i+1, typ, n)
+	}
+	passed(t, "gateway a", runA)
+	passed(t, "gateway b", runB)
+	if n := gaps(t, a, b); n != 0 {
+		t.Errorf("%v route gaps after connection kills that lost nothing", n)
+	}
+}
+
+// Redis stopped (SIGSTOP) for 5 s under websocket and xhr-polling traffic:
+// what workers committed before and during the stall reaches the gateway
+// after it (no gap), and no client is left waiting in silence: each either
+// kept its session and lost no ack, or (its signal could not be committed
+// within the gateway's bounds) was reconnected by its own client and talks.
+func TestRedisPauseUnderTraffic(t *testing.T) {
+	c := newCluster(t)
+	gw := c.gateway("a", "-admin-addr", "127.0.0.1:0")
+	c.worker("w", "echo")
+	ws := steady(t, "http://"+gw.addr, "websocket", "no-silent-loss", 4, 14)
+	xhr := steady(t, "http://"+gw.addr, "xhr-polling", "no-silent-loss", 4, 14)
+	time.Sleep(3 * time.Second)
+	c.redis.Pause(t)
+	time.Sleep(5 * time.Second)
+	c.redis.Resume(t)
+	passed(t, "websocket", ws)
+	passed(t, "xhr-polling", xhr)
+	if n := gaps(t, gw); n != 0 {
+		t.Errorf("%v route gaps after a pause that lost nothing", n)
+	}
+}
+
+// Redis killed (SIGKILL) and restarted with its data (AOF, fsync always)
+// under websocket and xhr-polling traffic through the shipped haproxy
+// config to two gateways: no client notices (same session, nothing lost,
+// duplicated or reordered), and no gateway reports a gap.
+func TestRedisAOFRestartUnderTraffic(t *testing.T) {
+	srv := testredis.StartAOF(t)
+	c := &cluster{t: t, redis: srv, rdb: srv.Client(t), keys: bus.NewKeys("", 0)}
+	gws, admins := c.lbGateways(2)
+	c.worker("w", "echo")
+	lb := c.haproxy(gws, admins)
+	ws := steady(t, lb, "websocket", "same-session", 4, 12)
+	xhr := steady(t, lb, "xhr-polling", "same-session", 4, 12)
+	time.Sleep(4 * time.Second)
+	down := time.Now()
+	srv.Kill(t)
+	srv.Restart(t)
+	t.Logf("Redis was down %v (kill -9, restart from the AOF)", time.Since(down).Round(time.Millisecond))
+	passed(t, "websocket", ws)
+	passed(t, "xhr-polling", xhr)
+	if n := gaps(t, gws...); n != 0 {
+		t.Errorf("%v route gaps after an AOF restart that lost nothing", n)
+	}
+}
+
+var routeGapLogRE = regexp.MustCompile(`(?m)^.*route messages may have been missed.*reason=(\S+).*$`)
+
+// Redis restarted empty (no persistence) under websocket and xhr-polling
+// traffic: each gateway finds its route stream gone (stream_lost), ends the
+// streams it holds, and recreates the stream; workers recreate their
+// consumer groups and leases; every client is reconnected by its own client
+// and talks again well within 15 s; no process exits.
+func TestRedisRestartedEmptyUnderTraffic(t *testing.T) {
+	c := newCluster(t)
+	gws, admins := c.lbGateways(2)
+	w := c.worker("w", "echo")
+	lb := c.haproxy(gws, admins)
+	ws := steady(t, lb, "websocket", "reconnected", 4, 16)
+	xhr := steady(t, lb, "xhr-polling", "reconnected", 4, 16)
+	time.Sleep(3 * time.Second)
+	c.redis.Kill(t)
+	c.redis.Restart(t)
+	passed(t, "websocket", ws)
+	passed(t, "xhr-polling", xhr)
+	for _, p := range append(gws, w) {
+		select {
+		case <-p.done:
+			t.Errorf("%s exited:\n%s", p.name, p.logText())
+		default:
+		}
+	}
+	for _, g := range gws {
+		if n := metricAdmin(t, g, `realtime_gateway_route_gaps_total{reason="stream_lost"}`); n != 1 {
+			t.Errorf("gateway %s: %v stream_lost gaps, want 1", g.name, n)
+		}
+		if m := routeGapLogRE.FindAllStringSubmatch(g.logText(), -1); len(m) != 1 || m[0][1] != string(bus.GapLost) {
+			t.Errorf("gateway %s: gap log lines %q, want one stream_lost", g.name, m)
+		}
+	}
+}
+
+// FLUSHALL under a held websocket: its gateway finds its route stream gone
+// within about a second, closes the websocket (no 0::, so the 0.9 client
+// reconnects), counts and logs the gap once, and serves new sessions.
+func TestFlushAllEndsHeldStreams(t *testing.T) {
+	c := newCluster(t)
+	gw := c.gateway("a", "-admin-addr", "127.0.0.1:0")
+	c.worker("w", "echo")
+	sid := handshake(t, gw)
+	ws := dialWS(t, gw, sid)
+	if m := readWS(t, ws); m != "1::" {
+		t.Fatalf("first frame %q", m)
+	}
+	wsEcho(t, ws, 1)
+	if err := c.rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	took := wsClosedWithin(t, ws, 3*time.Second)
+	t.Logf("websocket closed %v after FLUSHALL", took.Round(time.Millisecond))
+	if n := metricAdmin(t, gw, `realtime_gateway_route_gaps_total{reason="stream_lost"}`); n != 1 {
+		t.Errorf("stream_lost gaps %v, want 1", n)
+	}
+	if n := metricAdmin(t, gw, `realtime_gateway_disconnects_total{reason="delivery_gap"}`); n != 1 {
+		t.Errorf("delivery_gap disconnects %v, want 1", n)
+	}
+	if m := routeGapLogRE.FindAllString(gw.logText(), -1); len(m) != 1 {
+		t.Errorf("gap log lines %q, want one", m)
+	}
+	sid = handshake(t, gw)
+	ws = dialWS(t, gw, sid)
+	if m := readWS(t, ws); m != "1::" {
+		t.Fatalf("first frame after the flush %q", m)
+	}
+	wsEcho(t, ws, 2)
+}
+
+// A client that never reads while it is sent large messages is cut off by
+// its own gateway (its send queue overflows: reason overflow), and nothing
+// else: the gateway keeps reading its route stream at its own pace (no
+// Redis output buffer grows for it), so ten official clients on the same
+// gateway lose, duplicate and reorder nothing, and keep their sessions.
+func TestSlowClientCannotHurtOthers(t *testing.T) {
+	c := newCluster(t)
+	gw := c.gateway("a", "-admin-addr", "127.0.0.1:0", "-send-queue", "64")
+	c.worker("w", "echo")
+	bystanders := steady(t, "http://"+gw.addr, "websocket", "same-session", 10, 8)
+	time.Sleep(2 * time.Second)
+	sid := handshake(t, gw)
+	slow := dialWS(t, gw, sid)
+	if m := readWS(t, slow); m != "1::" {
+		t.Fatalf("first frame %q", m)
+	}
+	big := strings.Repeat("x", 60<<10)
+	sent := 0
+	// 300 x 60 KiB: past the socket buffers and the 64-packet send queue.
+	for deadline := time.Now().Add(4 * time.Second); sent < 300 && time.Now().Before(deadline); sent++ {
+		_ = slow.SetWriteDeadline(time.Now().Add(time.Second))
+		msg := `5:` + strconv.Itoa(sent+1) + `+::{"name":"echo","args":["` + big + `"]}`
+		if err := slow.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			break // cut off
+		}
+	}
+	t.Logf("the slow client sent %d echoes of 60 KiB, reading none", sent)
+	passed(t, "bystanders", bystanders)
+	waitUntil(t, "the slow client cut off", 10*time.Second, func() error {
+		if n := metricAdmin(t, gw, `realtime_gateway_disconnects_total{reason="overflow"}`); n != 1 {
+			return fmt.Errorf("overflow disconnects %v", n)
+		}
+		return nil
+	})
+	if n := gaps(t, gw); n != 0 {
+		t.Errorf("%v route gaps", n)
+	}
+}
+
+// rssKiB returns a process's resident set size.
+func rssKiB(t *testing.T, p *proc) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// Redis unreachable for 30 s (killed, then restarted with its data) under
+// websocket traffic: /readyz is false and /healthz true throughout; a new
+// handshake is held (-handshake-hold, 5 s) then refused 503 with a clear
+// body; held websockets whose packets cannot be committed within the
+// commit bound (5 s) are closed without 0:: (no packet is dropped quietly),
+// the others stay open; the gateway's memory stays bounded; no process
+// exits; once Redis is back every client talks again.
+func TestRedisDown30s(t *testing.T) {
+	srv := testredis.StartAOF(t)
+	c := &cluster{t: t, redis: srv, rdb: srv.Client(t), keys: bus.NewKeys("", 0)}
+	gw := c.gateway("a", "-admin-addr", "127.0.0.1:0")
+	w := c.worker("w", "echo")
+	admin := "http://" + gw.logged(adminRE)
+	run := steady(t, "http://"+gw.addr, "websocket", "no-silent-loss", 4, 48)
+	time.Sleep(3 * time.Second)
+	rssBefore := rssKiB(t, gw)
+	srv.Kill(t)
+	down := time.Now()
+	time.Sleep(3 * time.Second)
+	if code, body, _ := get(t, admin+"/readyz"); code != 503 {
+		t.Errorf("readyz with Redis down: %d %q", code, body)
+	}
+	start := time.Now()
+	code, body, _ := get(t, gw.url("/socket.io/1/?t=1"))
+	t.Logf("handshake with Redis down: %d %q after %v", code, body, time.Since(start).Round(100*time.Millisecond))
+	if code != 503 || !strings.Contains(body, "session store unavailable") || time.Since(start) > 7*time.Second {
+		t.Errorf("handshake with Redis down: %d %q after %v, want 503 within the 5 s hold", code, body, time.Since(start))
+	}
+	maxRSS := 0
+	for time.Since(down) < 30*time.Second {
+		if code, _, _ := get(t, admin+"/healthz"); code != 200 {
+			t.Errorf("healthz with Redis down: %d", code)
+		}
+		maxRSS = max(maxRSS, rssKiB(t, gw))
+		time.Sleep(time.Second)
+	}
+	srv.Restart(t)
+	t.Logf("gateway RSS %d KiB before, at most %d KiB during 30 s without Redis", rssBefore, maxRSS)
+	if maxRSS > rssBefore+64<<10 {
+		t.Errorf("gateway RSS grew from %d to %d KiB while Redis was down", rssBefore, maxRSS)
+	}
+	passed(t, "websocket", run)
+	waitUntil(t, "ready again", 10*time.Second, func() error {
+		if code, body, _ := get(t, admin+"/readyz"); code != 200 {
+			return fmt.Errorf("readyz %d %q", code, body)
+		}
+		return nil
+	})
+	for _, p := range []*proc{gw, w} {
+		select {
+		case <-p.done:
+			t.Errorf("%s exited", p.name)
+		default:
+		}
+	}
+}
