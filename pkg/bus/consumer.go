@@ -91,6 +91,17 @@ type ConsumerConfig struct {
 	// OnBacklogTrimmed is told that about n signals of a partition were
 	// trimmed before group read them (MaxBacklog).
 	OnBacklogTrimmed func(partition int, group string, n int64)
+	// Serves, if set, returns what this consumer's handler serves, which
+	// it publishes for the other workers of its group with every heartbeat
+	// (Keys.GroupServes; opaque to the bus: pkg/worker writes the JSON
+	// docs/redis.md describes, and reads its peers' with Peers to choose a
+	// worker to hand a partition over to, Outcome.HandOver). It is called at
+	// every rebalance. Default nil: nothing published, so no worker hands a
+	// partition over to this one.
+	Serves func() string
+	// OnHandOver is told that this consumer handed partition over
+	// (Outcome.HandOver).
+	OnHandOver func(partition int)
 	// MaxBacklog bounds, in entries, how far behind the newest signal of a
 	// partition a consumer group may fall (an app whose workers are all
 	// stopped): older entries are trimmed, reported to OnBacklogTrimmed and
@@ -147,9 +158,15 @@ type Batch struct {
 // dropped or refused connection, a timeout, LOADING, READONLY, MASTERDOWN,
 // OOM, ...) is not counted as an attempt: the signal is not at fault, and
 // is never dead-lettered for it.
+//
+// HandOver, when not empty and N < len(Signals), names a live worker of the
+// group that serves entry N while this one does not (a rolling deploy:
+// see handover.go): entry N and those after it are left pending, not
+// attempted, and the partition goes to that worker, which claims them.
 type Outcome struct {
-	N   int
-	Err error
+	N        int
+	Err      error
+	HandOver string
 }
 
 // ErrCommitFailed is wrapped (with the cause) by a Handler's Outcome.Err
@@ -214,13 +231,14 @@ type Consumer struct {
 	cfg ConsumerConfig
 	log *slog.Logger
 
-	lastRebalance atomic.Int64    // unix ms of the last successful rebalance
-	leaseUntil    atomic.Int64    // unix ms until which the leases renewed last hold
-	beat          atomic.Int64    // unix ms when the read loop last went round
-	wake          chan struct{}   // the owned set changed: the loop looks again
-	dials         atomic.Uint64   // connections the client dialed (dialCounter)
-	trimLogs      sync.Map        // group -> *rate.Sometimes (backlogTrimmed)
-	notTriedLog   *rate.Sometimes // ErrNotAttempted failures, once per 10 s
+	lastRebalance atomic.Int64                      // unix ms of the last successful rebalance
+	leaseUntil    atomic.Int64                      // unix ms until which the leases renewed last hold
+	beat          atomic.Int64                      // unix ms when the read loop last went round
+	wake          chan struct{}                     // the owned set changed: the loop looks again
+	dials         atomic.Uint64                     // connections the client dialed (dialCounter)
+	trimLogs      sync.Map                          // group -> *rate.Sometimes (backlogTrimmed)
+	notTriedLog   *rate.Sometimes                   // ErrNotAttempted failures, once per 10 s
+	peers         atomic.Pointer[map[string]string] // Peers, from the last rebalance
 
 	// mu guards the fields below; it is never held across a Redis round
 	// trip.
@@ -320,14 +338,48 @@ func (c *Consumer) Owned() []int {
 func (c *Consumer) rebalance(ctx context.Context) error {
 	now := time.Now().UnixMilli()
 	ttl := c.cfg.LeaseTTL.Milliseconds()
+	servesKey := c.cfg.Keys.GroupServes(c.cfg.Group)
 	pipe := c.rdb.Pipeline()
 	pipe.ZAdd(ctx, c.membersKey(), redis.Z{Score: float64(now), Member: c.cfg.Name})
 	pipe.ZRemRangeByScore(ctx, c.membersKey(), "-inf", strconv.FormatInt(now-3*ttl, 10))
-	live := pipe.ZRangeByScore(ctx, c.membersKey(), &redis.ZRangeBy{Min: strconv.FormatInt(now-ttl, 10), Max: "+inf"})
+	if c.cfg.Serves != nil {
+		if s := c.cfg.Serves(); s != "" {
+			pipe.HSet(ctx, servesKey, c.cfg.Name, s)
+		}
+	}
+	// What the workers serve is read before the members, so that a
+	// description read has its worker in the members read after it.
+	serves := pipe.HGetAll(ctx, servesKey)
+	handovers := pipe.HGetAll(ctx, c.cfg.Keys.Handovers(c.cfg.Group))
+	members := pipe.ZRangeWithScores(ctx, c.membersKey(), 0, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("bus: membership: %w", err)
 	}
-	want := share(live.Val(), c.cfg.Name, c.cfg.Keys.Partitions())
+	known := map[string]bool{}
+	live := map[string]bool{}
+	for _, m := range members.Val() {
+		name, _ := m.Member.(string)
+		known[name] = true
+		if int64(m.Score) >= now-ttl {
+			live[name] = true
+		}
+	}
+	peers := map[string]string{}
+	var gone []string
+	for name, s := range serves.Val() {
+		switch {
+		case !known[name]:
+			gone = append(gone, name)
+		case live[name] && name != c.cfg.Name:
+			peers[name] = s
+		}
+	}
+	c.peers.Store(&peers)
+	want, stale := applyHandovers(share(slices.Collect(maps.Keys(live)), c.cfg.Name, c.cfg.Keys.Partitions()),
+		c.cfg.Name, handovers.Val(), live, c.cfg.Keys.Partitions())
+	if len(stale) > 0 || len(gone) > 0 {
+		c.dropStale(ctx, stale, gone)
+	}
 
 	seen, changed := c.releaseUnwanted(want)
 	held, err := c.renewLeases(ctx, slices.Sorted(maps.Keys(seen)), ttl)
@@ -860,6 +912,14 @@ func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Ha
 		}
 		if len(lp.backlog) == 0 {
 			lp.backlog = nil
+			continue
+		}
+		if o.HandOver != "" {
+			if err := c.handOver(ctx, lp, o.HandOver); err != nil {
+				// Handled again after the pause; its handler decides again.
+				c.log.Warn("partition not handed over; trying again", "partition", lp.p, "to", o.HandOver, "err", err)
+				lp.retryAt = now.Add(c.cfg.RetryBackoff)
+			}
 			continue
 		}
 		if o.Err == nil {

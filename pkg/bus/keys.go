@@ -95,6 +95,8 @@ var (
 	keyLease       = KeyPattern{"lease", "lease:{", "p", "}"}
 	keyGroupWork   = KeyPattern{"groupworkers", "groupworkers:", "<group>", ""}
 	keyGroupLease  = KeyPattern{"grouplease", "grouplease:", "<group>:{p}", ""}
+	keyGroupServes = KeyPattern{"groupserves", "groupserves:", "<group>", ""}
+	keyHandovers   = KeyPattern{"handovers", "handovers:", "<group>", ""}
 	keyCommit      = KeyPattern{"cm", "cm:", "<node>:<shard>", ""}
 )
 
@@ -104,7 +106,8 @@ func KeyPatterns() []KeyPattern {
 	return []KeyPattern{keyStream, keyDead, keyRouteStream, keyReply,
 		keySession, keyMailbox, keyNamespaces, keyRooms, keyAcks, keyConfirmed, keyKick, keyPost,
 		keyDeadlines, keyNSAll, keyNSPolling, keyRoomAll, keyRoomPoll,
-		keyGateways, keyAlive, keyGwStreams, keyWorkers, keyLease, keyGroupWork, keyGroupLease, keyCommit}
+		keyGateways, keyAlive, keyGwStreams, keyWorkers, keyLease, keyGroupWork, keyGroupLease,
+		keyGroupServes, keyHandovers, keyCommit}
 }
 
 // Keys names every Redis key and pub/sub channel of the cluster under one
@@ -266,6 +269,17 @@ func (k Keys) GroupLease(group string, p int) string {
 	}
 	return k.name(keyGroupLease, group+":{"+strconv.Itoa(p)+"}")
 }
+
+// GroupServes returns the hash of what each worker of consumer group group
+// serves, as it publishes it for the others (ConsumerConfig.Serves;
+// pkg/worker writes the JSON docs/redis.md describes): worker name to
+// description, <prefix>groupserves:<group>.
+func (k Keys) GroupServes(group string) string { return k.name(keyGroupServes, group) }
+
+// Handovers returns the hash of the partitions of consumer group group that
+// a worker handed over to another one (Outcome.HandOver): partition number
+// to {"to":…,"from":…}, <prefix>handovers:<group>.
+func (k Keys) Handovers(group string) string { return k.name(keyHandovers, group) }
 
 // CommitMarker returns the key in which a Committer's shard writes the
 // number of each batch it commits, in the batch's transaction, so that a

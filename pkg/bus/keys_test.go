@@ -29,7 +29,8 @@ func keyNames(k Keys) map[string]string {
 		"room": k.RoomSessions(sampleNS, sampleRoom), "roomp": k.RoomPolling(sampleNS, sampleRoom),
 		"gws": k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(sampleNode),
 		"workers": k.Workers(), "lease": k.Lease(samplePartition),
-		"groupworkers": k.GroupWorkers(sampleGroup), "grouplease": k.GroupLease(sampleGroup, samplePartition), "cm": k.CommitMarker(sampleNode, 7),
+		"groupworkers": k.GroupWorkers(sampleGroup), "grouplease": k.GroupLease(sampleGroup, samplePartition),
+		"groupserves": k.GroupServes(sampleGroup), "handovers": k.Handovers(sampleGroup), "cm": k.CommitMarker(sampleNode, 7),
 	}
 }
 

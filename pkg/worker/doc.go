@@ -47,6 +47,14 @@
 // ({"error":"unhandled"}) at once, so its callback never waits forever.
 // Rejected input is logged the same way (reason rejected).
 //
+// Rolling deploys: each worker publishes what it serves (its namespaces,
+// event names, message kinds, from the handlers registered before Run) for
+// the other workers of its app. One that reads a signal it does not serve
+// while another live worker of its app does hands the signal's partition
+// over to that worker instead of counting the signal unhandled: the signal
+// and those after it stay pending, in order, for it (docs/redis.md,
+// "Rolling deploys"; counted in realtime_worker_partition_handovers_total).
+//
 // A minimal worker (Run returns nil when ctx ends: a clean shutdown):
 //
 //	w := worker.New(rdb, worker.Config{})

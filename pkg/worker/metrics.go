@@ -18,6 +18,7 @@ type Metrics struct {
 	BacklogTrimmed *prometheus.CounterVec // group
 	GroupLag       *prometheus.GaugeVec   // group, partition
 	RoomsRefused   *prometheus.CounterVec // reason (too_many_rooms, room_name_too_long)
+	Handovers      prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -53,10 +54,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_worker_rooms_refused_total", Help: "Socket.Join calls refused by the per-session bounds, by reason (too_many_rooms, room_name_too_long)."}, []string{"reason"}),
 		GroupLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "realtime_worker_group_lag", Help: "Signals of a partition waiting to be delivered to each app's consumer group, every group's, as this worker saw them when it last trimmed a partition it owns (every 10 s): an app whose workers are all stopped shows here. Workers of several apps report the same partition: aggregate with max by (group, partition), then sum by (group)."}, []string{"group", "partition"}),
+		Handovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_partition_handovers_total", Help: "Partitions this worker handed over to a worker of its app that serves a signal this one does not (a rolling deploy), leaving the signal pending for it."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Signals, m.HandlerSeconds, m.Overruns, m.DeadLetters, m.Reclaimed, m.Reread, m.Partitions,
-			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag)
+			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag, m.Handovers)
 	}
 	return m
 }

@@ -50,6 +50,22 @@ func (n *Namespace) OnEvent(name string, h EventHandler) { n.events[name] = h }
 // OnAnyEvent is called for events no OnEvent handler took.
 func (n *Namespace) OnAnyEvent(h EventHandler) { n.anyEvent = h }
 
+// takes reports whether the namespace has a handler for the signal (a
+// connect or disconnect needs none).
+func (n *Namespace) takes(sig bus.Signal) bool {
+	switch sig.Kind {
+	case bus.KindConnect, bus.KindDisconnect:
+		return true
+	case bus.KindMessage:
+		return n.message != nil
+	case bus.KindJSON:
+		return n.json != nil
+	case bus.KindEvent:
+		return n.events[sig.Name] != nil || n.anyEvent != nil
+	}
+	return false
+}
+
 // callHandler calls the handler the namespace has for the signal's kind
 // (and an event's name). handled is false for a message, JSON message or
 // event that no handler of this namespace takes (a connect or disconnect

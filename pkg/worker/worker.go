@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -115,6 +116,12 @@ type Worker struct {
 	// (bus.ConsumerConfig.OnGroupLag), for WaitingNote.
 	lagMu     sync.Mutex
 	groupLags map[string]map[int]groupLag
+
+	// What this worker serves, published from Run on (serves.go), and
+	// its peers' descriptions, parsed.
+	serves    atomic.Pointer[string]
+	peersMu   sync.Mutex
+	peerCache map[string]*served
 }
 
 // groupLag is one OnGroupLag report.
@@ -209,6 +216,13 @@ func New(rdb redis.UniversalClient, cfg Config) *Worker {
 			m.BacklogTrimmed.WithLabelValues(group).Add(float64(n))
 		},
 		OnGroupLag: w.groupLagged,
+		OnHandOver: func(int) { m.Handovers.Inc() },
+		Serves: func() string {
+			if s := w.serves.Load(); s != nil {
+				return *s
+			}
+			return ""
+		},
 	})
 	return w
 }
@@ -316,6 +330,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer sub.Close()
 		w.replies(ctx, sub)
 	}()
+	serves := w.describe()
+	w.serves.Store(&serves)
 	w.log.Info("worker started")
 	err := w.consumer.Run(ctx, w.handleAndCommit)
 	wg.Wait()
@@ -448,9 +464,10 @@ func (s *Socket) attach(w *Worker) *Socket { s.w = w; return s }
 // acknowledgements in one script.
 func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus.Outcome {
 	type result struct {
-		commits []session.Commit
-		recs    []*recorder
-		failed  error
+		commits  []session.Commit
+		recs     []*recorder
+		failed   error
+		handOver string // the worker that serves the signal after the commits
 	}
 	results := make([]result, len(batches))
 	run := func(i int) {
@@ -470,7 +487,9 @@ func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus
 			rec := &recorder{joins: joins}
 			if err := w.dispatch(ctx, sig, rec); err != nil {
 				w.drop(rec)
-				r.failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
+				if r.handOver = handOverOf(err); r.handOver == "" {
+					r.failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
+				}
 				break
 			}
 			r.commits = append(r.commits, session.Commit{Stream: stream, Group: w.group(), ID: sig.ID, Effects: rec.effects})
@@ -509,7 +528,7 @@ func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus
 		}
 	}
 	for i, r := range results {
-		outcomes[i] = bus.Outcome{N: len(r.commits), Err: r.failed}
+		outcomes[i] = bus.Outcome{N: len(r.commits), Err: r.failed, HandOver: r.handOver}
 	}
 	return outcomes
 }
@@ -560,6 +579,12 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 	ns := w.namespaces[sig.NS]
 	w.mu.Unlock()
 	kind := string(sig.Kind)
+	if sig.Kind != bus.KindAck && (ns == nil || !ns.takes(sig)) {
+		// A rolling deploy: another worker of the app may serve it.
+		if to := w.handOverTo(sig); to != "" {
+			return &handOverError{to: to}
+		}
+	}
 	if sig.Kind == bus.KindAck || (ns == nil && (sig.Kind == bus.KindConnect || sig.Kind == bus.KindDisconnect)) {
 		w.metrics.Signals.WithLabelValues(kind, "ignored").Inc()
 		return nil

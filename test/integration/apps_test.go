@@ -1,9 +1,15 @@
 package integration
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Two apps side by side on one cluster, each with its own workers: `worker
@@ -39,5 +45,111 @@ func TestAppsSideBySide(t *testing.T) {
 	}
 	if n := metricAdmin(t, chat, `realtime_worker_signals_total{kind="event",result="unhandled"}`); n != 0 {
 		t.Errorf("the chat worker counted %v events unhandled", n)
+	}
+}
+
+// A rolling deploy under traffic that adds a namespace to an app: the old
+// version (`worker -app echo -group web`) serves official clients sending
+// acked and plain echoes; the new version (`-app chat,echo -group web`,
+// serving /chatroom too) starts beside it; chat users then connect to
+// /chatroom and set nicknames, while the old version is stopped (SIGTERM).
+// No echo is lost, duplicated or reordered and every nickname is answered
+// by the new version: the old one hands the partitions whose chat signals
+// it does not serve over to the new one instead of dropping them (before,
+// it acknowledged them as another app's, and about half of the chat users
+// never got an answer).
+func TestRollingDeployUnderTraffic(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	c := newCluster(t)
+	gw := c.gateway("a")
+	old := c.worker("old", "echo", "-group", "web")
+	done := make(chan nodeResult, 1)
+	go runNodeAsync(done, script, "--url", "http://"+gw.addr, "--transport", "websocket",
+		"--clients", "4", "--seconds", "12", "--expect", "same-session", "--plain")
+	time.Sleep(2 * time.Second)
+	nw := c.worker("new", "chat,echo", "-group", "web")
+	waitUntil(t, "the new version owning partitions", 10*time.Second, func() error {
+		if !strings.Contains(nw.logText(), `msg="partitions acquired"`) {
+			return fmt.Errorf("no partitions acquired yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // the old version sees what the new one serves within 0.5 s (lease TTL / 3)
+
+	const users = 12
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	calls := make([]int, users)
+	stopUsers := make(chan struct{})
+	for i := range users {
+		transport := []string{"websocket", "xhr-polling"}[i%2]
+		cl := dial(t, transport, urls(gw))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fail := func(format string, args ...any) {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("user %d (%s): ", i, transport)+fmt.Sprintf(format, args...))
+				mu.Unlock()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := cl.Connect(ctx, "/chatroom")
+			cancel()
+			if err != nil {
+				fail("connect: %v", err)
+				return
+			}
+			for n := 0; ; n++ {
+				select {
+				case <-stopUsers:
+					return
+				default:
+				}
+				name := fmt.Sprintf("u%dn%d", i, n)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				raw, err := cl.EmitAck(ctx, "/chatroom", "nick", name)
+				cancel()
+				var got []map[string]any
+				if err == nil {
+					err = json.Unmarshal(raw, &got)
+				}
+				if err != nil || len(got) != 1 || got[0]["nick"] != name {
+					fail("nick %s: answered %s (%v)", name, raw, err)
+					return
+				}
+				calls[i]++
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	old.signal(syscall.SIGTERM) // the deploy ends: the old version stops
+	select {
+	case <-old.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the old version did not stop within 15 s of SIGTERM")
+	}
+	time.Sleep(2 * time.Second)
+	close(stopUsers)
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	for i, n := range calls {
+		if n < 5 {
+			t.Errorf("user %d set only %d nicknames", i, n)
+		}
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("steady.js: %v\n%s", r.err, r.out)
+	}
+	if m := summaryRE.FindStringSubmatch(r.out); m == nil || m[2] != "0" {
+		t.Fatalf("unexpected result:\n%s", r.out)
+	}
+	t.Logf("%s", lastLine(r.out))
+	if !strings.Contains(old.logText(), `msg="partition handed over to a worker that serves a signal this one does not"`) {
+		t.Errorf("the old version handed no partition over:\n%s", old.logText())
 	}
 }

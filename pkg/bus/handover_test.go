@@ -1,0 +1,158 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/internal/testredis"
+)
+
+func TestApplyHandovers(t *testing.T) {
+	live := map[string]bool{"a": true, "b": true}
+	rec := func(to, from string) string { return fmt.Sprintf(`{"to":%q,"from":%q}`, to, from) }
+	for _, tc := range []struct {
+		name      string
+		want      []int
+		records   map[string]string
+		out       []int
+		staleKeys []string
+	}{
+		{"none", []int{0, 2}, nil, []int{0, 2}, nil},
+		{"to me", []int{0, 2}, map[string]string{"1": rec("a", "b")}, []int{0, 1, 2}, nil},
+		{"from me", []int{0, 2}, map[string]string{"2": rec("b", "a")}, []int{0}, nil},
+		{"both ways", []int{0, 2}, map[string]string{"2": rec("b", "a"), "3": rec("a", "b")}, []int{0, 3}, nil},
+		{"to a gone worker", []int{0, 2}, map[string]string{"2": rec("c", "a")}, []int{0, 2}, []string{"2"}},
+		{"from a gone worker", []int{0, 2}, map[string]string{"1": rec("a", "c")}, []int{0, 2}, []string{"1"}},
+		{"unreadable", []int{0, 2}, map[string]string{"2": "{", "x": rec("b", "a"), "9": rec("b", "a")}, []int{0, 2}, []string{"2", "9", "x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stale := applyHandovers(tc.want, "a", tc.records, live, 4)
+			if fmt.Sprint(out) != fmt.Sprint(tc.out) {
+				t.Errorf("partitions %v, want %v", out, tc.out)
+			}
+			var keys []string
+			for k := range stale {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if fmt.Sprint(keys) != fmt.Sprint(tc.staleKeys) {
+				t.Errorf("stale %v, want %v", keys, tc.staleKeys)
+			}
+		})
+	}
+}
+
+// TestHandOverKeepsOrder: consumer a serves events "x" only, b serves "x"
+// and "y" (a rolling deploy's old and new versions). a hands each
+// partition over to b when it meets a "y": every signal is handled exactly
+// once, every "y" by b, and each partition's signals in stream order. The
+// handover records are dropped once a leaves.
+func TestHandOverKeepsOrder(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	keys := NewKeys("handover:", 4)
+	var mu sync.Mutex
+	handled := map[int][]string{} // partition -> "id name by"
+	handler := func(name string, serves []string) Handler {
+		return func(ctx context.Context, batches []Batch) []Outcome {
+			out := make([]Outcome, len(batches))
+			for i, b := range batches {
+				for _, s := range b.Signals {
+					if !slices.Contains(serves, s.Name) {
+						out[i].HandOver = "b"
+						break
+					}
+					if err := rdb.XAck(ctx, keys.Stream(b.Partition), GroupName, s.ID).Err(); err != nil {
+						out[i].Err = err
+						break
+					}
+					mu.Lock()
+					handled[b.Partition] = append(handled[b.Partition], s.ID+" "+s.Name+" "+name)
+					mu.Unlock()
+					out[i].N++
+				}
+			}
+			return out
+		}
+	}
+	var handovers sync.Map
+	newConsumer := func(name, serves string) *Consumer {
+		return NewConsumer(srv.Client(t), ConsumerConfig{Keys: keys, Name: name, LeaseTTL: 1500 * time.Millisecond, Block: 100 * time.Millisecond,
+			Serves:     func() string { return serves },
+			OnHandOver: func(p int) { handovers.Store(name+fmt.Sprint(p), true) }})
+	}
+	a := newConsumer("a", "x")
+	stopA := runHandler(t, a, handler("a", []string{"x"}))
+	waitFor(t, "a owning all 4", func() bool { return len(a.Owned()) == 4 })
+	b := newConsumer("b", "x,y")
+	runHandler(t, b, handler("b", []string{"x", "y"}))
+	waitFor(t, "an even share", func() bool { return fmt.Sprint(a.Owned()) == "[0 2]" && fmt.Sprint(b.Owned()) == "[1 3]" })
+	waitFor(t, "a seeing what b serves", func() bool { return a.Peers()["b"] == "x,y" })
+
+	// Per partition, x x y x x y ...: a handles the first x's of its
+	// partitions, then hands them over at the first y.
+	var sent = map[int][]string{}
+	for i := range 40 {
+		p := i % 4
+		name := "x"
+		if i/4%3 == 2 {
+			name = "y"
+		}
+		sig := &Signal{Kind: KindEvent, SID: fmt.Sprintf("sid%d", i), Name: name, Args: "[]"}
+		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(p), Values: sig.Values()}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent[p] = append(sent[p], id+" "+name)
+	}
+	waitFor(t, "all 40 handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, h := range handled {
+			n += len(h)
+		}
+		return n >= 40
+	})
+	time.Sleep(300 * time.Millisecond) // a duplicate would show now
+	mu.Lock()
+	for p := range 4 {
+		var got []string
+		for _, h := range handled[p] {
+			f := strings.Fields(h) // id, name, by
+			got = append(got, f[0]+" "+f[1])
+			if strings.HasSuffix(h, " y a") {
+				t.Errorf("partition %d: a handled %s", p, h)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(sent[p]) {
+			t.Errorf("partition %d handled\n%v\nwant (stream order, once each)\n%v", p, handled[p], sent[p])
+		}
+	}
+	mu.Unlock()
+	for _, p := range []int{0, 2} {
+		if _, ok := handovers.Load("a" + fmt.Sprint(p)); !ok {
+			t.Errorf("a did not hand partition %d over", p)
+		}
+	}
+	if fmt.Sprint(b.Owned()) != "[0 1 2 3]" || len(a.Owned()) != 0 {
+		t.Errorf("after the handovers a owns %v, b %v; want b all 4", a.Owned(), b.Owned())
+	}
+
+	// a leaves: its records no longer hold, and b (the only one left)
+	// deletes them, and a's description.
+	stopA()
+	waitFor(t, "the records and a's description gone", func() bool {
+		n, _ := rdb.HLen(ctx, keys.Handovers(GroupName)).Result()
+		_, err := rdb.HGet(ctx, keys.GroupServes(GroupName), "a").Result()
+		return n == 0 && err == redis.Nil
+	})
+}
