@@ -30,8 +30,12 @@ func main() {
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 
-	w := worker.New(rdb, worker.Config{})
-	ns := w.Namespace("") // the default namespace
+	// An app of its own (consumer group "myworker") serving a namespace of
+	// its own: it runs beside the cluster's other apps, each getting every
+	// signal and answering those of its namespaces. Browsers connect with
+	// io.connect("http://<gateway>/myworker").
+	w := worker.New(rdb, worker.Config{App: "myworker"})
+	ns := w.Namespace("/myworker")
 	ns.OnConnect(func(ctx context.Context, s *worker.Socket) error {
 		return s.Emit("welcome", s.ID())
 	})

@@ -35,8 +35,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// The README's worker (examples/worker-template is the same as a program of
-// its own). Run returns nil when its context ends: a clean shutdown.
+// A worker serving the default namespace: the handlers of the README's
+// worker (examples/worker-template, a program of its own, runs them as the
+// app "myworker" in the namespace /myworker). Run returns nil when its
+// context ends: a clean shutdown.
 func Example() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

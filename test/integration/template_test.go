@@ -13,8 +13,10 @@ import (
 
 // The worker template (examples/worker-template, its own module, the
 // README's "Writing a worker") builds on its own and joins a running
-// cluster: its handlers answer, invalid input is rejected at once, and it
-// exits 0 on SIGTERM.
+// cluster beside the bundled apps (`worker -app echo` and `-app chat`):
+// its handlers answer in its namespace, invalid input is rejected at once,
+// the official client still passes the whole echo contract and the chat
+// suite passes, and it exits 0 on SIGTERM.
 func TestWorkerTemplate(t *testing.T) {
 	dir, _ := filepath.Abs("../../examples/worker-template")
 	bin := filepath.Join(t.TempDir(), "myworker")
@@ -23,15 +25,32 @@ func TestWorkerTemplate(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build in examples/worker-template: %v\n%s", err, out)
 	}
+	contract := nodeScript(t, "echo-contract.js")
+	script, _ := filepath.Abs("../node_modules/socket.io-client/dist/socket.io.js")
+	web, _ := filepath.Abs("../../web/chat")
 	c := newCluster(t)
-	gw := c.gateway("a")
+	gw := c.gateway("a", "-static", web, "-client-script", script)
+	gw2 := c.gateway("b", "-static", web, "-client-script", script)
+	c.worker("echo1", "echo")
+	c.worker("chat1", "chat")
 	t.Setenv("REDIS_URL", c.redis.URL())
 	w := c.start("myworker", regexp.MustCompile(`INFO (worker) started`), bin)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// The bundled apps, beside it, pass their own tests: the echo contract
+	// first (its count checks count every socket of the default
+	// namespace, which the clients below join too).
+	out := runNode(t, contract, "--urls", strings.Join(urls(gw, gw2), ","), "--transport", "websocket")
+	if !contractPassed(out) {
+		t.Fatalf("echo contract with the template beside the bundled apps:\n%s", out)
+	}
+	const ns = "/myworker"
 	for _, transport := range []string{"websocket", "xhr-polling"} {
 		cl := dial(t, transport, urls(gw))
-		if _, err := cl.NextEvent(ctx, "", "welcome"); err != nil {
+		if err := cl.Connect(ctx, ns); err != nil {
+			t.Fatalf("%s: connect %s: %v", transport, ns, err)
+		}
+		if _, err := cl.NextEvent(ctx, ns, "welcome"); err != nil {
 			t.Fatalf("%s: welcome: %v", transport, err)
 		}
 		for _, tc := range []struct {
@@ -44,7 +63,7 @@ func TestWorkerTemplate(t *testing.T) {
 			{"chat", []any{"hi"}, `["delivered"]`},
 		} {
 			start := time.Now()
-			got, err := cl.EmitAck(ctx, "", tc.event, tc.args...)
+			got, err := cl.EmitAck(ctx, ns, tc.event, tc.args...)
 			if err != nil {
 				t.Fatalf("%s %s: %v", transport, tc.event, err)
 			}
@@ -53,6 +72,10 @@ func TestWorkerTemplate(t *testing.T) {
 				t.Fatalf("%s %s answered after %v", transport, tc.event, d)
 			}
 		}
+	}
+	chatSuite(t, gw, gw2, script)
+	if strings.Contains(w.logText(), "signal with no handler") {
+		t.Errorf("the template counted the other apps' signals unhandled:\n%s", w.logText())
 	}
 	w.signal(syscall.SIGTERM)
 	select {
