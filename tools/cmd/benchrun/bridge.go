@@ -341,7 +341,8 @@ func renderBridge(rep *BridgeReport, runs int) string {
 	}
 	if costs := costRows(rep.Runs, []string{targetGoEcho, targetBridge}); costs != "" {
 		w("\nWhere the time goes: CPU per ack of each process (medians over the runs, from `/proc`, as in *Where the CPU\n")
-		w("goes*; gunicorn's arbiter and each of its workers separately):\n\n")
+		w("goes*; gunicorn's arbiter and each of its workers separately). Python's sockets use recv and send, which\n")
+		w("`/proc/<pid>/io` does not count: gunicorn's system-call columns stay near 0 whatever it does.\n\n")
 		w("| target | process | CPU µs | read syscalls | write syscalls |\n| --- | --- | ---: | ---: | ---: |\n")
 		b.WriteString(costs)
 	}
