@@ -50,7 +50,9 @@
 //	-runs N         runs per target and scenario [5]
 //	-big-runs N     runs per target of the 10,000-client scenario, at most -runs [3]
 //	-duration D     length of each timed run (echo, polling, broadcast) [5s]
-//	-scenarios L    comma-separated: echo, polling, broadcast-1k, broadcast-10k, connect, hold [all]
+//	-scenarios L    comma-separated: echo, polling, broadcast-1k, broadcast-10k, connect, hold [all];
+//	                also bridge (bridge.go; not in the default set: it needs Django and gunicorn)
+//	-python, -gunicorn, -django-project   the bridge scenario's [/usr/bin/python3, /usr/bin/gunicorn, examples/django]
 //	-out FILE       the report [BENCHMARKS.md; with -quick: a temporary file]
 //	-plot FILE      the ratio plot, SVG or PNG by extension [bench/ratios.svg next to -out]
 //	-codec          also run the codec benchmarks of ./pkg/protocol with -benchmem [true]
