@@ -9,7 +9,7 @@ PKGS     := ./...
 # Each target below that builds, vets or tests covers both modules.
 TOOLS    := tools
 
-.PHONY: all build test django-test test-deps fmt-check staticcheck client-script lint fuzz cover bench demo clean
+.PHONY: all build test django-test django-chat test-deps fmt-check staticcheck client-script lint fuzz cover bench demo clean
 
 all: build
 
@@ -46,6 +46,14 @@ django-test:
 	@if $(PYTHON) -c 'import django' 2>/dev/null; then $(PYTHON) python/django-realtime/runtests.py; \
 	elif [ -n "$$CI" ]; then echo "Django is not installed for $(PYTHON) (CI is set, so this fails): apt-get install python3-django"; exit 1; \
 	else echo "Django is not installed for $(PYTHON): django-test skipped (apt-get install python3-django)"; fi
+
+# django-chat runs the Django examples (examples/django: the echo app and
+# the chat) with Django's development server on 127.0.0.1:8000 and, next to
+# it, the demo binary bridged to it (manage.py runrealtime): the chat page is
+# at http://127.0.0.1:8080/. The chat's SQLite file is
+# examples/django/chat.sqlite3 (CHAT_DB), migrated first.
+django-chat: build client-script
+	cd examples/django && $(PYTHON) manage.py migrate --no-input -v 0 && $(PYTHON) manage.py runrealtime 127.0.0.1:8000
 
 # demo runs the whole cluster in one process (embedded Redis, a gateway, the
 # echo and chat workers): the chat page is at http://localhost:8000/.

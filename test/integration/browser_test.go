@@ -19,7 +19,8 @@ import (
 // test/artifacts (ignored by git).
 //
 //   - pairs: two pages through two gateways, each on its own transport
-//     (websocket, xhr-polling and jsonp-polling in turn): entering, unique
+//     (websocket, xhr-polling and jsonp-polling in turn), with the chat of
+//     each backend (chatBackends: Go, Django under gunicorn): entering, unique
 //     nicknames, errors unlike notices, times, who is online, a rename
 //     without a rejoin, a 1,500-character word at 1280 and 390 px, a reload
 //     with no console error, a closed page gone at once (the close timeout
@@ -51,18 +52,21 @@ func TestBrowserChat(t *testing.T) {
 	checks := map[string]int{"pair": 18, "faults": 12, "restart": 3, "noworker": 3}
 
 	t.Run("pairs", func(t *testing.T) {
-		c := newCluster(t)
-		g1, g2 := c.gateway("a", flags...), c.gateway("b", flags...)
-		c.worker("w1", "chat")
-		transports := []string{"websocket", "xhr-polling", "jsonp-polling"}
-		for i, ta := range transports {
-			tb := transports[(i+1)%len(transports)]
-			t.Run(ta+"+"+tb, func(t *testing.T) {
-				out := runBrowser(t, script, nil, "--suite", "pair", "--a", "http://"+g1.addr, "--b", "http://"+g2.addr,
-					"--transport-a", ta, "--transport-b", tb, "--shots", artifacts, "--tag", ta+"-"+tb)
-				checkSuite(t, out, checks["pair"], "chat-"+ta+"-"+tb+"-desktop.png", "chat-"+ta+"-"+tb+"-phone.png")
-			})
-		}
+		forChatBackends(t, func(t *testing.T, b chatBackend) {
+			c := newCluster(t)
+			g1, g2 := c.gateway("a", flags...), c.gateway("b", flags...)
+			b.start(c)
+			transports := []string{"websocket", "xhr-polling", "jsonp-polling"}
+			for i, ta := range transports {
+				tb := transports[(i+1)%len(transports)]
+				t.Run(ta+"+"+tb, func(t *testing.T) {
+					tag := b.name + "-" + ta + "-" + tb
+					out := runBrowser(t, script, nil, "--suite", "pair", "--a", "http://"+g1.addr, "--b", "http://"+g2.addr,
+						"--transport-a", ta, "--transport-b", tb, "--shots", artifacts, "--tag", tag)
+					checkSuite(t, out, checks["pair"], "chat-"+tag+"-desktop.png", "chat-"+tag+"-phone.png")
+				})
+			}
+		})
 	})
 
 	t.Run("faults", func(t *testing.T) {

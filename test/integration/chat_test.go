@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,17 +14,83 @@ import (
 	"github.com/realtime/realtime/internal/sioclient"
 )
 
+// chatBackend runs the chat app for a cluster: the Go chat (examples/chat)
+// or django-realtime's chat rebuilt on the Django package
+// (examples/django/chat), each beside the echo app, as in one worker.
+type chatBackend struct {
+	name  string
+	start func(c *cluster)
+	// stateGone reports whether the app forgot session sid (its
+	// disconnect was handled).
+	stateGone func(c *cluster, sid string) bool
+}
+
+var chatBackends = []chatBackend{
+	{
+		name:  "go",
+		start: func(c *cluster) { c.worker("w1", "chat,echo") },
+		stateGone: func(c *cluster, sid string) bool {
+			return c.rdb.Exists(context.Background(), c.keys.Prefix()+"chat:s:"+sid).Val() == 0
+		},
+	},
+	{
+		// Served by gunicorn with two worker processes, the state in the
+		// database they share: a session's signals reach either process.
+		name: "django",
+		start: func(c *cluster) {
+			needDjango(c.t)
+			endpoint := c.django("gunicorn", "")
+			c.worker("w1", "http", "-http-endpoint", endpoint, "-http-secret", bridgeSecret)
+		},
+		stateGone: func(c *cluster, sid string) bool {
+			return c.djangoChatMembers(sid) == 0
+		},
+	},
+}
+
+// djangoChatMembers counts the rows of session sid in the Django chat's
+// database (the CHAT_DB that c.django made).
+func (c *cluster) djangoChatMembers(sid string) int {
+	c.t.Helper()
+	var db string
+	for _, e := range c.env {
+		if v, ok := strings.CutPrefix(e, "CHAT_DB="); ok {
+			db = v
+		}
+	}
+	out, err := exec.Command(djangoPython, "-c",
+		"import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("+
+			"'select count(*) from chat_member where sid = ?', (sys.argv[2],)).fetchone()[0])", db, sid).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("reading %s: %v\n%s", db, err, out)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		c.t.Fatalf("reading %s: %q", db, out)
+	}
+	return n
+}
+
+// forChatBackends runs f as a subtest per chat backend.
+func forChatBackends(t *testing.T, f func(t *testing.T, b chatBackend)) {
+	for _, b := range chatBackends {
+		t.Run(b.name, func(t *testing.T) { f(t, b) })
+	}
+}
+
 // The chat app over two gateways and transports: nicknames, rooms, notices,
 // the live user list, and the page and client script the gateway serves.
 func TestChat(t *testing.T) {
 	nodeScript(t, "echo-contract.js") // the client script comes from test/node_modules
 	script, _ := filepath.Abs("../node_modules/socket.io-client/dist/socket.io.js")
 	web, _ := filepath.Abs("../../web/chat")
-	c := newCluster(t)
-	g1 := c.gateway("a", "-static", web, "-client-script", script)
-	g2 := c.gateway("b", "-static", web, "-client-script", script)
-	c.worker("w1", "chat,echo")
-	chatSuite(t, g1, g2, script)
+	forChatBackends(t, func(t *testing.T, b chatBackend) {
+		c := newCluster(t)
+		g1 := c.gateway("a", "-static", web, "-client-script", script)
+		g2 := c.gateway("b", "-static", web, "-client-script", script)
+		b.start(c)
+		chatSuite(t, g1, g2, script)
+	})
 }
 
 // chatSuite checks the chat app through gateways g1 and g2 (g1 and g2
@@ -195,33 +263,35 @@ func toStrings(v any) []string {
 // A polling user who stops polling (a closed tab) leaves the room when the
 // close timeout ends the session.
 func TestChatPollingUserTimesOut(t *testing.T) {
-	c := newCluster(t)
-	g1 := c.gateway("a", "-close-timeout", "2s", "-polling-duration", "1s", "-heartbeat-interval", "1s")
-	g2 := c.gateway("b", "-close-timeout", "2s", "-polling-duration", "1s", "-heartbeat-interval", "1s")
-	c.worker("w1", "chat")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ann := dial(t, "websocket", urls(g1))
-	bob := dial(t, "xhr-polling", urls(g2))
-	const ns = "/chatroom"
-	for i, x := range []*sioclient.Client{ann, bob} {
-		if err := x.Connect(ctx, ns); err != nil {
-			t.Fatal(err)
+	forChatBackends(t, func(t *testing.T, b chatBackend) {
+		c := newCluster(t)
+		g1 := c.gateway("a", "-close-timeout", "2s", "-polling-duration", "1s", "-heartbeat-interval", "1s")
+		g2 := c.gateway("b", "-close-timeout", "2s", "-polling-duration", "1s", "-heartbeat-interval", "1s")
+		b.start(c)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ann := dial(t, "websocket", urls(g1))
+		bob := dial(t, "xhr-polling", urls(g2))
+		const ns = "/chatroom"
+		for i, x := range []*sioclient.Client{ann, bob} {
+			if err := x.Connect(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := x.EmitAck(ctx, ns, "nick", []string{"ann", "bob"}[i]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := x.EmitAck(ctx, ns, "join", "lobby"); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if _, err := x.EmitAck(ctx, ns, "nick", []string{"ann", "bob"}[i]); err != nil {
-			t.Fatal(err)
+		if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
+			t.Fatalf("users: %s %v", u, err)
 		}
-		if _, err := x.EmitAck(ctx, ns, "join", "lobby"); err != nil {
-			t.Fatal(err)
+		bob.Drop()
+		if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann"]]` {
+			t.Fatalf("users after bob timed out: %s %v", u, err)
 		}
-	}
-	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
-		t.Fatalf("users: %s %v", u, err)
-	}
-	bob.Drop()
-	if u, err := ann.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann"]]` {
-		t.Fatalf("users after bob timed out: %s %v", u, err)
-	}
+	})
 }
 
 // A page that reconnects gets a new session while its old one may still
@@ -230,73 +300,79 @@ func TestChatPollingUserTimesOut(t *testing.T) {
 // one's place (the room hears "ann is back", not a leave and a join), and
 // the old session is ended. Another page with another key is refused.
 func TestChatReconnectReplacesOldSession(t *testing.T) {
-	c := newCluster(t)
-	g := c.gateway("a", "-close-timeout", "60s", "-polling-duration", "1s")
-	c.worker("w1", "chat")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	const ns = "/chatroom"
-	enter := func(cl *sioclient.Client, nick, key string) map[string]any {
-		t.Helper()
-		if _, err := cl.EmitAck(ctx, ns, "nick", nick, key); err != nil {
-			t.Fatal(err)
+	forChatBackends(t, func(t *testing.T, b chatBackend) {
+		c := newCluster(t)
+		g := c.gateway("a", "-close-timeout", "60s", "-polling-duration", "1s")
+		b.start(c)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		const ns = "/chatroom"
+		enter := func(cl *sioclient.Client, nick, key string) map[string]any {
+			t.Helper()
+			if _, err := cl.EmitAck(ctx, ns, "nick", nick, key); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := cl.EmitAck(ctx, ns, "join", "lobby")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r []map[string]any
+			if err := json.Unmarshal(raw, &r); err != nil {
+				t.Fatal(err)
+			}
+			return r[0]
 		}
-		raw, err := cl.EmitAck(ctx, ns, "join", "lobby")
-		if err != nil {
-			t.Fatal(err)
+		connect := func(transport string) *sioclient.Client {
+			t.Helper()
+			cl := dial(t, transport, urls(g))
+			if err := cl.Connect(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			return cl
 		}
-		var r []map[string]any
-		if err := json.Unmarshal(raw, &r); err != nil {
-			t.Fatal(err)
-		}
-		return r[0]
-	}
-	connect := func(transport string) *sioclient.Client {
-		t.Helper()
-		cl := dial(t, transport, urls(g))
-		if err := cl.Connect(ctx, ns); err != nil {
-			t.Fatal(err)
-		}
-		return cl
-	}
-	bob := connect("websocket")
-	enter(bob, "bob", "key-bob")
-	old := connect("xhr-polling")
-	enter(old, "ann", "key-ann")
-	nextNotice(t, ctx, bob, "join", "ann joined")
-	old.Drop() // stops polling: the session lingers until the close timeout
+		bob := connect("websocket")
+		enter(bob, "bob", "key-bob")
+		old := connect("xhr-polling")
+		enter(old, "ann", "key-ann")
+		nextNotice(t, ctx, bob, "join", "ann joined")
+		old.Drop() // stops polling: the session lingers until the close timeout
 
-	again := connect("websocket")
-	if r := enter(again, "ann", "key-ann"); r["room"] != "lobby" || strings.Join(toStrings(r["users"]), ",") != "ann,bob" {
-		t.Fatalf("rejoin with the same key: %v", r)
-	}
-	nextNotice(t, ctx, bob, "back", "ann is back")
-	if u, err := bob.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
-		t.Fatalf("users after the rejoin: %s %v", u, err)
-	}
-	other := connect("websocket")
-	if r := enter(other, "Ann", "key-other"); r["error"] != "The nickname Ann is taken in lobby: choose another" {
-		t.Fatalf("another page took ann's nickname: %v", r)
-	}
-	// The old session was ended (its disconnect says nothing to the room):
-	// the next notice bob gets is carol's join.
-	deadline := time.Now().Add(10 * time.Second)
-	for c.rdb.Exists(ctx, c.keys.Prefix()+"chat:s:"+old.SID).Val() == 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the replaced session was not ended")
+		again := connect("websocket")
+		if r := enter(again, "ann", "key-ann"); r["room"] != "lobby" || strings.Join(toStrings(r["users"]), ",") != "ann,bob" {
+			t.Fatalf("rejoin with the same key: %v", r)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	enter(other, "carol", "")
-	nextNotice(t, ctx, bob, "join", "carol joined")
+		nextNotice(t, ctx, bob, "back", "ann is back")
+		if u, err := bob.NextEvent(ctx, ns, "users"); err != nil || string(u) != `[["ann","bob"]]` {
+			t.Fatalf("users after the rejoin: %s %v", u, err)
+		}
+		other := connect("websocket")
+		if r := enter(other, "Ann", "key-other"); r["error"] != "The nickname Ann is taken in lobby: choose another" {
+			t.Fatalf("another page took ann's nickname: %v", r)
+		}
+		// The old session was ended (its disconnect says nothing to the room):
+		// the next notice bob gets is carol's join.
+		deadline := time.Now().Add(10 * time.Second)
+		for !b.stateGone(c, old.SID) {
+			if time.Now().After(deadline) {
+				t.Fatal("the replaced session was not ended")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		enter(other, "carol", "")
+		nextNotice(t, ctx, bob, "join", "carol joined")
 
-	// A nickname held by a session with no chat state left (a handler
-	// interrupted between its steps) is free.
-	if err := c.rdb.HSet(ctx, c.keys.Prefix()+"chat:names:lobby", "zed", "no-such-session").Err(); err != nil {
-		t.Fatal(err)
-	}
-	zed := connect("websocket")
-	if r := enter(zed, "Zed", "key-zed"); r["room"] != "lobby" {
-		t.Fatalf("a leftover held the nickname: %v", r)
-	}
+		// A nickname held by a session with no chat state left (a handler
+		// interrupted between its steps) is free. (The Django chat keeps a
+		// nickname and its session in one row: it has no such leftovers.)
+		if b.name != "go" {
+			return
+		}
+		if err := c.rdb.HSet(ctx, c.keys.Prefix()+"chat:names:lobby", "zed", "no-such-session").Err(); err != nil {
+			t.Fatal(err)
+		}
+		zed := connect("websocket")
+		if r := enter(zed, "Zed", "key-zed"); r["room"] != "lobby" {
+			t.Fatalf("a leftover held the nickname: %v", r)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -41,19 +42,29 @@ func freeLoopbackPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// djangoEcho starts examples/django (the echo contract written with the
-// django-realtime API of python/django-realtime), served by `manage.py
-// runserver --noreload` or, with server "gunicorn", by Debian's gunicorn
-// (two sync workers), with the bridge secret and the server API of api in
-// its environment; it returns the bridge endpoint's URL.
-func (c *cluster) djangoEcho(server, api string) string {
+// django starts examples/django (the echo contract and the chat, written
+// with the django-realtime API of python/django-realtime), served by
+// `manage.py runserver --noreload` or, with server "gunicorn", by Debian's
+// gunicorn (two sync workers), with the bridge secret and, unless api is
+// "", the server API of api in its environment; the chat's database is a
+// new SQLite file (CHAT_DB), migrated first. It returns the bridge
+// endpoint's URL.
+func (c *cluster) django(server, api string) string {
 	c.t.Helper()
 	dir, err := filepath.Abs("../../examples/django")
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.env = append(c.env, "REALTIME_SECRET="+bridgeSecret, "REALTIME_API_URL="+api,
-		"REALTIME_API_KEY="+apiTestKey, "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
+	c.env = append(c.env, "REALTIME_SECRET="+bridgeSecret, "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1",
+		"CHAT_DB="+filepath.Join(c.t.TempDir(), "chat.sqlite3"))
+	if api != "" {
+		c.env = append(c.env, "REALTIME_API_URL="+api, "REALTIME_API_KEY="+apiTestKey)
+	}
+	migrate := exec.Command(djangoPython, filepath.Join(dir, "manage.py"), "migrate", "--no-input", "-v", "0")
+	migrate.Env = append(os.Environ(), c.env...)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		c.t.Fatalf("manage.py migrate: %v\n%s", err, out)
+	}
 	var p *proc
 	switch server {
 	case "gunicorn":
@@ -109,7 +120,7 @@ func TestDjangoEchoContract(t *testing.T) {
 			c.env = append(c.env, "REALTIME_API_KEY="+apiTestKey)
 			gws, admins := c.lbGateways(2, "-api-addr", "127.0.0.1:0")
 			api := "http://" + gws[0].logged(apiListenRE)
-			endpoint := c.djangoEcho(tc.server, api)
+			endpoint := c.django(tc.server, api)
 			for _, w := range []string{"w1", "w2"} {
 				c.worker(w, "http", "-http-endpoint", endpoint, "-http-secret", bridgeSecret)
 			}

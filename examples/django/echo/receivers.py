@@ -13,6 +13,10 @@
 - ``ask`` q: emits ``question`` q asking for an ack; the client's answer's
   first argument comes back as ``answer``;
 - ``bye``: the server disconnects the socket.
+
+The chat (chat.receivers) serves namespace /chatroom in the same project:
+every receiver here leaves that namespace's sockets alone, as the Go
+workers of the two apps each serve their own namespaces.
 """
 
 import realtime
@@ -23,6 +27,18 @@ from realtime.signals import (
     socket_client_message,
     socket_connected,
 )
+
+
+NAMESPACES = ("", "/chat")
+
+
+def in_echo(fn):
+    """Runs a receiver for sockets of the echo app's namespaces only."""
+    def only_echo(sender, **kwargs):
+        if sender.namespace in NAMESPACES:
+            fn(sender, **kwargs)
+    only_echo.__name__ = fn.__name__
+    return only_echo
 
 
 def ack(event, *args):
@@ -38,16 +54,19 @@ def room_of(event):
 
 
 @receiver(socket_connected)
+@in_echo
 def welcome(sender, request, **kwargs):
     sender.emit("welcome", {"sid": sender.session.session_id, "ns": sender.namespace})
 
 
 @receiver(socket_client_message)
+@in_echo
 def message(sender, request, message, json=False, **kwargs):
     sender.send(message, json=json)
 
 
 @receiver(socket_client_event_by_type["echo"])
+@in_echo
 def echo(sender, request, event, **kwargs):
     if event.acknowledgeable():
         event.ack(*event.args)
@@ -56,18 +75,21 @@ def echo(sender, request, event, **kwargs):
 
 
 @receiver(socket_client_event_by_type["join"])
+@in_echo
 def join(sender, request, event, **kwargs):
     sender.join(room_of(event))
     ack(event, True)
 
 
 @receiver(socket_client_event_by_type["leave"])
+@in_echo
 def leave(sender, request, event, **kwargs):
     sender.leave(room_of(event))
     ack(event, True)
 
 
 @receiver(socket_client_event_by_type["to"])
+@in_echo
 def to(sender, request, event, **kwargs):
     room = room_of(event)
     if len(event.args) < 2:
@@ -78,37 +100,44 @@ def to(sender, request, event, **kwargs):
 
 
 @receiver(socket_client_event_by_type["shout"])
+@in_echo
 def shout(sender, request, event, **kwargs):
     sender.broadcast_emit("shout", event.args[0] if event.args else None)
     ack(event, True)
 
 
 @receiver(socket_client_event_by_type["whoami"])
+@in_echo
 def whoami(sender, request, event, **kwargs):
     ack(event, sender.session.session_id)
 
 
 @receiver(socket_client_event_by_type["count"])
+@in_echo
 def count(sender, request, event, **kwargs):
     ack(event, realtime.connected_sockets.namespace(sender.namespace).count())
 
 
 @receiver(socket_client_event_by_type["authdata"])
+@in_echo
 def authdata(sender, request, event, **kwargs):
     ack(event, sender.auth)
 
 
 @receiver(socket_client_event_by_type["ask"])
+@in_echo
 def ask(sender, request, event, **kwargs):
     sender.emit_ack("question", event.args[0] if event.args else None)
 
 
 @receiver(socket_client_ack)
+@in_echo
 def answer(sender, request, ack_id, args, **kwargs):
     if args:
         sender.emit("answer", args[0])
 
 
 @receiver(socket_client_event_by_type["bye"])
+@in_echo
 def bye(sender, request, event, **kwargs):
     sender.disconnect()

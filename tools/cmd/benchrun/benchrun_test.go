@@ -157,7 +157,7 @@ func TestRows(t *testing.T) {
 }
 
 func TestRenderMarkdown(t *testing.T) {
-	md := RenderMarkdown(fakeReport(), analysisPlaceholder, "bench/ratios.svg")
+	md := RenderMarkdown(fakeReport(), analysisPlaceholder, "bench/ratios.svg", "")
 	wantContains(t, md,
 		"# Benchmarks",
 		"make bench",
@@ -183,7 +183,7 @@ func TestAnalysisPreserved(t *testing.T) {
 		t.Errorf("unterminated: %q", got)
 	}
 	human := "\nThe p99 is bound by one Redis round trip per ack.\n\n- see pprof\n"
-	old := RenderMarkdown(fakeReport(), human, "bench/ratios.svg")
+	old := RenderMarkdown(fakeReport(), human, "bench/ratios.svg", "")
 	if got := extractAnalysis(old); got != human {
 		t.Errorf("extractAnalysis = %q, want %q", got, human)
 	}
@@ -313,10 +313,10 @@ func TestRowsBaseline(t *testing.T) {
 
 func TestRenderMarkdownBaseline(t *testing.T) {
 	// Without a baseline nothing of it shows.
-	if md := RenderMarkdown(fakeReport(), analysisPlaceholder, "bench/ratios.svg"); strings.Contains(strings.ToLower(md), "baseline") {
+	if md := RenderMarkdown(fakeReport(), analysisPlaceholder, "bench/ratios.svg", ""); strings.Contains(strings.ToLower(md), "baseline") {
 		t.Errorf("a report without a baseline mentions one:\n%s", md)
 	}
-	md := RenderMarkdown(withBaseline(fakeReport(), 10500), analysisPlaceholder, "bench/ratios.svg")
+	md := RenderMarkdown(withBaseline(fakeReport(), 10500), analysisPlaceholder, "bench/ratios.svg", "")
 	wantContains(t, md,
 		// the existing table is unchanged
 		"| **echo, websocket, closed loop** (100 clients) | acks/s | higher | 10000 | 10000 | 1.00× | ratio ≥ 1 | ✅ met |",
@@ -336,7 +336,7 @@ func TestRenderMarkdownBaseline(t *testing.T) {
 	// -baseline-bin: named by the commit its build information gives.
 	rep := withBaseline(fakeReport(), 10500)
 	rep.Baseline = &Baseline{Bin: "/opt/old", Commit: "abc1234", Dirty: true}
-	md = RenderMarkdown(rep, analysisPlaceholder, "bench/ratios.svg")
+	md = RenderMarkdown(rep, analysisPlaceholder, "bench/ratios.svg", "")
 	wantContains(t, md,
 		"The baseline (`-baseline-bin /opt/old`): the gateway and worker in that directory, built from commit abc1234 with uncommitted changes.",
 		"## Against the baseline (abc1234, with uncommitted changes)\n",

@@ -59,16 +59,35 @@ type ProcCost struct {
 
 // costMeter measures the server processes of a target around one run.
 type costMeter struct {
-	procs  []*proc
+	procs  []pidRef
 	before []procUsage
+}
+
+// pidRef names a process to measure.
+type pidRef struct {
+	name string
+	pid  int
+}
+
+// pidRefs names the processes benchrun started.
+func pidRefs(procs []*proc) []pidRef {
+	refs := make([]pidRef, len(procs))
+	for i, p := range procs {
+		refs[i] = pidRef{name: p.name, pid: p.pid()}
+	}
+	return refs
 }
 
 // startCosts reads the counters of procs before a run; processes whose
 // counters cannot be read (not Linux, no /proc) are left out.
-func startCosts(procs []*proc) *costMeter {
+func startCosts(procs []*proc) *costMeter { return startCostsOf(pidRefs(procs)) }
+
+// startCostsOf is startCosts for any processes (gunicorn's workers, which
+// benchrun did not start itself).
+func startCostsOf(procs []pidRef) *costMeter {
 	m := &costMeter{}
 	for _, p := range procs {
-		u, err := readUsage(p.pid())
+		u, err := readUsage(p.pid)
 		if err != nil {
 			continue
 		}
@@ -87,7 +106,7 @@ func (m *costMeter) finish(ops int64, client time.Duration) []ProcCost {
 	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(ops) }
 	var out []ProcCost
 	for i, p := range m.procs {
-		u, err := readUsage(p.pid())
+		u, err := readUsage(p.pid)
 		if err != nil {
 			continue
 		}
@@ -114,54 +133,62 @@ func renderCosts(rep *Report) string {
 		if !sr.Scenario.Costs {
 			continue
 		}
-		var rows strings.Builder
-		for _, target := range []string{targetCluster, targetBaseline, targetReference} {
-			var order []string
-			cpu := map[string][]float64{}
-			reads := map[string][]float64{}
-			writes := map[string][]float64{}
-			var servers, all []float64
-			for _, r := range sr.Runs {
-				if r.Target != target || len(r.Costs) == 0 {
-					continue
-				}
-				var sum, sumAll float64
-				for _, c := range r.Costs {
-					if _, ok := cpu[c.Process]; !ok {
-						order = append(order, c.Process)
-					}
-					cpu[c.Process] = append(cpu[c.Process], c.CPUMicros)
-					if c.HasSyscalls {
-						reads[c.Process] = append(reads[c.Process], c.Reads)
-						writes[c.Process] = append(writes[c.Process], c.Writes)
-						sum += c.CPUMicros
-					}
-					sumAll += c.CPUMicros
-				}
-				servers = append(servers, sum)
-				all = append(all, sumAll)
-			}
-			if len(order) == 0 {
-				continue
-			}
-			for _, p := range order {
-				rd, wr := "—", "—"
-				if len(reads[p]) > 0 {
-					rd = fmt.Sprintf("%.2f", Median(reads[p]))
-					wr = fmt.Sprintf("%.2f", Median(writes[p]))
-				}
-				fmt.Fprintf(&rows, "| %s | %s | %.1f | %s | %s |\n", target, p, Median(cpu[p]), rd, wr)
-			}
-			fmt.Fprintf(&rows, "| %s | **servers** | **%.1f** | | |\n", target, Median(servers))
-			fmt.Fprintf(&rows, "| %s | **all, with siobench** | **%.1f** | | |\n", target, Median(all))
-		}
-		if rows.Len() == 0 {
+		rows := costRows(sr.Runs, []string{targetCluster, targetBaseline, targetReference})
+		if rows == "" {
 			continue
 		}
 		fmt.Fprintf(&b, "**%s** (%s), per ack:\n\n", sr.Scenario.Title, clientsText(sr))
 		fmt.Fprintf(&b, "| target | process | CPU µs | read syscalls | write syscalls |\n| --- | --- | ---: | ---: | ---: |\n")
-		b.WriteString(rows.String())
+		b.WriteString(rows)
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// costRows renders the rows of a cost table for runs: per target (in the
+// order of targets) the median cost of an operation by process, then the
+// servers' sum and the sum with siobench ("" when no run was measured).
+func costRows(runs []RunRecord, targets []string) string {
+	var rows strings.Builder
+	for _, target := range targets {
+		var order []string
+		cpu := map[string][]float64{}
+		reads := map[string][]float64{}
+		writes := map[string][]float64{}
+		var servers, all []float64
+		for _, r := range runs {
+			if r.Target != target || len(r.Costs) == 0 {
+				continue
+			}
+			var sum, sumAll float64
+			for _, c := range r.Costs {
+				if _, ok := cpu[c.Process]; !ok {
+					order = append(order, c.Process)
+				}
+				cpu[c.Process] = append(cpu[c.Process], c.CPUMicros)
+				if c.HasSyscalls {
+					reads[c.Process] = append(reads[c.Process], c.Reads)
+					writes[c.Process] = append(writes[c.Process], c.Writes)
+					sum += c.CPUMicros
+				}
+				sumAll += c.CPUMicros
+			}
+			servers = append(servers, sum)
+			all = append(all, sumAll)
+		}
+		if len(order) == 0 {
+			continue
+		}
+		for _, p := range order {
+			rd, wr := "—", "—"
+			if len(reads[p]) > 0 {
+				rd = fmt.Sprintf("%.2f", Median(reads[p]))
+				wr = fmt.Sprintf("%.2f", Median(writes[p]))
+			}
+			fmt.Fprintf(&rows, "| %s | %s | %.1f | %s | %s |\n", target, p, Median(cpu[p]), rd, wr)
+		}
+		fmt.Fprintf(&rows, "| %s | **servers** | **%.1f** | | |\n", target, Median(servers))
+		fmt.Fprintf(&rows, "| %s | **all, with siobench** | **%.1f** | | |\n", target, Median(all))
+	}
+	return rows.String()
 }

@@ -50,7 +50,9 @@
 //	-runs N         runs per target and scenario [5]
 //	-big-runs N     runs per target of the 10,000-client scenario, at most -runs [3]
 //	-duration D     length of each timed run (echo, polling, broadcast) [5s]
-//	-scenarios L    comma-separated: echo, polling, broadcast-1k, broadcast-10k, connect, hold [all]
+//	-scenarios L    comma-separated: echo, polling, broadcast-1k, broadcast-10k, connect, hold [all];
+//	                also bridge (bridge.go; not in the default set: it needs Django and gunicorn)
+//	-python, -gunicorn, -django-project   the bridge scenario's [/usr/bin/python3, /usr/bin/gunicorn, examples/django]
 //	-out FILE       the report [BENCHMARKS.md; with -quick: a temporary file]
 //	-plot FILE      the ratio plot, SVG or PNG by extension [bench/ratios.svg next to -out]
 //	-codec          also run the codec benchmarks of ./pkg/protocol with -benchmem [true]
@@ -118,10 +120,12 @@ func parseFlags(args []string) (options, error) {
 		names = append(names, s.Name)
 	}
 	names = append(names, holdScenario)
+	defaults := strings.Join(names, ",")
+	names = append(names, bridgeScenario) // needs Django: only when asked for
 	fs.IntVar(&o.runs, "runs", 5, "runs per target and scenario")
 	fs.IntVar(&o.bigRuns, "big-runs", 3, "runs per target of the 10,000-client scenario (at most -runs)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each timed run (echo, polling, broadcast)")
-	list := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
+	list := fs.String("scenarios", defaults, "comma-separated scenarios to run (also: "+bridgeScenario+", which needs Django and gunicorn)")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write (with -quick and no -out: a temporary file)")
 	fs.StringVar(&o.plot, "plot", "", "the ratio plot, .svg or .png (default: bench/ratios.svg next to -out)")
 	fs.BoolVar(&o.codec, "codec", true, "also run the codec benchmarks (go test -bench . -benchmem ./pkg/protocol ./pkg/bus)")
@@ -134,6 +138,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.paths.Reference, "reference", "test/reference/echo-server.js", "the reference server script (make test-deps)")
 	fs.StringVar(&o.paths.HAProxy, "haproxy", "haproxy", "the haproxy executable (the polling scenario runs through it)")
 	fs.StringVar(&o.paths.LBConfig, "haproxy-config", "deploy/haproxy/haproxy.cfg", "the haproxy configuration the load balancers derive from")
+	fs.StringVar(&o.paths.Python, "python", "/usr/bin/python3", "the bridge scenario: a python3 with Django (Debian's python3-django)")
+	fs.StringVar(&o.paths.Gunicorn, "gunicorn", "/usr/bin/gunicorn", "the bridge scenario: gunicorn (Debian's gunicorn)")
+	fs.StringVar(&o.paths.DjangoProject, "django-project", "examples/django", "the bridge scenario: the Django project gunicorn serves")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -193,6 +200,15 @@ func run(args []string) error {
 		if _, err := os.Stat(filepath.Join(o.paths.Bin, b)); err != nil {
 			return fmt.Errorf("%s: %w (run make build first)", filepath.Join(o.paths.Bin, b), err)
 		}
+	}
+	bridge := slices.Contains(o.scenarios, bridgeScenario)
+	if bridge {
+		if err := checkDjango(o.paths.Python, o.paths.Gunicorn); err != nil {
+			return err
+		}
+	}
+	if bridge && len(o.scenarios) == 1 {
+		return runBridgeOnly(o, args)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(o.paths.Reference)), "node_modules", "socket.io")); err != nil {
 		return fmt.Errorf("socket.io is not installed next to %s (run make test-deps first): %w", o.paths.Reference, err)
@@ -268,6 +284,11 @@ func run(args []string) error {
 			rep.Hold.Connected, rep.Hold.Clients, rep.Hold.Dropped, rep.Hold.Errors, rep.Hold.Err+rep.Hold.Skipped)
 	}
 	srv.stopAll()
+	if runErr == nil && ctx.Err() == nil && bridge {
+		fmt.Fprintln(os.Stderr, "benchrun: bridge: echo through worker -app http to Django under gunicorn, beside the Go echo worker")
+		rep.Bridge = runBridge(ctx, o, logDir)
+		rep.Bridge.Command = rep.Command
+	}
 	if runErr == nil {
 		_ = os.RemoveAll(logDir)
 	} else if ctx.Err() != nil {
@@ -291,6 +312,35 @@ func run(args []string) error {
 		fmt.Print("\n" + renderBaselineTable(rep) + "\n" + baselineVerdict(rep) + "\n")
 	}
 	return runErr
+}
+
+// runBridgeOnly runs the bridge scenario alone and writes its section into
+// the report at -out, leaving the rest of the report as it was.
+func runBridgeOnly(o options, args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logDir, err := os.MkdirTemp("", "benchrun-logs-")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "benchrun: logs of the servers in %s\n", logDir)
+	rep := runBridge(ctx, o, logDir)
+	rep.Command = "make build && bin/benchrun " + strings.Join(args, " ")
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %s", rep.Err)
+	}
+	if rep.Err == "" {
+		_ = os.RemoveAll(logDir)
+	}
+	if err := writeBridgeOnly(o.out, rep, o.runs); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "benchrun: wrote the bridge section of %s\n", o.out)
+	fmt.Print(renderBridge(rep, o.runs))
+	if rep.Err != "" {
+		return errors.New(rep.Err)
+	}
+	return nil
 }
 
 // runScenarios runs each selected scenario, alternating the targets, and

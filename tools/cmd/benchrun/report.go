@@ -24,9 +24,10 @@ type Report struct {
 	Started, Finished time.Time
 	Machine           Machine
 	Scenarios         []*ScenarioReport
-	Codec, CodecCmd   string      // codec benchmark output and command ("" if not run)
-	Hold              *HoldReport // nil when not run
-	Baseline          *Baseline   // nil without -baseline or -baseline-bin
+	Codec, CodecCmd   string        // codec benchmark output and command ("" if not run)
+	Hold              *HoldReport   // nil when not run
+	Baseline          *Baseline     // nil without -baseline or -baseline-bin
+	Bridge            *BridgeReport // nil when the bridge scenario did not run
 	Notes             []string
 }
 
@@ -354,7 +355,9 @@ func clientsText(sr *ScenarioReport) string {
 
 // RenderMarkdown renders the whole report; analysis is the text kept between
 // the analysis markers, plotRel the plot's path relative to the report.
-func RenderMarkdown(rep *Report, analysis, plotRel string) string {
+// bridge is the bridge section to show when rep.Bridge is nil (kept from
+// the previous report; "" for none).
+func RenderMarkdown(rep *Report, analysis, plotRel, bridge string) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Benchmarks\n\n")
@@ -457,6 +460,13 @@ func RenderMarkdown(rep *Report, analysis, plotRel string) string {
 		b.WriteString(costs)
 	}
 
+	if rep.Bridge != nil {
+		bridge = renderBridge(rep.Bridge, rep.Runs)
+	}
+	if bridge != "" {
+		w("%s\n\n", strings.TrimSuffix(bridge, "\n"))
+	}
+
 	w("## Analysis\n\n%s%s%s\n\n", analysisBegin, analysis, analysisEnd)
 
 	w("## Every run\n\n<details>\n<summary>Raw siobench results per run (click to open)</summary>\n\n")
@@ -505,7 +515,7 @@ func writeReport(out, plotPath string, rep *Report) error {
 	if err != nil {
 		rel = plotPath
 	}
-	md := RenderMarkdown(rep, extractAnalysis(string(old)), rel)
+	md := RenderMarkdown(rep, extractAnalysis(string(old)), rel, extractSection(string(old), bridgeBegin, bridgeEnd))
 	return os.WriteFile(out, []byte(md), 0o644)
 }
 

@@ -23,6 +23,11 @@ type Paths struct {
 	RedisServer string // redis-server executable
 	HAProxy     string // haproxy executable
 	LBConfig    string // the shipped haproxy configuration the load balancers derive from
+
+	// The bridge scenario's (bridge.go).
+	Python        string // a python3 with Django
+	Gunicorn      string // gunicorn of that Python
+	DjangoProject string // examples/django
 }
 
 // servers is everything benchrun starts: the cluster, the baseline (a
@@ -48,10 +53,11 @@ type servers struct {
 // a second gateway and a haproxy in front of both. Each cluster target has
 // its own Redis so that the targets share nothing but the machine.
 type cluster struct {
-	target      string // targetCluster or targetBaseline
-	bin         string // directory of its gateway and worker
-	redisServer string // redis-server executable
-	logDir      string // its processes' logs
+	target      string   // targetCluster or targetBaseline
+	bin         string   // directory of its gateway and worker
+	redisServer string   // redis-server executable
+	logDir      string   // its processes' logs
+	workerApp   []string // the worker's -app flags (nil: -app echo)
 
 	redis, gateway, worker    *proc
 	redisURL, gatewayURL      string
@@ -202,10 +208,13 @@ func (c *cluster) startWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.worker, err = startProc(c.logDir, "worker", "", nil, nil, filepath.Join(c.bin, "worker"),
-		"-app", "echo", "-name", "bench-worker",
-		"-admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
+	app := c.workerApp
+	if app == nil {
+		app = []string{"-app", "echo"}
+	}
+	args := append(app, "-name", "bench-worker", "-admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
 		"-redis", c.redisURL, "-log-level", "warn")
+	c.worker, err = startProc(c.logDir, "worker", "", nil, nil, filepath.Join(c.bin, "worker"), args...)
 	if err != nil {
 		return err
 	}
