@@ -280,6 +280,13 @@ if not owner then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 en
 return 0
 `)
 
+// extendScript extends a lease if this consumer owns it, and never takes
+// one: for partitions finishing their batch before they are released.
+var extendScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
+
 // releaseScript deletes a lease if this consumer owns it.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -382,6 +389,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	}
 
 	seen, changed := c.releaseUnwanted(want)
+	c.extendReleasing(ctx, ttl)
 	held, err := c.renewLeases(ctx, slices.Sorted(maps.Keys(seen)), ttl)
 	if err != nil {
 		if changed {
@@ -487,6 +495,30 @@ func (c *Consumer) release(p int, pt *part) {
 	delete(c.releasing, p)
 	c.mu.Unlock()
 	c.log.Info("partition released", "partition", p)
+}
+
+// extendReleasing extends the leases of the partitions being released: the
+// read loop may be in a blocking read of one (up to Block, which may be
+// longer than what is left of the lease), and a lease that lapsed then
+// would let another worker take the partition and claim its pending
+// entries before that read delivers new ones here, where they would wait
+// for the idle reclaim (reclaimIdle). Best effort: a lease not extended
+// lapses as before.
+func (c *Consumer) extendReleasing(ctx context.Context, ttl int64) {
+	c.mu.Lock()
+	ps := slices.Sorted(maps.Keys(c.releasing))
+	c.mu.Unlock()
+	if len(ps) == 0 {
+		return
+	}
+	pipe := c.rdb.Pipeline()
+	for _, p := range ps {
+		// Eval: a pipeline cannot fall back from EvalSha on NOSCRIPT.
+		extendScript.Eval(ctx, pipe, []string{c.leaseKey(p)}, c.cfg.Name, ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		c.log.Debug("leases of partitions being released not extended", "partitions", ps, "err", err)
+	}
 }
 
 // renewLeases takes or extends the leases of partitions ps in one round

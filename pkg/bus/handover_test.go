@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,4 +156,51 @@ func TestHandOverKeepsOrder(t *testing.T) {
 		_, err := rdb.HGet(ctx, keys.GroupServes(GroupName), "a").Result()
 		return n == 0 && err == redis.Nil
 	})
+}
+
+// A partition being released keeps its lease until the read loop let go of
+// it, however long the batch in hand (or a blocking read, up to Block)
+// takes beyond the lease's TTL: otherwise the next owner takes the
+// partition and claims its pending entries while the old owner still
+// handles them or still waits in a read, and a signal that read then
+// receives waits for the 30 s idle reclaim. Here a's handler holds a
+// batch for 1.5 s (the lease lasts 600 ms) while b joins: b must not own
+// the partition before a is done with it.
+func TestReleaseKeepsLeaseUntilLetGo(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	keys := NewKeys("release:", 2)
+	var aDone atomic.Int64 // unix ms when a's slow batch ended
+	slow := make(chan struct{})
+	a := NewConsumer(srv.Client(t), ConsumerConfig{Keys: keys, Name: "a", LeaseTTL: 600 * time.Millisecond})
+	runHandler(t, a, func(ctx context.Context, batches []Batch) []Outcome {
+		for _, bt := range batches {
+			if bt.Partition == 1 && aDone.Load() == 0 {
+				close(slow)
+				time.Sleep(1500 * time.Millisecond)
+				aDone.Store(time.Now().UnixMilli())
+			}
+		}
+		return ackAll(ctx, batches)
+	})
+	waitFor(t, "a owning both", func() bool { return len(a.Owned()) == 2 })
+	sig := &Signal{Kind: KindEvent, SID: "x", Name: "e", Args: "[]"}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(1), Values: sig.Values()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	<-slow // a is in its slow batch of partition 1
+	b := NewConsumer(srv.Client(t), ConsumerConfig{Keys: keys, Name: "b", LeaseTTL: 600 * time.Millisecond})
+	runConsumer(t, b)
+	var bGot int64
+	waitFor(t, "b owning partition 1", func() bool {
+		if slices.Contains(b.Owned(), 1) {
+			bGot = time.Now().UnixMilli()
+			return true
+		}
+		return false
+	})
+	if done := aDone.Load(); done == 0 || bGot < done {
+		t.Fatalf("b took partition 1 while a was still handling its batch (a done at %d, b owned it at %d): the lease lapsed during the release", done, bGot)
+	}
 }
