@@ -64,6 +64,7 @@ type flags struct {
 	httpTimeout              *time.Duration
 	httpConcurrency          *int
 	httpMaxBatch             *int
+	httpNamespaces           *string
 }
 
 func newFlags() *flags {
@@ -91,6 +92,8 @@ func newFlags() *flags {
 		httpTimeout:     fs.Duration("http-timeout", bridge.DefaultTimeout, "-app http: deadline of each request, answer included"),
 		httpConcurrency: fs.Int("http-concurrency", bridge.DefaultConcurrency, "-app http: requests in flight at once (each of one partition)"),
 		httpMaxBatch:    fs.Int("http-max-batch", bridge.DefaultMaxBatch, "-app http: most signals per request"),
+		httpNamespaces: fs.String("http-namespaces", "",
+			"-app http: comma-separated namespaces the app serves, / for the default one (e.g. /,/chat); the others are left to other apps (default: every namespace: the bridge is then the cluster's only app)"),
 	}
 }
 
@@ -147,7 +150,11 @@ func run(args []string) error {
 		return err
 	}
 	if httpBridge && len(registers) > 0 {
-		return fmt.Errorf("-app %s runs alone (it handles every namespace)", httpApp)
+		return fmt.Errorf("-app %s runs alone in its process (other apps run as workers of their own)", httpApp)
+	}
+	namespaces, err := parseNamespaces(*f.httpNamespaces)
+	if err != nil {
+		return fmt.Errorf("-http-namespaces: %w", err)
 	}
 	reg := cli.NewRegistry()
 	var b *bridge.Bridge
@@ -158,6 +165,7 @@ func run(args []string) error {
 		b, err = bridge.New(bridge.Config{
 			Endpoint: *f.httpEndpoint, Secret: []byte(*f.httpSecret), Timeout: *f.httpTimeout,
 			Concurrency: *f.httpConcurrency, MaxBatch: *f.httpMaxBatch, Logger: log, Metrics: bridge.NewMetrics(reg),
+			Namespaces: namespaces,
 		})
 		if err != nil {
 			return fmt.Errorf("-app %s: %w", httpApp, err)
@@ -176,7 +184,11 @@ func run(args []string) error {
 	}
 	if b != nil {
 		b.Register(w)
-		log.Info("bridging signals over HTTP", "endpoint", *f.httpEndpoint)
+		served := "every namespace"
+		if namespaces != nil {
+			served = *f.httpNamespaces
+		}
+		log.Info("bridging signals over HTTP", "endpoint", *f.httpEndpoint, "namespaces", served)
 	}
 	if *f.adminAddr != "" {
 		l, err := net.Listen("tcp", *f.adminAddr)
@@ -197,4 +209,27 @@ func appNames() []string {
 		out = append(out, n)
 	}
 	return out
+}
+
+// parseNamespaces parses -http-namespaces: comma-separated namespaces, "/"
+// naming the default one (""), others starting with '/' (Socket.IO 0.9's
+// endpoints); "" means every namespace (nil).
+func parseNamespaces(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, ns := range strings.Split(list, ",") {
+		ns = strings.TrimSpace(ns)
+		switch {
+		case ns == "/":
+			ns = ""
+		case !strings.HasPrefix(ns, "/") || strings.ContainsAny(ns, ":, "):
+			return nil, fmt.Errorf("%q is not a namespace (/ for the default one, else /name)", ns)
+		}
+		if !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out, nil
 }

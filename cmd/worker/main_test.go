@@ -34,7 +34,7 @@ func TestHelpShowsLibraryDefaults(t *testing.T) {
 		"http-max-batch":   strconv.Itoa(bridge.DefaultMaxBatch),
 	}
 	own := []string{"app", "group", "name", "pprof", "redis", "log-level", "log-format",
-		"max-retry-backoff", "http-endpoint", "http-secret"}
+		"max-retry-backoff", "http-endpoint", "http-secret", "http-namespaces"}
 	f := newFlags()
 	clitest.CheckDefaults(t, f.cmd, library, own)
 	clitest.CheckREADME(t, f.cmd, "../../README.md", "### Worker flags")
@@ -102,5 +102,27 @@ func TestHTTPAppRefusesBadSetups(t *testing.T) {
 	}
 	if err := run([]string{"-app", "http,echo", "-redis", "redis://127.0.0.1:1/0"}); err == nil || !strings.Contains(err.Error(), "runs alone") {
 		t.Errorf("-app http,echo: %v", err)
+	}
+}
+
+func TestParseNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		bad  bool
+	}{
+		{in: "", want: nil},
+		{in: " ", want: nil},
+		{in: "/", want: []string{""}},
+		{in: "/,/chat", want: []string{"", "/chat"}},
+		{in: " /chatroom , /chatroom", want: []string{"/chatroom"}},
+		{in: "chat", bad: true},
+		{in: "/a:b", bad: true},
+		{in: "/,", bad: true},
+	} {
+		got, err := parseNamespaces(tc.in)
+		if (err != nil) != tc.bad || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parseNamespaces(%q) = %q, %v; want %q (error: %v)", tc.in, got, err, tc.want, tc.bad)
+		}
 	}
 }

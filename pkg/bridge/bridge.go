@@ -72,6 +72,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, receives the bridge's measurements.
 	Metrics *Metrics
+	// Namespaces are the namespaces whose signals the app handles ("" the
+	// default one; cmd/worker's -http-namespaces); the others are other
+	// apps', left alone (worker.Worker.OnBatch). Default: every namespace,
+	// so the bridge must then be the cluster's only app.
+	Namespaces []string
 }
 
 // Bridge hands the signals a worker consumes to an HTTP app and commits the
@@ -131,10 +136,10 @@ func New(cfg Config) (*Bridge, error) {
 	}, nil
 }
 
-// Register makes b handle every signal w consumes.
+// Register makes b handle every signal w consumes of Config.Namespaces.
 func (b *Bridge) Register(w *worker.Worker) {
 	b.em = w.Emitter
-	w.OnBatch(b.Handle)
+	w.OnBatch(b.Handle, b.cfg.Namespaces...)
 }
 
 // Handle is the worker.BatchHandler: it posts up to MaxBatch of the calls

@@ -36,21 +36,36 @@ type Call struct {
 // Event.Reject; the handler counts it).
 type BatchHandler func(ctx context.Context, calls []*Call) (handled int, err error)
 
-// OnBatch makes h handle every signal of every namespace, instead of the
+// OnBatch makes h handle every signal of the namespaces given ("" the
+// default one), or of every namespace when none is given, instead of the
 // Namespace handlers (an authorize signal is still answered by the
-// OnAuthorize hook). Set it before Run.
-func (w *Worker) OnBatch(h BatchHandler) {
+// OnAuthorize hook). The signals of other namespaces are another app's:
+// counted "not_served" and left alone as a worker of an app leaves
+// namespaces it has no handlers for (Config.App), or handed over to a
+// worker of the same app that serves them (a rolling deploy). Set it before
+// Run.
+func (w *Worker) OnBatch(h BatchHandler, namespaces ...string) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.batch = h
-	w.mu.Unlock()
+	w.batchNS = nil
+	if len(namespaces) > 0 {
+		w.batchNS = map[string]bool{}
+		for _, ns := range namespaces {
+			w.batchNS[ns] = true
+		}
+	}
 }
 
 // runBatch hands the signals of b to h, runs of them at a time (an
-// authorize signal between them is dispatched on its own), and returns the
-// commits of the signals handled and the error of the first that failed.
-func (w *Worker) runBatch(ctx context.Context, h BatchHandler, stream string, sigs []bus.Signal) (commits []session.Commit, recs []*recorder, failed error) {
+// authorize signal between them, or one of a namespace outside served, is
+// dispatched on its own), and returns the commits of the signals handled
+// and the error of the first that failed. served nil means every
+// namespace.
+func (w *Worker) runBatch(ctx context.Context, h BatchHandler, served map[string]bool, stream string, sigs []bus.Signal) (commits []session.Commit, recs []*recorder, failed error) {
+	alone := func(sig bus.Signal) bool { return sig.Kind == bus.KindAuthorize || (served != nil && !served[sig.NS]) }
 	for len(sigs) > 0 {
-		if sigs[0].Kind == bus.KindAuthorize {
+		if alone(sigs[0]) {
 			rec := &recorder{}
 			if err := w.dispatch(ctx, sigs[0], rec); err != nil {
 				return commits, recs, fmt.Errorf("signal %s (%s): %w", sigs[0].ID, sigs[0].Kind, err)
@@ -61,7 +76,7 @@ func (w *Worker) runBatch(ctx context.Context, h BatchHandler, stream string, si
 			continue
 		}
 		end := 0
-		for end < len(sigs) && sigs[end].Kind != bus.KindAuthorize {
+		for end < len(sigs) && !alone(sigs[end]) {
 			end++
 		}
 		calls := make([]*Call, end)

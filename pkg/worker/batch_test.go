@@ -109,3 +109,54 @@ func TestOnBatch(t *testing.T) {
 		t.Errorf("runs %q, want %q", got, wantRuns)
 	}
 }
+
+// OnBatch with namespaces: the handler gets only the signals of those
+// namespaces, in order; the others are another app's (counted not_served,
+// no answer), and the worker describes what it serves accordingly.
+func TestOnBatchNamespaces(t *testing.T) {
+	e := newEnv(t)
+	m := NewMetrics(nil)
+	w := New(e.rdb, Config{Keys: e.keys, App: "bridge", Metrics: m})
+	var mu sync.Mutex
+	var seen []string
+	w.OnBatch(func(ctx context.Context, calls []*Call) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range calls {
+			seen = append(seen, string(c.Signal.Kind)+" "+c.Signal.NS+" "+c.Signal.Name)
+			if c.Event != nil && c.Event.Acknowledgeable() {
+				if err := c.Event.Ack("batch"); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return len(calls), nil
+	}, "/b")
+	if got, want := w.describe(), `{"v":1,"namespaces":{"/b":{"any_event":true,"message":true,"json":true}}}`; got != want {
+		t.Fatalf("describe() = %s, want %s", got, want)
+	}
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	for i, ns := range []string{"", "/b", "", "/b"} {
+		sig := bus.Signal{Kind: bus.KindEvent, SID: sid, NS: ns, Gateway: "gw", Time: time.Now(), Name: "e", Args: "[]",
+			MsgID: uint64(i + 1), HasID: true, AckData: true}
+		if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.StreamFor(sid), Values: sig.Values()}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{`6::/b:2+["batch"]`, `6::/b:4+["batch"]`}
+	waitFor(t, "the two answers", func() bool { return len(e.mailbox(sid)) >= len(want) })
+	time.Sleep(50 * time.Millisecond)
+	if got := e.mailbox(sid); !slices.Equal(got, want) {
+		t.Fatalf("mailbox:\n got %q\nwant %q", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"event /b e", "event /b e"}; !slices.Equal(seen, want) {
+		t.Errorf("the handler saw %q, want %q (the default namespace's connect and events are another app's)", seen, want)
+	}
+	if n := signalsCounted(t, m, "event", "not_served"); n != 2 {
+		t.Errorf("%v events counted not_served, want 2", n)
+	}
+}

@@ -65,8 +65,16 @@ func (d *served) takes(sig bus.Signal) bool {
 func (w *Worker) describe() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	d := served{Version: servesVersion, All: w.batch != nil}
-	if !d.All {
+	d := served{Version: servesVersion}
+	switch {
+	case w.batch != nil && w.batchNS == nil:
+		d.All = true
+	case w.batch != nil:
+		d.Namespaces = make(map[string]servedNS, len(w.batchNS))
+		for name := range w.batchNS {
+			d.Namespaces[name] = servedNS{AnyEvent: true, Message: true, JSON: true}
+		}
+	default:
 		d.Namespaces = make(map[string]servedNS, len(w.namespaces))
 		for name, ns := range w.namespaces {
 			d.Namespaces[name] = servedNS{

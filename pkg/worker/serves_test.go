@@ -91,11 +91,17 @@ func TestRollingDeployHandsOverNewEvents(t *testing.T) {
 		e.event(sid, "reverse", `[5]`, 5)
 	}
 	want := []string{`6:::1+[1]`, `6:::2+["reversed",[2]]`, `6:::3+[3]`, `6:::4+[{"error":"unhandled"}]`, `6:::5+["reversed",[5]]`}
+	deadline := time.Now().Add(10 * time.Second)
 	for _, sid := range sids {
-		waitFor(t, "5 answers", func() bool { return len(e.mailbox(sid)) >= len(want) })
+		for len(e.mailbox(sid)) < len(want) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		time.Sleep(10 * time.Millisecond)
 		if got := e.mailbox(sid); !slices.Equal(got, want) {
-			t.Errorf("session %s (partition %d): mailbox\n got %q\nwant %q", sid, bus.Partition(sid, 4), got, want)
+			all, _ := e.rdb.LRange(context.Background(), e.keys.Mailbox(sid), 0, -1).Result()
+			pend, _ := e.rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{Stream: e.keys.StreamFor(sid), Group: "web", Start: "-", End: "+", Count: 100}).Result()
+			t.Logf("DEBUG pending %+v", pend)
+			t.Errorf("session %s (partition %d): mailbox\n got %q\nwant %q\nwhole %q", sid, bus.Partition(sid, 4), got, want, all)
 		}
 	}
 	var handovers dto.Metric

@@ -102,6 +102,7 @@ type Worker struct {
 	pending    map[pendingKey]*pendingAck
 	authorize  AuthorizeHandler
 	batch      BatchHandler
+	batchNS    map[string]bool // the namespaces batch serves (OnBatch); nil: all
 
 	// Rate-limited log lines (ratelog.go), one limiter per reason, each
 	// letting a line through per logEvery (defaultLogEvery; tests set it).
@@ -475,10 +476,13 @@ func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus
 		stream := w.keys.Stream(b.Partition)
 		r := &results[i]
 		w.mu.Lock()
-		bh := w.batch
+		bh, bns := w.batch, w.batchNS
 		w.mu.Unlock()
 		if bh != nil {
-			r.commits, r.recs, r.failed = w.runBatch(ctx, bh, stream, b.Signals)
+			r.commits, r.recs, r.failed = w.runBatch(ctx, bh, bns, stream, b.Signals)
+			if r.handOver = handOverOf(r.failed); r.handOver != "" {
+				r.failed = nil
+			}
 			return
 		}
 		r.commits = make([]session.Commit, 0, len(b.Signals))
