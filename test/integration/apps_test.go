@@ -153,3 +153,37 @@ func TestRollingDeployUnderTraffic(t *testing.T) {
 		t.Errorf("the old version handed no partition over:\n%s", old.logText())
 	}
 }
+
+// An app in another language beside a Go app: the Go echo app (`worker
+// -app echo`: "" and /chat) and the Django chat through the HTTP bridge
+// declaring its namespace (`worker -app http -http-namespaces /chatroom`,
+// gunicorn with two workers). The official client passes the whole echo
+// contract, answered by Go (the Django project also has echo receivers for
+// "" and /chat, which would answer as well if the bridge sent them those
+// signals), the chat suite passes through Django, and the bridge leaves
+// the echo app's signals alone (counted not_served).
+func TestBridgeAppBesideGoApp(t *testing.T) {
+	needDjango(t)
+	contract := nodeScript(t, "echo-contract.js")
+	script, _ := filepath.Abs("../node_modules/socket.io-client/dist/socket.io.js")
+	web, _ := filepath.Abs("../../web/chat")
+	c := newCluster(t)
+	g1 := c.gateway("a", "-static", web, "-client-script", script)
+	g2 := c.gateway("b", "-static", web, "-client-script", script)
+	c.worker("e1", "echo")
+	endpoint := c.django("gunicorn", "")
+	bridged := c.worker("h1", "http", "-http-endpoint", endpoint, "-http-secret", bridgeSecret,
+		"-http-namespaces", "/chatroom", "-admin-addr", "127.0.0.1:0")
+	out := runNode(t, contract, "--urls", strings.Join(urls(g1, g2), ","), "--transport", "websocket")
+	if !contractPassed(out) {
+		t.Fatalf("echo contract with the bridged chat beside it:\n%s", out)
+	}
+	t.Logf("echo contract: %s", lastLine(out))
+	chatSuite(t, g1, g2, script)
+	if n := metricAdmin(t, bridged, `realtime_worker_signals_total{kind="event",result="not_served"}`); n == 0 {
+		t.Errorf("the bridge counted no event of the echo app's namespaces as not served")
+	}
+	if n := metricAdmin(t, bridged, `realtime_worker_signals_total{kind="event",result="ok"}`); n == 0 {
+		t.Errorf("the bridge handled no chat event")
+	}
+}
