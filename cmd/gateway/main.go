@@ -190,6 +190,7 @@ func run(args []string) error {
 		return err
 	}
 	defer rdb.Close()
+	cfg.Keys = f.cluster.Keys() // Connect may choose the prefix (a Redis Cluster)
 	reg := cli.NewRegistry()
 	g, err := gateway.New(rdb, cfg, gateway.NewMetrics(reg))
 	if err != nil {

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	neturl "net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,10 +96,12 @@ const (
 const DefaultRedisMode = RedisAuto
 
 // DefaultClusterStateReload is how often a cluster client reloads the slot
-// map (go-redis's ClusterStateReloadInterval, whose default is 60 s). A
-// primary killed sends no MOVED, so this bounds how long a process keeps
-// calling a dead primary after its replica was promoted.
-const DefaultClusterStateReload = time.Second
+// map (go-redis's ClusterStateReloadInterval, whose default is 60 s; one
+// CLUSTER SLOTS per reload). A primary killed sends no MOVED, so this
+// bounds how long an idle process keeps a dead primary in its map after
+// its replica was promoted; a busy one reloads at once when a command
+// fails for want of a connection (reloadOnConnError).
+const DefaultClusterStateReload = 250 * time.Millisecond
 
 // ErrRedisMode is returned for a -redis-mode that is not one of the modes,
 // or that contradicts the URL (cluster with master_name, standalone with
@@ -272,7 +277,45 @@ func newClusterClient(rawURL string, tune []func(*redis.Options)) (redis.Univers
 	if co.ClusterStateReloadInterval == 0 {
 		co.ClusterStateReloadInterval = DefaultClusterStateReload
 	}
-	return redis.NewClusterClient(co), fmt.Sprintf("cluster %v", co.Addrs), nil
+	cc := redis.NewClusterClient(co)
+	cc.AddHook(reloadOnConnError{cc})
+	return cc, fmt.Sprintf("cluster %v", co.Addrs), nil
+}
+
+// reloadOnConnError asks a cluster client to reload its slot map (at once,
+// coalesced: go-redis's lazy reload) when a command or pipeline fails for
+// want of a connection. go-redis reloads it on MOVED, which a dead primary
+// never sends, and otherwise only every ClusterStateReloadInterval; so a
+// process follows a promoted replica within a reload of the promotion,
+// not up to an interval later (TestRedisClusterFailoverUnderTraffic: a
+// polling POST gives up after gateway.RedisWait).
+type reloadOnConnError struct{ cc *redis.ClusterClient }
+
+func (h reloadOnConnError) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnConnError) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(err)
+		return err
+	}
+}
+
+func (h reloadOnConnError) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(err)
+		return err
+	}
+}
+
+// check reloads on a network error (a refused dial, a reset or timed out
+// connection); Redis's own replies and a caller's canceled context do not.
+func (h reloadOnConnError) check(err error) {
+	var ne net.Error
+	if err != nil && (errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED)) {
+		h.cc.ReloadState(context.Background())
+	}
 }
 
 // tuneOptions applies the tune functions, then the defaults they left.
@@ -416,6 +459,7 @@ func (c *Command) Parse(args []string) (log *slog.Logger, ok bool, err error) {
 // Cluster holds the flags every process of one cluster must agree on: the
 // Redis URL and mode, the key prefix and the number of signal partitions.
 type Cluster struct {
+	fs         *flag.FlagSet
 	redisURL   *string
 	redisMode  *string
 	prefix     *string
@@ -430,6 +474,7 @@ const RedisModeUsage = "what a one-node -redis URL names: auto (ask the node whe
 func (c *Command) ClusterFlags() *Cluster {
 	fs := c.Flags
 	return &Cluster{
+		fs:         fs,
 		redisURL:   fs.String("redis", "redis://localhost:6379/0", "Redis URL: one node, Sentinel (?master_name=…&addr=…) or Redis Cluster (?addr=…) (also REDIS_URL)"),
 		redisMode:  fs.String("redis-mode", string(DefaultRedisMode), RedisModeUsage),
 		prefix:     fs.String("prefix", bus.DefaultPrefix, "Redis key prefix, shared by the whole cluster"),
@@ -437,11 +482,35 @@ func (c *Command) ClusterFlags() *Cluster {
 	}
 }
 
-// Keys returns the cluster's key names.
+// Keys returns the cluster's key names: call it after Connect, which may
+// choose the prefix on a Redis Cluster.
 func (c *Cluster) Keys() bus.Keys { return bus.NewKeys(*c.prefix, *c.partitions) }
 
+// ErrPrefixHashTag is returned by Connect on a Redis Cluster for a -prefix
+// given without a hash tag.
+var ErrPrefixHashTag = errors.New("-prefix has no hash tag")
+
 // Connect connects to the cluster's Redis (see Redis) in the -redis-mode
-// asked for, within 5 s.
+// asked for, within 5 s. On a Redis Cluster every key of the cluster lives
+// in one hash slot (the scripts touch keys of several sessions, rooms and
+// streams at once; sharding them over slots is not done yet), so the key
+// prefix must hold a hash tag (bus.HasHashTag): a -prefix left at its
+// default becomes bus.DefaultClusterPrefix ("{rt}:"), and one given
+// without a tag is refused with ErrPrefixHashTag.
 func (c *Cluster) Connect(ctx context.Context, tune ...func(*redis.Options)) (redis.UniversalClient, error) {
-	return Redis(ctx, *c.redisURL, RedisMode(*c.redisMode), 5*time.Second, tune...)
+	rdb, err := Redis(ctx, *c.redisURL, RedisMode(*c.redisMode), 5*time.Second, tune...)
+	if err != nil {
+		return nil, err
+	}
+	if _, cluster := rdb.(*redis.ClusterClient); !cluster || bus.HasHashTag(*c.prefix) {
+		return rdb, nil
+	}
+	set := false
+	c.fs.Visit(func(f *flag.Flag) { set = set || f.Name == "prefix" })
+	if set {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("%w: %q on a Redis Cluster, where every key of the cluster must share one hash slot: give the prefix a hash tag, e.g. %q (the default there), the same on every gateway and worker", ErrPrefixHashTag, *c.prefix, bus.DefaultClusterPrefix)
+	}
+	*c.prefix = bus.DefaultClusterPrefix
+	return rdb, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/realtime/realtime/internal/testredis"
+	"github.com/realtime/realtime/pkg/bus"
 )
 
 func TestRedisURLForms(t *testing.T) {
@@ -316,6 +317,48 @@ func TestRedisClusterACL(t *testing.T) {
 		url = strings.Replace(url, "app:pw@", "app:wrong@", 1)
 		if _, err := Redis(ctx, url, RedisAuto, 5*time.Second); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
 			t.Fatalf("%s: %v, want WRONGPASS", url, err)
+		}
+	}
+}
+
+// On a Redis Cluster the prefix must hold a hash tag (every key of the
+// cluster in one slot): a -prefix left at its default becomes
+// bus.DefaultClusterPrefix, one given with a tag is kept, one given without
+// is refused with ErrPrefixHashTag. On a standalone Redis the prefix is
+// what was given.
+func TestClusterPrefix(t *testing.T) {
+	ctx := context.Background()
+	rc := testredis.StartCluster(t, 3, 0)
+	s := testredis.Start(t)
+	for _, tc := range []struct {
+		url    string
+		args   []string
+		prefix string
+		err    error
+	}{
+		{rc.URL(), nil, bus.DefaultClusterPrefix, nil},
+		{rc.URL(), []string{"-prefix", "app{a}:"}, "app{a}:", nil},
+		{rc.URL(), []string{"-prefix", "rt:"}, "", ErrPrefixHashTag},
+		{rc.URL(), []string{"-prefix", "{}x:"}, "", ErrPrefixHashTag},
+		{s.URL(), nil, bus.DefaultPrefix, nil},
+		{s.URL(), []string{"-prefix", "p:"}, "p:", nil},
+	} {
+		cmd := NewCommand("test", "TEST_", "a test")
+		cl := cmd.ClusterFlags()
+		if _, _, err := cmd.Parse(append([]string{"-redis", tc.url}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		rdb, err := cl.Connect(ctx)
+		if !errors.Is(err, tc.err) {
+			t.Errorf("%s %q: Connect: %v, want %v", tc.url, tc.args, err, tc.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		_ = rdb.Close()
+		if got := cl.Keys().Prefix(); got != tc.prefix {
+			t.Errorf("%s %q: prefix %q, want %q", tc.url, tc.args, got, tc.prefix)
 		}
 	}
 }

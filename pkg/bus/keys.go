@@ -11,6 +11,20 @@ import (
 // DefaultPrefix is the key prefix used when none is configured.
 const DefaultPrefix = "rt:"
 
+// DefaultClusterPrefix is the key prefix on a Redis Cluster when none is
+// configured: its hash tag ({rt}) puts every key of the cluster in one hash
+// slot, which the scripts need there (see HasHashTag).
+const DefaultClusterPrefix = "{rt}:"
+
+// HasHashTag reports whether prefix holds a Redis Cluster hash tag (a '{'
+// followed by a '}' with something between them): every key under it then
+// hashes to the slot of that tag (Slot), whatever follows, since a key's
+// first tag decides its slot.
+func HasHashTag(prefix string) bool {
+	open := strings.IndexByte(prefix, '{')
+	return open >= 0 && strings.IndexByte(prefix[open+1:], '}') > 0
+}
+
 // DefaultPartitions is the number of signal streams when none is configured.
 const DefaultPartitions = 16
 

@@ -1,0 +1,115 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/realtime/realtime/internal/testredis"
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// The cluster on a Redis Cluster of three primaries (every key under
+// bus.DefaultClusterPrefix, one hash slot): the official client passes the
+// whole echo contract over websocket across three gateways, and over
+// xhr-polling through the shipped haproxy configuration in front of them.
+func TestEchoContractOnRedisCluster(t *testing.T) {
+	contract := nodeScript(t, "echo-contract.js")
+	rc := testredis.StartCluster(t, 3, 0)
+	c := newCluster(t)
+	gws, admins := c.lbGateways(3, "-redis", rc.URL())
+	c.worker("w1", "echo", "-redis", rc.URL())
+	out := runNode(t, contract, "--urls", strings.Join(urls(gws...), ","), "--transport", "websocket")
+	if !contractPassed(out) {
+		t.Fatalf("websocket across three gateways on Redis Cluster:\n%s", out)
+	}
+	t.Logf("websocket: %s", lastLine(out))
+	out = runNode(t, contract, "--url", c.haproxy(gws, admins), "--transport", "xhr-polling")
+	if !contractPassed(out) {
+		t.Fatalf("xhr-polling through haproxy on Redis Cluster:\n%s", out)
+	}
+	t.Logf("xhr-polling through haproxy: %s", lastLine(out))
+	n, err := rc.Client(t).Exists(t.Context(), bus.NewKeys(bus.DefaultClusterPrefix, 0).Gateways()).Result()
+	if err != nil || n != 1 {
+		t.Fatalf("the gateways' set is not under %s in the cluster: %d %v", bus.DefaultClusterPrefix, n, err)
+	}
+}
+
+// A worker killed (SIGKILL) under steady traffic on Redis Cluster: the
+// other worker takes its partitions, and no client loses, repeats or
+// reorders an ack or a plain echo, over websocket and xhr-polling.
+func TestWorkerKillOnRedisCluster(t *testing.T) {
+	script := nodeScript(t, "steady.js")
+	rc := testredis.StartCluster(t, 3, 0)
+	c := newCluster(t)
+	gw := c.gateway("a", "-redis", rc.URL())
+	w1 := c.worker("w1", "echo", "-redis", rc.URL())
+	c.worker("w2", "echo", "-redis", rc.URL())
+	runs := map[string]chan nodeResult{}
+	for _, transport := range []string{"websocket", "xhr-polling"} {
+		done := make(chan nodeResult, 1)
+		go runNodeAsync(done, script, "--url", "http://"+gw.addr, "--transport", transport,
+			"--clients", "4", "--seconds", "10", "--expect", "same-session", "--plain")
+		runs[transport] = done
+	}
+	time.Sleep(3 * time.Second)
+	w1.kill()
+	for transport, done := range runs {
+		r := <-done
+		if r.err != nil {
+			t.Errorf("%s: steady.js: %v\n%s", transport, r.err, r.out)
+			continue
+		}
+		if m := summaryRE.FindStringSubmatch(r.out); m == nil || m[2] != "0" {
+			t.Errorf("%s: unexpected result:\n%s", transport, r.out)
+			continue
+		}
+		t.Logf("%s: %s", transport, lastLine(r.out))
+	}
+}
+
+// The primary holding the cluster's slot killed (SIGKILL) under websocket
+// and xhr-polling traffic, on three primaries with a replica each: its
+// replica is promoted, at most 10% of the sessions are lost (their clients
+// reconnected by their own client), no client loses an ack on a session it
+// kept, nothing is duplicated, and every client talks again (steady.js's
+// no-silent-loss).
+func TestRedisClusterFailoverUnderTraffic(t *testing.T) {
+	rc := testredis.StartCluster(t, 3, 1)
+	c := newCluster(t)
+	a := c.gateway("a", "-redis", rc.URL())
+	b := c.gateway("b", "-redis", rc.URL())
+	w := c.worker("w", "echo", "-redis", rc.URL())
+	const clients = 10
+	runs := map[string]chan nodeResult{
+		"websocket":   steady(t, "http://"+a.addr, "websocket", "no-silent-loss", clients, 18),
+		"xhr-polling": steady(t, "http://"+b.addr, "xhr-polling", "no-silent-loss", clients, 18),
+	}
+	time.Sleep(3 * time.Second)
+	old := rc.PrimaryFor(t, bus.NewKeys(bus.DefaultClusterPrefix, 0).Gateways())
+	killed := time.Now()
+	old.Kill(t)
+	rc.WaitFailover(t, old, 30*time.Second)
+	t.Logf("replica promoted %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	lost := 0
+	for transport, done := range runs {
+		r := <-done
+		if r.err != nil {
+			t.Errorf("%s: steady.js: %v\n%s", transport, r.err, r.out)
+			continue
+		}
+		n, l := steadySessions(t, r.out)
+		lost += l
+		t.Logf("%s: %d clients, %d reconnected: %s", transport, n, l, lastLine(r.out))
+	}
+	if lost > 2*clients/10 {
+		t.Errorf("%d of %d sessions lost to the failover, want at most 10%%", lost, 2*clients)
+	}
+	for _, p := range []*proc{a, b, w} {
+		select {
+		case <-p.done:
+			t.Errorf("%s exited during the failover", p.name)
+		default:
+		}
+	}
+}
