@@ -95,10 +95,11 @@ const (
 	// DefaultAliveTTL is Config.AliveTTL's default (-liveness-ttl): a
 	// gateway killed is found dead, and its websocket sessions ended with
 	// reason gateway_lost (so their disconnects reach the workers), within
-	// AliveTTL plus a renewal interval (AliveTTL/4) of its death, and no
-	// sooner than AliveTTL minus one: 2.25 to 3.75 s. The trade-off: a live gateway that cannot renew its key for
-	// AliveTTL minus an interval (2.25 s: its process starved of CPU, or
-	// its own path to Redis stalled) is taken for dead too, and its
+	// AliveTTL plus two renewal intervals (AliveTTL/4 each: its key found
+	// gone by two reap rounds in a row) of its death, and no sooner than
+	// AliveTTL: 3 to 4.5 s. The trade-off: a live gateway that cannot
+	// renew its key for AliveTTL (its process starved of CPU, or its own
+	// path to Redis stalled) is taken for dead too, and its
 	// websocket clients reconnect (nothing is lost silently). A stall of
 	// Redis itself, however long, is not taken for deaths (see aliveLoop).
 	DefaultAliveTTL = 3 * time.Second

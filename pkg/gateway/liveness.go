@@ -3,11 +3,19 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/session"
 )
+
+// A gateway is reaped only once its liveness key was found gone by two
+// reap rounds in a row (suspects): a live gateway renews its key at every
+// interval, so one whose key a failover of Redis lost (the promoted replica
+// missed its last renewals, or they ran down while Redis was away) renews
+// it before the second round. TestRedisClusterFailoverUnderTraffic lost
+// every websocket session of a live gateway without it.
 
 // steadyRenewals is how many renewals in a row must have found the
 // liveness key as a steady loop leaves it before this gateway reaps
@@ -34,6 +42,7 @@ func (g *Gateway) aliveLoop(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	steady := 0
+	var suspects []string // gateways whose keys the last reap round found gone
 	for {
 		select {
 		case <-ctx.Done():
@@ -47,29 +56,43 @@ func (g *Gateway) aliveLoop(ctx context.Context) {
 		left, err := g.store.Renew(ctx, g.cfg.AliveTTL)
 		switch {
 		case err != nil:
-			steady = 0
+			steady, suspects = 0, nil
 			if ctx.Err() == nil {
 				g.metrics.RedisErrors.WithLabelValues("alive").Inc()
 				g.log.Warn("liveness key not renewed", "err", err)
 			}
 			continue
 		case time.Since(start) >= every || left < g.cfg.AliveTTL-2*every:
-			steady = 0
+			steady, suspects = 0, nil
 		default:
 			steady++
 		}
 		if steady >= steadyRenewals {
-			g.reapGateways(ctx, g.cfg.AliveTTL-2*every)
+			suspects = g.reapGateways(ctx, suspects, g.cfg.AliveTTL-2*every)
 		}
 	}
 }
 
-// reapGateways ends the streaming sessions of dead gateways, unless this
-// gateway's own liveness key has less than minLeft to live when the reap
-// runs (a stall since the renewal).
-func (g *Gateway) reapGateways(ctx context.Context, minLeft time.Duration) {
+// reapGateways ends the streaming sessions of the gateways whose liveness
+// keys are gone and were gone at the previous round too (suspects), unless
+// this gateway's own liveness key has less than minLeft to live when the
+// reap runs (a stall since the renewal). It returns the gateways whose
+// keys are gone now, the next round's suspects.
+func (g *Gateway) reapGateways(ctx context.Context, suspects []string, minLeft time.Duration) []string {
 	const limit = 500
-	n, err := g.store.ReapGateways(ctx, limit, minLeft)
+	expired, err := g.store.ExpiredGateways(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.metrics.RedisErrors.WithLabelValues("reap").Inc()
+			g.log.Warn("reaping dead gateways failed", "err", err)
+		}
+		return nil
+	}
+	confirmed := slices.DeleteFunc(slices.Clone(expired), func(n string) bool { return !slices.Contains(suspects, n) })
+	if len(confirmed) == 0 {
+		return expired
+	}
+	n, err := g.store.ReapGatewaysOf(ctx, confirmed, limit, minLeft)
 	switch {
 	case errors.Is(err, session.ErrStalled):
 		g.log.Info("dead gateways not reaped: Redis or this gateway stalled since the liveness renewal")
@@ -79,8 +102,9 @@ func (g *Gateway) reapGateways(ctx context.Context, minLeft time.Duration) {
 	}
 	if n > 0 {
 		g.metrics.disconnected(bus.ReasonGatewayLost, n)
-		g.log.Warn("sessions of dead gateways ended", "count", n)
+		g.log.Warn("sessions of dead gateways ended", "count", n, "gateways", confirmed)
 	}
+	return expired
 }
 
 // reapLoop, every ReapInterval, ends the sessions whose deadline passed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -107,11 +108,46 @@ func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
 // minLeft > 0 and less left, nothing is ended and ErrStalled is returned.
 // minLeft <= 0: no such guard.
 func (s *Store) ReapGateways(ctx context.Context, limit int, minLeft time.Duration) (int, error) {
-	k := s.cfg.Keys
-	nodes, err := s.rdb.SMembers(ctx, k.Gateways()).Result()
+	nodes, err := s.rdb.SMembers(ctx, s.cfg.Keys.Gateways()).Result()
 	if err != nil {
 		return 0, fmt.Errorf("session: list gateways: %w", err)
 	}
+	return s.ReapGatewaysOf(ctx, nodes, limit, minLeft)
+}
+
+// ExpiredGateways returns the gateways of the cluster's set, this node
+// excepted, whose liveness keys are gone now (a gateway that stopped
+// renewing it, or lost it in a failover of Redis).
+func (s *Store) ExpiredGateways(ctx context.Context) ([]string, error) {
+	k := s.cfg.Keys
+	nodes, err := s.rdb.SMembers(ctx, k.Gateways()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("session: list gateways: %w", err)
+	}
+	nodes = slices.DeleteFunc(nodes, func(n string) bool { return n == s.cfg.Node })
+	if len(nodes) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.IntCmd, len(nodes))
+	pipe := s.rdb.Pipeline()
+	for i, n := range nodes {
+		cmds[i] = pipe.Exists(ctx, k.GatewayAlive(n))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("session: gateways' liveness: %w", err)
+	}
+	var expired []string
+	for i, n := range nodes {
+		if cmds[i].Val() == 0 {
+			expired = append(expired, n)
+		}
+	}
+	return expired, nil
+}
+
+// ReapGatewaysOf is ReapGateways for the gateways nodes only (each one's
+// key is checked again, atomically, by its reap).
+func (s *Store) ReapGatewaysOf(ctx context.Context, nodes []string, limit int, minLeft time.Duration) (int, error) {
 	guard := int64(-1)
 	if minLeft > 0 {
 		guard = minLeft.Milliseconds()

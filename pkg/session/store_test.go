@@ -511,7 +511,19 @@ func TestStreamOpenAndGatewayReap(t *testing.T) {
 	if n, _ := other.ReapGateways(ctx, 100, 0); n != 0 {
 		t.Fatalf("reaped %d sessions of a live gateway", n)
 	}
+	if exp, err := other.ExpiredGateways(ctx); len(exp) != 0 || err != nil {
+		t.Fatalf("expired gateways %q %v while gwA lives", exp, err)
+	}
 	time.Sleep(100 * time.Millisecond)
+	if exp, err := other.ExpiredGateways(ctx); !slices.Equal(exp, []string{"gwA"}) || err != nil {
+		t.Fatalf("expired gateways %q %v, want gwA", exp, err)
+	}
+	if exp, _ := st.ExpiredGateways(ctx); len(exp) != 0 {
+		t.Fatalf("gwA finds itself among the expired: %q", exp)
+	}
+	if n, err := other.ReapGatewaysOf(ctx, nil, 100, 0); n != 0 || err != nil {
+		t.Fatalf("ReapGatewaysOf(none) reaped %d, %v", n, err)
+	}
 	if n, err := other.ReapGateways(ctx, 100, 0); n != 1 || err != nil {
 		t.Fatalf("reaped %d, %v", n, err)
 	}

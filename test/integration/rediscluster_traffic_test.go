@@ -55,16 +55,7 @@ func TestWorkerKillOnRedisCluster(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	w1.kill()
 	for transport, done := range runs {
-		r := <-done
-		if r.err != nil {
-			t.Errorf("%s: steady.js: %v\n%s", transport, r.err, r.out)
-			continue
-		}
-		if m := summaryRE.FindStringSubmatch(r.out); m == nil || m[2] != "0" {
-			t.Errorf("%s: unexpected result:\n%s", transport, r.out)
-			continue
-		}
-		t.Logf("%s: %s", transport, lastLine(r.out))
+		passed(t, transport, done)
 	}
 }
 
@@ -77,39 +68,11 @@ func TestWorkerKillOnRedisCluster(t *testing.T) {
 func TestRedisClusterFailoverUnderTraffic(t *testing.T) {
 	rc := testredis.StartCluster(t, 3, 1)
 	c := newCluster(t)
-	a := c.gateway("a", "-redis", rc.URL())
-	b := c.gateway("b", "-redis", rc.URL())
-	w := c.worker("w", "echo", "-redis", rc.URL())
-	const clients = 10
-	runs := map[string]chan nodeResult{
-		"websocket":   steady(t, "http://"+a.addr, "websocket", "no-silent-loss", clients, 18),
-		"xhr-polling": steady(t, "http://"+b.addr, "xhr-polling", "no-silent-loss", clients, 18),
-	}
-	time.Sleep(3 * time.Second)
-	old := rc.PrimaryFor(t, bus.NewKeys(bus.DefaultClusterPrefix, 0).Gateways())
-	killed := time.Now()
-	old.Kill(t)
-	rc.WaitFailover(t, old, 30*time.Second)
-	t.Logf("replica promoted %v after the kill", time.Since(killed).Round(100*time.Millisecond))
-	lost := 0
-	for transport, done := range runs {
-		r := <-done
-		if r.err != nil {
-			t.Errorf("%s: steady.js: %v\n%s", transport, r.err, r.out)
-			continue
-		}
-		n, l := steadySessions(t, r.out)
-		lost += l
-		t.Logf("%s: %d clients, %d reconnected: %s", transport, n, l, lastLine(r.out))
-	}
-	if lost > 2*clients/10 {
-		t.Errorf("%d of %d sessions lost to the failover, want at most 10%%", lost, 2*clients)
-	}
-	for _, p := range []*proc{a, b, w} {
-		select {
-		case <-p.done:
-			t.Errorf("%s exited during the failover", p.name)
-		default:
-		}
-	}
+	failoverUnderTraffic(t, c, rc.URL(), func() {
+		old := rc.PrimaryFor(t, bus.NewKeys(bus.DefaultClusterPrefix, 0).Gateways())
+		killed := time.Now()
+		old.Kill(t)
+		rc.WaitFailover(t, old, 30*time.Second)
+		t.Logf("replica promoted %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	})
 }
