@@ -3,6 +3,7 @@ module example.com/myworker
 go 1.26.8
 
 require (
+	github.com/prometheus/client_golang v1.25.0
 	github.com/realtime/realtime v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
@@ -11,7 +12,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect

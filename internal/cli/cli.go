@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	neturl "net/url"
 	"os"
 	"strings"
@@ -20,9 +19,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/realtime/realtime/pkg/admin"
 	"github.com/realtime/realtime/pkg/bus"
 )
 
@@ -366,37 +365,10 @@ const PprofUsage = "serve the Go profiler at /debug/pprof/ on the admin listener
 // AdminHandler serves /metrics, /healthz (liveness: the process answers),
 // /readyz (ready() == nil: 200 "ready", else 503 "not ready: <error>"; the
 // lines notes returns, if notes is not nil, follow either) and, when
-// withPprof is set, the Go profiler at /debug/pprof/ (404 otherwise). The
+// withPprof is set, the Go profiler at /debug/pprof/ (404 otherwise): admin.Handler. The
 // admin listener is for operators, Prometheus and probes, not clients.
 func AdminHandler(reg *prometheus.Registry, ready func(context.Context) error, notes func() string, withPprof bool) http.Handler {
-	mux := http.NewServeMux()
-	if withPprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		note := ""
-		if notes != nil {
-			note = notes()
-		}
-		if err := ready(ctx); err != nil {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n" + note))
-			return
-		}
-		_, _ = w.Write([]byte("ready\n" + note))
-	})
-	return mux
+	return admin.Handler(reg, ready, notes, withPprof)
 }
 
 // Command is what every command shares: a flag set with the logging flags,

@@ -231,14 +231,15 @@ type Consumer struct {
 	cfg ConsumerConfig
 	log *slog.Logger
 
-	lastRebalance atomic.Int64                      // unix ms of the last successful rebalance
-	leaseUntil    atomic.Int64                      // unix ms until which the leases renewed last hold
-	beat          atomic.Int64                      // unix ms when the read loop last went round
-	wake          chan struct{}                     // the owned set changed: the loop looks again
-	dials         atomic.Uint64                     // connections the client dialed (dialCounter)
-	trimLogs      sync.Map                          // group -> *rate.Sometimes (backlogTrimmed)
-	notTriedLog   *rate.Sometimes                   // ErrNotAttempted failures, once per 10 s
-	peers         atomic.Pointer[map[string]string] // Peers, from the last rebalance
+	lastRebalance  atomic.Int64                      // unix ms of the last successful rebalance
+	firstRebalance atomic.Int64                      // unix ms of the first one (Check's start grace)
+	leaseUntil     atomic.Int64                      // unix ms until which the leases renewed last hold
+	beat           atomic.Int64                      // unix ms when the read loop last went round
+	wake           chan struct{}                     // the owned set changed: the loop looks again
+	dials          atomic.Uint64                     // connections the client dialed (dialCounter)
+	trimLogs       sync.Map                          // group -> *rate.Sometimes (backlogTrimmed)
+	notTriedLog    *rate.Sometimes                   // ErrNotAttempted failures, once per 10 s
+	peers          atomic.Pointer[map[string]string] // Peers, from the last rebalance
 
 	// mu guards the fields below; it is never held across a Redis round
 	// trip.
@@ -308,7 +309,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	}()
 	// Rebalance at least every second, so partitions a leaving worker
 	// released move within a second whatever the lease lifetime.
-	tick := time.NewTicker(min(c.cfg.LeaseTTL/3, time.Second))
+	tick := time.NewTicker(c.rebalanceEvery())
 	defer tick.Stop()
 	for {
 		if err := c.rebalance(ctx); err != nil && ctx.Err() == nil {
@@ -434,9 +435,14 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	if c.cfg.OnOwned != nil {
 		c.cfg.OnOwned(owned)
 	}
+	c.firstRebalance.CompareAndSwap(0, time.Now().UnixMilli())
 	c.lastRebalance.Store(time.Now().UnixMilli())
 	return nil
 }
+
+// rebalanceEvery is how often Run rebalances: LeaseTTL/3, at least every
+// second.
+func (c *Consumer) rebalanceEvery() time.Duration { return min(c.cfg.LeaseTTL/3, time.Second) }
 
 // share returns the partitions, of n, that go to name among the live
 // members: partition p goes to the member of rank p % len(members) in
@@ -562,11 +568,24 @@ func (c *Consumer) wakeLoop() {
 // ErrStalled is wrapped by Check's errors.
 var ErrStalled = errors.New("bus: consumer stalled")
 
-// Check reports whether the consumer is making progress: its last rebalance
-// (membership and leases) is recent, and, when it owns partitions, its read
-// loop went round recently (it turns at least once per Block, busy or idle).
+// ErrStarting is wrapped by Check's error while the consumer has not yet
+// been a member of its group for a rebalance period and a half: until then
+// the other workers may not have read what it serves (ConsumerConfig.Serves),
+// so in a rolling deploy a signal only it serves could still be counted
+// unhandled by an old worker.
+var ErrStarting = errors.New("bus: consumer starting")
+
+// Check reports whether the consumer is making progress: it has been a
+// member of its group for a rebalance period and a half (ErrStarting
+// before), its last rebalance (membership and leases) is recent, and,
+// when it owns partitions, its read loop went round recently (it turns at
+// least once per Block, busy or idle).
 func (c *Consumer) Check() error {
 	now := time.Now().UnixMilli()
+	grace := (c.rebalanceEvery() * 3 / 2).Milliseconds()
+	if first := c.firstRebalance.Load(); first == 0 || now-first < grace {
+		return fmt.Errorf("%w: its group's other workers learn what it serves within %dms of its first heartbeat", ErrStarting, grace)
+	}
 	if last := c.lastRebalance.Load(); now-last > 2*c.cfg.LeaseTTL.Milliseconds() {
 		return fmt.Errorf("%w: no successful rebalance for %dms", ErrStalled, now-last)
 	}
@@ -629,6 +648,10 @@ type loopPart struct {
 	claim      bool
 	reread     bool
 	rereadFrom string
+	// redialed is set when the re-read was asked by a read during which
+	// the client dialed (usually another goroutine's new connection, not
+	// a failure): what it finds is logged at INFO, not WARN.
+	redialed bool
 }
 
 // needReread makes the partition forget what it has in hand and read its
@@ -637,7 +660,7 @@ type loopPart struct {
 func (lp *loopPart) needReread() bool {
 	was := lp.reread
 	lp.backlog = nil
-	lp.reread, lp.rereadFrom = true, "0"
+	lp.reread, lp.rereadFrom, lp.redialed = true, "0", false
 	return !was
 }
 
@@ -852,6 +875,7 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 		for _, lp := range order {
 			if lp.needReread() {
 				ps = append(ps, lp.p)
+				lp.redialed = true
 			}
 		}
 		if len(ps) > 0 {
@@ -880,7 +904,11 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 // a full page means there may be more after it.
 func (c *Consumer) reread(lp *loopPart, msgs []redis.XMessage) {
 	if len(msgs) > 0 {
-		c.log.Warn("read again signals left pending on this worker by a failed read or commit; they are handled before newer ones",
+		level := slog.LevelWarn
+		if lp.redialed {
+			level = slog.LevelInfo // a precaution, usually no failure
+		}
+		c.log.Log(context.Background(), level, "read again signals left pending on this worker by a failed read or commit, or a read that dialed; they are handled before newer ones",
 			"partition", lp.p, "count", len(msgs))
 		if c.cfg.OnReread != nil {
 			c.cfg.OnReread(lp.p, len(msgs))

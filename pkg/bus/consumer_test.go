@@ -155,6 +155,7 @@ func TestRebalanceDoesNotHoldLockAcrossRedis(t *testing.T) {
 	c := NewConsumer(rdb, ConsumerConfig{Keys: NewKeys("lock:", 4), Name: "c", LeaseTTL: 3 * time.Second, Block: 100 * time.Millisecond})
 	runConsumer(t, c)
 	waitFor(t, "c owning all 4", func() bool { return len(c.Owned()) == 4 })
+	waitFor(t, "c past its start grace", func() bool { return c.Check() == nil })
 
 	hook.armed.Store(true)
 	select {

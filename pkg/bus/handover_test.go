@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -202,5 +203,23 @@ func TestReleaseKeepsLeaseUntilLetGo(t *testing.T) {
 	})
 	if done := aDone.Load(); done == 0 || bGot < done {
 		t.Fatalf("b took partition 1 while a was still handling its batch (a done at %d, b owned it at %d): the lease lapsed during the release", done, bGot)
+	}
+}
+
+// Check says ErrStarting until the consumer has been a member of its group
+// for a rebalance period and a half (its peers have read what it serves),
+// then nil.
+func TestCheckStartGrace(t *testing.T) {
+	srv := testredis.Start(t)
+	c := NewConsumer(srv.Client(t), ConsumerConfig{Keys: NewKeys("grace:", 2), Name: "a", LeaseTTL: 1500 * time.Millisecond,
+		Serves: func() string { return "x" }})
+	if err := c.Check(); !errors.Is(err, ErrStarting) {
+		t.Fatalf("Check before Run: %v, want ErrStarting", err)
+	}
+	start := time.Now()
+	runConsumer(t, c)
+	waitFor(t, "Check ready", func() bool { return c.Check() == nil })
+	if d := time.Since(start); d < 750*time.Millisecond {
+		t.Fatalf("ready %v after start, want at least 750ms (1.5 x 500ms)", d)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,10 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/realtime/realtime/internal/ratelog"
+	"github.com/realtime/realtime/pkg/admin"
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
 	"github.com/realtime/realtime/pkg/session"
@@ -645,4 +648,14 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 	}()
 	handled, err = ns.callHandler(hctx, s, sig)
 	return err
+}
+
+// AdminHandler serves the worker's admin endpoints (pkg/admin): /metrics
+// from reg (give the worker Config.Metrics: NewMetrics(reg) so that its
+// measurements are there), /healthz, and /readyz: CheckReady, which waits
+// a rebalance period and a half after start so that the other workers of
+// the app have read what this one serves (a rolling deploy), followed by
+// WaitingNote. Serve it on an address clients do not reach.
+func (w *Worker) AdminHandler(reg *prometheus.Registry) http.Handler {
+	return admin.Handler(reg, w.CheckReady, w.WaitingNote, false)
 }

@@ -2,9 +2,11 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,7 +36,17 @@ func TestWorkerTemplate(t *testing.T) {
 	c.worker("echo1", "echo")
 	c.worker("chat1", "chat")
 	t.Setenv("REDIS_URL", c.redis.URL())
+	admin := "127.0.0.1:" + strconv.Itoa(freeLoopbackPort(t))
+	t.Setenv("ADMIN_ADDR", admin)
 	w := c.start("myworker", regexp.MustCompile(`INFO (worker) started`), bin)
+	// Its admin endpoints: ready once the other workers of its app can
+	// have read what it serves.
+	waitUntil(t, "the template's /readyz answers 200", 10*time.Second, func() error {
+		if status, body, _ := get(t, "http://"+admin+"/readyz"); status != 200 {
+			return fmt.Errorf("/readyz %d %q", status, body)
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// The bundled apps, beside it, pass their own tests: the echo contract
@@ -74,6 +86,9 @@ func TestWorkerTemplate(t *testing.T) {
 		}
 	}
 	chatSuite(t, gw, gw2, script)
+	if _, body, _ := get(t, "http://"+admin+"/metrics"); !strings.Contains(body, `realtime_worker_signals_total{kind="event",result="rejected"}`) {
+		t.Errorf("the template's /metrics has no rejected event:\n%.2000s", body)
+	}
 	if strings.Contains(w.logText(), "signal with no handler") {
 		t.Errorf("the template counted the other apps' signals unhandled:\n%s", w.logText())
 	}
