@@ -59,6 +59,7 @@ type flags struct {
 	hbInterval, hbTimeout, closeTimeout       *time.Duration
 	pollDuration, mailboxDrain, hsHold        *time.Duration
 	authTimeout, livenessTTL                  *time.Duration
+	redisWait                                 *time.Duration
 	drainDelay, drainTimeout                  *time.Duration
 	bodyTimeout, idleTimeout                  *time.Duration
 	maxPacket, mailboxBytes, pollBatch        *int
@@ -112,7 +113,8 @@ func newFlags() *flags {
 		authorize:    fs.Bool("authorize", false, "ask the workers' OnAuthorize hook to allow each handshake"),
 		authTimeout:  fs.Duration("authorize-timeout", gateway.DefaultAuthorizeTimeout, "how long a handshake waits for the authorization answer"),
 		authFailOpen: fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)"),
-		livenessTTL:  fs.Duration("liveness-ttl", gateway.DefaultAliveTTL, "lifetime of this gateway's liveness key, renewed every quarter of it; after a crash, other gateways end its websocket sessions within this plus a quarter"),
+		livenessTTL:  fs.Duration("liveness-ttl", gateway.DefaultAliveTTL, "lifetime of this gateway's liveness key, renewed every quarter of it; after a crash, other gateways end its websocket sessions within this plus a half"),
+		redisWait:    fs.Duration("redis-wait", gateway.RedisWait, "how long a polling POST waits for Redis before it is answered 503 (its client then starts a new session), and the Redis client's read and write timeout: set it above your Redis failover time"),
 		drainDelay:   fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to stay up but unready (/readyz 503) so load balancers stop sending traffic"),
 		drainTimeout: fs.Duration("drain-timeout", 30*time.Second, "after the delay, the time to close websockets (paced over half of it) and exit"),
 		binding:      fs.Bool("session-binding", false, "bind each session to its browser with an HttpOnly cookie that every transport request must carry (needs the secret in "+BindingSecretEnv+"; pages from the gateways' own origin only)"),
@@ -144,7 +146,7 @@ func (f *flags) config(log *slog.Logger) gateway.Config {
 		HandshakeHeaders: splitList(*f.hsHeaders), MaxHandshakeBytes: *f.maxHSBytes,
 		MaxPacketBytes: *f.maxPacket, MaxBodyBytes: *f.maxBody, BodyTimeout: *f.bodyTimeout, IdleTimeout: *f.idleTimeout, SendQueue: *f.sendQueue, SendQueueBytes: *f.sendQBytes,
 		MailboxBytes: *f.mailboxBytes, MailboxDrainTimeout: *f.mailboxDrain, PollBatchBytes: *f.pollBatch,
-		ClientScript: *f.clientScript, StaticDir: *f.static, Logger: log, AliveTTL: *f.livenessTTL,
+		ClientScript: *f.clientScript, StaticDir: *f.static, Logger: log, AliveTTL: *f.livenessTTL, RedisWait: *f.redisWait,
 		MaxHandshakeRate: unlimitedIfZero(*f.maxHSRate), MaxHandshakeQueue: *f.maxHSQueue, HandshakeHold: *f.hsHold,
 		MaxConnections: unlimitedIfZero(*f.maxConns), MaxBadPackets: *f.maxBad, MaxNamespaces: *f.maxNS, Authorize: *f.authorize,
 		AuthorizeTimeout: *f.authTimeout, AuthorizeFailOpen: *f.authFailOpen,
@@ -180,11 +182,11 @@ func run(args []string) error {
 	// handshake's commit attempt, signal batches, opening a stream): let
 	// them reach the socket, so a Redis that stops answering costs a call
 	// its deadline, not the client's read timeout.
-	// Per-command timeouts are set deliberately (gateway.RedisWait), not
+	// Per-command timeouts are set deliberately (-redis-wait), not
 	// left at go-redis's defaults.
 	rdb, err := f.cluster.Connect(ctx, func(o *redis.Options) {
 		o.ContextTimeoutEnabled = true
-		o.ReadTimeout, o.WriteTimeout = gateway.RedisWait, gateway.RedisWait
+		o.ReadTimeout, o.WriteTimeout = *f.redisWait, *f.redisWait
 	})
 	if err != nil {
 		return err

@@ -287,7 +287,7 @@ func newClusterClient(rawURL string, tune []func(*redis.Options)) (redis.Univers
 // never sends, and otherwise only every ClusterStateReloadInterval; so a
 // process follows a promoted replica within a reload of the promotion,
 // not up to an interval later (TestRedisClusterFailoverUnderTraffic: a
-// polling POST gives up after gateway.RedisWait).
+// polling POST gives up after gateway.Config.RedisWait).
 type reloadOnConnError struct{ cc *redis.ClusterClient }
 
 func (h reloadOnConnError) DialHook(next redis.DialHook) redis.DialHook { return next }

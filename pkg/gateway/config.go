@@ -46,15 +46,7 @@ var DefaultHandshakeHeaders = []string{"accept-language", "cookie", "forwarded",
 // the allow-listed headers of a browser with a few kilobytes of cookies.
 const DefaultMaxHandshakeBytes = 16 << 10
 
-// RedisWait is how long a polling POST waits for Redis, in all (touching
-// its session, then committing its signals), before it is answered 503:
-// a Redis pause shorter than this (TestPollingRidesOutRedisPause: 2 s) is
-// ridden out and the POST answered 200, which the 0.9 client needs to keep
-// its session (it drops the session on any other status). cmd/gateway
-// sets the Redis client's per-command read and write timeouts to it too,
-// so no go-redis default (3 s) cuts a call shorter; the signal committer's
-// own batch timeout (bus.CommitterConfig.Timeout, 5 s) is longer, so a
-// batch still in flight when a POST gives up may yet be committed.
+// RedisWait is Config.RedisWait's default (cmd/gateway's -redis-wait).
 const RedisWait = 4 * time.Second
 
 // Timer defaults: the reference server's settings (socket.io 0.9
@@ -274,6 +266,20 @@ type Config struct {
 	// ReapInterval is how often this gateway looks for expired sessions and
 	// dead gateways. Default: DefaultReapInterval (1s).
 	ReapInterval time.Duration
+	// RedisWait is how long a polling POST (or a disconnect request) waits
+	// for Redis, in all (touching its session, then committing its
+	// signals), before it is answered 503: a Redis pause or failover shorter
+	// than this is ridden out and the POST answered 200, which the 0.9
+	// client needs to keep its session (it drops the session on any other
+	// status; it puts no deadline on a POST). Set it above the failover time
+	// of your Redis (Sentinel, Redis Cluster) for polling clients to keep
+	// their sessions through one. cmd/gateway sets the Redis client's
+	// per-command read and write timeouts to it too, so no go-redis default
+	// (3 s) cuts a call shorter; the signal committer's batch timeout is
+	// at least a second longer (bus.CommitterConfig.Timeout, at least 5 s),
+	// so a batch still in flight when a POST gives up may yet be committed.
+	// Default: RedisWait (4s; TestPollingRidesOutRedisPause rides out 2 s).
+	RedisWait time.Duration
 	// ClientScript is the path of the Socket.IO 0.9 client script served at
 	// /socket.io/socket.io.js; /socket.io/socket.io.min.js serves the
 	// minified build next to it (MinClientScript), or 404 when it is not
@@ -409,6 +415,7 @@ func (c *Config) defaults() {
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&c.AliveTTL, DefaultAliveTTL)
 	def(&c.ReapInterval, DefaultReapInterval)
+	def(&c.RedisWait, RedisWait)
 	def(&c.AuthorizeTimeout, DefaultAuthorizeTimeout)
 	def(&c.HandshakeHold, DefaultHandshakeHold)
 	def(&c.HandshakeAttemptTimeout, DefaultHandshakeAttemptTimeout)

@@ -110,12 +110,13 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		// opening the session and writing to it (issue 14).
 		MaxNamespaces: cfg.MaxNamespaces,
 	})
-	g.committer = bus.NewCommitter(rdb, bus.CommitterConfig{Keys: cfg.Keys, Node: cfg.Node, Observe: func(_ int, took time.Duration, err error) {
-		g.metrics.PublishSeconds.Observe(took.Seconds())
-		if err != nil {
-			g.metrics.RedisErrors.WithLabelValues("publish").Inc()
-		}
-	}})
+	g.committer = bus.NewCommitter(rdb, bus.CommitterConfig{Keys: cfg.Keys, Node: cfg.Node,
+		Timeout: max(bus.DefaultCommitTimeout, cfg.RedisWait+time.Second), Observe: func(_ int, took time.Duration, err error) {
+			g.metrics.PublishSeconds.Observe(took.Seconds())
+			if err != nil {
+				g.metrics.RedisErrors.WithLabelValues("publish").Inc()
+			}
+		}})
 	g.rooms.init()
 	g.admission = newAdmission(cfg.MaxHandshakeRate, cfg.MaxHandshakeQueue, g.metrics.HandshakesWaiting.Add)
 	if cfg.StaticDir != "" {

@@ -330,8 +330,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 			return
 		}
 	}
-	// One bound for everything the POST asks Redis (RedisWait).
-	ctx, cancel := context.WithTimeout(r.Context(), RedisWait)
+	// One bound for everything the POST asks Redis (Config.RedisWait).
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RedisWait)
 	defer cancel()
 	touched, err := g.touchPost(ctx, sid, post)
 	if reason, refusal, refused := sessionRefusal(err); refused {

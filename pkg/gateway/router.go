@@ -105,7 +105,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // client, after which a 0.9 client never reconnects. A refusal is 403
 // (disconnect_refused); an unknown session is answered 200, as before.
 func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request, transport, sid string) {
-	ctx, cancel := context.WithTimeout(r.Context(), RedisWait)
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RedisWait)
 	defer cancel()
 	class, current, err := g.store.Transport(ctx, sid)
 	switch {

@@ -60,7 +60,8 @@ func TestWorkerKillOnRedisCluster(t *testing.T) {
 }
 
 // The primary holding the cluster's slot killed (SIGKILL) under websocket
-// and xhr-polling traffic, on three primaries with a replica each: its
+// and xhr-polling traffic, on three primaries with a replica each
+// (gateways with -redis-wait 8s, above the failover time): its
 // replica is promoted, at most 10% of the sessions are lost (their clients
 // reconnected by their own client), no client loses an ack on a session it
 // kept, nothing is duplicated, and every client talks again (steady.js's
@@ -68,7 +69,11 @@ func TestWorkerKillOnRedisCluster(t *testing.T) {
 func TestRedisClusterFailoverUnderTraffic(t *testing.T) {
 	rc := testredis.StartCluster(t, 3, 1)
 	c := newCluster(t)
-	failoverUnderTraffic(t, c, rc.URL(), func() {
+	// A POST in flight at the kill waits out the failover (promotion in
+	// about 3 s, plus what the POST had already spent on a loaded machine):
+	// with the default -redis-wait of 4 s, 6 of 20 sessions were lost in a
+	// CI run.
+	failoverUnderTraffic(t, c, rc.URL(), []string{"-redis-wait", "8s"}, func() {
 		old := rc.PrimaryFor(t, bus.NewKeys(bus.DefaultClusterPrefix, 0).Gateways())
 		killed := time.Now()
 		old.Kill(t)

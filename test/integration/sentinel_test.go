@@ -84,7 +84,7 @@ func TestClusterFollowsSentinelFailover(t *testing.T) {
 // again within 15 s of the kill.
 func TestSentinelFailoverUnderTraffic(t *testing.T) {
 	set := testredis.StartSentinels(t)
-	failoverUnderTraffic(t, newCluster(t), set.URL(), func() {
+	failoverUnderTraffic(t, newCluster(t), set.URL(), nil, func() {
 		old := set.Primary(t)
 		old.Kill(t)
 		set.WaitFailover(t, old, 30*time.Second)
@@ -97,11 +97,11 @@ func TestSentinelFailoverUnderTraffic(t *testing.T) {
 // fail 3 s in (a failover of the primary), and checks at most 10% of the
 // sessions were lost (their clients reconnected by their own client), no
 // client lost an ack on a session it kept, nothing was duplicated, and no
-// process exited.
-func failoverUnderTraffic(t *testing.T, c *cluster, url string, fail func()) {
+// process exited. The gateways get gwFlags too.
+func failoverUnderTraffic(t *testing.T, c *cluster, url string, gwFlags []string, fail func()) {
 	t.Helper()
-	a := c.gateway("a", "-redis", url, "-admin-addr", "127.0.0.1:0")
-	b := c.gateway("b", "-redis", url, "-admin-addr", "127.0.0.1:0")
+	a := c.gateway("a", append([]string{"-redis", url, "-admin-addr", "127.0.0.1:0"}, gwFlags...)...)
+	b := c.gateway("b", append([]string{"-redis", url, "-admin-addr", "127.0.0.1:0"}, gwFlags...)...)
 	w := c.worker("w", "echo", "-redis", url)
 	const clients = 10
 	runs := map[string]chan nodeResult{
