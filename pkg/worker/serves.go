@@ -112,15 +112,25 @@ func (w *Worker) peer(raw string) *served {
 }
 
 // handOverTo returns the live worker of the app, first by name, that serves
-// sig (which this one does not), or "" if none does.
+// sig (which this one does not), or "" if none does. It runs for every
+// signal this worker does not serve (another app's namespace, on every
+// worker of every app): peers that publish what this one does are skipped
+// without parsing, and nothing is allocated.
 func (w *Worker) handOverTo(sig bus.Signal) string {
-	peers := w.consumer.Peers()
-	for _, name := range slices.Sorted(maps.Keys(peers)) {
-		if d := w.peer(peers[name]); d != nil && d.takes(sig) {
-			return name
+	own := ""
+	if s := w.serves.Load(); s != nil {
+		own = *s
+	}
+	to := ""
+	for name, raw := range w.consumer.Peers() {
+		if raw == own || (to != "" && name >= to) {
+			continue
+		}
+		if d := w.peer(raw); d != nil && d.takes(sig) {
+			to = name
 		}
 	}
-	return ""
+	return to
 }
 
 // handOverError is dispatch's answer for a signal that another worker of
