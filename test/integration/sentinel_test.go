@@ -84,7 +84,7 @@ func TestClusterFollowsSentinelFailover(t *testing.T) {
 // again within 15 s of the kill.
 func TestSentinelFailoverUnderTraffic(t *testing.T) {
 	set := testredis.StartSentinels(t)
-	failoverUnderTraffic(t, newCluster(t), set.URL(), nil, func() {
+	failoverUnderTraffic(t, newCluster(t), set.URL(), nil, 20/10, func() {
 		old := set.Primary(t)
 		old.Kill(t)
 		set.WaitFailover(t, old, 30*time.Second)
@@ -94,11 +94,12 @@ func TestSentinelFailoverUnderTraffic(t *testing.T) {
 // failoverUnderTraffic runs official clients through two gateways and an
 // echo worker on Redis url (10 clients over websocket to one gateway, 10
 // over xhr-polling to the other, 18 s, steady.js's no-silent-loss), calls
-// fail 3 s in (a failover of the primary), and checks at most 10% of the
-// sessions were lost (their clients reconnected by their own client), no
-// client lost an ack on a session it kept, nothing was duplicated, and no
-// process exited. The gateways get gwFlags too.
-func failoverUnderTraffic(t *testing.T, c *cluster, url string, gwFlags []string, fail func()) {
+// fail 3 s in (a failover of the primary), and checks at most maxLost of
+// the 20 sessions were lost (their clients reconnected by their own
+// client; maxLost < 0: counted, not checked), no client lost an ack on a
+// session it kept, nothing was duplicated, and no process exited. The
+// gateways get gwFlags too.
+func failoverUnderTraffic(t *testing.T, c *cluster, url string, gwFlags []string, maxLost int, fail func()) {
 	t.Helper()
 	a := c.gateway("a", append([]string{"-redis", url, "-admin-addr", "127.0.0.1:0"}, gwFlags...)...)
 	b := c.gateway("b", append([]string{"-redis", url, "-admin-addr", "127.0.0.1:0"}, gwFlags...)...)
@@ -121,8 +122,8 @@ func failoverUnderTraffic(t *testing.T, c *cluster, url string, gwFlags []string
 		lost += l
 		t.Logf("%s: %d clients, %d reconnected: %s", transport, n, l, lastLine(r.out))
 	}
-	if lost > 2*clients/10 {
-		t.Errorf("%d of %d sessions lost to the failover, want at most 10%%", lost, 2*clients)
+	if maxLost >= 0 && lost > maxLost {
+		t.Errorf("%d of %d sessions lost to the failover, want at most %d", lost, 2*clients, maxLost)
 	}
 	t.Logf("%d of %d sessions lost to the failover", lost, 2*clients)
 	for _, p := range []*proc{a, b, w} {
