@@ -834,9 +834,7 @@ func (c *Consumer) takeOver(ctx context.Context, lp *loopPart) {
 // block. After a failure, every partition read re-reads its own pending
 // entries next.
 func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loopPart, streams []string, block time.Duration) {
-	if block <= 0 {
-		block = -1 // do not wait (go-redis: 0 would wait forever)
-	}
+	block = blockArg(block)
 	dials := c.dials.Load()
 	res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: c.cfg.Group, Consumer: c.cfg.Name, Streams: streams,
@@ -898,6 +896,17 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 			lp.needReread()
 		}
 	}
+}
+
+// blockArg is XReadGroupArgs.Block for a wait of d: go-redis sends BLOCK
+// in whole milliseconds, and BLOCK 0 waits forever, so a wait under a
+// millisecond (a retry due in 0.5 ms) is no wait (-1: no BLOCK), not an
+// endless one that only go-redis's read timeout (10 s) ends.
+func blockArg(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return -1
+	}
+	return d
 }
 
 // reread notes a page of the partition's own pending entries read again:

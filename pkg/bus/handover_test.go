@@ -223,3 +223,16 @@ func TestCheckStartGrace(t *testing.T) {
 		t.Fatalf("ready %v after start, want at least 750ms (1.5 x 500ms)", d)
 	}
 }
+
+// A wait under a millisecond is no BLOCK at all: go-redis sends whole
+// milliseconds, and BLOCK 0 would wait forever (a worker's read stalled for
+// go-redis's 10 s read timeout when a retry was due within the millisecond).
+func TestBlockArg(t *testing.T) {
+	for d, want := range map[time.Duration]time.Duration{
+		-time.Second: -1, 0: -1, 500 * time.Microsecond: -1, time.Millisecond: time.Millisecond, time.Second: time.Second,
+	} {
+		if got := blockArg(d); got != want {
+			t.Errorf("blockArg(%v) = %v, want %v", d, got, want)
+		}
+	}
+}
