@@ -42,7 +42,7 @@ type DisconnectReason string
 // Disconnect reasons carried by KindDisconnect signals.
 const (
 	ReasonClient           DisconnectReason = "client"            // the client sent 0:: (or 0::/ns) or ?disconnect
-	ReasonTransportClose   DisconnectReason = "transport_close"   // a websocket or htmlfile stream closed
+	ReasonTransportClose   DisconnectReason = "transport_close"   // a websocket or htmlfile stream closed, or a client closed its poll before the answer
 	ReasonTimeout          DisconnectReason = "timeout"           // a polling session had no contact for the close timeout
 	ReasonHeartbeatTimeout DisconnectReason = "heartbeat_timeout" // a streaming client did not answer heartbeats
 	ReasonGatewayLost      DisconnectReason = "gateway_lost"      // the gateway holding the stream died

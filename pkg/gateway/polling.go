@@ -119,6 +119,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		// still have taken a batch for this poll: give it back (a no-op
 		// unless this poll owns the batch in flight).
 		g.settle(sid, waiter.id, false)
+		g.pollAborted(sid, transport)
 		return
 	case err != nil:
 		// Redis is unreachable or stalled. The poll script may still run
@@ -186,6 +187,32 @@ func (g *Gateway) settle(sid, pollID string, written bool) {
 		if err := <-ch; err != nil {
 			g.log.Warn("poll batch not confirmed; a poll with the same cache-buster gets it again", "sid", session.LogSID(sid), "err", err)
 		}
+	}()
+}
+
+// pollAborted ends a session whose client closed its poll before the
+// answer: a 0.9 client never does that and goes on with the session. Its
+// xhr-polling and jsonp-polling transports abort a poll only when they
+// close (socket.io-client 0.9.16 transports/xhr-polling.js onClose), and a
+// poll that fails makes the client drop the session and handshake anew
+// (transport.js onClose, then socket.js onDisconnect and reconnect); a
+// poll is also cut when its page is closed or reloaded, and browsers drop
+// the page's own ?disconnect beacon now and then. Ending the session now
+// (reason transport_close, as for a closed websocket), not after the close
+// timeout, takes such a page's user out of the others' lists at once.
+func (g *Gateway) pollAborted(sid, transport string) {
+	ch, err := g.committer.CommitAsync(context.Background(), sid, g.store.EndWrite(sid, bus.ReasonTransportClose, ""))
+	if err != nil {
+		return // shutting down: the session expires after the close timeout
+	}
+	g.log.Debug("poll closed by its client: session ended", "sid", session.LogSID(sid), "transport", transport)
+	go func() {
+		if err := <-ch; err != nil {
+			g.metrics.RedisErrors.WithLabelValues("disconnect").Inc()
+			g.log.Warn("session of an aborted poll not ended; it ends after the close timeout", "sid", session.LogSID(sid), "err", err)
+			return
+		}
+		g.metrics.disconnected(bus.ReasonTransportClose, 1)
 	}()
 }
 

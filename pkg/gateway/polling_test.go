@@ -212,3 +212,31 @@ func TestNewerPollOnSameGatewayKicksOlder(t *testing.T) {
 	}
 	waitPoll(t, second, "200", "3:::for the newer")
 }
+
+// A poll its client closes before the answer (a page closed or reloaded, a
+// 0.9 transport that closed) ends the session at once, reason
+// transport_close, not after the close timeout.
+func TestAbortedPollEndsSession(t *testing.T) {
+	tg := newLiveGateway(t, Config{PollingDuration: 20 * time.Second, CloseTimeout: time.Minute})
+	sid := tg.openPolling()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tg.srv.URL+"/socket.io/1/xhr-polling/"+sid+"?t=2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := tg.srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	tg.parked(sid)
+	cancel()
+	<-done
+	tg.waitSignals(sid, "connect", "disconnect reason=transport_close")
+	if code, body := tg.get("/socket.io/1/xhr-polling/" + sid + "?t=3"); code != 200 || body != "7:::1+0" {
+		t.Errorf("poll after the abort: %d %q, want the unknown session's 7:::1+0", code, body)
+	}
+}

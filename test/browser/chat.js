@@ -339,9 +339,9 @@ async function pair(browser) {
   await waitUsers(a, [ann, bob]);
   t0 = Date.now();
   // As a user closes a tab: the page's unload handlers run (pagehide sends
-  // the beacon that ends the session). A bare close() tears the page down
-  // from the browser side, and Chromium 156 then drops a jsonp-polling
-  // page's beacon now and then.
+  // the beacon that ends the session). Chromium drops a closing
+  // jsonp-polling page's beacon now and then (2 closes in 10); the gateway
+  // then ends the session because the page's parked poll was cut.
   var closed = new Promise(function (resolve) { b.once('close', resolve); });
   await b.close({ runBeforeUnload: true });
   await closed;
