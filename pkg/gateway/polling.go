@@ -114,10 +114,12 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 			g.pollOrphaned(waiter.goneBy, transport)
 		}
 		packets = []string{refusal}
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		// The client went away. A poll script whose reply was abandoned may
-		// still have taken a batch for this poll: give it back (a no-op
-		// unless this poll owns the batch in flight).
+	case err != nil && ctx.Err() != nil:
+		// The client went away (go-redis may report a command it gave up
+		// on as a network error rather than context.Canceled). A poll
+		// script whose reply was abandoned may still have taken a batch
+		// for this poll: give it back (a no-op unless this poll owns the
+		// batch in flight).
 		g.settle(sid, waiter.id, false)
 		g.pollAborted(sid, transport)
 		return

@@ -232,7 +232,12 @@ func TestAbortedPollEndsSession(t *testing.T) {
 		}
 		done <- err
 	}()
-	tg.parked(sid)
+	// Parked in Redis (the first poll's registration here could still be
+	// in place a moment after its answer).
+	waitUntil(t, "the poll parked", func() bool {
+		pg, _ := tg.rdb.HGet(context.Background(), tg.keys.Session(sid), "pg").Result()
+		return pg != ""
+	})
 	cancel()
 	<-done
 	tg.waitSignals(sid, "connect", "disconnect reason=transport_close")
