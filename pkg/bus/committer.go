@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -61,6 +62,16 @@ type CommitterConfig struct {
 	// Observe, if set, is called after each batch with its size, duration
 	// and error (for metrics).
 	Observe func(requests int, took time.Duration, err error)
+	// RolledBack, if set, is called when a batch finds that Redis lost
+	// batches it had acknowledged (Redis came back with older data: a
+	// promoted replica that lagged, a restart from an older AOF or
+	// snapshot), before the batch's own result is delivered: sids are the
+	// sessions whose writes were in the lost batches, and complete is false
+	// when more batches were lost than the committer remembers
+	// (DefaultCommitRemember per shard), or their number is unknown (the
+	// marker is gone). It runs on the shard's goroutine: it must not
+	// block.
+	RolledBack func(sids []string, complete bool)
 }
 
 func (c *CommitterConfig) defaults() {
@@ -103,6 +114,9 @@ const (
 	// CommitMarkerTTL is how long a shard's commit marker outlives its last
 	// batch (a process that stopped leaves its markers behind this long).
 	CommitMarkerTTL = 24 * time.Hour
+	// DefaultCommitRemember is how many of its last acknowledged batches a
+	// shard remembers the sessions of, for CommitterConfig.RolledBack.
+	DefaultCommitRemember = 1024
 )
 
 // Committer writes signals (and the session state that goes with them) to
@@ -125,6 +139,14 @@ const (
 // timed out (Redis stalled: it may still run it) fails. (Messages to
 // gateways are appended by the session scripts some writes run, see
 // package session.)
+//
+// The marker also shows batches that Redis acknowledged and then lost
+// (Redis came back with older data): each batch writes it with SET ... GET,
+// and the number it replaces must be the previous batch's. A replica holds a
+// prefix of its primary's history, so a smaller number means exactly the
+// batches after it were lost; the committer remembers the sessions of its
+// last batches and reports those of the lost ones (RolledBack), whose
+// clients were told their packets were taken.
 type Committer struct {
 	rdb    redis.UniversalClient
 	cfg    CommitterConfig
@@ -136,6 +158,7 @@ type Committer struct {
 }
 
 type request struct {
+	sid    string
 	writes []Write
 	done   chan error  // buffered 1
 	notify func(error) // nil, or called with the result after done
@@ -175,7 +198,7 @@ func (c *Committer) CommitAsync(ctx context.Context, sid string, writes ...Write
 }
 
 func (c *Committer) commitAsync(ctx context.Context, sid string, notify func(error), writes []Write) (<-chan error, error) {
-	req := &request{writes: writes, done: make(chan error, 1), notify: notify}
+	req := &request{sid: sid, writes: writes, done: make(chan error, 1), notify: notify}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
@@ -197,6 +220,25 @@ func (c *Committer) CommitNotify(ctx context.Context, sid string, notify func(er
 	return c.commitAsync(ctx, sid, notify, writes)
 }
 
+// Check commits an empty batch (its marker alone) on every shard, so that
+// batches Redis acknowledged and lost are found (RolledBack) even if no
+// session writes again: call it when Redis comes back after an outage. It
+// does not wait for the batches.
+func (c *Committer) Check(ctx context.Context) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return
+	}
+	for _, shard := range c.shards {
+		select {
+		case shard <- &request{done: make(chan error, 1)}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // Close commits what is queued and stops the loops. It is idempotent.
 func (c *Committer) Close() {
 	c.mu.Lock()
@@ -210,10 +252,52 @@ func (c *Committer) Close() {
 	c.wg.Wait()
 }
 
+// acked is what a shard remembers of its batches Redis acknowledged: the
+// sessions of the last DefaultCommitRemember of them, by batch number.
+type acked struct {
+	first uint64     // the number of sids[0]'s batch
+	sids  [][]string // the sessions of batches first, first+1, ...
+	at    time.Time  // when the last one was acknowledged
+}
+
+// add records batch seq's sessions.
+func (a *acked) add(seq uint64, batch []*request) {
+	sids := make([]string, 0, len(batch))
+	for _, r := range batch {
+		if r.sid != "" { // Check's empty requests
+			sids = append(sids, r.sid)
+		}
+	}
+	if len(a.sids) == 0 || seq != a.first+uint64(len(a.sids)) {
+		a.first, a.sids = seq, a.sids[:0]
+	}
+	a.sids = append(a.sids, sids)
+	if len(a.sids) > DefaultCommitRemember {
+		a.sids[0] = nil
+		a.sids = a.sids[1:]
+		a.first++
+	}
+	a.at = time.Now()
+}
+
+// lostAfter returns the sessions of the remembered batches numbered above
+// kept (the last batch Redis still has), and whether they are all the lost
+// ones.
+func (a *acked) lostAfter(kept uint64) ([]string, bool) {
+	var out []string
+	for i, sids := range a.sids {
+		if a.first+uint64(i) > kept {
+			out = append(out, sids...)
+		}
+	}
+	return out, kept+1 >= a.first
+}
+
 func (c *Committer) loop(in chan *request, marker string) {
 	defer c.wg.Done()
 	batch := make([]*request, 0, c.cfg.MaxBatch)
 	var seq uint64 // the shard's batches, numbered from 1
+	var done acked
 	for req := range in {
 		batch = append(batch[:0], req)
 	fill:
@@ -229,25 +313,32 @@ func (c *Committer) loop(in chan *request, marker string) {
 			}
 		}
 		seq++
-		c.commitBatch(batch, marker, seq)
+		c.commitBatch(batch, marker, seq, &done)
 	}
 }
 
-func (c *Committer) commitBatch(batch []*request, marker string, seq uint64) {
+func (c *Committer) commitBatch(batch []*request, marker string, seq uint64, done *acked) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	var err error
 	for wait := c.cfg.RetryMin; ; wait = min(2*wait, c.cfg.RetryMax) {
+		var prev *redis.StatusCmd
 		_, err = c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, r := range batch {
 				for _, w := range r.writes {
 					w(pipe)
 				}
 			}
-			pipe.Set(ctx, marker, seq, CommitMarkerTTL)
+			prev = pipe.SetArgs(ctx, marker, seq, redis.SetArgs{TTL: CommitMarkerTTL, Get: true})
 			return nil
 		})
+		if errors.Is(err, redis.Nil) && errors.Is(prev.Err(), redis.Nil) {
+			err = nil // the marker was not there: a first batch, or a loss (checkMarker)
+		}
+		if err == nil {
+			c.checkMarker(prev, seq, done)
+		}
 		if err != nil && closedByRedis(err) {
 			var applied bool
 			if applied, err = c.applied(ctx, marker, seq, wait); applied {
@@ -263,6 +354,8 @@ func (c *Committer) commitBatch(batch []*request, marker string, seq uint64) {
 	}
 	if err != nil {
 		err = fmt.Errorf("bus: commit batch of %d: %w", len(batch), err)
+	} else {
+		done.add(seq, batch)
 	}
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(len(batch), time.Since(start), err)
@@ -272,6 +365,33 @@ func (c *Committer) commitBatch(batch []*request, marker string, seq uint64) {
 		if r.notify != nil {
 			r.notify(err)
 		}
+	}
+}
+
+// checkMarker reads the number a batch's marker write replaced (prev, the
+// answer of SET ... GET): the previous batch's (seq-1), or seq itself when
+// an earlier try of this batch was applied. Anything smaller, or no marker
+// while batches were acknowledged within CommitMarkerTTL, means Redis lost
+// batches it had acknowledged: their sessions are reported to RolledBack.
+func (c *Committer) checkMarker(prev *redis.StatusCmd, seq uint64, done *acked) {
+	if c.cfg.RolledBack == nil || len(done.sids) == 0 {
+		return
+	}
+	v, err := prev.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		if time.Since(done.at) >= CommitMarkerTTL {
+			return // expired, not lost
+		}
+		sids, _ := done.lostAfter(0)
+		c.cfg.RolledBack(sids, false)
+	case err == nil:
+		kept, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil || kept+1 >= seq {
+			return
+		}
+		sids, complete := done.lostAfter(kept)
+		c.cfg.RolledBack(sids, complete)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -347,5 +348,112 @@ func TestCommitterConnectionClosedCommitsOnce(t *testing.T) {
 	got, err := rdb.LRange(ctx, "l", 0, -1).Result()
 	if err != nil || fmt.Sprint(got) != "[answer lost never read]" {
 		t.Fatalf("list = %q, %v; want each batch once", got, err)
+	}
+}
+
+// Batches Redis acknowledged and then lost (the marker comes back with an
+// older number, as on a promoted replica that lagged, or is gone) are
+// reported with the next batch: the sessions whose writes they carried,
+// and whether the committer remembered them all.
+func TestCommitterReportsLostBatches(t *testing.T) {
+	ctx := context.Background()
+	rdb := testredis.Start(t).Client(t)
+	type report struct {
+		sids     []string
+		complete bool
+	}
+	reports := make(chan report, 4)
+	keys := NewKeys("lost:", 1)
+	c := NewCommitter(rdb, CommitterConfig{Keys: keys, Node: "gw", Shards: 1,
+		RolledBack: func(sids []string, complete bool) { reports <- report{sids, complete} }})
+	defer c.Close()
+	marker := keys.CommitMarker("gw", 0)
+	for _, sid := range []string{"a", "b", "c"} {
+		if err := c.Commit(ctx, sid, push("lost:l", sid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case r := <-reports:
+		t.Fatalf("reported %v with nothing lost", r)
+	default:
+	}
+	// Redis comes back as it was after the first batch.
+	if err := rdb.Set(ctx, marker, 1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(ctx, "d", push("lost:l", "d")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-reports:
+		if !slices.Equal(r.sids, []string{"b", "c"}) || !r.complete {
+			t.Fatalf("reported %v, want b and c, complete", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("lost batches not reported")
+	}
+	// Redis comes back without the marker: every remembered batch may be
+	// lost, and maybe more.
+	if err := rdb.Del(ctx, marker).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(ctx, "e", push("lost:l", "e")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-reports:
+		if !slices.Equal(r.sids, []string{"a", "b", "c", "d"}) || r.complete {
+			t.Fatalf("reported %v, want a to d, not complete", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lost marker not reported")
+	}
+	if err := c.Commit(ctx, "f", push("lost:l", "f")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-reports:
+		t.Fatalf("reported %v after the loss was reported", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Check finds a loss without a session's write: batch 6 (f) lost.
+	if err := rdb.Set(ctx, marker, 5, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Check(ctx)
+	select {
+	case r := <-reports:
+		if !slices.Equal(r.sids, []string{"f"}) || !r.complete {
+			t.Fatalf("reported %v, want f, complete", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Check did not find the loss")
+	}
+	c.Check(ctx) // its own empty batches are nobody's
+	select {
+	case r := <-reports:
+		t.Fatalf("reported %v with nothing lost", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestAckedRemembers(t *testing.T) {
+	var a acked
+	for seq := uint64(1); seq <= DefaultCommitRemember+2; seq++ {
+		a.add(seq, []*request{{sid: strconv.FormatUint(seq, 10)}})
+	}
+	if a.first != 3 || len(a.sids) != DefaultCommitRemember {
+		t.Fatalf("first %d, %d remembered", a.first, len(a.sids))
+	}
+	last := strconv.Itoa(DefaultCommitRemember + 2)
+	if sids, complete := a.lostAfter(DefaultCommitRemember + 1); !slices.Equal(sids, []string{last}) || !complete {
+		t.Errorf("lostAfter(last but one) = %v, %v", sids, complete)
+	}
+	if sids, complete := a.lostAfter(1); len(sids) != DefaultCommitRemember || complete {
+		t.Errorf("lostAfter(1) = %d sessions, %v; want all remembered, not complete", len(sids), complete)
+	}
+	if sids, complete := a.lostAfter(2); len(sids) != DefaultCommitRemember || !complete {
+		t.Errorf("lostAfter(2) = %d sessions, %v; want all remembered, complete", len(sids), complete)
 	}
 }

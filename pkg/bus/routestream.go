@@ -89,8 +89,21 @@ const (
 // A Gap is a stretch of a route stream the reader could not read.
 type Gap struct {
 	Reason GapReason
-	After  uint64 // the last sequence number read before the gap
-	Next   uint64 // the first one read after it (GapTrimmed), or the entry the stream was opened again with
+	After  uint64 // the last sequence number read before the gap (Rewound: the entry the reader went back to)
+	Next   uint64 // the first one read after it (GapTrimmed), or the entry the stream was opened again with (Rewound: the last entry read before the rollback was found)
+
+	// Rewound is set for a GapRolledBack whose extent the reader found: the
+	// stream still holds, unchanged, the entry numbered After, so Redis
+	// came back with the stream as it was then (a replica holds a prefix
+	// of its primary's history). The reader went back there and reads on
+	// from it: what the stream holds after it (committed after the
+	// rollback, among it what was committed again because its commit was
+	// rolled back too) is read as usual. Only the routes in Lost, read
+	// after After before the rollback and no longer in the stream, were
+	// seen here but never happened for Redis; the caller ends what they
+	// concerned. Without Rewound, anything may have been missed.
+	Rewound bool
+	Lost    []string // Rewound: the route messages (or batches) read after After, in order
 }
 
 // RouteReaderConfig configures a RouteReader. Zero fields take the named
@@ -107,6 +120,11 @@ type RouteReaderConfig struct {
 	// RetryMin and RetryMax bound the wait between failed reads (doubling).
 	// Defaults: DefaultRouteRetryMin, DefaultRouteRetryMax.
 	RetryMin, RetryMax time.Duration
+	// Keep is how many of the entries read last the reader remembers (and
+	// leaves in the stream when it trims), at most KeepBytes bytes of
+	// route messages, to find how far back a rollback went (Gap.Rewound).
+	// Defaults: DefaultRouteKeep, DefaultRouteKeepBytes.
+	Keep, KeepBytes int
 
 	// Route is called with each route message (or batch), in order. It
 	// must not block.
@@ -129,6 +147,8 @@ const (
 	DefaultRouteTrimEvery = time.Second
 	DefaultRouteRetryMin  = 50 * time.Millisecond
 	DefaultRouteRetryMax  = time.Second
+	DefaultRouteKeep      = 1024
+	DefaultRouteKeepBytes = 1 << 20
 )
 
 // RouteReader reads one gateway's route stream in order, from where it left
@@ -141,6 +161,18 @@ type RouteReader struct {
 	last    uint64 // the sequence number of the last entry read
 	lastMsg string // its route message, to check the reader's place against
 	dials   atomic.Uint64
+
+	// recent holds the entries read last, oldest first: at most cfg.Keep
+	// of them and cfg.KeepBytes bytes of messages (recentBytes), the last
+	// one always (it is last and lastMsg).
+	recent      []readEntry
+	recentBytes int
+}
+
+// readEntry is an entry the reader read: its sequence number and message.
+type readEntry struct {
+	seq uint64
+	msg string
 }
 
 // NewRouteReader returns a reader of the route stream key.
@@ -159,6 +191,12 @@ func NewRouteReader(rdb redis.UniversalClient, key string, cfg RouteReaderConfig
 	}
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(cfg.RetryMin, DefaultRouteRetryMax)
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = DefaultRouteKeep
+	}
+	if cfg.KeepBytes <= 0 {
+		cfg.KeepBytes = DefaultRouteKeepBytes
 	}
 	r := &RouteReader{rdb: rdb, key: key, cfg: cfg}
 	rdb.AddHook(dialCounter{&r.dials})
@@ -207,8 +245,26 @@ func (r *RouteReader) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: open route stream %s: %w", r.key, err)
 	}
-	r.last, r.lastMsg = seq, marker
+	r.recent, r.recentBytes = r.recent[:0], 0
+	r.remember(seq, marker)
 	return nil
+}
+
+// remember records an entry read: it becomes the reader's place, and the
+// oldest remembered entries beyond cfg.Keep or cfg.KeepBytes are forgotten.
+func (r *RouteReader) remember(seq uint64, msg string) {
+	r.last, r.lastMsg = seq, msg
+	r.recent = append(r.recent, readEntry{seq, msg})
+	r.recentBytes += len(msg)
+	drop := 0
+	for len(r.recent)-drop > 1 && (len(r.recent)-drop > r.cfg.Keep || r.recentBytes > r.cfg.KeepBytes) {
+		r.recentBytes -= len(r.recent[drop].msg)
+		drop++
+	}
+	if drop > 0 {
+		clear(r.recent[:drop]) // let the messages go
+		r.recent = r.recent[drop:]
+	}
 }
 
 // Last returns the sequence number of the last entry read. While Run runs,
@@ -271,11 +327,12 @@ func (r *RouteReader) Run(ctx context.Context) {
 				r.entry(e)
 			}
 		}
-		if r.last > trimmed && time.Since(lastTrim) >= r.cfg.TrimEvery {
-			// Entries before the last read are done with; the last stays
-			// (MINID keeps it): the reader checks its place against it.
-			if r.rdb.XTrimMinIDApprox(ctx, r.key, "0-"+strconv.FormatUint(r.last, 10), 0).Err() == nil {
-				trimmed = r.last
+		if keep := r.recent[0].seq; keep > trimmed && time.Since(lastTrim) >= r.cfg.TrimEvery {
+			// Entries before the oldest remembered are done with; the
+			// remembered ones stay (MINID keeps keep): the reader checks
+			// its place against them.
+			if r.rdb.XTrimMinIDApprox(ctx, r.key, "0-"+strconv.FormatUint(keep, 10), 0).Err() == nil {
+				trimmed = keep
 			}
 			lastTrim = time.Now()
 		}
@@ -295,7 +352,7 @@ func (r *RouteReader) entry(e redis.XMessage) {
 		r.cfg.Gap(Gap{Reason: GapTrimmed, After: r.last, Next: seq})
 	}
 	msg, _ := e.Values[RouteField].(string)
-	r.last, r.lastMsg = seq, msg
+	r.remember(seq, msg)
 	if !strings.HasPrefix(msg, openMarkerPrefix) && r.cfg.Route != nil {
 		r.cfg.Route(msg)
 	}
@@ -324,6 +381,9 @@ func (r *RouteReader) verify(ctx context.Context) error {
 			}
 		}
 		reason = GapRolledBack
+		if ok, err := r.rewind(ctx); err != nil || ok {
+			return err
+		}
 		if len(es) == 0 {
 			// Gone: trimmed unread (the stream went on past it), or the
 			// stream is behind it.
@@ -344,6 +404,48 @@ func (r *RouteReader) verify(ctx context.Context) error {
 		r.cfg.Gap(Gap{Reason: reason, After: before, Next: r.last})
 	}
 	return nil
+}
+
+// rewind handles a stream that no longer holds the entry read last as it
+// was read: it looks for the newest remembered entry the stream still holds
+// unchanged and, if there is one, goes back to it and reports a Rewound
+// GapRolledBack with the routes read after it. It reports whether it did.
+func (r *RouteReader) rewind(ctx context.Context) (bool, error) {
+	from, to := r.recent[0].seq, r.last
+	es, err := r.rdb.XRangeN(ctx, r.key, "0-"+strconv.FormatUint(from, 10), "0-"+strconv.FormatUint(to, 10), int64(len(r.recent))).Result()
+	if err != nil {
+		return false, fmt.Errorf("bus: route stream %s: %w", r.key, err)
+	}
+	held := make(map[uint64]string, len(es))
+	for _, e := range es {
+		if seq, err := ParseRouteSeq(e.ID); err == nil {
+			held[seq], _ = e.Values[RouteField].(string)
+		}
+	}
+	for i := len(r.recent) - 1; i >= 0; i-- {
+		e := r.recent[i]
+		if msg, ok := held[e.seq]; !ok || msg != e.msg {
+			continue
+		}
+		var lost []string
+		for _, l := range r.recent[i+1:] {
+			if !strings.HasPrefix(l.msg, openMarkerPrefix) {
+				lost = append(lost, l.msg)
+			}
+		}
+		before := r.last
+		for _, l := range r.recent[i+1:] {
+			r.recentBytes -= len(l.msg)
+		}
+		clear(r.recent[i+1:])
+		r.recent = r.recent[:i+1]
+		r.last, r.lastMsg = e.seq, e.msg
+		if r.cfg.Gap != nil {
+			r.cfg.Gap(Gap{Reason: GapRolledBack, After: e.seq, Next: before, Rewound: true, Lost: lost})
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // failed reports a failed read (once per outage) and waits before the

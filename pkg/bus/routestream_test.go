@@ -35,7 +35,7 @@ func startReader(t *testing.T, rdb redis.UniversalClient, key string) (*routeLog
 	t.Helper()
 	l := &routeLog{}
 	r := NewRouteReader(rdb, key, RouteReaderConfig{
-		Block: 100 * time.Millisecond, TrimEvery: 50 * time.Millisecond,
+		Block: 100 * time.Millisecond, TrimEvery: 50 * time.Millisecond, Keep: 50,
 		Route: func(msg string) { l.mu.Lock(); l.routes = append(l.routes, msg); l.mu.Unlock() },
 		Gap:   func(g Gap) { l.mu.Lock(); l.gaps = append(l.gaps, g); l.mu.Unlock() },
 		Failed: func(error) {
@@ -100,7 +100,7 @@ func TestRouteReaderReadsInOrder(t *testing.T) {
 	}
 	waitFor(t, "read entries trimmed", func() bool {
 		n, _ := rdb.XLen(ctx, key).Result()
-		return n < 200 // MINID ~ trims whole nodes of 100 entries
+		return n < 200 // MINID ~ trims whole nodes of 100 entries; the reader keeps the last 50
 	})
 }
 
@@ -283,5 +283,81 @@ func TestParseRouteSeq(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrBadRoute) {
 			t.Errorf("ParseRouteSeq(%q): %v is not ErrBadRoute", tc.id, err)
 		}
+	}
+}
+
+// A rollback the reader can place (the stream comes back as it was a few
+// entries ago, as on a replica that lagged, then goes on): the reader goes
+// back to the last entry the stream still holds, reports the routes read
+// after it as lost, and reads what the stream holds from there. A stream
+// that holds none of the entries it remembers is a plain rolled_back gap
+// (TestRouteReaderReportsGaps).
+func TestRouteReaderRewindsARollback(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	key := NewKeys("t:", 1).RouteStream("gw-1")
+	l, r := startReader(t, rdb, key)
+	for _, m := range numbered(1, 10) {
+		if _, err := AppendRoute(ctx, rdb, key, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "ten read", func() bool { rs, _, _, _ := l.snapshot(); return len(rs) == 10 })
+	read := r.Last()
+	held, err := rdb.XRange(ctx, key, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stream as it was after route 7, then two routes committed after
+	// the rollback.
+	kept := held[:len(held)-3]
+	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		for _, e := range kept {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: e.ID, Values: e.Values})
+		}
+		for _, m := range []string{"D\ns\n0\nnew 1", "D\ns\n0\nnew 2"} {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: "0-*", Values: []string{RouteField, m}})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rollback found", func() bool { _, g, _, _ := l.snapshot(); return len(g) == 1 })
+	_, gaps, _, _ := l.snapshot()
+	back, _ := ParseRouteSeq(kept[len(kept)-1].ID)
+	if g := gaps[0]; g.Reason != GapRolledBack || !g.Rewound || g.After != back || g.Next != read || !slices.Equal(g.Lost, numbered(8, 10)) {
+		t.Fatalf("gap %+v, want rolled_back rewound to %d from %d, routes 8 to 10 lost", g, back, read)
+	}
+	waitFor(t, "the routes after the rollback", func() bool { rs, _, _, _ := l.snapshot(); return len(rs) == 12 })
+	rs, _, _, _ := l.snapshot()
+	if want := append(numbered(1, 10), "D\ns\n0\nnew 1", "D\ns\n0\nnew 2"); !slices.Equal(rs, want) {
+		t.Fatalf("routes %q, want %q", rs, want)
+	}
+}
+
+// The reader remembers at most Keep entries and KeepBytes bytes of them
+// (always the last one read), and trims the stream to the oldest it
+// remembers.
+func TestRouteReaderRemembers(t *testing.T) {
+	r := &RouteReader{cfg: RouteReaderConfig{Keep: 3, KeepBytes: 10}}
+	r.remember(1, "aaaa")
+	r.remember(2, "bbbb")
+	if len(r.recent) != 2 || r.recentBytes != 8 {
+		t.Fatalf("recent %v (%d bytes)", r.recent, r.recentBytes)
+	}
+	r.remember(3, "cccc") // 12 bytes: the oldest goes
+	if len(r.recent) != 2 || r.recent[0].seq != 2 || r.recentBytes != 8 {
+		t.Fatalf("recent %v (%d bytes)", r.recent, r.recentBytes)
+	}
+	r.remember(4, "d")
+	r.remember(5, "e") // 4 entries: the oldest goes
+	if len(r.recent) != 3 || r.recent[0].seq != 3 || r.recentBytes != 6 {
+		t.Fatalf("recent %v (%d bytes)", r.recent, r.recentBytes)
+	}
+	r.remember(6, "a message longer than KeepBytes")
+	if len(r.recent) != 1 || r.last != 6 || r.lastMsg != r.recent[0].msg {
+		t.Fatalf("recent %v, last %d", r.recent, r.last)
 	}
 }
