@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
@@ -21,6 +22,7 @@ func (g *Gateway) newRouteReader() *bus.RouteReader {
 		Resumed: func(outage time.Duration) {
 			g.metrics.RouteStreamResumes.Inc()
 			g.log.Info("route stream read again", "outage", outage.Round(time.Millisecond))
+			go g.committer.Check(context.Background()) // did Redis lose signals it acknowledged?
 		},
 	})
 }
@@ -38,21 +40,102 @@ func (g *Gateway) dispatchLoop(ctx context.Context, r *bus.RouteReader) {
 // anew), and every poll parked here is woken to re-read its session (a
 // missed wake, kick or close is found that way). Handshakes waiting for an
 // authorize answer time out as usual.
+//
+// A rollback the reader placed (gap.Rewound: Redis came back as it was a
+// few entries ago, as a promoted replica that lagged does) misses nothing:
+// what was rolled back is committed again or never happened. Only the
+// sessions the routes in gap.Lost concerned may have been sent something
+// that will be sent again, or joined a room Redis no longer has them in:
+// those are closed, the others kept.
 func (g *Gateway) routeGap(gap bus.Gap) {
 	g.metrics.RouteGaps.WithLabelValues(string(gap.Reason)).Inc()
+	go g.committer.Check(context.Background()) // did Redis lose signals it acknowledged?
 	var conns []*streamConn
-	g.conns.Range(func(_, v any) bool { conns = append(conns, v.(*streamConn)); return true })
+	if gap.Rewound {
+		conns = g.concernedBy(gap.Lost)
+	} else {
+		g.conns.Range(func(_, v any) bool { conns = append(conns, v.(*streamConn)); return true })
+	}
 	polls := 0
 	g.polls.Range(func(_, v any) bool {
 		v.(*pollWaiter).notifyAll(pollEvent{})
 		polls++
 		return true
 	})
-	g.log.Error("route messages may have been missed: ending the streaming sessions held here",
-		"reason", gap.Reason, "last_read", gap.After, "next", gap.Next, "streams", len(conns), "polls_woken", polls)
+	if gap.Rewound {
+		g.log.Error("Redis rolled back route messages already applied here: ending the streaming sessions they concerned",
+			"reason", gap.Reason, "rewound_to", gap.After, "last_read", gap.Next, "lost_entries", len(gap.Lost),
+			"streams", len(conns), "polls_woken", polls)
+	} else {
+		g.log.Error("route messages may have been missed: ending the streaming sessions held here",
+			"reason", gap.Reason, "last_read", gap.After, "next", gap.Next, "streams", len(conns), "polls_woken", polls)
+	}
 	for _, s := range conns {
 		s.closeLocal(bus.ReasonDeliveryGap)
 	}
+}
+
+// commitsRolledBack handles signal batches Redis acknowledged and then lost
+// (bus.CommitterConfig.RolledBack): their clients were told their packets
+// were taken, so their sessions are ended (delivery_gap; a streaming one by
+// closing its connection without 0::, a polling one in Redis, so its next
+// poll is answered 7:::1+0), and 0.9 clients reconnect and handshake anew.
+// When the loss went further back than the committer remembers, every
+// streaming session held here is ended too. It does not block.
+func (g *Gateway) commitsRolledBack(sids []string, complete bool) {
+	g.metrics.CommitRollbacks.WithLabelValues(strconv.FormatBool(complete)).Inc()
+	g.log.Error("Redis lost signals it had acknowledged: ending the sessions that sent them",
+		"sessions", len(sids), "complete", complete)
+	go func() {
+		ended := map[string]bool{}
+		for _, sid := range sids {
+			if ended[sid] {
+				continue
+			}
+			ended[sid] = true
+			if s := g.conn(sid); s != nil {
+				s.closeLocal(bus.ReasonDeliveryGap)
+				continue
+			}
+			if _, err := g.committer.CommitAsync(context.Background(), sid, g.store.EndWrite(sid, bus.ReasonDeliveryGap, "")); err != nil {
+				return // shutting down
+			}
+		}
+		if !complete {
+			g.conns.Range(func(_, v any) bool { v.(*streamConn).closeLocal(bus.ReasonDeliveryGap); return true })
+		}
+	}()
+}
+
+// concernedBy returns the streaming connections held here that the route
+// messages (or batches) msgs concern: those they deliver to, close, join or
+// make leave, and those a broadcast among them reaches now.
+func (g *Gateway) concernedBy(msgs []string) []*streamConn {
+	seen := map[*streamConn]bool{}
+	add := func(s *streamConn) {
+		if s != nil {
+			seen[s] = true
+		}
+	}
+	for _, payload := range msgs {
+		_ = bus.EachRoute(payload, func(m string) {
+			r, err := bus.ParseRoute(m)
+			if err != nil {
+				return
+			}
+			switch r.Op {
+			case bus.OpDeliver, bus.OpClose, bus.OpJoin, bus.OpLeave:
+				add(g.conn(r.SID))
+			case bus.OpBroadcast:
+				g.broadcastTargets(r, add)
+			}
+		})
+	}
+	conns := make([]*streamConn, 0, len(seen))
+	for s := range seen {
+		conns = append(conns, s)
+	}
+	return conns
 }
 
 // dispatchMessage applies the route messages of one route stream entry (one,
@@ -143,11 +226,18 @@ func (g *Gateway) observeDelivery(route int, routedMs int64) {
 // namespace (room "") or room, except one sid. Polling members got it
 // through their mailboxes from the sender.
 func (g *Gateway) broadcast(r bus.Route) {
+	g.broadcastTargets(r, func(s *streamConn) { s.sendRouted(r.Packet, routeBroadcast, r.Time) })
+}
+
+// broadcastTargets calls fn with each streaming connection held here that
+// broadcast r reaches: the members of its room (or namespace) but the
+// excepted session.
+func (g *Gateway) broadcastTargets(r bus.Route, fn func(*streamConn)) {
 	if r.Room != "" {
 		for _, sid := range g.rooms.members(r.Arg, r.Room) {
 			if sid != r.SID {
 				if s := g.conn(sid); s != nil {
-					s.sendRouted(r.Packet, routeBroadcast, r.Time)
+					fn(s)
 				}
 			}
 		}
@@ -156,7 +246,7 @@ func (g *Gateway) broadcast(r bus.Route) {
 	g.conns.Range(func(_, v any) bool {
 		s := v.(*streamConn)
 		if s.sid != r.SID && s.inNamespace(r.Arg) {
-			s.sendRouted(r.Packet, routeBroadcast, r.Time)
+			fn(s)
 		}
 		return true
 	})

@@ -116,7 +116,7 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 			if err != nil {
 				g.metrics.RedisErrors.WithLabelValues("publish").Inc()
 			}
-		}})
+		}, RolledBack: g.commitsRolledBack})
 	g.rooms.init()
 	g.admission = newAdmission(cfg.MaxHandshakeRate, cfg.MaxHandshakeQueue, g.metrics.HandshakesWaiting.Add)
 	if cfg.StaticDir != "" {

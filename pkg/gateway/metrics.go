@@ -57,6 +57,7 @@ type Metrics struct {
 	// The route stream (docs/redis.md): gaps found, by reason; reads that
 	// failed (once per outage) and resumed.
 	RouteGaps           *prometheus.CounterVec
+	CommitRollbacks     *prometheus.CounterVec // complete (true, false): Redis lost signal batches it had acknowledged to this gateway
 	RouteStreamFailures prometheus.Counter
 	RouteStreamResumes  prometheus.Counter
 	CommitFailures      prometheus.Counter // websocket sessions ended because a signal they sent was not committed
@@ -139,7 +140,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StreamsOrphaned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_gateway_streams_orphaned_total", Help: "Streaming connections closed (without 0::, so the client reconnects) because their session record was gone from Redis (FLUSHALL, Redis restarted without its data)."}),
 		RouteGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "realtime_gateway_route_gaps_total", Help: "Times this gateway could not prove it read every route message committed for it, by reason (trimmed: read too late; stream_lost: Redis lost it; rolled_back: Redis restarted from older data); each ended every streaming session held here (delivery_gap) and woke every parked poll."}, []string{"reason"}),
+			Name: "realtime_gateway_route_gaps_total", Help: "Times this gateway could not prove it read every route message committed for it, by reason (trimmed: read too late; stream_lost: Redis lost it; rolled_back: Redis came back with older data: a restart, a promoted replica that lagged); each ended every streaming session held here (delivery_gap), or for a rolled_back gap whose extent was found only those the rolled-back routes concerned, and woke every parked poll."}, []string{"reason"}),
+		CommitRollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_commit_rollbacks_total", Help: "Times Redis came back without signal batches it had acknowledged to this gateway (a promoted replica that lagged, a restart from older data); the sessions whose packets they carried were ended (delivery_gap), and when the loss went further back than this gateway remembers (complete=false) every streaming session held here too."}, []string{"complete"}),
 		RouteStreamFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_gateway_route_stream_failures_total", Help: "Outages of this gateway's route stream reader: reads failed (Redis unreachable, stalled, or the connection dropped) after reads had worked."}),
 		RouteStreamResumes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -177,6 +180,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []bus.GapReason{bus.GapTrimmed, bus.GapLost, bus.GapRolledBack} {
 		m.RouteGaps.WithLabelValues(string(r)) // exported at 0 before the first
 	}
+	m.CommitRollbacks.WithLabelValues("true") // exported at 0 before the first
+	m.CommitRollbacks.WithLabelValues("false")
 	for _, by := range []string{goneByPost, goneByCheck} {
 		m.PollsOrphaned.WithLabelValues(by) // exported at 0 before the first
 	}
@@ -187,7 +192,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.QueueByteOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
 			m.InvalidUTF8, m.HandshakeHeadersDropped, m.BodyTimeouts, m.IdleConnections, m.HeartbeatLookups, m.StreamsOrphaned, m.PollsOrphaned, m.CommitFailures, m.PostsRetried,
-			m.RouteGaps, m.RouteStreamFailures, m.RouteStreamResumes,
+			m.RouteGaps, m.CommitRollbacks, m.RouteStreamFailures, m.RouteStreamResumes,
 			m.Ready, m.ReadinessChanges)
 	}
 	return m

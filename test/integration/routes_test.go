@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -308,5 +309,95 @@ func TestRedisDown30s(t *testing.T) {
 			t.Errorf("%s exited", p.name)
 		default:
 		}
+	}
+}
+
+// Redis restarted from a snapshot taken a moment earlier, as after the
+// promotion of a replica that lagged: what happened since is gone from
+// Redis. Sessions that did nothing since keep their connection and work;
+// a websocket session whose routes and signals Redis lost is closed
+// (without 0::), and a polling session whose signals it lost is ended (its
+// next poll is answered 7:::1+0), so their clients reconnect instead of
+// waiting for acks that never come. The gateway places the rollback
+// (docs/redis.md, "Routing back") rather than ending every session.
+func TestRedisRolledBackEndsOnlyWhatItLost(t *testing.T) {
+	srv := testredis.StartArgs(t)
+	c := &cluster{t: t, redis: srv, rdb: srv.Client(t), keys: bus.NewKeys("", 0)}
+	gw := c.gateway("a", "-polling-duration", "2s", "-admin-addr", "127.0.0.1:0")
+	c.worker("w", "echo")
+	base := "http://" + gw.addr
+	echo := func(ws *websocket.Conn, id int) {
+		t.Helper()
+		if err := ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `5:%d+::{"name":"echo","args":[%d]}`, id, id)); err != nil {
+			t.Fatal(err)
+		}
+		if m, want := readText(t, ws), fmt.Sprintf("6:::%d+[%d]", id, id); m != want {
+			t.Fatalf("answer %q, want %q", m, want)
+		}
+	}
+	var idle []*websocket.Conn
+	for range 3 {
+		_, ws := openWS(t, base, true)
+		echo(ws, 1)
+		idle = append(idle, ws)
+	}
+	_, active := openWS(t, base, true)
+	echo(active, 1)
+	polling := handshake(t, gw)
+	pollURL := func(n int) string { return gw.url(fmt.Sprintf("/socket.io/1/xhr-polling/%s?t=%d", polling, n)) }
+	if _, body, _ := get(t, pollURL(1)); body != "1::" {
+		t.Fatalf("first poll %q", body)
+	}
+	if _, body, _ := get(t, pollURL(2)); !strings.Contains(body, "welcome") {
+		t.Fatalf("second poll %q, want the welcome", body)
+	}
+
+	ctx := context.Background()
+	if err := c.rdb.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 6; i++ {
+		echo(active, i)
+	}
+	if code, body, _ := post(t, pollURL(3), "text/plain", `5:1+::{"name":"echo","args":[1]}`); code != 200 || body != "1" {
+		t.Fatalf("POST: %d %q", code, body)
+	}
+	if _, body, _ := get(t, pollURL(4)); body != "6:::1+[1]" {
+		t.Fatalf("poll for the ack: %q", body)
+	}
+	srv.Kill(t)
+	srv.Restart(t) // from the snapshot (its dump.rdb)
+
+	_ = active.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		_, b, err := active.ReadMessage()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("the websocket session whose signals Redis lost is still open after 15 s")
+			}
+			break
+		}
+		if string(b) == "0::" {
+			t.Fatal("the websocket session Redis lost was sent 0:: (a 0.9 client would not reconnect)")
+		}
+	}
+	n := 5
+	waitUntil(t, "the polling session whose signals Redis lost ended", 15*time.Second, func() error {
+		n++
+		if _, body, _ := get(t, pollURL(n)); body != "7:::1+0" {
+			return fmt.Errorf("poll answered %q", body)
+		}
+		return nil
+	})
+	for _, ws := range idle {
+		echo(ws, 2)
+	}
+	logs := gw.logText()
+	if !strings.Contains(logs, "Redis rolled back route messages already applied here") || routeGapLogRE.MatchString(logs) {
+		t.Errorf("the gateway did not place the rollback:\n%s", logs)
+	}
+	// Each committer shard finds its own lost batches.
+	if n := metricAdmin(t, gw, `realtime_gateway_commit_rollbacks_total{complete="true"}`); n < 1 {
+		t.Errorf("%v commit rollbacks counted, want at least 1", n)
 	}
 }
