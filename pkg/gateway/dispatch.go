@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,8 +52,9 @@ func (g *Gateway) routeGap(gap bus.Gap) {
 	g.metrics.RouteGaps.WithLabelValues(string(gap.Reason)).Inc()
 	go g.committer.Check(context.Background()) // did Redis lose signals it acknowledged?
 	var conns []*streamConn
+	var polling []string
 	if gap.Rewound {
-		conns = g.concernedBy(gap.Lost)
+		conns, polling = g.concernedBy(gap.Lost)
 	} else {
 		g.conns.Range(func(_, v any) bool { conns = append(conns, v.(*streamConn)); return true })
 	}
@@ -72,6 +74,11 @@ func (g *Gateway) routeGap(gap bus.Gap) {
 	}
 	for _, s := range conns {
 		s.closeLocal(bus.ReasonDeliveryGap)
+	}
+	for _, sid := range polling {
+		if _, err := g.committer.CommitAsync(context.Background(), sid, g.store.EndWrite(sid, bus.ReasonDeliveryGap, "")); err != nil {
+			return // shutting down
+		}
 	}
 }
 
@@ -109,9 +116,12 @@ func (g *Gateway) commitsRolledBack(sids []string, complete bool) {
 
 // concernedBy returns the streaming connections held here that the route
 // messages (or batches) msgs concern: those they deliver to, close, join or
-// make leave, and those a broadcast among them reaches now.
-func (g *Gateway) concernedBy(msgs []string) []*streamConn {
+// make leave, and those a broadcast among them reaches now; and the polling
+// sessions they woke or kicked (packets were queued for them, and a poll
+// may have taken them: queued again, they would be delivered twice).
+func (g *Gateway) concernedBy(msgs []string) ([]*streamConn, []string) {
 	seen := map[*streamConn]bool{}
+	var polling []string
 	add := func(s *streamConn) {
 		if s != nil {
 			seen[s] = true
@@ -128,6 +138,12 @@ func (g *Gateway) concernedBy(msgs []string) []*streamConn {
 				add(g.conn(r.SID))
 			case bus.OpBroadcast:
 				g.broadcastTargets(r, add)
+			case bus.OpWake, bus.OpKick:
+				if s := g.conn(r.SID); s != nil {
+					add(s)
+				} else if !slices.Contains(polling, r.SID) {
+					polling = append(polling, r.SID)
+				}
 			}
 		})
 	}
@@ -135,7 +151,7 @@ func (g *Gateway) concernedBy(msgs []string) []*streamConn {
 	for s := range seen {
 		conns = append(conns, s)
 	}
-	return conns
+	return conns, polling
 }
 
 // dispatchMessage applies the route messages of one route stream entry (one,

@@ -7,21 +7,24 @@ import (
 	"github.com/realtime/realtime/pkg/bus"
 )
 
-// A rollback the route reader placed (Rewound) ends only the streaming
-// sessions the lost routes concerned: those they delivered to, and those
-// a broadcast among them reached; the others keep their connection. A
-// rollback it could not place ends every one.
+// A rollback the route reader placed (Rewound) ends only the sessions the
+// lost routes concerned: the streaming ones they delivered to and those a
+// broadcast among them reached, and the polling ones they woke; the others
+// keep their connection. A rollback it could not place ends every
+// streaming session.
 func TestRewoundRollbackEndsOnlyConcernedSessions(t *testing.T) {
 	tg := newLiveGateway(t, Config{})
 	direct, _ := tg.openWS()
 	member, _ := tg.openWS()
 	other, _ := tg.openWS()
 	tg.g.rooms.join("", "r", member)
+	polling := tg.openPolling()
 	tg.g.routeGap(bus.Gap{Reason: bus.GapRolledBack, Rewound: true, Lost: []string{
 		bus.Route{Op: bus.OpDeliver, SID: direct, Packet: "3:::x"}.String(),
 		bus.Route{Op: bus.OpBroadcast, Arg: "", Room: "r", Packet: "3:::y"}.String(),
+		bus.Route{Op: bus.OpWake, SID: polling, Arg: "7"}.String(),
 	}})
-	for _, sid := range []string{direct, member} {
+	for _, sid := range []string{direct, member, polling} {
 		tg.waitSignals(sid, "disconnect reason=delivery_gap")
 	}
 	time.Sleep(200 * time.Millisecond)
