@@ -115,8 +115,11 @@ const (
 	// batch (a process that stopped leaves its markers behind this long).
 	CommitMarkerTTL = 24 * time.Hour
 	// DefaultCommitRemember is how many of its last acknowledged batches a
-	// shard remembers the sessions of, for CommitterConfig.RolledBack.
-	DefaultCommitRemember = 1024
+	// shard remembers the sessions of, for CommitterConfig.RolledBack, and
+	// DefaultCommitRememberSessions how many session ids at most in all
+	// (so at most about 1 MiB of them per shard).
+	DefaultCommitRemember         = 1024
+	DefaultCommitRememberSessions = 16384
 )
 
 // Committer writes signals (and the session state that goes with them) to
@@ -257,6 +260,7 @@ func (c *Committer) Close() {
 type acked struct {
 	first uint64     // the number of sids[0]'s batch
 	sids  [][]string // the sessions of batches first, first+1, ...
+	n     int        // session ids in sids
 	at    time.Time  // when the last one was acknowledged
 }
 
@@ -269,10 +273,12 @@ func (a *acked) add(seq uint64, batch []*request) {
 		}
 	}
 	if len(a.sids) == 0 || seq != a.first+uint64(len(a.sids)) {
-		a.first, a.sids = seq, a.sids[:0]
+		a.first, a.sids, a.n = seq, a.sids[:0], 0
 	}
 	a.sids = append(a.sids, sids)
-	if len(a.sids) > DefaultCommitRemember {
+	a.n += len(sids)
+	for len(a.sids) > 1 && (len(a.sids) > DefaultCommitRemember || a.n > DefaultCommitRememberSessions) {
+		a.n -= len(a.sids[0])
 		a.sids[0] = nil
 		a.sids = a.sids[1:]
 		a.first++

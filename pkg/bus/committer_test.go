@@ -456,4 +456,16 @@ func TestAckedRemembers(t *testing.T) {
 	if sids, complete := a.lostAfter(2); len(sids) != DefaultCommitRemember || !complete {
 		t.Errorf("lostAfter(2) = %d sessions, %v; want all remembered, complete", len(sids), complete)
 	}
+	// Big batches: bounded by session ids too.
+	big := make([]*request, DefaultCommitRememberSessions/4)
+	for i := range big {
+		big[i] = &request{sid: "s"}
+	}
+	for seq := uint64(DefaultCommitRemember + 3); seq < DefaultCommitRemember+9; seq++ {
+		a.add(seq, big)
+	}
+	if a.n > DefaultCommitRememberSessions || len(a.sids) != 4 || a.first != DefaultCommitRemember+5 {
+		t.Errorf("%d session ids in %d batches from %d, want at most %d in 4 from %d",
+			a.n, len(a.sids), a.first, DefaultCommitRememberSessions, DefaultCommitRemember+5)
+	}
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"time"
 
@@ -75,11 +74,7 @@ func (g *Gateway) routeGap(gap bus.Gap) {
 	for _, s := range conns {
 		s.closeLocal(bus.ReasonDeliveryGap)
 	}
-	for _, sid := range polling {
-		if _, err := g.committer.CommitAsync(context.Background(), sid, g.store.EndWrite(sid, bus.ReasonDeliveryGap, "")); err != nil {
-			return // shutting down
-		}
-	}
+	go g.endLost(polling, false)
 }
 
 // commitsRolledBack handles signal batches Redis acknowledged and then lost
@@ -93,25 +88,32 @@ func (g *Gateway) commitsRolledBack(sids []string, complete bool) {
 	g.metrics.CommitRollbacks.WithLabelValues(strconv.FormatBool(complete)).Inc()
 	g.log.Error("Redis lost signals it had acknowledged: ending the sessions that sent them",
 		"sessions", len(sids), "complete", complete)
-	go func() {
-		ended := map[string]bool{}
-		for _, sid := range sids {
-			if ended[sid] {
-				continue
-			}
-			ended[sid] = true
-			if s := g.conn(sid); s != nil {
-				s.closeLocal(bus.ReasonDeliveryGap)
-				continue
-			}
-			if _, err := g.committer.CommitAsync(context.Background(), sid, g.store.EndWrite(sid, bus.ReasonDeliveryGap, "")); err != nil {
-				return // shutting down
-			}
+	go g.endLost(sids, !complete)
+}
+
+// endLost ends sessions Redis lost something of (reason delivery_gap): one
+// held here by closing its stream (without 0::), any other in Redis, so its
+// next poll is answered 7:::1+0; with all, every stream held here too. Its
+// commits may wait for room in the committer's queue: run it on its own
+// goroutine.
+func (g *Gateway) endLost(sids []string, all bool) {
+	ended := map[string]bool{}
+	for _, sid := range sids {
+		if ended[sid] {
+			continue
 		}
-		if !complete {
-			g.conns.Range(func(_, v any) bool { v.(*streamConn).closeLocal(bus.ReasonDeliveryGap); return true })
+		ended[sid] = true
+		if s := g.conn(sid); s != nil {
+			s.closeLocal(bus.ReasonDeliveryGap)
+			continue
 		}
-	}()
+		if _, err := g.committer.CommitAsync(context.Background(), sid, g.store.EndWrite(sid, bus.ReasonDeliveryGap, "")); err != nil {
+			return // shutting down
+		}
+	}
+	if all {
+		g.conns.Range(func(_, v any) bool { v.(*streamConn).closeLocal(bus.ReasonDeliveryGap); return true })
+	}
 }
 
 // concernedBy returns the streaming connections held here that the route
@@ -141,8 +143,8 @@ func (g *Gateway) concernedBy(msgs []string) ([]*streamConn, []string) {
 			case bus.OpWake, bus.OpKick:
 				if s := g.conn(r.SID); s != nil {
 					add(s)
-				} else if !slices.Contains(polling, r.SID) {
-					polling = append(polling, r.SID)
+				} else {
+					polling = append(polling, r.SID) // endLost ends each once
 				}
 			}
 		})
