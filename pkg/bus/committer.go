@@ -75,7 +75,7 @@ type CommitterConfig struct {
 }
 
 func (c *CommitterConfig) defaults() {
-	if c.Keys == (Keys{}) {
+	if c.Keys.IsZero() {
 		c.Keys = NewKeys("", 0)
 	}
 	if c.Node == "" {

@@ -110,7 +110,7 @@ type ConsumerConfig struct {
 }
 
 func (c *ConsumerConfig) defaults() {
-	if c.Keys == (Keys{}) {
+	if c.Keys.IsZero() {
 		c.Keys = NewKeys("", 0)
 	}
 	if c.Group == "" {

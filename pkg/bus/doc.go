@@ -10,7 +10,7 @@
 // loses nothing, and reports any gap it cannot prove empty (dense ids, a
 // stream only its gateway creates, a check of the last entry read).
 //
-//	client --5:1+::{...}--> gateway --XADD rt:sig:{p}--> worker
+//	client --5:1+::{...}--> gateway --XADD rt:{p}:sig--> worker
 //	worker --XADD rt:gw:<node> (in the commit script)--> gateway --> client
 //
 // A worker reads its partitions through a Consumer (consumer.go), which

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // DefaultPrefix is the key prefix used when none is configured.
@@ -64,54 +65,65 @@ const RoomSeparator = ":"
 // of ns starts with.
 func RoomMember(ns, room string) string { return ns + RoomSeparator + room }
 
-// A KeyPattern is one family of Redis keys (or pub/sub channels): each name
-// is the prefix, Head, the variable part, then Tail. Part says what the
-// variable part is, as docs/redis.md writes it: "sid" or "p" inside a hash
-// tag ({sid}, {p}), "<ns>", "<ns>:<room>" (RoomMember), "<node>", or ""
-// for a single name. Keys has one method per pattern; the Lua scripts of
-// pkg/session build the names of keys they learn from data (the sets of a
-// session being ended, the route stream of the gateway holding it) from these
-// patterns, expanded into their source from Go, so every name has this one
-// owner.
+// A KeyPattern is one family of Redis keys (or pub/sub channels). A
+// pattern of the whole cluster names prefix + Head + part + Tail; a
+// pattern of a partition (Partitioned) names prefix + "{" + tag + "}:" +
+// Head + part + Tail, where tag is the partition's hash tag
+// (PartitionTags): every key of a partition, the session keys of its
+// sessions included, hashes to the partition's Redis Cluster slot. Part
+// says what the variable part is, as docs/redis.md writes it: "<sid>",
+// "<ns>", "<ns>:<room>" (RoomMember), "<node>", "<group>",
+// "<node>:<shard>", or "" for a single name. Keys has one method per
+// pattern; the Lua scripts of pkg/session build the names of keys they
+// learn from data (the sets of a session being ended, the route stream of
+// the gateway holding it) from these patterns, expanded into their source
+// from Go, so every name has this one owner.
 type KeyPattern struct {
-	Name string // short name: the head's first word, e.g. "s" or "gwss"
-	Head string
-	Part string
-	Tail string
+	Name        string // short name: the head's first word, e.g. "s" or "gwss"
+	Partitioned bool   // the key belongs to one partition and carries its tag
+	Head        string
+	Part        string
+	Tail        string
 }
 
-// Doc returns the pattern as docs/redis.md writes it, e.g. "<P>s:{sid}".
-func (p KeyPattern) Doc() string { return "<P>" + p.Head + p.Part + p.Tail }
+// Doc returns the pattern as docs/redis.md writes it, e.g. "<P>{p}:s:<sid>"
+// ({p} standing for the partition's hash tag).
+func (p KeyPattern) Doc() string {
+	if p.Partitioned {
+		return "<P>{p}:" + p.Head + p.Part + p.Tail
+	}
+	return "<P>" + p.Head + p.Part + p.Tail
+}
 
 // The key patterns, in the order of docs/redis.md.
 var (
-	keyStream      = KeyPattern{"sig", "sig:{", "p", "}"}
-	keyDead        = KeyPattern{"dead", "dead:{", "p", "}"}
-	keyRouteStream = KeyPattern{"gw", "gw:", "<node>", ""}
-	keyReply       = KeyPattern{"reply", "reply:", "<node>", ""}
-	keySession     = KeyPattern{"s", "s:{", "sid", "}"}
-	keyMailbox     = KeyPattern{"mb", "mb:{", "sid", "}"}
-	keyNamespaces  = KeyPattern{"ns", "ns:{", "sid", "}"}
-	keyRooms       = KeyPattern{"rooms", "rooms:{", "sid", "}"}
-	keyAcks        = KeyPattern{"acks", "acks:{", "sid", "}"}
-	keyConfirmed   = KeyPattern{"cf", "cf:{", "sid", "}"}
-	keyKick        = KeyPattern{"kick", "kick:{", "sid", "}"}
-	keyPost        = KeyPattern{"post", "post:{", "sid", "}"}
-	keyDeadlines   = KeyPattern{"deadlines", "deadlines", "", ""}
-	keyNSAll       = KeyPattern{"nsm", "nsm:", "<ns>", ""}
-	keyNSPolling   = KeyPattern{"nsp", "nsp:", "<ns>", ""}
-	keyRoomAll     = KeyPattern{"room", "room:", "<ns>:<room>", ""}
-	keyRoomPoll    = KeyPattern{"roomp", "roomp:", "<ns>:<room>", ""}
-	keyGateways    = KeyPattern{"gws", "gws", "", ""}
-	keyAlive       = KeyPattern{"gwalive", "gwalive:", "<node>", ""}
-	keyGwStreams   = KeyPattern{"gwss", "gwss:", "<node>", ""}
-	keyWorkers     = KeyPattern{"workers", "workers", "", ""}
-	keyLease       = KeyPattern{"lease", "lease:{", "p", "}"}
-	keyGroupWork   = KeyPattern{"groupworkers", "groupworkers:", "<group>", ""}
-	keyGroupLease  = KeyPattern{"grouplease", "grouplease:", "<group>:{p}", ""}
-	keyGroupServes = KeyPattern{"groupserves", "groupserves:", "<group>", ""}
-	keyHandovers   = KeyPattern{"handovers", "handovers:", "<group>", ""}
-	keyCommit      = KeyPattern{"cm", "cm:", "<node>:<shard>", ""}
+	keyStream      = KeyPattern{"sig", true, "sig", "", ""}
+	keyDead        = KeyPattern{"dead", true, "dead", "", ""}
+	keyRouteStream = KeyPattern{"gw", false, "gw:", "<node>", ""}
+	keyReply       = KeyPattern{"reply", false, "reply:", "<node>", ""}
+	keySession     = KeyPattern{"s", true, "s:", "<sid>", ""}
+	keyMailbox     = KeyPattern{"mb", true, "mb:", "<sid>", ""}
+	keyNamespaces  = KeyPattern{"ns", true, "ns:", "<sid>", ""}
+	keyRooms       = KeyPattern{"rooms", true, "rooms:", "<sid>", ""}
+	keyAcks        = KeyPattern{"acks", true, "acks:", "<sid>", ""}
+	keyConfirmed   = KeyPattern{"cf", true, "cf:", "<sid>", ""}
+	keyKick        = KeyPattern{"kick", true, "kick:", "<sid>", ""}
+	keyPost        = KeyPattern{"post", true, "post:", "<sid>", ""}
+	keyDeadlines   = KeyPattern{"deadlines", true, "deadlines", "", ""}
+	keyNSAll       = KeyPattern{"nsm", true, "nsm:", "<ns>", ""}
+	keyNSPolling   = KeyPattern{"nsp", true, "nsp:", "<ns>", ""}
+	keyRoomAll     = KeyPattern{"room", true, "room:", "<ns>:<room>", ""}
+	keyRoomPoll    = KeyPattern{"roomp", true, "roomp:", "<ns>:<room>", ""}
+	keyGateways    = KeyPattern{"gws", false, "gws", "", ""}
+	keyAlive       = KeyPattern{"gwalive", false, "gwalive:", "<node>", ""}
+	keyGwStreams   = KeyPattern{"gwss", true, "gwss:", "<node>", ""}
+	keyWorkers     = KeyPattern{"workers", false, "workers", "", ""}
+	keyLease       = KeyPattern{"lease", true, "lease", "", ""}
+	keyGroupWork   = KeyPattern{"groupworkers", false, "groupworkers:", "<group>", ""}
+	keyGroupLease  = KeyPattern{"grouplease", true, "grouplease:", "<group>", ""}
+	keyGroupServes = KeyPattern{"groupserves", false, "groupserves:", "<group>", ""}
+	keyHandovers   = KeyPattern{"handovers", false, "handovers:", "<group>", ""}
+	keyCommit      = KeyPattern{"cm", false, "cm:", "<node>:<shard>", ""}
 )
 
 // KeyPatterns returns every key and channel pattern of the cluster, one
@@ -130,10 +142,12 @@ func KeyPatterns() []KeyPattern {
 type Keys struct {
 	prefix     string
 	partitions int
+	tags       *[]string // PartitionTags(partitions), shared by every Keys
 }
 
 // NewKeys returns the key names for prefix (DefaultPrefix when empty) and
-// partitions (DefaultPartitions when <= 0).
+// partitions (DefaultPartitions when <= 0, at most MaxPartitions: more
+// panics; cli checks the flag).
 func NewKeys(prefix string, partitions int) Keys {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -141,8 +155,25 @@ func NewKeys(prefix string, partitions int) Keys {
 	if partitions <= 0 {
 		partitions = DefaultPartitions
 	}
-	return Keys{prefix: prefix, partitions: partitions}
+	return Keys{prefix: prefix, partitions: partitions, tags: sharedTags(partitions)}
 }
+
+// tagsByCount holds PartitionTags(n) by n, computed once: a pointer to it
+// keeps Keys comparable with ==.
+var tagsByCount sync.Map // int -> *[]string
+
+func sharedTags(n int) *[]string {
+	if t, ok := tagsByCount.Load(n); ok {
+		return t.(*[]string)
+	}
+	tags := PartitionTags(n)
+	t, _ := tagsByCount.LoadOrStore(n, &tags)
+	return t.(*[]string)
+}
+
+// IsZero reports whether k is the zero Keys (a config that left its Keys
+// unset).
+func (k Keys) IsZero() bool { return k.prefix == "" }
 
 // Prefix returns the key prefix, e.g. "rt:". Apps may put keys of their
 // own under it; the cluster's names come from the other methods.
@@ -151,17 +182,32 @@ func (k Keys) Prefix() string { return k.prefix }
 // Partitions returns the number of partition streams.
 func (k Keys) Partitions() int { return k.partitions }
 
+// PartitionPrefix returns what every key of partition p starts with:
+// <prefix>{tag}:, tag being the partition's hash tag (PartitionTags).
+func (k Keys) PartitionPrefix(p int) string { return k.prefix + "{" + (*k.tags)[p] + "}:" }
+
+// PartitionOf returns the partition of session sid (Partition).
+func (k Keys) PartitionOf(sid string) int { return Partition(sid, k.partitions) }
+
 func (k Keys) name(p KeyPattern, part string) string { return k.prefix + p.Head + part + p.Tail }
 
-// Stream returns the key of partition p's signal stream: <prefix>sig:{p}.
-func (k Keys) Stream(p int) string { return k.name(keyStream, strconv.Itoa(p)) }
+// in names the key of pattern pat (Partitioned) of partition p.
+func (k Keys) in(p int, pat KeyPattern, part string) string {
+	return k.prefix + "{" + (*k.tags)[p] + "}:" + pat.Head + part + pat.Tail
+}
+
+// of names the key of pattern pat of session sid, in its partition.
+func (k Keys) of(pat KeyPattern, sid string) string { return k.in(k.PartitionOf(sid), pat, sid) }
+
+// Stream returns the key of partition p's signal stream: <prefix>{p}:sig.
+func (k Keys) Stream(p int) string { return k.in(p, keyStream, "") }
 
 // StreamFor returns the stream key for a session.
-func (k Keys) StreamFor(sid string) string { return k.Stream(Partition(sid, k.partitions)) }
+func (k Keys) StreamFor(sid string) string { return k.Stream(k.PartitionOf(sid)) }
 
 // DeadLetter returns the stream holding poison signals of partition p:
-// <prefix>dead:{p}.
-func (k Keys) DeadLetter(p int) string { return k.name(keyDead, strconv.Itoa(p)) }
+// <prefix>{p}:dead.
+func (k Keys) DeadLetter(p int) string { return k.in(p, keyDead, "") }
 
 // RouteStream returns the route stream of gateway node, every route message
 // committed for it (see AppendRoute): <prefix>gw:<node>.
@@ -171,60 +217,78 @@ func (k Keys) RouteStream(node string) string { return k.name(keyRouteStream, no
 // client answers to its server-to-client emits: <prefix>reply:<node>.
 func (k Keys) ReplyChannel(node string) string { return k.name(keyReply, node) }
 
-// Session returns the hash of session sid: <prefix>s:{sid}.
-func (k Keys) Session(sid string) string { return k.name(keySession, sid) }
+// Session returns the hash of session sid: <prefix>{p}:s:<sid>.
+func (k Keys) Session(sid string) string { return k.of(keySession, sid) }
 
 // Mailbox returns the list of packets waiting for a polling session's next
-// poll: <prefix>mb:{sid}.
-func (k Keys) Mailbox(sid string) string { return k.name(keyMailbox, sid) }
+// poll: <prefix>{p}:mb:<sid>.
+func (k Keys) Mailbox(sid string) string { return k.of(keyMailbox, sid) }
 
 // SessionNamespaces returns the set of namespaces session sid is connected
-// to: <prefix>ns:{sid}.
-func (k Keys) SessionNamespaces(sid string) string { return k.name(keyNamespaces, sid) }
+// to: <prefix>{p}:ns:<sid>.
+func (k Keys) SessionNamespaces(sid string) string { return k.of(keyNamespaces, sid) }
 
 // SessionRooms returns the set of rooms (RoomMember) session sid is in:
-// <prefix>rooms:{sid}.
-func (k Keys) SessionRooms(sid string) string { return k.name(keyRooms, sid) }
+// <prefix>{p}:rooms:<sid>.
+func (k Keys) SessionRooms(sid string) string { return k.of(keyRooms, sid) }
 
 // Acks returns the hash of session sid's server ack ids to reply channels:
-// <prefix>acks:{sid}.
-func (k Keys) Acks(sid string) string { return k.name(keyAcks, sid) }
+// <prefix>{p}:acks:<sid>.
+func (k Keys) Acks(sid string) string { return k.of(keyAcks, sid) }
 
 // Confirmed returns the key holding the last poll of session sid whose
-// answer was written whole: <prefix>cf:{sid}.
-func (k Keys) Confirmed(sid string) string { return k.name(keyConfirmed, sid) }
+// answer was written whole: <prefix>{p}:cf:<sid>.
+func (k Keys) Confirmed(sid string) string { return k.of(keyConfirmed, sid) }
 
 // Kick returns the key holding the last packet of a polling session the
-// server ended, for its next poll: <prefix>kick:{sid}.
-func (k Keys) Kick(sid string) string { return k.name(keyKick, sid) }
+// server ended, for its next poll: <prefix>{p}:kick:<sid>.
+func (k Keys) Kick(sid string) string { return k.of(keyKick, sid) }
 
 // Post returns the hash recording the last POST of session sid whose
 // packets were committed, so that a retry of it is told from a new POST:
-// <prefix>post:{sid}.
-func (k Keys) Post(sid string) string { return k.name(keyPost, sid) }
+// <prefix>{p}:post:<sid>.
+func (k Keys) Post(sid string) string { return k.of(keyPost, sid) }
 
-// Deadlines returns the sorted set of sessions by the unix ms at which they
-// end unless contacted: <prefix>deadlines.
-func (k Keys) Deadlines() string { return k.name(keyDeadlines, "") }
+// Deadlines returns the sorted set of partition p's sessions by the unix
+// ms at which they end unless contacted: <prefix>{p}:deadlines.
+func (k Keys) Deadlines(p int) string { return k.in(p, keyDeadlines, "") }
 
-// NamespaceSessions returns the set of sessions connected to namespace ns:
-// <prefix>nsm:<ns>.
-func (k Keys) NamespaceSessions(ns string) string { return k.name(keyNSAll, ns) }
+// NamespaceSessions returns the set of partition p's sessions connected to
+// namespace ns: <prefix>{p}:nsm:<ns>.
+func (k Keys) NamespaceSessions(p int, ns string) string { return k.in(p, keyNSAll, ns) }
 
-// NamespacePolling returns the set of polling sessions connected to
-// namespace ns: <prefix>nsp:<ns>.
-func (k Keys) NamespacePolling(ns string) string { return k.name(keyNSPolling, ns) }
+// NamespacePolling returns the set of partition p's polling sessions
+// connected to namespace ns: <prefix>{p}:nsp:<ns>.
+func (k Keys) NamespacePolling(p int, ns string) string { return k.in(p, keyNSPolling, ns) }
 
-// RoomSessions returns the set of sessions in room of namespace ns:
-// <prefix>room:<ns>:<room>.
-func (k Keys) RoomSessions(ns, room string) string { return k.name(keyRoomAll, RoomMember(ns, room)) }
+// RoomSessions returns the set of partition p's sessions in room of
+// namespace ns: <prefix>{p}:room:<ns>:<room>.
+func (k Keys) RoomSessions(p int, ns, room string) string {
+	return k.in(p, keyRoomAll, RoomMember(ns, room))
+}
 
 // RoomSessionsMatch returns the Redis SCAN MATCH pattern of the room keys
-// of namespace ns: RoomSessions(ns, "") followed by '*', with the glob
-// characters of the prefix and ns (* ? [ ] \) escaped. The name of a
-// room is what follows RoomSessions(ns, "") in a key it matches.
+// of namespace ns in every partition: <prefix>{*}:room:<ns>:*, with the
+// glob characters of the prefix and ns (* ? [ ] \) escaped. RoomName
+// reads a room's name back from a key it matches.
 func (k Keys) RoomSessionsMatch(ns string) string {
-	return globEscape(k.RoomSessions(ns, "")) + "*"
+	return globEscape(k.prefix) + "{*}:" + globEscape(keyRoomAll.Head+RoomMember(ns, "")) + "*"
+}
+
+// RoomName returns the room a room key of namespace ns names (a key
+// RoomSessionsMatch(ns) matches), and false for a key that is not one.
+func (k Keys) RoomName(key, ns string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, k.prefix+"{")
+	if !ok {
+		return "", false
+	}
+	if i := strings.Index(rest, "}:"); i >= 0 {
+		rest = rest[i+2:]
+	} else {
+		return "", false
+	}
+	room, ok := strings.CutPrefix(rest, keyRoomAll.Head+RoomMember(ns, ""))
+	return room, ok && room != ""
 }
 
 // globEscape escapes the characters Redis glob patterns give a meaning.
@@ -240,10 +304,10 @@ func globEscape(s string) string {
 	return string(b)
 }
 
-// RoomPolling returns the set of polling sessions in room of namespace ns:
-// <prefix>roomp:<ns>:<room>.
-func (k Keys) RoomPolling(ns, room string) string {
-	return k.name(keyRoomPoll, RoomMember(ns, room))
+// RoomPolling returns the set of partition p's polling sessions in room
+// of namespace ns: <prefix>{p}:roomp:<ns>:<room>.
+func (k Keys) RoomPolling(p int, ns, room string) string {
+	return k.in(p, keyRoomPoll, RoomMember(ns, room))
 }
 
 // Gateways returns the set of gateway node ids: <prefix>gws.
@@ -253,17 +317,17 @@ func (k Keys) Gateways() string { return k.name(keyGateways, "") }
 // it runs): <prefix>gwalive:<node>.
 func (k Keys) GatewayAlive(node string) string { return k.name(keyAlive, node) }
 
-// GatewayStreams returns the set of streaming sessions gateway node holds:
-// <prefix>gwss:<node>.
-func (k Keys) GatewayStreams(node string) string { return k.name(keyGwStreams, node) }
+// GatewayStreams returns the set of partition p's streaming sessions that
+// gateway node holds: <prefix>{p}:gwss:<node>.
+func (k Keys) GatewayStreams(p int, node string) string { return k.in(p, keyGwStreams, node) }
 
 // Workers returns the sorted set of live workers by the unix ms of their
 // last heartbeat: <prefix>workers.
 func (k Keys) Workers() string { return k.name(keyWorkers, "") }
 
 // Lease returns the key naming the worker that owns partition p (with a
-// TTL the owner renews): <prefix>lease:{p}.
-func (k Keys) Lease(p int) string { return k.name(keyLease, strconv.Itoa(p)) }
+// TTL the owner renews): <prefix>{p}:lease.
+func (k Keys) Lease(p int) string { return k.in(p, keyLease, "") }
 
 // GroupWorkers returns Workers for consumer group group: Workers() for
 // GroupName, else <prefix>groupworkers:<group>.
@@ -275,13 +339,13 @@ func (k Keys) GroupWorkers(group string) string {
 }
 
 // GroupLease returns Lease for consumer group group: Lease(p) for GroupName,
-// else <prefix>grouplease:<group>:{p}. Each group shares the partitions
+// else <prefix>{p}:grouplease:<group>. Each group shares the partitions
 // out among its own workers.
 func (k Keys) GroupLease(group string, p int) string {
 	if group == GroupName {
 		return k.Lease(p)
 	}
-	return k.name(keyGroupLease, group+":{"+strconv.Itoa(p)+"}")
+	return k.in(p, keyGroupLease, group)
 }
 
 // GroupServes returns the hash of what each worker of consumer group group

@@ -25,7 +25,7 @@ func TestDocKeyTableMatchesKeys(t *testing.T) {
 	k := NewKeys("p:", 8)
 	fromDoc := map[string]string{} // key for the sample values -> pattern
 	for _, p := range patterns {
-		name := fillPattern(p, k.Prefix())
+		name := fillPattern(p, k)
 		if strings.ContainsAny(name, "<>") {
 			t.Errorf("docs/redis.md: %s has a placeholder the test does not know", p)
 		}
@@ -69,5 +69,18 @@ func TestDocKeyPatterns(t *testing.T) {
 	doc := "text `<P>x` here\n| key | type |\n| --- | --- |\n| `<P>a:{sid}` / `<P>b` | set, `<P>not` |\n|`<P>c`|\n"
 	if got, want := docKeyPatterns(doc), []string{"<P>a:{sid}", "<P>b", "<P>c"}; !slices.Equal(got, want) {
 		t.Fatalf("docKeyPatterns = %q, want %q", got, want)
+	}
+}
+
+// docs/redis.md quotes the tags of the default partitions as PartitionTags
+// makes them.
+func TestDocPartitionTags(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/redis.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "With 16 partitions the tags are\n`" + strings.Join(PartitionTags(16), " ") + "`."
+	if !strings.Contains(string(doc), want) {
+		t.Errorf("docs/redis.md does not say %q", want)
 	}
 }

@@ -24,10 +24,11 @@ func keyNames(k Keys) map[string]string {
 		"gw": k.RouteStream(sampleNode), "reply": k.ReplyChannel(sampleNode),
 		"s": k.Session(sampleSID), "mb": k.Mailbox(sampleSID), "ns": k.SessionNamespaces(sampleSID),
 		"rooms": k.SessionRooms(sampleSID), "acks": k.Acks(sampleSID), "cf": k.Confirmed(sampleSID),
-		"kick": k.Kick(sampleSID), "post": k.Post(sampleSID), "deadlines": k.Deadlines(),
-		"nsm": k.NamespaceSessions(sampleNS), "nsp": k.NamespacePolling(sampleNS),
-		"room": k.RoomSessions(sampleNS, sampleRoom), "roomp": k.RoomPolling(sampleNS, sampleRoom),
-		"gws": k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(sampleNode),
+		"kick": k.Kick(sampleSID), "post": k.Post(sampleSID), "deadlines": k.Deadlines(samplePartition),
+		"nsm": k.NamespaceSessions(samplePartition, sampleNS), "nsp": k.NamespacePolling(samplePartition, sampleNS),
+		"room":  k.RoomSessions(samplePartition, sampleNS, sampleRoom),
+		"roomp": k.RoomPolling(samplePartition, sampleNS, sampleRoom),
+		"gws":   k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(samplePartition, sampleNode),
 		"workers": k.Workers(), "lease": k.Lease(samplePartition),
 		"groupworkers": k.GroupWorkers(sampleGroup), "grouplease": k.GroupLease(sampleGroup, samplePartition),
 		"groupserves": k.GroupServes(sampleGroup), "handovers": k.Handovers(sampleGroup), "cm": k.CommitMarker(sampleNode, 7),
@@ -35,9 +36,16 @@ func keyNames(k Keys) map[string]string {
 }
 
 // fillPattern writes a pattern as docs/redis.md does (KeyPattern.Doc), with
-// the sample values in place of the prefix and the variable parts.
-func fillPattern(doc, prefix string) string {
-	return strings.NewReplacer("<P>", prefix, "{sid}", "{"+sampleSID+"}", "{p}", "{3}",
+// the sample values of k in place of the prefix and the variable parts:
+// {p} is the hash tag of the session's partition in a session's key, of
+// samplePartition in the others.
+func fillPattern(doc string, k Keys) string {
+	p := samplePartition
+	if strings.Contains(doc, "<sid>") {
+		p = k.PartitionOf(sampleSID)
+	}
+	tag := PartitionTags(k.Partitions())[p]
+	return strings.NewReplacer("<P>", k.Prefix(), "<sid>", sampleSID, "{p}", "{"+tag+"}",
 		"<ns>", sampleNS, "<room>", sampleRoom, "<node>", sampleNode, "<shard>", "7", "<group>", sampleGroup).Replace(doc)
 }
 
@@ -61,7 +69,7 @@ func TestKeyPatternsMatchKeys(t *testing.T) {
 			t.Errorf("pattern %q has no Keys method in keyNames", p.Name)
 			continue
 		}
-		if got := fillPattern(p.Doc(), k.Prefix()); got != want {
+		if got := fillPattern(p.Doc(), k); got != want {
 			t.Errorf("pattern %q (%s) names %q; Keys names %q", p.Name, p.Doc(), got, want)
 		}
 	}
@@ -73,6 +81,33 @@ func TestKeyPatternsMatchKeys(t *testing.T) {
 	}
 	if k := NewKeys("", 0); k.Prefix() != DefaultPrefix || k.Partitions() != DefaultPartitions {
 		t.Errorf("NewKeys defaults: %q %d", k.Prefix(), k.Partitions())
+	}
+}
+
+// Every partition key, a session's keys included, hashes to its
+// partition's slot; the keys of the whole cluster carry no tag.
+func TestPartitionKeysShareTheirSlot(t *testing.T) {
+	k := NewKeys("rt:", 16)
+	p := k.PartitionOf(sampleSID)
+	want := Slot(k.Stream(p))
+	for _, key := range []string{k.Session(sampleSID), k.Mailbox(sampleSID), k.SessionNamespaces(sampleSID),
+		k.SessionRooms(sampleSID), k.Acks(sampleSID), k.Confirmed(sampleSID), k.Kick(sampleSID), k.Post(sampleSID),
+		k.Deadlines(p), k.NamespaceSessions(p, sampleNS), k.NamespacePolling(p, sampleNS),
+		k.RoomSessions(p, sampleNS, sampleRoom), k.RoomPolling(p, sampleNS, sampleRoom),
+		k.GatewayStreams(p, sampleNode), k.Lease(p), k.GroupLease(sampleGroup, p), k.DeadLetter(p)} {
+		if got := Slot(key); got != want {
+			t.Errorf("%s hashes to slot %d, not its partition's %d", key, got, want)
+		}
+	}
+	for q := range k.Partitions() {
+		if q != p && Slot(k.Stream(q)) == want {
+			t.Errorf("partitions %d and %d share slot %d", p, q, want)
+		}
+	}
+	for _, pat := range KeyPatterns() {
+		if !pat.Partitioned && strings.ContainsAny(pat.Doc(), "{}") {
+			t.Errorf("%s: a key of the whole cluster with a hash tag", pat.Doc())
+		}
 	}
 }
 
@@ -110,12 +145,25 @@ func TestReply(t *testing.T) {
 // and the namespace, and ends with the wildcard for the room name.
 func TestRoomSessionsMatch(t *testing.T) {
 	for _, tc := range []struct{ prefix, ns, want string }{
-		{"rt:", "", "rt:room::*"},
-		{"rt:", "/chat", "rt:room:/chat:*"},
-		{"a*[b]?\\:", "/x*y", `a\*\[b\]\?\\:room:/x\*y:*`},
+		{"rt:", "", "rt:{*}:room::*"},
+		{"rt:", "/chat", "rt:{*}:room:/chat:*"},
+		{"a*[b]?\\:", "/x*y", `a\*\[b\]\?\\:{*}:room:/x\*y:*`},
 	} {
-		if got := NewKeys(tc.prefix, 0).RoomSessionsMatch(tc.ns); got != tc.want {
+		k := NewKeys(tc.prefix, 0)
+		if got := k.RoomSessionsMatch(tc.ns); got != tc.want {
 			t.Errorf("RoomSessionsMatch(%q) with prefix %q = %q, want %q", tc.ns, tc.prefix, got, tc.want)
+		}
+		for p := range k.Partitions() {
+			key := k.RoomSessions(p, tc.ns, "a:b")
+			if room, ok := k.RoomName(key, tc.ns); !ok || room != "a:b" {
+				t.Errorf("RoomName(%q) = %q, %v", key, room, ok)
+			}
+		}
+	}
+	k := NewKeys("rt:", 4)
+	for _, key := range []string{"rt:{1}:room:/chat:", "rt:{1}:room:/chatx:a", "rt:room:/chat:a", "x:{1}:room:/chat:a", "rt:{1}:nsm:/chat:a"} {
+		if room, ok := k.RoomName(key, "/chat"); ok {
+			t.Errorf("RoomName(%q) = %q, true", key, room)
 		}
 	}
 }

@@ -400,7 +400,7 @@ func (c *Config) defaults() {
 	if c.Node == "" {
 		c.Node = "gw-" + randomID(6)
 	}
-	if c.Keys == (bus.Keys{}) {
+	if c.Keys.IsZero() {
 		c.Keys = bus.NewKeys("", 0)
 	}
 	def := func(d *time.Duration, v time.Duration) {

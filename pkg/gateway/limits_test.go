@@ -16,10 +16,10 @@ import (
 	"github.com/realtime/realtime/pkg/protocol"
 )
 
-// namespaceKeys counts the namespaces' member sets (nsm:<ns>) in Redis.
+// namespaceKeys counts the namespaces' member sets (<P>{p}:nsm:<ns>) in Redis.
 func (tg *liveGateway) namespaceKeys() int {
 	tg.t.Helper()
-	keys, err := tg.rdb.Keys(context.Background(), tg.keys.NamespaceSessions("*")).Result()
+	keys, err := tg.rdb.Keys(context.Background(), tg.keys.Prefix()+"{*}:nsm:*").Result()
 	if err != nil {
 		tg.t.Fatal(err)
 	}

@@ -44,13 +44,16 @@
 // documents its KEYS, ARGV and reply. Each name and format the scripts use
 // has one owner:
 //
-//   - Key and channel names: bus.Keys. A script acting on a session gets
-//     <P>deadlines, the session's keys and its partition stream as KEYS
-//     (Store.sessionKeys builds them); keys it learns from data (the sets
-//     of a session it ends, the sessions of a broadcast or of the reaper,
-//     the route stream of the gateway holding a stream) it names with key
+//   - Key and channel names: bus.Keys. Every script runs for one
+//     partition, whose deadlines set <P>{p}:deadlines is its KEYS[1]; a
+//     script acting on a session gets the session's keys and its partition
+//     stream as KEYS too (Store.sessionKeys builds them), all in the
+//     partition's hash slot. Keys it learns from data (the sets of a
+//     session it ends, the sessions of a broadcast or of the reaper, the
+//     route stream of the gateway holding a stream) it names with key
 //     macros, k_<name>(part), which scripts.go expands from
-//     bus.KeyPatterns. The Lua files spell no key.
+//     bus.KeyPatterns (a partition's keys under PP, the partition's key
+//     prefix, lua/lib.lua). The Lua files spell no key.
 //   - Route messages: bus.Route (decoded by bus.ParseRoute and
 //     bus.EachRoute). Lua writes each kind in one route_* helper of
 //     lua/lib.lua, and appends them to route streams as bus.AppendRoute

@@ -82,27 +82,35 @@ var ErrNoGroup = errors.New("session: a commit acknowledging an entry needs its 
 // Apply runs commits as one script and returns how many were applied (a
 // commit whose entry was already acknowledged applies nothing).
 func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
-	n := 3
+	k := s.cfg.Keys
+	n := 4 + k.Partitions()
 	for _, c := range commits {
 		if c.ID != "" && c.Group == "" {
 			return 0, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
 		}
 		n += 4
 		for _, e := range c.Effects {
-			n += 2 + len(e.args)
+			n += 3 + len(e.args)
 		}
 	}
-	args := append(make([]any, 0, n), s.args()...)
+	args := append(make([]any, 0, n), s.args(k.Partitions())...)
+	for p := range k.Partitions() {
+		args = append(args, k.PartitionPrefix(p))
+	}
 	for _, c := range commits {
 		args = append(args, c.Stream, c.Group, c.ID, len(c.Effects))
 		for _, e := range c.Effects {
-			args = append(args, string(e.op), len(e.args))
+			part := "" // a broadcast's sessions are in every partition
+			if e.op != 'b' {
+				part = strconv.Itoa(k.PartitionOf(e.args[0]))
+			}
+			args = append(args, string(e.op), part, len(e.args))
 			for _, a := range e.args {
 				args = append(args, a)
 			}
 		}
 	}
-	n, err := commitScript.Run(ctx, s.rdb, []string{s.cfg.Keys.Deadlines()}, args...).Int()
+	n, err := commitScript.Run(ctx, s.rdb, []string{k.Deadlines(0)}, args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("session: apply effects: %w", err)
 	}

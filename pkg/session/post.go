@@ -15,7 +15,7 @@ import (
 // Retried POSTs. A load balancer retries a POST whose gateway died before
 // answering it (deploy/haproxy/haproxy.cfg). Its packets may have been
 // committed already: the POST that commits packets records itself in the
-// same transaction (PostWrite, in the session's post:{sid} hash), and
+// same transaction (PostWrite, in the session's <P>{p}:post:<sid> hash), and
 // every POST is checked against that record first (TouchPost). The
 // record is the POST's cache-buster t and a digest of its body; the 0.9
 // client sends one POST at a time, the next only once the previous one

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -119,17 +120,17 @@ func (s *Store) RoomCount(ctx context.Context, sid, ns, room string) (n int, mem
 }
 
 // Sessions iterates over the ids of the sessions connected to namespace ns
-// across the cluster, with a cursor (SSCAN, 500 at a time), never one giant
-// read. An id may appear twice if the set changes during the scan, as
-// SSCAN allows.
+// across the cluster, partition after partition, with a cursor (SSCAN, 500
+// at a time), never one giant read. An id may appear twice if a set
+// changes during the scan, as SSCAN allows.
 func (s *Store) Sessions(ctx context.Context, ns string) iter.Seq2[string, error] {
-	return s.scan(ctx, s.cfg.Keys.NamespaceSessions(ns))
+	return s.scan(ctx, func(p int) string { return s.cfg.Keys.NamespaceSessions(p, ns) })
 }
 
 // RoomSessions iterates over the ids of the sessions in room of namespace
 // ns, as Sessions does.
 func (s *Store) RoomSessions(ctx context.Context, ns, room string) iter.Seq2[string, error] {
-	return s.scan(ctx, s.cfg.Keys.RoomSessions(ns, room))
+	return s.scan(ctx, func(p int) string { return s.cfg.Keys.RoomSessions(p, ns, room) })
 }
 
 // InNamespace reports whether session sid is connected to namespace ns
@@ -143,70 +144,148 @@ func (s *Store) InNamespace(ctx context.Context, sid, ns string) (bool, error) {
 }
 
 // SessionsPage returns one page of the ids of the sessions connected to
-// namespace ns (room "") or in room of ns, with SSCAN: start with cursor
-// 0, pass the returned next cursor for the next page, stop when it is 0.
-// count is a hint of the page's size (SSCAN's COUNT: a small set comes
-// whole, a page may be empty before the last). An id may appear twice if
-// the set changes between pages, as SSCAN allows.
+// namespace ns (room "") or in room of ns, with SSCAN over each
+// partition's set in turn (going on to the next partition while the page
+// holds fewer than count ids): start with cursor 0, pass the returned next
+// cursor for the next page, stop when it is 0. The cursor holds the
+// partition in its top 8 bits (bus.MaxPartitions) and SSCAN's cursor in
+// the others; ErrBadCursor for one no page returned. count is a hint of
+// the page's size (SSCAN's COUNT: a small set comes whole, a page may be
+// empty before the last). An id may appear twice if the sets change
+// between pages, as SSCAN allows.
 func (s *Store) SessionsPage(ctx context.Context, ns, room string, cursor uint64, count int64) (ids []string, next uint64, err error) {
-	key := s.cfg.Keys.NamespaceSessions(ns)
-	if room != "" {
-		key = s.cfg.Keys.RoomSessions(ns, room)
+	k := s.cfg.Keys
+	p, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
+	if p >= k.Partitions() {
+		return nil, 0, fmt.Errorf("session: list sessions: %w", ErrBadCursor)
 	}
-	ids, next, err = s.rdb.SScan(ctx, key, cursor, "", count).Result()
-	if err != nil {
-		return nil, 0, fmt.Errorf("session: list sessions: %w", err)
+	for {
+		key := k.NamespaceSessions(p, ns)
+		if room != "" {
+			key = k.RoomSessions(p, ns, room)
+		}
+		page, nc, err := s.rdb.SScan(ctx, key, c, "", count).Result()
+		if err != nil {
+			return nil, 0, fmt.Errorf("session: list sessions: %w", err)
+		}
+		ids = append(ids, page...)
+		switch {
+		case nc >= 1<<pageShift:
+			return nil, 0, fmt.Errorf("session: list sessions: SSCAN cursor %d too large", nc)
+		case nc != 0:
+			return ids, uint64(p)<<pageShift | nc, nil
+		case p+1 == k.Partitions():
+			return ids, 0, nil
+		case int64(len(ids)) >= count:
+			return ids, uint64(p+1) << pageShift, nil
+		}
+		p, c = p+1, 0
 	}
-	return ids, next, nil
 }
+
+// pageShift places the partition in a SessionsPage cursor.
+const pageShift = 56
+
+// ErrBadCursor is returned for a page cursor that no page returned.
+var ErrBadCursor = errors.New("session: bad page cursor")
 
 // RoomsPage returns one page of the names of the rooms of namespace ns that
 // have members, with SCAN over the keyspace (MATCH Keys.RoomSessionsMatch,
 // TYPE set): start with cursor 0, pass the returned next cursor, stop when
 // it is 0. count is SCAN's COUNT, the keys looked at per page (of the whole
 // keyspace, so pages are often empty before the last); a full listing
-// costs a pass over every key. A room may appear twice if keys change
+// costs a pass over every key. A room has a set in each partition where it
+// has members; it is listed for the first of them only (one EXISTS per
+// lower partition, pipelined), so it appears once unless keys change
 // between pages.
 func (s *Store) RoomsPage(ctx context.Context, ns string, cursor uint64, count int64) (rooms []string, next uint64, err error) {
-	keys, next, err := s.rdb.ScanType(ctx, cursor, s.cfg.Keys.RoomSessionsMatch(ns), count, "set").Result()
+	k := s.cfg.Keys
+	keys, next, err := s.rdb.ScanType(ctx, cursor, k.RoomSessionsMatch(ns), count, "set").Result()
 	if err != nil {
 		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
 	}
-	head := s.cfg.Keys.RoomSessions(ns, "")
-	rooms = make([]string, 0, len(keys))
-	for _, k := range keys {
-		if room, ok := strings.CutPrefix(k, head); ok && room != "" {
-			rooms = append(rooms, room)
+	type found struct {
+		room  string
+		lower []*redis.IntCmd // EXISTS of the room's sets in lower partitions
+	}
+	var all []found
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, key := range keys {
+			room, ok := k.RoomName(key, ns)
+			if !ok {
+				continue
+			}
+			f := found{room: room}
+			for p := range k.Partitions() {
+				if k.RoomSessions(p, ns, room) == key {
+					break
+				}
+				f.lower = append(f.lower, pipe.Exists(ctx, k.RoomSessions(p, ns, room)))
+			}
+			all = append(all, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
+	}
+	rooms = make([]string, 0, len(all))
+	for _, f := range all {
+		if !slices.ContainsFunc(f.lower, func(c *redis.IntCmd) bool { return c.Val() > 0 }) {
+			rooms = append(rooms, f.room)
 		}
 	}
 	return rooms, next, nil
 }
 
-func (s *Store) scan(ctx context.Context, key string) iter.Seq2[string, error] {
+// scan yields the members of the set key(p) names in each partition p.
+func (s *Store) scan(ctx context.Context, key func(p int) string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		var cursor uint64
-		for {
-			ids, next, err := s.rdb.SScan(ctx, key, cursor, "", 500).Result()
-			if err != nil {
-				yield("", fmt.Errorf("session: list sessions: %w", err))
-				return
-			}
-			for _, id := range ids {
-				if !yield(id, nil) {
+		for p := range s.cfg.Keys.Partitions() {
+			var cursor uint64
+			for {
+				ids, next, err := s.rdb.SScan(ctx, key(p), cursor, "", 500).Result()
+				if err != nil {
+					yield("", fmt.Errorf("session: list sessions: %w", err))
 					return
 				}
+				for _, id := range ids {
+					if !yield(id, nil) {
+						return
+					}
+				}
+				if next == 0 {
+					break
+				}
+				cursor = next
 			}
-			if next == 0 {
-				return
-			}
-			cursor = next
 		}
 	}
 }
 
+// count sums the cardinality (SCARD) of the set key(p) names in each
+// partition p, in one pipeline.
+func (s *Store) count(ctx context.Context, key func(p int) string) (int64, error) {
+	cmds := make([]*redis.IntCmd, s.cfg.Keys.Partitions())
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range cmds {
+			cmds[p] = pipe.SCard(ctx, key(p))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
 // CountNamespace returns how many sessions are connected to namespace ns.
 func (s *Store) CountNamespace(ctx context.Context, ns string) (int64, error) {
-	n, err := s.rdb.SCard(ctx, s.cfg.Keys.NamespaceSessions(ns)).Result()
+	n, err := s.count(ctx, func(p int) string { return s.cfg.Keys.NamespaceSessions(p, ns) })
 	if err != nil {
 		return 0, fmt.Errorf("session: count namespace: %w", err)
 	}
@@ -215,7 +294,7 @@ func (s *Store) CountNamespace(ctx context.Context, ns string) (int64, error) {
 
 // CountRoom returns how many sessions are in room of namespace ns.
 func (s *Store) CountRoom(ctx context.Context, ns, room string) (int64, error) {
-	n, err := s.rdb.SCard(ctx, s.cfg.Keys.RoomSessions(ns, room)).Result()
+	n, err := s.count(ctx, func(p int) string { return s.cfg.Keys.RoomSessions(p, ns, room) })
 	if err != nil {
 		return 0, fmt.Errorf("session: count room: %w", err)
 	}

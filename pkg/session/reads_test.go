@@ -87,3 +87,76 @@ func TestReads(t *testing.T) {
 		t.Errorf("CountRoom of the default namespace's r2 = %d, %v", n, err)
 	}
 }
+
+// The sets of a namespace and of a room are one per partition: pages walk
+// them in turn, every session comes exactly once over a listing, and a
+// room with members in several partitions is listed once.
+func TestPagesCrossPartitions(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t, "gwA")
+	var all []string
+	parts := map[int]bool{}
+	for range 40 {
+		sid, err := st.Create(ctx, Handshake{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Apply(ctx, Commit{Effects: []Effect{JoinEffect(sid, "", "r"), JoinEffect(sid, "", "s")}}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, sid)
+		parts[st.Keys().PartitionOf(sid)] = true
+	}
+	if len(parts) < 2 {
+		t.Fatalf("40 sessions in %d partitions", len(parts))
+	}
+	slices.Sort(all)
+	for _, room := range []string{"", "r"} {
+		for _, count := range []int64{1, 3, 100} {
+			var got []string
+			var cursor uint64
+			for pages := 0; ; pages++ {
+				ids, next, err := st.SessionsPage(ctx, "", room, cursor, count)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, ids...)
+				if cursor = next; cursor == 0 {
+					break
+				}
+				if pages > 200 {
+					t.Fatal("the pages never end")
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, all) {
+				t.Errorf("room %q, %d a page: %d ids, want the %d sessions once each", room, count, len(got), len(all))
+			}
+		}
+	}
+	if _, _, err := st.SessionsPage(ctx, "", "", uint64(st.Keys().Partitions())<<pageShift, 10); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("a cursor past the partitions: %v", err)
+	}
+	var rooms []string
+	var cursor uint64
+	for {
+		page, next, err := st.RoomsPage(ctx, "", cursor, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms = append(rooms, page...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	slices.Sort(rooms)
+	if !slices.Equal(rooms, []string{"r", "s"}) {
+		t.Errorf("RoomsPage listed %q, want r and s once each", rooms)
+	}
+	if n, err := st.CountRoom(ctx, "", "r"); err != nil || n != 40 {
+		t.Errorf("CountRoom = %d, %v", n, err)
+	}
+}

@@ -72,27 +72,40 @@ type SessionCounts struct {
 func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 	k := s.cfg.Keys
 	pipe := s.rdb.Pipeline()
-	connected := pipe.SCard(ctx, k.NamespaceSessions(""))
-	polling := pipe.SCard(ctx, k.NamespacePolling(""))
-	deadlines := pipe.ZCard(ctx, k.Deadlines()) // handshaken and polling sessions
+	var connected, polling, deadlines []*redis.IntCmd
+	for p := range k.Partitions() {
+		connected = append(connected, pipe.SCard(ctx, k.NamespaceSessions(p, "")))
+		polling = append(polling, pipe.SCard(ctx, k.NamespacePolling(p, "")))
+		deadlines = append(deadlines, pipe.ZCard(ctx, k.Deadlines(p))) // handshaken and polling sessions
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return SessionCounts{}, fmt.Errorf("session: counts: %w", err)
 	}
+	sum := func(cmds []*redis.IntCmd) (n int64) {
+		for _, c := range cmds {
+			n += c.Val()
+		}
+		return n
+	}
 	return SessionCounts{
-		Handshaken: max(0, deadlines.Val()-polling.Val()),
-		Polling:    polling.Val(),
-		Streaming:  max(0, connected.Val()-polling.Val()),
+		Handshaken: max(0, sum(deadlines)-sum(polling)),
+		Polling:    sum(polling),
+		Streaming:  max(0, sum(connected)-sum(polling)),
 	}, nil
 }
 
-// ReapDeadlines ends up to limit sessions whose deadline has passed (reason
-// "timeout") and returns how many it ended.
+// ReapDeadlines ends up to limit sessions per partition whose deadline has
+// passed (reason "timeout") and returns how many it ended.
 func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
-	res, err := reapDeadlinesScript.Run(ctx, s.rdb, []string{s.cfg.Keys.Deadlines()}, s.args(limit)...).Int64Slice()
-	if err != nil {
-		return 0, fmt.Errorf("session: reap deadlines: %w", err)
+	total := 0
+	for p := range s.cfg.Keys.Partitions() {
+		res, err := reapDeadlinesScript.Run(ctx, s.rdb, []string{s.cfg.Keys.Deadlines(p)}, s.args(limit)...).Int64Slice()
+		if err != nil {
+			return total, fmt.Errorf("session: reap deadlines: %w", err)
+		}
+		total += int(res[1])
 	}
-	return int(res[1]), nil
+	return total, nil
 }
 
 // ReapGateways ends the streaming sessions of every other gateway whose
@@ -180,7 +193,7 @@ func (s *Store) EndOwnStreams(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		left, err := s.rdb.SCard(ctx, s.cfg.Keys.GatewayStreams(s.cfg.Node)).Result()
+		left, err := s.count(ctx, func(p int) string { return s.cfg.Keys.GatewayStreams(p, s.cfg.Node) })
 		if err != nil {
 			return total, fmt.Errorf("session: end own streams: %w", err)
 		}
@@ -194,22 +207,35 @@ func (s *Store) EndOwnStreams(ctx context.Context) (int, error) {
 // sessions whatever the liveness keys say.
 const reapOwn = -2
 
-// reapGateway runs reap_gateway.lua on node (guard: the least ms this
-// node's own liveness key must have left; -1 none; reapOwn).
+// reapGateway runs reap_gateway.lua on node in each partition (guard: the
+// least ms this node's own liveness key must have left; -1 none; reapOwn),
+// up to limit sessions each, then forgets a dead node that holds no
+// stream any more (forget_gateway.lua).
 func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard int64) (int, error) {
 	k := s.cfg.Keys
-	n, err := reapGatewayScript.Run(ctx, s.rdb,
-		[]string{k.Deadlines(), k.GatewayAlive(node), k.GatewayStreams(node), k.Gateways(), k.RouteStream(node),
-			k.GatewayAlive(s.cfg.Node)},
-		s.args(node, limit, guard)...).Int()
-	if err != nil {
-		return 0, fmt.Errorf("session: reap gateway %s: %w", node, err)
+	total, left := 0, int64(0)
+	for p := range k.Partitions() {
+		res, err := reapGatewayScript.Run(ctx, s.rdb,
+			[]string{k.Deadlines(p), k.GatewayAlive(node), k.GatewayStreams(p, node), k.GatewayAlive(s.cfg.Node)},
+			s.args(node, limit, guard)...).Int64Slice()
+		if err != nil {
+			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
+		}
+		switch {
+		case res[0] == -2:
+			return total, ErrStalled
+		case res[0] < 0:
+			return total, nil // alive
+		}
+		total += int(res[0])
+		left += res[1]
 	}
-	switch {
-	case n == -2:
-		return 0, ErrStalled
-	case n < 0:
-		return 0, nil // alive
+	if guard != reapOwn && left == 0 {
+		err := forgetGatewayScript.Run(ctx, s.rdb, []string{k.GatewayAlive(node), k.Gateways(), k.RouteStream(node)},
+			s.args(node)...).Err()
+		if err != nil {
+			return total, fmt.Errorf("session: forget gateway %s: %w", node, err)
+		}
 	}
-	return n, nil
+	return total, nil
 }

@@ -30,7 +30,7 @@ var luaFiles embed.FS
 // every call of a script. room_member(ns, room) expands likewise to
 // bus.RoomMember.
 var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig",
-	"nsm", "nsp", "room", "roomp", "gwss", "gw", "gws"}
+	"deadlines", "nsm", "nsp", "room", "roomp", "gwss", "gw", "gws"}
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
 // owns each name and number in it:
@@ -42,7 +42,9 @@ var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "pos
 //     created before they were written into the session (mxb, mxw), from
 //     DefaultMailboxBytes, DefaultMailboxDrainTimeout and MailboxHardFactor;
 //   - SIGNAL_VERSION, SIGNAL_FIELD: bus.SchemaVersion and bus.SignalField;
-//   - ROUTE_FIELD, ROUTE_MAXLEN: bus.RouteField and bus.RouteStreamMaxLen.
+//   - ROUTE_FIELD, ROUTE_MAXLEN: bus.RouteField and bus.RouteStreamMaxLen;
+//   - DEADLINES: the name of the deadlines set within a partition's keys,
+//     which lua/lib.lua reads the partition's key prefix PP off.
 var luaHeader = renderLuaHeader()
 
 func renderLuaHeader() string {
@@ -54,6 +56,7 @@ func renderLuaHeader() string {
 	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD = %s, %s\n",
 		luaString(bus.SchemaVersion), luaString(bus.SignalField))
 	fmt.Fprintf(&b, "local ROUTE_FIELD, ROUTE_MAXLEN = %s, %d\n", luaString(bus.RouteField), bus.RouteStreamMaxLen)
+	fmt.Fprintf(&b, "local DEADLINES = %s\n", luaString(luaPatterns["deadlines"].Head))
 	return b.String()
 }
 
@@ -66,16 +69,20 @@ func luaMacro(name string, args []string) string {
 		return "((" + args[0] + ") .. " + luaString(bus.RoomSeparator) + " .. (" + args[1] + "))"
 	}
 	p := luaPatterns[strings.TrimPrefix(name, "k_")]
+	prefix := "P" // the cluster's keys
+	if p.Partitioned {
+		prefix = "PP" // the keys of the partition the script acts on (lua/lib.lua)
+	}
 	if p.Part == "" {
 		if len(args) != 0 {
 			panic(fmt.Sprintf("session: %s takes no argument, got %q", name, args))
 		}
-		return "(P .. " + luaString(p.Head+p.Tail) + ")"
+		return "(" + prefix + " .. " + luaString(p.Head+p.Tail) + ")"
 	}
 	if len(args) != 1 {
 		panic(fmt.Sprintf("session: %s takes 1 argument, got %q", name, args))
 	}
-	out := "(P .. " + luaString(p.Head) + " .. (" + args[0] + ")"
+	out := "(" + prefix + " .. " + luaString(p.Head) + " .. (" + args[0] + ")"
 	if p.Tail != "" {
 		out += " .. " + luaString(p.Tail)
 	}
@@ -219,6 +226,7 @@ func luaSource(name string) string {
 	for _, id := range luaIdents(string(src)) {
 		needed[id] = true
 	}
+	markMacroPrefixes(needed)
 	in := make([]bool, len(units))
 	for changed := true; changed; {
 		changed = false
@@ -230,6 +238,7 @@ func luaSource(name string) string {
 			for _, id := range luaIdents(u.text) {
 				needed[id] = true
 			}
+			markMacroPrefixes(needed)
 		}
 	}
 	var b strings.Builder
@@ -240,6 +249,20 @@ func luaSource(name string) string {
 	}
 	b.Write(src)
 	return expandLuaMacros(b.String())
+}
+
+// markMacroPrefixes adds to needed the prefixes the key macros among its
+// names expand to (P, and PP for a partition's keys), since the units are
+// chosen before the macros are expanded.
+func markMacroPrefixes(needed map[string]bool) {
+	for id := range needed {
+		if isLuaMacro(id) && id != "room_member" {
+			needed["P"] = true
+			if luaPatterns[strings.TrimPrefix(id, "k_")].Partitioned {
+				needed["PP"] = true
+			}
+		}
+	}
 }
 
 // A luaUnit is one top-level definition of Lua source: a line "local
@@ -303,6 +326,7 @@ var (
 	leaveScript         = luaScript("leave")
 	reapDeadlinesScript = luaScript("reap_deadlines")
 	reapGatewayScript   = luaScript("reap_gateway")
+	forgetGatewayScript = luaScript("forget_gateway")
 	commitScript        = luaScript("commit")
 	ackScript           = luaScript("ack")
 )
@@ -313,7 +337,7 @@ var (
 func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	k := s.cfg.Keys
 	keys := make([]string, 0, 9+len(extra))
-	keys = append(keys, k.Deadlines(), k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid),
+	keys = append(keys, k.Deadlines(k.PartitionOf(sid)), k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid),
 		k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.StreamFor(sid))
 	return append(keys, extra...)
 }

@@ -390,7 +390,7 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		if _, err := st.Poll(ctx, e, "jsonp-polling", "p1", "1", false); err != nil {
 			return err
 		}
-		return rdb.ZAdd(ctx, k.Deadlines(), redis.Z{Score: 1, Member: e}).Err()
+		return rdb.ZAdd(ctx, k.Deadlines(k.PartitionOf(e)), redis.Z{Score: 1, Member: e}).Err()
 	}, nil, []bus.Signal{{Kind: bus.KindConnect, SID: e, Gateway: "gwA", Transport: "jsonp-polling"}})
 	c.check("reap the deadline", func() error {
 		if n, err := stB.ReapDeadlines(ctx, 100); err != nil || n != 1 {
@@ -421,27 +421,31 @@ func TestLuaKeyMacrosMatchKeys(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
 	k := st.Keys()
-	const sid, p, ns, room, node = "AbCd{x}", "3", "/chat", "lo'bby\\", "gw-1"
-	script := redis.NewScript(expandLuaMacros(luaHeader + `
+	const sid, ns, room, node = "AbCd{x}", "/chat", "lo'bby\\", "gw-1"
+	p := k.PartitionOf(sid)
+	script := redis.NewScript(expandLuaMacros(luaHeader + `local PP = ARGV[8]
 return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
-  k_post(ARGV[4]), k_sig(ARGV[5]), k_nsm(ARGV[6]), k_nsp(ARGV[6]), k_room(room_member(ARGV[6], ARGV[7])), k_roomp(room_member(ARGV[6], ARGV[7])),
-  k_gwss(ARGV[8]), k_gw(ARGV[8]), k_gws(), room_member(ARGV[6], ''),
+  k_post(ARGV[4]), k_sig(), k_deadlines(), k_nsm(ARGV[5]), k_nsp(ARGV[5]), k_room(room_member(ARGV[5], ARGV[6])),
+  k_roomp(room_member(ARGV[5], ARGV[6])), k_gwss(ARGV[7]), k_gw(ARGV[7]), k_gws(), room_member(ARGV[5], ''),
   tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD,
-  ROUTE_FIELD, tostring(ROUTE_MAXLEN)}`))
-	got, err := script.Run(ctx, rdb, nil, st.args(sid, p, ns, room, node)...).StringSlice()
+  ROUTE_FIELD, tostring(ROUTE_MAXLEN), DEADLINES}`))
+	got, err := script.Run(ctx, rdb, nil, st.args(sid, ns, room, node, k.PartitionPrefix(p))...).StringSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
-		k.Post(sid), k.Stream(3), k.NamespaceSessions(ns), k.NamespacePolling(ns), k.RoomSessions(ns, room), k.RoomPolling(ns, room),
-		k.GatewayStreams(node), k.RouteStream(node), k.Gateways(), bus.RoomMember(ns, ""),
+		k.Post(sid), k.Stream(p), k.Deadlines(p), k.NamespaceSessions(p, ns), k.NamespacePolling(p, ns), k.RoomSessions(p, ns, room),
+		k.RoomPolling(p, ns, room), k.GatewayStreams(p, node), k.RouteStream(node), k.Gateways(), bus.RoomMember(ns, ""),
 		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
-		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen)}
+		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen), "deadlines"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Lua names\n %q\nGo names\n %q", got, want)
 	}
-	if len(luaKeyMacros) != 16 {
-		t.Errorf("%d key macros; this test checks 16", len(luaKeyMacros))
+	if want := k.PartitionPrefix(p) + "deadlines"; k.Deadlines(p) != want {
+		t.Errorf("lua/lib.lua reads PP off %q, which is not %q", k.Deadlines(p), want)
+	}
+	if len(luaKeyMacros) != 17 {
+		t.Errorf("%d key macros; this test checks 17", len(luaKeyMacros))
 	}
 	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
 		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
@@ -496,12 +500,12 @@ func TestLuaFilesOwnNoFormat(t *testing.T) {
 
 func TestExpandLuaMacros(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"k_s(sid)", "(P .. 's:{' .. (sid) .. '}')"},
-		{"x = k_nsm( ns )", "x = (P .. 'nsm:' .. (ns))"},
+		{"k_s(sid)", "(PP .. 's:' .. (sid))"},
+		{"x = k_nsm( ns )", "x = (PP .. 'nsm:' .. (ns))"},
 		{"k_gws()", "(P .. 'gws')"},
-		{"k_roomp(room_member(ns, room))", "(P .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
+		{"k_roomp(room_member(ns, room))", "(PP .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
 		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
-		{"k_sig(p or '0')", "(P .. 'sig:{' .. (p or '0') .. '}')"},
+		{"k_sig()", "(PP .. 'sig')"},
 		{"k_gw({1, 2}[1])", "(P .. 'gw:' .. ({1, 2}[1]))"},
 		{"my_k_s(x) k_sx(y) k_s", "my_k_s(x) k_sx(y) k_s"},
 		{"'it\\'s' k_gw(\"a\\\"(\")", "'it\\'s' (P .. 'gw:' .. (\"a\\\"(\"))"},
@@ -510,7 +514,7 @@ func TestExpandLuaMacros(t *testing.T) {
 			t.Errorf("expandLuaMacros(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"k_s(a, b)", "k_gws(x)", "room_member(a)", "k_s(a"} {
+	for _, bad := range []string{"k_s(a, b)", "k_gws(x)", "k_sig(p)", "room_member(a)", "k_s(a"} {
 		func() {
 			defer func() {
 				if recover() == nil {

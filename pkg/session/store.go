@@ -124,7 +124,7 @@ func (c *Config) defaults() {
 	if c.MaxNamespaces <= 0 {
 		c.MaxNamespaces = DefaultMaxNamespaces
 	}
-	if c.Keys == (bus.Keys{}) {
+	if c.Keys.IsZero() {
 		c.Keys = bus.NewKeys("", 0)
 	}
 	if c.HandshakeTimeout <= 0 {
@@ -231,10 +231,10 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 		return fmt.Errorf("session: encode handshake: %w", err)
 	}
 	now := time.Now()
-	key := s.cfg.Keys.Session(sid)
+	key, p := s.cfg.Keys.Session(sid), s.cfg.Keys.PartitionOf(sid)
 	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.HSet(ctx, key,
-			"p", bus.Partition(sid, s.cfg.Keys.Partitions()),
+			"p", p,
 			"st", "new",
 			"ct", now.UnixMilli(),
 			"hs", hsJSON,
@@ -242,7 +242,7 @@ func (s *Store) CreateWithID(ctx context.Context, sid string, hs Handshake, auth
 			"mxb", s.cfg.MailboxBytes,
 			"mxw", s.cfg.MailboxDrainTimeout.Milliseconds())
 		pipe.PExpire(ctx, key, s.cfg.HandshakeTimeout+ttlMargin)
-		pipe.ZAdd(ctx, s.cfg.Keys.Deadlines(), redis.Z{
+		pipe.ZAdd(ctx, s.cfg.Keys.Deadlines(p), redis.Z{
 			Score: float64(now.Add(s.cfg.HandshakeTimeout).UnixMilli()), Member: sid})
 		return nil
 	})
@@ -265,7 +265,7 @@ func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bo
 		exclusive = "1"
 	}
 	res, err := openScript.Run(ctx, s.rdb,
-		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(s.cfg.Node), s.cfg.Keys.NamespaceSessions("")), s.args(sid, transport, exclusive)...).Result()
+		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(s.cfg.Keys.PartitionOf(sid), s.cfg.Node), s.cfg.Keys.NamespaceSessions(s.cfg.Keys.PartitionOf(sid), "")), s.args(sid, transport, exclusive)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return false, nil, ErrUnknownSession
@@ -344,7 +344,7 @@ func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, reru
 		re = "1"
 	}
 	res, err := pollScript.Run(ctx, s.rdb,
-		s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(""), s.cfg.Keys.NamespacePolling("")),
+		s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(s.cfg.Keys.PartitionOf(sid), ""), s.cfg.Keys.NamespacePolling(s.cfg.Keys.PartitionOf(sid), "")),
 		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), re, s.refreshSlack())...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
@@ -527,7 +527,8 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	if echo {
 		e = "1"
 	}
-	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(ns), s.cfg.Keys.NamespacePolling(ns))
+	p := s.cfg.Keys.PartitionOf(sid)
+	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ns), s.cfg.Keys.NamespacePolling(p, ns))
 	// The namespaces set holds the default namespace too.
 	args := s.args(sid, ns, query, e, s.cfg.MaxNamespaces+1)
 	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
@@ -535,7 +536,8 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 
 // LeaveWrite disconnects namespace ns as a step of a committer batch.
 func (s *Store) LeaveWrite(sid, ns string, reason bus.DisconnectReason) bus.Write {
-	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(ns), s.cfg.Keys.NamespacePolling(ns))
+	p := s.cfg.Keys.PartitionOf(sid)
+	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ns), s.cfg.Keys.NamespacePolling(p, ns))
 	args := s.args(sid, ns, string(reason))
 	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
 }

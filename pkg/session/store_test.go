@@ -572,7 +572,7 @@ func TestDeadlineRefreshSlack(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
 	sid, _ := st.Create(ctx, Handshake{})
-	key := st.Keys().Deadlines()
+	key := st.Keys().Deadlines(st.Keys().PartitionOf(sid))
 	score := func() float64 {
 		t.Helper()
 		v, err := rdb.ZScore(ctx, key, sid).Result()

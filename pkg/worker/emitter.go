@@ -77,7 +77,7 @@ type Emitter struct {
 
 // NewEmitter returns an emitter on rdb.
 func NewEmitter(rdb redis.UniversalClient, cfg EmitterConfig) *Emitter {
-	if cfg.Keys == (bus.Keys{}) {
+	if cfg.Keys.IsZero() {
 		cfg.Keys = bus.NewKeys("", 0)
 	}
 	if cfg.Node == "" {

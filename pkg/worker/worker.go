@@ -170,7 +170,7 @@ type pendingAck struct {
 
 // New returns a worker; register handlers with Namespace, then Run.
 func New(rdb redis.UniversalClient, cfg Config) *Worker {
-	if cfg.Keys == (bus.Keys{}) {
+	if cfg.Keys.IsZero() {
 		cfg.Keys = bus.NewKeys("", 0)
 	}
 	if cfg.Name == "" {

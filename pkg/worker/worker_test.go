@@ -779,7 +779,7 @@ func TestEmitterRoomsPage(t *testing.T) {
 	if err := em.Socket(b, "").Leave("gone"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rdb.SAdd(ctx, e.keys.RoomSessions("/chat", "other-ns"), a).Err(); err != nil {
+	if err := e.rdb.SAdd(ctx, e.keys.RoomSessions(e.keys.PartitionOf(a), "/chat", "other-ns"), a).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

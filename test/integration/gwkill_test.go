@@ -408,13 +408,13 @@ func TestGatewayKilledMidHandshake(t *testing.T) {
 	if n, _ := c.rdb.SCard(ctx, c.keys.SessionNamespaces(orphan)).Result(); n != 0 {
 		t.Fatalf("the orphan session is connected to %d namespaces", n)
 	}
-	deadline, err := c.rdb.ZScore(ctx, c.keys.Deadlines(), orphan).Result()
+	deadline, err := c.rdb.ZScore(ctx, c.keys.Deadlines(c.keys.PartitionOf(orphan)), orphan).Result()
 	if err != nil || time.UnixMilli(int64(deadline)).After(time.Now().Add(gateway.DefaultHandshakeTimeout)) {
 		t.Fatalf("the orphan session's deadline %v, %v: want within the handshake timeout", time.UnixMilli(int64(deadline)), err)
 	}
 	// Its deadline come (brought forward), the reapers end it silently.
 	watched := c.watchSignals(orphan)
-	if err := c.rdb.ZAdd(ctx, c.keys.Deadlines(), redis.Z{Score: 1, Member: orphan}).Err(); err != nil {
+	if err := c.rdb.ZAdd(ctx, c.keys.Deadlines(c.keys.PartitionOf(orphan)), redis.Z{Score: 1, Member: orphan}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the orphan session ended", 5*time.Second, func() error {
@@ -481,7 +481,7 @@ func TestGatewayKilledOpeningHTMLFile(t *testing.T) {
 			t.Fatalf("the session taken over was ended: %q", describe(watched()))
 		}
 	}
-	if n, _ := c.rdb.SIsMember(context.Background(), c.keys.GatewayStreams("victim"), sid).Result(); n {
+	if n, _ := c.rdb.SIsMember(context.Background(), c.keys.GatewayStreams(c.keys.PartitionOf(sid), "victim"), sid).Result(); n {
 		t.Fatal("the session is still listed as the dead gateway's")
 	}
 }

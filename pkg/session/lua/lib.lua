@@ -11,12 +11,17 @@
 -- uses, directly or through others, so a helper costs nothing to the
 -- scripts that do not call it.
 --
--- KEYS[1] is <P>deadlines for every script. A script on one session (its
--- sid in ARGV[4]) gets that session's keys as KEYS[2..9], in the order of
--- own_keys() below (Store.sessionKeys builds them); its own keys follow from
--- KEYS[10]. The helpers below that act on a session take its sid and own:
--- the table own_keys() returns when the session is the script's own, nil
--- for a session named by data (the sessions of a worker's effects, of a
+-- Every script runs for one partition (bus.Keys.PartitionPrefix): KEYS[1]
+-- is that partition's deadlines set, <P>{p}:deadlines, and PP, what every
+-- key of the partition starts with (<P>{p}:), is read off it. The key
+-- macros of partition keys (k_s(sid), k_sig(), ...) name them under PP:
+-- a script that acts on sessions of other partitions (commit.lua) sets PP
+-- to each one's prefix first. A script on one session (its sid in ARGV[4])
+-- gets that session's keys as KEYS[2..9], in the order of own_keys() below
+-- (Store.sessionKeys builds them); its own keys follow from KEYS[10]. The
+-- helpers below that act on a session take its sid and own: the table
+-- own_keys() returns when the session is the script's own, nil for a
+-- session named by data (the sessions of a worker's effects, of a
 -- broadcast, of the reaper), whose keys they name with the key macros.
 --
 -- Message formats written here (one helper each; pkg/bus owns and decodes
@@ -27,10 +32,10 @@
 -- bus.Signal.Pack).
 
 local KDL = KEYS[1]
+local PP = string.sub(KDL, 1, #KDL - #DEADLINES)
 
--- own_keys returns the keys of the script's own session, from KEYS. sig, its
--- partition stream, is known for the own session only: for others the
--- partition is read from the hash (k_sig(p)).
+-- own_keys returns the keys of the script's own session, from KEYS; sig is
+-- its partition's stream.
 local function own_keys()
   return {s = KEYS[2], mb = KEYS[3], ns = KEYS[4], rooms = KEYS[5], acks = KEYS[6],
     kick = KEYS[7], cf = KEYS[8], sig = KEYS[9]}
@@ -106,13 +111,13 @@ end
 -- end_session ends a session exactly once: one disconnect signal per
 -- connected namespace (the default one last), every index cleaned, the
 -- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
--- The session's POST record (post:{sid}) is named by its key macro even for
+-- The session's POST record (<P>{p}:post:<sid>) is named by its key macro even for
 -- the script's own session: only touch.lua takes it as a key.
 local function end_session(sid, reason, packet, own)
   local s = own and own.s or k_s(sid)
   local f = redis.call('HMGET', s, 'p', 'gw', 'pg', 'cls')
   if not f[1] then return 0 end
-  local p, gw, pg = f[1], f[2], f[3]
+  local gw, pg = f[2], f[3]
   if packet and packet ~= '' and f[4] ~= 'stream' then
     -- A polling client may be between polls: its next poll gets the last
     -- packet (e.g. 0::, so it knows it was booted) instead of an error.
@@ -121,7 +126,7 @@ local function end_session(sid, reason, packet, own)
   local kns, krooms = own and own.ns or k_ns(sid), own and own.rooms or k_rooms(sid)
   local nss = redis.call('SMEMBERS', kns)
   table.sort(nss, function(a, b) return a > b end)
-  local stream = own and own.sig or k_sig(p)
+  local stream = own and own.sig or k_sig()
   for _, ns in ipairs(nss) do
     xadd(stream, sid, 'disconnect', ns, {reason = reason})
     redis.call('SREM', k_nsm(ns), sid)
@@ -131,7 +136,7 @@ local function end_session(sid, reason, packet, own)
     redis.call('SREM', k_room(r), sid)
     redis.call('SREM', k_roomp(r), sid)
   end
-  redis.call('ZREM', KDL, sid)
+  redis.call('ZREM', own and KDL or k_deadlines(), sid)
   local msg = route_close(sid, reason, packet or '')
   if gw then
     redis.call('SREM', k_gwss(gw), sid)
@@ -205,7 +210,7 @@ local function leave_ns(sid, ns, reason, packet, own, nsm, nsp)
     end
   end
   if f[2] then route_to(f[2], route_leave(sid, ns, '')) end
-  xadd(own and own.sig or k_sig(f[1]), sid, 'disconnect', ns, {reason = reason})
+  xadd(own and own.sig or k_sig(), sid, 'disconnect', ns, {reason = reason})
   return 1
 end
 

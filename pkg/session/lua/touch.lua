@@ -2,7 +2,7 @@
 -- says whether the POST is a retry of one already committed. ARGV[4] sid,
 -- [5] deadline ms, [6] ttl ms, [7] refresh slack ms, [8] the POST's t,
 -- [9] the digest of its body ("": no retry check), [10] the confirm wait
--- ms. KEYS: the session's, then KEYS[10] its POST record (post:{sid}).
+-- ms. KEYS: the session's, then KEYS[10] its POST record (<P>{p}:post:<sid>).
 -- Returns nil (unknown) or {cls, verdict, namespaces...}; cls is "" for a
 -- session no transport has opened yet. verdict is "n" (a new POST: apply
 -- it), "r" (a retry of the recorded POST, whose packets were committed:
