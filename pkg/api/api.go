@@ -627,6 +627,9 @@ func (s *Server) sockets(r *http.Request) (any, error) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	ids, next, err := s.em.SocketsPage(ctx, q["namespace"], q["room"], cursor, limit)
+	if errors.Is(err, worker.ErrBadCursor) {
+		return nil, badField("cursor", "cursor must be the cursor of the previous page")
+	}
 	if err != nil {
 		return nil, err
 	}

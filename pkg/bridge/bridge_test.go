@@ -91,10 +91,11 @@ func TestAnswerFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	// gw1's route stream exists (a gateway opens it; routes go only to open ones).
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.RouteStream("gw1"), ID: "0-1", Values: []any{bus.RouteField, "P\nopen\n"}}).Err(); err != nil {
+	const sid = "Sfault0000000000000001"
+	routes := keys.RouteStream(keys.PartitionOf(sid), "gw1") // the routes about sid
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: routes, ID: "0-1", Values: []any{bus.RouteField, "P\nopen\n"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	const sid = "Sfault0000000000000001"
 	if err := store.CreateWithID(ctx, sid, session.Handshake{Address: "127.0.0.1:1"}, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,6 @@ func TestAnswerFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := keys.StreamFor(sid)
-	routes := keys.RouteStream("gw1")
 	for _, k := range []string{stream, routes} {
 		if err := rdb.XTrimMaxLen(ctx, k, 0).Err(); err != nil {
 			t.Fatal(err)
@@ -126,7 +126,7 @@ func TestAnswerFaults(t *testing.T) {
 		<-done
 	}()
 
-	lastRoute := "0-1"
+	lastRoute := map[string]string{routes: "0-1"}
 	emit := func(names ...string) {
 		t.Helper()
 		_, err := rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -154,7 +154,7 @@ func TestAnswerFaults(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // nothing more may come
 		var got []string
-		got, lastRoute = readRoutes(t, rdb, routes, lastRoute, nil)
+		got = readRoutes(t, rdb, []string{routes}, lastRoute, nil)
 		return got
 	}
 	route := func(name string) string {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,9 +90,13 @@ func TestDocExamples(t *testing.T) {
 	if err := store.Alive(ctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	routes := keys.RouteStream("gw1")
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: routes, ID: "0-1", Values: []any{bus.RouteField, "P\nopen\n"}}).Err(); err != nil {
-		t.Fatal(err)
+	// gw1's route streams, one per partition.
+	routes := make([]string, keys.Partitions())
+	for p := range routes {
+		routes[p] = keys.RouteStream(p, "gw1")
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: routes[p], ID: "0-1", Values: []any{bus.RouteField, "P\nopen\n"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	type exchange struct {
@@ -141,8 +146,10 @@ func TestDocExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := rdb.XTrimMaxLen(ctx, routes, 0).Err(); err != nil {
-		t.Fatal(err)
+	for _, key := range routes {
+		if err := rdb.XTrimMaxLen(ctx, key, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	w := worker.New(rdb, worker.Config{Keys: keys, Name: "doc-worker", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -158,7 +165,10 @@ func TestDocExamples(t *testing.T) {
 		<-done
 	}()
 
-	lastRoute := "0-1"
+	lastRoute := map[string]string{}
+	for _, key := range routes {
+		lastRoute[key] = "0-1"
+	}
 	for i, ex := range examples {
 		// The commit of an example followed by another makes signals.
 		makesMore := i+1 < len(examples) && examples[i+1].follows
@@ -209,7 +219,7 @@ func TestDocExamples(t *testing.T) {
 		var gotRoutes []string
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			gotRoutes, lastRoute = readRoutes(t, rdb, routes, lastRoute, gotRoutes)
+			gotRoutes = readRoutes(t, rdb, ownFirst(routes, keys.PartitionOf(want.Signals[0].SID)), lastRoute, gotRoutes)
 			if (makesMore || pendingAll(t, rdb, keys) == 0) && len(gotRoutes) >= len(ex.routes) || time.Now().After(deadline) {
 				break
 			}
@@ -267,37 +277,68 @@ func indent(b []byte) string {
 	return out.String()
 }
 
-// readRoutes appends the routes after id, without timestamps, in the doc's
-// notation.
-func readRoutes(t *testing.T, rdb *redis.Client, stream, after string, out []string) ([]string, string) {
-	msgs, err := rdb.XRange(context.Background(), stream, "("+after, "+").Result()
+// readRoutes appends the routes of streams after the ids in after,
+// without timestamps, in the doc's notation, a stream after the other,
+// read together (one transaction, so a commit is seen whole or not at
+// all); a broadcast is listed once, where it first appears (the gateway
+// gets it on the stream of each partition it holds streams of).
+func readRoutes(t *testing.T, rdb *redis.Client, streams []string, after map[string]string, out []string) []string {
+	ctx := context.Background()
+	cmds := make([]*redis.XMessageSliceCmd, len(streams))
+	_, err := rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, stream := range streams {
+			cmds[i] = pipe.XRange(ctx, stream, "("+after[stream], "+")
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range msgs {
-		after = m.ID
-		msg, _ := m.Values[bus.RouteField].(string)
-		err := bus.EachRoute(msg, func(one string) {
-			r, err := bus.ParseRoute(one)
-			if err != nil {
-				t.Fatalf("route %q: %v", one, err)
-			}
-			switch r.Op {
-			case bus.OpDeliver:
-				out = append(out, fmt.Sprintf("D %s %s", r.SID, r.Packet))
-			case bus.OpBroadcast:
-				out = append(out, fmt.Sprintf("B %s %s %s %s", r.Arg, r.Room, r.SID, r.Packet))
-			case bus.OpJoin, bus.OpLeave:
-				out = append(out, fmt.Sprintf("%c %s %s %s", r.Op, r.SID, r.Arg, r.Room))
-			case bus.OpClose:
-				out = append(out, fmt.Sprintf("C %s %s %s", r.SID, r.Arg, r.Packet))
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
+	var read []string
+	for i, stream := range streams {
+		for _, m := range cmds[i].Val() {
+			after[stream] = m.ID
+			msg, _ := m.Values[bus.RouteField].(string)
+			read = appendRoutes(t, read, msg)
 		}
 	}
-	return out, after
+	for _, r := range read {
+		if !strings.HasPrefix(r, "B ") || !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ownFirst returns the route streams with partition p's first: the one of
+// the example's session, whose routes the doc shows in order.
+func ownFirst(streams []string, p int) []string {
+	return append([]string{streams[p]}, slices.Delete(slices.Clone(streams), p, p+1)...)
+}
+
+// appendRoutes appends the routes of one route stream entry in the doc's
+// notation.
+func appendRoutes(t *testing.T, out []string, msg string) []string {
+	err := bus.EachRoute(msg, func(one string) {
+		r, err := bus.ParseRoute(one)
+		if err != nil {
+			t.Fatalf("route %q: %v", one, err)
+		}
+		switch r.Op {
+		case bus.OpDeliver:
+			out = append(out, fmt.Sprintf("D %s %s", r.SID, r.Packet))
+		case bus.OpBroadcast:
+			out = append(out, fmt.Sprintf("B %s %s %s %s", r.Arg, r.Room, r.SID, r.Packet))
+		case bus.OpJoin, bus.OpLeave:
+			out = append(out, fmt.Sprintf("%c %s %s %s", r.Op, r.SID, r.Arg, r.Room))
+		case bus.OpClose:
+			out = append(out, fmt.Sprintf("C %s %s %s", r.SID, r.Arg, r.Packet))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // pendingAll counts the signals delivered to the worker and not

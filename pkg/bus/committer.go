@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net"
 	"strconv"
@@ -41,11 +40,12 @@ type CommitterConfig struct {
 	// names; unique in the cluster. Default: a random id.
 	Node string
 	// Shards is the number of batch loops; a session always uses the same
-	// one, which keeps its writes in order. Each loop has one batch in
-	// flight and gathers what arrives meanwhile into the next, so batches
-	// grow with load. Fewer loops mean fewer Redis round trips per signal;
-	// more loops mean less waiting behind a batch in flight. Default:
-	// DefaultCommitShards.
+	// one (its partition's, modulo Shards), which keeps its writes in
+	// order. Each loop has one batch in flight and gathers what arrives
+	// meanwhile into the next, so batches grow with load. Default: one per
+	// partition (Keys.Partitions()), so that a batch writes the keys of one
+	// partition only, in one hash slot, as a MULTI/EXEC must on Redis
+	// Cluster; fewer loops are for a single Redis.
 	Shards int
 	// MaxBatch is the most requests one MULTI/EXEC carries. Default:
 	// DefaultCommitMaxBatch.
@@ -84,7 +84,7 @@ func (c *CommitterConfig) defaults() {
 		c.Node = "committer-" + hex.EncodeToString(b)
 	}
 	if c.Shards <= 0 {
-		c.Shards = DefaultCommitShards
+		c.Shards = c.Keys.Partitions()
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = DefaultCommitMaxBatch
@@ -105,7 +105,6 @@ func (c *CommitterConfig) defaults() {
 
 // Committer defaults.
 const (
-	DefaultCommitShards   = 4
 	DefaultCommitMaxBatch = 256
 	DefaultCommitQueueLen = 4096
 	DefaultCommitTimeout  = 5 * time.Second
@@ -174,7 +173,7 @@ func NewCommitter(rdb redis.UniversalClient, cfg CommitterConfig) *Committer {
 	for i := range c.shards {
 		c.shards[i] = make(chan *request, cfg.QueueLen)
 		c.wg.Add(1)
-		go c.loop(c.shards[i], cfg.Keys.CommitMarker(cfg.Node, i))
+		go c.loop(c.shards[i], cfg.Keys.CommitMarker(i%cfg.Keys.Partitions(), cfg.Node))
 	}
 	return c
 }
@@ -208,7 +207,7 @@ func (c *Committer) commitAsync(ctx context.Context, sid string, notify func(err
 		return nil, ErrCommitterClosed
 	}
 	select {
-	case c.shards[shardOf(sid, len(c.shards))] <- req:
+	case c.shards[c.cfg.Keys.PartitionOf(sid)%len(c.shards)] <- req:
 		return req.done, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -457,13 +456,4 @@ func Retryable(err error) bool {
 	}
 	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) ||
 		redis.IsTryAgainError(err) || redis.IsOOMError(err) || redis.HasErrorPrefix(err, "EXECABORT")
-}
-
-func shardOf(sid string, n int) int {
-	if n == 1 {
-		return 0
-	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(sid))
-	return int(h.Sum32() % uint32(n))
 }

@@ -367,7 +367,7 @@ func TestCommitterReportsLostBatches(t *testing.T) {
 	c := NewCommitter(rdb, CommitterConfig{Keys: keys, Node: "gw", Shards: 1,
 		RolledBack: func(sids []string, complete bool) { reports <- report{sids, complete} }})
 	defer c.Close()
-	marker := keys.CommitMarker("gw", 0)
+	marker := keys.CommitMarker(0, "gw")
 	for _, sid := range []string{"a", "b", "c"} {
 		if err := c.Commit(ctx, sid, push("lost:l", sid)); err != nil {
 			t.Fatal(err)

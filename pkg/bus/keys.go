@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -99,7 +98,7 @@ func (p KeyPattern) Doc() string {
 var (
 	keyStream      = KeyPattern{"sig", true, "sig", "", ""}
 	keyDead        = KeyPattern{"dead", true, "dead", "", ""}
-	keyRouteStream = KeyPattern{"gw", false, "gw:", "<node>", ""}
+	keyRouteStream = KeyPattern{"gw", true, "gw:", "<node>", ""}
 	keyReply       = KeyPattern{"reply", false, "reply:", "<node>", ""}
 	keySession     = KeyPattern{"s", true, "s:", "<sid>", ""}
 	keyMailbox     = KeyPattern{"mb", true, "mb:", "<sid>", ""}
@@ -117,13 +116,16 @@ var (
 	keyGateways    = KeyPattern{"gws", false, "gws", "", ""}
 	keyAlive       = KeyPattern{"gwalive", false, "gwalive:", "<node>", ""}
 	keyGwStreams   = KeyPattern{"gwss", true, "gwss:", "<node>", ""}
+	keyHolders     = KeyPattern{"holders", true, "holders", "", ""}
 	keyWorkers     = KeyPattern{"workers", false, "workers", "", ""}
 	keyLease       = KeyPattern{"lease", true, "lease", "", ""}
 	keyGroupWork   = KeyPattern{"groupworkers", false, "groupworkers:", "<group>", ""}
 	keyGroupLease  = KeyPattern{"grouplease", true, "grouplease:", "<group>", ""}
 	keyGroupServes = KeyPattern{"groupserves", false, "groupserves:", "<group>", ""}
 	keyHandovers   = KeyPattern{"handovers", false, "handovers:", "<group>", ""}
-	keyCommit      = KeyPattern{"cm", false, "cm:", "<node>:<shard>", ""}
+	keyCommit      = KeyPattern{"cm", true, "cm:", "<node>", ""}
+	keyOutbox      = KeyPattern{"out", true, "out", "", ""}
+	keyInbox       = KeyPattern{"in", true, "in", "", ""}
 )
 
 // KeyPatterns returns every key and channel pattern of the cluster, one
@@ -132,8 +134,8 @@ func KeyPatterns() []KeyPattern {
 	return []KeyPattern{keyStream, keyDead, keyRouteStream, keyReply,
 		keySession, keyMailbox, keyNamespaces, keyRooms, keyAcks, keyConfirmed, keyKick, keyPost,
 		keyDeadlines, keyNSAll, keyNSPolling, keyRoomAll, keyRoomPoll,
-		keyGateways, keyAlive, keyGwStreams, keyWorkers, keyLease, keyGroupWork, keyGroupLease,
-		keyGroupServes, keyHandovers, keyCommit}
+		keyGateways, keyAlive, keyGwStreams, keyHolders, keyWorkers, keyLease, keyGroupWork, keyGroupLease,
+		keyGroupServes, keyHandovers, keyCommit, keyOutbox, keyInbox}
 }
 
 // Keys names every Redis key and pub/sub channel of the cluster under one
@@ -209,9 +211,10 @@ func (k Keys) StreamFor(sid string) string { return k.Stream(k.PartitionOf(sid))
 // <prefix>{p}:dead.
 func (k Keys) DeadLetter(p int) string { return k.in(p, keyDead, "") }
 
-// RouteStream returns the route stream of gateway node, every route message
-// committed for it (see AppendRoute): <prefix>gw:<node>.
-func (k Keys) RouteStream(node string) string { return k.name(keyRouteStream, node) }
+// RouteStream returns the route stream of gateway node for partition p,
+// every route message committed for it about sessions of the partition
+// (see AppendRoute): <prefix>{p}:gw:<node>.
+func (k Keys) RouteStream(p int, node string) string { return k.in(p, keyRouteStream, node) }
 
 // ReplyChannel returns the channel on which a worker (or emitter) receives
 // client answers to its server-to-client emits: <prefix>reply:<node>.
@@ -321,6 +324,12 @@ func (k Keys) GatewayAlive(node string) string { return k.name(keyAlive, node) }
 // gateway node holds: <prefix>{p}:gwss:<node>.
 func (k Keys) GatewayStreams(p int, node string) string { return k.in(p, keyGwStreams, node) }
 
+// StreamHolders returns the set of the gateways that hold streams of
+// partition p's sessions (those whose GatewayStreams(p, node) is not
+// empty), to which a broadcast's share of the partition goes:
+// <prefix>{p}:holders.
+func (k Keys) StreamHolders(p int) string { return k.in(p, keyHolders, "") }
+
 // Workers returns the sorted set of live workers by the unix ms of their
 // last heartbeat: <prefix>workers.
 func (k Keys) Workers() string { return k.name(keyWorkers, "") }
@@ -359,13 +368,21 @@ func (k Keys) GroupServes(group string) string { return k.name(keyGroupServes, g
 // to {"to":…,"from":…}, <prefix>handovers:<group>.
 func (k Keys) Handovers(group string) string { return k.name(keyHandovers, group) }
 
-// CommitMarker returns the key in which a Committer's shard writes the
-// number of each batch it commits, in the batch's transaction, so that a
-// batch whose answer was lost can be told applied or not:
-// <prefix>cm:<node>:<shard>.
-func (k Keys) CommitMarker(node string, shard int) string {
-	return k.name(keyCommit, node+":"+strconv.Itoa(shard))
-}
+// CommitMarker returns the key in which the Committer of node writes the
+// number of each batch it commits on partition p (its shard of the
+// partition), in the batch's transaction, so that a batch whose answer was
+// lost can be told applied or not: <prefix>{p}:cm:<node>.
+func (k Keys) CommitMarker(p int, node string) string { return k.in(p, keyCommit, node) }
+
+// Outbox returns the stream of partition p's outbox: the effects a
+// worker's commit on the partition made on sessions of other partitions,
+// one entry per target partition, until they are applied there:
+// <prefix>{p}:out.
+func (k Keys) Outbox(p int) string { return k.in(p, keyOutbox, "") }
+
+// Inbox returns the hash in which partition p records, for each partition
+// whose outbox entries it applied, the id of the last one: <prefix>{p}:in.
+func (k Keys) Inbox(p int) string { return k.in(p, keyInbox, "") }
 
 // Partition maps a session id to its partition: FNV-1a 32 of the id, modulo n.
 func Partition(sid string, n int) int {

@@ -21,7 +21,7 @@ const (
 func keyNames(k Keys) map[string]string {
 	return map[string]string{
 		"sig": k.Stream(samplePartition), "dead": k.DeadLetter(samplePartition),
-		"gw": k.RouteStream(sampleNode), "reply": k.ReplyChannel(sampleNode),
+		"gw": k.RouteStream(samplePartition, sampleNode), "reply": k.ReplyChannel(sampleNode),
 		"s": k.Session(sampleSID), "mb": k.Mailbox(sampleSID), "ns": k.SessionNamespaces(sampleSID),
 		"rooms": k.SessionRooms(sampleSID), "acks": k.Acks(sampleSID), "cf": k.Confirmed(sampleSID),
 		"kick": k.Kick(sampleSID), "post": k.Post(sampleSID), "deadlines": k.Deadlines(samplePartition),
@@ -29,9 +29,11 @@ func keyNames(k Keys) map[string]string {
 		"room":  k.RoomSessions(samplePartition, sampleNS, sampleRoom),
 		"roomp": k.RoomPolling(samplePartition, sampleNS, sampleRoom),
 		"gws":   k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(samplePartition, sampleNode),
+		"holders": k.StreamHolders(samplePartition),
 		"workers": k.Workers(), "lease": k.Lease(samplePartition),
 		"groupworkers": k.GroupWorkers(sampleGroup), "grouplease": k.GroupLease(sampleGroup, samplePartition),
-		"groupserves": k.GroupServes(sampleGroup), "handovers": k.Handovers(sampleGroup), "cm": k.CommitMarker(sampleNode, 7),
+		"groupserves": k.GroupServes(sampleGroup), "handovers": k.Handovers(sampleGroup), "cm": k.CommitMarker(samplePartition, sampleNode),
+		"out": k.Outbox(samplePartition), "in": k.Inbox(samplePartition),
 	}
 }
 
@@ -46,7 +48,7 @@ func fillPattern(doc string, k Keys) string {
 	}
 	tag := PartitionTags(k.Partitions())[p]
 	return strings.NewReplacer("<P>", k.Prefix(), "<sid>", sampleSID, "{p}", "{"+tag+"}",
-		"<ns>", sampleNS, "<room>", sampleRoom, "<node>", sampleNode, "<shard>", "7", "<group>", sampleGroup).Replace(doc)
+		"<ns>", sampleNS, "<room>", sampleRoom, "<node>", sampleNode, "<group>", sampleGroup).Replace(doc)
 }
 
 // Every Keys method names its keys by its pattern, and every pattern has a
@@ -94,7 +96,7 @@ func TestPartitionKeysShareTheirSlot(t *testing.T) {
 		k.SessionRooms(sampleSID), k.Acks(sampleSID), k.Confirmed(sampleSID), k.Kick(sampleSID), k.Post(sampleSID),
 		k.Deadlines(p), k.NamespaceSessions(p, sampleNS), k.NamespacePolling(p, sampleNS),
 		k.RoomSessions(p, sampleNS, sampleRoom), k.RoomPolling(p, sampleNS, sampleRoom),
-		k.GatewayStreams(p, sampleNode), k.Lease(p), k.GroupLease(sampleGroup, p), k.DeadLetter(p)} {
+		k.GatewayStreams(p, sampleNode), k.RouteStream(p, sampleNode), k.CommitMarker(p, sampleNode), k.Outbox(p), k.Inbox(p), k.StreamHolders(p), k.Lease(p), k.GroupLease(sampleGroup, p), k.DeadLetter(p)} {
 		if got := Slot(key); got != want {
 			t.Errorf("%s hashes to slot %d, not its partition's %d", key, got, want)
 		}

@@ -49,17 +49,28 @@ var ErrRouteStreamLost = errors.New("bus: route stream does not exist")
 // session scripts' flush does): never creating the stream, capped at
 // RouteStreamMaxLen. It returns the entry's sequence number.
 func AppendRoute(ctx context.Context, rdb redis.Cmdable, key, msg string) (uint64, error) {
-	id, err := rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: key, NoMkStream: true, MaxLen: RouteStreamMaxLen, Approx: true,
-		ID: "0-*", Values: []string{RouteField, msg},
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("%w: %s", ErrRouteStreamLost, key)
-	}
+	id, err := rdb.XAdd(ctx, RouteArgs(key, msg)).Result()
 	if err != nil {
-		return 0, fmt.Errorf("bus: append route: %w", err)
+		return 0, RouteAppendError(key, err)
 	}
 	return ParseRouteSeq(id)
+}
+
+// RouteArgs returns the XADD that AppendRoute sends, for a pipeline.
+func RouteArgs(key, msg string) *redis.XAddArgs {
+	return &redis.XAddArgs{
+		Stream: key, NoMkStream: true, MaxLen: RouteStreamMaxLen, Approx: true,
+		ID: "0-*", Values: []string{RouteField, msg},
+	}
+}
+
+// RouteAppendError returns AppendRoute's error for the error of a RouteArgs
+// XADD to key: ErrRouteStreamLost when the stream does not exist.
+func RouteAppendError(key string, err error) error {
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%w: %s", ErrRouteStreamLost, key)
+	}
+	return fmt.Errorf("bus: append route: %w", err)
 }
 
 // ParseRouteSeq returns the sequence number of a route stream entry id

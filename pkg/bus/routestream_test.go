@@ -69,7 +69,7 @@ func numbered(from, to int) []string {
 func TestRouteReaderReadsInOrder(t *testing.T) {
 	ctx := context.Background()
 	rdb := testredis.Start(t).Client(t)
-	key := NewKeys("t:", 1).RouteStream("gw-1")
+	key := NewKeys("t:", 1).RouteStream(0, "gw-1")
 	if _, err := AppendRoute(ctx, rdb, key, "D\ns\n0\nbefore"); !errors.Is(err, ErrRouteStreamLost) {
 		t.Fatalf("append to a stream never opened: %v, want ErrRouteStreamLost", err)
 	}
@@ -114,7 +114,7 @@ func TestRouteReaderResumesAfterOutages(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
-	key := NewKeys("t:", 1).RouteStream("gw-1")
+	key := NewKeys("t:", 1).RouteStream(0, "gw-1")
 	l, _ := startReader(t, rdb, key)
 	writer := srv.Client(t)
 	var want []string
@@ -161,7 +161,7 @@ func TestRouteReaderAcrossAOFRestart(t *testing.T) {
 	ctx := context.Background()
 	srv := testredis.StartAOF(t)
 	rdb := srv.Client(t)
-	key := NewKeys("t:", 1).RouteStream("gw-1")
+	key := NewKeys("t:", 1).RouteStream(0, "gw-1")
 	l, _ := startReader(t, rdb, key)
 	want := numbered(1, 200)
 	for _, msg := range want[:100] {
@@ -198,7 +198,7 @@ func TestRouteReaderReportsGaps(t *testing.T) {
 	ctx := context.Background()
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
-	key := NewKeys("t:", 1).RouteStream("gw-1")
+	key := NewKeys("t:", 1).RouteStream(0, "gw-1")
 	l, r := startReader(t, rdb, key)
 	gapsNow := func() []Gap { _, g, _, _ := l.snapshot(); return g }
 
@@ -296,7 +296,7 @@ func TestRouteReaderRewindsARollback(t *testing.T) {
 	ctx := context.Background()
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
-	key := NewKeys("t:", 1).RouteStream("gw-1")
+	key := NewKeys("t:", 1).RouteStream(0, "gw-1")
 	l, r := startReader(t, rdb, key)
 	for _, m := range numbered(1, 10) {
 		if _, err := AppendRoute(ctx, rdb, key, m); err != nil {

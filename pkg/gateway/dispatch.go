@@ -8,21 +8,28 @@ import (
 	"github.com/realtime/realtime/pkg/bus"
 )
 
-// newRouteReader returns the reader of this gateway's route stream
-// (docs/redis.md, "Routing back"): each route message read is dispatched in
-// order; outages, resumes and gaps are counted and logged once each.
-func (g *Gateway) newRouteReader() *bus.RouteReader {
-	return bus.NewRouteReader(g.rdb, g.cfg.Keys.RouteStream(g.cfg.Node), bus.RouteReaderConfig{
-		Route: g.dispatchMessage,
-		Gap:   g.routeGap,
+// newRouteReader returns the reader of this gateway's route stream of
+// partition p (docs/redis.md, "Routing back"), which carries the route
+// messages about the partition's sessions: each one read is dispatched in
+// order; outages, resumes and gaps are counted for each stream, and an
+// outage is logged when the first stream fails and when the last one
+// reads again.
+func (g *Gateway) newRouteReader(p int) *bus.RouteReader {
+	return bus.NewRouteReader(g.rdb, g.cfg.Keys.RouteStream(p, g.cfg.Node), bus.RouteReaderConfig{
+		Route: func(payload string) { g.dispatchMessage(p, payload) },
+		Gap:   func(gap bus.Gap) { g.routeGap(p, gap) },
 		Failed: func(err error) {
 			g.metrics.RouteStreamFailures.Inc()
-			g.log.Warn("route stream unreadable, retrying from where it was", "err", err)
+			if g.routeOutages.Add(1) == 1 {
+				g.log.Warn("route stream unreadable, retrying from where it was", "partition", p, "err", err)
+			}
 		},
 		Resumed: func(outage time.Duration) {
 			g.metrics.RouteStreamResumes.Inc()
-			g.log.Info("route stream read again", "outage", outage.Round(time.Millisecond))
-			go g.committer.Check(context.Background()) // did Redis lose signals it acknowledged?
+			if g.routeOutages.Add(-1) == 0 {
+				g.log.Info("route streams read again", "partition", p, "outage", outage.Round(time.Millisecond))
+				go g.committer.Check(context.Background()) // did Redis lose signals it acknowledged?
+			}
 		},
 	})
 }
@@ -33,11 +40,12 @@ func (g *Gateway) dispatchLoop(ctx context.Context, r *bus.RouteReader) {
 	r.Run(ctx)
 }
 
-// routeGap handles a stretch of the route stream that could not be read:
-// any route message committed for a session held here may be in it, and
-// none can be recovered, so every streaming connection held here is closed
-// (reason delivery_gap; without 0::, so 0.9 clients reconnect and handshake
-// anew), and every poll parked here is woken to re-read its session (a
+// routeGap handles a stretch of the route stream of partition p that could
+// not be read: any route message committed for a session of the partition
+// held here may be in it, and none can be recovered, so every streaming
+// connection of the partition held here is closed (reason delivery_gap;
+// without 0::, so 0.9 clients reconnect and handshake anew), and every
+// poll of the partition parked here is woken to re-read its session (a
 // missed wake, kick or close is found that way). Handshakes waiting for an
 // authorize answer time out as usual.
 //
@@ -47,29 +55,36 @@ func (g *Gateway) dispatchLoop(ctx context.Context, r *bus.RouteReader) {
 // sessions the routes in gap.Lost concerned may have been sent something
 // that will be sent again, or joined a room Redis no longer has them in:
 // those are closed, the others kept.
-func (g *Gateway) routeGap(gap bus.Gap) {
+func (g *Gateway) routeGap(p int, gap bus.Gap) {
 	g.metrics.RouteGaps.WithLabelValues(string(gap.Reason)).Inc()
 	go g.committer.Check(context.Background()) // did Redis lose signals it acknowledged?
 	var conns []*streamConn
 	var polling []string
 	if gap.Rewound {
-		conns, polling = g.concernedBy(gap.Lost)
+		conns, polling = g.concernedBy(p, gap.Lost)
 	} else {
-		g.conns.Range(func(_, v any) bool { conns = append(conns, v.(*streamConn)); return true })
+		g.conns.Range(func(_, v any) bool {
+			if s := v.(*streamConn); s.part == p {
+				conns = append(conns, s)
+			}
+			return true
+		})
 	}
 	polls := 0
 	g.polls.Range(func(_, v any) bool {
-		v.(*pollWaiter).notifyAll(pollEvent{})
-		polls++
+		if w := v.(*pollWaiter); g.cfg.Keys.PartitionOf(w.sid) == p {
+			w.notifyAll(pollEvent{})
+			polls++
+		}
 		return true
 	})
 	if gap.Rewound {
 		g.log.Error("Redis rolled back route messages already applied here: ending the streaming sessions they concerned",
-			"reason", gap.Reason, "rewound_to", gap.After, "last_read", gap.Next, "lost_entries", len(gap.Lost),
+			"partition", p, "reason", gap.Reason, "rewound_to", gap.After, "last_read", gap.Next, "lost_entries", len(gap.Lost),
 			"streams", len(conns), "polls_woken", polls)
 	} else {
-		g.log.Error("route messages may have been missed: ending the streaming sessions held here",
-			"reason", gap.Reason, "last_read", gap.After, "next", gap.Next, "streams", len(conns), "polls_woken", polls)
+		g.log.Error("route messages may have been missed: ending the partition's streaming sessions held here",
+			"partition", p, "reason", gap.Reason, "last_read", gap.After, "next", gap.Next, "streams", len(conns), "polls_woken", polls)
 	}
 	for _, s := range conns {
 		s.closeLocal(bus.ReasonDeliveryGap)
@@ -121,7 +136,7 @@ func (g *Gateway) endLost(sids []string, all bool) {
 // make leave, and those a broadcast among them reaches now; and the polling
 // sessions they woke or kicked (packets were queued for them, and a poll
 // may have taken them: queued again, they would be delivered twice).
-func (g *Gateway) concernedBy(msgs []string) ([]*streamConn, []string) {
+func (g *Gateway) concernedBy(p int, msgs []string) ([]*streamConn, []string) {
 	seen := map[*streamConn]bool{}
 	var polling []string
 	add := func(s *streamConn) {
@@ -139,7 +154,7 @@ func (g *Gateway) concernedBy(msgs []string) ([]*streamConn, []string) {
 			case bus.OpDeliver, bus.OpClose, bus.OpJoin, bus.OpLeave:
 				add(g.conn(r.SID))
 			case bus.OpBroadcast:
-				g.broadcastTargets(r, add)
+				g.broadcastTargets(p, r, add)
 			case bus.OpWake, bus.OpKick:
 				if s := g.conn(r.SID); s != nil {
 					add(s)
@@ -156,9 +171,9 @@ func (g *Gateway) concernedBy(msgs []string) ([]*streamConn, []string) {
 	return conns, polling
 }
 
-// dispatchMessage applies the route messages of one route stream entry (one,
-// or an M batch of several) in order.
-func (g *Gateway) dispatchMessage(payload string) {
+// dispatchMessage applies the route messages of one entry of partition p's
+// route stream (one, or an M batch of several) in order.
+func (g *Gateway) dispatchMessage(p int, payload string) {
 	err := bus.EachRoute(payload, func(m string) {
 		r, err := bus.ParseRoute(m)
 		if err != nil {
@@ -166,15 +181,16 @@ func (g *Gateway) dispatchMessage(payload string) {
 			return
 		}
 		g.metrics.RouteMessages.WithLabelValues(string(r.Op)).Inc()
-		g.dispatch(r)
+		g.dispatch(p, r)
 	})
 	if err != nil {
 		g.rejected(rejectBadRoute, "err", err)
 	}
 }
 
-// dispatch applies one route message. It never blocks.
-func (g *Gateway) dispatch(r bus.Route) {
+// dispatch applies one route message read from partition p's route
+// stream. It never blocks.
+func (g *Gateway) dispatch(p int, r bus.Route) {
 	switch r.Op {
 	case bus.OpDeliver:
 		if s := g.conn(r.SID); s != nil {
@@ -196,18 +212,18 @@ func (g *Gateway) dispatch(r bus.Route) {
 			if r.Room == "" {
 				s.setNamespace(r.Arg, true)
 			} else {
-				g.rooms.join(r.Arg, r.Room, r.SID)
+				g.rooms[p].join(r.Arg, r.Room, r.SID)
 			}
 		}
 	case bus.OpLeave:
 		if r.Room != "" {
-			g.rooms.leave(r.Arg, r.Room, r.SID)
+			g.rooms[p].leave(r.Arg, r.Room, r.SID)
 		} else if s := g.conn(r.SID); s != nil {
 			s.setNamespace(r.Arg, false)
-			g.rooms.leaveNamespace(r.Arg, r.SID)
+			g.rooms[p].leaveNamespace(r.Arg, r.SID)
 		}
 	case bus.OpBroadcast:
-		g.broadcast(r)
+		g.broadcast(p, r)
 	case bus.OpProbe:
 		if v, ok := g.probes.Load(r.SID); ok {
 			close(v.(chan struct{}))
@@ -240,19 +256,21 @@ func (g *Gateway) observeDelivery(route int, routedMs int64) {
 	}
 }
 
-// broadcast fans a packet out to the connections held here that are in the
-// namespace (room "") or room, except one sid. Polling members got it
-// through their mailboxes from the sender.
-func (g *Gateway) broadcast(r bus.Route) {
-	g.broadcastTargets(r, func(s *streamConn) { s.sendRouted(r.Packet, routeBroadcast, r.Time) })
+// broadcast fans a packet out to the connections of partition p held here
+// that are in the namespace (room "") or room, except one sid: each
+// partition's route stream carries the broadcast for its own sessions, in
+// order with their other routes. Polling members got it through their
+// mailboxes.
+func (g *Gateway) broadcast(p int, r bus.Route) {
+	g.broadcastTargets(p, r, func(s *streamConn) { s.sendRouted(r.Packet, routeBroadcast, r.Time) })
 }
 
-// broadcastTargets calls fn with each streaming connection held here that
-// broadcast r reaches: the members of its room (or namespace) but the
-// excepted session.
-func (g *Gateway) broadcastTargets(r bus.Route, fn func(*streamConn)) {
+// broadcastTargets calls fn with each streaming connection of partition p
+// held here that broadcast r reaches: the members of its room (or
+// namespace) but the excepted session.
+func (g *Gateway) broadcastTargets(p int, r bus.Route, fn func(*streamConn)) {
 	if r.Room != "" {
-		for _, sid := range g.rooms.members(r.Arg, r.Room) {
+		for _, sid := range g.rooms[p].members(r.Arg, r.Room) {
 			if sid != r.SID {
 				if s := g.conn(sid); s != nil {
 					fn(s)
@@ -263,7 +281,7 @@ func (g *Gateway) broadcastTargets(r bus.Route, fn func(*streamConn)) {
 	}
 	g.conns.Range(func(_, v any) bool {
 		s := v.(*streamConn)
-		if s.sid != r.SID && s.inNamespace(r.Arg) {
+		if s.part == p && s.sid != r.SID && s.inNamespace(r.Arg) {
 			fn(s)
 		}
 		return true

@@ -35,11 +35,16 @@ type Gateway struct {
 	static     *os.Root // Config.StaticDir, nil when not configured (static.go)
 
 	pollSeq atomic.Uint64
-	polls   sync.Map // sid -> *pollWaiter (polls parked here)
-	auths   sync.Map // request id -> chan bus.Route (handshakes waiting for authorization)
-	probes  sync.Map // nonce -> chan struct{} (readiness probes in flight)
-	conns   sync.Map // sid -> *streamConn (streaming connections held here)
-	rooms   roomIndex
+	polls   sync.Map           // sid -> *pollWaiter (polls parked here)
+	auths   sync.Map           // request id -> chan bus.Route (handshakes waiting for authorization)
+	probes  sync.Map           // nonce -> chan struct{} (readiness probes in flight)
+	conns   sync.Map           // sid -> *streamConn (streaming connections held here)
+	rooms   []roomIndex        // by partition: the rooms of the connections held here
+	routes  []*bus.RouteReader // by partition: the route streams (dispatch.go)
+
+	// routeOutages counts the route streams whose reads fail now: the
+	// first to fail and the last to read again are logged (dispatch.go).
+	routeOutages atomic.Int32
 
 	postSeq atomic.Uint64 // ids of POSTs that record themselves (session.PostWrite)
 
@@ -117,7 +122,10 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 				g.metrics.RedisErrors.WithLabelValues("publish").Inc()
 			}
 		}, RolledBack: g.commitsRolledBack})
-	g.rooms.init()
+	g.rooms = make([]roomIndex, cfg.Keys.Partitions())
+	for p := range g.rooms {
+		g.rooms[p].init()
+	}
 	g.admission = newAdmission(cfg.MaxHandshakeRate, cfg.MaxHandshakeQueue, g.metrics.HandshakesWaiting.Add)
 	if cfg.StaticDir != "" {
 		// A directory that cannot be opened is served as before (404 for
@@ -158,9 +166,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.metrics.disconnected(bus.ReasonGatewayLost, n)
 		g.log.Warn("streaming sessions of this node's previous run ended", "count", n)
 	}
-	routes := g.newRouteReader()
-	if err := routes.Open(ctx); err != nil {
-		return fmt.Errorf("gateway: start: %w", err)
+	g.routes = make([]*bus.RouteReader, g.cfg.Keys.Partitions())
+	for p := range g.routes {
+		g.routes[p] = g.newRouteReader(p)
+		if err := g.routes[p].Open(ctx); err != nil {
+			return fmt.Errorf("gateway: start: %w", err)
+		}
 	}
 	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
 		return fmt.Errorf("gateway: start: %w", err)
@@ -169,8 +180,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	loops, stop := context.WithCancel(context.Background())
 	g.stop = stop
 	ctx = loops
-	g.wg.Add(4)
-	go g.dispatchLoop(ctx, routes)
+	g.wg.Add(3 + len(g.routes))
+	for _, r := range g.routes {
+		go g.dispatchLoop(ctx, r)
+	}
 	go g.aliveLoop(ctx)
 	go g.reapLoop(ctx)
 	go g.sessionCheckLoop(ctx)
@@ -275,20 +288,46 @@ func (g *Gateway) checkReady(ctx context.Context) error {
 	if err := g.store.ProbeAlive(ctx); err != nil {
 		return fmt.Errorf("%w: redis refuses writes: %v", ErrNotReady, err)
 	}
-	nonce := randomID(8)
-	ch := make(chan struct{})
-	g.probes.Store(nonce, ch)
-	defer g.probes.Delete(nonce)
-	msg := bus.Route{Op: bus.OpProbe, SID: nonce}.String()
-	if _, err := bus.AppendRoute(ctx, g.rdb, g.cfg.Keys.RouteStream(g.cfg.Node), msg); err != nil {
+	// A probe in each partition's route stream, each read back by its
+	// reader.
+	waits := make([]chan struct{}, g.cfg.Keys.Partitions())
+	nonces := make([]string, len(waits))
+	for p := range waits {
+		nonces[p], waits[p] = randomID(8), make(chan struct{})
+		g.probes.Store(nonces[p], waits[p])
+	}
+	defer func() {
+		for _, n := range nonces {
+			g.probes.Delete(n)
+		}
+	}()
+	cmds := make([]*redis.StringCmd, len(waits))
+	_, err := g.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range waits {
+			cmds[p] = pipe.XAdd(ctx, bus.RouteArgs(g.cfg.Keys.RouteStream(p, g.cfg.Node),
+				bus.Route{Op: bus.OpProbe, SID: nonces[p]}.String()))
+		}
+		return nil
+	})
+	if err == nil {
+		for p, c := range cmds {
+			if c.Err() != nil { // redis.Nil: the stream does not exist
+				err = fmt.Errorf("partition %d: %w", p, bus.RouteAppendError(g.cfg.Keys.RouteStream(p, g.cfg.Node), c.Err()))
+				break
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("%w: route stream: %v", ErrNotReady, err)
 	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: the route stream probe was not read back: %v", ErrNotReady, ctx.Err())
+	for p, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the probe of route stream %d was not read back: %v", ErrNotReady, p, ctx.Err())
+		}
 	}
+	return nil
 }
 
 // Readiness states of Gateway.ready.

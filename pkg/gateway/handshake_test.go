@@ -116,7 +116,7 @@ func fakeAuthorizer(t *testing.T, tg *liveGateway, verdict func(hs string) (stri
 				node, id, _ := strings.Cut(s.Reply, " ")
 				v, reason, data := verdict(s.Data)
 				r := bus.Route{Op: bus.OpAuth, SID: id, Arg: v, Room: reason, Packet: data}
-				_, _ = bus.AppendRoute(ctx, tg.rdb, tg.keys.RouteStream(node), r.String())
+				_, _ = bus.AppendRoute(ctx, tg.rdb, tg.keys.RouteStream(tg.keys.PartitionOf(s.SID), node), r.String())
 			}
 		}
 	}()

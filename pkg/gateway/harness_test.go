@@ -216,14 +216,21 @@ func (tg *liveGateway) namespaces(sid string) []string {
 func (tg *liveGateway) publish(routes ...bus.Route) {
 	tg.t.Helper()
 	for _, r := range routes {
-		tg.appendRoute(r.String())
+		if r.Op == bus.OpBroadcast { // as commit.lua does: on every partition's stream
+			for p := range tg.keys.Partitions() {
+				tg.appendRoute(p, r.String())
+			}
+			continue
+		}
+		tg.appendRoute(tg.keys.PartitionOf(r.SID), r.String())
 	}
 }
 
-// appendRoute appends one raw route message to the gateway's route stream.
-func (tg *liveGateway) appendRoute(msg string) {
+// appendRoute appends one raw route message to the gateway's route stream
+// of partition p.
+func (tg *liveGateway) appendRoute(p int, msg string) {
 	tg.t.Helper()
-	if _, err := bus.AppendRoute(context.Background(), tg.rdb, tg.keys.RouteStream(tg.g.cfg.Node), msg); err != nil {
+	if _, err := bus.AppendRoute(context.Background(), tg.rdb, tg.keys.RouteStream(p, tg.g.cfg.Node), msg); err != nil {
 		tg.t.Fatal(err)
 	}
 }

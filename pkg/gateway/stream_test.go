@@ -111,12 +111,12 @@ func TestWebSocketSession(t *testing.T) {
 	before = tg.rejections(rejectBadRoute)
 	for _, msg := range []string{"D\nnobody\n0\n3:::x", "J\nnobody\n/chat\n", "L\nnobody\n/chat\n", "C\nnobody\nclient\n0::",
 		"W\nnobody\n1", "K\nnobody\n1", "P\nnonce\n", "A\nnobody\n1\n\n", "Z\n", "M\nxx"} {
-		tg.appendRoute(msg)
+		tg.appendRoute(0, msg)
 	}
 	waitUntil(t, "bad routes rejected", func() bool { return tg.rejections(rejectBadRoute) == before+2 })
 	// A batch of routes (M) is applied in order.
 	batch := "M\n" + routeItem(bus.Route{Op: bus.OpDeliver, SID: sid, Packet: "3:::b1"}) + routeItem(bus.Route{Op: bus.OpDeliver, SID: sid, Packet: "3:::b2"})
-	tg.appendRoute(batch)
+	tg.appendRoute(tg.keys.PartitionOf(sid), batch)
 	expectFrame(t, ws, "3:::b1")
 	expectFrame(t, ws, "3:::b2")
 

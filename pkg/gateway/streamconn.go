@@ -77,6 +77,7 @@ type conn interface {
 type streamConn struct {
 	g         *Gateway
 	sid       string
+	part      int // the session's partition (bus.Keys.PartitionOf)
 	transport string
 	c         conn
 	finished  chan struct{} // closed when the session's end was recorded
@@ -119,7 +120,7 @@ type streamConn struct {
 // which the session's end then waits for.
 func (g *Gateway) newStreamConn(sid, transport string, c conn, reads bool) *streamConn {
 	s := &streamConn{
-		g: g, sid: sid, transport: transport, c: c,
+		g: g, sid: sid, part: g.cfg.Keys.PartitionOf(sid), transport: transport, c: c,
 		finished: make(chan struct{}),
 		writing:  true, // held until start
 	}
@@ -424,7 +425,7 @@ func (s *streamConn) finish() {
 	}
 	g.heartbeats.remove(s)
 	g.conns.CompareAndDelete(s.sid, s)
-	g.rooms.forget(s.sid)
+	g.rooms[s.part].forget(s.sid)
 	defer func() {
 		g.held.Add(-1)
 		g.metrics.Connections.WithLabelValues(s.transport).Dec()

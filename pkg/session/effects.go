@@ -79,42 +79,138 @@ type Commit struct {
 // consumer group.
 var ErrNoGroup = errors.New("session: a commit acknowledging an entry needs its consumer group")
 
-// Apply runs commits as one script and returns how many were applied (a
-// commit whose entry was already acknowledged applies nothing).
+// ErrUnknownStream is returned by Apply for a commit whose Stream is not a
+// partition stream of the Store's keys.
+var ErrUnknownStream = errors.New("session: a commit on a stream that is no partition's")
+
+// Apply applies commits and returns how many were applied (a commit whose
+// entry was already acknowledged applies nothing). The commits of each
+// partition stream run as one script on the partition (commit.lua,
+// pipelined across partitions); an emitter's (no ID) run on the partitions
+// of their sessions, a broadcast on every partition. Effects a worker's
+// commit made on other partitions are applied from the partition's outbox
+// before Apply returns (DrainOutbox); when that fails, the outbox keeps
+// them for the next drain, and Apply still reports success: the commits
+// are applied, and their remote effects will be.
 func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	k := s.cfg.Keys
-	n := 4 + k.Partitions()
+	runs := map[int][]scriptCommit{}
+	var order []int // partitions in the order of their first commit
+	add := func(p int, c scriptCommit) {
+		if _, ok := runs[p]; !ok {
+			order = append(order, p)
+		}
+		runs[p] = append(runs[p], c)
+	}
 	for _, c := range commits {
-		if c.ID != "" && c.Group == "" {
+		if c.ID == "" {
+			// An emitter's: each effect on its session's partition, a
+			// broadcast on each partition.
+			for _, e := range c.Effects {
+				if e.op == 'b' {
+					for p := range k.Partitions() {
+						add(p, scriptCommit{effects: []partEffect{{e, strconv.Itoa(p)}}})
+					}
+					continue
+				}
+				p := k.PartitionOf(e.args[0])
+				add(p, scriptCommit{effects: []partEffect{{e, strconv.Itoa(p)}}})
+			}
+			continue
+		}
+		if c.Group == "" {
 			return 0, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
 		}
-		n += 4
-		for _, e := range c.Effects {
-			n += 3 + len(e.args)
+		p, ok := s.streamPartition(c.Stream)
+		if !ok {
+			return 0, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
 		}
-	}
-	args := append(make([]any, 0, n), s.args(k.Partitions())...)
-	for p := range k.Partitions() {
-		args = append(args, k.PartitionPrefix(p))
-	}
-	for _, c := range commits {
-		args = append(args, c.Stream, c.Group, c.ID, len(c.Effects))
-		for _, e := range c.Effects {
-			part := "" // a broadcast's sessions are in every partition
+		sc := scriptCommit{stream: c.Stream, group: c.Group, id: c.ID, effects: make([]partEffect, len(c.Effects))}
+		for i, e := range c.Effects {
+			part := "" // a broadcast reaches every partition
 			if e.op != 'b' {
 				part = strconv.Itoa(k.PartitionOf(e.args[0]))
 			}
-			args = append(args, string(e.op), part, len(e.args))
+			sc.effects[i] = partEffect{e, part}
+		}
+		add(p, sc)
+	}
+	calls := make([]*scriptCall, len(order))
+	for i, p := range order {
+		calls[i] = &scriptCall{script: commitScript, keys: []string{k.Deadlines(p), k.Outbox(p)}, args: s.commitArgs(p, runs[p])}
+	}
+	s.evalPipelined(ctx, calls)
+	applied := 0
+	var err error
+	var outboxes [][]outboxEntry
+	for i, c := range calls {
+		n, entries, cerr := parseCommitReply(c.cmd)
+		if cerr != nil {
+			err = cerr
+			continue
+		}
+		for j := range entries {
+			entries[j].from = order[i]
+		}
+		applied += n
+		if len(entries) > 0 {
+			outboxes = append(outboxes, entries)
+		}
+	}
+	if err != nil {
+		return applied, fmt.Errorf("session: apply effects: %w", err)
+	}
+	// What fails here stays in the outboxes, for the next drain (a
+	// worker's next commit on the partition, or its periodic DrainOutbox).
+	_ = s.applyOutbox(ctx, outboxes...)
+	return applied, nil
+}
+
+// A scriptCommit is a Commit as commit.lua takes it: each effect with the
+// partition it applies to.
+type scriptCommit struct {
+	stream, group, id string
+	effects           []partEffect
+}
+
+// A partEffect is an effect and the number of the partition it applies to
+// ("" for a broadcast to every partition).
+type partEffect struct {
+	Effect
+	part string
+}
+
+// commitArgs returns commit.lua's ARGV for commits on partition p.
+func (s *Store) commitArgs(p int, commits []scriptCommit) []any {
+	n := 5
+	for _, c := range commits {
+		n += 4
+		for _, e := range c.effects {
+			n += 3 + len(e.args)
+		}
+	}
+	args := append(make([]any, 0, n), s.args(s.cfg.Keys.Partitions(), p)...)
+	for _, c := range commits {
+		args = append(args, c.stream, c.group, c.id, len(c.effects))
+		for _, e := range c.effects {
+			args = append(args, string(e.op), e.part, len(e.args))
 			for _, a := range e.args {
 				args = append(args, a)
 			}
 		}
 	}
-	n, err := commitScript.Run(ctx, s.rdb, []string{k.Deadlines(0)}, args...).Int()
-	if err != nil {
-		return 0, fmt.Errorf("session: apply effects: %w", err)
+	return args
+}
+
+// streamPartition returns the partition whose stream key is stream.
+func (s *Store) streamPartition(stream string) (int, bool) {
+	k := s.cfg.Keys
+	for p := range k.Partitions() {
+		if k.Stream(p) == stream {
+			return p, true
+		}
 	}
-	return n, nil
+	return 0, false
 }
 
 // AckWrite is a client's ack packet as a step of a committer batch.

@@ -231,8 +231,11 @@ func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard i
 		left += res[1]
 	}
 	if guard != reapOwn && left == 0 {
-		err := forgetGatewayScript.Run(ctx, s.rdb, []string{k.GatewayAlive(node), k.Gateways(), k.RouteStream(node)},
-			s.args(node)...).Err()
+		keys := []string{k.GatewayAlive(node), k.Gateways()}
+		for p := range k.Partitions() {
+			keys = append(keys, k.RouteStream(p, node))
+		}
+		err := forgetGatewayScript.Run(ctx, s.rdb, keys, s.args(node)...).Err()
 		if err != nil {
 			return total, fmt.Errorf("session: forget gateway %s: %w", node, err)
 		}

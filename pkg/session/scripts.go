@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"embed"
 	"fmt"
 	"regexp"
@@ -30,7 +31,7 @@ var luaFiles embed.FS
 // every call of a script. room_member(ns, room) expands likewise to
 // bus.RoomMember.
 var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig",
-	"deadlines", "nsm", "nsp", "room", "roomp", "gwss", "gw", "gws"}
+	"deadlines", "nsm", "nsp", "room", "roomp", "gwss", "holders", "gw", "gws"}
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
 // owns each name and number in it:
@@ -44,7 +45,9 @@ var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "pos
 //   - SIGNAL_VERSION, SIGNAL_FIELD: bus.SchemaVersion and bus.SignalField;
 //   - ROUTE_FIELD, ROUTE_MAXLEN: bus.RouteField and bus.RouteStreamMaxLen;
 //   - DEADLINES: the name of the deadlines set within a partition's keys,
-//     which lua/lib.lua reads the partition's key prefix PP off.
+//     which lua/lib.lua reads the partition's key prefix PP off;
+//   - OUTBOX_TO, OUTBOX_EFFECTS, OUTBOX_READ: OutboxTo, OutboxEffects and
+//     OutboxRead (outbox.go).
 var luaHeader = renderLuaHeader()
 
 func renderLuaHeader() string {
@@ -57,6 +60,8 @@ func renderLuaHeader() string {
 		luaString(bus.SchemaVersion), luaString(bus.SignalField))
 	fmt.Fprintf(&b, "local ROUTE_FIELD, ROUTE_MAXLEN = %s, %d\n", luaString(bus.RouteField), bus.RouteStreamMaxLen)
 	fmt.Fprintf(&b, "local DEADLINES = %s\n", luaString(luaPatterns["deadlines"].Head))
+	fmt.Fprintf(&b, "local OUTBOX_TO, OUTBOX_EFFECTS, OUTBOX_READ = %s, %s, %d\n",
+		luaString(OutboxTo), luaString(OutboxEffects), OutboxRead)
 	return b.String()
 }
 
@@ -328,6 +333,7 @@ var (
 	reapGatewayScript   = luaScript("reap_gateway")
 	forgetGatewayScript = luaScript("forget_gateway")
 	commitScript        = luaScript("commit")
+	inboxScript         = luaScript("inbox")
 	ackScript           = luaScript("ack")
 )
 
@@ -340,4 +346,41 @@ func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	keys = append(keys, k.Deadlines(k.PartitionOf(sid)), k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid),
 		k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.StreamFor(sid))
 	return append(keys, extra...)
+}
+
+// A scriptCall is one run of a script in a pipeline (evalPipelined).
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	cmd    *redis.Cmd
+}
+
+// evalPipelined runs the calls in one pipeline by EVALSHA, then again by
+// EVAL (which loads the script) those Redis did not know the script of
+// (NOSCRIPT: nothing of them ran), and leaves each result in its cmd. It
+// returns no error of its own: each call's is in its cmd.
+func (s *Store) evalPipelined(ctx context.Context, calls []*scriptCall) {
+	run := func(calls []*scriptCall, sha bool) {
+		_, _ = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for _, c := range calls {
+				if sha {
+					c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+				} else {
+					c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
+				}
+			}
+			return nil
+		})
+	}
+	run(calls, true)
+	var again []*scriptCall
+	for _, c := range calls {
+		if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+			again = append(again, c)
+		}
+	}
+	if len(again) > 0 {
+		run(again, false)
+	}
 }

@@ -42,11 +42,13 @@ func newContract(t *testing.T, rdb *redis.Client, keys bus.Keys, nodes ...string
 	c := &contract{t: t, rdb: rdb, keys: keys, nodes: nodes, msgs: sub.Channel(redis.WithChannelSize(1000)),
 		last: map[string]string{}, ops: map[bus.Op]bool{}, kinds: map[bus.Kind]bool{}}
 	for _, node := range nodes {
-		r := bus.NewRouteReader(rdb, keys.RouteStream(node), bus.RouteReaderConfig{})
-		if err := r.Open(ctx); err != nil {
-			t.Fatal(err)
+		for p := range keys.Partitions() {
+			r := bus.NewRouteReader(rdb, keys.RouteStream(p, node), bus.RouteReaderConfig{})
+			if err := r.Open(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c.last[keys.RouteStream(p, node)] = fmt.Sprintf("0-%d", r.Last())
 		}
-		c.last[keys.RouteStream(node)] = fmt.Sprintf("0-%d", r.Last())
 		if err := New(rdb, Config{Keys: keys, Node: node}).Alive(ctx, time.Minute); err != nil {
 			t.Fatal(err)
 		}
@@ -86,21 +88,23 @@ func (c *contract) check(name string, step func() error, msgs []message, sigs []
 	// everything before the sentinel this step publishes last.
 	var got []captured
 	order := map[string]int{}
-	for i, node := range c.nodes {
-		stream := c.keys.RouteStream(node)
-		order[stream] = i + 1
-		entries, err := c.rdb.XRange(ctx, stream, "("+c.last[stream], "+").Result()
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		for _, e := range entries {
-			prev, _ := bus.ParseRouteSeq(c.last[stream])
-			if seq, err := bus.ParseRouteSeq(e.ID); err != nil || seq != prev+1 {
-				c.t.Errorf("%s: route stream entry %s after %s (%v)", name, e.ID, c.last[stream], err)
+	for _, node := range c.nodes {
+		for p := range c.keys.Partitions() {
+			stream := c.keys.RouteStream(p, node)
+			order[stream] = len(order) + 1
+			entries, err := c.rdb.XRange(ctx, stream, "("+c.last[stream], "+").Result()
+			if err != nil {
+				c.t.Fatal(err)
 			}
-			c.last[stream] = e.ID
-			msg, _ := e.Values[bus.RouteField].(string)
-			got = append(got, captured{stream, msg})
+			for _, e := range entries {
+				prev, _ := bus.ParseRouteSeq(c.last[stream])
+				if seq, err := bus.ParseRouteSeq(e.ID); err != nil || seq != prev+1 {
+					c.t.Errorf("%s: route stream entry %s after %s (%v)", name, e.ID, c.last[stream], err)
+				}
+				c.last[stream] = e.ID
+				msg, _ := e.Values[bus.RouteField].(string)
+				got = append(got, captured{stream, msg})
+			}
 		}
 	}
 	sentinel := fmt.Sprintf("step %d", c.step)
@@ -248,7 +252,8 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	stC := New(rdb, cfg)
 	k := st.Keys()
 	c := newContract(t, rdb, k, "gwA", "gwB", "gwC")
-	gwA, gwB, gwC := k.RouteStream("gwA"), k.RouteStream("gwB"), k.RouteStream("gwC")
+	// The route stream of gateway node for the partition of session sid.
+	rs := func(node, sid string) string { return k.RouteStream(k.PartitionOf(sid), node) }
 	const now = -1
 	route := func(r bus.Route) []bus.Route { return []bus.Route{r} }
 	sig := func(kind bus.Kind, sid, ns, gw string) bus.Signal {
@@ -261,21 +266,22 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	c.check("open", func() error { _, _, err := st.OpenStream(ctx, a, "websocket"); return err }, nil,
 		[]bus.Signal{{Kind: bus.KindConnect, SID: a, Gateway: "gwA", Transport: "websocket"}})
 	c.check("deliver to a stream", func() error { return st.Deliver(ctx, a, "3:::x\ny") },
-		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpDeliver, SID: a, Packet: "3:::x\ny", Time: now})}}, nil)
+		[]message{{channel: rs("gwA", a), routes: route(bus.Route{Op: bus.OpDeliver, SID: a, Packet: "3:::x\ny", Time: now})}}, nil)
 	c.check("open elsewhere", func() error { _, _, err := stB.OpenStream(ctx, a, "websocket"); return err },
-		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpClose, SID: a, Arg: "replaced"})}}, nil)
+		[]message{{channel: rs("gwA", a), routes: route(bus.Route{Op: bus.OpClose, SID: a, Arg: "replaced"})}}, nil)
 	c.check("join a namespace", func() error { return pipe(stB.JoinWrite(a, "/chat", "?q=1", false)) },
-		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpJoin, SID: a, Arg: "/chat"})}},
+		[]message{{channel: rs("gwB", a), routes: route(bus.Route{Op: bus.OpJoin, SID: a, Arg: "/chat"})}},
 		[]bus.Signal{{Kind: bus.KindConnect, SID: a, NS: "/chat", Gateway: "gwB", Query: "?q=1"}})
 	c.check("leave a namespace", func() error { return pipe(stB.LeaveWrite(a, "/chat", bus.ReasonClient)) },
-		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpLeave, SID: a, Arg: "/chat"})}},
+		[]message{{channel: rs("gwB", a), routes: route(bus.Route{Op: bus.OpLeave, SID: a, Arg: "/chat"})}},
 		[]bus.Signal{{Kind: bus.KindDisconnect, SID: a, NS: "/chat", Gateway: "gwB", Reason: bus.ReasonClient}})
 	c.check("join it again", func() error { return pipe(stB.JoinWrite(a, "/chat", "", false)) },
-		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpJoin, SID: a, Arg: "/chat"})}},
+		[]message{{channel: rs("gwB", a), routes: route(bus.Route{Op: bus.OpJoin, SID: a, Arg: "/chat"})}},
 		[]bus.Signal{sig(bus.KindConnect, a, "/chat", "gwB")})
 
-	// commit.lua: the routes of one commit for one gateway go as one entry
-	// (a batch); a broadcast goes to every gateway.
+	// commit.lua: the routes of one commit for one gateway's stream go as
+	// one entry (a batch); a broadcast goes, on each partition's stream, to
+	// the gateways holding streams of the partition (gwB, a's).
 	c.check("commit", func() error {
 		_, err := st.Apply(ctx, Commit{Effects: []Effect{
 			JoinEffect(a, "/chat", "r1"), DeliverEffect(a, "5:::{}"), LeaveEffect(a, "/chat", "r1"),
@@ -284,13 +290,11 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		}})
 		return err
 	}, []message{
-		{channel: gwB, routes: []bus.Route{
+		{channel: rs("gwB", a), routes: []bus.Route{
 			{Op: bus.OpJoin, SID: a, Arg: "/chat", Room: "r1"},
 			{Op: bus.OpDeliver, SID: a, Packet: "5:::{}", Time: now},
 			{Op: bus.OpLeave, SID: a, Arg: "/chat", Room: "r1"},
 			{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now}}},
-		{channel: gwA, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now})},
-		{channel: gwC, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Room: "r2", SID: a, Packet: "3:/chat::all\nbut a", Time: now})},
 	}, nil)
 
 	// ack.lua: the client's answer goes to the reply channel registered.
@@ -304,14 +308,14 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	c.check("leave namespace effect", func() error {
 		_, err := st.Apply(ctx, Commit{Effects: []Effect{LeaveNamespaceEffect(a, "/chat", bus.ReasonServer, "0::/chat")}})
 		return err
-	}, []message{{channel: gwB, routes: []bus.Route{
+	}, []message{{channel: rs("gwB", a), routes: []bus.Route{
 		{Op: bus.OpDeliver, SID: a, Packet: "0::/chat", Time: now},
 		{Op: bus.OpLeave, SID: a, Arg: "/chat"}}}},
 		[]bus.Signal{{Kind: bus.KindDisconnect, SID: a, NS: "/chat", Gateway: "gwA", Reason: bus.ReasonServer}})
 	c.check("end effect", func() error {
 		_, err := st.Apply(ctx, Commit{Effects: []Effect{EndEffect(a, bus.ReasonServer, "0::")}})
 		return err
-	}, []message{{channel: gwB, routes: route(bus.Route{Op: bus.OpClose, SID: a, Arg: string(bus.ReasonServer), Packet: "0::"})}},
+	}, []message{{channel: rs("gwB", a), routes: route(bus.Route{Op: bus.OpClose, SID: a, Arg: string(bus.ReasonServer), Packet: "0::"})}},
 		[]bus.Signal{{Kind: bus.KindDisconnect, SID: a, Gateway: "gwA", Reason: bus.ReasonServer}})
 
 	// A polling session: poll.lua, release.lua, end.lua.
@@ -320,7 +324,7 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		[]bus.Signal{{Kind: bus.KindConnect, SID: b, Gateway: "gwA", Transport: "xhr-polling"}})
 	c.check("poll parks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p2", "2", false); return err }, nil, nil)
 	c.check("deliver wakes", func() error { return stC.Deliver(ctx, b, "3:::y") },
-		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p2"})}}, nil)
+		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p2"})}}, nil)
 	c.check("woken poll", func() error {
 		r, err := st.Poll(ctx, b, "xhr-polling", "p2", "2", true)
 		if err == nil && !slices.Equal(r.Packets, []string{"3:::y"}) {
@@ -336,30 +340,26 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		return err
 	}, nil, nil)
 	c.check("release wakes", func() error { return st.Release(ctx, b, "p2") },
-		[]message{{channel: gwB, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p3"})}}, nil)
+		[]message{{channel: rs("gwB", b), routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p3"})}}, nil)
 	c.check("newer poll kicks, and gets the released batch", func() error {
 		r, err := st.Poll(ctx, b, "xhr-polling", "p4", "3", false)
 		if err == nil && !slices.Equal(r.Packets, []string{"3:::y"}) {
 			err = fmt.Errorf("packets %q", r.Packets)
 		}
 		return err
-	}, []message{{channel: gwB, routes: route(bus.Route{Op: bus.OpKick, SID: b, Arg: "p3"})}}, nil)
+	}, []message{{channel: rs("gwB", b), routes: route(bus.Route{Op: bus.OpKick, SID: b, Arg: "p3"})}}, nil)
 	c.check("next poll parks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p5", "4", false); return err }, nil, nil)
 	c.check("join on a polling session", func() error { return pipe(stC.JoinWrite(b, "/chat", "", true)) },
-		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})}},
+		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})}},
 		[]bus.Signal{sig(bus.KindConnect, b, "/chat", "gwC")})
 	c.check("broadcast to a namespace", func() error {
 		_, err := stC.Apply(ctx, Commit{Effects: []Effect{BroadcastEffect("/chat", "", "", "3:/chat::hi")}})
 		return err
-	}, []message{
-		{channel: gwA, routes: []bus.Route{
-			{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now},
-			{Op: bus.OpWake, SID: b, Arg: "p5"}}},
-		{channel: gwB, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now})},
-		{channel: gwC, routes: route(bus.Route{Op: bus.OpBroadcast, Arg: "/chat", Packet: "3:/chat::hi", Time: now})},
+	}, []message{ // no gateway holds a stream now: b's poll is woken
+		{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})},
 	}, nil)
 	c.check("end", func() error { _, err := stC.End(ctx, b, bus.ReasonServer, "0::"); return err },
-		[]message{{channel: gwA, routes: route(bus.Route{Op: bus.OpClose, SID: b, Arg: string(bus.ReasonServer), Packet: "0::"})}},
+		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpClose, SID: b, Arg: string(bus.ReasonServer), Packet: "0::"})}},
 		[]bus.Signal{
 			{Kind: bus.KindDisconnect, SID: b, NS: "/chat", Gateway: "gwC", Reason: bus.ReasonServer},
 			{Kind: bus.KindDisconnect, SID: b, Gateway: "gwC", Reason: bus.ReasonServer}})
@@ -382,8 +382,10 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		return nil
 	}, nil, // the close routed to gwC is deleted with its route stream, once the reaper forgot it
 		[]bus.Signal{{Kind: bus.KindDisconnect, SID: d, Gateway: "gwA", Reason: bus.ReasonGatewayLost}})
-	if n, err := rdb.Exists(ctx, gwC).Result(); err != nil || n != 0 {
-		t.Errorf("the reaped gateway's route stream exists: %d %v", n, err)
+	for p := range k.Partitions() {
+		if n, err := rdb.Exists(ctx, k.RouteStream(p, "gwC")).Result(); err != nil || n != 0 {
+			t.Errorf("the reaped gateway's route stream of partition %d exists: %d %v", p, n, err)
+		}
 	}
 	e, _ := st.Create(ctx, Handshake{})
 	c.check("poll, then the deadline passes", func() error {
@@ -426,7 +428,7 @@ func TestLuaKeyMacrosMatchKeys(t *testing.T) {
 	script := redis.NewScript(expandLuaMacros(luaHeader + `local PP = ARGV[8]
 return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
   k_post(ARGV[4]), k_sig(), k_deadlines(), k_nsm(ARGV[5]), k_nsp(ARGV[5]), k_room(room_member(ARGV[5], ARGV[6])),
-  k_roomp(room_member(ARGV[5], ARGV[6])), k_gwss(ARGV[7]), k_gw(ARGV[7]), k_gws(), room_member(ARGV[5], ''),
+  k_roomp(room_member(ARGV[5], ARGV[6])), k_gwss(ARGV[7]), k_holders(), k_gw(ARGV[7]), k_gws(), room_member(ARGV[5], ''),
   tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD,
   ROUTE_FIELD, tostring(ROUTE_MAXLEN), DEADLINES}`))
 	got, err := script.Run(ctx, rdb, nil, st.args(sid, ns, room, node, k.PartitionPrefix(p))...).StringSlice()
@@ -435,7 +437,7 @@ return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARG
 	}
 	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
 		k.Post(sid), k.Stream(p), k.Deadlines(p), k.NamespaceSessions(p, ns), k.NamespacePolling(p, ns), k.RoomSessions(p, ns, room),
-		k.RoomPolling(p, ns, room), k.GatewayStreams(p, node), k.RouteStream(node), k.Gateways(), bus.RoomMember(ns, ""),
+		k.RoomPolling(p, ns, room), k.GatewayStreams(p, node), k.StreamHolders(p), k.RouteStream(p, node), k.Gateways(), bus.RoomMember(ns, ""),
 		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
 		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen), "deadlines"}
 	if !slices.Equal(got, want) {
@@ -444,8 +446,8 @@ return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARG
 	if want := k.PartitionPrefix(p) + "deadlines"; k.Deadlines(p) != want {
 		t.Errorf("lua/lib.lua reads PP off %q, which is not %q", k.Deadlines(p), want)
 	}
-	if len(luaKeyMacros) != 17 {
-		t.Errorf("%d key macros; this test checks 17", len(luaKeyMacros))
+	if len(luaKeyMacros) != 18 {
+		t.Errorf("%d key macros; this test checks 18", len(luaKeyMacros))
 	}
 	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
 		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
@@ -502,13 +504,13 @@ func TestExpandLuaMacros(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"k_s(sid)", "(PP .. 's:' .. (sid))"},
 		{"x = k_nsm( ns )", "x = (PP .. 'nsm:' .. (ns))"},
-		{"k_gws()", "(P .. 'gws')"},
 		{"k_roomp(room_member(ns, room))", "(PP .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
 		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
 		{"k_sig()", "(PP .. 'sig')"},
-		{"k_gw({1, 2}[1])", "(P .. 'gw:' .. ({1, 2}[1]))"},
+		{"k_gw({1, 2}[1])", "(PP .. 'gw:' .. ({1, 2}[1]))"},
+		{"k_gws()", "(P .. 'gws')"},
 		{"my_k_s(x) k_sx(y) k_s", "my_k_s(x) k_sx(y) k_s"},
-		{"'it\\'s' k_gw(\"a\\\"(\")", "'it\\'s' (P .. 'gw:' .. (\"a\\\"(\"))"},
+		{"'it\\'s' k_gw(\"a\\\"(\")", "'it\\'s' (PP .. 'gw:' .. (\"a\\\"(\"))"},
 	} {
 		if got := expandLuaMacros(tc.in); got != tc.want {
 			t.Errorf("expandLuaMacros(%q) = %q, want %q", tc.in, got, tc.want)

@@ -24,7 +24,7 @@ func TestOnBatch(t *testing.T) {
 	sid := e.session() // its connect signal
 	e.event(sid, "a1", "[]", 0)
 	// The gateway's route stream, open (routes go only to open ones).
-	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.RouteStream("gw"), ID: "0-1", Values: []any{bus.RouteField, "P\nopen\n"}}).Err(); err != nil {
+	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.RouteStream(e.keys.PartitionOf(sid), "gw"), ID: "0-1", Values: []any{bus.RouteField, "P\nopen\n"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	auth := bus.Signal{Kind: bus.KindAuthorize, SID: sid, Gateway: "gw", Time: time.Now(), Reply: "gw 1", Data: "{}"}
@@ -86,7 +86,7 @@ func TestOnBatch(t *testing.T) {
 		t.Errorf("mailbox:\n got %q\nwant %q", got, want)
 	}
 	// The authorize signal was answered by the worker (allowed: no hook).
-	msgs, err := e.rdb.XRange(context.Background(), e.keys.RouteStream("gw"), "-", "+").Result()
+	msgs, err := e.rdb.XRange(context.Background(), e.keys.RouteStream(e.keys.PartitionOf(sid), "gw"), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

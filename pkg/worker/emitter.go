@@ -31,6 +31,8 @@ var (
 	ErrNoReplies = errors.New("worker: this emitter does not receive client acks")
 	// ErrBadRoom is returned for an empty room name or one with a newline.
 	ErrBadRoom = session.ErrBadRoom
+	// ErrBadCursor is returned by SocketsPage for a cursor no page returned.
+	ErrBadCursor = session.ErrBadCursor
 	// ErrTooManyRooms is returned by Socket.Join for a room that would put
 	// the session in more than MaxRooms rooms (over all its namespaces).
 	// It wraps ErrRejected: a handler that returns it is not retried.

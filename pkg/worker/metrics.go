@@ -19,6 +19,7 @@ type Metrics struct {
 	GroupLag       *prometheus.GaugeVec   // group, partition
 	RoomsRefused   *prometheus.CounterVec // reason (too_many_rooms, room_name_too_long)
 	Handovers      prometheus.Counter
+	OutboxDrained  prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -56,10 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_worker_group_lag", Help: "Signals of a partition waiting to be delivered to each app's consumer group, every group's, as this worker saw them when it last trimmed a partition it owns (every 10 s): an app whose workers are all stopped shows here. Workers of several apps report the same partition: aggregate with max by (group, partition), then sum by (group)."}, []string{"group", "partition"}),
 		Handovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_worker_partition_handovers_total", Help: "Partitions this worker handed over to a worker of its app that serves a signal this one does not (a rolling deploy), leaving the signal pending for it."}),
+		OutboxDrained: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "realtime_worker_outbox_drained_total", Help: "Outbox entries (effects a commit made on other partitions) applied by the periodic drain of the partitions this worker owns, not by the commit that wrote them: its worker stopped, or Redis failed, in between."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Signals, m.HandlerSeconds, m.Overruns, m.DeadLetters, m.Reclaimed, m.Reread, m.Partitions,
-			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag, m.Handovers)
+			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag, m.Handovers, m.OutboxDrained)
 	}
 	return m
 }

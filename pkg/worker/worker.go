@@ -110,6 +110,7 @@ type Worker struct {
 	// Rate-limited log lines (ratelog.go), one limiter per reason, each
 	// letting a line through per logEvery (defaultLogEvery; tests set it).
 	inputLog [numLogReasons]ratelog.Limiter
+	drainLog ratelog.Limiter // failed outbox drains (drainLoop)
 	logEvery time.Duration
 	// Rooms refused by the per-session bounds: logged at most once per
 	// 10 s, counted always.
@@ -334,6 +335,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer sub.Close()
 		w.replies(ctx, sub)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.drainLoop(ctx)
+	}()
 	serves := w.describe()
 	w.serves.Store(&serves)
 	w.log.Info("worker started")
@@ -341,6 +347,36 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Wait()
 	w.log.Info("worker stopped")
 	return err
+}
+
+// DefaultOutboxDrainEvery is how often a worker drains the outboxes of the
+// partitions it owns (drainLoop).
+const DefaultOutboxDrainEvery = time.Second
+
+// drainLoop applies, every DefaultOutboxDrainEvery until ctx ends, what
+// the outboxes of the partitions this worker owns still hold: effects on
+// other partitions that the commit writing them did not get applied (a
+// worker killed between the steps, a Redis error; docs/redis.md, "Effects
+// across partitions"). Failures are logged at most once a minute.
+func (w *Worker) drainLoop(ctx context.Context) {
+	t := time.NewTicker(DefaultOutboxDrainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range w.consumer.Owned() {
+			n, err := w.store.DrainOutbox(ctx, p)
+			w.metrics.OutboxDrained.Add(float64(n))
+			if err != nil && ctx.Err() == nil {
+				if ok, skipped := w.drainLog.Allow(time.Now(), time.Minute); ok {
+					w.log.Warn("outbox not drained; trying again", "partition", p, "err", err, "unlogged", skipped)
+				}
+			}
+		}
+	}
 }
 
 // answerAuthorize runs the OnAuthorize hook for a handshake and publishes
@@ -384,7 +420,8 @@ func (w *Worker) answerAuthorize(ctx context.Context, sig bus.Signal) error {
 	}
 	w.metrics.Signals.WithLabelValues(string(sig.Kind), map[string]string{"1": "allowed", "0": "denied", "e": "error"}[verdict]).Inc()
 	msg := bus.Route{Op: bus.OpAuth, SID: id, Arg: verdict, Room: strings.ReplaceAll(reason, "\n", " "), Packet: data}
-	_, err := bus.AppendRoute(ctx, w.rdb, w.keys.RouteStream(node), msg.String())
+	// Any of the gateway's route streams would do: it reads them all.
+	_, err := bus.AppendRoute(ctx, w.rdb, w.keys.RouteStream(w.keys.PartitionOf(sig.SID), node), msg.String())
 	return err
 }
 

@@ -79,7 +79,7 @@ func TestBrowserChat(t *testing.T) {
 			"kill-gateway": func(sid string) error {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				node, err := c.rdb.HGet(ctx, c.keys.Prefix()+"s:{"+sid+"}", "gw").Result()
+				node, err := c.rdb.HGet(ctx, c.keys.Session(sid), "gw").Result()
 				if err != nil {
 					return fmt.Errorf("gateway of %s: %w", sid, err)
 				}

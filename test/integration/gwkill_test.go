@@ -322,9 +322,9 @@ func (tr *redisTrap) wait(within time.Duration) string {
 // session on the victim (open.lua's keys end with the victim's streams
 // set).
 var (
-	trapPostCommit = regexp.MustCompile(`(?is)hset\r\n\$\d+\r\n[^\r]*post:\{([^}\r]+)\}\r\n\$1\r\nt\r\n.*EXEC\r\n`)
-	trapHandshake  = regexp.MustCompile(`(?is)hset\r\n\$\d+\r\n[^\r]*s:\{([^}\r]+)\}\r\n\$1\r\np\r\n.*exec\r\n`)
-	trapStreamOpen = regexp.MustCompile(`(?s)[^a-z]s:\{([^}\r]+)\}.*gwss:victim\r\n`)
+	trapPostCommit = regexp.MustCompile(`(?is)hset\r\n\$\d+\r\n[^\r]*\}:post:([^\r]+)\r\n\$1\r\nt\r\n.*EXEC\r\n`)
+	trapHandshake  = regexp.MustCompile(`(?is)hset\r\n\$\d+\r\n[^\r]*\}:s:([^\r]+)\r\n\$1\r\np\r\n.*exec\r\n`)
+	trapStreamOpen = regexp.MustCompile(`(?s)\}:s:([^\r]+)\r\n.*gwss:victim\r\n`)
 )
 
 // A gateway dies with a POST in flight (its packets committed and its

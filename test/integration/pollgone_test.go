@@ -231,9 +231,20 @@ func TestOfficialPollingClientSessionVanished(t *testing.T) {
 		}},
 		{"evicted", func(t *testing.T, c *cluster) {
 			ctx := context.Background()
-			keys, err := c.rdb.Keys(ctx, c.keys.Session("*")).Result()
-			if err != nil || len(keys) == 0 {
-				t.Fatalf("session keys %q: %v", keys, err)
+			// Every connected session's hash (each is in its partition's
+			// default namespace set).
+			var keys []string
+			for p := range c.keys.Partitions() {
+				sids, err := c.rdb.SMembers(ctx, c.keys.NamespaceSessions(p, "")).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, sid := range sids {
+					keys = append(keys, c.keys.Session(sid))
+				}
+			}
+			if len(keys) == 0 {
+				t.Fatal("no session connected")
 			}
 			if err := c.rdb.Del(ctx, keys...).Err(); err != nil {
 				t.Fatal(err)

@@ -392,8 +392,15 @@ func TestRedisRolledBackEndsOnlyWhatItLost(t *testing.T) {
 	for _, ws := range idle {
 		echo(ws, 2)
 	}
-	logs := gw.logText()
-	if !strings.Contains(logs, "Redis rolled back route messages already applied here") || routeGapLogRE.MatchString(logs) {
+	// The reader of the active session's partition finds the rollback
+	// when it reads again (each retries within DefaultRouteRetryMax).
+	waitUntil(t, "the rollback placed", 5*time.Second, func() error {
+		if !strings.Contains(gw.logText(), "Redis rolled back route messages already applied here") {
+			return errors.New("not logged")
+		}
+		return nil
+	})
+	if logs := gw.logText(); routeGapLogRE.MatchString(logs) {
 		t.Errorf("the gateway did not place the rollback:\n%s", logs)
 	}
 	// Each committer shard finds its own lost batches.

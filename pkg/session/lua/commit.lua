@@ -1,66 +1,32 @@
--- commit.lua applies commits in order (Store.Apply). For a commit with an
--- entry id, the effects apply only if XACK acknowledged the entry now (so
--- a retried or duplicated commit applies nothing twice). ARGV[4] the
--- number of partitions n, ARGV[5..4+n] their key prefixes (PP of each);
--- then per commit: stream, consumer group, id, effect count, then per
--- effect: op, partition (the number of its session's, "" for a
--- broadcast), arg count, args.
--- KEYS[1] only: the sessions, rooms and streams come with the effects.
--- Returns the number of commits applied.
-local PREFIXES = {}
-local np = tonumber(ARGV[4])
-for j = 1, np do PREFIXES[j] = ARGV[4 + j] end
-local function join(sid, ns, room)
-  local s = k_s(sid)
-  local f = redis.call('HMGET', s, 'cls', 'gw')
-  if redis.call('EXISTS', s) == 0 then return end
-  if redis.call('SISMEMBER', k_ns(sid), ns) == 0 then return end
-  local r = room_member(ns, room)
-  redis.call('SADD', k_rooms(sid), r)
-  redis.call('SADD', k_room(r), sid)
-  if f[1] == 'poll' then redis.call('SADD', k_roomp(r), sid)
-  elseif f[1] == 'stream' and f[2] then route_to(f[2], route_join(sid, ns, room)) end
-end
-local function leave(sid, ns, room)
-  local r = room_member(ns, room)
-  redis.call('SREM', k_rooms(sid), r)
-  redis.call('SREM', k_room(r), sid)
-  redis.call('SREM', k_roomp(r), sid)
-  local gw = redis.call('HGET', k_s(sid), 'gw')
-  if gw then route_to(gw, route_leave(sid, ns, room)) end
-end
--- broadcast tells every gateway (which write to the streams they hold)
--- and queues packet for the polling members of every partition.
-local function broadcast(ns, room, except, packet, prefixes)
-  local msg = route_broadcast(ns, room, except, packet)
-  for _, node in ipairs(redis.call('SMEMBERS', k_gws())) do route_to(node, msg) end
-  for _, pp in ipairs(prefixes) do
-    PP = pp
-    local set
-    if room == '' then set = k_nsp(ns) else set = k_roomp(room_member(ns, room)) end
-    for _, sid in ipairs(redis.call('SMEMBERS', set)) do
-      if sid ~= except then deliver(sid, {packet}) end
-    end
+-- commit.lua applies a worker's (or an emitter's) commits on one partition
+-- p, in order (Store.Apply). For a commit with an entry id, the effects
+-- apply only if XACK acknowledged the entry now (so a retried or
+-- duplicated commit applies nothing twice). Effects on the partition's
+-- sessions apply here; those on sessions of other partitions, and a
+-- broadcast's share of the other partitions, are appended to the
+-- partition's outbox, one entry per target partition, in the same script:
+-- they are applied there by inbox.lua, exactly once, in order.
+-- KEYS[1] the partition's deadlines set, KEYS[2] its outbox
+-- (<P>{p}:out). ARGV[4] the number of partitions, ARGV[5] p; then per
+-- commit: stream, consumer group, id, effect count, then per effect: op,
+-- partition (the number of its session's; for a broadcast, "" for every
+-- partition, or p for this one only), arg count, args.
+-- Returns {commits applied, the outbox's entries (at most 1000, oldest
+-- first, as XRANGE returns them)}.
+local np, me = tonumber(ARGV[4]), ARGV[5]
+local remote = {} -- partition number -> fields of its effects
+local function forward(q, op, a)
+  local r = remote[q]
+  if not r then
+    r = {}
+    remote[q] = r
   end
-end
-local function apply(op, a)
-  if op == 'd' then deliver(a[1], {a[2]})
-  elseif op == 'j' then join(a[1], a[2], a[3])
-  elseif op == 'l' then leave(a[1], a[2], a[3])
-  elseif op == 'b' then broadcast(a[1], a[2], a[3], a[4], PREFIXES)
-  elseif op == 'a' then
-    local s, acks = k_s(a[1]), k_acks(a[1])
-    if redis.call('EXISTS', s) == 1 then
-      redis.call('HSET', acks, a[2], a[3])
-      local ttl = redis.call('PTTL', s)
-      if ttl > 0 then redis.call('PEXPIRE', acks, ttl) end
-    end
-  elseif op == 'e' then end_session(a[1], a[2], a[3])
-  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4])
-  end
+  r[#r + 1] = op
+  r[#r + 1] = tostring(#a)
+  for _, v in ipairs(a) do r[#r + 1] = v end
 end
 buffer()
-local i, applied = 5 + np, 0
+local i, applied = 6, 0
 while i <= #ARGV do
   local stream, group, id, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   i = i + 4
@@ -72,11 +38,19 @@ while i <= #ARGV do
     for j = 1, na do a[j] = ARGV[i + 2 + j] end
     i = i + 3 + na
     if ok then
-      if part ~= '' then PP = PREFIXES[tonumber(part) + 1] end
-      apply(op, a)
+      if part == me then apply_effect(op, a)
+      elseif part == '' then
+        apply_effect(op, a)
+        for q = 0, np - 1 do
+          if tostring(q) ~= me then forward(q, op, a) end
+        end
+      else forward(tonumber(part), op, a) end
     end
   end
   if ok then applied = applied + 1 end
 end
 flush()
-return applied
+for q = 0, np - 1 do
+  if remote[q] then redis.call('XADD', KEYS[2], '*', OUTBOX_TO, tostring(q), OUTBOX_EFFECTS, pack_fields(remote[q])) end
+end
+return {applied, redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', OUTBOX_READ)}

@@ -103,6 +103,19 @@ end
 -- route_to sends a route message to gateway node.
 local function route_to(node, msg) append_route(k_gw(node), msg) end
 
+-- hold_stream and drop_stream record that gateway node holds, or no longer
+-- holds, the stream of sid, a session of the script's partition: its
+-- streams set of the partition, and the partition's set of the gateways
+-- holding any (k_holders, for broadcasts).
+local function hold_stream(node, sid)
+  redis.call('SADD', k_gwss(node), sid)
+  redis.call('SADD', k_holders(), node)
+end
+local function drop_stream(node, sid)
+  redis.call('SREM', k_gwss(node), sid)
+  if redis.call('EXISTS', k_gwss(node)) == 0 then redis.call('SREM', k_holders(), node) end
+end
+
 local function poller(pg)
   if not pg then return nil, nil end
   return string.match(pg, '^(%S+) (%S+)$')
@@ -139,7 +152,7 @@ local function end_session(sid, reason, packet, own)
   redis.call('ZREM', own and KDL or k_deadlines(), sid)
   local msg = route_close(sid, reason, packet or '')
   if gw then
-    redis.call('SREM', k_gwss(gw), sid)
+    drop_stream(gw, sid)
     route_to(gw, msg)
   end
   local pnode = poller(pg)
@@ -243,4 +256,82 @@ local function refresh(sid, own, dl, deadline, ttl, slack)
   redis.call('ZADD', KDL, deadline, sid)
   expire_all(own, ttl)
   redis.call('HSET', own.s, 'dl', deadline)
+end
+
+-- join_room puts a session of the script's partition in a room of a
+-- namespace it is connected to, telling the gateway holding its stream.
+local function join_room(sid, ns, room)
+  local s = k_s(sid)
+  local f = redis.call('HMGET', s, 'cls', 'gw')
+  if redis.call('EXISTS', s) == 0 then return end
+  if redis.call('SISMEMBER', k_ns(sid), ns) == 0 then return end
+  local r = room_member(ns, room)
+  redis.call('SADD', k_rooms(sid), r)
+  redis.call('SADD', k_room(r), sid)
+  if f[1] == 'poll' then redis.call('SADD', k_roomp(r), sid)
+  elseif f[1] == 'stream' and f[2] then route_to(f[2], route_join(sid, ns, room)) end
+end
+
+local function leave_room(sid, ns, room)
+  local r = room_member(ns, room)
+  redis.call('SREM', k_rooms(sid), r)
+  redis.call('SREM', k_room(r), sid)
+  redis.call('SREM', k_roomp(r), sid)
+  local gw = redis.call('HGET', k_s(sid), 'gw')
+  if gw then route_to(gw, route_leave(sid, ns, room)) end
+end
+
+-- broadcast_here carries a broadcast to the script's partition: each
+-- gateway holding streams of the partition is told on its route stream of
+-- the partition (in order with the other routes of those sessions; it
+-- writes to the streams of the partition it holds), and the partition's
+-- polling members get the packet in their mailboxes.
+local function broadcast_here(ns, room, except, packet)
+  local msg = route_broadcast(ns, room, except, packet)
+  for _, node in ipairs(redis.call('SMEMBERS', k_holders())) do route_to(node, msg) end
+  local set
+  if room == '' then set = k_nsp(ns) else set = k_roomp(room_member(ns, room)) end
+  for _, sid in ipairs(redis.call('SMEMBERS', set)) do
+    if sid ~= except then deliver(sid, {packet}) end
+  end
+end
+
+-- apply_effect applies one effect (session.Effect: op and its arguments)
+-- in the script's partition: its session is one of the partition's, and a
+-- broadcast reaches the partition's members.
+local function apply_effect(op, a)
+  if op == 'd' then deliver(a[1], {a[2]})
+  elseif op == 'j' then join_room(a[1], a[2], a[3])
+  elseif op == 'l' then leave_room(a[1], a[2], a[3])
+  elseif op == 'b' then broadcast_here(a[1], a[2], a[3], a[4])
+  elseif op == 'a' then
+    local s, acks = k_s(a[1]), k_acks(a[1])
+    if redis.call('EXISTS', s) == 1 then
+      redis.call('HSET', acks, a[2], a[3])
+      local ttl = redis.call('PTTL', s)
+      if ttl > 0 then redis.call('PEXPIRE', acks, ttl) end
+    end
+  elseif op == 'e' then end_session(a[1], a[2], a[3])
+  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4])
+  end
+end
+
+-- Outbox entries (commit.lua writes them, inbox.lua applies them; Go reads
+-- them in session/outbox.go): the effects for one partition as a list of
+-- fields, op, argument count, arguments, ..., each written
+-- <decimal byte length>:<bytes> (as the packed signal's fields are).
+local function pack_fields(fields)
+  local parts = {}
+  for i, v in ipairs(fields) do parts[i] = #v .. ':' .. v end
+  return table.concat(parts)
+end
+local function unpack_fields(s)
+  local out, i = {}, 1
+  while i <= #s do
+    local colon = string.find(s, ':', i, true)
+    local n = tonumber(string.sub(s, i, colon - 1))
+    out[#out + 1] = string.sub(s, colon + 1, colon + n)
+    i = colon + n + 1
+  end
+  return out
 end

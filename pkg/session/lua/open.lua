@@ -21,11 +21,12 @@ if f[1] == 'new' then
   xadd(k.sig, sid, 'connect', '', {transport = tr})
 end
 if f[4] and f[4] ~= NODE then
-  redis.call('SREM', k_gwss(f[4]), sid)
+  drop_stream(f[4], sid)
   route_to(f[4], route_close(sid, 'replaced', ''))
 end
 redis.call('HSET', s, 'gw', NODE)
 redis.call('SADD', KEYS[10], sid)
+redis.call('SADD', k_holders(), NODE)
 redis.call('ZREM', KDL, sid)
 for _, key in ipairs({s, k.ns, k.rooms, k.acks}) do redis.call('PERSIST', key) end
 local q = redis.call('LRANGE', k.mb, 0, -1)

@@ -22,4 +22,6 @@ for _, sid in ipairs(sids) do
     n = n + end_session(sid, 'gateway_lost', '')
   end
 end
-return {n, redis.call('SCARD', set)}
+local left = redis.call('SCARD', set)
+if left == 0 then redis.call('SREM', k_holders(), node) end
+return {n, left}

@@ -1,0 +1,173 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The outbox protocol (docs/redis.md, "Effects across partitions"): a
+// worker's commit on partition p (commit.lua) applies the effects on p's
+// sessions and appends those on other partitions' sessions to p's outbox
+// stream, one entry per target partition q (fields OutboxTo, q, and
+// OutboxEffects, the effects packed), in the same script as the XACKs. The
+// entries are then applied on q, oldest first, by inbox.lua, which records
+// the id of the last entry from p it applied (the inbox hash of q, field
+// p) and skips those at or before it; and deleted from the outbox once
+// applied. A crash between the steps leaves entries in the outbox, which
+// the next drain applies (once: the inbox remembers).
+
+// Outbox entry fields and how many entries one read takes.
+const (
+	OutboxTo      = "q" // the target partition's number
+	OutboxEffects = "e" // the effects, packed (lua/lib.lua's pack_fields)
+	OutboxRead    = 1000
+)
+
+// ErrBadOutbox is returned for an outbox entry that is not one.
+var ErrBadOutbox = errors.New("session: malformed outbox entry")
+
+// An outboxEntry is one entry of partition from's outbox, for partition to.
+type outboxEntry struct {
+	from, to int
+	id       string
+	effects  string
+}
+
+// parseCommitReply reads commit.lua's reply: the commits applied and the
+// outbox's entries.
+func parseCommitReply(cmd *redis.Cmd) (int, []outboxEntry, error) {
+	v, err := cmd.Slice()
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(v) != 2 {
+		return 0, nil, fmt.Errorf("%w: commit reply %v", ErrBadOutbox, v)
+	}
+	n, ok := v[0].(int64)
+	raw, ok2 := v[1].([]any)
+	if !ok || !ok2 {
+		return 0, nil, fmt.Errorf("%w: commit reply %v", ErrBadOutbox, v)
+	}
+	entries := make([]outboxEntry, 0, len(raw))
+	for _, r := range raw {
+		e, err := parseOutboxEntry(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		entries = append(entries, e)
+	}
+	return int(n), entries, nil
+}
+
+// parseOutboxEntry reads one entry as XRANGE returns it from a script:
+// {id, {field, value, ...}}.
+func parseOutboxEntry(r any) (outboxEntry, error) {
+	pair, ok := r.([]any)
+	if !ok || len(pair) != 2 {
+		return outboxEntry{}, fmt.Errorf("%w: %v", ErrBadOutbox, r)
+	}
+	id, _ := pair[0].(string)
+	fields, _ := pair[1].([]any)
+	e := outboxEntry{id: id, to: -1}
+	for i := 0; i+1 < len(fields); i += 2 {
+		name, _ := fields[i].(string)
+		value, _ := fields[i+1].(string)
+		switch name {
+		case OutboxTo:
+			if q, err := strconv.Atoi(value); err == nil {
+				e.to = q
+			}
+		case OutboxEffects:
+			e.effects = value
+		}
+	}
+	if id == "" || e.to < 0 {
+		return outboxEntry{}, fmt.Errorf("%w: %v", ErrBadOutbox, r)
+	}
+	return e, nil
+}
+
+// DrainOutbox applies what partition p's outbox still holds (entries a
+// commit appended and no drain applied yet: the worker that wrote them
+// stopped, or Redis failed under it) and returns how many entries it
+// applied. Workers call it for their partitions now and then; it is safe
+// at any time, from any process.
+func (s *Store) DrainOutbox(ctx context.Context, p int) (int, error) {
+	k := s.cfg.Keys
+	msgs, err := s.rdb.XRangeN(ctx, k.Outbox(p), "-", "+", OutboxRead).Result()
+	if err != nil {
+		return 0, fmt.Errorf("session: read outbox %d: %w", p, err)
+	}
+	entries := make([]outboxEntry, 0, len(msgs))
+	for _, m := range msgs {
+		q, err := strconv.Atoi(fmt.Sprint(m.Values[OutboxTo]))
+		effects, _ := m.Values[OutboxEffects].(string)
+		if err != nil || q < 0 || q >= k.Partitions() {
+			return 0, fmt.Errorf("%w: %s of %s", ErrBadOutbox, m.ID, k.Outbox(p))
+		}
+		entries = append(entries, outboxEntry{from: p, to: q, id: m.ID, effects: effects})
+	}
+	if err := s.applyOutbox(ctx, entries); err != nil {
+		return 0, err
+	}
+	return len(entries), nil
+}
+
+// applyOutbox applies outbox entries (each list from one partition's
+// outbox, oldest first) with one inbox.lua run per source and target
+// partition, pipelined, then deletes from the outboxes the entries whose
+// run succeeded.
+func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
+	k := s.cfg.Keys
+	type run struct {
+		from, to int
+		ids      []string
+		call     *scriptCall
+	}
+	var runs []*run
+	for _, list := range lists {
+		byTo := map[int]*run{}
+		for _, e := range list {
+			r := byTo[e.to]
+			if r == nil {
+				r = &run{from: e.from, to: e.to, call: &scriptCall{script: inboxScript,
+					keys: []string{k.Deadlines(e.to), k.Inbox(e.to)}, args: s.args(e.from)}}
+				byTo[e.to] = r
+				runs = append(runs, r)
+			}
+			r.ids = append(r.ids, e.id)
+			r.call.args = append(r.call.args, e.id, e.effects)
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	calls := make([]*scriptCall, len(runs))
+	for i, r := range runs {
+		calls[i] = r.call
+	}
+	s.evalPipelined(ctx, calls)
+	var failed error
+	done := map[int][]string{} // source partition -> entries applied
+	for _, r := range runs {
+		if err := r.call.cmd.Err(); err != nil {
+			failed = fmt.Errorf("session: apply outbox %d on partition %d: %w", r.from, r.to, err)
+			continue
+		}
+		done[r.from] = append(done[r.from], r.ids...)
+	}
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for from, ids := range done {
+			pipe.XDel(ctx, k.Outbox(from), ids...)
+		}
+		return nil
+	})
+	if err != nil && failed == nil {
+		failed = fmt.Errorf("session: trim outbox: %w", err)
+	}
+	return failed
+}
