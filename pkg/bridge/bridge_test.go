@@ -153,9 +153,7 @@ func TestAnswerFaults(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		time.Sleep(100 * time.Millisecond) // nothing more may come
-		var got []string
-		got = readRoutes(t, rdb, []string{routes}, lastRoute, nil)
-		return got
+		return readRoutes(t, rdb, []string{routes}, lastRoute, nil)
 	}
 	route := func(name string) string {
 		return fmt.Sprintf(`D %s 5:::{"name":%q}`, sid, name)

@@ -203,42 +203,82 @@ func (s *Store) EndOwnStreams(ctx context.Context) (int, error) {
 	}
 }
 
-// reapOwn is reap_gateway.lua's guard for EndOwnStreams: end the node's
+// reapOwn is reapGateway's guard for EndOwnStreams: end the node's
 // sessions whatever the liveness keys say.
 const reapOwn = -2
 
-// reapGateway runs reap_gateway.lua on node in each partition (guard: the
-// least ms this node's own liveness key must have left; -1 none; reapOwn),
-// up to limit sessions each, then forgets a dead node that holds no
-// stream any more (forget_gateway.lua).
+// reapGateway ends the streaming sessions of node in each partition, up to
+// limit each (reap_gateway.lua, which touches the partition's keys only),
+// then forgets a dead node that holds no stream any more. Before each
+// partition it checks, in one round trip, that the node's liveness key is
+// gone (else the node is alive: nothing more is done) and, with guard >=
+// 0, that this node's own key still has guard ms to live (else Redis
+// stalled: ErrStalled); reapOwn skips both checks. The checks are not
+// atomic with the script, which keeps it on the partition's hash slot
+// while the liveness keys are the cluster's: a node reviving in that
+// round trip may lose the sessions of one partition, as a node presumed
+// dead does.
 func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard int64) (int, error) {
 	k := s.cfg.Keys
 	total, left := 0, int64(0)
 	for p := range k.Partitions() {
-		res, err := reapGatewayScript.Run(ctx, s.rdb,
-			[]string{k.Deadlines(p), k.GatewayAlive(node), k.GatewayStreams(p, node), k.GatewayAlive(s.cfg.Node)},
-			s.args(node, limit, guard)...).Int64Slice()
+		if guard != reapOwn {
+			alive, err := s.checkReap(ctx, node, guard)
+			if err != nil || alive {
+				return total, err
+			}
+		}
+		res, err := reapGatewayScript.Run(ctx, s.rdb, []string{k.Deadlines(p), k.GatewayStreams(p, node)},
+			s.args(node, limit)...).Int64Slice()
 		if err != nil {
 			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
-		}
-		switch {
-		case res[0] == -2:
-			return total, ErrStalled
-		case res[0] < 0:
-			return total, nil // alive
 		}
 		total += int(res[0])
 		left += res[1]
 	}
-	if guard != reapOwn && left == 0 {
-		keys := []string{k.GatewayAlive(node), k.Gateways()}
+	if guard == reapOwn || left > 0 {
+		return total, nil
+	}
+	// Forget the node: it leaves the gateways set, and its route streams
+	// are deleted (a gateway that comes back finds them gone, a gap its
+	// readers report).
+	if alive, err := s.checkReap(ctx, node, -1); err != nil || alive {
+		return total, err
+	}
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.SRem(ctx, k.Gateways(), node)
 		for p := range k.Partitions() {
-			keys = append(keys, k.RouteStream(p, node))
+			pipe.Del(ctx, k.RouteStream(p, node))
 		}
-		err := forgetGatewayScript.Run(ctx, s.rdb, keys, s.args(node)...).Err()
-		if err != nil {
-			return total, fmt.Errorf("session: forget gateway %s: %w", node, err)
-		}
+		return nil
+	})
+	if err != nil {
+		return total, fmt.Errorf("session: forget gateway %s: %w", node, err)
 	}
 	return total, nil
+}
+
+// checkReap reports whether node's liveness key exists, and returns
+// ErrStalled when guard >= 0 and this node's own key has less than guard
+// ms to live.
+func (s *Store) checkReap(ctx context.Context, node string, guard int64) (alive bool, err error) {
+	k := s.cfg.Keys
+	var exists *redis.IntCmd
+	var own *redis.DurationCmd
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		exists = pipe.Exists(ctx, k.GatewayAlive(node))
+		if guard >= 0 {
+			own = pipe.PTTL(ctx, k.GatewayAlive(s.cfg.Node))
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("session: reap gateway %s: %w", node, err)
+	case exists.Val() > 0:
+		return true, nil
+	case own != nil && own.Val().Milliseconds() < guard:
+		return false, ErrStalled
+	}
+	return false, nil
 }

@@ -331,7 +331,6 @@ var (
 	leaveScript         = luaScript("leave")
 	reapDeadlinesScript = luaScript("reap_deadlines")
 	reapGatewayScript   = luaScript("reap_gateway")
-	forgetGatewayScript = luaScript("forget_gateway")
 	commitScript        = luaScript("commit")
 	inboxScript         = luaScript("inbox")
 	ackScript           = luaScript("ack")
