@@ -13,6 +13,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -458,31 +459,22 @@ func (c *Command) ClusterFlags() *Cluster {
 // choose the prefix on a Redis Cluster.
 func (c *Cluster) Keys() bus.Keys { return bus.NewKeys(*c.prefix, *c.partitions) }
 
-// ErrPrefixHashTag is returned by Connect on a Redis Cluster for a -prefix
-// given without a hash tag.
-var ErrPrefixHashTag = errors.New("-prefix has no hash tag")
-
 // Connect connects to the cluster's Redis (see Redis) in the -redis-mode
-// asked for, within 5 s. On a Redis Cluster every key of the cluster lives
-// in one hash slot (the scripts touch keys of several sessions, rooms and
-// streams at once; sharding them over slots is not done yet), so the key
-// prefix must hold a hash tag (bus.HasHashTag): a -prefix left at its
-// default becomes bus.DefaultClusterPrefix ("{rt}:"), and one given
-// without a tag is refused with ErrPrefixHashTag.
+// asked for, within 5 s. On a Redis Cluster the partitions spread over the
+// primaries (each partition's keys share its hash tag, docs/redis.md
+// "Partitions and hash slots"); a -prefix holding a hash tag of its own
+// puts every key in that tag's slot instead. -partitions must be 1 to
+// bus.MaxPartitions. Unless a tune function sets it, each node's pool
+// holds at least two connections per partition (a gateway's route stream
+// reads and a worker's partition reads block one each) and 128.
 func (c *Cluster) Connect(ctx context.Context, tune ...func(*redis.Options)) (redis.UniversalClient, error) {
-	rdb, err := Redis(ctx, *c.redisURL, RedisMode(*c.redisMode), 5*time.Second, tune...)
-	if err != nil {
-		return nil, err
+	if n := *c.partitions; n < 1 || n > bus.MaxPartitions {
+		return nil, fmt.Errorf("-partitions %d: must be 1 to %d", n, bus.MaxPartitions)
 	}
-	if _, cluster := rdb.(*redis.ClusterClient); !cluster || bus.HasHashTag(*c.prefix) {
-		return rdb, nil
+	pool := func(o *redis.Options) {
+		if o.PoolSize == 0 {
+			o.PoolSize = max(128, 2*(*c.partitions)+32)
+		}
 	}
-	set := false
-	c.fs.Visit(func(f *flag.Flag) { set = set || f.Name == "prefix" })
-	if set {
-		_ = rdb.Close()
-		return nil, fmt.Errorf("%w: %q on a Redis Cluster, where every key of the cluster must share one hash slot: give the prefix a hash tag, e.g. %q (the default there), the same on every gateway and worker", ErrPrefixHashTag, *c.prefix, bus.DefaultClusterPrefix)
-	}
-	*c.prefix = bus.DefaultClusterPrefix
-	return rdb, nil
+	return Redis(ctx, *c.redisURL, RedisMode(*c.redisMode), 5*time.Second, append(slices.Clip(tune), pool)...)
 }

@@ -65,7 +65,9 @@ type TLSFiles struct {
 // finished its first sync, and stops it when tb ends. The nodes run with
 // appendonly no, no snapshots, cluster-node-timeout ClusterNodeTimeout and
 // cluster-replica-validity-factor 0 (a replica always tries to take over a
-// failed primary), repl-diskless-sync-delay 0 (a replica's first sync
+// failed primary), cluster-require-full-coverage no (the other primaries
+// serve their slots while one is down, as the README advises),
+// repl-diskless-sync-delay 0 (a replica's first sync
 // starts at once, not after Redis's default 5 s), each with its cluster bus on a free port of its own
 // (cluster-port). It needs redis-server and redis-cli on PATH: under CI a
 // missing one fails the test, elsewhere it skips. Without TLS or a password:
@@ -129,6 +131,7 @@ func startCluster(tb testing.TB, primaries, replicasPerPrimary int, files *TLSFi
 			"--cluster-port", strconv.Itoa(busPort),
 			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
 			"--cluster-replica-validity-factor", "0",
+			"--cluster-require-full-coverage", "no",
 			"--repl-diskless-sync-delay", "0",
 		}}
 		if files != nil {

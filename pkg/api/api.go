@@ -704,6 +704,9 @@ func (s *Server) rooms(r *http.Request) (any, error) {
 		return nil, err
 	}
 	rooms, next, err := s.em.RoomsPage(ctx, q["namespace"], cursor, limit)
+	if errors.Is(err, worker.ErrBadCursor) {
+		return nil, badField("cursor", "cursor must be the cursor of the previous page")
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -140,6 +140,7 @@ func TestAPIErrorsAndActions(t *testing.T) {
 		{"bad limit", "GET", "/v1/sockets?limit=0", testKey, "", 400, "bad_field", "limit"},
 		{"bad cursor", "GET", "/v1/sockets?cursor=x", testKey, "", 400, "bad_field", "cursor"},
 		{"a cursor past the partitions", "GET", "/v1/sockets?cursor=18446744073709551615", testKey, "", 400, "bad_field", "cursor"},
+		{"a rooms cursor past the nodes", "GET", "/v1/rooms?cursor=18446744073709551615", testKey, "", 400, "bad_field", "cursor"},
 		{"unknown parameter", "GET", "/v1/count?rom=r", testKey, "", 400, "bad_field", "rom"},
 		{"body too large", "POST", "/v1/emit", testKey, big, 413, "body_too_large", ""},
 		{"unknown socket", "POST", "/v1/emit", testKey, `{"event":"x","socket":"nosuchsocket"}`, 404, "unknown_socket", ""},

@@ -442,7 +442,8 @@ func closedByRedis(err error) bool {
 // Redis ran none of it, so running it again cannot apply it twice: the
 // connection could not be made (or no pooled one was free), or Redis
 // refused it whole (LOADING while it loads its data after a restart,
-// READONLY on a replica, OOM, MASTERDOWN, TRYAGAIN, and EXECABORT for a
+// READONLY on a replica, OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN while a
+// Redis Cluster has no primary for some slot, and EXECABORT for a
 // transaction one of whose commands it refused so). Unlike the consumer's
 // redisUnavailable, a timeout or a dropped connection is not retryable
 // here: Redis may have run the command.
@@ -455,5 +456,6 @@ func Retryable(err error) bool {
 		return true
 	}
 	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) ||
-		redis.IsTryAgainError(err) || redis.IsOOMError(err) || redis.HasErrorPrefix(err, "EXECABORT")
+		redis.IsTryAgainError(err) || redis.IsClusterDownError(err) || redis.IsOOMError(err) ||
+		redis.HasErrorPrefix(err, "EXECABORT")
 }

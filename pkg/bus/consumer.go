@@ -241,6 +241,14 @@ type Consumer struct {
 	notTriedLog    *rate.Sometimes                   // ErrNotAttempted failures, once per 10 s
 	peers          atomic.Pointer[map[string]string] // Peers, from the last rebalance
 
+	// eachPartition is set on a Redis Cluster whose partitions are in
+	// different hash slots, where one XREADGROUP may not name streams of
+	// two slots: each partition is read on its own (readEach), at most one
+	// read in flight each, their results coming back on results.
+	eachPartition bool
+	inFlight      map[int]bool // partitions with a read in flight (the loop's goroutine only)
+	results       chan readResult
+
 	// mu guards the fields below; it is never held across a Redis round
 	// trip.
 	mu        sync.Mutex
@@ -264,7 +272,23 @@ func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 		owned: map[int]*part{}, releasing: map[int]bool{}, wake: make(chan struct{}, 1),
 		notTriedLog: &rate.Sometimes{First: 1, Interval: 10 * time.Second}}
 	rdb.AddHook(dialCounter{&c.dials})
+	if _, cluster := rdb.(*redis.ClusterClient); cluster && !oneSlot(cfg.Keys) {
+		c.eachPartition = true
+		c.inFlight = map[int]bool{}
+		c.results = make(chan readResult, cfg.Keys.Partitions())
+	}
 	return c
+}
+
+// oneSlot reports whether every partition stream of keys hashes to one
+// slot (a prefix holding a hash tag).
+func oneSlot(keys Keys) bool {
+	for p := range keys.Partitions() {
+		if Slot(keys.Stream(p)) != Slot(keys.Stream(0)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Consumer) membersKey() string    { return c.cfg.Keys.GroupWorkers(c.cfg.Group) }
@@ -771,6 +795,8 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 			}
 		}
 		switch {
+		case c.eachPartition && (len(order) > 0 || len(c.inFlight) > 0):
+			c.readEach(ctx, stop, parts, order, block)
 		case len(order) > 0:
 			c.read(ctx, stop, order, streams, block)
 		case block > 0:
@@ -895,6 +921,110 @@ func (c *Consumer) read(ctx context.Context, stop <-chan struct{}, order []*loop
 		if bad {
 			lp.needReread()
 		}
+	}
+}
+
+// readResult is what one partition's read (readEach) returned.
+type readResult struct {
+	p        int
+	pt       *part  // the ownership it was read under
+	id       string // where it read from: ">", or a re-read's id
+	msgs     []redis.XMessage
+	err      error
+	redialed bool // the client dialed during the read
+}
+
+// readEach is read for a Redis Cluster whose partitions are in different
+// slots: it starts a read (XREADGROUP on one stream, waiting up to block)
+// for each partition of order that has none in flight, then waits until
+// one read returns (or block passes, or the owned set changes) and takes
+// every result that is back. A read still in flight carries over to the
+// next call; its result is dropped if the partition was released, or
+// re-read meanwhile (its entries are pending here and read again in
+// order).
+func (c *Consumer) readEach(ctx context.Context, stop <-chan struct{}, parts map[int]*loopPart, order []*loopPart, block time.Duration) {
+	for _, lp := range order {
+		if c.inFlight[lp.p] {
+			continue
+		}
+		c.inFlight[lp.p] = true
+		id, wait := ">", blockArg(block)
+		if lp.reread {
+			id, wait = lp.rereadFrom, -1 // own pending entries: answered at once
+		}
+		go func(p int, pt *part, stream string) {
+			dials := c.dials.Load()
+			res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+				Group: c.cfg.Group, Consumer: c.cfg.Name, Streams: []string{stream, id},
+				Count: int64(c.cfg.Batch), Block: wait,
+			}).Result()
+			r := readResult{p: p, pt: pt, id: id, err: err, redialed: c.dials.Load() != dials}
+			if len(res) > 0 {
+				r.msgs = res[0].Messages
+			}
+			c.results <- r
+		}(lp.p, lp.pt, lp.stream)
+	}
+	t := time.NewTimer(max(block, time.Millisecond))
+	defer t.Stop()
+	select {
+	case r := <-c.results:
+		c.took(ctx, parts, r)
+	case <-stop:
+		return
+	case <-c.wake:
+		return
+	case <-t.C:
+		return
+	}
+	for {
+		select {
+		case r := <-c.results:
+			c.took(ctx, parts, r)
+		default:
+			return
+		}
+	}
+}
+
+// took applies one partition's read result (readEach) as read does a
+// stream's.
+func (c *Consumer) took(ctx context.Context, parts map[int]*loopPart, r readResult) {
+	delete(c.inFlight, r.p)
+	lp := parts[r.p]
+	if lp == nil || lp.pt != r.pt {
+		return // released: what it delivered is pending here, for the next owner's claim
+	}
+	if r.id == ">" && lp.reread {
+		return // delivered here, pending: the re-read takes it, in order
+	}
+	switch {
+	case errors.Is(r.err, redis.Nil) && !r.redialed:
+		return
+	case redis.HasErrorPrefix(r.err, "NOGROUP"):
+		_ = c.rdb.XGroupCreateMkStream(ctx, lp.stream, c.cfg.Group, "0").Err()
+		lp.reread = false
+		return
+	case r.err != nil && !errors.Is(r.err, redis.Nil):
+		if lp.needReread() {
+			c.log.Warn("read failed", "err", r.err, "rereading_partitions", []int{lp.p})
+		}
+		lp.retryAt = time.Now().Add(time.Second)
+		return
+	case r.redialed:
+		if lp.needReread() {
+			lp.redialed = true
+			c.log.Info("a read dialed a new connection; reading this worker's pending signals again first", "rereading_partitions", []int{lp.p})
+		}
+		return
+	}
+	var bad bool
+	lp.backlog, bad = c.parse(ctx, lp.backlog, lp.stream, lp.p, r.msgs)
+	if r.id != ">" {
+		c.reread(lp, r.msgs)
+	}
+	if bad {
+		lp.needReread()
 	}
 }
 
@@ -1117,7 +1247,7 @@ func (c *Consumer) parse(ctx context.Context, out []Signal, stream string, p int
 		s, err := ParseSignal(m.ID, m.Values)
 		if err != nil {
 			if p < 0 {
-				p = partitionOf(stream)
+				p = c.cfg.Keys.StreamPartition(stream)
 			}
 			if c.deadLetter(ctx, p, Signal{ID: m.ID}, 1, err) != nil {
 				lost = true
@@ -1127,12 +1257,6 @@ func (c *Consumer) parse(ctx context.Context, out []Signal, stream string, p int
 		out = append(out, s)
 	}
 	return out, lost
-}
-
-func partitionOf(stream string) int {
-	i, j := strings.LastIndexByte(stream, '{'), strings.LastIndexByte(stream, '}')
-	p, _ := strconv.Atoi(stream[i+1 : j])
-	return p
 }
 
 // deadLetter moves a poison entry to the partition's dead-letter stream with

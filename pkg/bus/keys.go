@@ -11,20 +11,6 @@ import (
 // DefaultPrefix is the key prefix used when none is configured.
 const DefaultPrefix = "rt:"
 
-// DefaultClusterPrefix is the key prefix on a Redis Cluster when none is
-// configured: its hash tag ({rt}) puts every key of the cluster in one hash
-// slot, which the scripts need there (see HasHashTag).
-const DefaultClusterPrefix = "{rt}:"
-
-// HasHashTag reports whether prefix holds a Redis Cluster hash tag (a '{'
-// followed by a '}' with something between them): every key under it then
-// hashes to the slot of that tag (Slot), whatever follows, since a key's
-// first tag decides its slot.
-func HasHashTag(prefix string) bool {
-	open := strings.IndexByte(prefix, '{')
-	return open >= 0 && strings.IndexByte(prefix[open+1:], '}') > 0
-}
-
 // DefaultPartitions is the number of signal streams when none is configured.
 const DefaultPartitions = 16
 
@@ -206,6 +192,17 @@ func (k Keys) Stream(p int) string { return k.in(p, keyStream, "") }
 
 // StreamFor returns the stream key for a session.
 func (k Keys) StreamFor(sid string) string { return k.Stream(k.PartitionOf(sid)) }
+
+// StreamPartition returns the partition whose signal stream is stream, or
+// -1 for a key that is none.
+func (k Keys) StreamPartition(stream string) int {
+	for p := range k.partitions {
+		if k.Stream(p) == stream {
+			return p
+		}
+	}
+	return -1
+}
 
 // DeadLetter returns the stream holding poison signals of partition p:
 // <prefix>{p}:dead.

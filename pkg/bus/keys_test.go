@@ -105,6 +105,12 @@ func TestPartitionKeysShareTheirSlot(t *testing.T) {
 		if q != p && Slot(k.Stream(q)) == want {
 			t.Errorf("partitions %d and %d share slot %d", p, q, want)
 		}
+		if got := k.StreamPartition(k.Stream(q)); got != q {
+			t.Errorf("StreamPartition(%q) = %d, want %d", k.Stream(q), got, q)
+		}
+	}
+	if got := k.StreamPartition(k.DeadLetter(p)); got != -1 {
+		t.Errorf("StreamPartition of a dead-letter stream = %d", got)
 	}
 	for _, pat := range KeyPatterns() {
 		if !pat.Partitioned && strings.ContainsAny(pat.Doc(), "{}") {

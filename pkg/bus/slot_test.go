@@ -61,16 +61,3 @@ func TestPartitionTagsSpreadEvenly(t *testing.T) {
 		t.Errorf("partition 0's tag %q", got[0])
 	}
 }
-
-func TestHasHashTag(t *testing.T) {
-	for prefix, want := range map[string]bool{
-		"rt:": false, "{rt}:": true, "app{a}:": true, "{}x:": false, "{}{rt}:": false, "{rt": false, "}{a}": true, "": false,
-	} {
-		if got := HasHashTag(prefix); got != want {
-			t.Errorf("HasHashTag(%q) = %v, want %v", prefix, got, want)
-		}
-		if want && Slot(prefix+"s:{sid}") != Slot(prefix+"sig:{3}") {
-			t.Errorf("keys under %q hash to different slots", prefix)
-		}
-	}
-}

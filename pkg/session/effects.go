@@ -86,7 +86,7 @@ var ErrUnknownStream = errors.New("session: a commit on a stream that is no part
 // Apply applies commits and returns how many were applied (a commit whose
 // entry was already acknowledged applies nothing). The commits of each
 // partition stream run as one script on the partition (commit.lua,
-// pipelined across partitions); an emitter's (no ID) run on the partitions
+// run at once across partitions); an emitter's (no ID) run on the partitions
 // of their sessions, a broadcast on every partition. Effects a worker's
 // commit made on other partitions are applied from the partition's outbox
 // before Apply returns (DrainOutbox); when that fails, the outbox keeps
@@ -121,8 +121,8 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 		if c.Group == "" {
 			return 0, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
 		}
-		p, ok := s.streamPartition(c.Stream)
-		if !ok {
+		p := k.StreamPartition(c.Stream)
+		if p < 0 {
 			return 0, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
 		}
 		sc := scriptCommit{stream: c.Stream, group: c.Group, id: c.ID, effects: make([]partEffect, len(c.Effects))}
@@ -139,7 +139,7 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	for i, p := range order {
 		calls[i] = &scriptCall{script: commitScript, keys: []string{k.Deadlines(p), k.Outbox(p)}, args: s.commitArgs(p, runs[p])}
 	}
-	s.evalPipelined(ctx, calls)
+	s.evalAll(ctx, calls)
 	applied := 0
 	var err error
 	var outboxes [][]outboxEntry
@@ -200,17 +200,6 @@ func (s *Store) commitArgs(p int, commits []scriptCommit) []any {
 		}
 	}
 	return args
-}
-
-// streamPartition returns the partition whose stream key is stream.
-func (s *Store) streamPartition(stream string) (int, bool) {
-	k := s.cfg.Keys
-	for p := range k.Partitions() {
-		if k.Stream(p) == stream {
-			return p, true
-		}
-	}
-	return 0, false
 }
 
 // AckWrite is a client's ack packet as a step of a committer batch.

@@ -119,7 +119,7 @@ func (s *Store) DrainOutbox(ctx context.Context, p int) (int, error) {
 
 // applyOutbox applies outbox entries (each list from one partition's
 // outbox, oldest first) with one inbox.lua run per source and target
-// partition, pipelined, then deletes from the outboxes the entries whose
+// partition, all at once, then deletes from the outboxes the entries whose
 // run succeeded.
 func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
 	k := s.cfg.Keys
@@ -150,7 +150,7 @@ func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
 	for i, r := range runs {
 		calls[i] = r.call
 	}
-	s.evalPipelined(ctx, calls)
+	s.evalAll(ctx, calls)
 	var failed error
 	done := map[int][]string{} // source partition -> entries applied
 	for _, r := range runs {

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -191,8 +192,10 @@ var ErrBadCursor = errors.New("session: bad page cursor")
 
 // RoomsPage returns one page of the names of the rooms of namespace ns that
 // have members, with SCAN over the keyspace (MATCH Keys.RoomSessionsMatch,
-// TYPE set): start with cursor 0, pass the returned next cursor, stop when
-// it is 0. count is SCAN's COUNT, the keys looked at per page (of the whole
+// TYPE set; on a Redis Cluster, each primary's in turn, the cursor holding
+// the primary's rank in its top 8 bits): start with cursor 0, pass the
+// returned next cursor, stop when it is 0; ErrBadCursor for one no page
+// returned. count is SCAN's COUNT, the keys looked at per page (of the whole
 // keyspace, so pages are often empty before the last); a full listing
 // costs a pass over every key. A room has a set in each partition where it
 // has members; it is listed for the first of them only (one EXISTS per
@@ -200,9 +203,24 @@ var ErrBadCursor = errors.New("session: bad page cursor")
 // between pages.
 func (s *Store) RoomsPage(ctx context.Context, ns string, cursor uint64, count int64) (rooms []string, next uint64, err error) {
 	k := s.cfg.Keys
-	keys, next, err := s.rdb.ScanType(ctx, cursor, k.RoomSessionsMatch(ns), count, "set").Result()
+	nodes, err := s.scanNodes(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
+	}
+	i, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
+	if i >= len(nodes) {
+		return nil, 0, fmt.Errorf("session: list rooms: %w", ErrBadCursor)
+	}
+	keys, c, err := nodes[i].ScanType(ctx, c, k.RoomSessionsMatch(ns), count, "set").Result()
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
+	case c >= 1<<pageShift:
+		return nil, 0, fmt.Errorf("session: list rooms: SCAN cursor %d too large", c)
+	case c != 0:
+		next = uint64(i)<<pageShift | c
+	case i+1 < len(nodes):
+		next = uint64(i+1) << pageShift
 	}
 	type found struct {
 		room  string
@@ -236,6 +254,33 @@ func (s *Store) RoomsPage(ctx context.Context, ns string, cursor uint64, count i
 		}
 	}
 	return rooms, next, nil
+}
+
+// scanNodes returns the Redis clients a SCAN of the keyspace must go to:
+// the Store's client, or on a Redis Cluster (where SCAN reads one node)
+// the client of each primary, by address.
+func (s *Store) scanNodes(ctx context.Context) ([]redis.Cmdable, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return []redis.Cmdable{s.rdb}, nil
+	}
+	var mu sync.Mutex
+	var masters []*redis.Client
+	err := cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		masters = append(masters, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(masters, func(a, b *redis.Client) int { return strings.Compare(a.Options().Addr, b.Options().Addr) })
+	nodes := make([]redis.Cmdable, len(masters))
+	for i, m := range masters {
+		nodes[i] = m
+	}
+	return nodes, nil
 }
 
 // scan yields the members of the set key(p) names in each partition p.

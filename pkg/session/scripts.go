@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -347,7 +348,7 @@ func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	return append(keys, extra...)
 }
 
-// A scriptCall is one run of a script in a pipeline (evalPipelined).
+// A scriptCall is one run of a script (evalAll).
 type scriptCall struct {
 	script *redis.Script
 	keys   []string
@@ -355,31 +356,24 @@ type scriptCall struct {
 	cmd    *redis.Cmd
 }
 
-// evalPipelined runs the calls in one pipeline by EVALSHA, then again by
-// EVAL (which loads the script) those Redis did not know the script of
-// (NOSCRIPT: nothing of them ran), and leaves each result in its cmd. It
-// returns no error of its own: each call's is in its cmd.
-func (s *Store) evalPipelined(ctx context.Context, calls []*scriptCall) {
-	run := func(calls []*scriptCall, sha bool) {
-		_, _ = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for _, c := range calls {
-				if sha {
-					c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
-				} else {
-					c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
-				}
-			}
-			return nil
-		})
+// evalAll runs the calls at once, each as its own command (EVALSHA, then
+// EVAL if Redis did not know the script), on connections of their own, and
+// leaves each result in its cmd. Not a pipeline: go-redis sends a pipeline
+// again after a read timeout, which would hold a caller several timeouts
+// long while Redis stalls, where a command fails after one.
+func (s *Store) evalAll(ctx context.Context, calls []*scriptCall) {
+	if len(calls) == 1 {
+		c := calls[0]
+		c.cmd = c.script.Run(ctx, s.rdb, c.keys, c.args...)
+		return
 	}
-	run(calls, true)
-	var again []*scriptCall
+	var wg sync.WaitGroup
 	for _, c := range calls {
-		if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
-			again = append(again, c)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.cmd = c.script.Run(ctx, s.rdb, c.keys, c.args...)
+		}()
 	}
-	if len(again) > 0 {
-		run(again, false)
-	}
+	wg.Wait()
 }

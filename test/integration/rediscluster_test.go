@@ -17,9 +17,9 @@ import (
 
 // A gateway and a worker given a Redis Cluster URL (go-redis's form, or one
 // node's URL with the default -redis-mode auto) connect with a cluster
-// client, and with the default prefix take bus.DefaultClusterPrefix, whose
-// hash tag keeps every key in one slot: the handshake is served and the
-// session is in the cluster; the worker runs without a CROSSSLOT error.
+// client, the partitions spread over the primaries: the handshake is served
+// and the session is in the cluster; the worker runs without a CROSSSLOT
+// error.
 func TestGatewayOnRedisCluster(t *testing.T) {
 	rc := testredis.StartCluster(t, 3, 0)
 	gatewayOnCluster(t, rc, nil, rc.URL(), "redis://"+rc.Nodes[1].Addr+"/0")
@@ -59,10 +59,10 @@ var crossSlot = regexp.MustCompile(`(?m)^.*CROSSSLOT.*$`)
 
 // gatewayOnCluster starts a gateway with each of urls (env added to its
 // environment) and checks it serves a handshake whose session is in the
-// cluster, under bus.DefaultClusterPrefix.
+// cluster, under the default prefix.
 func gatewayOnCluster(t *testing.T, rc *testredis.Cluster, env []string, urls ...string) {
 	t.Helper()
-	keys := bus.NewKeys(bus.DefaultClusterPrefix, 0)
+	keys := bus.NewKeys("", 0)
 	for i, url := range urls {
 		node := fmt.Sprintf("gw-cl-%d", i)
 		gw, exited := startOrExit(t, env, "gateway", listenRE, "-addr", "127.0.0.1:0", "-admin-addr", "",
