@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,19 +155,23 @@ func TestRedisRestartedEmptyUnderTraffic(t *testing.T) {
 		default:
 		}
 	}
+	// Each of a gateway's route streams (one per partition) was lost once.
+	parts := c.keys.Partitions()
 	for _, g := range gws {
-		if n := metricAdmin(t, g, `realtime_gateway_route_gaps_total{reason="stream_lost"}`); n != 1 {
-			t.Errorf("gateway %s: %v stream_lost gaps, want 1", g.name, n)
+		if n := metricAdmin(t, g, `realtime_gateway_route_gaps_total{reason="stream_lost"}`); n != float64(parts) {
+			t.Errorf("gateway %s: %v stream_lost gaps, want %d", g.name, n, parts)
 		}
-		if m := routeGapLogRE.FindAllStringSubmatch(g.logText(), -1); len(m) != 1 || m[0][1] != string(bus.GapLost) {
-			t.Errorf("gateway %s: gap log lines %q, want one stream_lost", g.name, m)
+		m := routeGapLogRE.FindAllStringSubmatch(g.logText(), -1)
+		if len(m) != parts || slices.ContainsFunc(m, func(l []string) bool { return l[1] != string(bus.GapLost) }) {
+			t.Errorf("gateway %s: gap log lines %q, want %d stream_lost, one per partition", g.name, m, parts)
 		}
 	}
 }
 
-// FLUSHALL under a held websocket: its gateway finds its route stream gone
+// FLUSHALL under a held websocket: its gateway finds its route streams gone
 // within about a second, closes the websocket (no 0::, so the 0.9 client
-// reconnects), counts and logs the gap once, and serves new sessions.
+// reconnects), counts and logs the gap of each stream once, and serves new
+// sessions.
 func TestFlushAllEndsHeldStreams(t *testing.T) {
 	c := newCluster(t)
 	gw := c.gateway("a", "-admin-addr", "127.0.0.1:0")
@@ -182,14 +187,22 @@ func TestFlushAllEndsHeldStreams(t *testing.T) {
 	}
 	took := wsClosedWithin(t, ws, 3*time.Second)
 	t.Logf("websocket closed %v after FLUSHALL", took.Round(time.Millisecond))
-	if n := metricAdmin(t, gw, `realtime_gateway_route_gaps_total{reason="stream_lost"}`); n != 1 {
-		t.Errorf("stream_lost gaps %v, want 1", n)
+	parts := c.keys.Partitions()
+	waitUntil(t, "every route stream's gap found", 5*time.Second, func() error {
+		if n := metricAdmin(t, gw, `realtime_gateway_route_gaps_total{reason="stream_lost"}`); n < float64(parts) {
+			return fmt.Errorf("%v gaps", n)
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := metricAdmin(t, gw, `realtime_gateway_route_gaps_total{reason="stream_lost"}`); n != float64(parts) {
+		t.Errorf("stream_lost gaps %v, want %d (one per partition)", n, parts)
 	}
 	if n := metricAdmin(t, gw, `realtime_gateway_disconnects_total{reason="delivery_gap"}`); n != 1 {
 		t.Errorf("delivery_gap disconnects %v, want 1", n)
 	}
-	if m := routeGapLogRE.FindAllString(gw.logText(), -1); len(m) != 1 {
-		t.Errorf("gap log lines %q, want one", m)
+	if m := routeGapLogRE.FindAllString(gw.logText(), -1); len(m) != parts {
+		t.Errorf("gap log lines %q, want one per partition", m)
 	}
 	sid = handshake(t, gw)
 	ws = dialWS(t, gw, sid)

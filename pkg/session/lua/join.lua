@@ -2,9 +2,9 @@
 -- [6] query, [7] "1" to queue the 1::<ns> echo (polling sessions;
 -- streaming gateways write it themselves), [8] the most members of the
 -- session's namespaces set (Config.MaxNamespaces + 1). KEYS: the
--- session's, then KEYS[10] and KEYS[11] the namespace's sets (nsm:<ns>,
--- nsp:<ns>). Returns 1, 0 if the session is gone, or 2 if the join would
--- go beyond ARGV[8] (nothing changed).
+-- session's, then KEYS[10] and KEYS[11] the partition's namespace sets
+-- (<P>{p}:nsm:<ns>, nsp:<ns>). Returns 1, 0 if the session is gone, or 2
+-- if the join would go beyond ARGV[8] (nothing changed).
 local sid, ns = ARGV[4], ARGV[5]
 local k = own_keys()
 local f = redis.call('HMGET', k.s, 'p', 'cls', 'gw')

@@ -1,4 +1,5 @@
 -- leave.lua disconnects one namespace (Store.LeaveWrite). ARGV[4] sid,
 -- [5] ns, [6] reason. KEYS: the session's, then KEYS[10] and KEYS[11] the
--- namespace's sets (nsm:<ns>, nsp:<ns>). Returns what leave_ns does.
+-- partition's namespace sets (<P>{p}:nsm:<ns>, nsp:<ns>). Returns what
+-- leave_ns does.
 return leave_ns(ARGV[4], ARGV[5], ARGV[6], '', own_keys(), KEYS[10], KEYS[11])

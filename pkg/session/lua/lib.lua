@@ -14,9 +14,10 @@
 -- Every script runs for one partition (bus.Keys.PartitionPrefix): KEYS[1]
 -- is that partition's deadlines set, <P>{p}:deadlines, and PP, what every
 -- key of the partition starts with (<P>{p}:), is read off it. The key
--- macros of partition keys (k_s(sid), k_sig(), ...) name them under PP:
--- a script that acts on sessions of other partitions (commit.lua) sets PP
--- to each one's prefix first. A script on one session (its sid in ARGV[4])
+-- macros of partition keys (k_s(sid), k_sig(), ...) name them under PP, so
+-- a script touches its partition's hash slot only: effects on other
+-- partitions go through the outbox (commit.lua, inbox.lua). A script on
+-- one session (its sid in ARGV[4])
 -- gets that session's keys as KEYS[2..9], in the order of own_keys() below
 -- (Store.sessionKeys builds them); its own keys follow from KEYS[10]. The
 -- helpers below that act on a session take its sid and own: the table
@@ -103,14 +104,10 @@ end
 -- route_to sends a route message to gateway node.
 local function route_to(node, msg) append_route(k_gw(node), msg) end
 
--- hold_stream and drop_stream record that gateway node holds, or no longer
--- holds, the stream of sid, a session of the script's partition: its
--- streams set of the partition, and the partition's set of the gateways
--- holding any (k_holders, for broadcasts).
-local function hold_stream(node, sid)
-  redis.call('SADD', k_gwss(node), sid)
-  redis.call('SADD', k_holders(), node)
-end
+-- drop_stream records that gateway node no longer holds the stream of sid,
+-- a session of the script's partition: its streams set of the partition,
+-- and the partition's set of the gateways holding any (k_holders, for
+-- broadcasts; open.lua adds to both).
 local function drop_stream(node, sid)
   redis.call('SREM', k_gwss(node), sid)
   if redis.call('EXISTS', k_gwss(node)) == 0 then redis.call('SREM', k_holders(), node) end
@@ -124,8 +121,8 @@ end
 -- end_session ends a session exactly once: one disconnect signal per
 -- connected namespace (the default one last), every index cleaned, the
 -- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
--- The session's POST record (<P>{p}:post:<sid>) is named by its key macro even for
--- the script's own session: only touch.lua takes it as a key.
+-- The session's POST record (<P>{p}:post:<sid>) is named by its key macro
+-- even for the script's own session: only touch.lua takes it as a key.
 local function end_session(sid, reason, packet, own)
   local s = own and own.s or k_s(sid)
   local f = redis.call('HMGET', s, 'p', 'gw', 'pg', 'cls')

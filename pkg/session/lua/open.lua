@@ -1,8 +1,9 @@
 -- open.lua attaches a streaming transport held by NODE (Store.OpenStream).
 -- ARGV[4] sid, [5] transport, [6] "1" to refuse a session a stream
--- opened already (Config.ExclusiveStreams). KEYS: the session's, then KEYS[10] the
--- streams set of this gateway (gwss:NODE), KEYS[11] the default
--- namespace's set (nsm:).
+-- opened already (Config.ExclusiveStreams). KEYS: the session's, then
+-- KEYS[10] this gateway's streams set of the partition (<P>{p}:gwss:NODE),
+-- KEYS[11] the partition's set of the default namespace (<P>{p}:nsm:).
+-- The gateway joins the partition's holders (<P>{p}:holders).
 -- Returns nil (unknown), -1 (wrong class), -2 (held: ARGV[6]), or
 -- {first, {queued packets}}.
 local sid, tr = ARGV[4], ARGV[5]

@@ -3,7 +3,7 @@
 -- [9] ttl ms, [10] max bytes of an answer, [11] batch confirm wait ms,
 -- [12] "1" when re-run after a wake or a recheck, [13] refresh slack ms
 -- (see refresh). KEYS: the session's, then KEYS[10] and KEYS[11] the
--- default namespace's sets (nsm:, nsp:).
+-- partition's default namespace sets (<P>{p}:nsm:, nsp:).
 -- Returns nil (unknown), -1 (wrong class), {1, packets, mt, depth, owned}
 -- (answer now; owned 1: the poll must confirm or release the batch),
 -- {0} or {0, recheck ms} (parked), {2} (superseded by a newer poll: answer
