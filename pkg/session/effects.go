@@ -95,7 +95,8 @@ var ErrUnknownStream = errors.New("session: a commit on a stream that is no part
 func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	k := s.cfg.Keys
 	runs := map[int][]scriptCommit{}
-	var order []int // partitions in the order of their first commit
+	streams := map[string]int{} // partition of each stream named (a batch names few)
+	var order []int             // partitions in the order of their first commit
 	add := func(p int, c scriptCommit) {
 		if _, ok := runs[p]; !ok {
 			order = append(order, p)
@@ -121,7 +122,11 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 		if c.Group == "" {
 			return 0, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
 		}
-		p := k.StreamPartition(c.Stream)
+		p, ok := streams[c.Stream]
+		if !ok {
+			p = k.StreamPartition(c.Stream)
+			streams[c.Stream] = p
+		}
 		if p < 0 {
 			return 0, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
 		}

@@ -22,17 +22,18 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// luaKeyMacros are the bus.KeyPatterns the scripts name keys or channels
-// with, for keys known only once a script read data: a session named by an
-// effect or the reaper, the namespace and room sets of a session being
-// ended, the route stream of the gateway holding a stream, the set of
-// gateways a broadcast goes to. The Lua files write
+// luaKeyMacros are the bus.KeyPatterns the scripts name keys with, for keys
+// known only once a script read data: a session named by an effect or the
+// reaper, the namespace and room sets of a session being ended, the route
+// stream of the gateway holding a stream, the gateways holding streams of
+// the partition. All are keys of the script's partition (a script touches
+// one hash slot): luaPatterns panics on any other. The Lua files write
 // k_<name>(part) (k_<name>() for a single name), and luaSource expands it in
-// place to P .. Head .. part .. Tail, so that no function is made for it on
+// place to PP .. Head .. part .. Tail, so that no function is made for it on
 // every call of a script. room_member(ns, room) expands likewise to
 // bus.RoomMember.
 var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig",
-	"deadlines", "nsm", "nsp", "room", "roomp", "gwss", "holders", "gw", "gws"}
+	"deadlines", "nsm", "nsp", "room", "roomp", "gwss", "holders", "gw"}
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
 // owns each name and number in it:
@@ -75,10 +76,7 @@ func luaMacro(name string, args []string) string {
 		return "((" + args[0] + ") .. " + luaString(bus.RoomSeparator) + " .. (" + args[1] + "))"
 	}
 	p := luaPatterns[strings.TrimPrefix(name, "k_")]
-	prefix := "P" // the cluster's keys
-	if p.Partitioned {
-		prefix = "PP" // the keys of the partition the script acts on (lua/lib.lua)
-	}
+	const prefix = "PP" // the keys of the partition the script acts on (lua/lib.lua)
 	if p.Part == "" {
 		if len(args) != 0 {
 			panic(fmt.Sprintf("session: %s takes no argument, got %q", name, args))
@@ -106,6 +104,9 @@ var luaPatterns = func() map[string]bus.KeyPattern {
 		p, ok := all[name]
 		if !ok {
 			panic("session: no key pattern " + name)
+		}
+		if !p.Partitioned {
+			panic("session: key macro " + name + " names a key of the whole cluster: a script touches its partition's keys only")
 		}
 		m[name] = p
 	}
@@ -257,16 +258,13 @@ func luaSource(name string) string {
 	return expandLuaMacros(b.String())
 }
 
-// markMacroPrefixes adds to needed the prefixes the key macros among its
-// names expand to (P, and PP for a partition's keys), since the units are
-// chosen before the macros are expanded.
+// markMacroPrefixes adds to needed the prefix the key macros among its
+// names expand to (PP), since the units are chosen before the macros are
+// expanded.
 func markMacroPrefixes(needed map[string]bool) {
 	for id := range needed {
 		if isLuaMacro(id) && id != "room_member" {
-			needed["P"] = true
-			if luaPatterns[strings.TrimPrefix(id, "k_")].Partitioned {
-				needed["PP"] = true
-			}
+			needed["PP"] = true
 		}
 	}
 }
