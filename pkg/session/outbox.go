@@ -93,9 +93,10 @@ func parseOutboxEntry(r any) (outboxEntry, error) {
 
 // DrainOutbox applies what partition p's outbox still holds (entries a
 // commit appended and no drain applied yet: the worker that wrote them
-// stopped, or Redis failed under it) and returns how many entries it
-// applied. Workers call it for their partitions now and then; it is safe
-// at any time, from any process.
+// stopped, or Redis failed under it), at most OutboxRead entries, and
+// returns how many it found: with a nil error it applied them all, else
+// some are left. Workers call it for their partitions now and then; it is
+// safe at any time, from any process.
 func (s *Store) DrainOutbox(ctx context.Context, p int) (int, error) {
 	k := s.cfg.Keys
 	msgs, err := s.rdb.XRangeN(ctx, k.Outbox(p), "-", "+", OutboxRead).Result()
@@ -111,10 +112,7 @@ func (s *Store) DrainOutbox(ctx context.Context, p int) (int, error) {
 		}
 		entries = append(entries, outboxEntry{from: p, to: q, id: m.ID, effects: effects})
 	}
-	if err := s.applyOutbox(ctx, entries); err != nil {
-		return 0, err
-	}
-	return len(entries), nil
+	return len(entries), s.applyOutbox(ctx, entries)
 }
 
 // applyOutbox applies outbox entries (each list from one partition's

@@ -20,6 +20,7 @@ type Metrics struct {
 	RoomsRefused   *prometheus.CounterVec // reason (too_many_rooms, room_name_too_long)
 	Handovers      prometheus.Counter
 	OutboxDrained  prometheus.Counter
+	OutboxWaiting  *prometheus.GaugeVec // partition
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -59,10 +60,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_worker_partition_handovers_total", Help: "Partitions this worker handed over to a worker of its app that serves a signal this one does not (a rolling deploy), leaving the signal pending for it."}),
 		OutboxDrained: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_worker_outbox_drained_total", Help: "Outbox entries (effects a commit made on other partitions) applied by the periodic drain of the partitions this worker owns, not by the commit that wrote them: its worker stopped, or Redis failed, in between."}),
+		OutboxWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "realtime_worker_outbox_waiting", Help: "Outbox entries the last periodic drain of a partition this worker owns found when it could not apply them all (at most 1000 counted; 0 when it applied them all): effects waiting for another partition's Redis primary, per partition."}, []string{"partition"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Signals, m.HandlerSeconds, m.Overruns, m.DeadLetters, m.Reclaimed, m.Reread, m.Partitions,
-			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag, m.Handovers, m.OutboxDrained)
+			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag, m.Handovers, m.OutboxDrained, m.OutboxWaiting)
 	}
 	return m
 }

@@ -369,7 +369,13 @@ func (w *Worker) drainLoop(ctx context.Context) {
 		}
 		for _, p := range w.consumer.Owned() {
 			n, err := w.store.DrainOutbox(ctx, p)
-			w.metrics.OutboxDrained.Add(float64(n))
+			waiting := w.metrics.OutboxWaiting.WithLabelValues(strconv.Itoa(p))
+			if err == nil {
+				w.metrics.OutboxDrained.Add(float64(n))
+				waiting.Set(0)
+			} else {
+				waiting.Set(float64(n))
+			}
 			if err != nil && ctx.Err() == nil {
 				if ok, skipped := w.drainLog.Allow(time.Now(), time.Minute); ok {
 					w.log.Warn("outbox not drained; trying again", "partition", p, "err", err, "unlogged", skipped)
