@@ -52,6 +52,7 @@
 //	-duration D     length of each timed run (echo, polling, broadcast) [5s]
 //	-scenarios L    comma-separated: echo, polling, broadcast-1k, broadcast-10k, connect, hold [all];
 //	                also bridge (bridge.go; not in the default set: it needs Django and gunicorn)
+//	                and shards (shards.go; run alone: Redis Cluster on 1 and 3 primaries, per shard)
 //	-python, -gunicorn, -django-project   the bridge scenario's [/usr/bin/python3, /usr/bin/gunicorn, examples/django]
 //	-out FILE       the report [BENCHMARKS.md; with -quick: a temporary file]
 //	-plot FILE      the ratio plot, SVG or PNG by extension [bench/ratios.svg next to -out]
@@ -122,10 +123,11 @@ func parseFlags(args []string) (options, error) {
 	names = append(names, holdScenario)
 	defaults := strings.Join(names, ",")
 	names = append(names, bridgeScenario) // needs Django: only when asked for
+	names = append(names, shardsScenario) // runs alone: only when asked for
 	fs.IntVar(&o.runs, "runs", 5, "runs per target and scenario")
 	fs.IntVar(&o.bigRuns, "big-runs", 3, "runs per target of the 10,000-client scenario (at most -runs)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each timed run (echo, polling, broadcast)")
-	list := fs.String("scenarios", defaults, "comma-separated scenarios to run (also: "+bridgeScenario+", which needs Django and gunicorn)")
+	list := fs.String("scenarios", defaults, "comma-separated scenarios to run (also: "+bridgeScenario+", which needs Django and gunicorn, and "+shardsScenario+", Redis Cluster per shard, run alone)")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write (with -quick and no -out: a temporary file)")
 	fs.StringVar(&o.plot, "plot", "", "the ratio plot, .svg or .png (default: bench/ratios.svg next to -out)")
 	fs.BoolVar(&o.codec, "codec", true, "also run the codec benchmarks (go test -bench . -benchmem ./pkg/protocol ./pkg/bus)")
@@ -209,6 +211,14 @@ func run(args []string) error {
 	}
 	if bridge && len(o.scenarios) == 1 {
 		return runBridgeOnly(o, args)
+	}
+	if slices.Contains(o.scenarios, shardsScenario) {
+		if len(o.scenarios) > 1 {
+			return fmt.Errorf("the %s scenario runs alone (-scenarios %s): it writes its own section of the report", shardsScenario, shardsScenario)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return runShardsOnly(ctx, o, args)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(o.paths.Reference)), "node_modules", "socket.io")); err != nil {
 		return fmt.Errorf("socket.io is not installed next to %s (run make test-deps first): %w", o.paths.Reference, err)

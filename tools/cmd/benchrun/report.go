@@ -516,6 +516,9 @@ func writeReport(out, plotPath string, rep *Report) error {
 		rel = plotPath
 	}
 	md := RenderMarkdown(rep, extractAnalysis(string(old)), rel, extractSection(string(old), bridgeBegin, bridgeEnd))
+	if shards := extractSection(string(old), shardsBegin, shardsEnd); shards != "" {
+		md = spliceShards(md, shards+"\n") // the shards run writes its section alone: keep it
+	}
 	return os.WriteFile(out, []byte(md), 0o644)
 }
 
