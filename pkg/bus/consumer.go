@@ -272,12 +272,20 @@ func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 		owned: map[int]*part{}, releasing: map[int]bool{}, wake: make(chan struct{}, 1),
 		notTriedLog: &rate.Sometimes{First: 1, Interval: 10 * time.Second}}
 	rdb.AddHook(dialCounter{&c.dials})
-	if _, cluster := rdb.(*redis.ClusterClient); cluster && !oneSlot(cfg.Keys) {
+	if spread(rdb, cfg.Keys) {
 		c.eachPartition = true
 		c.inFlight = map[int]bool{}
 		c.results = make(chan readResult, cfg.Keys.Partitions())
 	}
 	return c
+}
+
+// spread reports whether rdb is a Redis Cluster client and the partitions
+// of keys are in different hash slots: then no command (MULTI/EXEC,
+// XREADGROUP of several streams, script) may name two partitions' keys.
+func spread(rdb redis.UniversalClient, keys Keys) bool {
+	_, cluster := rdb.(*redis.ClusterClient)
+	return cluster && !oneSlot(keys)
 }
 
 // oneSlot reports whether every partition stream of keys hashes to one
