@@ -179,7 +179,7 @@ func NewCommitter(rdb redis.UniversalClient, cfg CommitterConfig) *Committer {
 	cfg.defaults()
 	if cfg.Shards <= 0 {
 		cfg.Shards = DefaultCommitShardsOneNode
-		if spread(rdb, cfg.Keys) {
+		if Spread(rdb, cfg.Keys) {
 			cfg.Shards = cfg.Keys.Partitions()
 		}
 	}

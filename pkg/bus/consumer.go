@@ -272,7 +272,7 @@ func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 		owned: map[int]*part{}, releasing: map[int]bool{}, wake: make(chan struct{}, 1),
 		notTriedLog: &rate.Sometimes{First: 1, Interval: 10 * time.Second}}
 	rdb.AddHook(dialCounter{&c.dials})
-	if spread(rdb, cfg.Keys) {
+	if Spread(rdb, cfg.Keys) {
 		c.eachPartition = true
 		c.inFlight = map[int]bool{}
 		c.results = make(chan readResult, cfg.Keys.Partitions())
@@ -280,10 +280,13 @@ func NewConsumer(rdb redis.UniversalClient, cfg ConsumerConfig) *Consumer {
 	return c
 }
 
-// spread reports whether rdb is a Redis Cluster client and the partitions
+// Spread reports whether rdb is a Redis Cluster client and the partitions
 // of keys are in different hash slots: then no command (MULTI/EXEC,
 // XREADGROUP of several streams, script) may name two partitions' keys.
-func spread(rdb redis.UniversalClient, keys Keys) bool {
+// Otherwise every partition is on one node (one Redis, Sentinel, or a
+// cluster whose prefix holds a hash tag), and one command may name them
+// all.
+func Spread(rdb redis.UniversalClient, keys Keys) bool {
 	_, cluster := rdb.(*redis.ClusterClient)
 	return cluster && !oneSlot(keys)
 }

@@ -84,7 +84,10 @@ var ErrNoGroup = errors.New("session: a commit acknowledging an entry needs its 
 var ErrUnknownStream = errors.New("session: a commit on a stream that is no partition's")
 
 // Apply applies commits and returns how many were applied (a commit whose
-// entry was already acknowledged applies nothing). The commits of each
+// entry was already acknowledged applies nothing). Where every partition
+// is on one node (Config.PerPartition false) they run as one script
+// (commit_node.lua), all effects at once, in order. On a Redis Cluster whose
+// partitions are spread, the commits of each
 // partition stream run as one script on the partition (commit.lua,
 // run at once across partitions); an emitter's (no ID) run on the partitions
 // of their sessions, a broadcast on every partition. Effects a worker's
@@ -93,6 +96,9 @@ var ErrUnknownStream = errors.New("session: a commit on a stream that is no part
 // them for the next drain, and Apply still reports success: the commits
 // are applied, and their remote effects will be.
 func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
+	if !s.cfg.PerPartition {
+		return s.applyOnNode(ctx, commits)
+	}
 	k := s.cfg.Keys
 	runs := map[int][]scriptCommit{}
 	streams := map[string]int{} // partition of each stream named (a batch names few)
@@ -171,6 +177,41 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	return applied, nil
 }
 
+// applyOnNode is Apply where every partition is on one node: one
+// commit_node.lua for all of commits, which applies each effect in its
+// session's partition and a broadcast in every partition, without the
+// outbox.
+func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) {
+	k := s.cfg.Keys
+	scs := make([]scriptCommit, len(commits))
+	for i, c := range commits {
+		if c.ID != "" {
+			if c.Group == "" {
+				return 0, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
+			}
+			if k.StreamPartition(c.Stream) < 0 {
+				return 0, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
+			}
+		}
+		sc := scriptCommit{stream: c.Stream, group: c.Group, id: c.ID, effects: make([]partEffect, len(c.Effects))}
+		for j, e := range c.Effects {
+			part := "" // a broadcast reaches every partition
+			if e.op != 'b' {
+				part = strconv.Itoa(k.PartitionOf(e.args[0]))
+			}
+			sc.effects[j] = partEffect{e, part}
+		}
+		scs[i] = sc
+	}
+	call := &scriptCall{script: commitNodeScript, keys: s.deadlines, args: s.commitArgs(-1, scs)}
+	s.evalAll(ctx, []*scriptCall{call})
+	n, _, err := parseCommitReply(call.cmd)
+	if err != nil {
+		return n, fmt.Errorf("session: apply effects: %w", err)
+	}
+	return n, nil
+}
+
 // A scriptCommit is a Commit as commit.lua takes it: each effect with the
 // partition it applies to.
 type scriptCommit struct {
@@ -185,7 +226,8 @@ type partEffect struct {
 	part string
 }
 
-// commitArgs returns commit.lua's ARGV for commits on partition p.
+// commitArgs returns commit.lua's ARGV for commits on partition p, or with
+// p < 0 commit_node.lua's for commits on every partition.
 func (s *Store) commitArgs(p int, commits []scriptCommit) []any {
 	n := 5
 	for _, c := range commits {
@@ -194,7 +236,11 @@ func (s *Store) commitArgs(p int, commits []scriptCommit) []any {
 			n += 3 + len(e.args)
 		}
 	}
-	args := append(make([]any, 0, n), s.args(s.cfg.Keys.Partitions(), p)...)
+	head := []any{s.cfg.Keys.Partitions(), p}
+	if p < 0 {
+		head = head[:1]
+	}
+	args := append(make([]any, 0, n), s.args(head...)...)
 	for _, c := range commits {
 		args = append(args, c.stream, c.group, c.id, len(c.effects))
 		for _, e := range c.effects {

@@ -331,6 +331,7 @@ var (
 	reapDeadlinesScript = luaScript("reap_deadlines")
 	reapGatewayScript   = luaScript("reap_gateway")
 	commitScript        = luaScript("commit")
+	commitNodeScript    = luaScript("commit_node")
 	inboxScript         = luaScript("inbox")
 	ackScript           = luaScript("ack")
 )

@@ -70,6 +70,13 @@ type Config struct {
 	// again), so only someone else holding the sid would. The gateway
 	// sets it. Default: false (the old behaviour).
 	ExclusiveStreams bool
+	// PerPartition runs a commit (Apply) as one commit.lua per partition,
+	// effects on other partitions going through the outbox, as a Redis
+	// Cluster whose partitions are spread over slots requires; New sets it
+	// there (bus.Spread). Elsewhere every partition is on one node and
+	// Apply runs one commit_node.lua for the whole commit, with no outbox;
+	// tests set it to run the per-partition scripts on one Redis.
+	PerPartition bool
 }
 
 // Timer defaults (Config): the reference server's settings (socket.io 0.9
@@ -168,14 +175,20 @@ type Handshake struct {
 
 // Store reads and changes sessions in Redis.
 type Store struct {
-	rdb redis.UniversalClient
-	cfg Config
+	rdb       redis.UniversalClient
+	cfg       Config
+	deadlines []string // every partition's deadlines set, commit_node.lua's KEYS
 }
 
 // New returns a Store. It does not touch Redis.
 func New(rdb redis.UniversalClient, cfg Config) *Store {
 	cfg.defaults()
-	return &Store{rdb: rdb, cfg: cfg}
+	cfg.PerPartition = cfg.PerPartition || bus.Spread(rdb, cfg.Keys)
+	s := &Store{rdb: rdb, cfg: cfg, deadlines: make([]string, cfg.Keys.Partitions())}
+	for p := range s.deadlines {
+		s.deadlines[p] = cfg.Keys.Deadlines(p)
+	}
+	return s
 }
 
 // Config returns the store's configuration with defaults applied.
