@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -284,68 +285,148 @@ func (r *RouteReader) remember(seq uint64, msg string) {
 func (r *RouteReader) Last() uint64 { return r.last }
 
 // Run reads the stream until ctx ends. Call Open first.
-func (r *RouteReader) Run(ctx context.Context) {
+func (r *RouteReader) Run(ctx context.Context) { RunRouteReaders(ctx, r) }
+
+// RunRouteReaders runs readers of streams on one node (one Redis,
+// Sentinel, or one slot of a Redis Cluster) together until ctx ends: one
+// XREAD names every stream, so a gateway reading a route stream per
+// partition waits on one command, not one per stream. Each reader keeps its
+// own place, gaps, trimming and idle check (a reader that read nothing for
+// its Block verifies its stream, as Run does alone); an outage is reported
+// to every reader (Failed, Resumed). The readers share the first one's
+// client, Count, Block and retry bounds. Call Open on each first.
+func RunRouteReaders(ctx context.Context, readers ...*RouteReader) {
+	if len(readers) == 0 {
+		return
+	}
+	r0 := readers[0]
+	n := len(readers)
 	var (
 		failedAt time.Time // zero while reads work
-		retry    = r.cfg.RetryMin
-		check    bool // verify the stream before the next read
-		trimmed  = r.last
-		lastTrim = time.Now()
-		dials    = r.dials.Load()
+		retry    = r0.cfg.RetryMin
+		dials    = r0.dials.Load()
+		check    = make([]bool, n)      // verify the reader's stream before the next read
+		trimmed  = make([]uint64, n)    // what each stream was trimmed to
+		lastTrim = make([]time.Time, n) // when
+		active   = make([]time.Time, n) // when each last read an entry, or was verified
+		byKey    = make(map[string]int, n)
+		streams  = make([]string, 2*n)
+		from     = make([]uint64, n)
 	)
-	for ctx.Err() == nil {
-		if check {
-			if err := r.verify(ctx); err != nil {
-				failedAt, retry = r.failed(ctx, err, failedAt, retry)
+	now := time.Now()
+	for i, r := range readers {
+		trimmed[i], lastTrim[i], active[i] = r.last, now, now
+		byKey[r.key] = i
+	}
+	fail := func(err error) {
+		if ctx.Err() != nil {
+			return
+		}
+		if failedAt.IsZero() {
+			failedAt = time.Now()
+			for _, r := range readers {
+				if r.cfg.Failed != nil {
+					r.cfg.Failed(err)
+				}
+			}
+		}
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		retry = min(2*retry, r0.cfg.RetryMax)
+		for i := range check {
+			check[i] = true
+		}
+	}
+	// verify checks the readers marked, reporting whether all are placed.
+	verify := func(which []bool) bool {
+		for i, r := range readers {
+			if !which[i] {
 				continue
 			}
-			check, dials = false, r.dials.Load()
+			if err := r.verify(ctx); err != nil {
+				fail(err)
+				return false
+			}
+			which[i], active[i] = false, time.Now()
 		}
-		from := r.last
-		res, err := r.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{r.key, "0-" + strconv.FormatUint(from, 10)},
-			Count:   r.cfg.Count, Block: r.cfg.Block,
-		}).Result()
+		return true
+	}
+	for ctx.Err() == nil {
+		if slices.Contains(check, true) {
+			if !verify(check) {
+				continue
+			}
+			dials = r0.dials.Load()
+		}
+		for i, r := range readers {
+			from[i] = r.last
+			streams[i], streams[n+i] = r.key, "0-"+strconv.FormatUint(r.last, 10)
+		}
+		res, err := r0.rdb.XRead(ctx, &redis.XReadArgs{Streams: streams, Count: r0.cfg.Count, Block: r0.cfg.Block}).Result()
 		if errors.Is(err, redis.Nil) {
-			check = true // idle: make sure the stream is still there
-			err = nil
+			err = nil // idle: the readers idle for a Block are checked below
 		}
 		if err != nil {
-			failedAt, retry = r.failed(ctx, err, failedAt, retry)
-			check = true
+			fail(err)
 			continue
 		}
 		if !failedAt.IsZero() {
-			if r.cfg.Resumed != nil {
-				r.cfg.Resumed(time.Since(failedAt))
+			outage := time.Since(failedAt)
+			for _, r := range readers {
+				if r.cfg.Resumed != nil {
+					r.cfg.Resumed(outage)
+				}
 			}
-			failedAt, retry = time.Time{}, r.cfg.RetryMin
+			failedAt, retry = time.Time{}, r0.cfg.RetryMin
 		}
-		if d := r.dials.Load(); d != dials {
+		if d := r0.dials.Load(); d != dials {
 			// The read may have gone to another Redis: use it only if the
-			// stream there still holds the entry read last.
-			if err := r.verify(ctx); err != nil {
-				check = true
+			// streams there still hold the entries read last.
+			all := make([]bool, n)
+			for i := range all {
+				all[i] = true
+			}
+			if !verify(all) {
 				continue
 			}
 			dials = d
-			if r.last != from {
-				continue // a gap moved the reader: read again from there
+			moved := false
+			for i, r := range readers {
+				moved = moved || r.last != from[i]
+			}
+			if moved {
+				continue // a gap moved a reader: read again from there
 			}
 		}
+		now := time.Now()
 		for _, s := range res {
+			i, ok := byKey[s.Stream]
+			if !ok {
+				continue
+			}
+			r := readers[i]
 			for _, e := range s.Messages {
 				r.entry(e)
 			}
+			active[i] = now
 		}
-		if keep := r.recent[0].seq; keep > trimmed && time.Since(lastTrim) >= r.cfg.TrimEvery {
-			// Entries before the oldest remembered are done with; the
-			// remembered ones stay (MINID keeps keep): the reader checks
-			// its place against them.
-			if r.rdb.XTrimMinIDApprox(ctx, r.key, "0-"+strconv.FormatUint(keep, 10), 0).Err() == nil {
-				trimmed = keep
+		for i, r := range readers {
+			if now.Sub(active[i]) >= r.cfg.Block {
+				check[i] = true // idle: make sure the stream is still there
 			}
-			lastTrim = time.Now()
+			if keep := r.recent[0].seq; keep > trimmed[i] && now.Sub(lastTrim[i]) >= r.cfg.TrimEvery {
+				// Entries before the oldest remembered are done with; the
+				// remembered ones stay (MINID keeps keep): the reader
+				// checks its place against them.
+				if r.rdb.XTrimMinIDApprox(ctx, r.key, "0-"+strconv.FormatUint(keep, 10), 0).Err() == nil {
+					trimmed[i] = keep
+				}
+				lastTrim[i] = now
+			}
 		}
 	}
 }
@@ -460,25 +541,4 @@ func (r *RouteReader) rewind(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	return false, nil
-}
-
-// failed reports a failed read (once per outage) and waits before the
-// next, doubling the wait up to RetryMax.
-func (r *RouteReader) failed(ctx context.Context, err error, since time.Time, retry time.Duration) (time.Time, time.Duration) {
-	if ctx.Err() != nil {
-		return since, retry
-	}
-	if since.IsZero() {
-		since = time.Now()
-		if r.cfg.Failed != nil {
-			r.cfg.Failed(err)
-		}
-	}
-	t := time.NewTimer(retry)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-	}
-	return since, min(2*retry, r.cfg.RetryMax)
 }

@@ -361,3 +361,94 @@ func TestRouteReaderRemembers(t *testing.T) {
 		t.Fatalf("recent %v, last %d", r.recent, r.last)
 	}
 }
+
+// Readers run together (one XREAD for all their streams) each read their
+// own stream in order; a stream Redis lost is found by its reader while
+// another stream stays busy (each reader idle for its Block checks its
+// own), and only that reader reports a gap; an outage is reported to every
+// reader, and its end.
+func TestRouteReadersTogether(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	writer := srv.Client(t)
+	keys := NewKeys("t:", 3)
+	logs := make([]*routeLog, 3)
+	readers := make([]*RouteReader, 3)
+	for p := range readers {
+		l := &routeLog{}
+		logs[p] = l
+		readers[p] = NewRouteReader(rdb, keys.RouteStream(p, "gw-1"), RouteReaderConfig{
+			Block: 100 * time.Millisecond, TrimEvery: 50 * time.Millisecond, Keep: 50,
+			Route:   func(msg string) { l.mu.Lock(); l.routes = append(l.routes, msg); l.mu.Unlock() },
+			Gap:     func(g Gap) { l.mu.Lock(); l.gaps = append(l.gaps, g); l.mu.Unlock() },
+			Failed:  func(error) { l.mu.Lock(); l.failures++; l.mu.Unlock() },
+			Resumed: func(time.Duration) { l.mu.Lock(); l.resumes++; l.mu.Unlock() },
+		})
+		if err := readers[p].Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); RunRouteReaders(rctx, readers...) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	want := make([][]string, 3)
+	for i := 1; i <= 300; i++ {
+		p := i % 3
+		msg := fmt.Sprintf("D\ns%d\n0\n%d", p, i)
+		if _, err := AppendRoute(ctx, writer, keys.RouteStream(p, "gw-1"), msg); err != nil {
+			t.Fatal(err)
+		}
+		want[p] = append(want[p], msg)
+	}
+	for p, l := range logs {
+		waitFor(t, fmt.Sprint("the routes of stream ", p), func() bool { r, _, _, _ := l.snapshot(); return len(r) == len(want[p]) })
+		if r, gaps, _, _ := l.snapshot(); !slices.Equal(r, want[p]) || len(gaps) != 0 {
+			t.Fatalf("stream %d: read %q with gaps %v, want %q", p, r, gaps, want[p])
+		}
+	}
+
+	// Stream 2 is lost while stream 0 stays busy.
+	busy, stop := context.WithCancel(ctx)
+	var writes sync.WaitGroup
+	writes.Add(1)
+	go func() {
+		defer writes.Done()
+		for busy.Err() == nil {
+			_, _ = AppendRoute(ctx, writer, keys.RouteStream(0, "gw-1"), "D\ns0\n0\nbusy")
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if err := writer.Del(ctx, keys.RouteStream(2, "gw-1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lost stream's gap", func() bool { _, g, _, _ := logs[2].snapshot(); return len(g) == 1 })
+	stop()
+	writes.Wait()
+	if _, g, _, _ := logs[2].snapshot(); g[0].Reason != GapLost {
+		t.Fatalf("gap %+v, want stream_lost", g[0])
+	}
+	for _, p := range []int{0, 1} {
+		if _, g, _, _ := logs[p].snapshot(); len(g) != 0 {
+			t.Fatalf("stream %d reported gaps %v; only stream 2 was lost", p, g)
+		}
+	}
+	if _, err := AppendRoute(ctx, writer, keys.RouteStream(2, "gw-1"), "D\ns2\n0\nafter"); err != nil {
+		t.Fatalf("append after the reader opened the lost stream again: %v", err)
+	}
+	waitFor(t, "the route after the loss", func() bool {
+		r, _, _, _ := logs[2].snapshot()
+		return r[len(r)-1] == "D\ns2\n0\nafter"
+	})
+
+	// An outage: every reader reports it once, and its end.
+	if err := writer.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for p, l := range logs {
+		waitFor(t, fmt.Sprint("stream ", p, "'s outage and its end"), func() bool { _, _, f, r := l.snapshot(); return f == 1 && r == 1 })
+	}
+}

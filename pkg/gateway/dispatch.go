@@ -34,10 +34,12 @@ func (g *Gateway) newRouteReader(p int) *bus.RouteReader {
 	})
 }
 
-// dispatchLoop reads the route stream until ctx ends.
-func (g *Gateway) dispatchLoop(ctx context.Context, r *bus.RouteReader) {
+// dispatchLoop reads route streams until ctx ends: one, or, where every
+// partition is on one node, all of them with one XREAD
+// (bus.RunRouteReaders).
+func (g *Gateway) dispatchLoop(ctx context.Context, readers ...*bus.RouteReader) {
 	defer g.wg.Done()
-	r.Run(ctx)
+	bus.RunRouteReaders(ctx, readers...)
 }
 
 // routeGap handles a stretch of the route stream of partition p that could

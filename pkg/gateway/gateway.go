@@ -180,10 +180,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 	loops, stop := context.WithCancel(context.Background())
 	g.stop = stop
 	ctx = loops
-	g.wg.Add(3 + len(g.routes))
-	for _, r := range g.routes {
-		go g.dispatchLoop(ctx, r)
+	if bus.Spread(g.rdb, g.cfg.Keys) {
+		// One XREAD may not name streams of two slots: a loop per stream.
+		g.wg.Add(len(g.routes))
+		for _, r := range g.routes {
+			go g.dispatchLoop(ctx, r)
+		}
+	} else {
+		g.wg.Add(1)
+		go g.dispatchLoop(ctx, g.routes...)
 	}
+	g.wg.Add(3)
 	go g.aliveLoop(ctx)
 	go g.reapLoop(ctx)
 	go g.sessionCheckLoop(ctx)
