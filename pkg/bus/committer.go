@@ -113,6 +113,7 @@ const (
 	// 20). One batch in flight does not limit a gateway: at 0.5 ms of
 	// round trip, DefaultCommitMaxBatch signals a batch is 500,000 a second.
 	DefaultCommitShardsOneNode = 1
+
 	DefaultCommitMaxBatch = 256
 	DefaultCommitQueueLen = 4096
 	DefaultCommitTimeout  = 5 * time.Second
