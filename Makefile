@@ -26,7 +26,8 @@ build:
 # process, which fails its test), except one more run of the codec's
 # allocation test without it (-race makes sync.Pool drop items, so pooled code
 # allocates more). go test runs through internal/testsummary,
-# which prints what go test prints and ends with the list of skipped tests
+# which prints what go test prints, then the 15 slowest tests (where to
+# look when the suite grows long), and ends with the list of skipped tests
 # and why (a missing redis-server, node, chromium or haproxy), keeping go
 # test's exit status.
 test: test-deps fmt-check

@@ -1,6 +1,7 @@
 // Command testsummary runs go test with -json and the given arguments,
 // prints what go test prints without -v (each package's ok or FAIL line,
-// and the output of failed tests), and ends with a summary of the skipped
+// and the output of failed tests), then the slowest tests (SLOWEST:, so a
+// suite growing too long shows where), and ends with a summary of the skipped
 // tests and why each skipped, so that a suite skipped for a missing
 // dependency (redis-server, node, chromium, haproxy) does not hide behind a
 // row of ok lines. Last of all it repeats the messages of each failed test
@@ -21,6 +22,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -59,6 +62,7 @@ func run(dirs, args []string, stdout, stderr io.Writer) int {
 			code = c
 		}
 	}
+	s.printSlowest()
 	s.printSkips()
 	s.printFailures()
 	if code == 0 && s.failed {
@@ -107,7 +111,17 @@ type event struct {
 	Package string
 	Test    string
 	Output  string
+	Elapsed float64 // seconds, on a test's pass or fail
 }
+
+// timing is how long a top-level test ran.
+type timing struct {
+	Package, Test string
+	Seconds       float64
+}
+
+// slowestShown is how many of the slowest tests the summary lists.
+const slowestShown = 15
 
 // skip is a skipped test and the last line it logged (its t.Skip reason).
 type skip struct {
@@ -127,6 +141,7 @@ type summary struct {
 	output   map[string][]string // a running test's output, by package and test
 	skips    []skip
 	failures []failure
+	timings  []timing // top-level tests that passed or failed
 	failed   bool
 }
 
@@ -152,6 +167,9 @@ func (s *summary) read(r io.Reader) error {
 
 func (s *summary) handle(ev event) {
 	key := ev.Package + "\x00" + ev.Test
+	if (ev.Action == "pass" || ev.Action == "fail") && ev.Test != "" && !strings.Contains(ev.Test, "/") {
+		s.timings = append(s.timings, timing{ev.Package, ev.Test, ev.Elapsed})
+	}
 	switch ev.Action {
 	case "output", "build-output":
 		if ev.Test != "" {
@@ -210,6 +228,22 @@ func reason(lines []string) string {
 		return l
 	}
 	return "(no reason given)"
+}
+
+// printSlowest prints the slowest top-level tests, slowest first, under
+// "SLOWEST:" (what to look at when the suite grows too long), or nothing
+// when no test ran.
+func (s *summary) printSlowest() {
+	if len(s.timings) == 0 {
+		return
+	}
+	ts := slices.Clone(s.timings)
+	slices.SortStableFunc(ts, func(a, b timing) int { return cmp.Compare(b.Seconds, a.Seconds) })
+	ts = ts[:min(len(ts), slowestShown)]
+	fmt.Fprintf(s.w, "\nSLOWEST: the %d slowest of %d tests:\n", len(ts), len(s.timings))
+	for _, t := range ts {
+		fmt.Fprintf(s.w, "  %7.1fs %s %s\n", t.Seconds, t.Package, t.Test)
+	}
 }
 
 // printSkips prints the skipped tests, one a line with the reason, under

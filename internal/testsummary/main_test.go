@@ -173,3 +173,30 @@ func TestFailuresRecapIsBounded(t *testing.T) {
 		t.Errorf("last line %q", got[len(got)-1])
 	}
 }
+
+// The slowest top-level tests are listed slowest first, at most
+// slowestShown; subtests are not.
+func TestSummaryListsTheSlowest(t *testing.T) {
+	var in strings.Builder
+	for i := range slowestShown + 5 {
+		ev := event{Action: "pass", Package: "p", Test: "Test" + string(rune('A'+i)), Elapsed: float64(i)}
+		b, _ := json.Marshal(ev)
+		in.Write(append(b, '\n'))
+	}
+	b, _ := json.Marshal(event{Action: "fail", Package: "q", Test: "TestSlowSub/part", Elapsed: 999})
+	in.Write(append(b, '\n'))
+	var out strings.Builder
+	s := newSummary(&out)
+	if err := s.read(strings.NewReader(in.String())); err != nil {
+		t.Fatal(err)
+	}
+	s.printSlowest()
+	got := out.String()
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if lines[0] != "SLOWEST: the 15 slowest of 20 tests:" || len(lines) != 1+slowestShown {
+		t.Fatalf("got\n%s", got)
+	}
+	if !strings.HasSuffix(lines[1], "19.0s p TestT") || !strings.HasSuffix(lines[15], "5.0s p TestF") || strings.Contains(got, "TestSlowSub") {
+		t.Fatalf("not the slowest first, or a subtest listed:\n%s", got)
+	}
+}
