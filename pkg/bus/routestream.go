@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -293,7 +295,10 @@ func (r *RouteReader) Run(ctx context.Context) { RunRouteReaders(ctx, r) }
 // partition waits on one command, not one per stream. Each reader keeps its
 // own place, gaps, trimming and idle check (a reader that read nothing for
 // its Block verifies its stream, as Run does alone); an outage is reported
-// to every reader (Failed, Resumed). The readers share the first one's
+// to every reader (Failed, Resumed). The entries of several streams that
+// one read returns are handled concurrently (each stream's in order), so
+// the callbacks of different readers may run at once, as they do when each
+// reader runs alone. The readers share the first one's
 // client, Count, Block and retry bounds. Call Open on each first.
 func RunRouteReaders(ctx context.Context, readers ...*RouteReader) {
 	if len(readers) == 0 {
@@ -403,16 +408,17 @@ func RunRouteReaders(ctx context.Context, readers ...*RouteReader) {
 			}
 		}
 		now := time.Now()
+		eachStream(res, func(s redis.XStream) {
+			if i, ok := byKey[s.Stream]; ok {
+				for _, e := range s.Messages {
+					readers[i].entry(e)
+				}
+			}
+		})
 		for _, s := range res {
-			i, ok := byKey[s.Stream]
-			if !ok {
-				continue
+			if i, ok := byKey[s.Stream]; ok {
+				active[i] = now
 			}
-			r := readers[i]
-			for _, e := range s.Messages {
-				r.entry(e)
-			}
-			active[i] = now
 		}
 		for i, r := range readers {
 			if now.Sub(active[i]) >= r.cfg.Block {
@@ -429,6 +435,37 @@ func RunRouteReaders(ctx context.Context, readers ...*RouteReader) {
 			}
 		}
 	}
+}
+
+// eachStream calls fn with each stream of an XREAD reply, on up to
+// GOMAXPROCS goroutines at once when it holds several, and returns when all
+// are done: readers running alone would handle their streams in parallel
+// too, and a broadcast to thousands of members that reaches every
+// partition's stream would otherwise be written out on one core.
+func eachStream(res []redis.XStream, fn func(redis.XStream)) {
+	workers := min(runtime.GOMAXPROCS(0), len(res))
+	if workers <= 1 {
+		for _, s := range res {
+			fn(s)
+		}
+		return
+	}
+	var next atomic.Int64
+	work := func() {
+		for i := next.Add(1) - 1; i < int64(len(res)); i = next.Add(1) - 1 {
+			fn(res[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
 }
 
 // entry handles one entry read: a gap before it, then its route.
