@@ -207,7 +207,16 @@ func TestGatewayDrainUnderTraffic(t *testing.T) {
 		}()
 	}
 	time.Sleep(3 * time.Second)
-	victim := gws[1]
+	// The gateway holding the most websockets (round robin between the
+	// polling requests may leave any one of them without a websocket).
+	victim, most := gws[0], -1.0
+	for i, g := range gws {
+		_, m, _ := get(t, "http://"+admins[i]+"/metrics")
+		if n := metric(m, `realtime_gateway_connections{transport="websocket"}`); n > most {
+			victim, most = g, n
+		}
+	}
+	t.Logf("draining %s, which holds %v websockets", victim.name, most)
 	start := time.Now()
 	victim.signal(syscall.SIGTERM)
 	select {
