@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -423,5 +424,36 @@ func TestParseFlagsBaseline(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-baseline", "HEAD~1", "-baseline-bin", "/opt/old"}); err == nil {
 		t.Error("-baseline with -baseline-bin accepted")
+	}
+}
+
+// The echo scenario's ceiling: the same siobench arguments with -scenario
+// ws-echo; the report gives its median and each target's share of it, and
+// says nothing when it did not run; the ceiling does not enter the
+// cluster/reference ratios.
+func TestCeiling(t *testing.T) {
+	args := []string{"-url", "u", "-json", "-scenario", "echo", "-clients", "100"}
+	if got := ceilingArgs(args); !slices.Equal(got, []string{"-url", "u", "-json", "-scenario", "ws-echo", "-clients", "100"}) || args[4] != "echo" {
+		t.Fatalf("ceilingArgs: %q (args now %q)", got, args)
+	}
+	rep := fakeReport()
+	if got := renderCeiling(rep); got != "" {
+		t.Fatalf("a ceiling without its runs: %q", got)
+	}
+	before := Rows(rep)[0]
+	echo := rep.Scenarios[0]
+	for i, ops := range []float64{50000, 30000, 40000} {
+		echo.Runs = append(echo.Runs, RunRecord{Target: targetCeiling, Index: i + 1, Result: &Result{OpsPerS: ops, P99ms: float64(i + 1)}})
+	}
+	got := renderCeiling(rep)
+	// Ceiling median 40000 (p99 2); cluster median 10000 (9000, 11000): 25%;
+	// reference 10000: 25%.
+	for _, want := range []string{"40000 echoes/s, p99 2.00 ms (median of 3 runs)", "cluster 25%, reference 25%", "same 100 clients"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in %q", want, got)
+		}
+	}
+	if after := Rows(rep)[0]; after.Cluster != before.Cluster || after.Reference != before.Reference || after.Ratio != before.Ratio {
+		t.Errorf("the ceiling's runs changed the echo row: %+v, was %+v", after, before)
 	}
 }

@@ -133,7 +133,7 @@ func renderCosts(rep *Report) string {
 		if !sr.Scenario.Costs {
 			continue
 		}
-		rows := costRows(sr.Runs, []string{targetCluster, targetBaseline, targetReference})
+		rows := costRows(sr.Runs, []string{targetCluster, targetBaseline, targetReference, targetCeiling})
 		if rows == "" {
 			continue
 		}

@@ -93,7 +93,14 @@ const (
 	targetCluster   = "cluster"
 	targetBaseline  = "baseline"
 	targetReference = "reference"
+	// targetCeiling is the echo scenario's fourth target: a bare websocket
+	// echo (bin/wsecho: gorilla/websocket, no Socket.IO, no Redis) that
+	// siobench drives with -scenario ws-echo, the most this machine does.
+	targetCeiling = "ceiling"
 )
+
+// ceilingScenario is the scenario whose runs also go to the ceiling.
+const ceilingScenario = "echo"
 
 // options are benchrun's flags.
 type options struct {
@@ -219,6 +226,9 @@ func run(args []string) error {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		return runShardsOnly(ctx, o, args)
+	}
+	if _, err := os.Stat(filepath.Join(o.paths.Bin, "wsecho")); err != nil {
+		return fmt.Errorf("%s: %w (the echo scenario's ceiling; run make build first)", filepath.Join(o.paths.Bin, "wsecho"), err)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(o.paths.Reference)), "node_modules", "socket.io")); err != nil {
 		return fmt.Errorf("socket.io is not installed next to %s (run make test-deps first): %w", o.paths.Reference, err)
@@ -384,8 +394,12 @@ func runScenarios(ctx context.Context, o options, srv *servers, rep *Report, fil
 			fmt.Fprintf(os.Stderr, "benchrun: %s skipped: %s\n", sc.Name, sr.Skipped)
 			continue
 		}
+		targets := srv.targets()
+		if sc.Name == ceilingScenario {
+			targets = append(targets, targetCeiling)
+		}
 		for i := range runs {
-			for _, target := range srv.targets() {
+			for _, target := range targets {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -400,6 +414,9 @@ func runScenarios(ctx context.Context, o options, srv *servers, rep *Report, fil
 					}
 				}
 				args := append([]string{"-url", srv.url(sc, target)}, sr.Args...)
+				if target == targetCeiling {
+					args = ceilingArgs(args)
+				}
 				if sc.PID {
 					args = append(args, "-pid", fmt.Sprint(srv.pid(target)))
 				}
@@ -544,6 +561,18 @@ func quoteArgs(args []string) []string {
 			a = "'" + a + "'"
 		}
 		out[i] = a
+	}
+	return out
+}
+
+// ceilingArgs returns siobench's arguments for the ceiling: the same, with
+// -scenario ws-echo.
+func ceilingArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i := range len(out) - 1 {
+		if out[i] == "-scenario" {
+			out[i+1] = "ws-echo"
+		}
 	}
 	return out
 }

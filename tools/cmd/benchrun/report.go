@@ -429,6 +429,7 @@ func RenderMarkdown(rep *Report, analysis, plotRel, bridge string) string {
 
 	w("## Results\n\nMedians of the runs; targets from issue 6.\n\n")
 	b.WriteString(renderTable(rep))
+	b.WriteString(renderCeiling(rep))
 	w("\n![Ratio cluster / reference per scenario and metric](%s)\n\n", filepath.ToSlash(plotRel))
 	b.WriteString(renderHold(rep.Hold))
 	if len(rep.Notes) > 0 {
@@ -580,4 +581,37 @@ func plotRows(rows []Row) []Row {
 		}
 	}
 	return out
+}
+
+// renderCeiling renders the line comparing the echo scenario with its
+// ceiling (bin/wsecho): the medians of acks/s and p99, and each target's
+// share of the ceiling's acks/s ("" when the ceiling did not run).
+func renderCeiling(rep *Report) string {
+	for _, sr := range rep.Scenarios {
+		if sr.Scenario.Name != ceilingScenario {
+			continue
+		}
+		acks, p99 := map[string][]float64{}, map[string][]float64{}
+		for _, r := range sr.Runs {
+			if r.Result != nil {
+				acks[r.Target] = append(acks[r.Target], r.Result.OpsPerS)
+				p99[r.Target] = append(p99[r.Target], r.Result.P99ms)
+			}
+		}
+		ceiling := Median(acks[targetCeiling])
+		if len(acks[targetCeiling]) == 0 || ceiling <= 0 {
+			return ""
+		}
+		var shares []string
+		for _, t := range []string{targetCluster, targetBaseline, targetReference} {
+			if len(acks[t]) > 0 {
+				shares = append(shares, fmt.Sprintf("%s %.0f%%", t, 100*Median(acks[t])/ceiling))
+			}
+		}
+		return fmt.Sprintf("\n**Ceiling** of the echo scenario: a bare websocket echo (`bin/wsecho`: gorilla/websocket, no Socket.IO\n"+
+			"framing, no sessions, no Redis) driven by `siobench -scenario ws-echo` with the same %d clients, in the same\n"+
+			"rounds: %.0f echoes/s, p99 %.2f ms (median of %d runs). Each target's acks/s as a share of it: %s.\n",
+			sr.Clients, ceiling, Median(p99[targetCeiling]), len(acks[targetCeiling]), strings.Join(shares, ", "))
+	}
+	return ""
 }

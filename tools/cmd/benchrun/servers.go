@@ -40,6 +40,8 @@ type servers struct {
 	cluster, baseline *cluster
 	node              *proc
 	referenceURL      string
+	ceiling           *proc // bin/wsecho, the echo scenario's ceiling
+	ceilingURL        string
 
 	// Load balancers, started for the first scenario that runs through
 	// them (see lb.go); the clusters' own are in their cluster.
@@ -97,7 +99,37 @@ func startServers(ctx context.Context, paths Paths, logDir string) (s *servers, 
 	if err = s.startReference(ctx); err != nil {
 		return nil, err
 	}
+	if err = s.startCeiling(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// startCeiling starts bin/wsecho on any free port; it is ready when it
+// prints "listening <port>".
+func (s *servers) startCeiling(ctx context.Context) error {
+	portc := make(chan string, 1)
+	var err error
+	s.ceiling, err = startProc(s.logDir, targetCeiling, "", nil, func(line string) {
+		if p, ok := strings.CutPrefix(line, "listening "); ok {
+			select {
+			case portc <- strings.TrimSpace(p):
+			default:
+			}
+		}
+	}, filepath.Join(s.paths.Bin, "wsecho"), "-addr", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	select {
+	case port := <-portc:
+		s.ceilingURL = "http://127.0.0.1:" + port
+		return nil
+	case <-time.After(10 * time.Second):
+		return s.ceiling.failure(errors.New("did not print its port within 10s"))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // targets returns the targets in the order each scenario alternates them:
@@ -272,6 +304,9 @@ func (s *servers) startReference(ctx context.Context) error {
 // gateway, the worker and Redis, or the Node process; with a load
 // balancer, also the second gateway and the target's haproxy.
 func (s *servers) procs(sc Scenario, target string) []*proc {
+	if target == targetCeiling {
+		return []*proc{s.ceiling}
+	}
 	if c := s.clusterOf(target); c != nil {
 		return c.procs(sc.LB)
 	}
@@ -305,7 +340,7 @@ func (s *servers) check() error {
 
 // all returns every process started (nil entries for those not started).
 func (s *servers) all() []*proc {
-	ps := []*proc{s.node, s.referenceLB}
+	ps := []*proc{s.node, s.referenceLB, s.ceiling}
 	for _, c := range s.clusters() {
 		ps = append(ps, c.procs(true)...)
 	}
@@ -315,6 +350,9 @@ func (s *servers) all() []*proc {
 // url returns the address a scenario's clients use for a target: the
 // target's load balancer for scenarios that run through one.
 func (s *servers) url(sc Scenario, target string) string {
+	if target == targetCeiling {
+		return s.ceilingURL
+	}
 	if c := s.clusterOf(target); c != nil {
 		if sc.LB {
 			return c.lbURL
@@ -338,7 +376,7 @@ func (s *servers) pid(target string) int {
 // stopAll stops everything, clients' side first: the load balancers, the
 // gateways and the reference together, then the workers, then Redis.
 func (s *servers) stopAll() {
-	front := []*proc{s.node, s.referenceLB}
+	front := []*proc{s.node, s.referenceLB, s.ceiling}
 	for _, c := range s.clusters() {
 		front = append(front, c.gateway, c.gateway2, c.haproxy)
 	}

@@ -14,6 +14,8 @@
 //	broadcast  N clients join one room; one sends "to" with a timestamp every
 //	           -interval: delivery latency to every member, deliveries missing
 //	polling    echo over xhr-polling (point -url at a load balancer)
+//	ws-echo    echo without Socket.IO: plain websocket messages to a bare
+//	           echo server (cmd/wsecho), the ceiling of the others
 //
 // It prints a progress line every second on stderr and a summary on stdout
 // (-json for JSON). Runs are bounded by -duration and -clients.
@@ -82,7 +84,7 @@ func run(args []string) error {
 	var c config
 	url := fs.String("url", "http://127.0.0.1:8000", "server base URL; several comma-separated are used in turn")
 	fs.StringVar(&c.transport, "transport", "websocket", "websocket or xhr-polling")
-	fs.StringVar(&c.scenario, "scenario", "echo", "connect, echo, broadcast or polling")
+	fs.StringVar(&c.scenario, "scenario", "echo", "connect, echo, broadcast, polling or ws-echo")
 	fs.IntVar(&c.clients, "clients", 100, "number of clients")
 	fs.IntVar(&c.concurrency, "concurrency", 50, "connects in flight at once")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long the echo and broadcast scenarios run")
@@ -130,8 +132,10 @@ func run(args []string) error {
 		res, err = echoScenario(ctx, c)
 	case "broadcast":
 		res, err = broadcastScenario(ctx, c)
+	case "ws-echo":
+		res, err = wsEchoScenario(ctx, c)
 	default:
-		return fmt.Errorf("scenario %q: want connect, echo, broadcast or polling", c.scenario)
+		return fmt.Errorf("scenario %q: want connect, echo, broadcast, polling or ws-echo", c.scenario)
 	}
 	if err != nil {
 		return err
