@@ -335,11 +335,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer sub.Close()
 		w.replies(ctx, sub)
 	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.drainLoop(ctx)
-	}()
+	if w.store.Config().PerPartition {
+		// Only a spread Redis Cluster has outboxes to drain: elsewhere a
+		// commit applies every effect at once (commit_node.lua).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.drainLoop(ctx)
+		}()
+	}
 	serves := w.describe()
 	w.serves.Store(&serves)
 	w.log.Info("worker started")
@@ -354,7 +358,8 @@ func (w *Worker) Run(ctx context.Context) error {
 const DefaultOutboxDrainEvery = time.Second
 
 // drainLoop applies, every DefaultOutboxDrainEvery until ctx ends, what
-// the outboxes of the partitions this worker owns still hold: effects on
+// the outboxes of the partitions this worker owns still hold (on a spread
+// Redis Cluster, session.Config.PerPartition; elsewhere there are none): effects on
 // other partitions that the commit writing them did not get applied (a
 // worker killed between the steps, a Redis error; docs/redis.md, "Effects
 // across partitions"). Failures are logged at most once a minute.

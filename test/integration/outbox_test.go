@@ -8,19 +8,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime/realtime/internal/testredis"
 	"github.com/realtime/realtime/pkg/bus"
 )
 
 // A sender relays numbered messages to a room whose members are in other
-// partitions (each relay goes through the sender's partition's outbox,
-// docs/redis.md "Effects across partitions") while one of the two workers
-// is killed (SIGKILL) and a third joins: every member gets every message
-// exactly once, in the order sent.
+// partitions while one of the two workers is killed (SIGKILL) and a third
+// joins: every member gets every message exactly once, in the order sent.
+// On one Redis each relay is applied by the commit's one script; on a
+// Redis Cluster whose partitions are spread it goes through the sender's
+// partition's outbox (docs/redis.md, "Effects across partitions").
 func TestRoomRelayAcrossPartitionsSurvivesWorkerKill(t *testing.T) {
+	t.Run("one node", func(t *testing.T) { roomRelayWorkerKill(t, nil) })
+	t.Run("redis cluster", func(t *testing.T) {
+		rc := testredis.StartCluster(t, 3, 0)
+		roomRelayWorkerKill(t, []string{"-redis", rc.URL()})
+	})
+}
+
+// roomRelayWorkerKill runs TestRoomRelayAcrossPartitionsSurvivesWorkerKill
+// with the gateways and workers given redisFlags.
+func roomRelayWorkerKill(t *testing.T, redisFlags []string) {
 	c := newCluster(t)
-	g1, g2 := c.gateway("a"), c.gateway("b")
-	w1 := c.worker("w1", "echo")
-	c.worker("w2", "echo")
+	g1, g2 := c.gateway("a", redisFlags...), c.gateway("b", redisFlags...)
+	w1 := c.worker("w1", "echo", redisFlags...)
+	c.worker("w2", "echo", redisFlags...)
 	keys := bus.NewKeys("", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -62,7 +74,7 @@ func TestRoomRelayAcrossPartitionsSurvivesWorkerKill(t *testing.T) {
 	}
 	for n := 1; n <= messages; n++ {
 		if n == 40 {
-			c.worker("w3", "echo") // a rebalance
+			c.worker("w3", "echo", redisFlags...) // a rebalance
 		}
 		if n == 80 {
 			w1.kill() // and a crash
