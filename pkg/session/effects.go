@@ -136,15 +136,7 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 		if p < 0 {
 			return 0, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
 		}
-		sc := scriptCommit{stream: c.Stream, group: c.Group, id: c.ID, effects: make([]partEffect, len(c.Effects))}
-		for i, e := range c.Effects {
-			part := "" // a broadcast reaches every partition
-			if e.op != 'b' {
-				part = strconv.Itoa(k.PartitionOf(e.args[0]))
-			}
-			sc.effects[i] = partEffect{e, part}
-		}
-		add(p, sc)
+		add(p, s.scriptCommit(c))
 	}
 	calls := make([]*scriptCall, len(order))
 	for i, p := range order {
@@ -193,15 +185,7 @@ func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) 
 				return 0, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
 			}
 		}
-		sc := scriptCommit{stream: c.Stream, group: c.Group, id: c.ID, effects: make([]partEffect, len(c.Effects))}
-		for j, e := range c.Effects {
-			part := "" // a broadcast reaches every partition
-			if e.op != 'b' {
-				part = strconv.Itoa(k.PartitionOf(e.args[0]))
-			}
-			sc.effects[j] = partEffect{e, part}
-		}
-		scs[i] = sc
+		scs[i] = s.scriptCommit(c)
 	}
 	call := &scriptCall{script: commitNodeScript, keys: s.deadlines, args: s.commitArgs(-1, scs)}
 	s.evalAll(ctx, []*scriptCall{call})
@@ -210,6 +194,20 @@ func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) 
 		return n, fmt.Errorf("session: apply effects: %w", err)
 	}
 	return n, nil
+}
+
+// scriptCommit returns c as the commit scripts take it: each effect with
+// its session's partition, a broadcast with "" (every partition).
+func (s *Store) scriptCommit(c Commit) scriptCommit {
+	sc := scriptCommit{stream: c.Stream, group: c.Group, id: c.ID, effects: make([]partEffect, len(c.Effects))}
+	for i, e := range c.Effects {
+		part := ""
+		if e.op != 'b' {
+			part = strconv.Itoa(s.cfg.Keys.PartitionOf(e.args[0]))
+		}
+		sc.effects[i] = partEffect{e, part}
+	}
+	return sc
 }
 
 // A scriptCommit is a Commit as commit.lua takes it: each effect with the

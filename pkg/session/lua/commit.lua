@@ -26,29 +26,15 @@ local function forward(q, op, a)
   for _, v in ipairs(a) do r[#r + 1] = v end
 end
 buffer()
-local i, applied = 6, 0
-while i <= #ARGV do
-  local stream, group, id, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  i = i + 4
-  local ok = true
-  if id ~= '' then ok = redis.call('XACK', stream, group, id) == 1 end
-  for _ = 1, n do
-    local op, part, na = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-    local a = {}
-    for j = 1, na do a[j] = ARGV[i + 2 + j] end
-    i = i + 3 + na
-    if ok then
-      if part == me then apply_effect(op, a)
-      elseif part == '' then
-        apply_effect(op, a)
-        for q = 0, np - 1 do
-          if tostring(q) ~= me then forward(q, op, a) end
-        end
-      else forward(tonumber(part), op, a) end
+local applied = each_commit(6, function(op, part, a)
+  if part == me then apply_effect(op, a)
+  elseif part == '' then
+    apply_effect(op, a)
+    for q = 0, np - 1 do
+      if tostring(q) ~= me then forward(q, op, a) end
     end
-  end
-  if ok then applied = applied + 1 end
-end
+  else forward(tonumber(part), op, a) end
+end)
 flush()
 for q = 0, np - 1 do
   if remote[q] then redis.call('XADD', KEYS[2], '*', OUTBOX_TO, tostring(q), OUTBOX_EFFECTS, pack_fields(remote[q])) end

@@ -19,30 +19,16 @@ local function within(q)
   PP = string.sub(KDL, 1, #KDL - #DEADLINES)
 end
 buffer()
-local i, applied = 5, 0
-while i <= #ARGV do
-  local stream, group, id, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  i = i + 4
-  local ok = true
-  if id ~= '' then ok = redis.call('XACK', stream, group, id) == 1 end
-  for _ = 1, n do
-    local op, part, na = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-    local a = {}
-    for j = 1, na do a[j] = ARGV[i + 2 + j] end
-    i = i + 3 + na
-    if ok then
-      if part == '' then
-        for q = 0, np - 1 do
-          within(q)
-          apply_effect(op, a)
-        end
-      else
-        within(tonumber(part))
-        apply_effect(op, a)
-      end
+local applied = each_commit(5, function(op, part, a)
+  if part == '' then
+    for q = 0, np - 1 do
+      within(q)
+      apply_effect(op, a)
     end
+  else
+    within(tonumber(part))
+    apply_effect(op, a)
   end
-  if ok then applied = applied + 1 end
-end
+end)
 flush()
 return {applied, {}}

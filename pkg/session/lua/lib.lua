@@ -313,6 +313,32 @@ local function apply_effect(op, a)
   end
 end
 
+-- each_commit walks the commits in ARGV from index i on, as
+-- Store.commitArgs writes them (per commit: stream, consumer group, id,
+-- effect count, then per effect: op, partition, arg count, args). A commit
+-- with an entry id applies only if XACK acknowledged the entry now (so a
+-- retried or duplicated commit applies nothing twice); for each effect of
+-- a commit that applies, apply(op, partition, args) is called, in order.
+-- Returns the number of commits applied.
+local function each_commit(i, apply)
+  local applied = 0
+  while i <= #ARGV do
+    local stream, group, id, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+    i = i + 4
+    local ok = true
+    if id ~= '' then ok = redis.call('XACK', stream, group, id) == 1 end
+    for _ = 1, n do
+      local op, part, na = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+      local a = {}
+      for j = 1, na do a[j] = ARGV[i + 2 + j] end
+      i = i + 3 + na
+      if ok then apply(op, part, a) end
+    end
+    if ok then applied = applied + 1 end
+  end
+  return applied
+end
+
 -- Outbox entries (commit.lua writes them, inbox.lua applies them; Go reads
 -- them in session/outbox.go): the effects for one partition as a list of
 -- fields, op, argument count, arguments, ..., each written

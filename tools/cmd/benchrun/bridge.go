@@ -376,10 +376,16 @@ func extractSection(old, begin, end string) string {
 }
 
 // spliceBridge puts section (markers included) in place of the bridge
-// section of report, or, when it has none, before its Analysis section
-// (else at its end).
+// section of report (see spliceSection).
 func spliceBridge(report, section string) string {
-	if old := extractSection(report, bridgeBegin, bridgeEnd); old != "" {
+	return spliceSection(report, section, bridgeBegin, bridgeEnd)
+}
+
+// spliceSection puts section (markers included) in place of the section
+// between begin and end of report, or, when it has none, before its
+// Analysis section (else at its end).
+func spliceSection(report, section, begin, end string) string {
+	if old := extractSection(report, begin, end); old != "" {
 		return strings.Replace(report, old, strings.TrimSuffix(section, "\n"), 1)
 	}
 	if i := strings.Index(report, "## Analysis\n"); i >= 0 {

@@ -797,16 +797,9 @@ func joinFloats(v []float64, format string) string {
 }
 
 // spliceShards puts section (markers included) in place of the shards
-// section of report, or, when it has none, before its Analysis section
-// (else at its end).
+// section of report (see spliceSection).
 func spliceShards(report, section string) string {
-	if old := extractSection(report, shardsBegin, shardsEnd); old != "" {
-		return strings.Replace(report, old, strings.TrimSuffix(section, "\n"), 1)
-	}
-	if i := strings.Index(report, "## Analysis\n"); i >= 0 {
-		return report[:i] + section + "\n" + report[i:]
-	}
-	return report + "\n" + section
+	return spliceSection(report, section, shardsBegin, shardsEnd)
 }
 
 // runShardsOnly runs the shards scenario alone and writes its section into

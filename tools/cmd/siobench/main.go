@@ -361,11 +361,17 @@ func echoScenario(ctx context.Context, c config) (Result, error) {
 	}
 	wg.Wait()
 	stopProgress()
-	took := time.Since(start)
-	res := Result{Connected: len(cls), Errors: errs.Load(), Seconds: took.Seconds(), Ops: ops.Load(),
-		OpsPerS: float64(ops.Load()) / took.Seconds()}
+	return closedLoop(len(cls), errs.Load(), ops.Load(), time.Since(start), rtts), nil
+}
+
+// closedLoop summarizes a closed-loop run (echo, polling, ws-echo):
+// connected clients, errors, round trips done in took, and each client's
+// round-trip times.
+func closedLoop(connected int, errs, ops int64, took time.Duration, rtts [][]time.Duration) Result {
+	res := Result{Connected: connected, Errors: errs, Seconds: took.Seconds(), Ops: ops,
+		OpsPerS: float64(ops) / took.Seconds()}
 	fill(&res, slices.Concat(rtts...))
-	return res, nil
+	return res
 }
 
 func broadcastScenario(ctx context.Context, c config) (Result, error) {

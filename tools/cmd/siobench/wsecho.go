@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,9 +89,5 @@ func wsEchoScenario(ctx context.Context, c config) (Result, error) {
 	}
 	wg.Wait()
 	stopProgress()
-	took := time.Since(start)
-	res := Result{Connected: len(conns), Errors: errs.Load(), Seconds: took.Seconds(), Ops: ops.Load(),
-		OpsPerS: float64(ops.Load()) / took.Seconds()}
-	fill(&res, slices.Concat(rtts...))
-	return res, nil
+	return closedLoop(len(conns), errs.Load(), ops.Load(), time.Since(start), rtts), nil
 }
