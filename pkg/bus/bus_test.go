@@ -12,6 +12,7 @@ func TestRouteRoundTrip(t *testing.T) {
 	routes := []Route{
 		{Op: OpDeliver, SID: "s1", Time: 1700000000123, Packet: "5:::{\"name\":\"x\"}\nwith newline"},
 		{Op: OpWake, SID: "s1", Arg: "p7"},
+		{Op: OpOffer, SID: "s1", Arg: "p7", Time: 1700000000124, Packet: "6:::1+[\"ok\"]\nline"},
 		{Op: OpKick, SID: "s1", Arg: "p8"},
 		{Op: OpClose, SID: "s1", Arg: "server", Packet: "0::"},
 		{Op: OpClose, SID: "s1", Arg: "timeout"},
@@ -27,7 +28,7 @@ func TestRouteRoundTrip(t *testing.T) {
 			t.Errorf("ParseRoute(%q) = %+v, %v; want %+v", r.String(), got, err, r)
 		}
 	}
-	for _, bad := range []string{"", "D", "X\nfoo", "D\nonly-sid", "B\n/chat\nroom"} {
+	for _, bad := range []string{"", "D", "X\nfoo", "D\nonly-sid", "B\n/chat\nroom", "O\nsid\npid\n5"} {
 		if _, err := ParseRoute(bad); !errors.Is(err, ErrBadRoute) {
 			t.Errorf("ParseRoute(%q) error = %v", bad, err)
 		}

@@ -15,6 +15,7 @@ type Op byte
 const (
 	OpDeliver   Op = 'D' // D\n<sid>\n<ms>\n<packet>: write packet to the session's stream (routed at unix ms)
 	OpWake      Op = 'W' // W\n<sid>\n<pollid>: the session's mailbox has packets for the poll parked here
+	OpOffer     Op = 'O' // O\n<sid>\n<pollid>\n<ms>\n<packet>: packet, taken from the mailbox for the poll parked here, answers it (routed at unix ms)
 	OpKick      Op = 'K' // K\n<sid>\n<pollid>: a newer poll arrived elsewhere; answer this one with 8::
 	OpClose     Op = 'C' // C\n<sid>\n<reason>\n<packet>: the session ended; write packet (may be empty), then close
 	OpJoin      Op = 'J' // J\n<sid>\n<ns>\n<room>: the session joined a room (room "": the namespace)
@@ -34,10 +35,10 @@ var ErrBadRoute = errors.New("bus: malformed route message")
 type Route struct {
 	Op     Op
 	SID    string // D W K C J L; for B: the excepted sid ("" none)
-	Arg    string // W K: poll id; C: reason; J L B: namespace
+	Arg    string // W K O: poll id; C: reason; J L B: namespace
 	Room   string // J L B
-	Packet string // D C B
-	Time   int64  // D B: unix ms when Redis routed it (0: unknown)
+	Packet string // D O C B
+	Time   int64  // D O B: unix ms when Redis routed it (0: unknown)
 }
 
 // String encodes r for a route stream entry (RouteField).
@@ -49,6 +50,8 @@ func (r Route) String() string {
 		return "P\n" + r.SID + "\n"
 	case OpWake, OpKick:
 		return string(r.Op) + "\n" + r.SID + "\n" + r.Arg
+	case OpOffer:
+		return "O\n" + r.SID + "\n" + r.Arg + "\n" + strconv.FormatInt(r.Time, 10) + "\n" + r.Packet
 	case OpClose:
 		return "C\n" + r.SID + "\n" + r.Arg + "\n" + r.Packet
 	case OpJoin, OpLeave:
@@ -97,7 +100,7 @@ func ParseRoute(msg string) (Route, error) {
 		n = 2
 	case OpDeliver, OpClose, OpJoin, OpLeave:
 		n = 3
-	case OpAuth:
+	case OpAuth, OpOffer:
 		n = 4
 	case OpBroadcast:
 		n = 5
@@ -115,6 +118,9 @@ func ParseRoute(msg string) (Route, error) {
 		r.Time, _ = strconv.ParseInt(f[1], 10, 64)
 	case OpWake, OpKick:
 		r.SID, r.Arg = f[0], f[1]
+	case OpOffer:
+		r.SID, r.Arg, r.Packet = f[0], f[1], f[3]
+		r.Time, _ = strconv.ParseInt(f[2], 10, 64)
 	case OpProbe:
 		r.SID = f[0]
 	case OpClose:

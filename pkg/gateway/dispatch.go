@@ -157,7 +157,7 @@ func (g *Gateway) concernedBy(p int, msgs []string) ([]*streamConn, []string) {
 				add(g.conn(r.SID))
 			case bus.OpBroadcast:
 				g.broadcastTargets(p, r, add)
-			case bus.OpWake, bus.OpKick:
+			case bus.OpWake, bus.OpKick, bus.OpOffer:
 				if s := g.conn(r.SID); s != nil {
 					add(s)
 				} else {
@@ -201,6 +201,10 @@ func (g *Gateway) dispatch(p int, r bus.Route) {
 	case bus.OpWake, bus.OpKick:
 		if v, ok := g.polls.Load(r.SID); ok {
 			v.(*pollWaiter).notify(r.Arg, pollEvent{kick: r.Op == bus.OpKick})
+		}
+	case bus.OpOffer:
+		if v, ok := g.polls.Load(r.SID); !ok || !v.(*pollWaiter).offer(r) {
+			g.releaseOffer(r)
 		}
 	case bus.OpClose:
 		if s := g.conn(r.SID); s != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/realtime/realtime/pkg/bus"
@@ -32,6 +33,14 @@ type pollWaiter struct {
 	// (pollEvent.gone); only the request's goroutine touches it.
 	goneBy string
 
+	// offerMu guards offered and over. A packet a delivery took for this
+	// poll (route O, docs/redis.md "Offered packets") waits in offered
+	// until park answers with it; once the poll is over, a packet offered
+	// late is released instead (releaseOffer).
+	offerMu sync.Mutex
+	offered *bus.Route
+	over    bool
+
 	// The poll wheel's list (pollcheck.go), guarded by its mutex.
 	prev, next *pollWaiter
 	slot       int
@@ -43,6 +52,51 @@ func (p *pollWaiter) notify(id string, ev pollEvent) {
 		return
 	}
 	p.notifyAll(ev)
+}
+
+// offer hands the poll the packet of route O (r.Arg its poll id) and
+// wakes it. It returns false when the packet is not for this poll or the
+// poll is over: the caller must release it.
+func (p *pollWaiter) offer(r bus.Route) bool {
+	if r.Arg != p.id {
+		return false
+	}
+	p.offerMu.Lock()
+	if p.over {
+		p.offerMu.Unlock()
+		return false
+	}
+	p.offered = &r
+	p.offerMu.Unlock()
+	p.notifyAll(pollEvent{})
+	return true
+}
+
+// takeOffer returns the packet offered to the poll, once.
+func (p *pollWaiter) takeOffer() (session.PollReply, bool) {
+	p.offerMu.Lock()
+	defer p.offerMu.Unlock()
+	r := p.offered
+	if r == nil {
+		return session.PollReply{}, false
+	}
+	p.offered = nil
+	return session.PollReply{Result: session.PollAnswer, Packets: []string{r.Packet}, Owned: true,
+		Routed: time.UnixMilli(r.Time), Depth: 1}, true
+}
+
+// end marks the poll over and returns a packet offered to it and not
+// taken, if any: it must be released.
+func (p *pollWaiter) end() (bus.Route, bool) {
+	p.offerMu.Lock()
+	defer p.offerMu.Unlock()
+	p.over = true
+	r := p.offered
+	p.offered = nil
+	if r == nil {
+		return bus.Route{}, false
+	}
+	return *r, true
 }
 
 func (p *pollWaiter) notifyAll(ev pollEvent) {
@@ -101,6 +155,9 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		g.held.Add(1)
 		g.watchPoll(waiter) // its session checked every heartbeat interval (pollcheck.go)
 		reply, err = g.park(ctx, waiter, sid, transport, t, reply)
+		if left, ok := waiter.end(); ok && (err != nil || !reply.Owned) {
+			g.releaseOffer(left)
+		}
 		g.unwatchPoll(waiter)
 		g.held.Add(-1)
 		g.metrics.Connections.WithLabelValues(transport).Dec()
@@ -239,9 +296,13 @@ func (g *Gateway) abandonPoll(ctx context.Context, sid, pollID string) bool {
 	return true
 }
 
-// park waits for a wake, a kick, the session's end or the polling duration;
-// first is the poll's first reply (parked). A poll waiting for another
-// poll's batch to be confirmed runs again when its recheck time comes.
+// park waits for a wake, a packet offered to the poll, a kick, the
+// session's end or the polling duration; first is the poll's first reply
+// (parked). A poll waiting for another poll's batch to be confirmed runs
+// again when its recheck time comes. As the polling duration ends (or the
+// gateway drains), the poll runs once more (Store.PollEnd): a packet a
+// delivery took for it in that instant is its answer, and otherwise it is
+// no longer parked in Redis.
 func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, t string, first session.PollReply) (session.PollReply, error) {
 	d := g.cfg.PollingDuration
 	if g.draining.Load() && d > time.Second {
@@ -256,14 +317,18 @@ func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, 
 		case <-ctx.Done():
 			return session.PollReply{}, ctx.Err()
 		case <-timer.C:
-			return session.PollReply{Result: session.PollSuperseded}, nil
+			return g.endPark(ctx, waiter, sid, transport, t)
 		case <-g.drainCh:
-			return session.PollReply{Result: session.PollSuperseded}, nil
+			return g.endPark(ctx, waiter, sid, transport, t)
 		case <-recheck.C:
 		case ev := <-waiter.ch:
-			switch {
-			case ev.closed && ev.packet != "":
+			if ev.closed && ev.packet != "" {
 				return session.PollReply{Result: session.PollAnswer, Packets: []string{ev.packet}}, nil
+			}
+			if reply, ok := waiter.takeOffer(); ok {
+				return reply, nil
+			}
+			switch {
 			case ev.closed, ev.kick:
 				return session.PollReply{Result: session.PollSuperseded}, nil
 			case ev.gone != "":
@@ -281,6 +346,29 @@ func (g *Gateway) park(ctx context.Context, waiter *pollWaiter, sid, transport, 
 		recheck.Stop()
 		recheck = newRecheck(reply.Recheck)
 	}
+}
+
+// endPark ends a parked poll whose polling duration is over: with the
+// packet offered to it, if one came, else as Store.PollEnd says.
+func (g *Gateway) endPark(ctx context.Context, waiter *pollWaiter, sid, transport, t string) (session.PollReply, error) {
+	if reply, ok := waiter.takeOffer(); ok {
+		return reply, nil
+	}
+	return g.store.PollEnd(ctx, sid, transport, waiter.id, t)
+}
+
+// releaseOffer gives back a packet offered to a poll that is over or
+// gone from this gateway (route O): the session's next poll gets it at
+// once (Store.Release). It never blocks the caller.
+func (g *Gateway) releaseOffer(r bus.Route) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.store.Release(ctx, r.SID, r.Arg); err != nil {
+			g.metrics.RedisErrors.WithLabelValues("poll").Inc()
+			g.log.Warn("offered packet not released; the next poll gets it after the confirm wait", "sid", session.LogSID(r.SID), "err", err)
+		}
+	}()
 }
 
 // newRecheck returns a timer firing after d, or a stopped one that never

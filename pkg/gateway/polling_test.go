@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/realtime/realtime/pkg/session"
 )
 
 // pollAsync starts a poll GET and returns a channel with its status and body.
@@ -243,5 +245,47 @@ func TestAbortedPollEndsSession(t *testing.T) {
 	tg.waitSignals(sid, "connect", "disconnect reason=transport_close")
 	if code, body := tg.get("/socket.io/1/xhr-polling/" + sid + "?t=3"); code != 200 || body != "7:::1+0" {
 		t.Errorf("poll after the abort: %d %q, want the unknown session's 7:::1+0", code, body)
+	}
+}
+
+// A packet a delivery took for a poll no longer held here (route O) is
+// released, so that the next poll (a new t) gets it instead of trimming
+// it as received; a poll whose duration ended (8::) is no longer parked in
+// Redis, so no delivery is taken for it.
+func TestOfferedPacketOfGonePollIsReleased(t *testing.T) {
+	tg := newLiveGateway(t, Config{PollingDuration: 300 * time.Millisecond})
+	ctx := context.Background()
+	sid := tg.openPolling()
+	base := "/socket.io/1/xhr-polling/" + sid
+	hget := func(field string) string {
+		v, _ := tg.rdb.HGet(ctx, tg.keys.Session(sid), field).Result()
+		return v
+	}
+
+	// A poll of this node parked in Redis, then gone (its request ended
+	// as the delivery took a packet for it).
+	if r, err := tg.g.store.Poll(ctx, sid, TransportXHRPolling, "gone", "2", false); err != nil || r.Result != session.PollParked {
+		t.Fatalf("poll = %+v, %v", r, err)
+	}
+	if err := tg.g.store.Deliver(ctx, sid, "3:::one"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the offered packet released", func() bool { return hget("io") == "" })
+	if code, body := tg.get(base + "?t=3"); code != 200 || body != "3:::one" {
+		t.Fatalf("next poll: %d %q", code, body)
+	}
+
+	// The polling duration ends: 8::, and the poll is no longer parked.
+	if code, body := tg.get(base + "?t=4"); code != 200 || body != "8::" {
+		t.Fatalf("poll at the end of its duration: %d %q", code, body)
+	}
+	if pg := hget("pg"); pg != "" {
+		t.Fatalf("a poll answered 8:: is still parked in Redis: pg %q", pg)
+	}
+	if err := tg.g.store.Deliver(ctx, sid, "3:::two"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := tg.get(base + "?t=5"); code != 200 || body != "3:::two" {
+		t.Fatalf("poll after: %d %q", code, body)
 	}
 }

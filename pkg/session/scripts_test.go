@@ -323,9 +323,9 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	c.check("first poll", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p1", "1", false); return err }, nil,
 		[]bus.Signal{{Kind: bus.KindConnect, SID: b, Gateway: "gwA", Transport: "xhr-polling"}})
 	c.check("poll parks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p2", "2", false); return err }, nil, nil)
-	c.check("deliver wakes", func() error { return stC.Deliver(ctx, b, "3:::y") },
-		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p2"})}}, nil)
-	c.check("woken poll", func() error {
+	c.check("deliver offers", func() error { return stC.Deliver(ctx, b, "3:::y") },
+		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpOffer, SID: b, Arg: "p2", Packet: "3:::y", Time: now})}}, nil)
+	c.check("offered poll run again", func() error {
 		r, err := st.Poll(ctx, b, "xhr-polling", "p2", "2", true)
 		if err == nil && !slices.Equal(r.Packets, []string{"3:::y"}) {
 			err = fmt.Errorf("packets %q", r.Packets)
@@ -350,14 +350,16 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	}, []message{{channel: rs("gwB", b), routes: route(bus.Route{Op: bus.OpKick, SID: b, Arg: "p3"})}}, nil)
 	c.check("next poll parks", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p5", "4", false); return err }, nil, nil)
 	c.check("join on a polling session", func() error { return pipe(stC.JoinWrite(b, "/chat", "", true)) },
-		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})}},
+		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpOffer, SID: b, Arg: "p5", Packet: "1::/chat", Time: now})}},
 		[]bus.Signal{sig(bus.KindConnect, b, "/chat", "gwC")})
+	c.check("next poll parks again", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p6", "5", false); return err }, nil, nil)
 	c.check("broadcast to a namespace", func() error {
 		_, err := stC.Apply(ctx, Commit{Effects: []Effect{BroadcastEffect("/chat", "", "", "3:/chat::hi")}})
 		return err
-	}, []message{ // no gateway holds a stream now: b's poll is woken
-		{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpWake, SID: b, Arg: "p5"})},
+	}, []message{ // no gateway holds a stream now: offered to b's poll
+		{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpOffer, SID: b, Arg: "p6", Packet: "3:/chat::hi", Time: now})},
 	}, nil)
+	c.check("parked for the end", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p7", "6", false); return err }, nil, nil)
 	c.check("end", func() error { _, err := stC.End(ctx, b, bus.ReasonServer, "0::"); return err },
 		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpClose, SID: b, Arg: string(bus.ReasonServer), Packet: "0::"})}},
 		[]bus.Signal{
@@ -402,7 +404,7 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	}, nil, []bus.Signal{{Kind: bus.KindDisconnect, SID: e, Gateway: "gwB", Reason: bus.ReasonTimeout}})
 
 	// Every route kind and signal kind the scripts write was seen.
-	for _, op := range []bus.Op{bus.OpDeliver, bus.OpWake, bus.OpKick, bus.OpClose, bus.OpJoin, bus.OpLeave, bus.OpBroadcast, bus.OpBatch} {
+	for _, op := range []bus.Op{bus.OpDeliver, bus.OpWake, bus.OpOffer, bus.OpKick, bus.OpClose, bus.OpJoin, bus.OpLeave, bus.OpBroadcast, bus.OpBatch} {
 		if !c.ops[op] {
 			t.Errorf("no script published route %c", op)
 		}
@@ -487,14 +489,14 @@ func TestLuaFilesOwnNoFormat(t *testing.T) {
 			}
 		}
 	}
-	for _, op := range []string{"D", "W", "K", "C", "J", "L", "B", "M"} {
+	for _, op := range []string{"D", "W", "O", "K", "C", "J", "L", "B", "M"} {
 		where := routes["'"+op+`\n'`]
 		if len(where) != 1 || !strings.HasPrefix(where[0], "lua/lib.lua:") {
 			t.Errorf("route %s is built at %q, want once in lua/lib.lua", op, where)
 		}
 	}
 	for lit, where := range routes {
-		if !strings.ContainsAny(lit[1:2], "DWKCJLBM") {
+		if !strings.ContainsAny(lit[1:2], "DWOKCJLBM") {
 			t.Errorf("unknown route literal %s at %q", lit, where)
 		}
 	}

@@ -349,16 +349,30 @@ type PollReply struct {
 // unconfirmed one is delivered again once its gateway released it or
 // Config.BatchConfirmWait passed since it was taken, and until then the poll waits.
 func (s *Store) Poll(ctx context.Context, sid, transport, pollID, t string, rerun bool) (PollReply, error) {
+	if rerun {
+		return s.poll(ctx, sid, transport, pollID, t, "1")
+	}
+	return s.poll(ctx, sid, transport, pollID, t, "0")
+}
+
+// PollEnd runs a parked poll once more as its polling duration ends (or
+// its gateway drains): a packet a delivery took for it meanwhile
+// (docs/redis.md, "Offered packets") is its answer (PollAnswer, Owned);
+// otherwise the poll is no longer parked, so no delivery is taken for it
+// any more, and the reply is PollSuperseded (answer 8::).
+func (s *Store) PollEnd(ctx context.Context, sid, transport, pollID, t string) (PollReply, error) {
+	return s.poll(ctx, sid, transport, pollID, t, "2")
+}
+
+// poll runs poll.lua; run is its ARGV[12]: "0" a poll's first run, "1" a
+// run again after a wake or a recheck, "2" PollEnd.
+func (s *Store) poll(ctx context.Context, sid, transport, pollID, t, run string) (PollReply, error) {
 	now := time.Now()
 	deadline := now.Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
-	re := "0"
-	if rerun {
-		re = "1"
-	}
 	res, err := pollScript.Run(ctx, s.rdb,
 		s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(s.cfg.Keys.PartitionOf(sid), ""), s.cfg.Keys.NamespacePolling(s.cfg.Keys.PartitionOf(sid), "")),
-		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), re, s.refreshSlack())...).Result()
+		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), run, s.refreshSlack())...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return PollReply{}, ErrUnknownSession

@@ -127,40 +127,52 @@ func TestPollLifecycle(t *testing.T) {
 	if res != PollParked {
 		t.Fatalf("third poll = %v, want parked", res)
 	}
-	// A delivery wakes the parked poll through its gateway's channel.
+	// The first delivery is taken for the parked poll and offered to it on
+	// its gateway's route stream; the poll is no longer parked, so the
+	// next deliveries wait in the mailbox without a wake.
 	sub := tailRoutes(t, rdb, st.Keys(), "gwA")
-	for _, p := range []string{"3:::a", "3:::b", "3:::c", "3:::d"} {
+	before := time.Now()
+	for _, p := range []string{"3:::a", "3:::b", "3:::c", "3:::d", "3:::e"} {
 		if err := st.Deliver(ctx, sid, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	msg, err := sub.ReceiveMessage(ctx)
-	if err != nil || msg.Payload != "W\n"+sid+"\np3" {
-		t.Fatalf("wake = %q %v", msg.Payload, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The re-run takes at most PollBatchBytes (15: three packets), and says
-	// when the oldest of them was queued (for the delivery latency).
-	before := time.Now()
-	reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3", "101", true)
-	if reply.Result != PollAnswer || !slices.Equal(reply.Packets, []string{"3:::a", "3:::b", "3:::c"}) {
-		t.Fatalf("woken poll = %v %q", reply.Result, reply.Packets)
+	offer, err := bus.ParseRoute(msg.Payload)
+	if err != nil || offer.Op != bus.OpOffer || offer.SID != sid || offer.Arg != "p3" || offer.Packet != "3:::a" ||
+		time.UnixMilli(offer.Time).Before(before.Truncate(time.Millisecond)) {
+		t.Fatalf("offer = %q %v", msg.Payload, err)
 	}
-	if reply.Depth != 4 {
-		t.Fatalf("woken poll: mailbox depth %d, want 4", reply.Depth)
+	// The offered packet is the poll's batch in flight: a run of the same
+	// poll gets it, and, once released, the retried GET (same t) too.
+	if reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3", "101", true); !slices.Equal(reply.Packets, []string{"3:::a"}) || !reply.Owned {
+		t.Fatalf("offered poll run again = %v %q", reply.Result, reply.Packets)
 	}
-	if reply.Routed.IsZero() || reply.Routed.After(before) || before.Sub(reply.Routed) > 5*time.Second {
-		t.Fatalf("woken poll: routed at %v, polled at %v", reply.Routed, before)
-	}
-	// The connect packet and re-delivered batches carry no time.
 	if err := st.Release(ctx, sid, "p3"); err != nil {
 		t.Fatal(err)
 	}
-	if reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3b", "101", false); !reply.Routed.IsZero() || len(reply.Packets) != 3 || !reply.Owned {
+	if reply, _ := st.Poll(ctx, sid, "xhr-polling", "p3b", "101", false); !reply.Routed.IsZero() || !slices.Equal(reply.Packets, []string{"3:::a"}) || !reply.Owned {
 		t.Fatalf("re-delivered batch: %q routed at %v", reply.Packets, reply.Routed)
 	}
-	res, pk, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p4", "102", false))
-	if res != PollAnswer || !slices.Equal(pk, []string{"3:::d"}) {
-		t.Fatalf("next poll = %v %q", res, pk)
+	// The next poll trims it and takes at most PollBatchBytes (15: three
+	// packets), and says when the oldest of them was queued (for the
+	// delivery latency).
+	reply, _ := st.Poll(ctx, sid, "xhr-polling", "p4", "102", false)
+	if reply.Result != PollAnswer || !slices.Equal(reply.Packets, []string{"3:::b", "3:::c", "3:::d"}) {
+		t.Fatalf("next poll = %v %q", reply.Result, reply.Packets)
+	}
+	if reply.Depth != 4 {
+		t.Fatalf("next poll: mailbox depth %d, want 4", reply.Depth)
+	}
+	if reply.Routed.IsZero() || reply.Routed.After(time.Now()) || before.Sub(reply.Routed) > 5*time.Second {
+		t.Fatalf("next poll: routed at %v, delivered at %v", reply.Routed, before)
+	}
+	res, pk, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p4b", "102b", false))
+	if res != PollAnswer || !slices.Equal(pk, []string{"3:::e"}) {
+		t.Fatalf("poll after = %v %q", res, pk)
 	}
 	// A second concurrent GET supersedes the parked one.
 	res, _, _ = poll3(st.Poll(ctx, sid, "xhr-polling", "p5", "103", false))
@@ -577,6 +589,108 @@ func TestDeadlineReap(t *testing.T) {
 }
 
 // poll3 spreads a PollReply for compact assertions.
+// A delivery to an empty mailbox takes its packet for the poll parked
+// for it (an offer); a poll that stops being parked, because its
+// duration ended (PollEnd) or it was released, is offered nothing after,
+// and a packet offered to it reaches the next poll.
+func TestPollOffer(t *testing.T) {
+	ctx := context.Background()
+	st, rdb := newStore(t, "gwA")
+	sid, _ := st.Create(ctx, Handshake{})
+	routes := func() int64 {
+		n, err := rdb.XLen(ctx, st.Keys().RouteStream(st.Keys().PartitionOf(sid), "gwA")).Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	tail := tailRoutes(t, rdb, st.Keys(), "gwA")
+	expectOffer := func(pollID, packet string) {
+		t.Helper()
+		msg, err := tail.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := bus.ParseRoute(msg.Payload); err != nil || r.Op != bus.OpOffer || r.Arg != pollID || r.Packet != packet {
+			t.Fatalf("route %q, %v; want the offer of %q to %s", msg.Payload, err, packet, pollID)
+		}
+	}
+	parkedFor := func(pollID, t0 string) {
+		t.Helper()
+		if r, err := st.Poll(ctx, sid, "xhr-polling", pollID, t0, false); err != nil || r.Result != PollParked {
+			t.Fatalf("poll %s = %+v, %v; want parked", pollID, r, err)
+		}
+	}
+	gets := func(pollID, t0 string, want ...string) {
+		t.Helper()
+		if r, err := st.Poll(ctx, sid, "xhr-polling", pollID, t0, false); err != nil || !slices.Equal(r.Packets, want) {
+			t.Fatalf("poll %s = %+v, %v; want %q", pollID, r, err, want)
+		}
+	}
+	gets("p1", "1", "1::")
+
+	// The duration ends with nothing offered: 8::, and no longer parked.
+	parkedFor("p2", "2")
+	if r, err := st.PollEnd(ctx, sid, "xhr-polling", "p2", "2"); err != nil || r.Result != PollSuperseded {
+		t.Fatalf("PollEnd = %+v, %v", r, err)
+	}
+	n := routes()
+	if err := st.Deliver(ctx, sid, "3:::a"); err != nil {
+		t.Fatal(err)
+	}
+	if routes() != n {
+		t.Fatal("a delivery after PollEnd was routed to the poll that ended")
+	}
+	gets("p3", "3", "3:::a")
+
+	// Offered as the duration ends: PollEnd answers with it.
+	parkedFor("p4", "4")
+	if err := st.Deliver(ctx, sid, "3:::b"); err != nil {
+		t.Fatal(err)
+	}
+	expectOffer("p4", "3:::b")
+	if r, err := st.PollEnd(ctx, sid, "xhr-polling", "p4", "4"); err != nil || !r.Owned || !slices.Equal(r.Packets, []string{"3:::b"}) {
+		t.Fatalf("PollEnd with an offer = %+v, %v", r, err)
+	}
+	if err := nilPipe(t, rdb)(st.ConfirmWrite(sid, "p4")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Offered to a poll gone from its gateway: released, the next poll
+	// (a new t) gets it; a second delivery waits behind it, unoffered.
+	parkedFor("p5", "5")
+	if err := st.Deliver(ctx, sid, "3:::c"); err != nil {
+		t.Fatal(err)
+	}
+	expectOffer("p5", "3:::c")
+	n = routes()
+	if err := st.Deliver(ctx, sid, "3:::d"); err != nil {
+		t.Fatal(err)
+	}
+	if routes() != n {
+		t.Fatal("a second delivery was routed: the poll it would wake took the first")
+	}
+	if err := st.Release(ctx, sid, "p5"); err != nil {
+		t.Fatal(err)
+	}
+	gets("p6", "6", "3:::c")
+	gets("p7", "7", "3:::d")
+
+	// A released poll is offered nothing.
+	parkedFor("p8", "8")
+	if err := st.Release(ctx, sid, "p8"); err != nil {
+		t.Fatal(err)
+	}
+	n = routes()
+	if err := st.Deliver(ctx, sid, "3:::e"); err != nil {
+		t.Fatal(err)
+	}
+	if routes() != n {
+		t.Fatal("a delivery was routed to a released poll")
+	}
+	gets("p9", "9", "3:::e")
+}
+
 func poll3(r PollReply, err error) (PollResult, []string, error) {
 	return r.Result, r.Packets, err
 }

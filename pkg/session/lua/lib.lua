@@ -55,6 +55,7 @@ end
 -- Route messages (bus.Route): one helper per kind.
 local function route_deliver(sid, packet) return 'D\n' .. sid .. '\n' .. NOW .. '\n' .. packet end
 local function route_wake(sid, pid) return 'W\n' .. sid .. '\n' .. pid end
+local function route_offer(sid, pid, packet) return 'O\n' .. sid .. '\n' .. pid .. '\n' .. NOW .. '\n' .. packet end
 local function route_kick(sid, pid) return 'K\n' .. sid .. '\n' .. pid end
 local function route_close(sid, reason, packet) return 'C\n' .. sid .. '\n' .. reason .. '\n' .. packet end
 local function route_join(sid, ns, room) return 'J\n' .. sid .. '\n' .. ns .. '\n' .. room end
@@ -163,14 +164,18 @@ local function end_session(sid, reason, packet, own)
 end
 
 -- deliver queues packets for a session: routed to the gateway holding
--- its stream, else appended to its mailbox (waking a parked poll).
--- Returns 1, 0 when there is no such session, -1 when the mailbox
--- overflowed (the session is then ended with reason "overflow"): its bytes
--- would pass mxb while its oldest packet has waited more than mxw ms (the
--- client does not drain it), or pass MB_HARD times mxb.
+-- its stream, else appended to its mailbox, waking a parked poll. One
+-- packet for an empty mailbox whose poll is parked for packets (pq, set by
+-- poll.lua's last park, names the parked poll pg) is taken for that poll
+-- at once, as the poll's own run would take it (it, ic, ib, io, itm), and
+-- offered to it (route_offer): its gateway answers without running the
+-- poll again. Returns 1, 0 when there is no such session, -1 when the
+-- mailbox overflowed (the session is then ended with reason "overflow"):
+-- its bytes would pass mxb while its oldest packet has waited more than
+-- mxw ms (the client does not drain it), or pass MB_HARD times mxb.
 local function deliver(sid, packets, own)
   local s = own and own.s or k_s(sid)
-  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw')
+  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw', 'pq', 'pt')
   if not f[4] then return 0 end -- every session has its partition
   if f[1] == 'stream' and f[2] then
     for _, pk in ipairs(packets) do route_to(f[2], route_deliver(sid, pk)) end
@@ -189,12 +194,18 @@ local function deliver(sid, packets, own)
     end
   end
   local mb = own and own.mb or k_mb(sid)
-  if f[6] then redis.call('HSET', s, 'mbb', bytes) else redis.call('HSET', s, 'mt', NOW, 'mbb', bytes) end
+  local node, pid = poller(f[3])
+  local offer = node and f[9] == f[3] and #packets == 1 and bytes == add
+  if offer then
+    redis.call('HDEL', s, 'pg', 'pq', 'mt')
+    redis.call('HSET', s, 'mbb', bytes, 'it', f[10], 'ic', 1, 'ib', add, 'io', f[3], 'itm', NOW)
+  elseif f[6] then redis.call('HSET', s, 'mbb', bytes)
+  else redis.call('HSET', s, 'mt', NOW, 'mbb', bytes) end
   redis.call('RPUSH', mb, unpack(packets))
   local ttl = redis.call('PTTL', s)
   if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end
-  local node, pid = poller(f[3])
-  if node then route_to(node, route_wake(sid, pid)) end
+  if offer then route_to(node, route_offer(sid, pid, packets[1]))
+  elseif node then route_to(node, route_wake(sid, pid)) end
   return 1
 end
 

@@ -1,7 +1,8 @@
 -- poll.lua serves one polling GET (Store.Poll says which batch a poll
 -- gets). ARGV[4] sid, [5] transport, [6] pollid, [7] t, [8] deadline ms,
 -- [9] ttl ms, [10] max bytes of an answer, [11] batch confirm wait ms,
--- [12] "1" when re-run after a wake or a recheck, [13] refresh slack ms
+-- [12] "1" when re-run after a wake or a recheck, "2" when run as the
+-- poll's duration ends (Store.PollEnd), [13] refresh slack ms
 -- (see refresh). KEYS: the session's, then KEYS[10] and KEYS[11] the
 -- partition's default namespace sets (<P>{p}:nsm:, nsp:).
 -- Returns nil (unknown), -1 (wrong class), {1, packets, mt, depth, owned}
@@ -32,7 +33,14 @@ if f[10] == me then return {2} end
 -- reply was lost (a timed-out run that Redis executed later), so it is
 -- delivered again below.
 local owned_by_me = f[8] == me
-if ARGV[12] == '1' and prev ~= me and not owned_by_me then return {2} end
+if ARGV[12] ~= '0' and prev ~= me and not owned_by_me then return {2} end
+-- The poll's duration ended with nothing offered to it (lib.lua's
+-- deliver): it is no longer parked, so a delivery from now on waits in the
+-- mailbox for the next poll instead of being taken for this one.
+if ARGV[12] == '2' and not owned_by_me then
+  redis.call('HDEL', s, 'pg', 'pq')
+  return {2}
+end
 -- kick answers the poll parked before this one, if another, with 8::.
 local function kick()
   if prev and prev ~= me then
@@ -118,5 +126,8 @@ if #out > 0 then
   if depth > #out then redis.call('HSET', s, 'mt', NOW) else redis.call('HDEL', s, 'mt') end
   return {1, out, mt or '0', depth, 1}
 end
-redis.call('HSET', s, 'pg', me)
+-- Parked for packets: the next delivery takes one for this poll and
+-- offers it here (pq names this park, pt its cache-buster; lib.lua's
+-- deliver).
+redis.call('HSET', s, 'pg', me, 'pq', me, 'pt', t)
 return {0}

@@ -4,7 +4,8 @@
 -- still owns it, and wakes the poll parked since, which then delivers it
 -- again (Store.Release). It also records the poll as released (rl), so
 -- that a run of its script that Redis has yet to execute (sent before a
--- stall, or re-sent by the client library after a timeout) takes nothing.
+-- stall, or re-sent by the client library after a timeout) takes nothing,
+-- and unparks it, so that no delivery is offered to it.
 -- ARGV[4] sid, [5] pollid. KEYS: the session's.
 -- Returns 1, or 0 when the poll no longer owns the batch.
 local sid = ARGV[4]
@@ -13,6 +14,9 @@ local me = NODE .. ' ' .. ARGV[5]
 local f = redis.call('HMGET', s, 'io', 'pg', 'p')
 if not f[3] then return 0 end -- the session is gone
 redis.call('HSET', s, 'rl', me)
+-- Still parked (its request ended without a wake): no delivery may be
+-- offered to it any more.
+if f[2] == me then redis.call('HDEL', s, 'pg', 'pq') end
 if f[1] ~= me then return 0 end
 redis.call('HDEL', s, 'io', 'itm')
 local node, pid = poller(f[2])
