@@ -2,7 +2,7 @@
 // 0.9 server (npm socket.io@0.9.19, test/reference/echo-server.js) on the
 // same machine, in the same run, and writes BENCHMARKS.md with a table of
 // medians and ratios, the issue's targets, the raw runs, a plot of the ratios
-// and the codec micro-benchmarks.
+// and the codec and commit-script micro-benchmarks.
 //
 // It lives in the tools module (tools/, its own go.mod) and runs from the
 // repository root after `make build test-deps`, which builds it into bin/
@@ -56,7 +56,7 @@
 //	-python, -gunicorn, -django-project   the bridge scenario's [/usr/bin/python3, /usr/bin/gunicorn, examples/django]
 //	-out FILE       the report [BENCHMARKS.md; with -quick: a temporary file]
 //	-plot FILE      the ratio plot, SVG or PNG by extension [bench/ratios.svg next to -out]
-//	-codec          also run the codec benchmarks of ./pkg/protocol with -benchmem [true]
+//	-codec          also run the micro-benchmarks (codec: ./pkg/protocol, ./pkg/bus; scripts: ./pkg/session) with -benchmem [true]
 //	-quick          smoke run: 1 run, 2s, a tenth of the clients; not for publishing
 //	-baseline REV   also run the cluster built from git revision REV, as the baseline [none]
 //	-baseline-bin DIR  also run DIR/gateway and DIR/worker, as the baseline [none]
@@ -137,7 +137,7 @@ func parseFlags(args []string) (options, error) {
 	list := fs.String("scenarios", defaults, "comma-separated scenarios to run (also: "+bridgeScenario+", which needs Django and gunicorn, and "+shardsScenario+", Redis Cluster per shard, run alone)")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write (with -quick and no -out: a temporary file)")
 	fs.StringVar(&o.plot, "plot", "", "the ratio plot, .svg or .png (default: bench/ratios.svg next to -out)")
-	fs.BoolVar(&o.codec, "codec", true, "also run the codec benchmarks (go test -bench . -benchmem ./pkg/protocol ./pkg/bus)")
+	fs.BoolVar(&o.codec, "codec", true, "also run the micro-benchmarks: the codec's and the commit scripts' (go test -bench . -benchmem ./pkg/protocol ./pkg/bus ./pkg/session)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 run, 2s runs, a tenth of the clients")
 	fs.StringVar(&o.paths.Bin, "bin", "bin", "directory of gateway, worker and siobench (make build)")
 	fs.StringVar(&o.baselineRev, "baseline", "", "a git revision of this repository: build its gateway and worker into a temporary directory and run them as a third target, the baseline")
@@ -318,7 +318,7 @@ func run(args []string) error {
 		rep.Notes = append(rep.Notes, "The run stopped early: "+runErr.Error())
 	}
 	if o.codec && ctx.Err() == nil {
-		fmt.Fprintln(os.Stderr, "benchrun: codec benchmarks (go test -bench . -benchmem ./pkg/protocol ./pkg/bus)")
+		fmt.Fprintln(os.Stderr, "benchrun: micro-benchmarks (go test -bench . -benchmem ./pkg/protocol ./pkg/bus ./pkg/session)")
 		rep.Codec, rep.CodecCmd = codecBench(ctx, o.quick)
 	}
 	rep.Finished = time.Now().UTC()
@@ -537,10 +537,11 @@ func filesNeeded(clients int) uint64 {
 	return uint64(clients)*filesPerClient + fileHeadroom
 }
 
-// codecBench runs the codec micro-benchmarks and returns their output and
-// the command.
+// codecBench runs the micro-benchmarks (the codec's, and the commit
+// scripts' against a redis-server of their own) and returns their output
+// and the command.
 func codecBench(ctx context.Context, quick bool) (string, string) {
-	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "./pkg/protocol", "./pkg/bus"}
+	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "./pkg/protocol", "./pkg/bus", "./pkg/session"}
 	if quick {
 		args = append(args, "-benchtime", "100ms")
 	}

@@ -488,7 +488,7 @@ func RenderMarkdown(rep *Report, analysis, plotRel, bridge string) string {
 	w("\n</details>\n\n")
 
 	if rep.Codec != "" {
-		w("## Codec micro-benchmarks (packets and signal entries)\n\n```\n$ %s\n%s\n```\n", rep.CodecCmd, rep.Codec)
+		w("## Micro-benchmarks: the codec (packets, signal entries) and the commit scripts (against redis-server)\n\n```\n$ %s\n%s\n```\n", rep.CodecCmd, rep.Codec)
 	}
 	return b.String()
 }
