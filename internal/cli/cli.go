@@ -229,10 +229,12 @@ func newRedisClient(rawURL string, mode RedisMode, tune ...func(*redis.Options))
 		// The tune functions and our defaults speak redis.Options: carry
 		// the fields they set over to the failover options.
 		opt := &redis.Options{PoolSize: fo.PoolSize, ContextTimeoutEnabled: fo.ContextTimeoutEnabled,
-			DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout, WriteTimeout: fo.WriteTimeout}
+			DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout, WriteTimeout: fo.WriteTimeout,
+			ReadBufferSize: fo.ReadBufferSize, WriteBufferSize: fo.WriteBufferSize}
 		tuneOptions(opt, tune)
 		fo.PoolSize, fo.ContextTimeoutEnabled = opt.PoolSize, opt.ContextTimeoutEnabled
 		fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout = opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout
+		fo.ReadBufferSize, fo.WriteBufferSize = opt.ReadBufferSize, opt.WriteBufferSize
 		return redis.NewFailoverClient(fo), fmt.Sprintf("sentinels %v, master %s", fo.SentinelAddrs, fo.MasterName), false, nil
 	case q.Has("addr"):
 		if mode == RedisStandalone {
@@ -270,10 +272,12 @@ func newClusterClient(rawURL string, tune []func(*redis.Options)) (redis.Univers
 	}
 	// As for Sentinel: carry what the tune functions set over.
 	opt := &redis.Options{PoolSize: co.PoolSize, ContextTimeoutEnabled: co.ContextTimeoutEnabled,
-		DialTimeout: co.DialTimeout, ReadTimeout: co.ReadTimeout, WriteTimeout: co.WriteTimeout}
+		DialTimeout: co.DialTimeout, ReadTimeout: co.ReadTimeout, WriteTimeout: co.WriteTimeout,
+		ReadBufferSize: co.ReadBufferSize, WriteBufferSize: co.WriteBufferSize}
 	tuneOptions(opt, tune)
 	co.PoolSize, co.ContextTimeoutEnabled = opt.PoolSize, opt.ContextTimeoutEnabled
 	co.DialTimeout, co.ReadTimeout, co.WriteTimeout = opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout
+	co.ReadBufferSize, co.WriteBufferSize = opt.ReadBufferSize, opt.WriteBufferSize
 	if co.ClusterStateReloadInterval == 0 {
 		co.ClusterStateReloadInterval = DefaultClusterStateReload
 	}
@@ -330,7 +334,24 @@ func tuneOptions(opt *redis.Options, tune []func(*redis.Options)) {
 		// no measurable difference to echo throughput.)
 		opt.PoolSize = 128
 	}
+	if opt.ReadBufferSize == 0 {
+		opt.ReadBufferSize = RedisBufferBytes
+	}
+	if opt.WriteBufferSize == 0 {
+		opt.WriteBufferSize = RedisBufferBytes
+	}
 }
+
+// RedisBufferBytes is the read and the write buffer of each connection of
+// a process's Redis pool, in bytes (go-redis's default is 32 KiB). A
+// gateway's pool grows to PoolSize (128) connections in a burst of
+// handshakes or polls and keeps them: 8 KiB buffers hold 2 MiB where 32
+// KiB ones hold 8 MiB. The commands on these connections and their replies
+// are small (scripts on one session, route stream reads of tens of
+// entries); larger replies take a few more reads. Pipelines and
+// transactions (the committers' batches) run on go-redis's separate
+// pipeline pool, whose buffers keep its 128 KiB default.
+const RedisBufferBytes = 8 << 10
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process
 // collectors.

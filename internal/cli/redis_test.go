@@ -60,15 +60,15 @@ func TestRedisURLForms(t *testing.T) {
 		if probe != tc.probe {
 			t.Errorf("%s: probe %v, want %v", name, probe, tc.probe)
 		}
-		var pool int
+		var pool, rbuf, wbuf int
 		switch c := rdb.(type) {
 		case *redis.Client:
-			pool = c.Options().PoolSize
+			pool, rbuf, wbuf = c.Options().PoolSize, c.Options().ReadBufferSize, c.Options().WriteBufferSize
 			if tc.kind != "client" {
 				t.Errorf("%s: a plain client, want a %s client", name, tc.kind)
 			}
 		case *redis.ClusterClient:
-			pool = c.Options().PoolSize
+			pool, rbuf, wbuf = c.Options().PoolSize, c.Options().ReadBufferSize, c.Options().WriteBufferSize
 			if tc.kind != "cluster" {
 				t.Errorf("%s: a cluster client, want a %s client", name, tc.kind)
 			}
@@ -81,12 +81,18 @@ func TestRedisURLForms(t *testing.T) {
 		if pool != 128 {
 			t.Errorf("%s: pool size %d, want the default 128", name, pool)
 		}
+		if rbuf != RedisBufferBytes || wbuf != RedisBufferBytes {
+			t.Errorf("%s: buffers %d and %d bytes, want %d", name, rbuf, wbuf, RedisBufferBytes)
+		}
 		_ = rdb.Close()
 	}
 	// Tune functions reach a failover client's options too.
 	rdb, _, _, err := newRedisClient("redis://s1:26379/0?master_name=m", RedisAuto, func(o *redis.Options) { o.ContextTimeoutEnabled = true })
 	if err != nil || !rdb.(*redis.Client).Options().ContextTimeoutEnabled {
 		t.Fatalf("failover client not tuned: %v", err)
+	}
+	if o := rdb.(*redis.Client).Options(); o.ReadBufferSize != RedisBufferBytes || o.WriteBufferSize != RedisBufferBytes {
+		t.Errorf("failover client buffers %d and %d bytes, want %d", o.ReadBufferSize, o.WriteBufferSize, RedisBufferBytes)
 	}
 	_ = rdb.Close()
 	// And a cluster client's, which keeps the URL's TLS and ACL user.
