@@ -33,12 +33,14 @@ type pollWaiter struct {
 	// (pollEvent.gone); only the request's goroutine touches it.
 	goneBy string
 
-	// offerMu guards offered and over. A packet a delivery took for this
-	// poll (route O, docs/redis.md "Offered packets") waits in offered
-	// until park answers with it; once the poll is over, a packet offered
-	// late is released instead (releaseOffer).
+	// offerMu guards offered, took and over. A packet a delivery took for
+	// this poll (route O, docs/redis.md "Offered packets") waits in
+	// offered until park answers with it (took); once the poll is over, or
+	// replaced by a newer poll here, a packet offered to it is released
+	// instead (releaseOffer).
 	offerMu sync.Mutex
 	offered *bus.Route
+	took    bool
 	over    bool
 
 	// The poll wheel's list (pollcheck.go), guarded by its mutex.
@@ -80,9 +82,25 @@ func (p *pollWaiter) takeOffer() (session.PollReply, bool) {
 	if r == nil {
 		return session.PollReply{}, false
 	}
-	p.offered = nil
+	p.offered, p.took = nil, true
 	return session.PollReply{Result: session.PollAnswer, Packets: []string{r.Packet}, Owned: true,
 		Routed: time.UnixMilli(r.Time), Depth: 1}, true
+}
+
+// replace ends a poll a newer one of its session replaces on this gateway.
+// It reports whether the poll may own a packet offered to it that it
+// never took, which the newer poll must release (Store.ReleaseOffer)
+// before its own run: that run would take the packet for received (a new
+// t) while this poll answers 8::. A poll that is over already answered
+// through Redis, or with the packet it took.
+func (p *pollWaiter) replace() bool {
+	p.offerMu.Lock()
+	defer p.offerMu.Unlock()
+	if p.over || p.took {
+		return false
+	}
+	p.over, p.offered = true, nil
+	return true
 }
 
 // end marks the poll over and returns a packet offered to it and not
@@ -135,12 +153,18 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	// replaces the older one's registration and answers it 8:: at once
 	// (Redis's kick for it, published by the newer poll's script, would
 	// find only the newer one here).
-	if prev, loaded := g.polls.Swap(sid, waiter); loaded {
-		prev.(*pollWaiter).notifyAll(pollEvent{kick: true})
+	ctx := r.Context()
+	if v, loaded := g.polls.Swap(sid, waiter); loaded {
+		prev := v.(*pollWaiter)
+		if prev.replace() {
+			if err := g.store.ReleaseOffer(ctx, sid, prev.id); err != nil {
+				g.log.Warn("replaced poll not released", "sid", session.LogSID(sid), "err", err)
+			}
+		}
+		prev.notifyAll(pollEvent{kick: true})
 	}
 	defer g.polls.CompareAndDelete(sid, waiter)
 
-	ctx := r.Context()
 	reply, err := g.store.Poll(ctx, sid, transport, waiter.id, t, false)
 	if err == nil && reply.Result == session.PollParked {
 		if reply.OnStream {
@@ -155,12 +179,12 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		g.held.Add(1)
 		g.watchPoll(waiter) // its session checked every heartbeat interval (pollcheck.go)
 		reply, err = g.park(ctx, waiter, sid, transport, t, reply)
-		if left, ok := waiter.end(); ok && (err != nil || !reply.Owned) {
-			g.releaseOffer(left)
-		}
 		g.unwatchPoll(waiter)
 		g.held.Add(-1)
 		g.metrics.Connections.WithLabelValues(transport).Dec()
+	}
+	if left, ok := waiter.end(); ok && (err != nil || !reply.Owned) {
+		g.releaseOffer(left)
 	}
 	packets := reply.Packets
 	reason, refusal, refused := sessionRefusal(err)
@@ -364,7 +388,7 @@ func (g *Gateway) releaseOffer(r bus.Route) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := g.store.Release(ctx, r.SID, r.Arg); err != nil {
+		if err := g.store.ReleaseOffer(ctx, r.SID, r.Arg); err != nil {
 			g.metrics.RedisErrors.WithLabelValues("poll").Inc()
 			g.log.Warn("offered packet not released; the next poll gets it after the confirm wait", "sid", session.LogSID(r.SID), "err", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/session"
 )
 
@@ -287,5 +288,40 @@ func TestOfferedPacketOfGonePollIsReleased(t *testing.T) {
 	}
 	if code, body := tg.get(base + "?t=5"); code != 200 || body != "3:::two" {
 		t.Fatalf("poll after: %d %q", code, body)
+	}
+}
+
+// A poll replaced by a newer one here gives back a packet offered to it
+// that it did not take (the newer poll releases it in Redis), and takes
+// none offered after; one that took its offer keeps it.
+func TestPollWaiterReplace(t *testing.T) {
+	offer := bus.Route{Op: bus.OpOffer, SID: "s", Arg: "1", Packet: "3:::a"}
+	p := &pollWaiter{id: "1", sid: "s", ch: make(chan pollEvent, 1)}
+	if !p.offer(offer) {
+		t.Fatal("offer refused by a parked poll")
+	}
+	if !p.replace() {
+		t.Fatal("replace of a poll holding an untaken offer: nothing to release")
+	}
+	if _, ok := p.takeOffer(); ok {
+		t.Fatal("a replaced poll took the offer the newer poll releases")
+	}
+	if p.offer(offer) {
+		t.Fatal("a replaced poll accepted an offer")
+	}
+
+	p = &pollWaiter{id: "1", sid: "s", ch: make(chan pollEvent, 1)}
+	if p.offer(bus.Route{Op: bus.OpOffer, SID: "s", Arg: "2"}) {
+		t.Fatal("an offer for another poll id was accepted")
+	}
+	p.offer(offer)
+	if r, ok := p.takeOffer(); !ok || !r.Owned || r.Packets[0] != "3:::a" {
+		t.Fatalf("takeOffer = %+v, %v", r, ok)
+	}
+	if p.replace() {
+		t.Fatal("replace of a poll that took its offer asks to release it")
+	}
+	if _, ok := p.end(); ok {
+		t.Fatal("end returned an offer already taken")
 	}
 }

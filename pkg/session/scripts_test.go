@@ -352,6 +352,7 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	c.check("join on a polling session", func() error { return pipe(stC.JoinWrite(b, "/chat", "", true)) },
 		[]message{{channel: rs("gwA", b), routes: route(bus.Route{Op: bus.OpOffer, SID: b, Arg: "p5", Packet: "1::/chat", Time: now})}},
 		[]bus.Signal{sig(bus.KindConnect, b, "/chat", "gwC")})
+	c.check("its answer confirmed", func() error { return pipe(st.ConfirmWrite(b, "p5")) }, nil, nil)
 	c.check("next poll parks again", func() error { _, err := st.Poll(ctx, b, "xhr-polling", "p6", "5", false); return err }, nil, nil)
 	c.check("broadcast to a namespace", func() error {
 		_, err := stC.Apply(ctx, Commit{Effects: []Effect{BroadcastEffect("/chat", "", "", "3:/chat::hi")}})

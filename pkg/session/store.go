@@ -430,7 +430,20 @@ func (s *Store) ConfirmWrite(sid, pollID string) bus.Write {
 // Redis executes later (one sent before Redis stalled, or sent again by
 // go-redis after a timeout) takes nothing. Running it twice is safe.
 func (s *Store) Release(ctx context.Context, sid, pollID string) error {
-	err := releaseScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, pollID)...).Err()
+	return s.release(ctx, sid, pollID, "0")
+}
+
+// ReleaseOffer is Release for a poll that is over, or was replaced by a
+// newer poll on its gateway, without having taken a packet offered to it
+// (route O, docs/redis.md "Offered packets"): it gives that packet back
+// for the next poll, unless a run of the poll took it meanwhile (then its
+// answer carries it, and releasing it would deliver it twice).
+func (s *Store) ReleaseOffer(ctx context.Context, sid, pollID string) error {
+	return s.release(ctx, sid, pollID, "1")
+}
+
+func (s *Store) release(ctx context.Context, sid, pollID, offer string) error {
+	err := releaseScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, pollID, offer)...).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("session: release: %w", err)
 	}

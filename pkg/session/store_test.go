@@ -617,8 +617,8 @@ func TestPollOffer(t *testing.T) {
 	}
 	parkedFor := func(pollID, t0 string) {
 		t.Helper()
-		if r, err := st.Poll(ctx, sid, "xhr-polling", pollID, t0, false); err != nil || r.Result != PollParked {
-			t.Fatalf("poll %s = %+v, %v; want parked", pollID, r, err)
+		if r, err := st.Poll(ctx, sid, "xhr-polling", pollID, t0, false); err != nil || r.Result != PollParked || r.Recheck != 0 {
+			t.Fatalf("poll %s = %+v, %v; want parked for packets", pollID, r, err)
 		}
 	}
 	gets := func(pollID, t0 string, want ...string) {
@@ -670,7 +670,7 @@ func TestPollOffer(t *testing.T) {
 	if routes() != n {
 		t.Fatal("a second delivery was routed: the poll it would wake took the first")
 	}
-	if err := st.Release(ctx, sid, "p5"); err != nil {
+	if err := st.ReleaseOffer(ctx, sid, "p5"); err != nil {
 		t.Fatal(err)
 	}
 	gets("p6", "6", "3:::c")
@@ -689,6 +689,36 @@ func TestPollOffer(t *testing.T) {
 		t.Fatal("a delivery was routed to a released poll")
 	}
 	gets("p9", "9", "3:::e")
+
+	// ReleaseOffer gives an offered packet back only while no run of its
+	// poll took it: here the poll's last run (PollEnd) did, so its answer
+	// carries the packet and the next poll trims it.
+	parkedFor("p10", "10")
+	if err := st.Deliver(ctx, sid, "3:::f"); err != nil {
+		t.Fatal(err)
+	}
+	expectOffer("p10", "3:::f")
+	if r, err := st.PollEnd(ctx, sid, "xhr-polling", "p10", "10"); err != nil || !slices.Equal(r.Packets, []string{"3:::f"}) {
+		t.Fatalf("PollEnd with an offer = %+v, %v", r, err)
+	}
+	if err := st.ReleaseOffer(ctx, sid, "p10"); err != nil {
+		t.Fatal(err)
+	}
+	parkedFor("p11", "11")
+	if err := st.Deliver(ctx, sid, "3:::g"); err != nil {
+		t.Fatal(err)
+	}
+	expectOffer("p11", "3:::g")
+	if err := st.ReleaseOffer(ctx, sid, "p11"); err != nil {
+		t.Fatal(err)
+	}
+	gets("p12", "12", "3:::g")
+	// The packet, delivered again, is now p12's batch with p12's t: a
+	// retry of that GET (same t, its gateway died) waits for the
+	// confirmation instead of trimming it.
+	if r, err := st.Poll(ctx, sid, "xhr-polling", "p12r", "12", false); err != nil || r.Result != PollParked || r.Recheck == 0 {
+		t.Fatalf("retry of a re-delivered batch's poll = %+v, %v; want parked with a recheck", r, err)
+	}
 }
 
 func poll3(r PollReply, err error) (PollResult, []string, error) {

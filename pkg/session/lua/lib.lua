@@ -168,8 +168,8 @@ end
 -- packet for an empty mailbox whose poll is parked for packets (pq, set by
 -- poll.lua's last park, names the parked poll pg) is taken for that poll
 -- at once, as the poll's own run would take it (it, ic, ib, io, itm), and
--- offered to it (route_offer): its gateway answers without running the
--- poll again. Returns 1, 0 when there is no such session, -1 when the
+-- offered to it (route_offer; off marks the batch as offered): its gateway
+-- answers without running the poll again. Returns 1, 0 when there is no such session, -1 when the
 -- mailbox overflowed (the session is then ended with reason "overflow"):
 -- its bytes would pass mxb while its oldest packet has waited more than
 -- mxw ms (the client does not drain it), or pass MB_HARD times mxb.
@@ -198,7 +198,7 @@ local function deliver(sid, packets, own)
   local offer = node and f[9] == f[3] and #packets == 1 and bytes == add
   if offer then
     redis.call('HDEL', s, 'pg', 'pq', 'mt')
-    redis.call('HSET', s, 'mbb', bytes, 'it', f[10], 'ic', 1, 'ib', add, 'io', f[3], 'itm', NOW)
+    redis.call('HSET', s, 'mbb', bytes, 'it', f[10], 'ic', 1, 'ib', add, 'io', f[3], 'itm', NOW, 'off', 1)
   elseif f[6] then redis.call('HSET', s, 'mbb', bytes)
   else redis.call('HSET', s, 'mt', NOW, 'mbb', bytes) end
   redis.call('RPUSH', mb, unpack(packets))
@@ -245,7 +245,7 @@ local function trim_batch(own)
   local left = (tonumber(f[3]) or 0) - (tonumber(f[2]) or 0)
   if left < 0 then left = 0 end
   redis.call('HSET', s, 'ic', 0, 'mbb', left)
-  redis.call('HDEL', s, 'io', 'itm', 'ib')
+  redis.call('HDEL', s, 'io', 'itm', 'ib', 'off')
 end
 
 local function expire_all(own, ttl)

@@ -32,5 +32,5 @@ redis.call('ZREM', KDL, sid)
 for _, key in ipairs({s, k.ns, k.rooms, k.acks}) do redis.call('PERSIST', key) end
 local q = redis.call('LRANGE', k.mb, 0, -1)
 redis.call('DEL', k.mb)
-redis.call('HDEL', s, 'mbb', 'mt', 'it', 'ic', 'ib', 'io', 'itm')
+redis.call('HDEL', s, 'mbb', 'mt', 'it', 'ic', 'ib', 'io', 'itm', 'off')
 return {first, q}

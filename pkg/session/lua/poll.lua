@@ -76,7 +76,9 @@ if ic > 0 then
     -- only after an answer arrived; t repeats only if its clock did not
     -- tick). Not a released batch (no owner): its answer was never written,
     -- whatever t the next poll carries (a client retrying a failed poll,
-    -- as the 0.9 client's XDomainRequest path does, sends a new t).
+    -- as the 0.9 client's XDomainRequest path does, sends a new t). A
+    -- batch offered to a parked poll (off, lib.lua's deliver) that its
+    -- gateway could not hand over is released first (Store.ReleaseOffer).
     trim_batch(k)
   else
     local owner = f[8]
@@ -94,8 +96,8 @@ if ic > 0 then
     -- this poll whose reply was lost, or never confirmed in time (its
     -- gateway died): the answer never reached the client. Deliver it again.
     kick()
-    redis.call('HDEL', s, 'pg')
-    redis.call('HSET', s, 'io', me, 'itm', NOW)
+    redis.call('HDEL', s, 'pg', 'off')
+    redis.call('HSET', s, 'io', me, 'itm', NOW, 'it', t)
     return {1, redis.call('LRANGE', mb, 0, ic - 1), '0', 0, 1}
   end
 end
