@@ -156,12 +156,17 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 	ctx := r.Context()
 	if v, loaded := g.polls.Swap(sid, waiter); loaded {
 		prev := v.(*pollWaiter)
-		if prev.replace() {
-			if err := g.store.ReleaseOffer(ctx, sid, prev.id); err != nil {
-				g.log.Warn("replaced poll not released", "sid", session.LogSID(sid), "err", err)
-			}
-		}
+		replaced := prev.replace()
 		prev.notifyAll(pollEvent{kick: true})
+		// A packet offered to the replaced poll goes back to the mailbox
+		// before this poll's run, which would otherwise take it for
+		// received. If Redis does not answer, this poll cannot know what
+		// it may take: 503, and the client starts a new session.
+		if replaced && !g.releaseUntilAnswered(ctx, sid, func(ctx context.Context) error { return g.store.ReleaseOffer(ctx, sid, prev.id) }) {
+			g.polls.CompareAndDelete(sid, waiter)
+			g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
+			return
+		}
 	}
 	defer g.polls.CompareAndDelete(sid, waiter)
 
@@ -210,14 +215,14 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request, transport, s
 		// it again on a new connection), taking a batch this answer does
 		// not carry, which the client's next poll, with its new
 		// cache-buster, would trim as received. So the poll is released
-		// first (abandonPoll); once it is, a noop keeps the client polling
+		// first (releaseUntilAnswered); once it is, a noop keeps the client polling
 		// (a non-200 answer would make it drop the session), after a pause.
 		// If it cannot be, the session's packets may be lost with it: a
 		// 503 makes the client drop the session and reconnect, which it
 		// sees.
 		g.metrics.RedisErrors.WithLabelValues("poll").Inc()
 		g.log.Warn("poll failed", "sid", session.LogSID(sid), "err", err)
-		if !g.abandonPoll(ctx, sid, waiter.id) {
+		if !g.releaseUntilAnswered(ctx, sid, func(ctx context.Context) error { return g.store.Release(ctx, sid, waiter.id) }) {
 			g.reject(w, r, http.StatusServiceUnavailable, rejectStoreUnavailable, "session store unavailable")
 			return
 		}
@@ -299,21 +304,22 @@ func (g *Gateway) pollAborted(sid, transport string) {
 	}()
 }
 
-// AbandonWait bounds how long a poll whose script failed tries to release
-// itself (abandonPoll) before it answers 503.
+// AbandonWait bounds how long a poll whose script failed, or that
+// replaced a poll holding an offered packet, tries to release it
+// (releaseUntilAnswered) before it answers 503.
 const AbandonWait = 10 * time.Second
 
-// abandonPoll releases poll pollID after its script failed, trying again
-// (on timeouts too: a release runs safely twice) until Redis answers,
-// AbandonWait passes or the client leaves; it reports whether Redis
-// answered. Released, the poll's script takes nothing if Redis runs it
-// later, and a batch an earlier run took is delivered to the next poll
-// (session.Store.Release).
-func (g *Gateway) abandonPoll(ctx context.Context, sid, pollID string) bool {
+// releaseUntilAnswered runs release (Store.Release of a poll whose script
+// failed, Store.ReleaseOffer of a replaced one), trying again (on timeouts
+// too: a release runs safely twice) until Redis answers, AbandonWait passes
+// or the client leaves; it reports whether Redis answered. Released, a
+// poll's script takes nothing if Redis runs it later, and a batch it took
+// (or a packet offered to it) is delivered to the next poll.
+func (g *Gateway) releaseUntilAnswered(ctx context.Context, sid string, release func(context.Context) error) bool {
 	ctx, cancel := context.WithTimeout(ctx, AbandonWait)
 	defer cancel()
 	always := func(error) bool { return true }
-	if err := retryWhile(ctx, always, func() error { return g.store.Release(ctx, sid, pollID) }); err != nil {
+	if err := retryWhile(ctx, always, func() error { return release(ctx) }); err != nil {
 		g.log.Warn("poll not released; answered 503, its client reconnects", "sid", session.LogSID(sid), "err", err)
 		return false
 	}
@@ -383,14 +389,15 @@ func (g *Gateway) endPark(ctx context.Context, waiter *pollWaiter, sid, transpor
 
 // releaseOffer gives back a packet offered to a poll that is over or
 // gone from this gateway (route O): the session's next poll gets it at
-// once (Store.Release). It never blocks the caller.
+// once (Store.ReleaseOffer; a no-op once a run of the poll took it). It
+// never blocks the caller.
 func (g *Gateway) releaseOffer(r bus.Route) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := g.store.ReleaseOffer(ctx, r.SID, r.Arg); err != nil {
 			g.metrics.RedisErrors.WithLabelValues("poll").Inc()
-			g.log.Warn("offered packet not released; the next poll gets it after the confirm wait", "sid", session.LogSID(r.SID), "err", err)
+			g.log.Warn("packet offered to a poll no longer held here not released; the next poll may take it for received", "sid", session.LogSID(r.SID), "err", err)
 		}
 	}()
 }
