@@ -6,7 +6,7 @@
 // A request's life:
 //
 //	GET  /socket.io/1/                    handshake: admission (admission.go), session.Create, then sid:hb:close:transports
-//	GET  /socket.io/1/xhr-polling/<sid>   session.Poll: answer the mailbox, or park until woken
+//	GET  /socket.io/1/xhr-polling/<sid>   session.Poll: answer the mailbox, or park until woken or offered a packet
 //	POST /socket.io/1/xhr-polling/<sid>   decode the payload, commit its signals, answer 1
 //	GET  /socket.io/1/websocket/<sid>     session.OpenStream: this gateway holds the connection
 //

@@ -615,6 +615,25 @@ func TestPollOffer(t *testing.T) {
 			t.Fatalf("route %q, %v; want the offer of %q to %s", msg.Payload, err, packet, pollID)
 		}
 	}
+	// deliverOffered delivers packet and expects it offered to pollID;
+	// deliverUnrouted expects no route message at all.
+	deliverOffered := func(pollID, packet string) {
+		t.Helper()
+		if err := st.Deliver(ctx, sid, packet); err != nil {
+			t.Fatal(err)
+		}
+		expectOffer(pollID, packet)
+	}
+	deliverUnrouted := func(packet, fault string) {
+		t.Helper()
+		n := routes()
+		if err := st.Deliver(ctx, sid, packet); err != nil {
+			t.Fatal(err)
+		}
+		if routes() != n {
+			t.Fatal(fault)
+		}
+	}
 	parkedFor := func(pollID, t0 string) {
 		t.Helper()
 		if r, err := st.Poll(ctx, sid, "xhr-polling", pollID, t0, false); err != nil || r.Result != PollParked || r.Recheck != 0 {
@@ -634,21 +653,12 @@ func TestPollOffer(t *testing.T) {
 	if r, err := st.PollEnd(ctx, sid, "xhr-polling", "p2", "2"); err != nil || r.Result != PollSuperseded {
 		t.Fatalf("PollEnd = %+v, %v", r, err)
 	}
-	n := routes()
-	if err := st.Deliver(ctx, sid, "3:::a"); err != nil {
-		t.Fatal(err)
-	}
-	if routes() != n {
-		t.Fatal("a delivery after PollEnd was routed to the poll that ended")
-	}
+	deliverUnrouted("3:::a", "a delivery after PollEnd was routed to the poll that ended")
 	gets("p3", "3", "3:::a")
 
 	// Offered as the duration ends: PollEnd answers with it.
 	parkedFor("p4", "4")
-	if err := st.Deliver(ctx, sid, "3:::b"); err != nil {
-		t.Fatal(err)
-	}
-	expectOffer("p4", "3:::b")
+	deliverOffered("p4", "3:::b")
 	if r, err := st.PollEnd(ctx, sid, "xhr-polling", "p4", "4"); err != nil || !r.Owned || !slices.Equal(r.Packets, []string{"3:::b"}) {
 		t.Fatalf("PollEnd with an offer = %+v, %v", r, err)
 	}
@@ -659,17 +669,8 @@ func TestPollOffer(t *testing.T) {
 	// Offered to a poll gone from its gateway: released, the next poll
 	// (a new t) gets it; a second delivery waits behind it, unoffered.
 	parkedFor("p5", "5")
-	if err := st.Deliver(ctx, sid, "3:::c"); err != nil {
-		t.Fatal(err)
-	}
-	expectOffer("p5", "3:::c")
-	n = routes()
-	if err := st.Deliver(ctx, sid, "3:::d"); err != nil {
-		t.Fatal(err)
-	}
-	if routes() != n {
-		t.Fatal("a second delivery was routed: the poll it would wake took the first")
-	}
+	deliverOffered("p5", "3:::c")
+	deliverUnrouted("3:::d", "a second delivery was routed: the poll it would wake took the first")
 	if err := st.ReleaseOffer(ctx, sid, "p5"); err != nil {
 		t.Fatal(err)
 	}
@@ -681,23 +682,14 @@ func TestPollOffer(t *testing.T) {
 	if err := st.Release(ctx, sid, "p8"); err != nil {
 		t.Fatal(err)
 	}
-	n = routes()
-	if err := st.Deliver(ctx, sid, "3:::e"); err != nil {
-		t.Fatal(err)
-	}
-	if routes() != n {
-		t.Fatal("a delivery was routed to a released poll")
-	}
+	deliverUnrouted("3:::e", "a delivery was routed to a released poll")
 	gets("p9", "9", "3:::e")
 
 	// ReleaseOffer gives an offered packet back only while no run of its
 	// poll took it: here the poll's last run (PollEnd) did, so its answer
 	// carries the packet and the next poll trims it.
 	parkedFor("p10", "10")
-	if err := st.Deliver(ctx, sid, "3:::f"); err != nil {
-		t.Fatal(err)
-	}
-	expectOffer("p10", "3:::f")
+	deliverOffered("p10", "3:::f")
 	if r, err := st.PollEnd(ctx, sid, "xhr-polling", "p10", "10"); err != nil || !slices.Equal(r.Packets, []string{"3:::f"}) {
 		t.Fatalf("PollEnd with an offer = %+v, %v", r, err)
 	}
@@ -705,10 +697,7 @@ func TestPollOffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	parkedFor("p11", "11")
-	if err := st.Deliver(ctx, sid, "3:::g"); err != nil {
-		t.Fatal(err)
-	}
-	expectOffer("p11", "3:::g")
+	deliverOffered("p11", "3:::g")
 	if err := st.ReleaseOffer(ctx, sid, "p11"); err != nil {
 		t.Fatal(err)
 	}

@@ -169,10 +169,11 @@ end
 -- poll.lua's last park, names the parked poll pg) is taken for that poll
 -- at once, as the poll's own run would take it (it, ic, ib, io, itm), and
 -- offered to it (route_offer; off marks the batch as offered): its gateway
--- answers without running the poll again. Returns 1, 0 when there is no such session, -1 when the
--- mailbox overflowed (the session is then ended with reason "overflow"):
--- its bytes would pass mxb while its oldest packet has waited more than
--- mxw ms (the client does not drain it), or pass MB_HARD times mxb.
+-- answers without running the poll again. Returns 1, 0 when there is no
+-- such session, -1 when the mailbox overflowed (the session is then ended
+-- with reason "overflow"): its bytes would pass mxb while its oldest
+-- packet has waited more than mxw ms (the client does not drain it), or
+-- pass MB_HARD times mxb.
 local function deliver(sid, packets, own)
   local s = own and own.s or k_s(sid)
   local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw', 'pq', 'pt')
