@@ -20,14 +20,18 @@ type Server struct {
 }
 
 // Derive returns the shipped configuration with its bind line listening on
-// bind and its server lines replaced by servers, where the first of them
-// was.
+// bind and the server lines of each backend replaced by servers, where the
+// backend's first server line was (the shipped file lists the same gateways
+// in two backends: the ready ones, and the ones that are up).
 func Derive(shipped []byte, bind string, servers []Server) string {
 	var out []string
 	placed := false
 	for _, line := range strings.Split(string(shipped), "\n") {
 		trimmed := strings.TrimSpace(line)
 		switch {
+		case strings.HasPrefix(trimmed, "backend "):
+			placed = false
+			out = append(out, line)
 		case strings.HasPrefix(trimmed, "bind "):
 			out = append(out, "    bind "+bind)
 		case strings.HasPrefix(trimmed, "server "):

@@ -29,6 +29,18 @@ func TestDerive(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, cfg)
 		}
 	}
+	// Both backends (the ready gateways, and those up for failing open)
+	// list the servers, once each.
+	for _, backend := range []string{"\nbackend gateways\n", "\nbackend gateways_up\n"} {
+		_, rest, ok := strings.Cut(cfg, backend)
+		if !ok {
+			t.Fatalf("no %q in:\n%s", backend, cfg)
+		}
+		rest, _, _ = strings.Cut(rest, "\nbackend ")
+		if n := strings.Count(rest, "    server gw1 127.0.0.1:1001 check port 2001\n"); n != 1 {
+			t.Errorf("%q lists gw1 %d times:\n%s", backend, n, rest)
+		}
+	}
 	if strings.Contains(cfg, ":8080") || strings.Contains(cfg, ":8001") {
 		t.Errorf("a shipped bind or server line is left:\n%s", cfg)
 	}

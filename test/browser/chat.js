@@ -92,6 +92,22 @@ async function open(browser, name, url) {
   p.on('console', function (m) { if (m.type() === 'error') p.errors.push('console: ' + m.text()); });
   p.on('pageerror', function (e) { p.errors.push('exception: ' + e.message); });
   p.on('response', function (r) { if (r.status() >= 400) p.httpErrors.push(r.status() + ' ' + r.url()); });
+  // The page's last requests, with when they started and how they ended
+  // (printed when a suite fails): a request that never ends shows here.
+  p.requests = [];
+  var t0 = Date.now();
+  p.on('request', function (r) {
+    r.trace = { start: Date.now() - t0, url: r.url().replace(/^https?:\/\/[^/]+/, ''), end: 'pending' };
+    p.requests.push(r.trace);
+    if (p.requests.length > 40) p.requests.shift();
+  });
+  p.on('requestfinished', async function (r) {
+    var res = await r.response().catch(function () { return null; });
+    r.trace.end = (res ? res.status() : '?') + ' after ' + (Date.now() - t0 - r.trace.start) + ' ms';
+  });
+  p.on('requestfailed', function (r) {
+    r.trace.end = 'failed (' + (r.failure() || {}).errorText + ') after ' + (Date.now() - t0 - r.trace.start) + ' ms';
+  });
   await p.addInitScript(STATUS_WATCH);
   // The 0.9 client keeps a page "loading" while it polls over jsonp, so
   // wait for the DOM, not for the load event.
@@ -534,6 +550,8 @@ async function noworker(browser) {
         console.log('# page ' + p.label + ': ' + JSON.stringify(s) + '\n#   users ' + JSON.stringify(await usersOf(p)) +
           '\n#   errors ' + JSON.stringify(p.errors) + '\n#   lines\n' + l.slice(-15).map(function (x) {
           return '#     ' + x.cls + ' ' + x.nick + ' ' + x.text.slice(0, 100) + ' ' + x.tag;
+        }).join('\n') + '\n#   requests (ms since the page opened)\n' + p.requests.map(function (r) {
+          return '#     ' + r.start + ' ' + r.url.slice(0, 100) + ': ' + r.end;
         }).join('\n'));
       } catch (e2) { console.log('# page ' + p.label + ': ' + e2.message); }
     }

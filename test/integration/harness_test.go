@@ -167,7 +167,9 @@ func (c *cluster) worker(name, app string, extra ...string) *proc {
 }
 
 // start runs bin and waits for a log line matching ready, whose first group
-// is the process's address.
+// is the process's address. Its log is printed when the test fails, or
+// always with REALTIME_TEST_LOGS=1 (to compare a passing run with a
+// failing one).
 func (c *cluster) start(name string, ready *regexp.Regexp, bin string, args ...string) *proc {
 	c.t.Helper()
 	p := &proc{t: c.t, name: name, done: make(chan struct{})}
@@ -215,7 +217,7 @@ func (c *cluster) start(name string, ready *regexp.Regexp, bin string, args ...s
 		}
 		p.signal(syscall.SIGKILL)
 		<-p.done
-		if c.t.Failed() {
+		if c.t.Failed() || os.Getenv("REALTIME_TEST_LOGS") != "" {
 			c.t.Logf("--- log of %s ---\n%s", name, p.logText())
 		}
 	})

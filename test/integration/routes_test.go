@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -127,6 +129,71 @@ func TestRedisAOFRestartUnderTraffic(t *testing.T) {
 	if n := gaps(t, gws...); n != 0 {
 		t.Errorf("%v route gaps after an AOF restart that lost nothing", n)
 	}
+}
+
+// Redis stopped (SIGSTOP) behind the shipped haproxy config with two
+// gateways: both turn unready (their /readyz probes time out) and haproxy
+// takes them out of the rotation, but it fails open (backend gateways_up)
+// instead of answering 503 itself, which would make a 0.9 polling client
+// drop its session and a jsonp-polling client lose its POST unseen. A POST
+// sent then waits for Redis (-redis-wait, 4 s), is answered 200 once Redis
+// is back, and the session carries on: its echo arrives.
+func TestRedisPauseBehindLoadBalancer(t *testing.T) {
+	c := newCluster(t)
+	gws, admins := c.lbGateways(2)
+	c.worker("w", "echo")
+	lb := c.haproxy(gws, admins)
+	code, body, _ := get(t, lb+"/socket.io/1/?t=1")
+	sid, _, _ := strings.Cut(body, ":")
+	if code != 200 || sid == "" {
+		t.Fatalf("handshake: %d %q", code, body)
+	}
+	pollAt := func(tb int) string { return fmt.Sprintf("%s/socket.io/1/xhr-polling/%s?t=%d", lb, sid, tb) }
+	if code, body, _ := get(t, pollAt(2)); code != 200 || body != "1::" {
+		t.Fatalf("first poll: %d %q", code, body)
+	}
+
+	c.redis.Pause(t)
+	waitUntil(t, "both gateways unready", 10*time.Second, func() error {
+		for _, g := range gws {
+			if n := metricAdmin(t, g, `realtime_gateway_readiness_changes_total{to="unready"}`); n < 1 {
+				return fmt.Errorf("gateway %s still ready", g.name)
+			}
+		}
+		return nil
+	})
+	time.Sleep(2500 * time.Millisecond) // haproxy's checks (1 s apart, fall 2) find them unready
+	if code, body, _ := get(t, lb+"/not-socket-io"); code == http.StatusServiceUnavailable {
+		t.Fatalf("with no gateway ready, the balancer answered itself: %d %q", code, body)
+	}
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	posted := make(chan answer, 1)
+	go func() {
+		resp, err := http.Post(pollAt(3), "text/plain", strings.NewReader(`5:1+::{"name":"echo","args":["during the stall"]}`))
+		if err != nil {
+			posted <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		posted <- answer{resp.StatusCode, string(b), err}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	c.redis.Resume(t)
+	if a := <-posted; a.err != nil || a.code != 200 || a.body != "1" {
+		t.Fatalf("POST during the stall: %d %q %v", a.code, a.body, a.err)
+	}
+	waitUntil(t, "the echo's ack", 10*time.Second, func() error {
+		code, body, _ := get(t, pollAt(4+int(time.Now().UnixNano()%1e6)))
+		if code != 200 || !strings.Contains(body, `6:::1+["during the stall"]`) {
+			return fmt.Errorf("poll: %d %q", code, body)
+		}
+		return nil
+	})
 }
 
 var routeGapLogRE = regexp.MustCompile(`(?m)^.*route messages may have been missed.*reason=(\S+).*$`)
