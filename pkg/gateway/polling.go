@@ -461,6 +461,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	// What a retry of this POST reproduces: its cache-buster and its body
 	// as received.
 	post := session.Post{T: r.URL.Query().Get("t"), Digest: session.PostDigest(body)}
+	if transport != TransportHTMLFile {
+		post.Polling = transport // a POST before the first GET opens the session
+	}
 	// Invalid UTF-8 is repaired before anything is decoded, as the
 	// reference decodes the body, then the form field (utf8.go).
 	body, _ = g.repairIn(body, transport, sid)
@@ -517,8 +520,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		in.joined[ns] = true
 	}
 	if touched.Class == "" {
-		// A POST before any GET: the reference loses these packets; we
-		// process them for the default namespace like any other.
+		// An htmlfile POST before its GET (a polling one opened the
+		// session in TouchPost): processed for the default namespace.
 		in.joined[""] = true
 	}
 	if touched.Class == "stream" {

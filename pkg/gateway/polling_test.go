@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -162,6 +163,44 @@ func TestPostLimits(t *testing.T) {
 	}
 	if code, body := tg.post(base, "7:::x"); code != 200 || body != "1" || tg.rejections(rejectClientErrorPacket) != 1 {
 		t.Errorf("error packet: %d %q", code, body)
+	}
+}
+
+// A polling POST before the session's first GET opens the session as
+// that GET would (the reference's handleClient connects on any request of
+// a handshaken id): the app gets connect first, then the POST's packets;
+// the first GET answers 1:: first; and a session whose GET never comes
+// ends at its close timeout with a disconnect, so the app never sees
+// packets of a socket that neither connected nor disconnected.
+func TestPostBeforeFirstGetOpensSession(t *testing.T) {
+	tg := newLiveGateway(t, Config{PollingDuration: time.Second, CloseTimeout: 2 * time.Second, HeartbeatInterval: 500 * time.Millisecond})
+	sid := tg.handshake()
+	base := "/socket.io/1/xhr-polling/" + sid
+	if code, body := tg.post(base+"?t=1", `5:1+::{"name":"early","args":[1]}`); code != 200 || body != "1" {
+		t.Fatalf("POST before GET: %d %q", code, body)
+	}
+	if got := tg.signals(sid); !slices.Equal(got, []string{"connect", `event early [1] id=1+`}) {
+		t.Fatalf("signals after the early POST: %q, want connect first", got)
+	}
+	if code, body := tg.get(base + "?t=2"); code != 200 || !strings.HasPrefix(body, "1::") {
+		t.Fatalf("first GET: %d %q, want 1:: first", code, body)
+	}
+	if got := tg.signals(sid); !slices.Equal(got, []string{"connect", `event early [1] id=1+`}) {
+		t.Fatalf("signals after the first GET: %q, want no second connect", got)
+	}
+
+	// A session whose client POSTs once and never polls.
+	lone := tg.handshake()
+	if code, body := tg.post("/socket.io/1/jsonp-polling/"+lone+"?t=1", "d="+url.QueryEscape(`"3:::hi"`)); code != 200 || !strings.Contains(body, "1") {
+		t.Fatalf("jsonp POST before GET: %d %q", code, body)
+	}
+	tg.waitSignals(lone, "connect", "message hi")
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(tg.signals(lone), []string{"connect", "message hi", "disconnect reason=" + string(bus.ReasonTimeout)}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("signals of a session that never polled: %q, want it ended at its close timeout", tg.signals(lone))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

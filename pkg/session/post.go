@@ -48,6 +48,12 @@ type Post struct {
 	// Digest is PostDigest of the request body as received ("": no retry
 	// check; TouchPost then always answers PostNew).
 	Digest string
+	// Polling is the POST's transport when it is a polling one
+	// (xhr-polling, jsonp-polling; "" for htmlfile): such a POST to a
+	// session no transport has opened yet opens it, as its first GET would
+	// (the connect signal, then the POST's), since the reference connects a
+	// session on any request of a handshaken id (manager.js handleClient).
+	Polling string
 }
 
 // PostDigest returns the digest of a POST body that Post.Digest takes:

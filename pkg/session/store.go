@@ -464,8 +464,10 @@ func (s *Store) Touch(ctx context.Context, sid string) (class string, namespaces
 func (s *Store) touch(ctx context.Context, sid string, p Post) (PostReply, error) {
 	deadline := time.Now().Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
-	res, err := touchScript.Run(ctx, s.rdb, s.sessionKeys(sid, s.cfg.Keys.Post(sid)),
-		s.args(sid, deadline, ttl, s.refreshSlack(), p.T, p.Digest, s.cfg.BatchConfirmWait.Milliseconds())...).Result()
+	part := s.cfg.Keys.PartitionOf(sid)
+	res, err := touchScript.Run(ctx, s.rdb,
+		s.sessionKeys(sid, s.cfg.Keys.Post(sid), s.cfg.Keys.NamespaceSessions(part, ""), s.cfg.Keys.NamespacePolling(part, "")),
+		s.args(sid, deadline, ttl, s.refreshSlack(), p.T, p.Digest, s.cfg.BatchConfirmWait.Milliseconds(), p.Polling)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return PostReply{}, ErrUnknownSession

@@ -267,6 +267,22 @@ local function refresh(sid, own, dl, deadline, ttl, slack)
   redis.call('HSET', own.s, 'dl', deadline)
 end
 
+
+-- open_polling opens a session no transport has opened yet for polling
+-- transport tr, as its first GET does (poll.lua), or a POST before that
+-- GET (touch.lua; the reference's handleClient connects a session on any
+-- request of a handshaken id): the default namespace is connected (nsm,
+-- nsp: the partition's default namespace sets), the connect signal is
+-- written, and 1:: waits first in its mailbox.
+local function open_polling(sid, own, tr, nsm, nsp)
+  redis.call('HSET', own.s, 'st', 'open', 'tr', tr, 'cls', 'poll')
+  redis.call('SADD', own.ns, '')
+  redis.call('SADD', nsm, sid)
+  redis.call('SADD', nsp, sid)
+  xadd(own.sig, sid, 'connect', '', {transport = tr})
+  redis.call('LPUSH', own.mb, '1::')
+  redis.call('HINCRBY', own.s, 'mbb', 3)
+end
 -- join_room puts a session of the script's partition in a room of a
 -- namespace it is connected to, telling the gateway holding its stream.
 local function join_room(sid, ns, room)

@@ -57,15 +57,7 @@ if f[2] and f[2] ~= 'poll' then
   return {3}
 end
 local mb = k.mb
-if f[1] == 'new' then
-  redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'poll')
-  redis.call('SADD', k.ns, '')
-  redis.call('SADD', KEYS[10], sid)
-  redis.call('SADD', KEYS[11], sid)
-  xadd(k.sig, sid, 'connect', '', {transport = tr})
-  redis.call('LPUSH', mb, '1::')
-  redis.call('HINCRBY', s, 'mbb', 3)
-end
+if f[1] == 'new' then open_polling(sid, k, tr, KEYS[10], KEYS[11]) end
 refresh(sid, k, f[7], ARGV[8], ARGV[9], ARGV[13])
 local ic = tonumber(f[5]) or 0
 if ic > 0 and f[8] then confirmed = redis.call('GET', k.cf) == f[8] end

@@ -2,9 +2,14 @@
 -- says whether the POST is a retry of one already committed. ARGV[4] sid,
 -- [5] deadline ms, [6] ttl ms, [7] refresh slack ms, [8] the POST's t,
 -- [9] the digest of its body ("": no retry check), [10] the confirm wait
--- ms. KEYS: the session's, then KEYS[10] its POST record (<P>{p}:post:<sid>).
+-- ms, [11] the POST's transport when it is a polling one ("" otherwise).
+-- KEYS: the session's, then KEYS[10] its POST record (<P>{p}:post:<sid>),
+-- KEYS[11] and KEYS[12] the partition's default namespace sets (<P>{p}:nsm:,
+-- nsp:). A polling POST to a session no transport has opened yet opens it
+-- (lib.lua's open_polling), so that its packets' signals come after the
+-- connect signal, as the reference connects a session on any request.
 -- Returns nil (unknown) or {cls, verdict, namespaces...}; cls is "" for a
--- session no transport has opened yet. verdict is "n" (a new POST: apply
+-- session no transport has opened yet (a POST of htmlfile before its GET). verdict is "n" (a new POST: apply
 -- it), "r" (a retry of the recorded POST, whose packets were committed:
 -- apply nothing) or "w<ms>" (it may be a retry: ask again after ms). A
 -- polling session's deadline is refreshed; a streaming one (htmlfile) gets
@@ -18,6 +23,10 @@ local cls = f[1]
 if not cls then
   if redis.call('EXISTS', s) == 0 then return false end
   cls = ''
+  if ARGV[11] ~= '' then
+    open_polling(sid, k, ARGV[11], KEYS[11], KEYS[12])
+    cls = 'poll'
+  end
 end
 if cls == 'poll' then refresh(sid, k, f[2], ARGV[5], ARGV[6], ARGV[7])
 elseif cls == 'stream' then redis.call('HSET', s, 'lh', NOW) end
