@@ -88,7 +88,7 @@ func newFlags() *flags {
 		closeTimeout: fs.Duration("close-timeout", gateway.DefaultCloseTimeout, "close timeout told to clients; a polling session without contact for this long ends"),
 		pollDuration: fs.Duration("polling-duration", gateway.DefaultPollingDuration, "how long a poll is held before the noop answer"),
 		transports:   fs.String("transports", strings.Join(gateway.DefaultTransports, ","), "enabled transports in preference order (websocket,flashsocket,htmlfile,xhr-polling,jsonp-polling)"),
-		origins:      fs.String("origins", strings.Join(gateway.DefaultOrigins, ","), "allowed origins, comma-separated host:port patterns with * wildcards"),
+		origins:      fs.String("origins", strings.Join(gateway.DefaultOrigins, ","), "allowed origins, comma-separated host:port, host:* or *:port (*:* allows all, also requests with no Origin or Referer)"),
 		hsHeaders:    fs.String("handshake-headers", strings.Join(gateway.DefaultHandshakeHeaders, ","), "request headers a session keeps of its handshake for the authorization hook and apps, comma-separated (the others are not kept)"),
 		maxHSBytes:   fs.Int("max-handshake-bytes", gateway.DefaultMaxHandshakeBytes, "most bytes of handshake data (JSON) a session keeps; over it kept headers are dropped, largest first, and a handshake whose URL alone is over it gets 414"),
 		flashAddr:    fs.String("flash-policy-addr", "", "listen address of the Flash policy-file server, e.g. :10843 (empty: off)"),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -365,6 +366,33 @@ var ErrTimers = errors.New("gateway: inconsistent timers")
 // client is ended: a mailbox that cannot hold what one accepted packet or
 // POST may produce.
 var ErrLimits = errors.New("gateway: inconsistent limits")
+
+// ErrOrigins is returned by New for an Origins entry that no origin could
+// match: the check takes "host:port", "host:*" and "*:port" only, as the
+// reference's does (socket.io 0.9 manager.js verifyOrigin), so a pattern
+// without a port, or with a wildcard inside a host ("*.example.com:443"),
+// would refuse every page while the Flash policy file granted it.
+var ErrOrigins = errors.New("gateway: origins pattern never matches")
+
+// checkOrigins rejects Origins entries that are not "host:port" with host a
+// name or "*" and port a number or "*".
+func (c *Config) checkOrigins() error {
+	for _, o := range c.Origins {
+		i := strings.LastIndex(o, ":") // an IPv6 host has colons of its own
+		if i <= 0 {
+			return fmt.Errorf("%w: %q: want host:port, host:* or *:port", ErrOrigins, o)
+		}
+		host, port := o[:i], o[i+1:]
+		_, err := strconv.ParseUint(port, 10, 16)
+		switch {
+		case host != "*" && strings.Contains(host, "*"):
+			return fmt.Errorf("%w: %q: a host is a name or *, not a pattern (list each host)", ErrOrigins, o)
+		case port != "*" && err != nil:
+			return fmt.Errorf("%w: %q: a port is a number or *", ErrOrigins, o)
+		}
+	}
+	return nil
+}
 
 // checkLimits rejects a mailbox whose hard bound (session.MailboxHardFactor
 // times MailboxBytes) is smaller than one packet or one POST body the

@@ -25,3 +25,26 @@ func TestLimitsChecked(t *testing.T) {
 		}
 	}
 }
+
+// An origins pattern that no origin could match is refused at start, with
+// what is wrong: the check (as the reference's) takes host:port, host:* and
+// *:port only.
+func TestOriginsChecked(t *testing.T) {
+	for _, tc := range []struct {
+		origins []string
+		want    error
+	}{
+		{nil, nil}, // the default, *:*
+		{[]string{"example.com:443", "example.com:*", "*:8080", "::1:80"}, nil},
+		{[]string{"foo.test"}, ErrOrigins},
+		{[]string{"*.example.com:443"}, ErrOrigins},
+		{[]string{"example.com:https"}, ErrOrigins},
+		{[]string{":80"}, ErrOrigins},
+	} {
+		cfg := Config{Origins: tc.origins}
+		cfg.defaults()
+		if err := cfg.checkOrigins(); !errors.Is(err, tc.want) {
+			t.Errorf("%q: %v, want %v", tc.origins, err, tc.want)
+		}
+	}
+}

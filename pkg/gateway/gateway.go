@@ -95,6 +95,9 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 	if err := cfg.checkLimits(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkOrigins(); err != nil {
+		return nil, err
+	}
 	for _, t := range cfg.Transports {
 		switch t {
 		case TransportWebSocket, TransportFlashSocket, TransportHTMLFile, TransportXHRPolling, TransportJSONPPolling:
