@@ -74,8 +74,10 @@ type ConsumerConfig struct {
 	MaxRetryBackoff time.Duration
 	// Logger receives the consumer's logs. Default: slog.Default().
 	Logger *slog.Logger
-	// Hooks for metrics; each may be nil.
-	OnDeadLetter func(partition int)
+	// Hooks for metrics; each may be nil. OnDeadLetter is told of each
+	// signal moved to the dead-letter stream, once it is acknowledged
+	// there (s holds only its ID for an entry that did not parse).
+	OnDeadLetter func(partition int, s Signal)
 	OnReclaim    func(partition int, n int)
 	// OnReread is told how many of this consumer's own pending entries of a
 	// partition it read again after a failed read or commit (see Consumer).
@@ -1290,7 +1292,7 @@ func (c *Consumer) deadLetter(ctx context.Context, p int, s Signal, attempts int
 	}
 	c.log.Error("signal dead-lettered", "partition", p, "id", s.ID, "kind", s.Kind, "attempts", attempts, "err", cause)
 	if c.cfg.OnDeadLetter != nil {
-		c.cfg.OnDeadLetter(p)
+		c.cfg.OnDeadLetter(p, s)
 	}
 	return nil
 }

@@ -209,10 +209,13 @@ func New(rdb redis.UniversalClient, cfg Config) *Worker {
 	w.consumer = bus.NewConsumer(rdb, bus.ConsumerConfig{
 		Keys: cfg.Keys, Name: cfg.Name, Group: w.group(), LeaseTTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts, Logger: cfg.Logger,
 		RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff,
-		OnDeadLetter: func(int) { m.DeadLetters.Inc() },
-		OnReclaim:    func(_ int, n int) { m.Reclaimed.Add(float64(n)) },
-		OnReread:     func(_ int, n int) { m.Reread.Add(float64(n)) },
-		OnOwned:      func(n int) { m.Partitions.Set(float64(n)) },
+		OnDeadLetter: func(_ int, s bus.Signal) {
+			m.DeadLetters.Inc()
+			w.answerDeadLettered(s)
+		},
+		OnReclaim: func(_ int, n int) { m.Reclaimed.Add(float64(n)) },
+		OnReread:  func(_ int, n int) { m.Reread.Add(float64(n)) },
+		OnOwned:   func(n int) { m.Partitions.Set(float64(n)) },
 		OnLag: func(p int, pending, lag int64) {
 			m.Pending.WithLabelValues(strconv.Itoa(p)).Set(float64(pending))
 			m.Lag.WithLabelValues(strconv.Itoa(p)).Set(float64(lag))
@@ -448,6 +451,26 @@ func safeAuthorize(ctx context.Context, h AuthorizeHandler, hs session.Handshake
 // register remembers an EmitAck callback and returns its ack id: random in
 // [1, 2^53), so any worker's ids are unique per session and exact in
 // JavaScript.
+// answerDeadLettered answers the data ack a dead-lettered event or
+// message asked for, 6::<ns>:<id>+[{"error":"dead_lettered"}] (the shape
+// the gateway gives a rejected packet's ack), so that the client's
+// callback does not wait forever for a handler that gave up. It is best
+// effort: the signal is acknowledged already, and a failed delivery is
+// logged. A plain ack (no "+") was answered by the gateway on arrival.
+func (w *Worker) answerDeadLettered(s bus.Signal) {
+	if !s.HasID || !s.AckData || s.SID == "" {
+		return
+	}
+	data := strconv.AppendUint(nil, s.MsgID, 10)
+	data = append(data, `+[{"error":"dead_lettered"}]`...)
+	packet := string(protocol.Encode(protocol.Packet{Type: protocol.Ack, Endpoint: s.NS, Data: data}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := w.store.Apply(ctx, session.Commit{Effects: []session.Effect{session.DeliverEffect(s.SID, packet)}}); err != nil {
+		w.log.Warn("the ack of a dead-lettered signal was not answered; its client's callback waits", "sid", session.LogSID(s.SID), "err", err)
+	}
+}
+
 func (w *Worker) register(sid, ns string, timeout time.Duration, cb AckFunc) uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])

@@ -162,7 +162,8 @@ func TestCommitIsExactlyOnce(t *testing.T) {
 }
 
 // A signal whose handler keeps failing goes to the dead-letter stream with
-// its attempts and last error; the partition moves on.
+// its attempts and last error, its data ack is answered with an error, and
+// the partition moves on.
 func TestPoisonSignalIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
 	w := New(e.rdb, Config{Keys: e.keys, MaxAttempts: 3, LeaseTTL: 600 * time.Millisecond})
@@ -177,9 +178,14 @@ func TestPoisonSignalIsDeadLettered(t *testing.T) {
 	stop := e.run(w)
 	defer stop()
 	sid := e.session()
-	e.event(sid, "poison", "[]", 0)
+	e.event(sid, "poison", "[]", 7)
 	e.event(sid, "fine", "[]", 0)
 	waitFor(t, "the next signal handled", func() bool { return slices.Contains(e.mailbox(sid), "3:::after") })
+	// The client asked for a data ack: it gets an error instead of a
+	// callback that waits forever, before what follows.
+	if got := e.mailbox(sid); !slices.Equal(got, []string{`6:::7+[{"error":"dead_lettered"}]`, "3:::after"}) {
+		t.Fatalf("mailbox %q, want the dead letter's ack answered first", got)
+	}
 	if attempts.Load() != 3 {
 		t.Fatalf("poison handled %d times, want 3", attempts.Load())
 	}
