@@ -447,7 +447,18 @@ func (c *Command) Parse(args []string) (log *slog.Logger, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	redis.SetLogger(redisLog{log})
 	return log, true, nil
+}
+
+// redisLog hands go-redis's own log lines (a pool that cannot dial during
+// a Redis outage, ...) to the command's logger, so that they follow
+// -log-format and -log-level like every other line (go-redis would print
+// them as plain text on stderr).
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), "from", "go-redis")
 }
 
 // Cluster holds the flags every process of one cluster must agree on: the

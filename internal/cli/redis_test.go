@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -363,5 +366,21 @@ func TestClusterPrefix(t *testing.T) {
 		if got := cl.Keys().Prefix(); got != tc.prefix {
 			t.Errorf("%s %q: prefix %q, want %q", tc.url, tc.args, got, tc.prefix)
 		}
+	}
+}
+
+// go-redis's own log lines (a pool that cannot dial) go through the
+// command's logger: one JSON object per line with -log-format json.
+func TestRedisLogFollowsLogFormat(t *testing.T) {
+	var buf bytes.Buffer
+	redisLog{slog.New(slog.NewJSONHandler(&buf, nil))}.Printf(context.Background(),
+		"redis: connection pool: failed to dial after %d attempts: %v\n", 5, errors.New("connection refused"))
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("not one JSON line: %q: %v", buf.String(), err)
+	}
+	if line["level"] != "WARN" || line["from"] != "go-redis" ||
+		line["msg"] != "redis: connection pool: failed to dial after 5 attempts: connection refused" {
+		t.Fatalf("logged %v", line)
 	}
 }
