@@ -107,7 +107,7 @@ func newFlags() *flags {
 		maxHSRate:    fs.Float64("max-handshake-rate", gateway.DefaultMaxHandshakeRate, "handshakes per second (bursts of as many); a handshake over it is held until admitted, at most -handshake-hold (0: no limit)"),
 		maxHSQueue:   fs.Int("max-handshake-queue", gateway.DefaultMaxHandshakeQueue, "handshakes held at once (waiting for the rate or for Redis); beyond it they get 503 at once"),
 		hsHold:       fs.Duration("handshake-hold", gateway.DefaultHandshakeHold, "longest a handshake is held (waiting for the rate, retrying Redis) before 503; keep it below the client's 10s connect timeout"),
-		maxBad:       fs.Int("max-bad-packets", gateway.DefaultMaxBadPackets, "rejected frames and packets in a row after which a websocket client is disconnected (reason bad_input)"),
+		maxBad:       fs.Int("max-bad-packets", gateway.DefaultMaxBadPackets, "rejected frames and packets in a row a websocket client may send: the next rejected one disconnects it (reason bad_input)"),
 		maxNS:        fs.Int("max-namespaces", gateway.DefaultMaxNamespaces, "namespaces one session may connect besides the default one; a connect beyond them gets 7::/ns:2"),
 		maxConns:     fs.Int("max-connections", gateway.DefaultMaxConnections, "websockets held plus polls parked beyond which handshakes and upgrades get 503 at once (0: no limit)"),
 		authorize:    fs.Bool("authorize", false, "ask the workers' OnAuthorize hook to allow each handshake"),

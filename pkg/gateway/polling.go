@@ -508,8 +508,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		if ok, skipped := g.postRetryLog.Allow(time.Now(), 10*time.Second); ok {
 			g.log.Info("a retried POST was committed already: answered, nothing applied again", "sid", session.LogSID(sid), "transport", transport, "more", skipped)
 		}
-		if protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func([]byte) error { return nil }) != nil {
-			g.writePostError(w, r, http.StatusBadRequest, "malformed payload")
+		if err := protocol.DecodePayload(payload, g.cfg.MaxPacketBytes, func([]byte) error { return nil }); err != nil {
+			_, answer := payloadRefusal(err)
+			g.writePostError(w, r, http.StatusBadRequest, answer)
 			return
 		}
 		g.writePostAnswer(w, r, "1")
@@ -550,10 +551,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 		return nil
 	})
 	if decodeErr != nil {
-		reason := rejectBadPayload
-		if errors.Is(decodeErr, protocol.ErrTooLarge) {
-			reason = rejectPacketTooLarge
-		}
+		reason, _ := payloadRefusal(decodeErr)
 		g.rejected(reason, "sid", session.LogSID(sid), "err", decodeErr)
 	}
 	// A POST that commits anything records itself in the same transaction
@@ -578,7 +576,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	var written bool
 	if decodeErr != nil {
 		// Packets before the bad frame were committed; say what went wrong.
-		written = g.writePostError(w, r, http.StatusBadRequest, "malformed payload")
+		_, answer := payloadRefusal(decodeErr)
+		written = g.writePostError(w, r, http.StatusBadRequest, answer)
 	} else {
 		written = g.writePostAnswer(w, r, "1")
 	}
@@ -668,6 +667,15 @@ func (g *Gateway) writePostAnswer(w http.ResponseWriter, r *http.Request, body s
 		return false
 	}
 	return http.NewResponseController(w).Flush() == nil
+}
+
+// payloadRefusal is the rejection reason and the 400 answer's body for a
+// POST payload that protocol.DecodePayload refused with err.
+func payloadRefusal(err error) (rejectReason, string) {
+	if errors.Is(err, protocol.ErrTooLarge) {
+		return rejectPacketTooLarge, "packet too large"
+	}
+	return rejectBadPayload, "malformed payload"
 }
 
 // writePostError writes an error answer to a POST, as http.Error does, and

@@ -158,8 +158,8 @@ func TestPostLimits(t *testing.T) {
 		t.Errorf("malformed payload: %d, %v rejections", code, tg.rejections(rejectBadPayload))
 	}
 	tg.waitSignals(sid, "message before any GET", "message a")
-	if code, _ := tg.post(base, "3:::"+strings.Repeat("y", 200)); code != http.StatusBadRequest || tg.rejections(rejectPacketTooLarge) != 1 {
-		t.Errorf("large packet: %d, %v rejections", code, tg.rejections(rejectPacketTooLarge))
+	if code, body := tg.post(base, "3:::"+strings.Repeat("y", 200)); code != http.StatusBadRequest || body != "packet too large\n" || tg.rejections(rejectPacketTooLarge) != 1 {
+		t.Errorf("large packet: %d %q, %v rejections", code, body, tg.rejections(rejectPacketTooLarge))
 	}
 	if code, body := tg.post(base, "7:::x"); code != 200 || body != "1" || tg.rejections(rejectClientErrorPacket) != 1 {
 		t.Errorf("error packet: %d %q", code, body)

@@ -164,7 +164,7 @@ const (
 	// packets before the bad frame are committed; 400 "malformed payload".
 	rejectBadPayload
 	// rejectPacketTooLarge: a packet over Config.MaxPacketBytes (after
-	// repairing invalid UTF-8). In a POST: 400 "malformed payload", the
+	// repairing invalid UTF-8). In a POST: 400 "packet too large", the
 	// packets before it committed; on a websocket: the connection is
 	// closed (reason transport_close).
 	rejectPacketTooLarge
