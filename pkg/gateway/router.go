@@ -29,6 +29,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveClientScript(w, r, rest == "socket.io.min.js")
 		return
 	}
+	if strings.HasPrefix(rest, "static/") {
+		// The reference serves the Flash bridge here
+		// (static/flashsocket/WebSocketMain.swf); Flash clients speak
+		// hixie-76, which is not implemented, so there is no file to serve.
+		http.Error(w, "not found: the gateway serves no Flash bridge (flashsocket here is RFC 6455 only)", http.StatusNotFound)
+		return
+	}
 	parts := strings.SplitN(rest, "/", 4)
 	if parts[0] != "1" {
 		g.reject(w, r, http.StatusInternalServerError, rejectBadProtocol, "Protocol version not supported.")

@@ -31,6 +31,7 @@ func TestClientScripts(t *testing.T) {
 		{"no minified build", onlyFull, "/socket.io/socket.io.min.js", 404, "socket.io.min.js is not next to the -client-script"},
 		{"not configured", "", "/socket.io/socket.io.js", 404, "-client-script"},
 		{"not configured, minified", "", "/socket.io/socket.io.min.js", 404, "-client-script"},
+		{"the Flash bridge", full, "/socket.io/static/flashsocket/WebSocketMain.swf", 404, "no Flash bridge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := testGateway(0)
