@@ -152,6 +152,9 @@ func run(args []string) error {
 	if httpBridge && len(registers) > 0 {
 		return fmt.Errorf("-app %s runs alone in its process (other apps run as workers of their own)", httpApp)
 	}
+	if !httpBridge && *f.httpEndpoint != "" {
+		return fmt.Errorf("-http-endpoint is for -app %s; -app %s would ignore it", httpApp, *f.app)
+	}
 	namespaces, err := parseNamespaces(*f.httpNamespaces)
 	if err != nil {
 		return fmt.Errorf("-http-namespaces: %w", err)

@@ -85,7 +85,8 @@ func TestAppGroup(t *testing.T) {
 }
 
 // -app http needs a secret (flag or REALTIME_SECRET) and an http(s)
-// endpoint, and runs alone; the command refuses before touching Redis.
+// endpoint, and runs alone; -http-endpoint needs -app http; the command
+// refuses before touching Redis.
 func TestHTTPAppRefusesBadSetups(t *testing.T) {
 	t.Setenv("REALTIME_SECRET", "")
 	for _, c := range []struct {
@@ -102,6 +103,10 @@ func TestHTTPAppRefusesBadSetups(t *testing.T) {
 	}
 	if err := run([]string{"-app", "http,echo", "-redis", "redis://127.0.0.1:1/0"}); err == nil || !strings.Contains(err.Error(), "runs alone") {
 		t.Errorf("-app http,echo: %v", err)
+	}
+	// An endpoint given to a bundled app would be ignored.
+	if err := run([]string{"-app", "echo", "-http-endpoint", "http://127.0.0.1:1/", "-redis", "redis://127.0.0.1:1/0"}); err == nil || !strings.Contains(err.Error(), "-http-endpoint is for -app http") {
+		t.Errorf("-app echo -http-endpoint: %v", err)
 	}
 }
 
