@@ -58,7 +58,7 @@ func newFlags() *flags {
 	return &flags{
 		cmd:       cmd,
 		addr:      fs.String("addr", "localhost:8000", "HTTP listen address"),
-		redisURL:  fs.String("redis", "", "a real Redis to use instead of the embedded one (e.g. redis://localhost:6379/0)"),
+		redisURL:  fs.String("redis", "", "a real Redis to use instead of the embedded one (e.g. redis://localhost:6379/0): one no cluster uses (the demo's processes have fixed names)"),
 		redisMode: fs.String("redis-mode", string(cli.DefaultRedisMode), cli.RedisModeUsage+" (with -redis)"),
 		static:    fs.String("static", "web/chat", "directory of the chat page"),
 		script:    fs.String("client-script", "test/node_modules/socket.io-client/dist/socket.io.js", "socket.io.js of socket.io-client 0.9.16 (make client-script installs it)"),
