@@ -448,9 +448,6 @@ func safeAuthorize(ctx context.Context, h AuthorizeHandler, hs session.Handshake
 	return h(ctx, hs)
 }
 
-// register remembers an EmitAck callback and returns its ack id: random in
-// [1, 2^53), so any worker's ids are unique per session and exact in
-// JavaScript.
 // answerDeadLettered answers the data ack a dead-lettered event or
 // message asked for, 6::<ns>:<id>+[{"error":"dead_lettered"}] (the shape
 // the gateway gives a rejected packet's ack), so that the client's
@@ -471,6 +468,9 @@ func (w *Worker) answerDeadLettered(s bus.Signal) {
 	}
 }
 
+// register remembers an EmitAck callback and returns its ack id: random in
+// [1, 2^53), so any worker's ids are unique per session and exact in
+// JavaScript.
 func (w *Worker) register(sid, ns string, timeout time.Duration, cb AckFunc) uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])

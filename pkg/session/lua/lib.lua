@@ -267,7 +267,6 @@ local function refresh(sid, own, dl, deadline, ttl, slack)
   redis.call('HSET', own.s, 'dl', deadline)
 end
 
-
 -- open_polling opens a session no transport has opened yet for polling
 -- transport tr, as its first GET does (poll.lua), or a POST before that
 -- GET (touch.lua; the reference's handleClient connects a session on any
@@ -283,6 +282,7 @@ local function open_polling(sid, own, tr, nsm, nsp)
   redis.call('LPUSH', own.mb, '1::')
   redis.call('HINCRBY', own.s, 'mbb', 3)
 end
+
 -- join_room puts a session of the script's partition in a room of a
 -- namespace it is connected to, telling the gateway holding its stream.
 local function join_room(sid, ns, room)

@@ -9,12 +9,13 @@
 -- (lib.lua's open_polling), so that its packets' signals come after the
 -- connect signal, as the reference connects a session on any request.
 -- Returns nil (unknown) or {cls, verdict, namespaces...}; cls is "" for a
--- session no transport has opened yet (a POST of htmlfile before its GET). verdict is "n" (a new POST: apply
--- it), "r" (a retry of the recorded POST, whose packets were committed:
--- apply nothing) or "w<ms>" (it may be a retry: ask again after ms). A
--- polling session's deadline is refreshed; a streaming one (htmlfile) gets
--- lh = NOW, the sign of life the gateway holding its stream reads when the
--- stream looks silent (see Store.LastHeard).
+-- session no transport has opened yet (an htmlfile POST before its GET).
+-- verdict is "n" (a new POST: apply it), "r" (a retry of the recorded
+-- POST, whose packets were committed: apply nothing) or "w<ms>" (it may be
+-- a retry: ask again after ms). A polling session's deadline is
+-- refreshed; a streaming one (htmlfile) gets lh = NOW, the sign of life the
+-- gateway holding its stream reads when the stream looks silent (see
+-- Store.LastHeard).
 local sid = ARGV[4]
 local k = own_keys()
 local s = k.s
