@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // The default admin ports differ from each other and from the client port,
@@ -95,6 +97,36 @@ func TestAdminHandlerReadyNotes(t *testing.T) {
 		}
 		if resp.StatusCode != code || string(body) != want {
 			t.Errorf("fail %v: %d %q, want %d %q", fail, resp.StatusCode, body, code, want)
+		}
+	}
+}
+
+// A negative number or duration is refused when the flags are parsed,
+// from the command line or the environment; zero and the defaults pass.
+func TestNegativeFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		ok   bool
+	}{
+		{nil, "", true},
+		{[]string{"-rate", "0", "-wait", "0s", "-n", "0"}, "", true},
+		{[]string{"-rate", "-5"}, "", false},
+		{[]string{"-wait", "-1s"}, "", false},
+		{[]string{"-n", "-1"}, "", false},
+		{nil, "-2", false},
+	} {
+		c := NewCommand("t", "TNEG_", "test")
+		c.Flags.Float64("rate", 2000, "")
+		c.Flags.Duration("wait", time.Second, "")
+		c.Flags.Int("n", 1, "")
+		t.Setenv("TNEG_N", tc.env)
+		if tc.env == "" {
+			os.Unsetenv("TNEG_N")
+		}
+		_, _, err := c.Parse(tc.args)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q (TNEG_N=%q): %v, want ok %v", tc.args, tc.env, err, tc.ok)
 		}
 	}
 }

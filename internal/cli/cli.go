@@ -443,12 +443,44 @@ func (c *Command) Parse(args []string) (log *slog.Logger, ok bool, err error) {
 	if err := ApplyEnv(c.Flags, c.envPrefix); err != nil {
 		return nil, false, err
 	}
+	if err := checkNotNegative(c.Flags); err != nil {
+		return nil, false, err
+	}
 	log, err = Logger(*c.level, *c.format)
 	if err != nil {
 		return nil, false, err
 	}
 	redis.SetLogger(redisLog{log})
 	return log, true, nil
+}
+
+// checkNotNegative refuses a number or duration flag set below zero: no
+// flag of these commands gives a negative value a meaning, and taken as
+// given one would silently act as "no limit" or "off" (-max-handshake-rate
+// -5).
+func checkNotNegative(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) { // ApplyEnv's values are not "visited"
+		g, ok := f.Value.(flag.Getter)
+		if !ok || err != nil {
+			return
+		}
+		negative := false
+		switch v := g.Get().(type) {
+		case int:
+			negative = v < 0
+		case int64:
+			negative = v < 0
+		case float64:
+			negative = v < 0
+		case time.Duration:
+			negative = v < 0
+		}
+		if negative {
+			err = fmt.Errorf("-%s %s: must not be negative", f.Name, f.Value)
+		}
+	})
+	return err
 }
 
 // redisLog hands go-redis's own log lines (a pool that cannot dial during
