@@ -235,6 +235,13 @@ async function pair(browser) {
     check(s.phases[0] === 'connecting | connecting via ' + t + '…' && s.text === 'connected via ' + t,
       'page ' + p.label + ' shows connecting, then connected via ' + t, JSON.stringify(s));
   }
+  // jsonp-polling polls begun before the load event would keep the page
+  // loading for good.
+  var loaded = await Promise.all([a, b].map(function (p) {
+    return p.waitForFunction(function () { return document.readyState === 'complete'; }, null, { timeout: 5000 })
+      .then(function () { return 'complete'; }, function () { return p.evaluate(function () { return document.readyState; }); });
+  }));
+  check(loaded.join() === 'complete,complete', 'both pages finish loading (' + ta + ', ' + tb + ')', JSON.stringify(loaded));
   var icon = await a.evaluate(function () {
     var l = document.querySelector('link[rel~=icon]');
     if (!l) return 'no icon link';

@@ -49,7 +49,7 @@ func TestBrowserChat(t *testing.T) {
 		"-client-script", filepath.Join(root, "test/node_modules/socket.io-client/dist/socket.io.js")}
 	flags := append([]string{"-close-timeout", "20s", "-polling-duration", "2s", "-heartbeat-interval", "1s"}, page...)
 	// Each suite's number of checks: a suite that stops early fails.
-	checks := map[string]int{"pair": 18, "faults": 12, "restart": 3, "noworker": 3}
+	checks := map[string]int{"pair": 19, "faults": 12, "restart": 3, "noworker": 3}
 
 	t.Run("pairs", func(t *testing.T) {
 		forChatBackends(t, func(t *testing.T, b chatBackend) {

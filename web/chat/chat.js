@@ -47,6 +47,7 @@
 
   var socket = io.connect(location.protocol + '//' + location.host + '/chatroom', {
     'force new connection': true,
+    'auto connect': false,                // once the page has loaded: see the end
     'sync disconnect on unload': false,   // see pagehide below
     'reconnection limit': 8000,           // back off up to 8 s between attempts ...
     'max reconnection attempts': Infinity // ... and never give up
@@ -510,4 +511,12 @@
   });
 
   render();
+
+  // Connect once the page has loaded. Over jsonp-polling, each poll is a
+  // script element; begun before the load event, they chain into each
+  // other and the page never finishes loading (the browser shows it
+  // loading for good, and load handlers never run): the 0.9 client waits
+  // for the load event only in Firefox (jsonp-polling.js, indicator).
+  if (document.readyState === 'complete') socket.socket.connect();
+  else window.addEventListener('load', function () { socket.socket.connect(); });
 })();
