@@ -75,8 +75,9 @@ type ConsumerConfig struct {
 	// Logger receives the consumer's logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Hooks for metrics; each may be nil. OnDeadLetter is told of each
-	// signal moved to the dead-letter stream, once it is acknowledged
-	// there (s holds only its ID for an entry that did not parse).
+	// signal moved to the dead-letter stream whose XACK acknowledged it
+	// (not one another consumer committed meanwhile; s holds only its ID
+	// for an entry that did not parse).
 	OnDeadLetter func(partition int, s Signal)
 	OnReclaim    func(partition int, n int)
 	// OnReread is told how many of this consumer's own pending entries of a
@@ -1281,9 +1282,10 @@ func (c *Consumer) deadLetter(ctx context.Context, p int, s Signal, attempts int
 	if s.SID != "" {
 		vals = append(vals, s.Values()...)
 	}
+	var acked *redis.IntCmd
 	_, err := c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: c.cfg.Keys.DeadLetter(p), MaxLen: 100000, Approx: true, Values: vals})
-		pipe.XAck(ctx, stream, c.cfg.Group, s.ID)
+		acked = pipe.XAck(ctx, stream, c.cfg.Group, s.ID)
 		return nil
 	})
 	if err != nil {
@@ -1291,7 +1293,9 @@ func (c *Consumer) deadLetter(ctx context.Context, p int, s Signal, attempts int
 		return fmt.Errorf("bus: dead-letter %s: %w", s.ID, err)
 	}
 	c.log.Error("signal dead-lettered", "partition", p, "id", s.ID, "kind", s.Kind, "attempts", attempts, "err", cause)
-	if c.cfg.OnDeadLetter != nil {
+	// Not when the entry was acknowledged already (a worker that took the
+	// partition over committed it meanwhile): its answers went out then.
+	if c.cfg.OnDeadLetter != nil && acked.Val() == 1 {
 		c.cfg.OnDeadLetter(p, s)
 	}
 	return nil

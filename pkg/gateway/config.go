@@ -385,6 +385,8 @@ func (c *Config) checkOrigins() error {
 		host, port := o[:i], o[i+1:]
 		_, err := strconv.ParseUint(port, 10, 16)
 		switch {
+		case strings.HasPrefix(host, "["):
+			return fmt.Errorf("%w: %q: write an IPv6 host without brackets (::1:8080), as an origin's host is compared", ErrOrigins, o)
 		case host != "*" && strings.Contains(host, "*"):
 			return fmt.Errorf("%w: %q: a host is a name or *, not a pattern (list each host)", ErrOrigins, o)
 		case port != "*" && err != nil:

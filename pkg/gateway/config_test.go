@@ -40,6 +40,7 @@ func TestOriginsChecked(t *testing.T) {
 		{[]string{"*.example.com:443"}, ErrOrigins},
 		{[]string{"example.com:https"}, ErrOrigins},
 		{[]string{":80"}, ErrOrigins},
+		{[]string{"[::1]:8080"}, ErrOrigins},
 	} {
 		cfg := Config{Origins: tc.origins}
 		cfg.defaults()

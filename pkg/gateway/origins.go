@@ -52,9 +52,9 @@ func flashPolicy(origins []string) []byte {
 	b.WriteString(`<!DOCTYPE cross-domain-policy SYSTEM "http://www.macromedia.com/xml/dtds/cross-domain-policy.dtd">` + "\n")
 	b.WriteString("<cross-domain-policy>\n")
 	for _, o := range origins {
-		host, port, ok := strings.Cut(o, ":")
-		if !ok {
-			host, port = o, "*"
+		host, port := o, "*"
+		if i := strings.LastIndex(o, ":"); i >= 0 { // an IPv6 host has colons of its own
+			host, port = o[:i], o[i+1:]
 		}
 		if _, err := strconv.Atoi(port); err != nil {
 			port = "*"

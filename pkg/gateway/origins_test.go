@@ -58,8 +58,9 @@ func TestOriginAllowed(t *testing.T) {
 // The Flash policy file lists each pattern as a domain and port, with
 // non-numeric ports as "*" and XML special characters escaped.
 func TestFlashPolicy(t *testing.T) {
-	got := string(flashPolicy([]string{"*:*", "example.com:843", "a&b<\">:x", "bare"}))
+	got := string(flashPolicy([]string{"*:*", "example.com:843", "a&b<\">:x", "bare", "::1:8080"}))
 	for _, want := range []string{
+		`<allow-access-from domain="::1" to-ports="8080"/>`,
 		`<allow-access-from domain="*" to-ports="*"/>`,
 		`<allow-access-from domain="example.com" to-ports="843"/>`,
 		`<allow-access-from domain="a&amp;b&lt;&quot;&gt;" to-ports="*"/>`,

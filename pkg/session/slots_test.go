@@ -124,6 +124,11 @@ func workload(t *testing.T, st *Store, rdb *redis.Client) {
 	must(st.Release(ctx, poll, "p1"))
 	_, _, err = st.Touch(ctx, poll)
 	must(err)
+	// A polling POST before any GET opens its session (touch.lua).
+	early, err := st.Create(ctx, Handshake{})
+	must(err)
+	_, err = st.TouchPost(ctx, early, Post{T: "1", Digest: "d", Polling: "jsonp-polling"})
+	must(err)
 	must(pipe(st.JoinWrite(poll, "/chat", "", false)))
 	must(st.Deliver(ctx, poll, "3:::hi"))
 	// The websocket's gateway is told of its joins and deliveries.
