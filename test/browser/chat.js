@@ -13,7 +13,10 @@
 //     two pages on the one-process demo while it is killed and started
 //     again: both rejoin;
 //   node browser/chat.js --suite noworker --url URL --shots DIR
-//     a gateway without workers: requests time out and the page says so.
+//     a gateway without workers: requests time out and the page says so;
+//   node browser/chat.js --suite refused --url URL
+//     a gateway whose -origins refuses the page: its handshake's 403 is
+//     said, and Reconnect tries again.
 //
 // The faults and restart suites ask the program that started them for what
 // only it can do: they print "# do kill-gateway <sid>" (kill -9 the gateway
@@ -518,6 +521,23 @@ async function restart(browser) {
   await b.close();
 }
 
+async function refused(browser) {
+  var a = await open(browser, 'a', opt('url') + '/?transport=xhr-polling');
+  var want = /^offline via xhr-polling: the server refused the connection \(handshake bad origin\)$/;
+  await waitStatus(a, 'offline', 'refused');
+  var s = await statusOf(a);
+  check(want.test(s.text) && await a.isVisible('#retry'),
+    'a handshake refused with 403 is said, with a Reconnect button (the 0.9 client would stay "connecting" for good)', JSON.stringify(s));
+  await a.click('#retry');
+  await a.waitForFunction(function () { return window.__phases.filter(function (p) { return /refused/.test(p); }).length >= 1 && document.getElementById('status').dataset.phase === 'offline' && !document.getElementById('retry').hidden; }, null, { timeout: WAIT });
+  s = await statusOf(a);
+  check(want.test(s.text) && s.phases.some(function (p) { return /^reconnecting \| /.test(p); }),
+    'Reconnect tries again and is refused again, said the same way', JSON.stringify(s));
+  var bad = a.errors.filter(function (e) { return !/^console: Failed to load resource/.test(e); });
+  check(bad.length === 0, 'no exception or unexpected console error', bad.join('; '));
+  await a.close();
+}
+
 async function noworker(browser) {
   var a = await open(browser, 'a', opt('url') + '/?transport=websocket');
   await waitStatus(a, 'connected', 'websocket');
@@ -536,7 +556,7 @@ async function noworker(browser) {
 }
 
 (async function () {
-  var suites = { pair: pair, faults: faults, restart: restart, noworker: noworker };
+  var suites = { pair: pair, faults: faults, restart: restart, noworker: noworker, refused: refused };
   var suite = suites[opt('suite', 'pair')];
   var browser = await playwright.chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

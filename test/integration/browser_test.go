@@ -31,7 +31,10 @@ import (
 //     the rejoin with nickname and room, queued lines, a fresh user list;
 //   - restart: the one-process demo killed (kill -9) and started again on
 //     its address, with nothing of its state: both pages rejoin;
-//   - noworker: a gateway with no worker: "Set" reports the missing answer.
+//   - noworker: a gateway with no worker: "Set" reports the missing answer;
+//   - refused: a gateway whose -origins refuses the page: the handshake's
+//     403 is said (the 0.9 client alone stays "connecting" for good), and
+//     Reconnect tries again.
 func TestBrowserChat(t *testing.T) {
 	script := nodeScript(t, "../browser/chat.js")
 	if _, err := exec.LookPath("/usr/bin/chromium"); err != nil && os.Getenv("CHROMIUM") == "" {
@@ -49,7 +52,7 @@ func TestBrowserChat(t *testing.T) {
 		"-client-script", filepath.Join(root, "test/node_modules/socket.io-client/dist/socket.io.js")}
 	flags := append([]string{"-close-timeout", "20s", "-polling-duration", "2s", "-heartbeat-interval", "1s"}, page...)
 	// Each suite's number of checks: a suite that stops early fails.
-	checks := map[string]int{"pair": 19, "faults": 12, "restart": 3, "noworker": 3}
+	checks := map[string]int{"pair": 19, "faults": 12, "restart": 3, "noworker": 3, "refused": 3}
 
 	t.Run("pairs", func(t *testing.T) {
 		forChatBackends(t, func(t *testing.T, b chatBackend) {
@@ -119,6 +122,13 @@ func TestBrowserChat(t *testing.T) {
 		}
 		out := runBrowser(t, script, actions, "--suite", "restart", "--url", "http://"+d.addr)
 		checkSuite(t, out, checks["restart"])
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		c := newCluster(t)
+		g := c.gateway("a", append([]string{"-origins", "example.com:443"}, flags...)...)
+		out := runBrowser(t, script, nil, "--suite", "refused", "--url", "http://"+g.addr)
+		checkSuite(t, out, checks["refused"])
 	})
 
 	t.Run("noworker", func(t *testing.T) {

@@ -378,6 +378,18 @@
     render();
   });
   socket.on('error', function (why) {
+    // A handshake the server refuses with 403 (an origin -origins refuses,
+    // or the authorization hook) leaves the 0.9 client "connecting" for
+    // good (socket.io.js handshake: only that status does not reset it),
+    // so it would never try again: say why, and let the user retry.
+    if (/^handshake (bad origin|unauthorized)/.test(why || '')) {
+      socket.socket.connecting = false;
+      st.phase = 'offline';
+      st.offlineWhy = 'the server refused the connection (' + why + ')';
+      st.canRetry = true;
+      render();
+      return;
+    }
     // The first connect is not retried by the client: retry it here.
     if (!st.connectedOnce && !socket.socket.connecting) {
       st.phase = 'offline';
