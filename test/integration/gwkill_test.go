@@ -519,11 +519,7 @@ func TestLargePostThroughBalancer(t *testing.T) {
 	gws, admins := c.lbGateways(1)
 	c.worker("w", "echo")
 	lb := c.haproxy(gws, admins)
-	status, body, _ := get(t, lb+"/socket.io/1/?t=1")
-	sid, _, _ := strings.Cut(body, ":")
-	if status != 200 || sid == "" {
-		t.Fatalf("handshake: %d %q", status, body)
-	}
+	sid := handshakeAt(t, lb)
 	url := func(t int) string { return fmt.Sprintf("%s/socket.io/1/xhr-polling/%s?t=%d", lb, sid, t) }
 	get(t, url(1))
 	packets := make([]string, 2000)

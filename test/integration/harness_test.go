@@ -289,7 +289,14 @@ func do(t *testing.T, method, url, contentType, body string) (int, string, http.
 // handshake performs a handshake on p and returns the session id.
 func handshake(t *testing.T, p *proc) string {
 	t.Helper()
-	status, body, _ := get(t, p.url("/socket.io/1/?t=1"))
+	return handshakeAt(t, "http://"+p.addr)
+}
+
+// handshakeAt performs a handshake at base (a gateway's or a balancer's
+// URL) and returns the session id.
+func handshakeAt(t *testing.T, base string) string {
+	t.Helper()
+	status, body, _ := get(t, base+"/socket.io/1/?t=1")
 	if status != 200 {
 		t.Fatalf("handshake: %d %q", status, body)
 	}

@@ -143,11 +143,7 @@ func TestRedisPauseBehindLoadBalancer(t *testing.T) {
 	gws, admins := c.lbGateways(2)
 	c.worker("w", "echo")
 	lb := c.haproxy(gws, admins)
-	code, body, _ := get(t, lb+"/socket.io/1/?t=1")
-	sid, _, _ := strings.Cut(body, ":")
-	if code != 200 || sid == "" {
-		t.Fatalf("handshake: %d %q", code, body)
-	}
+	sid := handshakeAt(t, lb)
 	pollAt := func(tb int) string { return fmt.Sprintf("%s/socket.io/1/xhr-polling/%s?t=%d", lb, sid, tb) }
 	if code, body, _ := get(t, pollAt(2)); code != 200 || body != "1::" {
 		t.Fatalf("first poll: %d %q", code, body)
