@@ -37,9 +37,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "demo: error:", err)
-		os.Exit(1)
+	f := newFlags()
+	if err := f.run(os.Args[1:]); err != nil {
+		f.cmd.Exit(err)
 	}
 }
 
@@ -79,8 +79,7 @@ func (f *flags) gatewayConfig(script string, log *slog.Logger) gateway.Config {
 	}
 }
 
-func run(args []string) error {
-	f := newFlags()
+func (f *flags) run(args []string) error {
 	log, ok, err := f.cmd.Parse(args)
 	if !ok {
 		return err

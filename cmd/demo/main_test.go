@@ -42,7 +42,7 @@ func TestPortInUseSaysHowToPickAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	err = run([]string{"-addr", l.Addr().String(), "-log-level", "error"})
+	err = newFlags().run([]string{"-addr", l.Addr().String(), "-log-level", "error"})
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("run on a port in use: %v, want EADDRINUSE", err)
 	}

@@ -40,9 +40,9 @@ const BindingSecretEnv = "REALTIME_SESSION_BINDING_SECRET"
 const APIKeyEnv = "REALTIME_API_KEY"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway: error:", err)
-		os.Exit(1)
+	f := newFlags()
+	if err := f.run(os.Args[1:]); err != nil {
+		f.cmd.Exit(err)
 	}
 }
 
@@ -153,8 +153,7 @@ func (f *flags) config(log *slog.Logger) gateway.Config {
 	}
 }
 
-func run(args []string) error {
-	f := newFlags()
+func (f *flags) run(args []string) error {
 	log, ok, err := f.cmd.Parse(args)
 	if !ok {
 		return err

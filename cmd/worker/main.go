@@ -39,9 +39,9 @@ var apps = map[string]func(*worker.Worker){
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "worker: error:", err)
-		os.Exit(1)
+	f := newFlags()
+	if err := f.run(os.Args[1:]); err != nil {
+		f.cmd.Exit(err)
 	}
 }
 
@@ -127,8 +127,7 @@ func (f *flags) config(log *slog.Logger, m *worker.Metrics) worker.Config {
 	}
 }
 
-func run(args []string) error {
-	f := newFlags()
+func (f *flags) run(args []string) error {
 	log, ok, err := f.cmd.Parse(args)
 	if !ok {
 		return err

@@ -97,15 +97,15 @@ func TestHTTPAppRefusesBadSetups(t *testing.T) {
 		{[]string{"-app", "http", "-http-secret", "s"}, bridge.ErrBadEndpoint},
 		{[]string{"-app", "http", "-http-secret", "s", "-http-endpoint", "127.0.0.1:8000"}, bridge.ErrBadEndpoint},
 	} {
-		if err := run(append(c.args, "-redis", "redis://127.0.0.1:1/0")); !errors.Is(err, c.want) {
+		if err := newFlags().run(append(c.args, "-redis", "redis://127.0.0.1:1/0")); !errors.Is(err, c.want) {
 			t.Errorf("%v: %v, want %v", c.args, err, c.want)
 		}
 	}
-	if err := run([]string{"-app", "http,echo", "-redis", "redis://127.0.0.1:1/0"}); err == nil || !strings.Contains(err.Error(), "runs alone") {
+	if err := newFlags().run([]string{"-app", "http,echo", "-redis", "redis://127.0.0.1:1/0"}); err == nil || !strings.Contains(err.Error(), "runs alone") {
 		t.Errorf("-app http,echo: %v", err)
 	}
 	// An endpoint given to a bundled app would be ignored.
-	if err := run([]string{"-app", "echo", "-http-endpoint", "http://127.0.0.1:1/", "-redis", "redis://127.0.0.1:1/0"}); err == nil || !strings.Contains(err.Error(), "-http-endpoint is for -app http") {
+	if err := newFlags().run([]string{"-app", "echo", "-http-endpoint", "http://127.0.0.1:1/", "-redis", "redis://127.0.0.1:1/0"}); err == nil || !strings.Contains(err.Error(), "-http-endpoint is for -app http") {
 		t.Errorf("-app echo -http-endpoint: %v", err)
 	}
 }

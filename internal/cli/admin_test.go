@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -127,6 +130,44 @@ func TestNegativeFlagsRefused(t *testing.T) {
 		_, _, err := c.Parse(tc.args)
 		if (err == nil) != tc.ok {
 			t.Errorf("%q (TNEG_N=%q): %v, want ok %v", tc.args, tc.env, err, tc.ok)
+		}
+	}
+}
+
+// Exit's line follows -log-format once Parse made the logger (so the last
+// line of a process run with -log-format json is JSON too), and is plain
+// text for an error Parse itself refused. The test runs itself again as
+// the process that exits.
+func TestExitLine(t *testing.T) {
+	if args, ok := os.LookupEnv("CLI_TEST_EXIT_ARGS"); ok {
+		c := NewCommand("t", "TEXIT_", "test")
+		_, _, err := c.Parse(strings.Fields(args))
+		if err == nil {
+			err = errors.New("listen tcp: address in use")
+		}
+		c.Exit(err)
+	}
+	for _, tc := range []struct {
+		args string
+		want string // the whole of stderr
+	}{
+		{"-log-format json", `{"level":"ERROR","msg":"exiting","err":"listen tcp: address in use"}`},
+		{"-log-format text", `level=ERROR msg=exiting err="listen tcp: address in use"`},
+		{"-log-format yaml", `t: error: log format "yaml": want text or json`},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestExitLine$")
+		cmd.Env = append(os.Environ(), "CLI_TEST_EXIT_ARGS="+tc.args)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Errorf("%s: %v, want exit status 1", tc.args, err)
+		}
+		// The time field is the one that changes from run to run.
+		got := regexp.MustCompile(`"time":"[^"]*",|time=\S+ `).ReplaceAllString(strings.TrimSpace(stderr.String()), "")
+		if got != tc.want {
+			t.Errorf("%s: stderr %q, want %q", tc.args, got, tc.want)
 		}
 	}
 }

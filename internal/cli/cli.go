@@ -402,6 +402,7 @@ type Command struct {
 	envPrefix string
 	level     *string
 	format    *string
+	log       *slog.Logger // Parse's, once made
 }
 
 // NewCommand returns a command named name whose flags can also be set as
@@ -451,7 +452,21 @@ func (c *Command) Parse(args []string) (log *slog.Logger, ok bool, err error) {
 		return nil, false, err
 	}
 	redis.SetLogger(redisLog{log})
+	c.log = log
 	return log, true, nil
+}
+
+// Exit ends the process with status 1 after saying why: as an error line
+// of the command's logger once Parse made it, so that -log-format json
+// holds for the last line too, else (a flag Parse refused) as
+// "<name>: error: <err>" on stderr.
+func (c *Command) Exit(err error) {
+	if c.log != nil {
+		c.log.Error("exiting", "err", err)
+	} else {
+		fmt.Fprintf(os.Stderr, "%s: error: %v\n", c.Flags.Name(), err)
+	}
+	os.Exit(1)
 }
 
 // checkNotNegative refuses a number or duration flag set below zero: no
