@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/realtime/realtime/pkg/session"
 	"github.com/realtime/realtime/pkg/worker"
 )
 
@@ -19,6 +20,9 @@ func (b *Bridge) apply(c *worker.Call, res Result) error {
 	}
 	for i, e := range res.Effects {
 		if err := b.effect(c, e); err != nil {
+			if errors.Is(err, worker.ErrRejected) {
+				return b.rejected(c, fmt.Errorf("effect %d (%q): %w", i, e.Op, err))
+			}
 			return fmt.Errorf("%w: effect %d (%q): %w", ErrBadAnswer, i, e.Op, err)
 		}
 	}
@@ -36,6 +40,34 @@ func (b *Bridge) apply(c *worker.Call, res Result) error {
 		return nil
 	}
 	b.metrics.Signals.WithLabelValues(typ, "ok").Inc()
+	return nil
+}
+
+// RejectedAck is the answer a client's data ack gets when an effect of the
+// app's answer is refused by a limit of the cluster that the client's
+// input ran into (Bridge.rejected), as the gateway answers input it
+// rejects.
+const RejectedAck = `[{"error":"rejected"}]`
+
+// rejected handles an effect refused by a limit of the cluster (an error
+// wrapping worker.ErrRejected: a room name over worker.EmitterConfig.MaxRoomBytes, more
+// rooms than a session may join), which comes from the client's input and
+// would be refused again on every retry: as a Go handler returning
+// worker.ErrRejected is, the signal is committed with the effects before
+// the refused one, the rest of its answer is not applied, the client's
+// data ack (if it asked for one and has none yet) is answered RejectedAck,
+// and it is counted "rejected", not retried.
+func (b *Bridge) rejected(c *worker.Call, err error) error {
+	if c.Event != nil {
+		if aerr := c.Event.AckRaw([]byte(RejectedAck)); aerr != nil && !errors.Is(aerr, worker.ErrAlreadyAcked) {
+			return fmt.Errorf("%w: %w", ErrBadAnswer, aerr)
+		}
+	}
+	b.metrics.Signals.WithLabelValues(string(c.Signal.Kind), "rejected").Inc()
+	b.rejectLog.Do(func() {
+		b.log.Warn("an effect of the app's answer was refused by a cluster limit; the signal is committed without the rest of its answer (logged at most once per 10 s; counted in realtime_bridge_signals_total{result=\"rejected\"})",
+			"type", c.Signal.Kind, "sid", session.LogSID(c.Signal.SID), "err", err)
+	})
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -91,8 +92,16 @@ type Bridge struct {
 	sent map[string]int // signal id → times sent, until handled
 
 	badLog rate.Sometimes
+	// rejectLog: effects refused by a cluster limit, logged at most once
+	// per 10 s.
+	rejectLog rate.Sometimes
 	// authLog: 401 answers, logged at most once a minute.
 	authLog rate.Sometimes
+	// unavailableLog: answers taken as the app being unavailable (502,
+	// 503, 504), logged at most once a minute.
+	unavailableLog rate.Sometimes
+	// lastOK is when the app last answered a request 2xx (unix ns).
+	lastOK atomic.Int64
 
 	em *worker.Emitter // set by Register: reads the sessions' identities at once
 }
@@ -131,8 +140,10 @@ func New(cfg Config) (*Bridge, error) {
 	return &Bridge{
 		cfg: cfg, log: cfg.Logger.With("endpoint", cfg.Endpoint), metrics: cfg.Metrics,
 		sem: make(chan struct{}, cfg.Concurrency), sent: map[string]int{},
-		badLog:  rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		authLog: rate.Sometimes{First: 1, Interval: time.Minute},
+		badLog:         rate.Sometimes{First: 1, Interval: 10 * time.Second},
+		rejectLog:      rate.Sometimes{First: 1, Interval: 10 * time.Second},
+		authLog:        rate.Sometimes{First: 1, Interval: time.Minute},
+		unavailableLog: rate.Sometimes{First: 1, Interval: time.Minute},
 	}, nil
 }
 
@@ -351,9 +362,24 @@ func (b *Bridge) post(ctx context.Context, req *Request) (*Answer, error) {
 		})
 		return nil, fmt.Errorf("%w: %w: 401 %.200q", ErrStatus, bus.ErrNotAttempted, raw)
 	}
+	if unavailable(resp.StatusCode) && b.lastOK.Load() < now.UnixNano() {
+		// A proxy in front of the app that cannot reach it (a restart
+		// behind nginx answers 502), or the app saying it cannot serve
+		// (503): while no other request was answered 2xx since this one
+		// was sent, the app is taken as down, so none of the signals is
+		// counted an attempt; they wait, tried again
+		// (bus.ErrNotAttempted). An app that answers other requests is up,
+		// and the status counts against these signals like any other.
+		b.unavailableLog.Do(func() {
+			b.log.Error("the app is unavailable (502, 503 or 504, and no request answered 2xx meanwhile); signals wait, tried again (logged at most once a minute)",
+				"endpoint", b.cfg.Endpoint, "status", resp.StatusCode)
+		})
+		return nil, fmt.Errorf("%w: %w: %d %.200q", ErrStatus, bus.ErrNotAttempted, resp.StatusCode, raw)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, fmt.Errorf("%w: %d %.200q", ErrStatus, resp.StatusCode, raw)
 	}
+	b.lastOK.Store(time.Now().UnixNano())
 	if len(raw) > MaxAnswerBytes {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadAnswer, MaxAnswerBytes)
 	}
@@ -367,6 +393,14 @@ func (b *Bridge) post(ctx context.Context, req *Request) (*Answer, error) {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadAnswer, ans.V, Version)
 	}
 	return &ans, nil
+}
+
+// unavailable reports whether status says the app cannot be reached or
+// cannot serve now rather than that it failed the request: 502 Bad
+// Gateway, 503 Service Unavailable, 504 Gateway Timeout (RFC 9110 section
+// 15.6).
+func unavailable(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
 func (b *Bridge) observe(status string, start time.Time) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -244,6 +245,39 @@ func TestAnswerFaults(t *testing.T) {
 	dead, _ = rdb.XLen(ctx, keys.DeadLetter(bus.Partition(sid, keys.Partitions()))).Result()
 	check("401: dead letters", dead, int64(1)) // g1's, from before
 	check("requests answered 401", testutil.ToFloat64(m.Requests.WithLabelValues("401")), 4.0)
+
+	// A 502 (a proxy in front of the app that cannot reach it): the app
+	// is taken as down while no request is answered 2xx, so the signal
+	// waits past MaxAttempts, not dead-lettered, applied once.
+	unavailable := 0
+	app.set(func(req bridge.Request) (int, string, time.Duration) {
+		if unavailable < 4 {
+			unavailable++
+			return 502, "<html>Bad Gateway</html>", 0
+		}
+		return 200, fmt.Sprintf(`{"v":1,"results":[%s]}`, emitResult("u1-done")), 0
+	})
+	emit("u1")
+	check("502: routes", settle(), []string{route("u1-done")})
+	check("502: requests", app.sent(), [][]string{{"u1/1"}, {"u1/2"}, {"u1/3"}, {"u1/4"}, {"u1/5"}})
+	dead, _ = rdb.XLen(ctx, keys.DeadLetter(bus.Partition(sid, keys.Partitions()))).Result()
+	check("502: dead letters", dead, int64(1)) // g1's, from before
+
+	// An effect a cluster limit refuses (a room name over
+	// session.DefaultMaxRoomBytes, from the client's input): committed with the
+	// effects before it, the rest not applied, the client's data ack
+	// answered bridge.RejectedAck; counted rejected, not retried.
+	long := strings.Repeat("r", session.DefaultMaxRoomBytes+1)
+	app.set(func(req bridge.Request) (int, string, time.Duration) {
+		return 200, fmt.Sprintf(`{"v":1,"results":[{"effects":[{"op":"emit","name":"before"},{"op":"join","room":%q},{"op":"emit","name":"after"}]}]}`, long), 0
+	})
+	acked := bus.Signal{Kind: bus.KindEvent, SID: sid, Gateway: "gw1", Time: time.Now(), Name: "r1", Args: "[]", MsgID: 7, HasID: true, AckData: true}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: acked.Values()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check("rejected effect: routes", settle(), []string{route("before"), fmt.Sprintf("D %s 6:::7+%s", sid, bridge.RejectedAck)})
+	check("rejected effect: requests", app.sent(), [][]string{{"r1/1"}})
+	check("rejected effect: counted", testutil.ToFloat64(m.Signals.WithLabelValues("event", "rejected")), 1.0)
 
 	// The app down (its connection refused), then back on its address:
 	// the signal waits, past MaxAttempts, and is applied once.
