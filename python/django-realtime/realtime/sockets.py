@@ -321,5 +321,13 @@ class ConnectedSockets:
         """The number of sockets (int), cluster-wide (GET /v1/count)."""
         return api.count(namespace=self._namespace, room=self._room)
 
+    def __len__(self):
+        """``count()``: django-realtime's connected_sockets was a list."""
+        return self.count()
+
+    def __bool__(self):
+        """Whether any socket is connected (``count()``), as for a list."""
+        return self.count() > 0
+
     def __repr__(self):
         return "ConnectedSockets(%r, room=%r)" % (self._namespace, self._room)

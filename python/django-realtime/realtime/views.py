@@ -4,11 +4,11 @@
 body: a missing, malformed, stale (outside REALTIME_REPLAY_WINDOW) or wrong
 signature is answered 401 and nothing runs. A body over REALTIME_MAX_BODY_BYTES
 (64 MiB by default; Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply) is
-answered 413, one that is not a version-1 request 400; REALTIME_SECRET unset
-is an ImproperlyConfigured error (500). Each of these fails the request: the
-bridge retries it and, after ``-max-attempts``, dead-letters its first
-signal, except a 401, which it never counts (the signals wait until the
-secrets agree). Then each signal, in order, is sent to the signals
+answered 413, one that is not a version-1 request 400; with REALTIME_SECRET
+unset every request is answered 503 (and logged). Each of these fails the
+request: the bridge retries it and, after ``-max-attempts``, dead-letters its
+first signal, except a 401 and a 503, which it does not count (the signals
+wait until the secrets agree, or the secret is set). Then each signal, in order, is sent to the signals
 of :mod:`realtime.signals`, and its receivers' effects become its result.
 A receiver that raises (other than :class:`realtime.Reject`) makes that
 signal's result ``{"error": ...}`` and the signals after it get no result:
@@ -19,6 +19,7 @@ import io
 import json
 import logging
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, HttpResponseNotAllowed
@@ -47,7 +48,14 @@ def bridge(request):
     if len(body) > limit:
         logger.error("realtime: a bridge request is over REALTIME_MAX_BODY_BYTES (%d); lower the worker's -http-max-batch", limit)
         return HttpResponse("request body too large\n", status=413, content_type="text/plain")
-    if not verify(conf.secret(), request.headers.get("X-Realtime-Timestamp"),
+    try:
+        secret = conf.secret()
+    except ImproperlyConfigured as e:
+        # 503: the bridge takes the app as unavailable and holds the
+        # signals back (tried again, never dead-lettered) until it is set.
+        logger.error("realtime: %s; bridge requests are answered 503 and their signals wait", e)
+        return HttpResponse("%s\n" % e, status=503, content_type="text/plain")
+    if not verify(secret, request.headers.get("X-Realtime-Timestamp"),
                   request.headers.get("X-Realtime-Signature"), body, window=conf.replay_window()):
         logger.warning("realtime: refused a bridge request with a bad or stale signature")
         return HttpResponse("bad signature\n", status=401, content_type="text/plain")

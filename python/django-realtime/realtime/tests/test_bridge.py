@@ -3,9 +3,11 @@ requests made from handshakes, and the server API client (against a real
 loopback HTTP server)."""
 
 import http.server
+import os
 import json
 import threading
 import time
+from unittest import mock
 
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
@@ -75,6 +77,19 @@ class SignatureTests(BridgeCase):
         self.on(signals.socket_connected, lambda sender, **kw: seen.append(sender))
         self.assertEqual(self.post({"v": 1, "signals": [sig("connect")]}, secret=b"other").status_code, 401)
         self.assertEqual(seen, [], "a receiver ran for an unsigned request")
+
+    @override_settings(REALTIME_SECRET="")
+    def test_secret_unset(self):
+        # 503, which the bridge does not count: the signals wait until the
+        # secret is set, rather than being dead-lettered.
+        seen = []
+        self.on(signals.socket_connected, lambda sender, **kw: seen.append(sender))
+        with mock.patch.dict(os.environ, {"REALTIME_SECRET": ""}), self.assertLogs("realtime", "ERROR") as logs:
+            resp = self.post({"v": 1, "signals": [sig("connect")]})
+        self.assertEqual(resp.status_code, 503)
+        self.assertIn(b"REALTIME_SECRET is not set", resp.content)
+        self.assertIn("REALTIME_SECRET is not set", logs.output[0])
+        self.assertEqual(seen, [])
 
     def test_body_changed(self):
         raw = json.dumps({"v": 1, "signals": [sig("connect")]}).encode()
@@ -390,9 +405,15 @@ class APITests(TestCase):
             socks = list(realtime.connected_sockets.namespace("/chat"))
             self.assertEqual(socks, [realtime.Socket(s, "/chat") for s in ("s1", "s2", "s3")])
             self.assertEqual(realtime.connected_sockets.room("lobby").count(), 3)
+            # As for django-realtime's list: len() and truth count.
+            self.assertEqual(len(realtime.connected_sockets.room("lobby")), 3)
+            self.assertTrue(realtime.connected_sockets.room("lobby"))
         self.assertEqual([c[1] for c in FakeAPI.calls], [
+            "/v1/count?namespace=%2Fchat",  # list() asks len() first, for its length hint
             "/v1/sockets?namespace=%2Fchat&limit=100",
             "/v1/sockets?namespace=%2Fchat&cursor=2&limit=100",
+            "/v1/count?namespace=&room=lobby",
+            "/v1/count?namespace=&room=lobby",
             "/v1/count?namespace=&room=lobby",
         ])
 
