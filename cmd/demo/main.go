@@ -124,7 +124,11 @@ func (f *flags) run(args []string) error {
 		}
 		defer mr.Close()
 		url, mode = "redis://"+mr.Addr()+"/0", cli.RedisStandalone
-		log.Warn("DEMO MODE: embedded in-memory Redis (miniredis), one gateway, echo and chat workers in one process; nothing is persisted. Use -redis for a real Redis.")
+		workers := "echo and chat workers"
+		if *f.httpEndpoint != "" {
+			workers = "a worker bridging to " + *f.httpEndpoint
+		}
+		log.Warn("DEMO MODE: embedded in-memory Redis (miniredis), one gateway, " + workers + " in one process; nothing is persisted. Use -redis for a real Redis.")
 	}
 	rdb, err := cli.Redis(ctx, url, mode, 5*time.Second)
 	if err != nil {
