@@ -17,7 +17,8 @@
 // One request carries up to Config.MaxBatch signals of one partition, in
 // stream order (so each session's signals in the order its client sent
 // them); requests for different partitions run concurrently, up to
-// Config.Concurrency. The answer holds one Result per signal: effects
+// Config.Concurrency, and a slow one holds back its own partition only
+// (worker.SlowBatchWait). The answer holds one Result per signal: effects
 // (ack, emit, send, json, join, leave, disconnect, emit_ack, to the socket,
 // another socket, a room or the namespace with an exception), "reject" for
 // invalid client input (the client's ack gets the rejection, no retry), or

@@ -166,10 +166,18 @@ type Batch struct {
 // group that serves entry N while this one does not (a rolling deploy:
 // see handover.go): entry N and those after it are left pending, not
 // attempted, and the partition goes to that worker, which claims them.
+//
+// Later, when not nil, says the batch is still being handled (a slow
+// handler), and its Outcome comes on Later, once: until then the partition
+// is neither read nor given another batch, and it is not let go (its
+// lease is kept while it is released), so its signals stay in order and
+// with one handler at a time, while the consumer goes on reading and
+// handing out the other partitions. The other fields are then ignored.
 type Outcome struct {
 	N        int
 	Err      error
 	HandOver string
+	Later    <-chan Outcome
 }
 
 // ErrCommitFailed is wrapped (with the cause) by a Handler's Outcome.Err
@@ -192,7 +200,8 @@ const NotAttemptedMaxBackoff = 5 * time.Second
 // Handler handles the batches of one read, each of a different partition,
 // and returns one Outcome per batch, in the same order. The batches of
 // different partitions are independent: a handler may run them
-// concurrently and commit them together.
+// concurrently and commit them together, and may return before a slow one
+// is done with it (Outcome.Later).
 type Handler func(ctx context.Context, batches []Batch) []Outcome
 
 // Consumer shares the partition streams out among the workers running one,
@@ -690,7 +699,15 @@ type loopPart struct {
 	// the client dialed (usually another goroutine's new connection, not
 	// a failure): what it finds is logged at INFO, not WARN.
 	redialed bool
+	// later is the Outcome.Later of the batch still being handled.
+	later <-chan Outcome
 }
+
+// laterPoll bounds how long the loop waits for Redis (a blocking read) or
+// idles while a partition's batch is still being handled (Outcome.Later),
+// so that the partition is read again within about that long of its
+// handler finishing.
+const laterPoll = 10 * time.Millisecond
 
 // needReread makes the partition forget what it has in hand and read its
 // pending entries again before anything new, from the first. It reports
@@ -715,6 +732,9 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 	parts := map[int]*loopPart{}
 	defer func() {
 		for _, lp := range parts {
+			if lp.later != nil {
+				<-lp.later // its handler is still committing: let go after
+			}
 			close(lp.pt.done)
 		}
 	}()
@@ -728,8 +748,22 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 		c.mu.Lock()
 		owned := maps.Clone(c.owned)
 		c.mu.Unlock()
+		for _, lp := range parts {
+			if lp.later == nil {
+				continue
+			}
+			select {
+			case o := <-lp.later:
+				lp.later = nil
+				if c.settle(ctx, lp, o, now) {
+					c.log.Warn("commit failed; the signals still pending on this worker are read again before newer ones",
+						"partitions", []int{lp.p}, "err", o.Err)
+				}
+			default:
+			}
+		}
 		for p, lp := range parts {
-			if owned[p] != lp.pt {
+			if owned[p] != lp.pt && lp.later == nil {
 				close(lp.pt.done)
 				delete(parts, p)
 			}
@@ -765,6 +799,10 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 		streams, order = streams[:0], order[:0]
 		block := c.cfg.Block
 		for _, lp := range parts {
+			if lp.later != nil {
+				block = min(block, laterPoll)
+				continue
+			}
 			if len(lp.backlog) > 0 || now.Before(lp.retryAt) {
 				block = min(block, max(0, time.Until(lp.retryAt)))
 				continue
@@ -1093,7 +1131,7 @@ func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Ha
 	now := time.Now()
 	var due []*loopPart
 	for _, lp := range parts {
-		if len(lp.backlog) > 0 && !now.Before(lp.retryAt) {
+		if lp.later == nil && len(lp.backlog) > 0 && !now.Before(lp.retryAt) {
 			due = append(due, lp)
 		}
 	}
@@ -1115,78 +1153,91 @@ func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Ha
 		} else {
 			o = Outcome{Err: errors.New("bus: handler returned no outcome")}
 		}
-		o.N = min(max(o.N, 0), len(lp.backlog))
-		for _, s := range lp.backlog[:o.N] {
-			delete(lp.attempts, s.ID)
-		}
-		lp.backlog = lp.backlog[o.N:]
-		if o.N > 0 {
-			lp.notTried = 0
-		}
-		if len(lp.backlog) == 0 {
-			lp.backlog = nil
+		if o.Later != nil {
+			lp.later = o.Later // settled by the loop when it comes
 			continue
 		}
-		if o.HandOver != "" {
-			if err := c.handOver(ctx, lp, o.HandOver); err != nil {
-				// Handled again after the pause; its handler decides again.
-				c.log.Warn("partition not handed over; trying again", "partition", lp.p, "to", o.HandOver, "err", err)
-				lp.retryAt = now.Add(c.cfg.RetryBackoff)
-			}
-			continue
+		if c.settle(ctx, lp, o, now) {
+			commitFailed = append(commitFailed, lp.p)
+			commitErr = o.Err
 		}
-		if o.Err == nil {
-			o.Err = errors.New("bus: handler stopped early")
-		}
-		failed := lp.backlog[0]
-		if errors.Is(o.Err, ErrNotAttempted) {
-			lp.notTried++
-			pause := c.cfg.RetryBackoff
-			for i := 1; i < lp.notTried && pause < NotAttemptedMaxBackoff; i++ {
-				pause *= 2
-			}
-			lp.retryAt = now.Add(min(pause, NotAttemptedMaxBackoff))
-			c.notTriedLog.Do(func() {
-				c.log.Warn("signal not given to its app; trying again, not counted as an attempt (logged at most once per 10 s)",
-					"partition", lp.p, "id", failed.ID, "kind", failed.Kind, "in_a_row", lp.notTried, "err", o.Err)
-			})
-			continue
-		}
-		lp.notTried = 0
-		uncommitted := errors.Is(o.Err, ErrCommitFailed)
-		if !uncommitted || !redisUnavailable(o.Err) {
-			lp.attempts[failed.ID]++
-		}
-		if n := lp.attempts[failed.ID]; n >= c.cfg.MaxAttempts {
-			if err := c.deadLetter(ctx, lp.p, failed, n, o.Err); err != nil {
-				// Still pending: handled (and dead-lettered) again after
-				// a re-read, before the entries after it.
-				lp.needReread()
-				lp.retryAt = now.Add(c.cfg.RetryBackoff)
-				continue
-			}
-			delete(lp.attempts, failed.ID)
-			lp.backlog = lp.backlog[1:]
-			if uncommitted {
-				lp.needReread() // the rest of the batch: due at once
-			}
-			continue // the rest is due at once
-		}
-		lp.retryAt = now.Add(c.retryPause(lp.attempts[failed.ID]))
-		if uncommitted {
-			if lp.needReread() {
-				commitFailed = append(commitFailed, lp.p)
-				commitErr = o.Err
-			}
-			continue
-		}
-		c.log.Warn("signal failed; retrying", "partition", lp.p, "id", failed.ID, "kind", failed.Kind, "attempt", lp.attempts[failed.ID], "err", o.Err)
 	}
 	if len(commitFailed) > 0 {
 		slices.Sort(commitFailed)
 		c.log.Warn("commit failed; the signals still pending on this worker are read again before newer ones",
 			"partitions", commitFailed, "err", commitErr)
 	}
+}
+
+// settle applies the outcome of the batch of lp's backlog the handler was
+// given: committed entries are dropped, a failed entry waits RetryBackoff
+// or, after MaxAttempts, goes to the dead-letter stream; after a failed
+// commit the partition re-reads its pending entries (Outcome), and settle
+// reports true when it began to.
+func (c *Consumer) settle(ctx context.Context, lp *loopPart, o Outcome, now time.Time) (rereading bool) {
+	o.N = min(max(o.N, 0), len(lp.backlog))
+	for _, s := range lp.backlog[:o.N] {
+		delete(lp.attempts, s.ID)
+	}
+	lp.backlog = lp.backlog[o.N:]
+	if o.N > 0 {
+		lp.notTried = 0
+	}
+	if len(lp.backlog) == 0 {
+		lp.backlog = nil
+		return false
+	}
+	if o.HandOver != "" {
+		if err := c.handOver(ctx, lp, o.HandOver); err != nil {
+			// Handled again after the pause; its handler decides again.
+			c.log.Warn("partition not handed over; trying again", "partition", lp.p, "to", o.HandOver, "err", err)
+			lp.retryAt = now.Add(c.cfg.RetryBackoff)
+		}
+		return false
+	}
+	if o.Err == nil {
+		o.Err = errors.New("bus: handler stopped early")
+	}
+	failed := lp.backlog[0]
+	if errors.Is(o.Err, ErrNotAttempted) {
+		lp.notTried++
+		pause := c.cfg.RetryBackoff
+		for i := 1; i < lp.notTried && pause < NotAttemptedMaxBackoff; i++ {
+			pause *= 2
+		}
+		lp.retryAt = now.Add(min(pause, NotAttemptedMaxBackoff))
+		c.notTriedLog.Do(func() {
+			c.log.Warn("signal not given to its app; trying again, not counted as an attempt (logged at most once per 10 s)",
+				"partition", lp.p, "id", failed.ID, "kind", failed.Kind, "in_a_row", lp.notTried, "err", o.Err)
+		})
+		return false
+	}
+	lp.notTried = 0
+	uncommitted := errors.Is(o.Err, ErrCommitFailed)
+	if !uncommitted || !redisUnavailable(o.Err) {
+		lp.attempts[failed.ID]++
+	}
+	if n := lp.attempts[failed.ID]; n >= c.cfg.MaxAttempts {
+		if err := c.deadLetter(ctx, lp.p, failed, n, o.Err); err != nil {
+			// Still pending: handled (and dead-lettered) again after
+			// a re-read, before the entries after it.
+			lp.needReread()
+			lp.retryAt = now.Add(c.cfg.RetryBackoff)
+			return false
+		}
+		delete(lp.attempts, failed.ID)
+		lp.backlog = lp.backlog[1:]
+		if uncommitted {
+			lp.needReread() // the rest of the batch: due at once
+		}
+		return false // the rest is due at once
+	}
+	lp.retryAt = now.Add(c.retryPause(lp.attempts[failed.ID]))
+	if uncommitted {
+		return lp.needReread()
+	}
+	c.log.Warn("signal failed; retrying", "partition", lp.p, "id", failed.ID, "kind", failed.Kind, "attempt", lp.attempts[failed.ID], "err", o.Err)
+	return false
 }
 
 // retryPause is the pause before an entry's next attempt after its

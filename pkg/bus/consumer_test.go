@@ -400,3 +400,96 @@ func TestRetryPause(t *testing.T) {
 		}
 	}
 }
+
+// A batch whose Outcome comes later (Outcome.Later, a slow handler) holds
+// back its own partition only: the other partitions' signals are handed
+// out meanwhile, its own next signals only after its outcome, and the
+// consumer stops only once that outcome came (its entries stay with it).
+func TestLaterOutcomeHoldsItsPartitionOnly(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	keys := NewKeys("later:", 2)
+	sidA, sidB := "a", "b"
+	for keys.PartitionOf(sidB) == keys.PartitionOf(sidA) {
+		sidB += "b"
+	}
+	var mu sync.Mutex
+	var handled []string       // signal names, in the order handed out
+	held := make(chan Outcome) // the slow batch's outcome, sent by the test
+	heldBatch := make(chan Batch, 1)
+	h := func(ctx context.Context, batches []Batch) []Outcome {
+		out := make([]Outcome, len(batches))
+		for i, b := range batches {
+			mu.Lock()
+			for _, s := range b.Signals {
+				handled = append(handled, s.Name)
+			}
+			mu.Unlock()
+			if b.Signals[0].Name == "slow" {
+				heldBatch <- b
+				out[i] = Outcome{Later: held}
+				continue
+			}
+			for _, s := range b.Signals {
+				if err := rdb.XAck(ctx, keys.Stream(b.Partition), GroupName, s.ID).Err(); err != nil {
+					t.Error(err)
+				}
+			}
+			out[i].N = len(b.Signals)
+		}
+		return out
+	}
+	got := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(handled)
+	}
+	emit := func(sid, name string) {
+		t.Helper()
+		sig := &Signal{Kind: KindEvent, SID: sid, Name: name, Args: "[]"}
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.StreamFor(sig.SID), Values: sig.Values()}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle := func(b Batch) {
+		t.Helper()
+		for _, s := range b.Signals {
+			if err := rdb.XAck(ctx, keys.Stream(b.Partition), GroupName, s.ID).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held <- Outcome{N: len(b.Signals)}
+	}
+	c := NewConsumer(srv.Client(t), ConsumerConfig{Keys: keys, Name: "w", Block: time.Second})
+	stop := runHandler(t, c, h)
+	waitFor(t, "owning both partitions", func() bool { return len(c.Owned()) == 2 })
+
+	emit(sidA, "slow")
+	b := <-heldBatch
+	emit(sidA, "a2")
+	emit(sidB, "b1")
+	waitFor(t, "the other partition's signal handed out while the slow batch is held", func() bool { return slices.Contains(got(), "b1") })
+	time.Sleep(100 * time.Millisecond)
+	if slices.Contains(got(), "a2") {
+		t.Fatalf("the held partition's next signal was handed out before its batch's outcome: %q", got())
+	}
+	settle(b)
+	waitFor(t, "the held partition's next signal", func() bool { return slices.Contains(got(), "a2") })
+	if g := got(); !slices.Equal(g, []string{"slow", "b1", "a2"}) {
+		t.Fatalf("handed out %q", g)
+	}
+
+	// Stopping waits for a held batch's outcome.
+	emit(sidA, "slow")
+	b = <-heldBatch
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("the consumer stopped with a batch still being handled")
+	case <-time.After(300 * time.Millisecond):
+	}
+	settle(b)
+	<-stopped
+}

@@ -29,6 +29,12 @@
 // signal, and what clients receive happens exactly once. A handler's own
 // external side effects can use Signal.ID to be idempotent.
 //
+// The signals of one partition are handled one at a time, in order; the
+// partitions of one read concurrently, committed together in one script.
+// A partition whose handlers take longer than SlowBatchWait is committed on
+// its own when they finish: a slow handler holds back the signals of its
+// partition only, while the worker goes on with its other partitions.
+//
 // The package reads sessions through session.Store and applies effects
 // through its scripts; it names no Redis key itself (bus.Keys owns them,
 // docs/redis.md documents them).

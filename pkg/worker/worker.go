@@ -534,81 +534,127 @@ func (w *Worker) replies(ctx context.Context, sub *redis.PubSub) {
 
 func (s *Socket) attach(w *Worker) *Socket { s.w = w; return s }
 
+// SlowBatchWait is how long a worker waits for every partition's handlers
+// of one read before it commits those that are done, in one script: the
+// batch of a partition whose handlers take longer (a slow handler, an HTTP
+// app that answers slowly) is committed on its own when they finish
+// (bus.Outcome.Later), so that it holds back its own partition only; the
+// worker goes on reading and handling the others meanwhile.
+const SlowBatchWait = 20 * time.Millisecond
+
+// batchResult is what the handlers of one partition's batch did.
+type batchResult struct {
+	commits  []session.Commit
+	recs     []*recorder
+	failed   error
+	handOver string // the worker that serves the signal after the commits
+}
+
 // handleAndCommit runs the handlers of each partition's batch in order (the
 // partitions concurrently) and commits every effect with the batches'
-// acknowledgements in one script.
+// acknowledgements in one script; a partition not done within
+// SlowBatchWait is committed on its own when it is (bus.Outcome.Later).
 func (w *Worker) handleAndCommit(ctx context.Context, batches []bus.Batch) []bus.Outcome {
-	type result struct {
-		commits  []session.Commit
-		recs     []*recorder
-		failed   error
-		handOver string // the worker that serves the signal after the commits
+	results := make([]batchResult, len(batches))
+	done := make(chan int, len(batches))
+	for i := range batches {
+		go func() {
+			results[i] = w.handleBatch(ctx, batches[i])
+			done <- i
+		}()
 	}
-	results := make([]result, len(batches))
-	run := func(i int) {
-		b := batches[i]
-		stream := w.keys.Stream(b.Partition)
-		r := &results[i]
-		w.mu.Lock()
-		bh, bns := w.batch, w.batchNS
-		w.mu.Unlock()
-		if bh != nil {
-			r.commits, r.recs, r.failed = w.runBatch(ctx, bh, bns, stream, b.Signals)
-			if r.handOver = handOverOf(r.failed); r.handOver != "" {
-				r.failed = nil
-			}
-			return
-		}
-		r.commits = make([]session.Commit, 0, len(b.Signals))
-		joins := map[string]map[string]bool{} // the batch's joins, for Socket.Join's bound
-		for _, sig := range b.Signals {
-			rec := &recorder{joins: joins}
-			if err := w.dispatch(ctx, sig, rec); err != nil {
-				w.drop(rec)
-				if r.handOver = handOverOf(err); r.handOver == "" {
-					r.failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
-				}
-				break
-			}
-			r.commits = append(r.commits, session.Commit{Stream: stream, Group: w.group(), ID: sig.ID, Effects: rec.effects})
-			r.recs = append(r.recs, rec)
+	finished := make([]bool, len(batches))
+	timer := time.NewTimer(SlowBatchWait)
+	defer timer.Stop()
+wait:
+	for range len(batches) {
+		select {
+		case i := <-done:
+			finished[i] = true
+		case <-timer.C:
+			break wait
 		}
 	}
-	if len(batches) == 1 {
-		run(0)
-	} else {
-		var wg sync.WaitGroup
-		for i := range batches {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				run(i)
-			}()
-		}
-		wg.Wait()
-	}
-	var all []session.Commit
-	for _, r := range results {
-		all = append(all, r.commits...)
-	}
+	var ready []int
+	later := map[int]chan bus.Outcome{}
 	outcomes := make([]bus.Outcome, len(batches))
+	for i, f := range finished {
+		if f {
+			ready = append(ready, i)
+		} else {
+			later[i] = make(chan bus.Outcome, 1)
+			outcomes[i].Later = later[i]
+		}
+	}
+	w.commit(ctx, results, ready, outcomes)
+	if len(later) > 0 {
+		go func() {
+			for range len(later) {
+				i := <-done
+				one := make([]bus.Outcome, len(batches))
+				w.commit(ctx, results, []int{i}, one)
+				later[i] <- one[i]
+			}
+		}()
+	}
+	return outcomes
+}
+
+// handleBatch runs the handlers of one partition's batch, in order, up to
+// the first that fails.
+func (w *Worker) handleBatch(ctx context.Context, b bus.Batch) (r batchResult) {
+	stream := w.keys.Stream(b.Partition)
+	w.mu.Lock()
+	bh, bns := w.batch, w.batchNS
+	w.mu.Unlock()
+	if bh != nil {
+		r.commits, r.recs, r.failed = w.runBatch(ctx, bh, bns, stream, b.Signals)
+		if r.handOver = handOverOf(r.failed); r.handOver != "" {
+			r.failed = nil
+		}
+		return r
+	}
+	r.commits = make([]session.Commit, 0, len(b.Signals))
+	joins := map[string]map[string]bool{} // the batch's joins, for Socket.Join's bound
+	for _, sig := range b.Signals {
+		rec := &recorder{joins: joins}
+		if err := w.dispatch(ctx, sig, rec); err != nil {
+			w.drop(rec)
+			if r.handOver = handOverOf(err); r.handOver == "" {
+				r.failed = fmt.Errorf("signal %s (%s %q): %w", sig.ID, sig.Kind, sig.Name, err)
+			}
+			break
+		}
+		r.commits = append(r.commits, session.Commit{Stream: stream, Group: w.group(), ID: sig.ID, Effects: rec.effects})
+		r.recs = append(r.recs, rec)
+	}
+	return r
+}
+
+// commit commits the handled signals of results[i] for each i of which,
+// in one script, and sets outcomes[i].
+func (w *Worker) commit(ctx context.Context, results []batchResult, which []int, outcomes []bus.Outcome) {
+	var all []session.Commit
+	for _, i := range which {
+		all = append(all, results[i].commits...)
+	}
 	if len(all) > 0 {
 		if _, err := w.store.Apply(ctx, all...); err != nil {
-			for i, r := range results {
-				for _, rec := range r.recs {
+			for _, i := range which {
+				for _, rec := range results[i].recs {
 					w.drop(rec)
 				}
 				// Whether Redis applied it is unknown: the consumer
 				// re-reads what is still pending (bus.Outcome).
 				outcomes[i] = bus.Outcome{Err: fmt.Errorf("%w: %w", bus.ErrCommitFailed, err)}
 			}
-			return outcomes
+			return
 		}
 	}
-	for i, r := range results {
+	for _, i := range which {
+		r := results[i]
 		outcomes[i] = bus.Outcome{N: len(r.commits), Err: r.failed, HandOver: r.handOver}
 	}
-	return outcomes
 }
 
 // drop forgets the callbacks a failed handler registered.

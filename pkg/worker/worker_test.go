@@ -842,3 +842,59 @@ func TestWaitingNote(t *testing.T) {
 		t.Errorf("realtime_worker_group_lag{group=chat,partition=1} = %v (%v), want 7", out.GetGauge().GetValue(), err)
 	}
 }
+
+// A slow handler holds back its own partition only: while it runs, the
+// worker goes on reading and handling the other partitions (its batch is
+// committed on its own when done, bus.Outcome.Later), and the signals
+// after it in its partition wait for it, in order.
+func TestSlowHandlerHoldsItsPartitionOnly(t *testing.T) {
+	e := newEnv(t)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond})
+	release := make(chan struct{})
+	ns := w.Namespace("")
+	ns.OnEvent("slow", func(ctx context.Context, s *Socket, ev *Event) error {
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		return ev.AckRaw(ev.Args)
+	})
+	ns.OnEvent("fast", func(ctx context.Context, s *Socket, ev *Event) error { return ev.AckRaw(ev.Args) })
+	slow, fast := e.session(), e.session()
+	for e.keys.PartitionOf(fast) == e.keys.PartitionOf(slow) {
+		fast = e.session()
+	}
+	stop := e.run(w)
+	defer stop()
+	waitFor(t, "the connects handled", func() bool { return len(e.mailbox(slow))+len(e.mailbox(fast)) == 0 && pending(t, e) == 0 })
+	e.event(slow, "slow", "[1]", 1)
+	time.Sleep(2 * SlowBatchWait) // the slow handler runs
+	e.event(slow, "fast", "[2]", 2)
+	e.event(fast, "fast", "[3]", 3)
+	waitFor(t, "the other partition's ack while the slow handler runs", func() bool { return len(e.mailbox(fast)) == 1 })
+	if got := e.mailbox(slow); len(got) != 0 {
+		t.Fatalf("the slow handler's partition went on without it: %q", got)
+	}
+	close(release)
+	waitFor(t, "the slow partition's acks", func() bool { return len(e.mailbox(slow)) == 2 })
+	if got, want := e.mailbox(slow), []string{"6:::1+[1]", "6:::2+[2]"}; !slices.Equal(got, want) {
+		t.Fatalf("slow partition: %q, want %q", got, want)
+	}
+}
+
+// pending counts the entries read and not yet acknowledged, over every
+// partition of e.
+func pending(t *testing.T, e *env) int64 {
+	t.Helper()
+	var n int64
+	for p := range e.keys.Partitions() {
+		res, err := e.rdb.XPending(context.Background(), e.keys.Stream(p), bus.GroupName).Result()
+		if err != nil && !strings.Contains(err.Error(), "NOGROUP") {
+			t.Fatal(err)
+		}
+		if res != nil {
+			n += res.Count
+		}
+	}
+	return n
+}
