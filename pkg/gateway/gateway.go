@@ -60,6 +60,7 @@ type Gateway struct {
 	held      atomic.Int64 // streaming connections held plus polls parked
 	utf8Log   [len(utf8Directions)]ratelog.Limiter
 	bodyLog   ratelog.Limiter                   // bodies cut off by Config.BodyTimeout (server.go)
+	writeLog  ratelog.Limiter                   // writes a client did not take within writeTimeout (server.go)
 	rejectLog [numRejectReasons]ratelog.Limiter // "rejected" lines, by reason (reject.go)
 	badLog    ratelog.Limiter                   // connections cut off for bad input (websocket.go)
 	idleConns sync.Map                          // net.Conn -> struct{}: keep-alive connections idle now (server.go)

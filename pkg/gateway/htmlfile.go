@@ -28,7 +28,7 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 	h.Set("Connection", "keep-alive")
 	h.Set("Transfer-Encoding", "chunked")
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	hc := &htmlfileConn{w: w, f: flusher}
+	hc := &htmlfileConn{g: g, w: w}
 	s := g.newStreamConn(sid, TransportHTMLFile, hc, false)
 	first, err := g.openConn(ctx, s)
 	cancel()
@@ -53,11 +53,12 @@ func (g *Gateway) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid stri
 // htmlfileConn is an htmlfile stream's conn: each packet is written in its
 // own script element, as the reference does. A ResponseWriter's write may
 // block, so TryWrite writes nothing and leaves the packets to Flush, on a
-// writer goroutine. Writes have no deadline; a client gone away ends the
-// request's context, which closes the stream.
+// writer goroutine. A write has writeTimeout (Gateway.writeWithin): a
+// client that stops reading fails it, which closes the stream; a client
+// gone away ends the request's context, which closes it too.
 type htmlfileConn struct {
+	g    *Gateway
 	w    http.ResponseWriter
-	f    http.Flusher
 	kept []string // what TryWrite left to Flush
 	err  error    // the first failed write
 }
@@ -88,11 +89,10 @@ func (h *htmlfileConn) Write(packets []string) error {
 	for _, p := range packets {
 		buf = protocol.AppendHTMLFileScript(buf, []byte(p))
 	}
-	if _, err := h.w.Write(buf); err != nil {
+	if err := h.g.writeWithin(h.w, TransportHTMLFile, buf); err != nil {
 		h.err = err
 		return err
 	}
-	h.f.Flush()
 	return nil
 }
 

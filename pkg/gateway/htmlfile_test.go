@@ -2,10 +2,16 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/protocol"
@@ -131,4 +137,50 @@ func TestHeartbeats(t *testing.T) {
 		t.Fatal("htmlfile stream ended while its client POSTed")
 	}
 	tg.waitSignals(sid, "connect", "disconnect reason=heartbeat_timeout")
+}
+
+// An htmlfile client that stops reading (its TCP window full) fails the
+// stream's write after writeTimeout: the stream is closed, its connection
+// no longer counted, and the timeout counted. The write blocked for good
+// before (the handler, the connection and the bytes queued held until the
+// client closed).
+func TestHTMLFileClientNotReadingIsClosed(t *testing.T) {
+	tg := newLiveGateway(t, Config{SendQueueBytes: 64 << 20}) // no overflow: the write alone must end it
+	sid := tg.handshake()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	conn, err := d.Dial("tcp", tg.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "GET /socket.io/1/htmlfile/%s HTTP/1.1\r\nHost: x\r\n\r\n", sid); err != nil {
+		t.Fatal(err)
+	}
+	streams := func() float64 {
+		var m dto.Metric
+		if err := tg.g.metrics.Connections.WithLabelValues(TransportHTMLFile).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetGauge().GetValue()
+	}
+	waitUntil(t, "the stream open", func() bool { return streams() == 1 })
+	big := "3:::" + strings.Repeat("x", 1<<20)
+	for range 16 { // more than the kernel's buffers hold
+		tg.publish(bus.Route{Op: bus.OpDeliver, SID: sid, Packet: big})
+	}
+	deadline := time.Now().Add(writeTimeout + 10*time.Second)
+	for streams() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream of a client that does not read is still open %v after its last write began", writeTimeout+10*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var m dto.Metric
+	if err := tg.g.metrics.WriteTimeouts.WithLabelValues(TransportHTMLFile).Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Fatalf("write timeouts counted: %v (%v), want 1", m.GetCounter().GetValue(), err)
+	}
 }

@@ -48,6 +48,10 @@ type Metrics struct {
 	// Gateway.HTTPServer.
 	BodyTimeouts    prometheus.Counter
 	IdleConnections prometheus.Gauge
+	// WriteTimeouts counts, by transport, poll answers and htmlfile writes
+	// a client did not take within the write timeout (it stopped reading):
+	// their connection was closed.
+	WriteTimeouts *prometheus.CounterVec
 
 	HeartbeatLookups *prometheus.CounterVec // result (heard, silent, unknown): reads of an htmlfile client's last POST
 
@@ -133,6 +137,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_gateway_handshake_headers_dropped_total", Help: "Allow-listed request headers (-handshake-headers) not kept with a session because its handshake data would have exceeded -max-handshake-bytes (largest dropped first)."}),
 		BodyTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "realtime_gateway_body_timeouts_total", Help: "Request bodies (POSTs) still arriving after -body-timeout, whose connection was closed."}),
+		WriteTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_gateway_write_timeouts_total", Help: "Poll answers and htmlfile writes a client did not take within 10 s (it stopped reading), whose connection was closed, by transport."}, []string{"transport"}),
 		IdleConnections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "realtime_gateway_idle_connections", Help: "Keep-alive client connections waiting for their next request now; each is closed after -idle-timeout."}),
 		HeartbeatLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -191,7 +197,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Handshakes, m.Rejected, m.Connections, m.PacketsIn, m.PacketsOut, m.MailboxDepth, m.BytesIn, m.BytesOut, m.RedisRTT, m.Delivery, m.Sessions, m.Disconnects,
 			m.PublishSeconds, m.RedisErrors, m.QueueOverflows, m.QueueByteOverflows, m.MailboxDrain, m.RouteMessages, m.HandshakesWaiting, m.HandshakeWait,
-			m.InvalidUTF8, m.HandshakeHeadersDropped, m.BodyTimeouts, m.IdleConnections, m.HeartbeatLookups, m.StreamsOrphaned, m.PollsOrphaned, m.CommitFailures, m.PostsRetried,
+			m.InvalidUTF8, m.HandshakeHeadersDropped, m.BodyTimeouts, m.WriteTimeouts, m.IdleConnections, m.HeartbeatLookups, m.StreamsOrphaned, m.PollsOrphaned, m.CommitFailures, m.PostsRetried,
 			m.RouteGaps, m.CommitRollbacks, m.RouteStreamFailures, m.RouteStreamResumes,
 			m.Ready, m.ReadinessChanges)
 	}

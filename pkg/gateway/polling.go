@@ -436,10 +436,7 @@ func (g *Gateway) writePoll(w http.ResponseWriter, r *http.Request, transport, i
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Connection", "Keep-Alive")
-	if _, err := w.Write(body); err != nil {
-		return false
-	}
-	return http.NewResponseController(w).Flush() == nil
+	return g.writeWithin(w, transport, body) == nil
 }
 
 // servePost handles a POST of a payload (xhr-polling, jsonp-polling,

@@ -20,9 +20,10 @@ const bodyLogEvery = 10 * time.Second
 // bounded by Config.BodyTimeout in ServeHTTP, not by ReadTimeout: a
 // server-wide ReadTimeout would cancel a parked poll's context once it
 // expired. There is no WriteTimeout: it would cut parked polls
-// (Config.PollingDuration) and htmlfile streams; websockets are hijacked,
-// and their writes have their own deadline. The caller sets Addr (or
-// calls Serve with a listener).
+// (Config.PollingDuration) and htmlfile streams; each write to a client
+// has its own deadline instead (writeWithin; websockets are hijacked, and
+// theirs is the websocket library's). The caller sets Addr (or calls
+// Serve with a listener).
 func (g *Gateway) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           g,
@@ -84,4 +85,31 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	}
 	_ = b.rc.SetReadDeadline(time.Time{})
 	return n, err
+}
+
+// writeWithin writes b to w and flushes it, within writeTimeout: a client
+// that stops reading (its TCP window full) fails the write, which closes
+// its connection, instead of holding the handler, its connection and the
+// bytes queued for good. The deadline is lifted after: the connection may
+// serve later requests (keep-alive), and a parked poll waits longer than
+// writeTimeout before it writes. A write that timed out is counted in
+// realtime_gateway_write_timeouts_total and logged (at most every
+// bodyLogEvery).
+func (g *Gateway) writeWithin(w http.ResponseWriter, transport string, b []byte) error {
+	rc := http.NewResponseController(w)
+	if err := rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	_, err := w.Write(b)
+	if err == nil {
+		err = rc.Flush()
+	}
+	_ = rc.SetWriteDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		g.metrics.WriteTimeouts.WithLabelValues(transport).Inc()
+		if ok, skipped := g.writeLog.Allow(time.Now(), bodyLogEvery); ok {
+			g.log.Info("client did not take a write: connection closed", "transport", transport, "timeout", writeTimeout, "bytes", len(b), "unlogged", skipped)
+		}
+	}
+	return err
 }
