@@ -457,10 +457,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, transport, s
 	}
 	// What a retry of this POST reproduces: its cache-buster and its body
 	// as received.
-	post := session.Post{T: r.URL.Query().Get("t"), Digest: session.PostDigest(body)}
-	if transport != TransportHTMLFile {
-		post.Polling = transport // a POST before the first GET opens the session
-	}
+	post := session.Post{T: r.URL.Query().Get("t"), Digest: session.PostDigest(body), Transport: transport}
 	// Invalid UTF-8 is repaired before anything is decoded, as the
 	// reference decodes the body, then the form field (utf8.go).
 	body, _ = g.repairIn(body, transport, sid)

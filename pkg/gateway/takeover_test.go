@@ -15,7 +15,8 @@ import (
 // Session takeover (issue 16 item 6): anyone holding a websocket
 // session's sid tries to open another websocket or flashsocket on it
 // through the victim's gateway, and to end it with ?disconnect through
-// another; all are refused (counted), the victim's websocket goes on
+// another, and to POST into it (packets in its name, 0::) through either;
+// all are refused (counted), the victim's websocket goes on
 // sending and receiving, and no log line prints a sid in full. (Through
 // another gateway a second stream takes the session over: see openConn.) A polling session's
 // ?disconnect is honoured on its own transport's path and on the 0.9
@@ -55,6 +56,23 @@ func TestStreamTakeoverRefused(t *testing.T) {
 	}
 	if got := other.rejections(rejectDisconnectRefused) - refusedDisc; got != 3 {
 		t.Errorf("disconnect_refused counted %v times, want 3", got)
+	}
+	// POSTs into the websocket session, on any POST path of either
+	// gateway: a packet in its name, a disconnect. Refused, nothing sent.
+	wrong := tg.rejections(rejectWrongTransport) + other.rejections(rejectWrongTransport)
+	for _, g := range []*liveGateway{tg, other} {
+		for _, tr := range []string{TransportXHRPolling, TransportJSONPPolling, TransportHTMLFile} {
+			body := "0::"
+			if tr == TransportJSONPPolling {
+				body = "d=" + `%225%3A%3A%3A%7B%5C%22name%5C%22%3A%5C%22injected%5C%22%7D%22`
+			}
+			if code, answer := g.post("/socket.io/1/"+tr+"/"+sid, body); code != http.StatusOK || answer != wrongTransportPacket {
+				t.Errorf("POST %s on %s into a websocket session: %d %q, want 200 %q", tr, g.g.cfg.Node, code, answer, wrongTransportPacket)
+			}
+		}
+	}
+	if got := tg.rejections(rejectWrongTransport) + other.rejections(rejectWrongTransport) - wrong; got != 6 {
+		t.Errorf("wrong_transport counted %v times for the POSTs, want 6", got)
 	}
 	// The victim goes on: it sends, and gets what is routed to it.
 	if err := victim.WriteMessage(websocket.TextMessage, []byte("3:::still me")); err != nil {

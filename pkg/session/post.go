@@ -48,12 +48,16 @@ type Post struct {
 	// Digest is PostDigest of the request body as received ("": no retry
 	// check; TouchPost then always answers PostNew).
 	Digest string
-	// Polling is the POST's transport when it is a polling one
-	// (xhr-polling, jsonp-polling; "" for htmlfile): such a POST to a
-	// session no transport has opened yet opens it, as its first GET would
-	// (the connect signal, then the POST's), since the reference connects a
-	// session on any request of a handshaken id (manager.js handleClient).
-	Polling string
+	// Transport is the POST's transport: xhr-polling, jsonp-polling or
+	// htmlfile. It must be of its session's kind (a polling POST to a
+	// polling session, an htmlfile POST to an htmlfile one), else TouchPost
+	// fails with ErrWrongTransport: a websocket session takes no POST, so
+	// that whoever learns its sid can neither send packets in its name nor
+	// end it. A polling POST to a session no transport has opened yet
+	// opens it, as its first GET would (the connect signal, then the
+	// POST's), since the reference connects a session on any request of a
+	// handshaken id (manager.js handleClient).
+	Transport string
 }
 
 // PostDigest returns the digest of a POST body that Post.Digest takes:
@@ -104,7 +108,9 @@ type PostReply struct {
 	Recheck time.Duration
 }
 
-// TouchPost is Touch for a POST identified by p: it also says whether the
+// TouchPost is Touch for a POST identified by p (ErrUnknownSession, or
+// ErrWrongTransport for a POST its session's transport does not take: see
+// Post.Transport): it also says whether the
 // POST is new, a retry of one already committed, or not known yet (see
 // above). It returns ErrUnknownSession for a session that is gone.
 func (s *Store) TouchPost(ctx context.Context, sid string, p Post) (PostReply, error) {

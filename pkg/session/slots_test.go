@@ -127,7 +127,7 @@ func workload(t *testing.T, st *Store, rdb *redis.Client) {
 	// A polling POST before any GET opens its session (touch.lua).
 	early, err := st.Create(ctx, Handshake{})
 	must(err)
-	_, err = st.TouchPost(ctx, early, Post{T: "1", Digest: "d", Polling: "jsonp-polling"})
+	_, err = st.TouchPost(ctx, early, Post{T: "1", Digest: "d", Transport: "jsonp-polling"})
 	must(err)
 	must(pipe(st.JoinWrite(poll, "/chat", "", false)))
 	must(st.Deliver(ctx, poll, "3:::hi"))

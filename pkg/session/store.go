@@ -467,12 +467,15 @@ func (s *Store) touch(ctx context.Context, sid string, p Post) (PostReply, error
 	part := s.cfg.Keys.PartitionOf(sid)
 	res, err := touchScript.Run(ctx, s.rdb,
 		s.sessionKeys(sid, s.cfg.Keys.Post(sid), s.cfg.Keys.NamespaceSessions(part, ""), s.cfg.Keys.NamespacePolling(part, "")),
-		s.args(sid, deadline, ttl, s.refreshSlack(), p.T, p.Digest, s.cfg.BatchConfirmWait.Milliseconds(), p.Polling)...).Result()
+		s.args(sid, deadline, ttl, s.refreshSlack(), p.T, p.Digest, s.cfg.BatchConfirmWait.Milliseconds(), p.Transport)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return PostReply{}, ErrUnknownSession
 		}
 		return PostReply{}, fmt.Errorf("session: touch: %w", err)
+	}
+	if n, ok := res.(int64); ok && n == -1 {
+		return PostReply{}, ErrWrongTransport
 	}
 	arr := toStrings(res)
 	if len(arr) < 2 {

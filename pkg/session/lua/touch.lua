@@ -2,13 +2,18 @@
 -- says whether the POST is a retry of one already committed. ARGV[4] sid,
 -- [5] deadline ms, [6] ttl ms, [7] refresh slack ms, [8] the POST's t,
 -- [9] the digest of its body ("": no retry check), [10] the confirm wait
--- ms, [11] the POST's transport when it is a polling one ("" otherwise).
+-- ms, [11] the POST's transport (xhr-polling, jsonp-polling, htmlfile; ""
+-- for Store.Touch).
 -- KEYS: the session's, then KEYS[10] its POST record (<P>{p}:post:<sid>),
 -- KEYS[11] and KEYS[12] the partition's default namespace sets (<P>{p}:nsm:,
 -- nsp:). A polling POST to a session no transport has opened yet opens it
 -- (lib.lua's open_polling), so that its packets' signals come after the
 -- connect signal, as the reference connects a session on any request.
--- Returns nil (unknown) or {cls, verdict, namespaces...}; cls is "" for a
+-- A POST must be of its session's kind, a polling POST to a polling
+-- session, an htmlfile POST to an htmlfile one: any other (a POST into a
+-- websocket session, which whoever learned its sid could use to send in its
+-- name or end it) changes nothing and returns -1 (Post.Transport).
+-- Returns nil (unknown), -1, or {cls, verdict, namespaces...}; cls is "" for a
 -- session no transport has opened yet (an htmlfile POST before its GET).
 -- verdict is "n" (a new POST: apply it), "r" (a retry of the recorded
 -- POST, whose packets were committed: apply nothing) or "w<ms>" (it may be
@@ -19,13 +24,16 @@
 local sid = ARGV[4]
 local k = own_keys()
 local s = k.s
-local f = redis.call('HMGET', s, 'cls', 'dl')
-local cls = f[1]
+local f = redis.call('HMGET', s, 'cls', 'dl', 'tr')
+local cls, tr = f[1], ARGV[11]
+if tr ~= '' and cls and not ((tr == 'htmlfile' and f[3] == 'htmlfile') or (tr ~= 'htmlfile' and cls == 'poll')) then
+  return -1
+end
 if not cls then
   if redis.call('EXISTS', s) == 0 then return false end
   cls = ''
-  if ARGV[11] ~= '' then
-    open_polling(sid, k, ARGV[11], KEYS[11], KEYS[12])
+  if tr ~= '' and tr ~= 'htmlfile' then
+    open_polling(sid, k, tr, KEYS[11], KEYS[12])
     cls = 'poll'
   end
 end
