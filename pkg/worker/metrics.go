@@ -18,6 +18,7 @@ type Metrics struct {
 	BacklogTrimmed *prometheus.CounterVec // group
 	GroupLag       *prometheus.GaugeVec   // group, partition
 	RoomsRefused   *prometheus.CounterVec // reason (too_many_rooms, room_name_too_long)
+	Disconnects    *prometheus.CounterVec // reason: disconnect signals committed
 	Handovers      prometheus.Counter
 	OutboxDrained  prometheus.Counter
 	OutboxWaiting  *prometheus.GaugeVec // partition
@@ -54,6 +55,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "realtime_worker_backlog_trimmed_total", Help: "Signals trimmed from partition streams before a consumer group (an app) read them: its workers were stopped or too slow for the backlog bound, by group."}, []string{"group"}),
 		RoomsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_worker_rooms_refused_total", Help: "Socket.Join calls refused by the per-session bounds, by reason (too_many_rooms, room_name_too_long)."}, []string{"reason"}),
+		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_worker_disconnects_total", Help: "Disconnect signals (a namespace or a session ended) this worker committed, by reason (client, timeout, overflow, ...: pkg/bus Reason*). Every app sees every disconnect: aggregate by group."}, []string{"reason"}),
 		GroupLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "realtime_worker_group_lag", Help: "Signals of a partition waiting to be delivered to each app's consumer group, every group's, as this worker saw them when it last trimmed a partition it owns (every 10 s): an app whose workers are all stopped shows here. Workers of several apps report the same partition: aggregate with max by (group, partition), then sum by (group)."}, []string{"group", "partition"}),
 		Handovers: prometheus.NewCounter(prometheus.CounterOpts{
@@ -65,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Signals, m.HandlerSeconds, m.Overruns, m.DeadLetters, m.Reclaimed, m.Reread, m.Partitions,
-			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.GroupLag, m.Handovers, m.OutboxDrained, m.OutboxWaiting)
+			m.Pending, m.Lag, m.AcksRouted, m.AckTimeouts, m.BacklogTrimmed, m.RoomsRefused, m.Disconnects, m.GroupLag, m.Handovers, m.OutboxDrained, m.OutboxWaiting)
 	}
 	return m
 }

@@ -28,6 +28,9 @@ const (
 	// logRejected: a handler rejected the client's input (counted
 	// rejected).
 	logRejected
+	// logOverflow: a session ended because its mailbox or send queue
+	// overflowed (its client did not take what was sent to it).
+	logOverflow
 	numLogReasons
 )
 
@@ -35,6 +38,7 @@ var logReasonNames = [numLogReasons]string{
 	logNoNamespace: "no_namespace",
 	logNoHandler:   "no_handler",
 	logRejected:    "rejected",
+	logOverflow:    "overflow",
 }
 
 // String returns the reason's label, as logged (reason=).

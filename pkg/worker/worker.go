@@ -544,6 +544,7 @@ const SlowBatchWait = 20 * time.Millisecond
 
 // batchResult is what the handlers of one partition's batch did.
 type batchResult struct {
+	handled  []bus.Signal // the signals of commits
 	commits  []session.Commit
 	recs     []*recorder
 	failed   error
@@ -603,6 +604,7 @@ wait:
 // handleBatch runs the handlers of one partition's batch, in order, up to
 // the first that fails.
 func (w *Worker) handleBatch(ctx context.Context, b bus.Batch) (r batchResult) {
+	defer func() { r.handled = b.Signals[:len(r.commits)] }() // one commit per signal, in order
 	stream := w.keys.Stream(b.Partition)
 	w.mu.Lock()
 	bh, bns := w.batch, w.batchNS
@@ -654,6 +656,24 @@ func (w *Worker) commit(ctx context.Context, results []batchResult, which []int,
 	for _, i := range which {
 		r := results[i]
 		outcomes[i] = bus.Outcome{N: len(r.commits), Err: r.failed, HandOver: r.handOver}
+		w.countDisconnects(r.handled)
+	}
+}
+
+// countDisconnects counts the committed disconnect signals by reason, and
+// logs those of sessions ended for an overflow (rate-limited): the one
+// trace of a polling session whose mailbox overflowed, which Redis ended
+// while no gateway served it (docs/redis.md, "Polling delivery").
+func (w *Worker) countDisconnects(sigs []bus.Signal) {
+	for _, s := range sigs {
+		if s.Kind != bus.KindDisconnect {
+			continue
+		}
+		w.metrics.Disconnects.WithLabelValues(string(s.Reason)).Inc()
+		if s.Reason == bus.ReasonOverflow && s.NS == "" {
+			w.logLimited(logOverflow, slog.LevelInfo, "session ended: its client did not take what was sent to it (mailbox or send queue overflow; counted in realtime_worker_disconnects_total{reason=\"overflow\"})",
+				"sid", session.LogSID(s.SID))
+		}
 	}
 }
 

@@ -898,3 +898,27 @@ func pending(t *testing.T, e *env) int64 {
 	}
 	return n
 }
+
+// A polling session whose mailbox overflowed (its client did not drain
+// it) is ended in Redis, where no gateway sees it: its disconnect signal is
+// counted by reason when a worker commits it.
+func TestOverflowDisconnectIsCounted(t *testing.T) {
+	e := newEnv(t)
+	w := New(e.rdb, Config{Keys: e.keys, LeaseTTL: 600 * time.Millisecond})
+	stop := e.run(w)
+	defer stop()
+	sid := e.session()
+	big := strings.Repeat("x", 1<<20)
+	for range 5 { // past 4 times the default mailbox bound
+		if err := w.Emitter.Socket(sid, "").Send(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the overflow disconnect counted", func() bool {
+		var m dto.Metric
+		if err := w.metrics.Disconnects.WithLabelValues(string(bus.ReasonOverflow)).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue() == 1
+	})
+}
