@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // defaultLogEvery is the least time between two log lines of one reason (a
@@ -57,4 +59,22 @@ func (w *Worker) logLimited(reason logReason, level slog.Level, msg string, attr
 		attrs = append(attrs, "unlogged", skipped)
 	}
 	w.log.Log(context.Background(), level, msg, attrs...)
+}
+
+// logNameBytes is the most bytes of a client-chosen name (an event's) a
+// log line prints.
+const logNameBytes = 64
+
+// logName returns name for a log line: whole up to logNameBytes, else its
+// first bytes (whole characters) and how long it was, so that a client
+// cannot make the worker write log lines as long as its packets.
+func logName(name string) string {
+	if len(name) <= logNameBytes {
+		return name
+	}
+	cut := logNameBytes
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…(" + strconv.Itoa(len(name)) + " bytes)"
 }

@@ -338,7 +338,7 @@ func (e *Event) Reject(args ...any) error {
 	if err := e.Ack(args...); err != nil && !errors.Is(err, ErrAlreadyAcked) {
 		return err
 	}
-	return fmt.Errorf("%w: event %q", ErrRejected, e.Name)
+	return fmt.Errorf("%w: event %q", ErrRejected, logName(e.Name))
 }
 
 // marshalArgs encodes args as a JSON array: each arg one element, except a

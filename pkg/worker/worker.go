@@ -705,7 +705,7 @@ func (w *Worker) unhandled(sig bus.Signal, rec *recorder, served bool) error {
 		reason = logNoNamespace
 	}
 	w.logLimited(reason, slog.LevelWarn, "signal with no handler (counted in realtime_worker_signals_total{result=\"unhandled\"})",
-		"kind", sig.Kind, "namespace", sig.NS, "event", sig.Name, "answered", sig.HasID && sig.AckData)
+		"kind", sig.Kind, "namespace", sig.NS, "event", logName(sig.Name), "answered", sig.HasID && sig.AckData)
 	if !sig.HasID || !sig.AckData {
 		return nil // no callback waits (a plain ack id was answered by the gateway)
 	}
@@ -772,14 +772,14 @@ func (w *Worker) dispatch(ctx context.Context, sig bus.Signal, rec *recorder) (e
 			// it did and move on.
 			result, rejected, err = "rejected", err, nil
 			w.logLimited(logRejected, slog.LevelInfo, "handler rejected client input (counted in realtime_worker_signals_total{result=\"rejected\"})",
-				"kind", kind, "namespace", sig.NS, "event", sig.Name, "err", rejected)
+				"kind", kind, "namespace", sig.NS, "event", logName(sig.Name), "err", rejected)
 		case err != nil:
 			result = "error"
-			w.log.Warn("handler failed", "kind", kind, "event", sig.Name, "sid", session.LogSID(sig.SID), "err", err)
+			w.log.Warn("handler failed", "kind", kind, "event", logName(sig.Name), "sid", session.LogSID(sig.SID), "err", err)
 		}
 		if took > w.cfg.HandlerTimeout {
 			w.metrics.Overruns.Inc()
-			w.log.Warn("handler overran its deadline", "kind", kind, "event", sig.Name, "took", took, "deadline", w.cfg.HandlerTimeout)
+			w.log.Warn("handler overran its deadline", "kind", kind, "event", logName(sig.Name), "took", took, "deadline", w.cfg.HandlerTimeout)
 		}
 		w.metrics.Signals.WithLabelValues(kind, result).Inc()
 	}()

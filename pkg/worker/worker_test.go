@@ -922,3 +922,17 @@ func TestOverflowDisconnectIsCounted(t *testing.T) {
 		return m.GetCounter().GetValue() == 1
 	})
 }
+
+// A client-chosen event name is cut in log lines.
+func TestLogName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"echo", "echo"},
+		{strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{strings.Repeat("a", 300000), strings.Repeat("a", 64) + "…(300000 bytes)"},
+		{strings.Repeat("a", 63) + "é" + "b", strings.Repeat("a", 63) + "…(66 bytes)"}, // é is not split
+	} {
+		if got := logName(tc.in); got != tc.want {
+			t.Errorf("logName(%.20q…): %.100q, want %.100q", tc.in, got, tc.want)
+		}
+	}
+}
