@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -140,4 +141,31 @@ func TestWebSocketRejectedPacketAnswered(t *testing.T) {
 	send(t, ws, `5:9::{"name":"ok"}`)
 	expectFrame(t, ws, "6:::9")
 	tg.waitSignals(sid, "connect", "connect /chat", `event ok id=9`)
+}
+
+// A websocket client that breaks RFC 6455 (here a frame with a reserved
+// opcode, then one with reserved bits set) is closed with 1002 by the
+// websocket library; each is counted and logged as websocket_protocol.
+func TestWebSocketProtocolViolationCounted(t *testing.T) {
+	var logs logBuffer
+	tg := newLiveGateway(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	before := tg.rejections(rejectWebSocketProtocol)
+	for i, frame := range [][]byte{
+		{0x83, 0x80, 1, 2, 3, 4}, // FIN, opcode 3 (reserved); masked, empty
+		{0xC1, 0x80, 1, 2, 3, 4}, // FIN, RSV1, text; masked, empty
+	} {
+		_, ws := tg.openWS()
+		if _, err := ws.UnderlyingConn().Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := ws.ReadMessage()
+		var closed *websocket.CloseError
+		if !errors.As(err, &closed) || closed.Code != websocket.CloseProtocolError {
+			t.Fatalf("frame %d: %v, want close 1002", i, err)
+		}
+		waitUntil(t, "the violation counted", func() bool { return tg.rejections(rejectWebSocketProtocol)-before == float64(i+1) })
+	}
+	if len(logs.lines("reason=websocket_protocol")) == 0 {
+		t.Error("the violation was not logged")
+	}
 }

@@ -178,6 +178,10 @@ const (
 
 	// rejectBinaryFrame: a binary websocket frame (0.9 sends text only).
 	rejectBinaryFrame
+	// rejectWebSocketProtocol: a websocket client broke RFC 6455 (a bad
+	// opcode, reserved bits, a bad close code, a control frame over 125
+	// bytes, ...): closed with 1002 (wsengine.ErrProtocol).
+	rejectWebSocketProtocol
 	// rejectMalformedPacket: a packet that does not decode.
 	rejectMalformedPacket
 	// rejectBadNamespace: an endpoint that is not "/" followed by printable
@@ -256,6 +260,7 @@ var rejectNames = [numRejectReasons]string{
 	rejectBadPayload:                "bad_payload",
 	rejectPacketTooLarge:            "packet_too_large",
 	rejectBinaryFrame:               "binary_frame",
+	rejectWebSocketProtocol:         "websocket_protocol",
 	rejectMalformedPacket:           "malformed_packet",
 	rejectBadNamespace:              "bad_namespace",
 	rejectClientErrorPacket:         "client_error_packet",

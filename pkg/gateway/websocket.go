@@ -106,13 +106,16 @@ func (s *streamConn) ControlDue() {
 
 // ReadsEnded implements wsengine.Handler: the websocket's reads ended (its
 // client closed it or went away, a packet ended the session, the
-// connection was closed here). A frame over the limit is counted as a
-// rejection. The connection stops with reason transport_close unless a
+// connection was closed here). A frame over the limit and a breach of the
+// websocket protocol are counted as rejections. The connection stops with reason transport_close unless a
 // reason was set already; the session's end is recorded once its writer
 // closed the connection too (end).
 func (s *streamConn) ReadsEnded(err error) {
-	if errors.Is(err, wsengine.ErrTooLarge) {
+	switch {
+	case errors.Is(err, wsengine.ErrTooLarge):
 		s.g.rejected(rejectPacketTooLarge, "sid", session.LogSID(s.sid), "limit", s.g.cfg.MaxPacketBytes)
+	case errors.Is(err, wsengine.ErrProtocol):
+		s.g.rejected(rejectWebSocketProtocol, "sid", session.LogSID(s.sid), "err", err)
 	}
 	s.closeLocal(bus.ReasonTransportClose)
 	s.end()

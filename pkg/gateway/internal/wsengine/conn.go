@@ -31,6 +31,12 @@ const (
 // sent a data frame over Options.MaxMessageBytes.
 var ErrTooLarge = errors.New("wsengine: message over the read limit")
 
+// ErrProtocol is wrapped by the error that ends the reads of a client that
+// broke the websocket protocol (RFC 6455: a bad opcode, reserved bits set,
+// a fragment out of place, a control frame over 125 bytes, a bad close
+// code, ...), to which gorilla/websocket answered close 1002.
+var ErrProtocol = errors.New("wsengine: websocket protocol violation")
+
 // Options configure Upgrade.
 type Options struct {
 	// ReadBufferBytes is the read buffer a connection holds for its life; a

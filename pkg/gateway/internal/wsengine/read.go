@@ -2,8 +2,10 @@ package wsengine
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/gorilla/websocket"
@@ -95,8 +97,17 @@ func (c *Conn) readBurst() error {
 
 // readError names a frame over the read limit ErrTooLarge.
 func readError(err error) error {
-	if errors.Is(err, websocket.ErrReadLimit) {
+	var closed *websocket.CloseError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
 		return ErrTooLarge
+	case errors.As(err, &closed), errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return err
+	case strings.HasPrefix(err.Error(), "websocket: "):
+		// gorilla/websocket's protocol errors have no type of their own;
+		// it answered each with close 1002.
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	return err
 }
