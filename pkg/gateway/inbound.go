@@ -95,9 +95,6 @@ func (g *Gateway) applyPacket(in *inbound, raw []byte) rejectReason {
 			if err != nil {
 				return rejectBadEvent
 			}
-			if name == "disconnect" {
-				return notRejected // the reference's blacklist: ignored
-			}
 			s.Kind, s.Name = bus.KindEvent, name
 			if string(args) != "[]" {
 				s.Args = string(args) // absent when empty (docs/redis.md)
@@ -113,6 +110,9 @@ func (g *Gateway) applyPacket(in *inbound, raw []byte) rejectReason {
 			} else {
 				in.writes = append(in.writes, g.store.DeliverWrite(in.sid, ack))
 			}
+		}
+		if s.Kind == bus.KindEvent && s.Name == "disconnect" {
+			return notRejected // the reference's blacklist: ignored (its plain ack answered above, as the reference does)
 		}
 		signal(s)
 	case protocol.Ack:

@@ -35,6 +35,8 @@ func TestApplyPacket(t *testing.T) {
 		{name: "bad event", packets: []string{`5:::{"args":[]}`}, reasons: []rejectReason{rejectBadEvent}},
 		{name: "event not JSON", packets: []string{`5:::chat`}, reasons: []rejectReason{rejectBadEvent}},
 		{name: "disconnect event ignored", packets: []string{`5:::{"name":"disconnect"}`}},
+		{name: "disconnect event ignored, its plain ack answered", streaming: true, packets: []string{`5:7::{"name":"disconnect"}`},
+			replies: []string{"6:::7"}},
 		{name: "plain ack id, streaming", streaming: true, packets: []string{`5:7::{"name":"chat"}`},
 			replies: []string{"6:::7"}, signals: []string{"event chat id=7"}},
 		{name: "plain ack id, polling", packets: []string{`3:7::hi`},
