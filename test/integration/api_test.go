@@ -44,6 +44,9 @@ func apiGateway(c *cluster, node string) (*proc, string) {
 // (disconnect, no reconnect); and the API refuses requests without the key
 // or with a wrong one (test/node/server-api.js).
 func TestServerAPIOfficialClient(t *testing.T) {
+	// Parallel: each transport has a cluster of its own (the API key
+	// through c.env, not the process's environment).
+	t.Parallel()
 	script := nodeScript(t, "server-api.js")
 	for _, transport := range []string{"websocket", "xhr-polling"} {
 		t.Run(transport, func(t *testing.T) {
@@ -171,6 +174,9 @@ func (a *apiChecker) call(method, path, key, body string, valid bool) (int, map[
 // error, match docs/api.yaml (kin-openapi's validator); the requests the
 // API accepts are ones the spec allows.
 func TestServerAPIOpenAPI(t *testing.T) {
+	// Parallel: a cluster of its own (its environment through c.env,
+	// not the process's); most of its time is Redis stalled.
+	t.Parallel()
 	c := newCluster(t)
 	gw, base := apiGateway(c, "a")
 	doc, router := apiSpec(t, base)

@@ -20,6 +20,9 @@ import (
 // both, as before apps, each worker got half of the partitions and dropped
 // the other app's events.)
 func TestAppsSideBySide(t *testing.T) {
+	// Parallel: a cluster of its own; the contract's and the chat
+	// suite's checks wait up to 10 and 30 s.
+	t.Parallel()
 	contract := nodeScript(t, "echo-contract.js")
 	script, _ := filepath.Abs("../node_modules/socket.io-client/dist/socket.io.js")
 	web, _ := filepath.Abs("../../web/chat")
@@ -59,6 +62,9 @@ func TestAppsSideBySide(t *testing.T) {
 // it acknowledged them as another app's, and about half of the chat users
 // never got an answer).
 func TestRollingDeployUnderTraffic(t *testing.T) {
+	// Parallel: a cluster of its own; it waits on a 12 s run of 4
+	// clients across the deploy.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gw := c.gateway("a")

@@ -10,6 +10,9 @@ import (
 // process) passes the official client's echo contract: the embedded server
 // runs the same scripts and stream commands as a real Redis.
 func TestDemo(t *testing.T) {
+	// Parallel: a demo process (its own embedded Redis) of its own; the
+	// contract's checks wait up to 10 s each.
+	t.Parallel()
 	script := nodeScript(t, "echo-contract.js")
 	root, _ := filepath.Abs("../..")
 	c := &cluster{t: t}

@@ -158,6 +158,9 @@ func (c *cluster) exists(ctx context.Context) int {
 // The official client whose websocket's session vanished (FLUSHALL) is
 // reconnected by its own client and talks again.
 func TestOfficialClientSessionVanished(t *testing.T) {
+	// Parallel: a cluster of its own; it waits on a 10 s run of 4
+	// websocket clients.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gw := c.gateway("a", "-heartbeat-interval", "1s", "-heartbeat-timeout", "3s")
@@ -215,6 +218,9 @@ func (c *cluster) setMaxMemory(t *testing.T, v string) {
 // commit timeout, or refusing writes) is closed at once, without 0::,
 // counted and logged; after Redis is back a new session talks.
 func TestWebSocketCommitFailureEndsSession(t *testing.T) {
+	// Parallel: each fault has a cluster of its own; it waits on the
+	// gateway's Redis timeouts.
+	t.Parallel()
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
 			c := newCluster(t)
@@ -255,6 +261,9 @@ func TestOfficialClientCommitFailure(t *testing.T) {
 	script := nodeScript(t, "steady.js")
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
+			// Parallel: each fault has a cluster of its own, and mostly
+			// waits on its 16 s run of 4 websocket clients.
+			t.Parallel()
 			c := newCluster(t)
 			gw := c.gateway("a", "-heartbeat-interval", "1s", "-heartbeat-timeout", "3s")
 			c.worker("w", "echo")
@@ -367,6 +376,9 @@ func TestReadinessWhileWritesFail(t *testing.T) {
 // POST waits for Redis): answered 200 after it, and the official
 // xhr-polling client keeps its session and loses no ack.
 func TestPollingRidesOutRedisPause(t *testing.T) {
+	// Parallel: a cluster of its own; it waits on a 10 s run of 4
+	// xhr-polling clients across a 2 s pause.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gw := c.gateway("a")

@@ -135,12 +135,15 @@ func TestWebSocketGatewayLostDefaultTTL(t *testing.T) {
 func TestRedisOutageReapsNoLiveGateway(t *testing.T) {
 	for _, outage := range []struct {
 		name       string
-		begin, end func(*testredis.Server)
+		begin, end func(*testredis.Server, testing.TB)
 	}{
-		{"paused", func(s *testredis.Server) { s.Pause(t) }, func(s *testredis.Server) { s.Resume(t) }},
-		{"restarted with its data", func(s *testredis.Server) { s.Kill(t) }, func(s *testredis.Server) { s.Restart(t) }},
+		{"paused", (*testredis.Server).Pause, (*testredis.Server).Resume},
+		{"restarted with its data", (*testredis.Server).Kill, (*testredis.Server).Restart},
 	} {
 		t.Run(outage.name, func(t *testing.T) {
+			// Parallel: each outage has a Redis and gateways of its own,
+			// and spends its time waiting out the liveness TTL (twice).
+			t.Parallel()
 			srv := testredis.StartAOF(t)
 			c := &cluster{t: t, redis: srv, rdb: srv.Client(t), keys: bus.NewKeys("", 0)}
 			a, b := c.gateway("a"), c.gateway("b")
@@ -153,9 +156,9 @@ func TestRedisOutageReapsNoLiveGateway(t *testing.T) {
 				sids = append(sids, sid)
 			}
 			time.Sleep(time.Second)
-			outage.begin(srv)
+			outage.begin(srv, t)
 			time.Sleep(gateway.DefaultAliveTTL + 2*time.Second)
-			outage.end(srv)
+			outage.end(srv, t)
 			time.Sleep(gateway.DefaultAliveTTL + 2*time.Second) // a reaper that took a live gateway for dead has done so
 			for _, sid := range sids {
 				if got := describe(c.signals(sid, 1)); !slices.Equal(got, []string{"connect"}) {
@@ -339,6 +342,15 @@ func TestGatewayKilledWithPostInFlight(t *testing.T) {
 		for _, commit := range []bool{true, false} {
 			name := transport + "/" + map[bool]string{true: "committed", false: "not committed"}[commit]
 			t.Run(name, func(t *testing.T) {
+				// The xhr-polling cases run in parallel: each has a cluster,
+				// haproxy and trap of its own, and mostly waits on its 10 s
+				// run of Node clients. The jsonp-polling ones run alone
+				// first (as do TestGatewayKilledUnderPollingTraffic's):
+				// Chromium starting on a shared machine did not spring the
+				// trap within its 9 s.
+				if transport != "jsonp-polling" {
+					t.Parallel()
+				}
 				script, _, flags := pollingClients(t, transport)
 				c := newCluster(t)
 				gws, admins := c.lbGateways(2, flags...)
@@ -382,6 +394,9 @@ func TestGatewayKilledWithPostInFlight(t *testing.T) {
 // made never connected (no transport opened it, no signal was written) and
 // ends silently at its handshake deadline.
 func TestGatewayKilledMidHandshake(t *testing.T) {
+	// Parallel: a cluster, haproxy and trap of its own; it waits on a
+	// 6 s run of 6 clients.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gws, admins := c.lbGateways(2)
@@ -435,6 +450,9 @@ func TestGatewayKilledMidHandshake(t *testing.T) {
 // session is not taken for one of the dead gateway's (no gateway_lost once
 // its liveness key expired) and its messages come and go.
 func TestGatewayKilledOpeningHTMLFile(t *testing.T) {
+	// Parallel: a cluster, haproxy and trap of its own; it waits out the
+	// victim's liveness TTL.
+	t.Parallel()
 	c := newCluster(t)
 	gws, admins := c.lbGateways(2)
 	trap := newRedisTrap(t, c.redis.Addr, trapStreamOpen, true)

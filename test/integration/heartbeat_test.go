@@ -274,6 +274,9 @@ func answeringHTMLFile(t *testing.T, c *cluster, holder, poster *proc, answerFor
 // unknown, not as silence (the answers were held up or refused too), and
 // the client gets another heartbeat timeout, which its next answers fill.
 func TestHTMLFileHeartbeatTimeoutRedisPause(t *testing.T) {
+	// Parallel: a cluster of its own; one htmlfile client answering
+	// heartbeats for 13 s across a 6 s pause.
+	t.Parallel()
 	c := newCluster(t)
 	a := c.gateway("a", append([]string{"-admin-addr", "127.0.0.1:0"}, hbFlags...)...)
 	b := c.gateway("b", hbFlags...)

@@ -110,6 +110,9 @@ func (c *cluster) haproxyServers(servers []haproxycfg.Server) string {
 // round-robin in front of three gateways: every request of a polling
 // session may land on a different gateway.
 func TestOfficialClientThroughLoadBalancer(t *testing.T) {
+	// Parallel: each transport has a cluster and haproxy of its own; the
+	// contract's checks wait up to 10 s each.
+	t.Parallel()
 	script := nodeScript(t, "echo-contract.js")
 	for _, transport := range []string{"xhr-polling", "websocket"} {
 		t.Run(transport, func(t *testing.T) {
@@ -186,6 +189,9 @@ func TestGatewayKilledBehindLoadBalancer(t *testing.T) {
 // clients reconnect through the official client's own reconnect, and the
 // sessions they left ended in Redis (with their disconnect signals).
 func TestGatewayDrainUnderTraffic(t *testing.T) {
+	// Parallel: a cluster and haproxy of its own; it waits on a 10 s run
+	// of 12 clients across the drain.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gws, admins := c.lbGateways(3, "-drain-delay", "2500ms", "-drain-timeout", "4s")
@@ -265,6 +271,9 @@ func oldSessions(out string) []string {
 // reclaimed) and every event still gets its ack, in order, in the same
 // session.
 func TestWorkerKilledUnderTraffic(t *testing.T) {
+	// Parallel: a cluster and haproxy of its own; it waits on a 9 s run
+	// of 8 clients across the kill.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gws, admins := c.lbGateways(2)
@@ -297,6 +306,9 @@ func TestWorkerKilledUnderTraffic(t *testing.T) {
 // balancer, to a live gateway), and the surviving gateways end the sessions
 // the dead one held (reason gateway_lost), so none is left behind.
 func TestGatewayKilledUnderWebSocketTraffic(t *testing.T) {
+	// Parallel: a cluster and haproxy of its own; it waits on a 9 s run
+	// of 6 clients across the kill.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gws, admins := c.lbGateways(3, "-liveness-ttl", "1s")
@@ -333,6 +345,9 @@ func TestGatewayKilledUnderWebSocketTraffic(t *testing.T) {
 // commits, releases its partitions at once (no waiting for leases to
 // expire) and exits; every event still gets its ack, in order.
 func TestWorkerDrainUnderTraffic(t *testing.T) {
+	// Parallel: a cluster and haproxy of its own; it waits on an 8 s run
+	// of 4 clients across the drain.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	c := newCluster(t)
 	gws, admins := c.lbGateways(2)

@@ -54,6 +54,9 @@ func runNode(t *testing.T, script string, args ...string) string {
 // xhr-polling, in both namespaces; including U+2028, which the reference
 // server loses.
 func TestOfficialClientEchoContract(t *testing.T) {
+	// Parallel: each transport has a cluster of its own; the contract's
+	// checks wait up to 10 s each.
+	t.Parallel()
 	script := nodeScript(t, "echo-contract.js")
 	for _, transport := range []string{"websocket", "xhr-polling"} {
 		t.Run(transport, func(t *testing.T) {

@@ -19,6 +19,9 @@ import (
 // Redis Cluster whose partitions are spread it goes through the sender's
 // partition's outbox (docs/redis.md, "Effects across partitions").
 func TestRoomRelayAcrossPartitionsSurvivesWorkerKill(t *testing.T) {
+	// Parallel: each case has a Redis (or Redis Cluster) and cluster of
+	// its own; it waits on lease expiry after the kill.
+	t.Parallel()
 	t.Run("one node", func(t *testing.T) { roomRelayWorkerKill(t, nil) })
 	t.Run("redis cluster", func(t *testing.T) {
 		rc := testredis.StartCluster(t, 3, 0)

@@ -252,6 +252,9 @@ func TestOfficialPollingClientSessionVanished(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Parallel: each case has a cluster of its own, and mostly
+			// waits on its 12 s run of 4 xhr-polling clients.
+			t.Parallel()
 			c := newCluster(t)
 			gw := c.gateway("a", "-heartbeat-interval", "1s", "-heartbeat-timeout", "3s", "-admin-addr", "127.0.0.1:0")
 			c.worker("w", "echo")

@@ -395,6 +395,9 @@ func (c *cluster) dyingGateway(real *proc) (haproxycfg.Server, *atomic.Int64) {
 // official clients under a 100 ms clock, whose next polls repeat t all the
 // time, still get everything exactly once.
 func TestRetriedPollGetsLostBatch(t *testing.T) {
+	// Parallel: a cluster, haproxy and dying gateway of its own; its
+	// clients run on a 100 ms clock.
+	t.Parallel()
 	script := nodeScript(t, "burst.js")
 	c := newCluster(t)
 	gws, admins := c.lbGateways(2)

@@ -21,6 +21,9 @@ import (
 // and the session is in the cluster; the worker runs without a CROSSSLOT
 // error.
 func TestGatewayOnRedisCluster(t *testing.T) {
+	// Parallel: a Redis Cluster and processes of its own; it waits
+	// on the cluster forming and the worker running 3 s.
+	t.Parallel()
 	rc := testredis.StartCluster(t, 3, 0)
 	gatewayOnCluster(t, rc, nil, rc.URL(), "redis://"+rc.Nodes[1].Addr+"/0")
 
@@ -47,6 +50,9 @@ func TestGatewayOnRedisCluster(t *testing.T) {
 // (auto mode), trusting its CA through SSL_CERT_FILE, gets as far over TLS
 // as on plain TCP (TestGatewayOnRedisCluster), not a TLS or connection error.
 func TestGatewayOnRedisClusterTLS(t *testing.T) {
+	// Parallel: a Redis Cluster and certificates (in its own temporary
+	// directory) of its own; SSL_CERT_FILE goes to its gateway only.
+	t.Parallel()
 	caFile, certFile, keyFile := writeTLSFiles(t, t.TempDir())
 	rc := testredis.StartClusterTLS(t, 3, 0, testredis.TLSFiles{CA: caFile, Cert: certFile, Key: keyFile})
 	if err := rc.Client(t).Set(t.Context(), "k", 1, 0).Err(); err != nil {

@@ -15,6 +15,9 @@ import (
 // websocket across three gateways, and over xhr-polling through the
 // shipped haproxy configuration in front of them.
 func TestEchoContractOnRedisCluster(t *testing.T) {
+	// Parallel: a Redis Cluster, gateways and haproxy of its own; the
+	// contract's checks wait up to 10 s each.
+	t.Parallel()
 	contract := nodeScript(t, "echo-contract.js")
 	rc := testredis.StartCluster(t, 3, 0)
 	c := newCluster(t)
@@ -40,6 +43,9 @@ func TestEchoContractOnRedisCluster(t *testing.T) {
 // other worker takes its partitions, and no client loses, repeats or
 // reorders an ack or a plain echo, over websocket and xhr-polling.
 func TestWorkerKillOnRedisCluster(t *testing.T) {
+	// Parallel: a Redis Cluster and cluster of its own; it waits on a
+	// 10 s run of 8 clients across the kill.
+	t.Parallel()
 	script := nodeScript(t, "steady.js")
 	rc := testredis.StartCluster(t, 3, 0)
 	c := newCluster(t)
@@ -69,6 +75,9 @@ func TestWorkerKillOnRedisCluster(t *testing.T) {
 // loses an ack on a session it kept, nothing is duplicated (steady.js's
 // no-silent-loss), and no process exits.
 func TestRedisClusterFailoverUnderTraffic(t *testing.T) {
+	// Parallel: a Redis Cluster and cluster of its own; it waits on an
+	// 18 s run of 20 clients across the failover.
+	t.Parallel()
 	rc := testredis.StartCluster(t, 3, 1)
 	c := newCluster(t)
 	// A POST in flight at the kill waits out the failover (promotion in

@@ -63,6 +63,9 @@ func gaps(t *testing.T, gws ...*proc) float64 {
 // to two gateways: no client notices (same session, no ack lost,
 // duplicated or reordered), and no gateway reports a gap.
 func TestRouteStreamSurvivesClientKills(t *testing.T) {
+	// Parallel: a cluster of its own (CLIENT KILL reaches only its own
+	// Redis); it waits on a 10 s run of 8 clients.
+	t.Parallel()
 	c := newCluster(t)
 	a := c.gateway("a", "-admin-addr", "127.0.0.1:0")
 	b := c.gateway("b", "-admin-addr", "127.0.0.1:0")
@@ -91,6 +94,9 @@ func TestRouteStreamSurvivesClientKills(t *testing.T) {
 // kept its session and lost no ack, or (its signal could not be committed
 // within the gateway's bounds) was reconnected by its own client and talks.
 func TestRedisPauseUnderTraffic(t *testing.T) {
+	// Parallel: a cluster of its own; it waits on a 14 s run of 8
+	// clients across a 5 s pause.
+	t.Parallel()
 	c := newCluster(t)
 	gw := c.gateway("a", "-admin-addr", "127.0.0.1:0")
 	c.worker("w", "echo")
@@ -112,6 +118,9 @@ func TestRedisPauseUnderTraffic(t *testing.T) {
 // config to two gateways: no client notices (same session, nothing lost,
 // duplicated or reordered), and no gateway reports a gap.
 func TestRedisAOFRestartUnderTraffic(t *testing.T) {
+	// Parallel: a Redis (AOF), gateways and haproxy of its own; it waits
+	// on a 12 s run of 8 clients.
+	t.Parallel()
 	srv := testredis.StartAOF(t)
 	c := &cluster{t: t, redis: srv, rdb: srv.Client(t), keys: bus.NewKeys("", 0)}
 	gws, admins := c.lbGateways(2)
@@ -139,6 +148,9 @@ func TestRedisAOFRestartUnderTraffic(t *testing.T) {
 // sent then waits for Redis (-redis-wait, 4 s), is answered 200 once Redis
 // is back, and the session carries on: its echo arrives.
 func TestRedisPauseBehindLoadBalancer(t *testing.T) {
+	// Parallel: a cluster and haproxy of its own; it waits on the pause
+	// and haproxy's health checks.
+	t.Parallel()
 	c := newCluster(t)
 	gws, admins := c.lbGateways(2)
 	c.worker("w", "echo")
@@ -200,6 +212,9 @@ var routeGapLogRE = regexp.MustCompile(`(?m)^.*route messages may have been miss
 // consumer groups and leases; every client is reconnected by its own client
 // and talks again well within 15 s; no process exits.
 func TestRedisRestartedEmptyUnderTraffic(t *testing.T) {
+	// Parallel: a cluster and haproxy of its own; it waits on a 16 s
+	// run of 8 clients.
+	t.Parallel()
 	c := newCluster(t)
 	gws, admins := c.lbGateways(2)
 	w := c.worker("w", "echo")
@@ -339,6 +354,9 @@ func rssKiB(t *testing.T, p *proc) int {
 // the others stay open; the gateway's memory stays bounded; no process
 // exits; once Redis is back every client talks again.
 func TestRedisDown30s(t *testing.T) {
+	// Parallel: a Redis (AOF) and gateway of its own; it spends 30 s
+	// with Redis down and 4 websocket clients mostly waiting on it.
+	t.Parallel()
 	srv := testredis.StartAOF(t)
 	c := &cluster{t: t, redis: srv, rdb: srv.Client(t), keys: bus.NewKeys("", 0)}
 	gw := c.gateway("a", "-admin-addr", "127.0.0.1:0")

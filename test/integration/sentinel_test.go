@@ -18,6 +18,9 @@ import (
 // acked echoes within 15 s, and no process exits. (Under traffic:
 // TestSentinelFailoverUnderTraffic.)
 func TestClusterFollowsSentinelFailover(t *testing.T) {
+	// Parallel: a Sentinel set and cluster of its own (the sentinels
+	// watch only their own primary); it waits on the failover.
+	t.Parallel()
 	set := testredis.StartSentinels(t)
 	c := newCluster(t)
 	url := set.URL()
@@ -83,6 +86,9 @@ func TestClusterFollowsSentinelFailover(t *testing.T) {
 // on a session it kept, nothing is duplicated, and every client talks
 // again within 15 s of the kill.
 func TestSentinelFailoverUnderTraffic(t *testing.T) {
+	// Parallel: a Sentinel set and cluster of its own; it waits on an
+	// 18 s run of 20 clients across the failover.
+	t.Parallel()
 	set := testredis.StartSentinels(t)
 	failoverUnderTraffic(t, newCluster(t), set.URL(), nil, 20/10, func() {
 		old := set.Primary(t)

@@ -49,6 +49,9 @@ func mustJSON(t *testing.T, raw json.RawMessage, want string) {
 // The echo contract, item by item, with clients spread over three gateways
 // and two workers, over websocket and xhr-polling, in both namespaces.
 func TestEchoContract(t *testing.T) {
+	// Parallel: each transport has a cluster of its own; its checks
+	// wait up to 30 s.
+	t.Parallel()
 	for _, transport := range []string{"websocket", "xhr-polling"} {
 		t.Run(transport, func(t *testing.T) {
 			c := newCluster(t)
@@ -254,6 +257,9 @@ func TestServerDisconnect(t *testing.T) {
 // Several sessions each emit a numbered sequence while workers join and
 // one is killed: every session's echoes come back complete and in order.
 func TestOrderAcrossWorkersAndKill(t *testing.T) {
+	// Parallel: a cluster of its own; a slower stream only puts the
+	// rebalance and the kill further inside it.
+	t.Parallel()
 	c := newCluster(t)
 	g1, g2 := c.gateway("a"), c.gateway("b")
 	w1 := c.worker("w1", "echo")
