@@ -100,7 +100,7 @@ type Bridge struct {
 	// unavailableLog: answers taken as the app being unavailable (502,
 	// 503, 504), logged at most once a minute.
 	unavailableLog rate.Sometimes
-	// lastOK is when the app last answered a request 2xx (unix ns).
+	// lastOK is when the latest 2xx answer of the app arrived (unix ns).
 	lastOK atomic.Int64
 
 	em *worker.Emitter // set by Register: reads the sessions' identities at once
@@ -342,6 +342,7 @@ func (b *Bridge) post(ctx context.Context, req *Request) (*Answer, error) {
 		return nil, fmt.Errorf("bridge: post %d signals: %w", len(req.Signals), err)
 	}
 	defer resp.Body.Close()
+	answered := time.Now() // the status's arrival (lastOK)
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes+1))
 	status := strconv.Itoa(resp.StatusCode)
 	if err != nil {
@@ -379,7 +380,12 @@ func (b *Bridge) post(ctx context.Context, req *Request) (*Answer, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, fmt.Errorf("%w: %d %.200q", ErrStatus, resp.StatusCode, raw)
 	}
-	b.lastOK.Store(time.Now().UnixNano())
+	for t := answered.UnixNano(); ; { // lastOK only moves forward
+		old := b.lastOK.Load()
+		if old >= t || b.lastOK.CompareAndSwap(old, t) {
+			break
+		}
+	}
 	if len(raw) > MaxAnswerBytes {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadAnswer, MaxAnswerBytes)
 	}

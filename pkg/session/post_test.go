@@ -178,3 +178,51 @@ func TestPostDigest(t *testing.T) {
 		t.Fatalf("digests %q %q", a, b)
 	}
 }
+
+// A POST must be of its session's kind: an htmlfile POST to a session an
+// htmlfile stream holds now (also after a websocket opened it first: the
+// 0.9 client falls back to htmlfile on the same sid when its websocket
+// never opened on its side), a polling POST to a polling session; none
+// into a websocket session.
+func TestPostTransportChecked(t *testing.T) {
+	st, _ := newStore(t, "gw")
+	ctx := context.Background()
+	post := func(sid, tr string) error {
+		_, err := st.TouchPost(ctx, sid, Post{T: "1", Transport: tr})
+		return err
+	}
+	ws, err := st.Create(ctx, Handshake{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.OpenStream(ctx, ws, "websocket"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []string{"xhr-polling", "jsonp-polling", "htmlfile"} {
+		if err := post(ws, tr); !errors.Is(err, ErrWrongTransport) {
+			t.Errorf("%s POST into a websocket session: %v, want ErrWrongTransport", tr, err)
+		}
+	}
+	if _, _, err := st.OpenStream(ctx, ws, "htmlfile"); err != nil { // the fallback
+		t.Fatal(err)
+	}
+	if err := post(ws, "htmlfile"); err != nil {
+		t.Errorf("htmlfile POST after the fallback to htmlfile: %v", err)
+	}
+	if err := post(ws, "xhr-polling"); !errors.Is(err, ErrWrongTransport) {
+		t.Errorf("polling POST into an htmlfile session: %v, want ErrWrongTransport", err)
+	}
+	poll, err := st.Create(ctx, Handshake{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := post(poll, "xhr-polling"); err != nil { // opens it
+		t.Fatal(err)
+	}
+	if err := post(poll, "jsonp-polling"); err != nil {
+		t.Errorf("a polling POST of another polling transport: %v", err)
+	}
+	if err := post(poll, "htmlfile"); !errors.Is(err, ErrWrongTransport) {
+		t.Errorf("htmlfile POST to a polling session: %v, want ErrWrongTransport", err)
+	}
+}

@@ -25,7 +25,10 @@ if f[4] and f[4] ~= NODE then
   drop_stream(f[4], sid)
   route_to(f[4], route_close(sid, 'replaced', ''))
 end
-redis.call('HSET', s, 'gw', NODE)
+-- tr is the transport holding the stream now (touch.lua takes htmlfile
+-- POSTs by it): the 0.9 client falls back from a websocket that never
+-- opened on its side to htmlfile with the same sid.
+redis.call('HSET', s, 'gw', NODE, 'tr', tr)
 redis.call('SADD', KEYS[10], sid)
 redis.call('SADD', k_holders(), NODE)
 redis.call('ZREM', KDL, sid)
