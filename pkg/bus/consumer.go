@@ -169,10 +169,14 @@ type Batch struct {
 //
 // Later, when not nil, says the batch is still being handled (a slow
 // handler), and its Outcome comes on Later, once: until then the partition
-// is neither read nor given another batch, and it is not let go (its
-// lease is kept while it is released), so its signals stay in order and
-// with one handler at a time, while the consumer goes on reading and
-// handing out the other partitions. The other fields are then ignored.
+// is neither read nor given another batch, and it is not let go (a
+// partition released to another worker keeps its lease meanwhile), so its
+// signals stay in order and with one handler at a time, while the consumer
+// goes on reading and handing out the other partitions. The other fields
+// are then ignored. A stopping consumer waits for it before it releases
+// its leases, renewing none meanwhile, as it waits for a handler that has
+// not returned; and Check reports the consumer stalled while a batch has
+// been in its handler as long as a read loop that does not move.
 type Outcome struct {
 	N        int
 	Err      error
@@ -247,6 +251,7 @@ type Consumer struct {
 	firstRebalance atomic.Int64                      // unix ms of the first one (Check's start grace)
 	leaseUntil     atomic.Int64                      // unix ms until which the leases renewed last hold
 	beat           atomic.Int64                      // unix ms when the read loop last went round
+	heldSince      atomic.Int64                      // unix ms since the oldest batch still being handled was given (Outcome.Later); 0: none
 	wake           chan struct{}                     // the owned set changed: the loop looks again
 	dials          atomic.Uint64                     // connections the client dialed (dialCounter)
 	trimLogs       sync.Map                          // group -> *rate.Sometimes (backlogTrimmed)
@@ -626,7 +631,8 @@ var ErrStarting = errors.New("bus: consumer starting")
 // member of its group for a rebalance period and a half (ErrStarting
 // before), its last rebalance (membership and leases) is recent, and,
 // when it owns partitions, its read loop went round recently (it turns at
-// least once per Block, busy or idle).
+// least once per Block, busy or idle) and no batch has been in its handler
+// (Outcome.Later) for longer than the loop may stand still.
 func (c *Consumer) Check() error {
 	now := time.Now().UnixMilli()
 	grace := (c.rebalanceEvery() * 3 / 2).Milliseconds()
@@ -642,6 +648,9 @@ func (c *Consumer) Check() error {
 	limit := 3*c.cfg.Block.Milliseconds() + c.cfg.RetryBackoff.Milliseconds()*int64(c.cfg.MaxAttempts) + 10000
 	if b := c.beat.Load(); owned > 0 && b != 0 && now-b > limit {
 		return fmt.Errorf("%w: the read loop has not moved for %dms", ErrStalled, now-b)
+	}
+	if h := c.heldSince.Load(); h != 0 && now-h > limit {
+		return fmt.Errorf("%w: a batch has been in its handler for %dms", ErrStalled, now-h)
 	}
 	return nil
 }
@@ -699,14 +708,18 @@ type loopPart struct {
 	// the client dialed (usually another goroutine's new connection, not
 	// a failure): what it finds is logged at INFO, not WARN.
 	redialed bool
-	// later is the Outcome.Later of the batch still being handled.
-	later <-chan Outcome
+	// later is the Outcome.Later of the batch still being handled, given
+	// to the handler at laterSince.
+	later      <-chan Outcome
+	laterSince time.Time
 }
 
-// laterPoll bounds how long the loop waits for Redis (a blocking read) or
-// idles while a partition's batch is still being handled (Outcome.Later),
-// so that the partition is read again within about that long of its
-// handler finishing.
+// laterPoll bounds how long the loop waits (for its one blocking read, for
+// the results of its per-partition reads, or idle) while a partition's
+// batch is still being handled (Outcome.Later), so that the partition is
+// read again within about that long of its handler finishing. The
+// per-partition reads of a Redis Cluster keep their Block: they carry
+// over from one turn to the next.
 const laterPoll = 10 * time.Millisecond
 
 // needReread makes the partition forget what it has in hand and read its
@@ -762,6 +775,17 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 			default:
 			}
 		}
+		var held time.Time // the oldest batch still being handled
+		for _, lp := range parts {
+			if lp.later != nil && (held.IsZero() || lp.laterSince.Before(held)) {
+				held = lp.laterSince
+			}
+		}
+		if held.IsZero() {
+			c.heldSince.Store(0)
+		} else {
+			c.heldSince.Store(held.UnixMilli())
+		}
 		for p, lp := range parts {
 			if owned[p] != lp.pt && lp.later == nil {
 				close(lp.pt.done)
@@ -798,9 +822,10 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 		// their retry.
 		streams, order = streams[:0], order[:0]
 		block := c.cfg.Block
+		holding := false // a batch is still being handled: look again within laterPoll
 		for _, lp := range parts {
 			if lp.later != nil {
-				block = min(block, laterPoll)
+				holding = true
 				continue
 			}
 			if len(lp.backlog) > 0 || now.Before(lp.retryAt) {
@@ -846,13 +871,17 @@ func (c *Consumer) loop(stop <-chan struct{}, h Handler) {
 				streams = append(streams, ">")
 			}
 		}
+		wait := block
+		if holding {
+			wait = min(wait, laterPoll)
+		}
 		switch {
 		case c.eachPartition && (len(order) > 0 || len(c.inFlight) > 0):
-			c.readEach(ctx, stop, parts, order, block)
+			c.readEach(ctx, stop, parts, order, block, wait)
 		case len(order) > 0:
-			c.read(ctx, stop, order, streams, block)
-		case block > 0:
-			c.idle(stop, block)
+			c.read(ctx, stop, order, streams, wait) // one read for all: it cannot outlast wait
+		case wait > 0:
+			c.idle(stop, wait)
 		}
 		c.deliverDue(ctx, parts, h)
 		for _, lp := range parts {
@@ -989,26 +1018,26 @@ type readResult struct {
 // readEach is read for a Redis Cluster whose partitions are in different
 // slots: it starts a read (XREADGROUP on one stream, waiting up to block)
 // for each partition of order that has none in flight, then waits until
-// one read returns (or block passes, or the owned set changes) and takes
+// one read returns (or wait passes, or the owned set changes) and takes
 // every result that is back. A read still in flight carries over to the
 // next call; its result is dropped if the partition was released, or
 // re-read meanwhile (its entries are pending here and read again in
 // order).
-func (c *Consumer) readEach(ctx context.Context, stop <-chan struct{}, parts map[int]*loopPart, order []*loopPart, block time.Duration) {
+func (c *Consumer) readEach(ctx context.Context, stop <-chan struct{}, parts map[int]*loopPart, order []*loopPart, block, wait time.Duration) {
 	for _, lp := range order {
 		if c.inFlight[lp.p] {
 			continue
 		}
 		c.inFlight[lp.p] = true
-		id, wait := ">", blockArg(block)
+		id, readBlock := ">", blockArg(block)
 		if lp.reread {
-			id, wait = lp.rereadFrom, -1 // own pending entries: answered at once
+			id, readBlock = lp.rereadFrom, -1 // own pending entries: answered at once
 		}
 		go func(p int, pt *part, stream string) {
 			dials := c.dials.Load()
 			res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 				Group: c.cfg.Group, Consumer: c.cfg.Name, Streams: []string{stream, id},
-				Count: int64(c.cfg.Batch), Block: wait,
+				Count: int64(c.cfg.Batch), Block: readBlock,
 			}).Result()
 			r := readResult{p: p, pt: pt, id: id, err: err, redialed: c.dials.Load() != dials}
 			if len(res) > 0 {
@@ -1017,7 +1046,7 @@ func (c *Consumer) readEach(ctx context.Context, stop <-chan struct{}, parts map
 			c.results <- r
 		}(lp.p, lp.pt, lp.stream)
 	}
-	t := time.NewTimer(max(block, time.Millisecond))
+	t := time.NewTimer(max(wait, time.Millisecond))
 	defer t.Stop()
 	select {
 	case r := <-c.results:
@@ -1154,7 +1183,7 @@ func (c *Consumer) deliverDue(ctx context.Context, parts map[int]*loopPart, h Ha
 			o = Outcome{Err: errors.New("bus: handler returned no outcome")}
 		}
 		if o.Later != nil {
-			lp.later = o.Later // settled by the loop when it comes
+			lp.later, lp.laterSince = o.Later, now // settled by the loop when it comes
 			continue
 		}
 		if c.settle(ctx, lp, o, now) {

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -492,4 +493,43 @@ func TestLaterOutcomeHoldsItsPartitionOnly(t *testing.T) {
 	}
 	settle(b)
 	<-stopped
+}
+
+// A batch held in its handler (Outcome.Later) for longer than the read loop
+// may stand still makes Check report the consumer stalled, as a handler
+// that does not return made the loop stand still.
+func TestCheckReportsAHeldBatch(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	keys := NewKeys("held:", 1)
+	held := make(chan Outcome, 1)
+	c := NewConsumer(srv.Client(t), ConsumerConfig{Keys: keys, Name: "w", Block: 100 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, MaxAttempts: 1})
+	stop := runHandler(t, c, func(ctx context.Context, batches []Batch) []Outcome {
+		out := make([]Outcome, len(batches))
+		for i := range out {
+			out[i].Later = held
+		}
+		return out
+	})
+	defer func() {
+		held <- Outcome{}
+		stop()
+	}()
+	waitFor(t, "ready", func() bool { return c.Check() == nil })
+	sig := &Signal{Kind: KindEvent, SID: "s", Name: "e", Args: "[]"}
+	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: keys.StreamFor(sig.SID), Values: sig.Values()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The limit: 3 Blocks + RetryBackoff × MaxAttempts + 10 s.
+	start := time.Now()
+	deadline := start.Add(15 * time.Second)
+	for err := c.Check(); !errors.Is(err, ErrStalled); err = c.Check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("Check %v after %v with a batch held", err, time.Since(start))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if took := time.Since(start); took < 10*time.Second {
+		t.Fatalf("stalled after %v: before the limit", took)
+	}
 }
