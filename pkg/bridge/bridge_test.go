@@ -228,40 +228,33 @@ func TestAnswerFaults(t *testing.T) {
 	check("requests answered 200", testutil.ToFloat64(m.Requests.WithLabelValues("200")), 7.0)
 	check("retries", testutil.ToFloat64(m.Retries), 5.0) // e2, e3, f2, h1, g1
 
-	// A 401 (the app refuses the signature: its secret changed on a
-	// deploy) reads none of the signals: tried again past MaxAttempts
-	// (2), not dead-lettered, applied once the app takes it.
-	refusals := 0
-	app.set(func(req bridge.Request) (int, string, time.Duration) {
-		if refusals < 4 {
-			refusals++
-			return 401, "bad signature\n", 0
-		}
-		return 200, fmt.Sprintf(`{"v":1,"results":[%s]}`, emitResult("k1-done")), 0
-	})
-	emit("k1")
-	check("401: routes", settle(), []string{route("k1-done")})
-	check("401: requests", app.sent(), [][]string{{"k1/1"}, {"k1/2"}, {"k1/3"}, {"k1/4"}, {"k1/5"}})
-	dead, _ = rdb.XLen(ctx, keys.DeadLetter(bus.Partition(sid, keys.Partitions()))).Result()
-	check("401: dead letters", dead, int64(1)) // g1's, from before
+	// notAttempted has the app answer status (with body) to the first 4
+	// requests, then apply signal name: a status that reads none of the
+	// signals, so they are tried again past MaxAttempts (2), not
+	// dead-lettered, and applied once the app takes them.
+	notAttempted := func(status int, body, name string) {
+		t.Helper()
+		refusals := 0
+		app.set(func(req bridge.Request) (int, string, time.Duration) {
+			if refusals < 4 {
+				refusals++
+				return status, body, 0
+			}
+			return 200, fmt.Sprintf(`{"v":1,"results":[%s]}`, emitResult(name+"-done")), 0
+		})
+		emit(name)
+		what := fmt.Sprint(status)
+		check(what+": routes", settle(), []string{route(name + "-done")})
+		check(what+": requests", app.sent(), [][]string{{name + "/1"}, {name + "/2"}, {name + "/3"}, {name + "/4"}, {name + "/5"}})
+		dead, _ := rdb.XLen(ctx, keys.DeadLetter(bus.Partition(sid, keys.Partitions()))).Result()
+		check(what+": dead letters", dead, int64(1)) // g1's, from before
+	}
+	// A 401: the app refuses the signature (its secret changed on a deploy).
+	notAttempted(401, "bad signature\n", "k1")
 	check("requests answered 401", testutil.ToFloat64(m.Requests.WithLabelValues("401")), 4.0)
-
-	// A 502 (a proxy in front of the app that cannot reach it): the app
-	// is taken as down while no request is answered 2xx, so the signal
-	// waits past MaxAttempts, not dead-lettered, applied once.
-	unavailable := 0
-	app.set(func(req bridge.Request) (int, string, time.Duration) {
-		if unavailable < 4 {
-			unavailable++
-			return 502, "<html>Bad Gateway</html>", 0
-		}
-		return 200, fmt.Sprintf(`{"v":1,"results":[%s]}`, emitResult("u1-done")), 0
-	})
-	emit("u1")
-	check("502: routes", settle(), []string{route("u1-done")})
-	check("502: requests", app.sent(), [][]string{{"u1/1"}, {"u1/2"}, {"u1/3"}, {"u1/4"}, {"u1/5"}})
-	dead, _ = rdb.XLen(ctx, keys.DeadLetter(bus.Partition(sid, keys.Partitions()))).Result()
-	check("502: dead letters", dead, int64(1)) // g1's, from before
+	// A 502: a proxy in front of the app cannot reach it, and no request is
+	// answered 2xx meanwhile, so the app is taken as down.
+	notAttempted(502, "<html>Bad Gateway</html>", "u1")
 
 	// An effect a cluster limit refuses (a room name over
 	// session.DefaultMaxRoomBytes, from the client's input): committed with the
