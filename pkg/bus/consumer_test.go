@@ -533,3 +533,91 @@ func TestCheckReportsAHeldBatch(t *testing.T) {
 		t.Fatalf("stalled after %v: before the limit", took)
 	}
 }
+
+// A partition whose batch is still being handled (Outcome.Later) when a
+// second worker joins and the partition's share moves to it is not let go
+// until the batch's outcome came: the new owner is never handed the held
+// signal (no second run of it, nothing reordered), and it handles the
+// partition's next signal once the first worker let go.
+func TestHeldPartitionMovesAfterItsOutcome(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	keys := NewKeys("moves:", 2)
+	moved := 1 // share: worker "b" (rank 1 of 2) takes partition 1
+	sid := "s"
+	for keys.PartitionOf(sid) != moved {
+		sid += "s"
+	}
+	var mu sync.Mutex
+	handed := map[string][]string{} // worker → signal names handed to it
+	held := make(chan Outcome, 1)
+	heldBatch := make(chan Batch, 1)
+	handler := func(name string) Handler {
+		return func(ctx context.Context, batches []Batch) []Outcome {
+			out := make([]Outcome, len(batches))
+			for i, b := range batches {
+				mu.Lock()
+				for _, s := range b.Signals {
+					handed[name] = append(handed[name], s.Name)
+				}
+				mu.Unlock()
+				if b.Signals[0].Name == "slow" {
+					heldBatch <- b
+					out[i] = Outcome{Later: held}
+					continue
+				}
+				for _, s := range b.Signals {
+					if err := rdb.XAck(ctx, keys.Stream(b.Partition), GroupName, s.ID).Err(); err != nil {
+						t.Error(err)
+					}
+				}
+				out[i].N = len(b.Signals)
+			}
+			return out
+		}
+	}
+	got := func(name string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(handed[name])
+	}
+	emit := func(name string) {
+		t.Helper()
+		sig := &Signal{Kind: KindEvent, SID: sid, Name: name, Args: "[]"}
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.StreamFor(sid), Values: sig.Values()}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := func(name string) ConsumerConfig {
+		return ConsumerConfig{Keys: keys, Name: name, Block: 100 * time.Millisecond, LeaseTTL: 600 * time.Millisecond}
+	}
+	a := NewConsumer(srv.Client(t), cfg("a"))
+	defer runHandler(t, a, handler("a"))()
+	waitFor(t, "a owning both partitions", func() bool { return len(a.Owned()) == 2 })
+	emit("slow")
+	b := <-heldBatch
+
+	c := NewConsumer(srv.Client(t), cfg("b"))
+	defer runHandler(t, c, handler("b"))()
+	waitFor(t, "the partition's share moved to b", func() bool { return !slices.Contains(a.Owned(), moved) })
+	time.Sleep(3 * 600 * time.Millisecond) // past the lease's TTL: a still holds it
+	if owner, _ := rdb.Get(ctx, keys.Lease(moved)).Result(); owner != "a" {
+		t.Fatalf("lease of the held partition: %q, want a until its batch's outcome", owner)
+	}
+	emit("next")
+	time.Sleep(300 * time.Millisecond)
+	if g := got("b"); len(g) != 0 {
+		t.Fatalf("b was handed %q while a's batch was held", g)
+	}
+	for _, s := range b.Signals {
+		if err := rdb.XAck(ctx, keys.Stream(b.Partition), GroupName, s.ID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held <- Outcome{N: len(b.Signals)}
+	waitFor(t, "b handling the partition's next signal", func() bool { return slices.Contains(got("b"), "next") })
+	if ga, gb := got("a"), got("b"); !slices.Equal(ga, []string{"slow"}) || !slices.Equal(gb, []string{"next"}) {
+		t.Fatalf("handed out: a %q, b %q; want a [slow], b [next]", ga, gb)
+	}
+}
