@@ -143,7 +143,13 @@ func (f *flags) run(args []string) error {
 	} else if abs, err := filepath.Abs(script); err == nil {
 		script = abs
 	}
-	g, err := gateway.New(rdb, f.gatewayConfig(script, log), nil)
+	gcfg := f.gatewayConfig(script, log)
+	if *f.redisURL == "" {
+		// The embedded Redis has this one gateway: no other gateway's
+		// route table to wait for before it serves (Store.Alive).
+		gcfg.RouteRefresh = 100 * time.Millisecond
+	}
+	g, err := gateway.New(rdb, gcfg, nil)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ type flags struct {
 	maxHSBytes                                *int
 	hbInterval, hbTimeout, closeTimeout       *time.Duration
 	pollDuration, mailboxDrain, hsHold        *time.Duration
-	authTimeout, livenessTTL                  *time.Duration
+	authTimeout, livenessTTL, routeRefresh    *time.Duration
 	redisWait                                 *time.Duration
 	drainDelay, drainTimeout                  *time.Duration
 	bodyTimeout, idleTimeout                  *time.Duration
@@ -114,6 +114,7 @@ func newFlags() *flags {
 		authTimeout:  fs.Duration("authorize-timeout", gateway.DefaultAuthorizeTimeout, "how long a handshake waits for the authorization answer"),
 		authFailOpen: fs.Bool("authorize-fail-open", false, "admit handshakes when authorization gets no answer in time (default: refuse them)"),
 		livenessTTL:  fs.Duration("liveness-ttl", gateway.DefaultAliveTTL, "lifetime of this gateway's liveness key, renewed every quarter of it; after a crash, other gateways end its websocket sessions within this plus a half"),
+		routeRefresh: fs.Duration("route-refresh", session.DefaultRouteRefresh, "how often this gateway reads the cluster's gateways into its route table; a gateway new to the cluster waits three times this before it serves, so that every other gateway knows of it (the same on every gateway)"),
 		redisWait:    fs.Duration("redis-wait", gateway.RedisWait, "how long a polling POST waits for Redis before it is answered 503 (its client then starts a new session), and the Redis client's read and write timeout: set it above your Redis failover time"),
 		drainDelay:   fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long to stay up but unready (/readyz 503) so load balancers stop sending traffic"),
 		drainTimeout: fs.Duration("drain-timeout", 30*time.Second, "after the delay, the time to close websockets (paced over half of it) and exit"),
@@ -146,7 +147,7 @@ func (f *flags) config(log *slog.Logger) gateway.Config {
 		HandshakeHeaders: splitList(*f.hsHeaders), MaxHandshakeBytes: *f.maxHSBytes,
 		MaxPacketBytes: *f.maxPacket, MaxBodyBytes: *f.maxBody, BodyTimeout: *f.bodyTimeout, IdleTimeout: *f.idleTimeout, SendQueue: *f.sendQueue, SendQueueBytes: *f.sendQBytes,
 		MailboxBytes: *f.mailboxBytes, MailboxDrainTimeout: *f.mailboxDrain, PollBatchBytes: *f.pollBatch,
-		ClientScript: *f.clientScript, StaticDir: *f.static, Logger: log, AliveTTL: *f.livenessTTL, RedisWait: *f.redisWait,
+		ClientScript: *f.clientScript, StaticDir: *f.static, Logger: log, AliveTTL: *f.livenessTTL, RouteRefresh: *f.routeRefresh, RedisWait: *f.redisWait,
 		MaxHandshakeRate: unlimitedIfZero(*f.maxHSRate), MaxHandshakeQueue: *f.maxHSQueue, HandshakeHold: *f.hsHold,
 		MaxConnections: unlimitedIfZero(*f.maxConns), MaxBadPackets: *f.maxBad, MaxNamespaces: *f.maxNS, Authorize: *f.authorize,
 		AuthorizeTimeout: *f.authTimeout, AuthorizeFailOpen: *f.authFailOpen,

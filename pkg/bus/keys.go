@@ -103,6 +103,7 @@ var (
 	keyAlive       = KeyPattern{"gwalive", false, "gwalive:", "<node>", ""}
 	keyGwStreams   = KeyPattern{"gwss", true, "gwss:", "<node>", ""}
 	keyHolders     = KeyPattern{"holders", true, "holders", "", ""}
+	keyRouting     = KeyPattern{"routing", true, "routing", "", ""}
 	keyWorkers     = KeyPattern{"workers", false, "workers", "", ""}
 	keyLease       = KeyPattern{"lease", true, "lease", "", ""}
 	keyGroupWork   = KeyPattern{"groupworkers", false, "groupworkers:", "<group>", ""}
@@ -120,7 +121,7 @@ func KeyPatterns() []KeyPattern {
 	return []KeyPattern{keyStream, keyDead, keyRouteStream, keyReply,
 		keySession, keyMailbox, keyNamespaces, keyRooms, keyAcks, keyConfirmed, keyKick, keyPost,
 		keyDeadlines, keyNSAll, keyNSPolling, keyRoomAll, keyRoomPoll,
-		keyGateways, keyAlive, keyGwStreams, keyHolders, keyWorkers, keyLease, keyGroupWork, keyGroupLease,
+		keyGateways, keyAlive, keyGwStreams, keyHolders, keyRouting, keyWorkers, keyLease, keyGroupWork, keyGroupLease,
 		keyGroupServes, keyHandovers, keyCommit, keyOutbox, keyInbox}
 }
 
@@ -326,6 +327,14 @@ func (k Keys) GatewayStreams(p int, node string) string { return k.in(p, keyGwSt
 // empty), to which a broadcast's share of the partition goes:
 // <prefix>{p}:holders.
 func (k Keys) StreamHolders(p int) string { return k.in(p, keyHolders, "") }
+
+// RouteGateways returns the set of the gateways whose route streams of
+// partition p the partition's sessions may name (as the holder of a stream
+// or of a parked poll): <prefix>{p}:routing. A gateway joins it once every
+// process can know of it (session.Store.Alive) and leaves it when it is
+// forgotten; a session script that finds a member its caller did not
+// declare writes nothing (docs/redis.md, "Declared keys").
+func (k Keys) RouteGateways(p int) string { return k.in(p, keyRouting, "") }
 
 // Workers returns the sorted set of live workers by the unix ms of their
 // last heartbeat: <prefix>workers.

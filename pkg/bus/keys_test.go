@@ -29,7 +29,7 @@ func keyNames(k Keys) map[string]string {
 		"room":  k.RoomSessions(samplePartition, sampleNS, sampleRoom),
 		"roomp": k.RoomPolling(samplePartition, sampleNS, sampleRoom),
 		"gws":   k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(samplePartition, sampleNode),
-		"holders": k.StreamHolders(samplePartition),
+		"holders": k.StreamHolders(samplePartition), "routing": k.RouteGateways(samplePartition),
 		"workers": k.Workers(), "lease": k.Lease(samplePartition),
 		"groupworkers": k.GroupWorkers(sampleGroup), "grouplease": k.GroupLease(sampleGroup, samplePartition),
 		"groupserves": k.GroupServes(sampleGroup), "handovers": k.Handovers(sampleGroup), "cm": k.CommitMarker(samplePartition, sampleNode),
@@ -96,7 +96,7 @@ func TestPartitionKeysShareTheirSlot(t *testing.T) {
 		k.SessionRooms(sampleSID), k.Acks(sampleSID), k.Confirmed(sampleSID), k.Kick(sampleSID), k.Post(sampleSID),
 		k.Deadlines(p), k.NamespaceSessions(p, sampleNS), k.NamespacePolling(p, sampleNS),
 		k.RoomSessions(p, sampleNS, sampleRoom), k.RoomPolling(p, sampleNS, sampleRoom),
-		k.GatewayStreams(p, sampleNode), k.RouteStream(p, sampleNode), k.CommitMarker(p, sampleNode), k.Outbox(p), k.Inbox(p), k.StreamHolders(p), k.Lease(p), k.GroupLease(sampleGroup, p), k.DeadLetter(p)} {
+		k.GatewayStreams(p, sampleNode), k.RouteStream(p, sampleNode), k.CommitMarker(p, sampleNode), k.Outbox(p), k.Inbox(p), k.StreamHolders(p), k.RouteGateways(p), k.Lease(p), k.GroupLease(sampleGroup, p), k.DeadLetter(p)} {
 		if got := Slot(key); got != want {
 			t.Errorf("%s hashes to slot %d, not its partition's %d", key, got, want)
 		}

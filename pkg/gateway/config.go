@@ -267,6 +267,13 @@ type Config struct {
 	// ReapInterval is how often this gateway looks for expired sessions and
 	// dead gateways. Default: DefaultReapInterval (1s).
 	ReapInterval time.Duration
+	// RouteRefresh is how often this gateway reads the cluster's gateways
+	// into its route table (session.Store.RefreshRoutes: the gateways whose
+	// route streams its session scripts declare), and a gateway new to the
+	// cluster waits session.RouteJoinWaits times it before it serves
+	// (session.Store.Alive). Every gateway of a cluster must use the same.
+	// Default: session.DefaultRouteRefresh (1s).
+	RouteRefresh time.Duration
 	// RedisWait is how long a polling POST (or a disconnect request) waits
 	// for Redis, in all (touching its session, then committing its
 	// signals), before it is answered 503: a Redis pause or failover shorter
@@ -367,6 +374,19 @@ var ErrTimers = errors.New("gateway: inconsistent timers")
 // POST may produce.
 var ErrLimits = errors.New("gateway: inconsistent limits")
 
+// ErrNodeID is returned by New for a node id with a space or a control
+// character: session records name a gateway as "<node> <poll id>", and a
+// script's route table lists node ids one per line.
+var ErrNodeID = errors.New("gateway: node id must be printable, without spaces")
+
+// checkNode rejects a node id ErrNodeID describes.
+func (c *Config) checkNode() error {
+	if strings.ContainsFunc(c.Node, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: %q", ErrNodeID, c.Node)
+	}
+	return nil
+}
+
 // ErrOrigins is returned by New for an Origins entry that no origin could
 // match: the check takes "host:port", "host:*" and "*:port" only, as the
 // reference's does (socket.io 0.9 manager.js verifyOrigin), so a pattern
@@ -444,6 +464,7 @@ func (c *Config) defaults() {
 	def(&c.PollingDuration, DefaultPollingDuration)
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&c.AliveTTL, DefaultAliveTTL)
+	def(&c.RouteRefresh, session.DefaultRouteRefresh)
 	def(&c.ReapInterval, DefaultReapInterval)
 	def(&c.RedisWait, RedisWait)
 	def(&c.AuthorizeTimeout, DefaultAuthorizeTimeout)

@@ -56,7 +56,7 @@ func FuzzHTTP(f *testing.F) {
 	}
 
 	red := testredis.Start(f)
-	g, err := New(red.Client(f), Config{Node: "gw-fuzz", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	g, err := New(red.Client(f), Config{Node: "gw-fuzz", RouteRefresh: testRouteRefresh, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PollingDuration: 200 * time.Millisecond, BodyTimeout: time.Second, MaxHandshakeRate: -1}, nil)
 	if err != nil {
 		f.Fatal(err)

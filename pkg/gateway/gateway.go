@@ -65,8 +65,11 @@ type Gateway struct {
 	badLog    ratelog.Limiter                   // connections cut off for bad input (websocket.go)
 	idleConns sync.Map                          // net.Conn -> struct{}: keep-alive connections idle now (server.go)
 
-	draining  atomic.Bool
-	drainCh   chan struct{}
+	draining atomic.Bool
+	drainCh  chan struct{}
+	// routesNow asks routeLoop to read the route table at once (a commit
+	// batch found it stale).
+	routesNow chan struct{}
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	drainOnce sync.Once
@@ -86,10 +89,14 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		log:        cfg.Logger.With("node", cfg.Node),
 		transports: map[string]bool{},
 		drainCh:    make(chan struct{}),
+		routesNow:  make(chan struct{}, 1),
 
 		sessionChecks: make(chan []*streamConn, wheelSlots),
 	}
 	g.heartbeats.check = g.queueSessionCheck
+	if err := cfg.checkNode(); err != nil {
+		return nil, err
+	}
 	if err := cfg.checkTimers(); err != nil {
 		return nil, err
 	}
@@ -118,12 +125,16 @@ func New(rdb redis.UniversalClient, cfg Config, metrics *Metrics) (*Gateway, err
 		// over (openConn), since that gateway may have died between
 		// opening the session and writing to it (issue 14).
 		MaxNamespaces: cfg.MaxNamespaces,
+		RouteRefresh:  cfg.RouteRefresh,
 	})
 	g.committer = bus.NewCommitter(rdb, bus.CommitterConfig{Keys: cfg.Keys, Node: cfg.Node,
 		Timeout: max(bus.DefaultCommitTimeout, cfg.RedisWait+time.Second), Observe: func(_ int, took time.Duration, err error) {
 			g.metrics.PublishSeconds.Observe(took.Seconds())
 			if err != nil {
 				g.metrics.RedisErrors.WithLabelValues("publish").Inc()
+			}
+			if session.IsRouteTableStale(err) {
+				g.refreshRoutesNow()
 			}
 		}, RolledBack: g.commitsRolledBack})
 	g.rooms = make([]roomIndex, cfg.Keys.Partitions())
@@ -177,7 +188,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 			return fmt.Errorf("gateway: start: %w", err)
 		}
 	}
+	// Alive waits, the first time this node id joins the cluster, until
+	// every gateway's route table can know of it.
 	if err := g.store.Alive(ctx, g.cfg.AliveTTL); err != nil {
+		return fmt.Errorf("gateway: start: %w", err)
+	}
+	if err := g.store.RefreshRoutes(ctx); err != nil {
 		return fmt.Errorf("gateway: start: %w", err)
 	}
 	// The loops outlive ctx: they run until Shutdown.
@@ -194,7 +210,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.wg.Add(1)
 		go g.dispatchLoop(ctx, g.routes...)
 	}
-	g.wg.Add(3)
+	g.wg.Add(4)
+	go g.routeLoop(ctx)
 	go g.aliveLoop(ctx)
 	go g.reapLoop(ctx)
 	go g.sessionCheckLoop(ctx)

@@ -30,6 +30,10 @@ type liveGateway struct {
 	keys bus.Keys
 }
 
+// testRouteRefresh is the route refresh of the tests' gateways: a new
+// gateway waits three of them before it serves (session.Store.Alive).
+const testRouteRefresh = 50 * time.Millisecond
+
 // newLiveGateway starts a gateway with cfg (Node, Logger and short timers
 // filled in when zero) on a fresh Redis; everything stops with the test.
 func newLiveGateway(t *testing.T, cfg Config) *liveGateway {
@@ -50,6 +54,9 @@ func newLiveGatewayOn(t *testing.T, red *testredis.Server, cfg Config) *liveGate
 	}
 	if cfg.PollingDuration == 0 {
 		cfg.PollingDuration = 2 * time.Second
+	}
+	if cfg.RouteRefresh == 0 {
+		cfg.RouteRefresh = testRouteRefresh
 	}
 	g, err := New(rdb, cfg, nil)
 	if err != nil {

@@ -59,7 +59,7 @@ func TestLookUpHeard(t *testing.T) {
 			holder := func(node string) *Gateway {
 				rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 				t.Cleanup(func() { _ = rdb.Close() })
-				g, err := New(rdb, Config{Node: node, HeartbeatInterval: time.Second, HeartbeatTimeout: 3 * time.Second, Logger: logger}, nil)
+				g, err := New(rdb, Config{Node: node, RouteRefresh: testRouteRefresh, HeartbeatInterval: time.Second, HeartbeatTimeout: 3 * time.Second, Logger: logger}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -145,3 +145,43 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 		}
 	}
 }
+
+// routeLoop reads the cluster's gateways into the store's route table every
+// Config.RouteRefresh, and at once when a commit batch found it stale
+// (refreshRoutesNow): the scripts of this gateway's commit batches declare
+// the route keys of the gateways it lists (session.Store.RefreshRoutes).
+func (g *Gateway) routeLoop(ctx context.Context) {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.RouteRefresh)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-g.routesNow:
+		}
+		err := g.store.RefreshRoutes(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			g.metrics.RedisErrors.WithLabelValues("routes").Inc()
+			if !failing {
+				g.log.Warn("route table not refreshed", "err", err)
+			}
+			failing = true
+		case err == nil && failing:
+			g.log.Info("route table refreshed again")
+			failing = false
+		}
+	}
+}
+
+// refreshRoutesNow asks routeLoop to read the route table at once; it
+// never blocks.
+func (g *Gateway) refreshRoutesNow() {
+	select {
+	case g.routesNow <- struct{}{}:
+	default:
+	}
+}

@@ -41,7 +41,7 @@ func TestSessionsGone(t *testing.T) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: tg.red.Addr})
 	_ = rdb.Close()
-	broken, err := New(rdb, Config{Node: "broken", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
+	broken, err := New(rdb, Config{Node: "broken", RouteRefresh: testRouteRefresh, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/realtime/realtime/pkg/bus"
 )
 
@@ -140,7 +138,7 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	}
 	calls := make([]*scriptCall, len(order))
 	for i, p := range order {
-		calls[i] = &scriptCall{script: commitScript, keys: []string{k.Deadlines(p), k.Outbox(p)}, args: s.commitArgs(p, runs[p])}
+		calls[i] = &scriptCall{script: commitScript, part: p, keys: []string{k.Deadlines(p), k.Outbox(p)}, args: s.commitArgs(p, runs[p])}
 	}
 	s.evalAll(ctx, calls)
 	applied := 0
@@ -187,7 +185,7 @@ func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) 
 		}
 		scs[i] = s.scriptCommit(c)
 	}
-	call := &scriptCall{script: commitNodeScript, keys: s.deadlines, args: s.commitArgs(-1, scs)}
+	call := &scriptCall{script: commitNodeScript, part: allPartitions, keys: s.deadlines, args: s.commitArgs(-1, scs)}
 	s.evalAll(ctx, []*scriptCall{call})
 	n, _, err := parseCommitReply(call.cmd)
 	if err != nil {
@@ -256,5 +254,5 @@ func (s *Store) AckWrite(sig *bus.Signal) bus.Write {
 	args := s.args(sig.SID, strconv.FormatUint(sig.MsgID, 10), sig.Args)
 	args = append(args, sig.Values()...)
 	keys := s.sessionKeys(sig.SID)
-	return func(pipe redis.Pipeliner) { ackScript.Eval(context.Background(), pipe, keys, args...) }
+	return s.write(ackScript, s.cfg.Keys.PartitionOf(sig.SID), keys, args...)
 }

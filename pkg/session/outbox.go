@@ -132,7 +132,7 @@ func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
 		for _, e := range list {
 			r := byTo[e.to]
 			if r == nil {
-				r = &run{from: e.from, to: e.to, call: &scriptCall{script: inboxScript,
+				r = &run{from: e.from, to: e.to, call: &scriptCall{script: inboxScript, part: e.to,
 					keys: []string{k.Deadlines(e.to), k.Inbox(e.to)}, args: s.args(e.from)}}
 				byTo[e.to] = r
 				runs = append(runs, r)

@@ -37,7 +37,7 @@ func TestOutboxAppliesOnce(t *testing.T) {
 		for _, pk := range packets {
 			effects = append(effects, partEffect{DeliverEffect(b, pk), strconv.Itoa(pb)})
 		}
-		n, entries, err := parseCommitReply(commitScript.Run(ctx, rdb, []string{k.Deadlines(pa), k.Outbox(pa)},
+		n, entries, err := parseCommitReply(st.run(ctx, commitScript, pa, []string{k.Deadlines(pa), k.Outbox(pa)},
 			st.commitArgs(pa, []scriptCommit{{effects: effects}})...))
 		if err != nil || n != 1 {
 			t.Fatalf("commit: %d, %v", n, err)
@@ -62,7 +62,7 @@ func TestOutboxAppliesOnce(t *testing.T) {
 	}
 	// The first entry is applied on b's partition, and the drainer dies
 	// before it deletes it from the outbox.
-	if n, err := inboxScript.Run(ctx, rdb, []string{k.Deadlines(pb), k.Inbox(pb)},
+	if n, err := st.run(ctx, inboxScript, pb, []string{k.Deadlines(pb), k.Inbox(pb)},
 		st.args(pa, first[0].id, first[0].effects)...).Int(); err != nil || n != 1 {
 		t.Fatalf("inbox: %d, %v", n, err)
 	}

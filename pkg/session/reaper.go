@@ -11,17 +11,64 @@ import (
 )
 
 // Alive marks this node as a live gateway for ttl. Gateways call it at
-// start, then Renew it well within ttl; when the key expires, other
-// gateways reap the node's streaming sessions with reason "gateway_lost".
+// start, before they serve, then Renew it well within ttl; when the key
+// expires, other gateways reap the node's streaming sessions with reason
+// "gateway_lost".
+//
+// The node joins the cluster's gateways set (bus.Keys.Gateways) and the
+// partitions' routing sets (bus.Keys.RouteGateways). A node new to the
+// gateways set waits RouteJoinWaits × Config.RouteRefresh between the two:
+// by then every gateway's route table lists it (RefreshRoutes), so no
+// commit batch of theirs finds its table stale once sessions can name this
+// node. It returns ctx's error if ctx ends during the wait. (A gateway
+// that must join the routing sets again, because Redis lost them or the
+// reapers forgot it, joins them at once: Store.run.)
 func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
-	_, err := s.Renew(ctx, ttl)
+	added, err := s.rdb.SAdd(ctx, s.cfg.Keys.Gateways(), s.cfg.Node).Result()
+	if err != nil {
+		return fmt.Errorf("session: alive: %w", err)
+	}
+	if added == 1 {
+		wait := time.NewTimer(s.routeJoinWait())
+		defer wait.Stop()
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			return fmt.Errorf("session: alive: waiting for the route tables: %w", ctx.Err())
+		}
+	}
+	if err := s.joinRouting(ctx); err != nil {
+		return err
+	}
+	_, err = s.Renew(ctx, ttl)
 	return err
 }
 
-// Renew is Alive that also returns how long the node's liveness key had
-// left before it was renewed (0 when it had expired or was missing): a
-// gateway renewing every ttl/4 sees about 3/4 of ttl, and less after
-// Redis or the gateway itself stalled.
+func (s *Store) routeJoinWait() time.Duration { return RouteJoinWaits * s.cfg.RouteRefresh }
+
+// joinRouting adds this node to the gateways set and every partition's
+// routing set, at once.
+func (s *Store) joinRouting(ctx context.Context) error {
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.SAdd(ctx, s.cfg.Keys.Gateways(), s.cfg.Node)
+		for p := range s.cfg.Keys.Partitions() {
+			pipe.SAdd(ctx, s.cfg.Keys.RouteGateways(p), s.cfg.Node)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("session: join the routing sets: %w", err)
+	}
+	return nil
+}
+
+// Renew renews the node's liveness key for ttl and its place in the
+// gateways set, and returns how long the key had left before (0 when it
+// had expired or was missing): a gateway renewing every ttl/4 sees about
+// 3/4 of ttl, and less after Redis or the gateway itself stalled. (A node
+// the reapers forgot, taking it for dead, is back in the gateways set at
+// once; it joins the routing sets when its next open or poll finds it
+// missing there, Store.run.)
 func (s *Store) Renew(ctx context.Context, ttl time.Duration) (time.Duration, error) {
 	k := s.cfg.Keys
 	var left *redis.DurationCmd
@@ -99,7 +146,7 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
 	total := 0
 	for p := range s.cfg.Keys.Partitions() {
-		res, err := reapDeadlinesScript.Run(ctx, s.rdb, []string{s.cfg.Keys.Deadlines(p)}, s.args(limit)...).Int64Slice()
+		res, err := s.run(ctx, reapDeadlinesScript, p, []string{s.cfg.Keys.Deadlines(p)}, s.args(limit)...).Int64Slice()
 		if err != nil {
 			return total, fmt.Errorf("session: reap deadlines: %w", err)
 		}
@@ -228,7 +275,7 @@ func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard i
 				return total, err
 			}
 		}
-		res, err := reapGatewayScript.Run(ctx, s.rdb, []string{k.Deadlines(p), k.GatewayStreams(p, node)},
+		res, err := s.run(ctx, reapGatewayScript, p, []string{k.Deadlines(p), k.GatewayStreams(p, node)},
 			s.args(node, limit)...).Int64Slice()
 		if err != nil {
 			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
@@ -239,15 +286,17 @@ func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard i
 	if guard == reapOwn || left > 0 {
 		return total, nil
 	}
-	// Forget the node: it leaves the gateways set, and its route streams
-	// are deleted (a gateway that comes back finds them gone, a gap its
-	// readers report).
+	// Forget the node: it leaves the gateways set and the routing sets,
+	// and its route streams are deleted (a gateway that comes back finds
+	// them gone, a gap its readers report, and joins the sets again at its
+	// next renewal).
 	if alive, err := s.checkReap(ctx, node, -1); err != nil || alive {
 		return total, err
 	}
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.SRem(ctx, k.Gateways(), node)
 		for p := range k.Partitions() {
+			pipe.SRem(ctx, k.RouteGateways(p), node)
 			pipe.Del(ctx, k.RouteStream(p, node))
 		}
 		return nil

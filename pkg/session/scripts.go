@@ -24,23 +24,30 @@ var luaFiles embed.FS
 
 // luaKeyMacros are the bus.KeyPatterns the scripts name keys with, for keys
 // known only once a script read data: a session named by an effect or the
-// reaper, the namespace and room sets of a session being ended, the route
-// stream of the gateway holding a stream, the gateways holding streams of
-// the partition. All are keys of the script's partition (a script touches
+// reaper, the namespace and room sets of a session being ended. (Route
+// streams are declared: lua/lib.lua's route_keys.) All are keys of the script's partition (a script touches
 // one hash slot): luaPatterns panics on any other. The Lua files write
 // k_<name>(part) (k_<name>() for a single name), and luaSource expands it in
 // place to PP .. Head .. part .. Tail, so that no function is made for it on
 // every call of a script. room_member(ns, room) expands likewise to
 // bus.RoomMember.
 var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig",
-	"deadlines", "nsm", "nsp", "room", "roomp", "gwss", "holders", "gw"}
+	"deadlines", "nsm", "nsp", "room", "roomp"}
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
 // owns each name and number in it:
 //
-//   - P, NOW, NODE: ARGV[1..3] as Store.args passes them (the key prefix,
-//     the time in unix ms, the node id of the gateway or worker running
-//     the script); script arguments start at ARGV[4];
+//   - GATEWAYS, NOW, NODE: ARGV[1..3] as Store.args and Store.run pass
+//     them (the gateways of the caller's route table, node ids joined by
+//     "\n", whose route keys a script that routes takes: lua/lib.lua's
+//     route_keys; the time in unix ms; the node id of the gateway or
+//     worker running the script); script arguments start at ARGV[4];
+//   - ROUTES_STALE: the error a script that routes answers, having written
+//     nothing, when its caller's route table misses a gateway
+//     (routeStaleReply, ErrRouteTableStale); NOT_ROUTED: the one a script
+//     that makes a session name its caller answers, having written
+//     nothing, when the caller is not in the partition's routing set
+//     (notRoutedReply);
 //   - MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD: the mailbox bounds of sessions
 //     created before they were written into the session (mxb, mxw), from
 //     DefaultMailboxBytes, DefaultMailboxDrainTimeout and MailboxHardFactor;
@@ -55,7 +62,8 @@ var luaHeader = renderLuaHeader()
 func renderLuaHeader() string {
 	var b strings.Builder
 	b.WriteString("-- Rendered by pkg/session/scripts.go from the Go constants and bus.Keys.\n")
-	b.WriteString("local P, NOW, NODE = ARGV[1], ARGV[2], ARGV[3]\n")
+	b.WriteString("local GATEWAYS, NOW, NODE = ARGV[1], ARGV[2], ARGV[3]\n")
+	fmt.Fprintf(&b, "local ROUTES_STALE, NOT_ROUTED = %s, %s\n", luaString(routeStaleReply), luaString(notRoutedReply))
 	fmt.Fprintf(&b, "local MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD = %d, %d, %d\n",
 		DefaultMailboxBytes, DefaultMailboxDrainTimeout.Milliseconds(), MailboxHardFactor)
 	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD = %s, %s\n",
@@ -208,9 +216,18 @@ func luaString(s string) string {
 	return b.String()
 }
 
+// A script is one of the session scripts.
+type script struct {
+	*redis.Script
+	// routes is true for a script that sends route messages: it takes its
+	// partition's route keys (lua/lib.lua's route_keys; Store.run).
+	routes bool
+}
+
 // luaScript assembles the script in lua/<name>.lua.
-func luaScript(name string) *redis.Script {
-	return redis.NewScript(luaSource(name))
+func luaScript(name string) *script {
+	src := luaSource(name)
+	return &script{Script: redis.NewScript(src), routes: strings.Contains(src, "local function route_keys(")}
 }
 
 // luaSource returns the script in lua/<name>.lua preceded by the lines of
@@ -347,9 +364,11 @@ func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	return append(keys, extra...)
 }
 
-// A scriptCall is one run of a script (evalAll).
+// A scriptCall is one run of a script (evalAll) on partition part
+// (Store.run).
 type scriptCall struct {
-	script *redis.Script
+	script *script
+	part   int
 	keys   []string
 	args   []any
 	cmd    *redis.Cmd
@@ -363,7 +382,7 @@ type scriptCall struct {
 func (s *Store) evalAll(ctx context.Context, calls []*scriptCall) {
 	if len(calls) == 1 {
 		c := calls[0]
-		c.cmd = c.script.Run(ctx, s.rdb, c.keys, c.args...)
+		c.cmd = s.run(ctx, c.script, c.part, c.keys, c.args...)
 		return
 	}
 	var wg sync.WaitGroup
@@ -371,7 +390,7 @@ func (s *Store) evalAll(ctx context.Context, calls []*scriptCall) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.cmd = c.script.Run(ctx, s.rdb, c.keys, c.args...)
+			c.cmd = s.run(ctx, c.script, c.part, c.keys, c.args...)
 		}()
 	}
 	wg.Wait()

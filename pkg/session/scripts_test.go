@@ -426,31 +426,31 @@ func TestLuaKeyMacrosMatchKeys(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
 	k := st.Keys()
-	const sid, ns, room, node = "AbCd{x}", "/chat", "lo'bby\\", "gw-1"
+	const sid, ns, room = "AbCd{x}", "/chat", "lo'bby\\"
 	p := k.PartitionOf(sid)
 	script := redis.NewScript(expandLuaMacros(luaHeader + `local PP = ARGV[8]
 return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
   k_post(ARGV[4]), k_sig(), k_deadlines(), k_nsm(ARGV[5]), k_nsp(ARGV[5]), k_room(room_member(ARGV[5], ARGV[6])),
-  k_roomp(room_member(ARGV[5], ARGV[6])), k_gwss(ARGV[7]), k_holders(), k_gw(ARGV[7]), room_member(ARGV[5], ''),
+  k_roomp(room_member(ARGV[5], ARGV[6])), room_member(ARGV[5], ''),
   tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD,
-  ROUTE_FIELD, tostring(ROUTE_MAXLEN), DEADLINES}`))
-	got, err := script.Run(ctx, rdb, nil, st.args(sid, ns, room, node, k.PartitionPrefix(p))...).StringSlice()
+  ROUTE_FIELD, tostring(ROUTE_MAXLEN), DEADLINES, ROUTES_STALE, NOT_ROUTED}`))
+	got, err := script.Run(ctx, rdb, nil, st.args(sid, ns, room, "", k.PartitionPrefix(p))...).StringSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
 		k.Post(sid), k.Stream(p), k.Deadlines(p), k.NamespaceSessions(p, ns), k.NamespacePolling(p, ns), k.RoomSessions(p, ns, room),
-		k.RoomPolling(p, ns, room), k.GatewayStreams(p, node), k.StreamHolders(p), k.RouteStream(p, node), bus.RoomMember(ns, ""),
+		k.RoomPolling(p, ns, room), bus.RoomMember(ns, ""),
 		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
-		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen), "deadlines"}
+		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen), "deadlines", routeStaleReply, notRoutedReply}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Lua names\n %q\nGo names\n %q", got, want)
 	}
 	if want := k.PartitionPrefix(p) + "deadlines"; k.Deadlines(p) != want {
 		t.Errorf("lua/lib.lua reads PP off %q, which is not %q", k.Deadlines(p), want)
 	}
-	if len(luaKeyMacros) != 17 {
-		t.Errorf("%d key macros; this test checks 17", len(luaKeyMacros))
+	if len(luaKeyMacros) != 14 {
+		t.Errorf("%d key macros; this test checks 14", len(luaKeyMacros))
 	}
 	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
 		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
@@ -510,10 +510,10 @@ func TestExpandLuaMacros(t *testing.T) {
 		{"k_roomp(room_member(ns, room))", "(PP .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
 		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
 		{"k_sig()", "(PP .. 'sig')"},
-		{"k_gw({1, 2}[1])", "(PP .. 'gw:' .. ({1, 2}[1]))"},
+		{"k_s({1, 2}[1])", "(PP .. 's:' .. ({1, 2}[1]))"},
 		{"k_deadlines()", "(PP .. 'deadlines')"},
 		{"my_k_s(x) k_sx(y) k_s", "my_k_s(x) k_sx(y) k_s"},
-		{"'it\\'s' k_gw(\"a\\\"(\")", "'it\\'s' (PP .. 'gw:' .. (\"a\\\"(\"))"},
+		{"'it\\'s' k_s(\"a\\\"(\")", "'it\\'s' (PP .. 's:' .. (\"a\\\"(\"))"},
 	} {
 		if got := expandLuaMacros(tc.in); got != tc.want {
 			t.Errorf("expandLuaMacros(%q) = %q, want %q", tc.in, got, tc.want)

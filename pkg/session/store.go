@@ -77,6 +77,13 @@ type Config struct {
 	// Apply runs one commit_node.lua for the whole commit, with no outbox;
 	// tests set it to run the per-partition scripts on one Redis.
 	PerPartition bool
+	// RouteRefresh is how old the store's route table (the gateways whose
+	// route keys its scripts declare, see RefreshRoutes) may get before a
+	// script the store runs reads it again; a gateway refreshes it this
+	// often, and a gateway new to the cluster waits RouteJoinWaits times
+	// this before sessions may name it (Alive). Every gateway of a cluster
+	// must use the same. Default: DefaultRouteRefresh (1s).
+	RouteRefresh time.Duration
 }
 
 // Timer defaults (Config): the reference server's settings (socket.io 0.9
@@ -155,6 +162,9 @@ func (c *Config) defaults() {
 	if c.BatchConfirmWait <= 0 {
 		c.BatchConfirmWait = DefaultBatchConfirmWait
 	}
+	if c.RouteRefresh <= 0 {
+		c.RouteRefresh = DefaultRouteRefresh
+	}
 }
 
 // Handshake is what a session keeps of its handshake request; workers see it
@@ -178,6 +188,7 @@ type Store struct {
 	rdb       redis.UniversalClient
 	cfg       Config
 	deadlines []string // every partition's deadlines set, commit_node.lua's KEYS
+	routes    routes
 }
 
 // New returns a Store. It does not touch Redis.
@@ -197,9 +208,12 @@ func (s *Store) Config() Config { return s.cfg }
 // Keys returns the key names the store uses.
 func (s *Store) Keys() bus.Keys { return s.cfg.Keys }
 
+// args returns a script's ARGV: ARGV[1] the gateways of the route table
+// ("" here: Store.run and Store.write fill it), ARGV[2] the time in unix
+// ms, ARGV[3] this node, then extra (lua/lib.lua).
 func (s *Store) args(extra ...any) []any {
 	a := make([]any, 0, 3+len(extra))
-	a = append(a, s.cfg.Keys.Prefix(), strconv.FormatInt(time.Now().UnixMilli(), 10), s.cfg.Node)
+	a = append(a, "", strconv.FormatInt(time.Now().UnixMilli(), 10), s.cfg.Node)
 	return append(a, extra...)
 }
 
@@ -277,8 +291,9 @@ func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bo
 	if s.cfg.ExclusiveStreams {
 		exclusive = "1"
 	}
-	res, err := openScript.Run(ctx, s.rdb,
-		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(s.cfg.Keys.PartitionOf(sid), s.cfg.Node), s.cfg.Keys.NamespaceSessions(s.cfg.Keys.PartitionOf(sid), "")), s.args(sid, transport, exclusive)...).Result()
+	p := s.cfg.Keys.PartitionOf(sid)
+	res, err := s.run(ctx, openScript, p,
+		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(p, s.cfg.Node), s.cfg.Keys.NamespaceSessions(p, "")), s.args(sid, transport, exclusive)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return false, nil, ErrUnknownSession
@@ -370,8 +385,9 @@ func (s *Store) poll(ctx context.Context, sid, transport, pollID, t, run string)
 	now := time.Now()
 	deadline := now.Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
-	res, err := pollScript.Run(ctx, s.rdb,
-		s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(s.cfg.Keys.PartitionOf(sid), ""), s.cfg.Keys.NamespacePolling(s.cfg.Keys.PartitionOf(sid), "")),
+	p := s.cfg.Keys.PartitionOf(sid)
+	res, err := s.run(ctx, pollScript, p,
+		s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ""), s.cfg.Keys.NamespacePolling(p, "")),
 		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), run, s.refreshSlack())...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
@@ -443,7 +459,7 @@ func (s *Store) ReleaseOffer(ctx context.Context, sid, pollID string) error {
 }
 
 func (s *Store) release(ctx context.Context, sid, pollID, offer string) error {
-	err := releaseScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, pollID, offer)...).Err()
+	err := s.run(ctx, releaseScript, s.cfg.Keys.PartitionOf(sid), s.sessionKeys(sid), s.args(sid, pollID, offer)...).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("session: release: %w", err)
 	}
@@ -465,7 +481,7 @@ func (s *Store) touch(ctx context.Context, sid string, p Post) (PostReply, error
 	deadline := time.Now().Add(s.cfg.PollingDuration + s.cfg.CloseTimeout).UnixMilli()
 	ttl := s.pollTTL()
 	part := s.cfg.Keys.PartitionOf(sid)
-	res, err := touchScript.Run(ctx, s.rdb,
+	res, err := s.run(ctx, touchScript, part,
 		s.sessionKeys(sid, s.cfg.Keys.Post(sid), s.cfg.Keys.NamespaceSessions(part, ""), s.cfg.Keys.NamespacePolling(part, "")),
 		s.args(sid, deadline, ttl, s.refreshSlack(), p.T, p.Digest, s.cfg.BatchConfirmWait.Milliseconds(), p.Transport)...).Result()
 	if err != nil {
@@ -516,7 +532,7 @@ func (s *Store) LastHeard(ctx context.Context, sid string) (time.Time, error) {
 // is told to write packet ("" none) and close. It reports whether the session
 // existed.
 func (s *Store) End(ctx context.Context, sid string, reason bus.DisconnectReason, packet string) (bool, error) {
-	n, err := endScript.Run(ctx, s.rdb, s.sessionKeys(sid), s.args(sid, string(reason), packet)...).Int()
+	n, err := s.run(ctx, endScript, s.cfg.Keys.PartitionOf(sid), s.sessionKeys(sid), s.args(sid, string(reason), packet)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("session: end: %w", err)
 	}
@@ -526,8 +542,7 @@ func (s *Store) End(ctx context.Context, sid string, reason bus.DisconnectReason
 // EndWrite is End as a step of a committer batch, ordered after the
 // session's earlier signals.
 func (s *Store) EndWrite(sid string, reason bus.DisconnectReason, packet string) bus.Write {
-	keys, args := s.sessionKeys(sid), s.args(sid, string(reason), packet)
-	return func(pipe redis.Pipeliner) { endScript.Eval(context.Background(), pipe, keys, args...) }
+	return s.write(endScript, s.cfg.Keys.PartitionOf(sid), s.sessionKeys(sid), s.args(sid, string(reason), packet)...)
 }
 
 // Deliver queues packets for a session wherever it is held. It returns
@@ -541,7 +556,7 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 	for _, p := range packets {
 		args = append(args, p)
 	}
-	n, err := deliverScript.Run(ctx, s.rdb, s.sessionKeys(sid), args...).Int()
+	n, err := s.run(ctx, deliverScript, s.cfg.Keys.PartitionOf(sid), s.sessionKeys(sid), args...).Int()
 	if err != nil {
 		return fmt.Errorf("session: deliver: %w", err)
 	}
@@ -556,11 +571,11 @@ func (s *Store) Deliver(ctx context.Context, sid string, packets ...string) erro
 
 // DeliverWrite is Deliver as a step of a committer batch.
 func (s *Store) DeliverWrite(sid string, packets ...string) bus.Write {
-	keys, args := s.sessionKeys(sid), s.args(sid)
+	args := s.args(sid)
 	for _, p := range packets {
 		args = append(args, p)
 	}
-	return func(pipe redis.Pipeliner) { deliverScript.Eval(context.Background(), pipe, keys, args...) }
+	return s.write(deliverScript, s.cfg.Keys.PartitionOf(sid), s.sessionKeys(sid), args...)
 }
 
 // JoinWrite connects namespace ns (with its connect query) as a step of a
@@ -576,15 +591,14 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ns), s.cfg.Keys.NamespacePolling(p, ns))
 	// The namespaces set holds the default namespace too.
 	args := s.args(sid, ns, query, e, s.cfg.MaxNamespaces+1)
-	return func(pipe redis.Pipeliner) { joinScript.Eval(context.Background(), pipe, keys, args...) }
+	return s.write(joinScript, p, keys, args...)
 }
 
 // LeaveWrite disconnects namespace ns as a step of a committer batch.
 func (s *Store) LeaveWrite(sid, ns string, reason bus.DisconnectReason) bus.Write {
 	p := s.cfg.Keys.PartitionOf(sid)
 	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ns), s.cfg.Keys.NamespacePolling(p, ns))
-	args := s.args(sid, ns, string(reason))
-	return func(pipe redis.Pipeliner) { leaveScript.Eval(context.Background(), pipe, keys, args...) }
+	return s.write(leaveScript, p, keys, s.args(sid, ns, string(reason))...)
 }
 
 // Transport returns the class ("poll" or "stream"; "" before any

@@ -40,7 +40,14 @@ type routeTail struct {
 func tailRoutes(t testing.TB, rdb *redis.Client, keys bus.Keys, node string) *routeTail {
 	t.Helper()
 	rt := &routeTail{rdb: rdb}
+	// The node is a gateway scripts route to (as Store.Alive makes it).
+	if err := rdb.SAdd(context.Background(), keys.Gateways(), node).Err(); err != nil {
+		t.Fatal(err)
+	}
 	for p := range keys.Partitions() {
+		if err := rdb.SAdd(context.Background(), keys.RouteGateways(p), node).Err(); err != nil {
+			t.Fatal(err)
+		}
 		key := keys.RouteStream(p, node)
 		r := bus.NewRouteReader(rdb, key, bus.RouteReaderConfig{})
 		if err := r.Open(context.Background()); err != nil {
@@ -823,6 +830,7 @@ func TestConfigDefaults(t *testing.T) {
 		PollBatchBytes:      DefaultPollBatchBytes,
 		BatchConfirmWait:    DefaultBatchConfirmWait,
 		MaxNamespaces:       DefaultMaxNamespaces,
+		RouteRefresh:        DefaultRouteRefresh,
 	}
 	if c != want {
 		t.Errorf("zero Config with defaults:\n%+v\nwant\n%+v", c, want)
@@ -831,6 +839,7 @@ func TestConfigDefaults(t *testing.T) {
 		Keys: bus.NewKeys("x:", 4), Node: "n", HandshakeTimeout: time.Second, CloseTimeout: 2 * time.Second,
 		PollingDuration: 3 * time.Second, MailboxBytes: 4, MailboxDrainTimeout: 5 * time.Second,
 		PollBatchBytes: 6, BatchConfirmWait: 7 * time.Second, MaxNamespaces: 8, ExclusiveStreams: true,
+		RouteRefresh: 9 * time.Second,
 	}
 	c = set
 	c.defaults()

@@ -153,7 +153,7 @@ func (c *cluster) gateway(node string, extra ...string) *proc {
 	c.t.Helper()
 	args := append([]string{
 		"-addr", "127.0.0.1:0", "-admin-addr", "", "-node-id", node,
-		"-redis", c.redis.URL(), "-log-level", "debug",
+		"-redis", c.redis.URL(), "-log-level", "debug", "-route-refresh", "100ms",
 	}, extra...)
 	return c.start(node, listenRE, binary(c.t, "gateway"), args...)
 }

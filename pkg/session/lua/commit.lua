@@ -13,6 +13,7 @@
 -- partition, or p for this one only), arg count, args.
 -- Returns {commits applied, the outbox's entries (at most 1000, oldest
 -- first, as XRANGE returns them)}.
+if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 local np, me = tonumber(ARGV[4]), ARGV[5]
 local remote = {} -- partition number -> fields of its effects
 local function forward(q, op, a)

@@ -6,6 +6,7 @@
 -- applies nothing. KEYS[1] q's deadlines set, KEYS[2] q's inbox
 -- (<P>{q}:in). ARGV[4] p; then per entry, oldest first: its id, its packed
 -- effects. Returns the number of entries applied.
+if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 local src = ARGV[4]
 local last = redis.call('HGET', KEYS[2], src)
 local function after(a, b) -- stream ids "ms-seq"

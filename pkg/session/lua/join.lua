@@ -5,6 +5,7 @@
 -- session's, then KEYS[10] and KEYS[11] the partition's namespace sets
 -- (<P>{p}:nsm:<ns>, nsp:<ns>). Returns 1, 0 if the session is gone, or 2
 -- if the join would go beyond ARGV[8] (nothing changed).
+if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 local sid, ns = ARGV[4], ARGV[5]
 local k = own_keys()
 local f = redis.call('HMGET', k.s, 'p', 'cls', 'gw')

@@ -19,7 +19,9 @@
 -- partitions go through the outbox (commit.lua, inbox.lua). A script on
 -- one session (its sid in ARGV[4])
 -- gets that session's keys as KEYS[2..9], in the order of own_keys() below
--- (Store.sessionKeys builds them); its own keys follow from KEYS[10]. The
+-- (Store.sessionKeys builds them); its own keys follow from KEYS[10]. A
+-- script that sends route messages also takes its partition's route keys,
+-- the last KEYS (route_keys below). The
 -- helpers below that act on a session take its sid and own: the table
 -- own_keys() returns when the session is the script's own, nil for a
 -- session named by data (the sessions of a worker's effects, of a
@@ -102,16 +104,64 @@ local function flush()
     if #msgs == 1 then add_route_entry(key, msgs[1]) else add_route_entry(key, route_batch(msgs)) end
   end
 end
+-- The route keys (Store.run): the caller's route table, GATEWAYS (ARGV[1]),
+-- names the gateways it knows of (node ids joined by '\n'); for the script's
+-- partition it declares, as its last 2 + 2n KEYS, the partition's set of
+-- the gateways holding streams (HOLDERS), its set of the gateways its
+-- sessions may name (ROUTING, bus.Keys.RouteGateways), then for each
+-- gateway of the table, in order, its route stream and its streams set of
+-- the partition. route_keys reads such a block from KEYS[base + 1] on and
+-- returns HOLDERS, ROUTING and ROUTES (node -> {gw = route stream, gwss =
+-- streams set}).
+local GW = {}
+for node in string.gmatch(GATEWAYS, '[^\n]+') do GW[#GW + 1] = node end
+local function route_keys(base)
+  local routes = {}
+  for i, node in ipairs(GW) do routes[node] = {gw = KEYS[base + 1 + 2 * i], gwss = KEYS[base + 2 + 2 * i]} end
+  return KEYS[base + 1], KEYS[base + 2], routes
+end
+local HOLDERS, ROUTING, ROUTES = route_keys(#KEYS - 2 - 2 * #GW)
+
+-- routes_stale reports whether the partition's sessions may name a
+-- gateway the caller declared no route keys for (a member of ROUTING not
+-- in ROUTES: its table is older than that gateway). A script that routes
+-- checks it before it writes anything, and then returns
+-- redis.error_reply(ROUTES_STALE): its caller refreshes its table and runs
+-- it again. So a gateway a script does not know is one no session names
+-- any more (it was forgotten), and its messages are dropped, as XADD
+-- NOMKSTREAM drops those to its deleted route streams.
+local function routes_stale()
+  for _, node in ipairs(redis.call('SMEMBERS', ROUTING)) do
+    if not ROUTES[node] then return true end
+  end
+  return false
+end
+
+-- node_routed reports whether NODE, the gateway running the script, is in
+-- the partition's routing set. A script that makes a session name NODE
+-- (open.lua: the holder of its stream; poll.lua: of its parked poll)
+-- checks it before it writes anything, and otherwise returns
+-- redis.error_reply(NOT_ROUTED): its caller joins the routing sets and
+-- runs it again. So every gateway a session names is in the routing set
+-- (or was forgotten since, and holds nothing), even after Redis lost the
+-- set (restarted empty) while the gateway lived.
+local function node_routed() return redis.call('SISMEMBER', ROUTING, NODE) == 1 end
+
 -- route_to sends a route message to gateway node.
-local function route_to(node, msg) append_route(k_gw(node), msg) end
+local function route_to(node, msg)
+  local r = ROUTES[node]
+  if r then append_route(r.gw, msg) end
+end
 
 -- drop_stream records that gateway node no longer holds the stream of sid,
 -- a session of the script's partition: its streams set of the partition,
--- and the partition's set of the gateways holding any (k_holders, for
--- broadcasts; open.lua adds to both).
+-- and the partition's set of the gateways holding any (HOLDERS, for
+-- broadcasts; open.lua adds to both). A forgotten gateway's streams sets
+-- are empty (the reaper forgets only such a gateway).
 local function drop_stream(node, sid)
-  redis.call('SREM', k_gwss(node), sid)
-  if redis.call('EXISTS', k_gwss(node)) == 0 then redis.call('SREM', k_holders(), node) end
+  local r = ROUTES[node]
+  if r then redis.call('SREM', r.gwss, sid) end
+  if not r or redis.call('EXISTS', r.gwss) == 0 then redis.call('SREM', HOLDERS, node) end
 end
 
 local function poller(pg)
@@ -313,7 +363,7 @@ end
 -- polling members get the packet in their mailboxes.
 local function broadcast_here(ns, room, except, packet)
   local msg = route_broadcast(ns, room, except, packet)
-  for _, node in ipairs(redis.call('SMEMBERS', k_holders())) do route_to(node, msg) end
+  for _, node in ipairs(redis.call('SMEMBERS', HOLDERS)) do route_to(node, msg) end
   local set
   if room == '' then set = k_nsp(ns) else set = k_roomp(room_member(ns, room)) end
   for _, sid in ipairs(redis.call('SMEMBERS', set)) do

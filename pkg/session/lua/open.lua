@@ -6,6 +6,8 @@
 -- The gateway joins the partition's holders (<P>{p}:holders).
 -- Returns nil (unknown), -1 (wrong class), -2 (held: ARGV[6]), or
 -- {first, {queued packets}}.
+if routes_stale() then return redis.error_reply(ROUTES_STALE) end
+if not node_routed() then return redis.error_reply(NOT_ROUTED) end
 local sid, tr = ARGV[4], ARGV[5]
 local k = own_keys()
 local s = k.s
@@ -30,7 +32,7 @@ end
 -- opened on its side to htmlfile with the same sid.
 redis.call('HSET', s, 'gw', NODE, 'tr', tr)
 redis.call('SADD', KEYS[10], sid)
-redis.call('SADD', k_holders(), NODE)
+redis.call('SADD', HOLDERS, NODE)
 redis.call('ZREM', KDL, sid)
 for _, key in ipairs({s, k.ns, k.rooms, k.acks}) do redis.call('PERSIST', key) end
 local q = redis.call('LRANGE', k.mb, 0, -1)

@@ -9,6 +9,8 @@
 -- (answer now; owned 1: the poll must confirm or release the batch),
 -- {0} or {0, recheck ms} (parked), {2} (superseded by a newer poll: answer
 -- 8::), or {3} (the session is held by a stream: parked until it ends).
+if routes_stale() then return redis.error_reply(ROUTES_STALE) end
+if not node_routed() then return redis.error_reply(NOT_ROUTED) end
 local sid, tr, pid, t = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local k = own_keys()
 local s = k.s

@@ -4,6 +4,7 @@
 -- ARGV[4] node, [5] limit. KEYS[2] the node's streams set in the
 -- partition (<P>{p}:gwss:<node>).
 -- Returns {the number of sessions ended, the number the set still holds}.
+if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 local node = ARGV[4]
 local set = KEYS[2]
 local sids = redis.call('SPOP', set, tonumber(ARGV[5]))
@@ -14,5 +15,5 @@ for _, sid in ipairs(sids) do
   end
 end
 local left = redis.call('SCARD', set)
-if left == 0 then redis.call('SREM', k_holders(), node) end
+if left == 0 then redis.call('SREM', HOLDERS, node) end
 return {n, left}

@@ -10,6 +10,7 @@
 -- packet offered to the poll (off) that no run of the poll took since.
 -- ARGV[4] sid, [5] pollid, [6] "1" or "0". KEYS: the session's.
 -- Returns 1, or 0 when the poll no longer owns the batch.
+if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 local sid = ARGV[4]
 local s = own_keys().s
 local me = NODE .. ' ' .. ARGV[5]

@@ -1,0 +1,203 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
+)
+
+// Route table: a session script that sends route messages declares the
+// route streams it may append to, and the streams sets it may change, as
+// KEYS (docs/redis.md, "Declared keys"), so no script builds a gateway's key
+// name from data. The caller cannot know which gateways a script will name
+// (the holder of a session's stream or parked poll is data), so it declares
+// those of every gateway it knows of: the cluster's gateways set
+// (bus.Keys.Gateways), read into the Store's route table. A script checks
+// first that the table covers every gateway its partition's sessions may
+// name (bus.Keys.RouteGateways, which a gateway joins only
+// RouteJoinWaits × Config.RouteRefresh after it joined the gateways set),
+// and otherwise writes nothing and answers routeStaleReply: run reads the
+// table again and runs the script again.
+
+// DefaultRouteRefresh is Config.RouteRefresh's default.
+const DefaultRouteRefresh = time.Second
+
+// RouteJoinWaits is how many Config.RouteRefresh intervals a gateway new to
+// the cluster waits, between joining the gateways set and joining the
+// partitions' routing sets (Store.Alive): every gateway refreshing its route
+// table each interval then knows of it before any session can name it, so
+// the scripts of their commit batches (which cannot be run again alone)
+// never find their table stale.
+const RouteJoinWaits = 3
+
+// routeAttempts is how many times run runs a script whose table was stale.
+const routeAttempts = 3
+
+// routeStaleReply is the error a session script that routes answers,
+// having written nothing, when its caller's route table misses a gateway
+// (lua/lib.lua's routes_stale).
+const routeStaleReply = "ROUTESTALE the caller's route table misses a gateway the partition's sessions may name"
+
+// notRoutedReply is the error a script that makes a session name its
+// caller (open.lua, poll.lua) answers, having written nothing, when the
+// caller is not in the partition's routing set (lua/lib.lua's
+// node_routed): Redis lost the set, or the reapers forgot the caller.
+const notRoutedReply = "NOTROUTED the caller is not in the partition's routing set"
+
+// ErrRouteTableStale is what a script answers, having written nothing, when
+// the store's route table misses a gateway its partition's sessions may name:
+// after routeAttempts refreshes for a script the store runs, and for a
+// script of a commit batch (EndWrite, DeliverWrite, JoinWrite, LeaveWrite),
+// whose batch then fails. Test with IsRouteTableStale, as Redis answers it.
+var ErrRouteTableStale = errors.New("session: the route table misses a gateway")
+
+// IsRouteTableStale reports whether err is, or wraps, a script's answer
+// that the route table it was given misses a gateway (ErrRouteTableStale).
+func IsRouteTableStale(err error) bool {
+	return errors.Is(err, ErrRouteTableStale) || isReply(err, routeStaleReply)
+}
+
+// isReply reports whether err is Redis's error reply whose first word is
+// reply's.
+func isReply(err error, reply string) bool {
+	var re redis.Error
+	word, _, _ := strings.Cut(reply, " ")
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), word+" ")
+}
+
+// A routeTable is what a Store knows of the cluster's gateways.
+type routeTable struct {
+	arg  string     // the node ids, sorted, joined by "\n": a script's ARGV[1]
+	keys [][]string // per partition, the route keys (lua/lib.lua's route_keys)
+	at   time.Time  // when it was read (zero: never)
+}
+
+// routes holds a Store's route table.
+type routes struct {
+	table atomic.Pointer[routeTable]
+	mu    sync.Mutex // one refresh at a time
+}
+
+// routeTable returns the store's current route table.
+func (s *Store) routeTable() *routeTable {
+	if t := s.routes.table.Load(); t != nil {
+		return t
+	}
+	return &routeTable{keys: make([][]string, s.cfg.Keys.Partitions())}
+}
+
+// RefreshRoutes reads the cluster's gateways into the store's route table.
+// A gateway calls it every Config.RouteRefresh; the scripts a Store runs
+// itself refresh it when it is older than that, or stale.
+func (s *Store) RefreshRoutes(ctx context.Context) error {
+	return s.refreshRoutes(ctx, time.Now())
+}
+
+// refreshRoutes reads the table unless one read at or after since is there
+// (another caller's refresh, waited for).
+func (s *Store) refreshRoutes(ctx context.Context, since time.Time) error {
+	s.routes.mu.Lock()
+	defer s.routes.mu.Unlock()
+	if t := s.routes.table.Load(); t != nil && !t.at.Before(since) {
+		return nil
+	}
+	start := time.Now()
+	nodes, err := s.rdb.SMembers(ctx, s.cfg.Keys.Gateways()).Result()
+	if err != nil {
+		return fmt.Errorf("session: read the route table: %w", err)
+	}
+	slices.Sort(nodes)
+	k := s.cfg.Keys
+	t := &routeTable{arg: strings.Join(nodes, "\n"), keys: make([][]string, k.Partitions()), at: start}
+	for p := range t.keys {
+		keys := make([]string, 0, 2+2*len(nodes))
+		keys = append(keys, k.StreamHolders(p), k.RouteGateways(p))
+		for _, n := range nodes {
+			keys = append(keys, k.RouteStream(p, n), k.GatewayStreams(p, n))
+		}
+		t.keys[p] = keys
+	}
+	s.routes.table.Store(t)
+	return nil
+}
+
+// allPartitions, as run's partition, declares the route keys of every
+// partition, in order (commit_node.lua).
+const allPartitions = -1
+
+// withRoutes returns keys followed by partition p's route keys of t (of
+// every partition for allPartitions), and sets args[0] (ARGV[1]) to t's
+// gateways.
+func withRoutes(t *routeTable, p int, keys []string, args []any) []string {
+	args[0] = t.arg
+	out := slices.Clip(keys)
+	if p != allPartitions {
+		return append(out, t.keys[p]...)
+	}
+	for _, rk := range t.keys {
+		out = append(out, rk...)
+	}
+	return out
+}
+
+// run runs sc with keys and args (Store.args: run fills ARGV[1]). A script
+// that routes gets partition p's route keys after keys (every partition's
+// for allPartitions), from a table refreshed first when older than
+// Config.RouteRefresh, and runs again, routeAttempts times in all, with a
+// table read anew when it answers that the table is stale, and after this
+// node joined the routing sets when it answers that the node is not in
+// them (a gateway Redis lost the sets of, or the reapers forgot: it
+// joins at once, see Alive).
+func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args ...any) *redis.Cmd {
+	if !sc.routes {
+		return sc.Run(ctx, s.rdb, keys, args...)
+	}
+	refresh := time.Since(s.routeTable().at) > s.cfg.RouteRefresh
+	for attempt := 1; ; attempt++ {
+		if refresh {
+			// On an error, run with the table there is: the script
+			// says whether it is stale.
+			_ = s.refreshRoutes(ctx, time.Now())
+		}
+		cmd := sc.Run(ctx, s.rdb, withRoutes(s.routeTable(), p, keys, args), args...)
+		err := cmd.Err()
+		if attempt == routeAttempts {
+			return cmd
+		}
+		switch {
+		case IsRouteTableStale(err):
+			refresh = true
+		case isReply(err, notRoutedReply):
+			if jerr := s.joinRouting(ctx); jerr != nil {
+				return cmd
+			}
+			refresh = true
+		default:
+			return cmd
+		}
+	}
+}
+
+// write returns sc with keys and args as a step of a commit batch, with
+// partition p's route keys of the table the store has when the batch is
+// written (never refreshed there: a gateway refreshes it every
+// Config.RouteRefresh). A stale table fails the batch (ErrRouteTableStale).
+func (s *Store) write(sc *script, p int, keys []string, args ...any) bus.Write {
+	return func(pipe redis.Pipeliner) {
+		a := slices.Clone(args)
+		k := keys
+		if sc.routes {
+			k = withRoutes(s.routeTable(), p, keys, a)
+		}
+		sc.Eval(context.Background(), pipe, k, a...)
+	}
+}
