@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -95,10 +96,9 @@ var (
 	keyKick        = KeyPattern{"kick", true, "kick:", "<sid>", ""}
 	keyPost        = KeyPattern{"post", true, "post:", "<sid>", ""}
 	keyDeadlines   = KeyPattern{"deadlines", true, "deadlines", "", ""}
-	keyNSAll       = KeyPattern{"nsm", true, "nsm:", "<ns>", ""}
-	keyNSPolling   = KeyPattern{"nsp", true, "nsp:", "<ns>", ""}
-	keyRoomAll     = KeyPattern{"room", true, "room:", "<ns>:<room>", ""}
-	keyRoomPoll    = KeyPattern{"roomp", true, "roomp:", "<ns>:<room>", ""}
+	keyMembers     = KeyPattern{"members", true, "members", "", ""}
+	keyPollMembers = KeyPattern{"pmembers", true, "pmembers", "", ""}
+	keyRoomIndex   = KeyPattern{"roomidx", true, "roomidx", "", ""}
 	keyGateways    = KeyPattern{"gws", false, "gws", "", ""}
 	keyAlive       = KeyPattern{"gwalive", false, "gwalive:", "<node>", ""}
 	keyGwStreams   = KeyPattern{"gwss", true, "gwss:", "<node>", ""}
@@ -120,7 +120,7 @@ var (
 func KeyPatterns() []KeyPattern {
 	return []KeyPattern{keyStream, keyDead, keyRouteStream, keyReply,
 		keySession, keyMailbox, keyNamespaces, keyRooms, keyAcks, keyConfirmed, keyKick, keyPost,
-		keyDeadlines, keyNSAll, keyNSPolling, keyRoomAll, keyRoomPoll,
+		keyDeadlines, keyMembers, keyPollMembers, keyRoomIndex,
 		keyGateways, keyAlive, keyGwStreams, keyHolders, keyRouting, keyWorkers, keyLease, keyGroupWork, keyGroupLease,
 		keyGroupServes, keyHandovers, keyCommit, keyOutbox, keyInbox}
 }
@@ -254,42 +254,46 @@ func (k Keys) Post(sid string) string { return k.of(keyPost, sid) }
 // ms at which they end unless contacted: <prefix>{p}:deadlines.
 func (k Keys) Deadlines(p int) string { return k.in(p, keyDeadlines, "") }
 
-// NamespaceSessions returns the set of partition p's sessions connected to
-// namespace ns: <prefix>{p}:nsm:<ns>.
-func (k Keys) NamespaceSessions(p int, ns string) string { return k.in(p, keyNSAll, ns) }
+// Members returns partition p's sorted set of memberships: one entry per
+// session of the partition and namespace it is connected to, and per room
+// it is in (MemberEntry), all of score 0, so that one namespace's or
+// room's members are a lexicographic range (MemberRange):
+// <prefix>{p}:members. A script that joins or ends a session names this
+// one key whatever the rooms (no key per room to build from data).
+func (k Keys) Members(p int) string { return k.in(p, keyMembers, "") }
 
-// NamespacePolling returns the set of partition p's polling sessions
-// connected to namespace ns: <prefix>{p}:nsp:<ns>.
-func (k Keys) NamespacePolling(p int, ns string) string { return k.in(p, keyNSPolling, ns) }
+// PollingMembers returns the sorted set of partition p's memberships of
+// polling sessions, as Members (a broadcast's share of the partition goes
+// to their mailboxes): <prefix>{p}:pmembers.
+func (k Keys) PollingMembers(p int) string { return k.in(p, keyPollMembers, "") }
 
-// RoomSessions returns the set of partition p's sessions in room of
-// namespace ns: <prefix>{p}:room:<ns>:<room>.
-func (k Keys) RoomSessions(p int, ns, room string) string {
-	return k.in(p, keyRoomAll, RoomMember(ns, room))
+// RoomIndex returns the sorted set of the rooms partition p's sessions are
+// in: RoomMember(ns, room) by the number of the partition's members (the
+// server API lists a namespace's rooms from it): <prefix>{p}:roomidx.
+func (k Keys) RoomIndex(p int) string { return k.in(p, keyRoomIndex, "") }
+
+// MemberEntry returns the entry of Members and PollingMembers for session
+// sid in room of namespace ns (room "": connected to the namespace):
+// MemberPrefix(ns, room) followed by sid.
+func MemberEntry(ns, room, sid string) string { return MemberPrefix(ns, room) + sid }
+
+// MemberPrefix returns what every entry of the members of room of
+// namespace ns (room "": of the namespace) starts with, and only theirs:
+// "<n>:<ns>:<room>", n the decimal byte length of "<ns>:<room>"
+// (RoomMember). The length makes the prefix unambiguous whatever bytes a
+// room name holds: an entry that starts with it names the same length,
+// hence the same room.
+func MemberPrefix(ns, room string) string {
+	rm := RoomMember(ns, room)
+	return strconv.Itoa(len(rm)) + ":" + rm
 }
 
-// RoomSessionsMatch returns the Redis SCAN MATCH pattern of the room keys
-// of namespace ns in every partition: <prefix>{*}:room:<ns>:*, with the
-// glob characters of the prefix and ns (* ? [ ] \) escaped. RoomName
-// reads a room's name back from a key it matches.
-func (k Keys) RoomSessionsMatch(ns string) string {
-	return globEscape(k.prefix) + "{*}:" + globEscape(keyRoomAll.Head+RoomMember(ns, "")) + "*"
-}
-
-// RoomName returns the room a room key of namespace ns names (a key
-// RoomSessionsMatch(ns) matches), and false for a key that is not one.
-func (k Keys) RoomName(key, ns string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, k.prefix+"{")
-	if !ok {
-		return "", false
-	}
-	if i := strings.Index(rest, "}:"); i >= 0 {
-		rest = rest[i+2:]
-	} else {
-		return "", false
-	}
-	room, ok := strings.CutPrefix(rest, keyRoomAll.Head+RoomMember(ns, ""))
-	return room, ok && room != ""
+// MemberRange returns the ZRANGE BYLEX bounds of the entries
+// MemberPrefix(ns, room) starts: "[<prefix>" and "[<prefix>\xff" (no entry
+// holds the byte 0xff after the prefix: session ids are URL-safe base64).
+func MemberRange(ns, room string) (min, max string) {
+	p := MemberPrefix(ns, room)
+	return "[" + p, "[" + p + "\xff"
 }
 
 // globEscape escapes the characters Redis glob patterns give a meaning.
@@ -305,11 +309,9 @@ func globEscape(s string) string {
 	return string(b)
 }
 
-// RoomPolling returns the set of partition p's polling sessions in room
-// of namespace ns: <prefix>{p}:roomp:<ns>:<room>.
-func (k Keys) RoomPolling(p int, ns, room string) string {
-	return k.in(p, keyRoomPoll, RoomMember(ns, room))
-}
+// GlobPrefix returns the Redis MATCH pattern of the strings that start
+// with prefix: prefix with its glob characters (* ? [ ] \) escaped, then *.
+func GlobPrefix(prefix string) string { return globEscape(prefix) + "*" }
 
 // Gateways returns the set of gateway node ids: <prefix>gws.
 func (k Keys) Gateways() string { return k.name(keyGateways, "") }

@@ -25,10 +25,9 @@ func keyNames(k Keys) map[string]string {
 		"s": k.Session(sampleSID), "mb": k.Mailbox(sampleSID), "ns": k.SessionNamespaces(sampleSID),
 		"rooms": k.SessionRooms(sampleSID), "acks": k.Acks(sampleSID), "cf": k.Confirmed(sampleSID),
 		"kick": k.Kick(sampleSID), "post": k.Post(sampleSID), "deadlines": k.Deadlines(samplePartition),
-		"nsm": k.NamespaceSessions(samplePartition, sampleNS), "nsp": k.NamespacePolling(samplePartition, sampleNS),
-		"room":  k.RoomSessions(samplePartition, sampleNS, sampleRoom),
-		"roomp": k.RoomPolling(samplePartition, sampleNS, sampleRoom),
-		"gws":   k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(samplePartition, sampleNode),
+		"members": k.Members(samplePartition), "pmembers": k.PollingMembers(samplePartition),
+		"roomidx": k.RoomIndex(samplePartition),
+		"gws":     k.Gateways(), "gwalive": k.GatewayAlive(sampleNode), "gwss": k.GatewayStreams(samplePartition, sampleNode),
 		"holders": k.StreamHolders(samplePartition), "routing": k.RouteGateways(samplePartition),
 		"workers": k.Workers(), "lease": k.Lease(samplePartition),
 		"groupworkers": k.GroupWorkers(sampleGroup), "grouplease": k.GroupLease(sampleGroup, samplePartition),
@@ -94,8 +93,7 @@ func TestPartitionKeysShareTheirSlot(t *testing.T) {
 	want := Slot(k.Stream(p))
 	for _, key := range []string{k.Session(sampleSID), k.Mailbox(sampleSID), k.SessionNamespaces(sampleSID),
 		k.SessionRooms(sampleSID), k.Acks(sampleSID), k.Confirmed(sampleSID), k.Kick(sampleSID), k.Post(sampleSID),
-		k.Deadlines(p), k.NamespaceSessions(p, sampleNS), k.NamespacePolling(p, sampleNS),
-		k.RoomSessions(p, sampleNS, sampleRoom), k.RoomPolling(p, sampleNS, sampleRoom),
+		k.Deadlines(p), k.Members(p), k.PollingMembers(p), k.RoomIndex(p),
 		k.GatewayStreams(p, sampleNode), k.RouteStream(p, sampleNode), k.CommitMarker(p, sampleNode), k.Outbox(p), k.Inbox(p), k.StreamHolders(p), k.RouteGateways(p), k.Lease(p), k.GroupLease(sampleGroup, p), k.DeadLetter(p)} {
 		if got := Slot(key); got != want {
 			t.Errorf("%s hashes to slot %d, not its partition's %d", key, got, want)
@@ -149,29 +147,29 @@ func TestReply(t *testing.T) {
 	}
 }
 
-// The room keys' SCAN pattern escapes Redis glob characters in the prefix
-// and the namespace, and ends with the wildcard for the room name.
-func TestRoomSessionsMatch(t *testing.T) {
-	for _, tc := range []struct{ prefix, ns, want string }{
-		{"rt:", "", "rt:{*}:room::*"},
-		{"rt:", "/chat", "rt:{*}:room:/chat:*"},
-		{"a*[b]?\\:", "/x*y", `a\*\[b\]\?\\:{*}:room:/x\*y:*`},
-	} {
-		k := NewKeys(tc.prefix, 0)
-		if got := k.RoomSessionsMatch(tc.ns); got != tc.want {
-			t.Errorf("RoomSessionsMatch(%q) with prefix %q = %q, want %q", tc.ns, tc.prefix, got, tc.want)
+// A member entry's prefix names exactly one room: no entry of another room
+// (a longer name sharing its start, a name holding the separator or a
+// newline) starts with it, and the range of a room holds only its entries.
+// GlobPrefix escapes Redis glob characters.
+func TestMemberEntries(t *testing.T) {
+	rooms := [][2]string{{"", ""}, {"/chat", ""}, {"/chat", "a"}, {"/chat", "ab"}, {"/chat", "a:b"}, {"/chat", "a\nb"},
+		{"/chat:a", ""}, {"/cha", "t:a"}, {"/chat", "a" + sampleSID[:4]}, {"/chat", "\xff"}}
+	for _, r := range rooms {
+		prefix := MemberPrefix(r[0], r[1])
+		entry := MemberEntry(r[0], r[1], sampleSID)
+		if !strings.HasPrefix(entry, prefix) || entry[len(prefix):] != sampleSID {
+			t.Errorf("MemberEntry(%q, %q) = %q, not its prefix %q and the sid", r[0], r[1], entry, prefix)
 		}
-		for p := range k.Partitions() {
-			key := k.RoomSessions(p, tc.ns, "a:b")
-			if room, ok := k.RoomName(key, tc.ns); !ok || room != "a:b" {
-				t.Errorf("RoomName(%q) = %q, %v", key, room, ok)
+		lo, hi := MemberRange(r[0], r[1])
+		for _, o := range rooms {
+			other := MemberEntry(o[0], o[1], sampleSID)
+			in := "["+other >= lo && "["+other <= hi
+			if same := o == r; in != same || strings.HasPrefix(other, prefix) != same {
+				t.Errorf("room %q: the entry of room %q is in its range: %v", r, o, in)
 			}
 		}
 	}
-	k := NewKeys("rt:", 4)
-	for _, key := range []string{"rt:{1}:room:/chat:", "rt:{1}:room:/chatx:a", "rt:room:/chat:a", "x:{1}:room:/chat:a", "rt:{1}:nsm:/chat:a"} {
-		if room, ok := k.RoomName(key, "/chat"); ok {
-			t.Errorf("RoomName(%q) = %q, true", key, room)
-		}
+	if got, want := GlobPrefix("a*[b]?\\:"), `a\*\[b\]\?\\:*`; got != want {
+		t.Errorf("GlobPrefix = %q, want %q", got, want)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"iter"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -121,17 +120,50 @@ func (s *Store) RoomCount(ctx context.Context, sid, ns, room string) (n int, mem
 }
 
 // Sessions iterates over the ids of the sessions connected to namespace ns
-// across the cluster, partition after partition, with a cursor (SSCAN, 500
-// at a time), never one giant read. An id may appear twice if a set
-// changes during the scan, as SSCAN allows.
+// across the cluster, partition after partition, 500 at a time (ZRANGE
+// BYLEX of each partition's memberships, bus.Keys.Members), never one giant
+// read. An id may appear twice if its session leaves and joins again
+// during the iteration.
 func (s *Store) Sessions(ctx context.Context, ns string) iter.Seq2[string, error] {
-	return s.scan(ctx, func(p int) string { return s.cfg.Keys.NamespaceSessions(p, ns) })
+	return s.members(ctx, ns, "")
 }
 
 // RoomSessions iterates over the ids of the sessions in room of namespace
 // ns, as Sessions does.
 func (s *Store) RoomSessions(ctx context.Context, ns, room string) iter.Seq2[string, error] {
-	return s.scan(ctx, func(p int) string { return s.cfg.Keys.RoomSessions(p, ns, room) })
+	return s.members(ctx, ns, room)
+}
+
+// membersPage is how many entries members reads at a time.
+const membersPage = 500
+
+// members yields the ids of the members of room of namespace ns (room "":
+// of the namespace) in each partition in turn.
+func (s *Store) members(ctx context.Context, ns, room string) iter.Seq2[string, error] {
+	prefix := bus.MemberPrefix(ns, room)
+	lo, hi := bus.MemberRange(ns, room)
+	return func(yield func(string, error) bool) {
+		for p := range s.cfg.Keys.Partitions() {
+			from := lo
+			for {
+				entries, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.cfg.Keys.Members(p), Start: from, Stop: hi,
+					ByLex: true, Count: membersPage}).Result()
+				if err != nil {
+					yield("", fmt.Errorf("session: list sessions: %w", err))
+					return
+				}
+				for _, e := range entries {
+					if !yield(e[len(prefix):], nil) {
+						return
+					}
+				}
+				if len(entries) < membersPage {
+					break
+				}
+				from = "(" + entries[len(entries)-1]
+			}
+		}
+	}
 }
 
 // InNamespace reports whether session sid is connected to namespace ns
@@ -145,34 +177,36 @@ func (s *Store) InNamespace(ctx context.Context, sid, ns string) (bool, error) {
 }
 
 // SessionsPage returns one page of the ids of the sessions connected to
-// namespace ns (room "") or in room of ns, with SSCAN over each
-// partition's set in turn (going on to the next partition while the page
-// holds fewer than count ids): start with cursor 0, pass the returned next
-// cursor for the next page, stop when it is 0. The cursor holds the
-// partition in its top 8 bits (bus.MaxPartitions) and SSCAN's cursor in
-// the others; ErrBadCursor for one no page returned. count is a hint of
-// the page's size (SSCAN's COUNT: a small set comes whole, a page may be
-// empty before the last). An id may appear twice if the sets change
-// between pages, as SSCAN allows.
+// namespace ns (room "") or in room of ns, with ZSCAN over each
+// partition's memberships (bus.Keys.Members, MATCH the entries of the room)
+// in turn, going on to the next partition while the page holds fewer than
+// count ids: start with cursor 0, pass the returned next cursor for the
+// next page, stop when it is 0. The cursor holds the partition in its top
+// 8 bits (bus.MaxPartitions) and ZSCAN's cursor in the others;
+// ErrBadCursor for one no page returned. count is a hint (ZSCAN's COUNT:
+// the entries of the partition looked at, of every namespace and room, so
+// a page may be empty before the last; a partition with few memberships
+// comes whole). An id may appear twice if the memberships change between
+// pages, as ZSCAN allows; one a member all along appears.
 func (s *Store) SessionsPage(ctx context.Context, ns, room string, cursor uint64, count int64) (ids []string, next uint64, err error) {
 	k := s.cfg.Keys
 	p, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
 	if p >= k.Partitions() {
 		return nil, 0, fmt.Errorf("session: list sessions: %w", ErrBadCursor)
 	}
+	prefix := bus.MemberPrefix(ns, room)
+	match := bus.GlobPrefix(prefix)
 	for {
-		key := k.NamespaceSessions(p, ns)
-		if room != "" {
-			key = k.RoomSessions(p, ns, room)
-		}
-		page, nc, err := s.rdb.SScan(ctx, key, c, "", count).Result()
+		page, nc, err := s.rdb.ZScan(ctx, k.Members(p), c, match, count).Result()
 		if err != nil {
 			return nil, 0, fmt.Errorf("session: list sessions: %w", err)
 		}
-		ids = append(ids, page...)
+		for i := 0; i < len(page); i += 2 { // entry, score
+			ids = append(ids, page[i][len(prefix):])
+		}
 		switch {
 		case nc >= 1<<pageShift:
-			return nil, 0, fmt.Errorf("session: list sessions: SSCAN cursor %d too large", nc)
+			return nil, 0, fmt.Errorf("session: list sessions: ZSCAN cursor %d too large", nc)
 		case nc != 0:
 			return ids, uint64(p)<<pageShift | nc, nil
 		case p+1 == k.Partitions():
@@ -191,121 +225,72 @@ const pageShift = 56
 var ErrBadCursor = errors.New("session: bad page cursor")
 
 // RoomsPage returns one page of the names of the rooms of namespace ns that
-// have members, with SCAN over the keyspace (MATCH Keys.RoomSessionsMatch,
-// TYPE set; on a Redis Cluster, each primary's in turn, the cursor holding
-// the primary's rank in its top 8 bits): start with cursor 0, pass the
-// returned next cursor, stop when it is 0; ErrBadCursor for one no page
-// returned. count is SCAN's COUNT, the keys looked at per page (of the whole
-// keyspace, so pages are often empty before the last); a full listing
-// costs a pass over every key. A room has a set in each partition where it
-// has members; it is listed for the first of them only (one EXISTS per
-// lower partition, pipelined), so it appears once unless keys change
-// between pages.
+// have members, with ZSCAN over each partition's room index
+// (bus.Keys.RoomIndex, MATCH the rooms of ns) in turn, going on to the
+// next partition while the page holds fewer than count rooms: start with
+// cursor 0, pass the returned next cursor, stop when it is 0; ErrBadCursor
+// for one no page returned. The cursor is SessionsPage's. count is
+// ZSCAN's COUNT, the rooms of every namespace looked at (a page may be
+// empty before the last). A room is in the index of each partition where
+// it has members; it is listed for the first of them only (one ZSCORE per
+// lower partition, pipelined), so it appears once unless memberships
+// change between pages.
 func (s *Store) RoomsPage(ctx context.Context, ns string, cursor uint64, count int64) (rooms []string, next uint64, err error) {
 	k := s.cfg.Keys
-	nodes, err := s.scanNodes(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
-	}
-	i, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
-	if i >= len(nodes) {
+	p, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
+	if p >= k.Partitions() {
 		return nil, 0, fmt.Errorf("session: list rooms: %w", ErrBadCursor)
 	}
-	keys, c, err := nodes[i].ScanType(ctx, c, k.RoomSessionsMatch(ns), count, "set").Result()
-	switch {
-	case err != nil:
-		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
-	case c >= 1<<pageShift:
-		return nil, 0, fmt.Errorf("session: list rooms: SCAN cursor %d too large", c)
-	case c != 0:
-		next = uint64(i)<<pageShift | c
-	case i+1 < len(nodes):
-		next = uint64(i+1) << pageShift
-	}
-	type found struct {
-		room  string
-		lower []*redis.IntCmd // EXISTS of the room's sets in lower partitions
-	}
-	var all []found
-	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, key := range keys {
-			room, ok := k.RoomName(key, ns)
-			if !ok {
-				continue
-			}
-			f := found{room: room}
-			for p := range k.Partitions() {
-				if k.RoomSessions(p, ns, room) == key {
-					break
-				}
-				f.lower = append(f.lower, pipe.Exists(ctx, k.RoomSessions(p, ns, room)))
-			}
-			all = append(all, f)
+	for {
+		page, nc, err := s.rdb.ZScan(ctx, k.RoomIndex(p), c, bus.GlobPrefix(bus.RoomMember(ns, "")), count).Result()
+		if err != nil {
+			return nil, 0, fmt.Errorf("session: list rooms: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
-	}
-	rooms = make([]string, 0, len(all))
-	for _, f := range all {
-		if !slices.ContainsFunc(f.lower, func(c *redis.IntCmd) bool { return c.Val() > 0 }) {
-			rooms = append(rooms, f.room)
+		first, err := s.firstHolding(ctx, p, ns, page)
+		if err != nil {
+			return nil, 0, fmt.Errorf("session: list rooms: %w", err)
 		}
+		rooms = append(rooms, first...)
+		switch {
+		case nc >= 1<<pageShift:
+			return nil, 0, fmt.Errorf("session: list rooms: ZSCAN cursor %d too large", nc)
+		case nc != 0:
+			return rooms, uint64(p)<<pageShift | nc, nil
+		case p+1 == k.Partitions():
+			return rooms, 0, nil
+		case int64(len(rooms)) >= count:
+			return rooms, uint64(p+1) << pageShift, nil
+		}
+		p, c = p+1, 0
 	}
-	return rooms, next, nil
 }
 
-// scanNodes returns the Redis clients a SCAN of the keyspace must go to:
-// the Store's client, or on a Redis Cluster (where SCAN reads one node)
-// the client of each primary, by address.
-func (s *Store) scanNodes(ctx context.Context) ([]redis.Cmdable, error) {
-	cc, ok := s.rdb.(*redis.ClusterClient)
-	if !ok {
-		return []redis.Cmdable{s.rdb}, nil
-	}
-	var mu sync.Mutex
-	var masters []*redis.Client
-	err := cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
-		mu.Lock()
-		defer mu.Unlock()
-		masters = append(masters, c)
+// firstHolding returns the names of the rooms of namespace ns in page (a
+// ZSCAN reply of partition p's room index: room member, score, ...) that
+// no lower partition's index holds.
+func (s *Store) firstHolding(ctx context.Context, p int, ns string, page []string) ([]string, error) {
+	k := s.cfg.Keys
+	lower := make([][]*redis.FloatCmd, 0, len(page)/2)
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i := 0; i < len(page); i += 2 {
+			var scores []*redis.FloatCmd
+			for q := range p {
+				scores = append(scores, pipe.ZScore(ctx, k.RoomIndex(q), page[i]))
+			}
+			lower = append(lower, scores)
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	slices.SortFunc(masters, func(a, b *redis.Client) int { return strings.Compare(a.Options().Addr, b.Options().Addr) })
-	nodes := make([]redis.Cmdable, len(masters))
-	for i, m := range masters {
-		nodes[i] = m
-	}
-	return nodes, nil
-}
-
-// scan yields the members of the set key(p) names in each partition p.
-func (s *Store) scan(ctx context.Context, key func(p int) string) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		for p := range s.cfg.Keys.Partitions() {
-			var cursor uint64
-			for {
-				ids, next, err := s.rdb.SScan(ctx, key(p), cursor, "", 500).Result()
-				if err != nil {
-					yield("", fmt.Errorf("session: list sessions: %w", err))
-					return
-				}
-				for _, id := range ids {
-					if !yield(id, nil) {
-						return
-					}
-				}
-				if next == 0 {
-					break
-				}
-				cursor = next
-			}
+	var rooms []string
+	for i, scores := range lower {
+		if !slices.ContainsFunc(scores, func(c *redis.FloatCmd) bool { return c.Err() == nil }) {
+			rooms = append(rooms, page[2*i][len(bus.RoomMember(ns, "")):])
 		}
 	}
+	return rooms, nil
 }
 
 // count sums the cardinality (SCARD) of the set key(p) names in each
@@ -328,9 +313,31 @@ func (s *Store) count(ctx context.Context, key func(p int) string) (int64, error
 	return n, nil
 }
 
+// countMembers sums the members of room of namespace ns (room "": of the
+// namespace) in the memberships key(p) of each partition p (ZLEXCOUNT),
+// in one pipeline.
+func (s *Store) countMembers(ctx context.Context, key func(p int) string, ns, room string) (int64, error) {
+	lo, hi := bus.MemberRange(ns, room)
+	cmds := make([]*redis.IntCmd, s.cfg.Keys.Partitions())
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range cmds {
+			cmds[p] = pipe.ZLexCount(ctx, key(p), lo, hi)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
 // CountNamespace returns how many sessions are connected to namespace ns.
 func (s *Store) CountNamespace(ctx context.Context, ns string) (int64, error) {
-	n, err := s.count(ctx, func(p int) string { return s.cfg.Keys.NamespaceSessions(p, ns) })
+	n, err := s.countMembers(ctx, s.cfg.Keys.Members, ns, "")
 	if err != nil {
 		return 0, fmt.Errorf("session: count namespace: %w", err)
 	}
@@ -339,7 +346,7 @@ func (s *Store) CountNamespace(ctx context.Context, ns string) (int64, error) {
 
 // CountRoom returns how many sessions are in room of namespace ns.
 func (s *Store) CountRoom(ctx context.Context, ns, room string) (int64, error) {
-	n, err := s.count(ctx, func(p int) string { return s.cfg.Keys.RoomSessions(p, ns, room) })
+	n, err := s.countMembers(ctx, s.cfg.Keys.Members, ns, room)
 	if err != nil {
 		return 0, fmt.Errorf("session: count room: %w", err)
 	}

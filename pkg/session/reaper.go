@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/pkg/bus"
 )
 
 // Alive marks this node as a live gateway for ttl. Gateways call it at
@@ -120,9 +122,10 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 	k := s.cfg.Keys
 	pipe := s.rdb.Pipeline()
 	var connected, polling, deadlines []*redis.IntCmd
+	lo, hi := bus.MemberRange("", "")
 	for p := range k.Partitions() {
-		connected = append(connected, pipe.SCard(ctx, k.NamespaceSessions(p, "")))
-		polling = append(polling, pipe.SCard(ctx, k.NamespacePolling(p, "")))
+		connected = append(connected, pipe.ZLexCount(ctx, k.Members(p), lo, hi))
+		polling = append(polling, pipe.ZLexCount(ctx, k.PollingMembers(p), lo, hi))
 		deadlines = append(deadlines, pipe.ZCard(ctx, k.Deadlines(p))) // handshaken and polling sessions
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -77,7 +77,7 @@ func isReply(err error, reply string) bool {
 // A routeTable is what a Store knows of the cluster's gateways.
 type routeTable struct {
 	arg  string     // the node ids, sorted, joined by "\n": a script's ARGV[1]
-	keys [][]string // per partition, the route keys (lua/lib.lua's route_keys)
+	keys [][]string // per partition, its shared keys (lua/lib.lua's partition_keys)
 	at   time.Time  // when it was read (zero: never)
 }
 
@@ -119,8 +119,8 @@ func (s *Store) refreshRoutes(ctx context.Context, since time.Time) error {
 	k := s.cfg.Keys
 	t := &routeTable{arg: strings.Join(nodes, "\n"), keys: make([][]string, k.Partitions()), at: start}
 	for p := range t.keys {
-		keys := make([]string, 0, 2+2*len(nodes))
-		keys = append(keys, k.StreamHolders(p), k.RouteGateways(p))
+		keys := make([]string, 0, 5+2*len(nodes))
+		keys = append(keys, k.StreamHolders(p), k.RouteGateways(p), k.Members(p), k.PollingMembers(p), k.RoomIndex(p))
 		for _, n := range nodes {
 			keys = append(keys, k.RouteStream(p, n), k.GatewayStreams(p, n))
 		}
@@ -130,11 +130,11 @@ func (s *Store) refreshRoutes(ctx context.Context, since time.Time) error {
 	return nil
 }
 
-// allPartitions, as run's partition, declares the route keys of every
+// allPartitions, as run's partition, declares the shared keys of every
 // partition, in order (commit_node.lua).
 const allPartitions = -1
 
-// withRoutes returns keys followed by partition p's route keys of t (of
+// withRoutes returns keys followed by partition p's shared keys of t (of
 // every partition for allPartitions), and sets args[0] (ARGV[1]) to t's
 // gateways.
 func withRoutes(t *routeTable, p int, keys []string, args []any) []string {
@@ -150,7 +150,7 @@ func withRoutes(t *routeTable, p int, keys []string, args []any) []string {
 }
 
 // run runs sc with keys and args (Store.args: run fills ARGV[1]). A script
-// that routes gets partition p's route keys after keys (every partition's
+// that routes gets partition p's shared keys after keys (every partition's
 // for allPartitions), from a table refreshed first when older than
 // Config.RouteRefresh, and runs again, routeAttempts times in all, with a
 // table read anew when it answers that the table is stale, and after this
@@ -188,7 +188,7 @@ func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args 
 }
 
 // write returns sc with keys and args as a step of a commit batch, with
-// partition p's route keys of the table the store has when the batch is
+// partition p's shared keys of the table the store has when the batch is
 // written (never refreshed there: a gateway refreshes it every
 // Config.RouteRefresh). A stale table fails the batch (ErrRouteTableStale).
 func (s *Store) write(sc *script, p int, keys []string, args ...any) bus.Write {

@@ -24,15 +24,14 @@ var luaFiles embed.FS
 
 // luaKeyMacros are the bus.KeyPatterns the scripts name keys with, for keys
 // known only once a script read data: a session named by an effect or the
-// reaper, the namespace and room sets of a session being ended. (Route
-// streams are declared: lua/lib.lua's route_keys.) All are keys of the script's partition (a script touches
+// reaper. (Route streams and memberships are declared: lua/lib.lua's
+// partition_keys.) All are keys of the script's partition (a script touches
 // one hash slot): luaPatterns panics on any other. The Lua files write
 // k_<name>(part) (k_<name>() for a single name), and luaSource expands it in
 // place to PP .. Head .. part .. Tail, so that no function is made for it on
 // every call of a script. room_member(ns, room) expands likewise to
 // bus.RoomMember.
-var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig",
-	"deadlines", "nsm", "nsp", "room", "roomp"}
+var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig", "deadlines"}
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
 // owns each name and number in it:
@@ -40,7 +39,7 @@ var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "pos
 //   - GATEWAYS, NOW, NODE: ARGV[1..3] as Store.args and Store.run pass
 //     them (the gateways of the caller's route table, node ids joined by
 //     "\n", whose route keys a script that routes takes: lua/lib.lua's
-//     route_keys; the time in unix ms; the node id of the gateway or
+//     partition_keys; the time in unix ms; the node id of the gateway or
 //     worker running the script); script arguments start at ARGV[4];
 //   - ROUTES_STALE: the error a script that routes answers, having written
 //     nothing, when its caller's route table misses a gateway
@@ -219,15 +218,16 @@ func luaString(s string) string {
 // A script is one of the session scripts.
 type script struct {
 	*redis.Script
-	// routes is true for a script that sends route messages: it takes its
-	// partition's route keys (lua/lib.lua's route_keys; Store.run).
+	// routes is true for a script that takes its partition's shared keys
+	// (lua/lib.lua's partition_keys; Store.run): it routes, or changes
+	// memberships.
 	routes bool
 }
 
 // luaScript assembles the script in lua/<name>.lua.
 func luaScript(name string) *script {
 	src := luaSource(name)
-	return &script{Script: redis.NewScript(src), routes: strings.Contains(src, "local function route_keys(")}
+	return &script{Script: redis.NewScript(src), routes: strings.Contains(src, "local function partition_keys(")}
 }
 
 // luaSource returns the script in lua/<name>.lua preceded by the lines of
@@ -355,12 +355,12 @@ var (
 
 // sessionKeys returns the KEYS of a script on session sid (lua/lib.lua):
 // the deadlines set, the session's keys in the order own_keys() takes
-// them, its partition stream, then extra.
+// them (its partition stream and POST record last), then extra.
 func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	k := s.cfg.Keys
-	keys := make([]string, 0, 9+len(extra))
+	keys := make([]string, 0, 10+len(extra))
 	keys = append(keys, k.Deadlines(k.PartitionOf(sid)), k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid),
-		k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.StreamFor(sid))
+		k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.StreamFor(sid), k.Post(sid))
 	return append(keys, extra...)
 }
 

@@ -430,8 +430,7 @@ func TestLuaKeyMacrosMatchKeys(t *testing.T) {
 	p := k.PartitionOf(sid)
 	script := redis.NewScript(expandLuaMacros(luaHeader + `local PP = ARGV[8]
 return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
-  k_post(ARGV[4]), k_sig(), k_deadlines(), k_nsm(ARGV[5]), k_nsp(ARGV[5]), k_room(room_member(ARGV[5], ARGV[6])),
-  k_roomp(room_member(ARGV[5], ARGV[6])), room_member(ARGV[5], ''),
+  k_post(ARGV[4]), k_sig(), k_deadlines(), room_member(ARGV[5], ''),
   tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD,
   ROUTE_FIELD, tostring(ROUTE_MAXLEN), DEADLINES, ROUTES_STALE, NOT_ROUTED}`))
 	got, err := script.Run(ctx, rdb, nil, st.args(sid, ns, room, "", k.PartitionPrefix(p))...).StringSlice()
@@ -439,8 +438,7 @@ return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARG
 		t.Fatal(err)
 	}
 	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
-		k.Post(sid), k.Stream(p), k.Deadlines(p), k.NamespaceSessions(p, ns), k.NamespacePolling(p, ns), k.RoomSessions(p, ns, room),
-		k.RoomPolling(p, ns, room), bus.RoomMember(ns, ""),
+		k.Post(sid), k.Stream(p), k.Deadlines(p), bus.RoomMember(ns, ""),
 		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
 		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen), "deadlines", routeStaleReply, notRoutedReply}
 	if !slices.Equal(got, want) {
@@ -449,12 +447,35 @@ return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARG
 	if want := k.PartitionPrefix(p) + "deadlines"; k.Deadlines(p) != want {
 		t.Errorf("lua/lib.lua reads PP off %q, which is not %q", k.Deadlines(p), want)
 	}
-	if len(luaKeyMacros) != 14 {
-		t.Errorf("%d key macros; this test checks 14", len(luaKeyMacros))
+	if len(luaKeyMacros) != 10 {
+		t.Errorf("%d key macros; this test checks 10", len(luaKeyMacros))
 	}
 	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
 		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
 			t.Errorf("luaString(%q) reads back as %q", s, got)
+		}
+	}
+}
+
+// The Lua membership entry (lib.lua's member_entry) is bus.MemberEntry's,
+// whatever bytes the namespace and room hold.
+func TestMemberEntryMatchesGo(t *testing.T) {
+	_, rdb := newStore(t, "gwA")
+	lib, err := luaFiles.ReadFile("lua/lib.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unit string
+	for _, u := range luaUnits(string(lib)) {
+		if slices.Contains(u.defs, "member_entry") {
+			unit = u.text
+		}
+	}
+	script := redis.NewScript(expandLuaMacros(unit + "return member_entry(room_member(ARGV[1], ARGV[2]), ARGV[3])"))
+	for _, c := range [][3]string{{"", "", "AbCd"}, {"/chat", "", "AbCd"}, {"/chat", "lobby", "x"}, {"/chat", "a:b\n\xff", "AbCd"}, {"/é", "ü", ""}} {
+		got, err := script.Run(context.Background(), rdb, nil, c[0], c[1], c[2]).Text()
+		if want := bus.MemberEntry(c[0], c[1], c[2]); err != nil || got != want {
+			t.Errorf("member_entry(%q) = %q, %v; bus.MemberEntry = %q", c, got, err, want)
 		}
 	}
 }
@@ -506,8 +527,8 @@ func TestLuaFilesOwnNoFormat(t *testing.T) {
 func TestExpandLuaMacros(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"k_s(sid)", "(PP .. 's:' .. (sid))"},
-		{"x = k_nsm( ns )", "x = (PP .. 'nsm:' .. (ns))"},
-		{"k_roomp(room_member(ns, room))", "(PP .. 'roomp:' .. (((ns) .. ':' .. (room))))"},
+		{"x = k_ns( sid )", "x = (PP .. 'ns:' .. (sid))"},
+		{"k_rooms(room_member(ns, room))", "(PP .. 'rooms:' .. (((ns) .. ':' .. (room))))"},
 		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
 		{"k_sig()", "(PP .. 'sig')"},
 		{"k_s({1, 2}[1])", "(PP .. 's:' .. ({1, 2}[1]))"},

@@ -293,7 +293,7 @@ func (s *Store) OpenStream(ctx context.Context, sid, transport string) (first bo
 	}
 	p := s.cfg.Keys.PartitionOf(sid)
 	res, err := s.run(ctx, openScript, p,
-		s.sessionKeys(sid, s.cfg.Keys.GatewayStreams(p, s.cfg.Node), s.cfg.Keys.NamespaceSessions(p, "")), s.args(sid, transport, exclusive)...).Result()
+		s.sessionKeys(sid), s.args(sid, transport, exclusive)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return false, nil, ErrUnknownSession
@@ -387,7 +387,7 @@ func (s *Store) poll(ctx context.Context, sid, transport, pollID, t, run string)
 	ttl := s.pollTTL()
 	p := s.cfg.Keys.PartitionOf(sid)
 	res, err := s.run(ctx, pollScript, p,
-		s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ""), s.cfg.Keys.NamespacePolling(p, "")),
+		s.sessionKeys(sid),
 		s.args(sid, transport, pollID, t, deadline, ttl, s.cfg.PollBatchBytes, s.cfg.BatchConfirmWait.Milliseconds(), run, s.refreshSlack())...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
@@ -482,7 +482,7 @@ func (s *Store) touch(ctx context.Context, sid string, p Post) (PostReply, error
 	ttl := s.pollTTL()
 	part := s.cfg.Keys.PartitionOf(sid)
 	res, err := s.run(ctx, touchScript, part,
-		s.sessionKeys(sid, s.cfg.Keys.Post(sid), s.cfg.Keys.NamespaceSessions(part, ""), s.cfg.Keys.NamespacePolling(part, "")),
+		s.sessionKeys(sid, s.cfg.Keys.Members(part), s.cfg.Keys.PollingMembers(part)),
 		s.args(sid, deadline, ttl, s.refreshSlack(), p.T, p.Digest, s.cfg.BatchConfirmWait.Milliseconds(), p.Transport)...).Result()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
@@ -588,7 +588,7 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 		e = "1"
 	}
 	p := s.cfg.Keys.PartitionOf(sid)
-	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ns), s.cfg.Keys.NamespacePolling(p, ns))
+	keys := s.sessionKeys(sid)
 	// The namespaces set holds the default namespace too.
 	args := s.args(sid, ns, query, e, s.cfg.MaxNamespaces+1)
 	return s.write(joinScript, p, keys, args...)
@@ -597,7 +597,7 @@ func (s *Store) JoinWrite(sid, ns, query string, echo bool) bus.Write {
 // LeaveWrite disconnects namespace ns as a step of a committer batch.
 func (s *Store) LeaveWrite(sid, ns string, reason bus.DisconnectReason) bus.Write {
 	p := s.cfg.Keys.PartitionOf(sid)
-	keys := s.sessionKeys(sid, s.cfg.Keys.NamespaceSessions(p, ns), s.cfg.Keys.NamespacePolling(p, ns))
+	keys := s.sessionKeys(sid)
 	return s.write(leaveScript, p, keys, s.args(sid, ns, string(reason))...)
 }
 

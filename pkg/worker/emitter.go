@@ -119,8 +119,9 @@ func (e *Emitter) In(ns, room string) *Room {
 func (e *Emitter) Of(ns string) *Room { return &Room{em: e, ns: ns} }
 
 // Sockets iterates over the ids of the sockets connected to namespace ns
-// across the cluster, with a cursor (SSCAN), never one giant read. A socket
-// may appear twice if the set changes during the scan, as SSCAN allows.
+// across the cluster, partition after partition and 500 at a time (ZRANGE
+// BYLEX of the partition's memberships), never one giant read. A socket may
+// appear twice if it leaves and joins again during the iteration.
 func (e *Emitter) Sockets(ctx context.Context, ns string) iter.Seq2[string, error] {
 	return e.store.Sessions(ctx, ns)
 }
@@ -146,10 +147,11 @@ func (e *Emitter) Connected(ctx context.Context, sid, ns string) (bool, error) {
 // namespace ns (room "") or in room of ns, for callers that page across
 // requests (Sockets iterates over all of them). Start with cursor 0 and
 // pass the returned next cursor; next is 0 after the last page. count is a
-// hint of the page's size (Redis SSCAN's COUNT: a small set comes whole in
-// one page, and a page may be empty before the last). A socket may appear
-// twice if the set changes between pages. It returns ErrBadRoom for a room
-// with a newline.
+// hint of the page's size (Redis ZSCAN's COUNT over a partition's
+// memberships of every room: a partition with few comes whole in one page,
+// and a page may be empty before the last). A socket may appear twice if
+// memberships change between pages. It returns ErrBadRoom for a room with
+// a newline.
 func (e *Emitter) SocketsPage(ctx context.Context, ns, room string, cursor uint64, count int) (ids []string, next uint64, err error) {
 	if room != "" {
 		if err := session.ValidRoom(room); err != nil {
@@ -164,10 +166,11 @@ func (e *Emitter) SocketsPage(ctx context.Context, ns, room string, cursor uint6
 }
 
 // RoomsPage returns one page of the names of the rooms of namespace ns that
-// have members, as SocketsPage pages sockets. It scans the whole Redis
-// keyspace (SCAN MATCH on the room keys of ns): count is the keys looked
-// at per page, so pages are often empty before the last, and a full
-// listing costs a pass over every key; an operator's tool, not a hot path.
+// have members, as SocketsPage pages sockets. It scans each partition's
+// room index (ZSCAN MATCH the rooms of ns): count is the rooms of every
+// namespace looked at per page, so pages may be empty before the last, and
+// a full listing costs a pass over every room; an operator's tool, not a
+// hot path.
 func (e *Emitter) RoomsPage(ctx context.Context, ns string, cursor uint64, count int) (rooms []string, next uint64, err error) {
 	rooms, next, err = e.store.RoomsPage(ctx, ns, cursor, int64(count))
 	if err != nil {

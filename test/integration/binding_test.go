@@ -99,12 +99,7 @@ func waitSessions(t *testing.T, c *cluster, start time.Time, n int, within time.
 		var open []string
 		// Every session with a transport open is in the default
 		// namespace's set.
-		var sids []string
-		for p := range c.keys.Partitions() {
-			in, _ := c.rdb.SMembers(ctx, c.keys.NamespaceSessions(p, "")).Result()
-			sids = append(sids, in...)
-		}
-		for _, sid := range sids {
+		for sid := range c.connected(ctx) {
 			f, _ := c.rdb.HMGet(ctx, c.keys.Session(sid), "st", "ct").Result()
 			st, _ := f[0].(string)
 			ct, _ := strconv.ParseInt(fmt.Sprint(f[1]), 10, 64)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/realtime/realtime/internal/testredis"
 	"github.com/realtime/realtime/pkg/bus"
+	"github.com/realtime/realtime/pkg/session"
 )
 
 var (
@@ -364,4 +366,21 @@ func frame(packets ...string) string {
 		b.WriteString("\ufffd" + strconv.Itoa(len(utf16.Encode([]rune(p)))) + "\ufffd" + p)
 	}
 	return b.String()
+}
+
+// connected yields the ids of the sessions connected to the default
+// namespace (every session a transport opened), read from Redis; a read
+// error fails the test.
+func (c *cluster) connected(ctx context.Context) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		st := session.New(c.rdb, session.Config{Keys: c.keys, Node: "test"})
+		for sid, err := range st.Sessions(ctx, "") {
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			if !yield(sid) {
+				return
+			}
+		}
+	}
 }

@@ -7,7 +7,7 @@
 -- entry id, the effects apply only if XACK acknowledged the entry now (so a
 -- retried or duplicated commit applies nothing twice).
 -- KEYS[q + 1] the deadlines set of partition q, for every partition (KEYS[1]
--- is partition 0's), then the route keys of each partition in turn. ARGV[4] the number of partitions; then per commit:
+-- is partition 0's), then the shared keys of each partition in turn. ARGV[4] the number of partitions; then per commit:
 -- stream, consumer group, id, effect count, then per effect: op, partition
 -- (the number of its session's; "" for a broadcast to every partition), arg
 -- count, args.
@@ -17,7 +17,7 @@ local np = tonumber(ARGV[4])
 local function within(q)
   KDL = KEYS[q + 1]
   PP = string.sub(KDL, 1, #KDL - #DEADLINES)
-  HOLDERS, ROUTING, ROUTES = route_keys(np + q * (2 + 2 * #GW))
+  HOLDERS, ROUTING, MEMBERS, PMEMBERS, ROOMIDX, ROUTES = partition_keys(np + q * (5 + 2 * #GW))
 end
 for q = 0, np - 1 do
   within(q)

@@ -2,9 +2,8 @@
 -- [6] query, [7] "1" to queue the 1::<ns> echo (polling sessions;
 -- streaming gateways write it themselves), [8] the most members of the
 -- session's namespaces set (Config.MaxNamespaces + 1). KEYS: the
--- session's, then KEYS[10] and KEYS[11] the partition's namespace sets
--- (<P>{p}:nsm:<ns>, nsp:<ns>). Returns 1, 0 if the session is gone, or 2
--- if the join would go beyond ARGV[8] (nothing changed).
+-- session's, then the partition's shared keys. Returns 1, 0 if the session
+-- is gone, or 2 if the join would go beyond ARGV[8] (nothing changed).
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 local sid, ns = ARGV[4], ARGV[5]
 local k = own_keys()
@@ -13,8 +12,9 @@ if not f[1] then return 0 end
 if redis.call('SISMEMBER', k.ns, ns) == 0 and redis.call('SCARD', k.ns) >= tonumber(ARGV[8]) then return 2 end
 if f[2] == 'stream' and f[3] then route_to(f[3], route_join(sid, ns, '')) end
 if redis.call('SADD', k.ns, ns) == 1 then
-  redis.call('SADD', KEYS[10], sid)
-  if f[2] == 'poll' then redis.call('SADD', KEYS[11], sid) end
+  local e = member_entry(room_member(ns, ''), sid)
+  redis.call('ZADD', MEMBERS, 0, e)
+  if f[2] == 'poll' then redis.call('ZADD', PMEMBERS, 0, e) end
   xadd(k.sig, sid, 'connect', ns, {query = ARGV[6]})
 end
 if ARGV[7] == '1' then deliver(sid, {'1::' .. ns}, k) end

@@ -17,22 +17,23 @@
 -- macros of partition keys (k_s(sid), k_sig(), ...) name them under PP, so
 -- a script touches its partition's hash slot only: effects on other
 -- partitions go through the outbox (commit.lua, inbox.lua). A script on
--- one session (its sid in ARGV[4])
--- gets that session's keys as KEYS[2..9], in the order of own_keys() below
--- (Store.sessionKeys builds them); its own keys follow from KEYS[10]. A
--- script that sends route messages also takes its partition's route keys,
--- the last KEYS (route_keys below). The
--- helpers below that act on a session take its sid and own: the table
--- own_keys() returns when the session is the script's own, nil for a
--- session named by data (the sessions of a worker's effects, of a
--- broadcast, of the reaper), whose keys they name with the key macros.
+-- one session (its sid in ARGV[4]) gets that session's keys as
+-- KEYS[2..10], in the order of own_keys() below (Store.sessionKeys builds
+-- them); its own keys follow from KEYS[11]. A script that sends route
+-- messages or changes memberships also takes its partition's shared keys,
+-- the last KEYS (partition_keys below). The helpers below that act on a
+-- session take its sid and its keys: the table own_keys() returns for the
+-- script's own session, or session_keys(sid) for a session named by data
+-- (the sessions of a worker's effects, of a broadcast, of the reaper),
+-- which names them with the key macros.
 --
 -- Message formats written here (one helper each; pkg/bus owns and decodes
 -- them, the contract tests in scripts_test.go check they agree): the route
 -- messages and route stream entries (route_*, append_route and flush;
 -- bus.Route, bus.EachRoute and bus.AppendRoute), the reply
--- message (reply_message, bus.Reply) and the packed signal (xadd,
--- bus.Signal.Pack).
+-- message (reply_message, bus.Reply), the packed signal (xadd,
+-- bus.Signal.Pack) and the membership entry (member_entry,
+-- bus.MemberEntry).
 
 local KDL = KEYS[1]
 local PP = string.sub(KDL, 1, #KDL - #DEADLINES)
@@ -41,8 +42,21 @@ local PP = string.sub(KDL, 1, #KDL - #DEADLINES)
 -- its partition's stream.
 local function own_keys()
   return {s = KEYS[2], mb = KEYS[3], ns = KEYS[4], rooms = KEYS[5], acks = KEYS[6],
-    kick = KEYS[7], cf = KEYS[8], sig = KEYS[9]}
+    kick = KEYS[7], cf = KEYS[8], sig = KEYS[9], post = KEYS[10]}
 end
+
+-- session_keys names the keys of session sid of the script's partition, a
+-- session named by data, as own_keys() returns the script's own.
+local function session_keys(sid)
+  return {s = k_s(sid), mb = k_mb(sid), ns = k_ns(sid), rooms = k_rooms(sid), acks = k_acks(sid),
+    kick = k_kick(sid), cf = k_cf(sid), sig = k_sig(), post = k_post(sid)}
+end
+
+-- member_entry is session sid's entry in the partition's memberships
+-- (MEMBERS, PMEMBERS: bus.MemberEntry) for rm, a room_member (the
+-- namespace itself: room_member(ns, '')); entries of one rm are the range
+-- that starts with member_entry(rm, '').
+local function member_entry(rm, sid) return #rm .. ':' .. rm .. sid end
 
 -- xadd appends a signal of session sid to stream, packed as
 -- bus.Signal.Pack does; extra holds query, transport or reason.
@@ -104,23 +118,25 @@ local function flush()
     if #msgs == 1 then add_route_entry(key, msgs[1]) else add_route_entry(key, route_batch(msgs)) end
   end
 end
--- The route keys (Store.run): the caller's route table, GATEWAYS (ARGV[1]),
--- names the gateways it knows of (node ids joined by '\n'); for the script's
--- partition it declares, as its last 2 + 2n KEYS, the partition's set of
--- the gateways holding streams (HOLDERS), its set of the gateways its
--- sessions may name (ROUTING, bus.Keys.RouteGateways), then for each
+-- The partition's shared keys (Store.run): the caller's route table,
+-- GATEWAYS (ARGV[1]), names the gateways it knows of (node ids joined by
+-- '\n'); for the script's partition it declares, as its last 5 + 2n KEYS,
+-- the partition's set of the gateways holding streams (HOLDERS), its set of
+-- the gateways its sessions may name (ROUTING, bus.Keys.RouteGateways), its
+-- memberships and its polling ones (MEMBERS, PMEMBERS: sorted sets of
+-- member_entry), its rooms by member count (ROOMIDX), then for each
 -- gateway of the table, in order, its route stream and its streams set of
--- the partition. route_keys reads such a block from KEYS[base + 1] on and
--- returns HOLDERS, ROUTING and ROUTES (node -> {gw = route stream, gwss =
--- streams set}).
+-- the partition. partition_keys reads such a block from KEYS[base + 1] on
+-- and returns HOLDERS, ROUTING, MEMBERS, PMEMBERS, ROOMIDX and ROUTES
+-- (node -> {gw = route stream, gwss = streams set}).
 local GW = {}
 for node in string.gmatch(GATEWAYS, '[^\n]+') do GW[#GW + 1] = node end
-local function route_keys(base)
+local function partition_keys(base)
   local routes = {}
-  for i, node in ipairs(GW) do routes[node] = {gw = KEYS[base + 1 + 2 * i], gwss = KEYS[base + 2 + 2 * i]} end
-  return KEYS[base + 1], KEYS[base + 2], routes
+  for i, node in ipairs(GW) do routes[node] = {gw = KEYS[base + 4 + 2 * i], gwss = KEYS[base + 5 + 2 * i]} end
+  return KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], routes
 end
-local HOLDERS, ROUTING, ROUTES = route_keys(#KEYS - 2 - 2 * #GW)
+local HOLDERS, ROUTING, MEMBERS, PMEMBERS, ROOMIDX, ROUTES = partition_keys(#KEYS - 5 - 2 * #GW)
 
 -- routes_stale reports whether the partition's sessions may name a
 -- gateway the caller declared no route keys for (a member of ROUTING not
@@ -169,35 +185,40 @@ local function poller(pg)
   return string.match(pg, '^(%S+) (%S+)$')
 end
 
--- end_session ends a session exactly once: one disconnect signal per
--- connected namespace (the default one last), every index cleaned, the
--- holder of its stream or parked poll told. Returns 1, or 0 if it was gone.
--- The session's POST record (<P>{p}:post:<sid>) is named by its key macro
--- even for the script's own session: only touch.lua takes it as a key.
-local function end_session(sid, reason, packet, own)
-  local s = own and own.s or k_s(sid)
-  local f = redis.call('HMGET', s, 'p', 'gw', 'pg', 'cls')
+-- leave_room_member takes session sid out of room rm (a room_member) in
+-- the partition's memberships and room index (the session's own rooms set
+-- is its caller's).
+local function leave_room_member(sid, rm)
+  local e = member_entry(rm, sid)
+  if redis.call('ZREM', MEMBERS, e) == 1 and tonumber(redis.call('ZINCRBY', ROOMIDX, -1, rm)) <= 0 then
+    redis.call('ZREM', ROOMIDX, rm)
+  end
+  redis.call('ZREM', PMEMBERS, e)
+end
+
+-- end_session ends a session (keys k: own_keys() or session_keys(sid))
+-- exactly once: one disconnect signal per connected namespace (the default
+-- one last), every index cleaned, the holder of its stream or parked poll
+-- told. Returns 1, or 0 if it was gone.
+local function end_session(sid, reason, packet, k)
+  local f = redis.call('HMGET', k.s, 'p', 'gw', 'pg', 'cls')
   if not f[1] then return 0 end
   local gw, pg = f[2], f[3]
   if packet and packet ~= '' and f[4] ~= 'stream' then
     -- A polling client may be between polls: its next poll gets the last
     -- packet (e.g. 0::, so it knows it was booted) instead of an error.
-    redis.call('SET', own and own.kick or k_kick(sid), packet, 'PX', 60000)
+    redis.call('SET', k.kick, packet, 'PX', 60000)
   end
-  local kns, krooms = own and own.ns or k_ns(sid), own and own.rooms or k_rooms(sid)
-  local nss = redis.call('SMEMBERS', kns)
+  local nss = redis.call('SMEMBERS', k.ns)
   table.sort(nss, function(a, b) return a > b end)
-  local stream = own and own.sig or k_sig()
   for _, ns in ipairs(nss) do
-    xadd(stream, sid, 'disconnect', ns, {reason = reason})
-    redis.call('SREM', k_nsm(ns), sid)
-    redis.call('SREM', k_nsp(ns), sid)
+    xadd(k.sig, sid, 'disconnect', ns, {reason = reason})
+    local e = member_entry(room_member(ns, ''), sid)
+    redis.call('ZREM', MEMBERS, e)
+    redis.call('ZREM', PMEMBERS, e)
   end
-  for _, r in ipairs(redis.call('SMEMBERS', krooms)) do
-    redis.call('SREM', k_room(r), sid)
-    redis.call('SREM', k_roomp(r), sid)
-  end
-  redis.call('ZREM', own and KDL or k_deadlines(), sid)
+  for _, rm in ipairs(redis.call('SMEMBERS', k.rooms)) do leave_room_member(sid, rm) end
+  redis.call('ZREM', KDL, sid)
   local msg = route_close(sid, reason, packet or '')
   if gw then
     drop_stream(gw, sid)
@@ -205,27 +226,23 @@ local function end_session(sid, reason, packet, own)
   end
   local pnode = poller(pg)
   if pnode and pnode ~= gw then route_to(pnode, msg) end
-  if own then
-    redis.call('DEL', s, own.mb, kns, krooms, own.acks, own.cf, k_post(sid))
-  else
-    redis.call('DEL', s, k_mb(sid), kns, krooms, k_acks(sid), k_cf(sid), k_post(sid))
-  end
+  redis.call('DEL', k.s, k.mb, k.ns, k.rooms, k.acks, k.cf, k.post)
   return 1
 end
 
--- deliver queues packets for a session: routed to the gateway holding
--- its stream, else appended to its mailbox, waking a parked poll. One
--- packet for an empty mailbox whose poll is parked for packets (pq, set by
--- poll.lua's last park, names the parked poll pg) is taken for that poll
--- at once, as the poll's own run would take it (it, ic, ib, io, itm), and
--- offered to it (route_offer; off marks the batch as offered): its gateway
--- answers without running the poll again. Returns 1, 0 when there is no
--- such session, -1 when the mailbox overflowed (the session is then ended
--- with reason "overflow"): its bytes would pass mxb while its oldest
+-- deliver queues packets for a session (keys k): routed to the gateway
+-- holding its stream, else appended to its mailbox, waking a parked poll.
+-- One packet for an empty mailbox whose poll is parked for packets (pq,
+-- set by poll.lua's last park, names the parked poll pg) is taken for that
+-- poll at once, as the poll's own run would take it (it, ic, ib, io, itm),
+-- and offered to it (route_offer; off marks the batch as offered): its
+-- gateway answers without running the poll again. Returns 1, 0 when there
+-- is no such session, -1 when the mailbox overflowed (the session is then
+-- ended with reason "overflow"): its bytes would pass mxb while its oldest
 -- packet has waited more than mxw ms (the client does not drain it), or
 -- pass MB_HARD times mxb.
-local function deliver(sid, packets, own)
-  local s = own and own.s or k_s(sid)
+local function deliver(sid, packets, k)
+  local s = k.s
   local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw', 'pq', 'pt')
   if not f[4] then return 0 end -- every session has its partition
   if f[1] == 'stream' and f[2] then
@@ -240,11 +257,10 @@ local function deliver(sid, packets, own)
     local waited = 0
     if f[6] then waited = tonumber(NOW) - tonumber(f[6]) end
     if bytes > MB_HARD * bound or waited > (tonumber(f[8]) or MB_WAIT_DEFAULT) then
-      end_session(sid, 'overflow', '', own)
+      end_session(sid, 'overflow', '', k)
       return -1
     end
   end
-  local mb = own and own.mb or k_mb(sid)
   local node, pid = poller(f[3])
   local offer = node and f[9] == f[3] and #packets == 1 and bytes == add
   if offer then
@@ -252,37 +268,36 @@ local function deliver(sid, packets, own)
     redis.call('HSET', s, 'mbb', bytes, 'it', f[10], 'ic', 1, 'ib', add, 'io', f[3], 'itm', NOW, 'off', 1)
   elseif f[6] then redis.call('HSET', s, 'mbb', bytes)
   else redis.call('HSET', s, 'mt', NOW, 'mbb', bytes) end
-  redis.call('RPUSH', mb, unpack(packets))
+  redis.call('RPUSH', k.mb, unpack(packets))
   local ttl = redis.call('PTTL', s)
-  if ttl > 0 then redis.call('PEXPIRE', mb, ttl) end
+  if ttl > 0 then redis.call('PEXPIRE', k.mb, ttl) end
   if offer then route_to(node, route_offer(sid, pid, packets[1]))
   elseif node then route_to(node, route_wake(sid, pid)) end
   return 1
 end
 
--- leave_ns disconnects one namespace of a session: packet (if any) is
--- delivered first, the session leaves the namespace's rooms, the gateway
--- holding its stream is told, and the disconnect signal is written. nsm and
--- nsp are the namespace's sets when the caller has them as KEYS. Returns
--- 1, or 0 when the session or the namespace membership was gone.
-local function leave_ns(sid, ns, reason, packet, own, nsm, nsp)
-  local f = redis.call('HMGET', own and own.s or k_s(sid), 'p', 'gw')
+-- leave_ns disconnects one namespace of a session (keys k): packet (if
+-- any) is delivered first, the session leaves the namespace's rooms, the
+-- gateway holding its stream is told, and the disconnect signal is
+-- written. Returns 1, or 0 when the session or the namespace membership
+-- was gone.
+local function leave_ns(sid, ns, reason, packet, k)
+  local f = redis.call('HMGET', k.s, 'p', 'gw')
   if not f[1] then return 0 end
-  if packet ~= '' then deliver(sid, {packet}, own) end
-  if redis.call('SREM', own and own.ns or k_ns(sid), ns) == 0 then return 0 end
-  redis.call('SREM', nsm or k_nsm(ns), sid)
-  redis.call('SREM', nsp or k_nsp(ns), sid)
-  local krooms = own and own.rooms or k_rooms(sid)
+  if packet ~= '' then deliver(sid, {packet}, k) end
+  if redis.call('SREM', k.ns, ns) == 0 then return 0 end
+  local e = member_entry(room_member(ns, ''), sid)
+  redis.call('ZREM', MEMBERS, e)
+  redis.call('ZREM', PMEMBERS, e)
   local prefix = room_member(ns, '')
-  for _, r in ipairs(redis.call('SMEMBERS', krooms)) do
-    if string.sub(r, 1, #prefix) == prefix then
-      redis.call('SREM', k_room(r), sid)
-      redis.call('SREM', k_roomp(r), sid)
-      redis.call('SREM', krooms, r)
+  for _, rm in ipairs(redis.call('SMEMBERS', k.rooms)) do
+    if string.sub(rm, 1, #prefix) == prefix then
+      leave_room_member(sid, rm)
+      redis.call('SREM', k.rooms, rm)
     end
   end
   if f[2] then route_to(f[2], route_leave(sid, ns, '')) end
-  xadd(own and own.sig or k_sig(), sid, 'disconnect', ns, {reason = reason})
+  xadd(k.sig, sid, 'disconnect', ns, {reason = reason})
   return 1
 end
 
@@ -320,39 +335,39 @@ end
 -- open_polling opens a session no transport has opened yet for polling
 -- transport tr, as its first GET does (poll.lua), or a POST before that
 -- GET (touch.lua; the reference's handleClient connects a session on any
--- request of a handshaken id): the default namespace is connected (nsm,
--- nsp: the partition's default namespace sets), the connect signal is
--- written, and 1:: waits first in its mailbox.
-local function open_polling(sid, own, tr, nsm, nsp)
+-- request of a handshaken id): the default namespace is connected (members,
+-- pmembers: the partition's memberships), the connect signal is written,
+-- and 1:: waits first in its mailbox.
+local function open_polling(sid, own, tr, members, pmembers)
   redis.call('HSET', own.s, 'st', 'open', 'tr', tr, 'cls', 'poll')
   redis.call('SADD', own.ns, '')
-  redis.call('SADD', nsm, sid)
-  redis.call('SADD', nsp, sid)
+  local e = member_entry(room_member('', ''), sid)
+  redis.call('ZADD', members, 0, e)
+  redis.call('ZADD', pmembers, 0, e)
   xadd(own.sig, sid, 'connect', '', {transport = tr})
   redis.call('LPUSH', own.mb, '1::')
   redis.call('HINCRBY', own.s, 'mbb', 3)
 end
 
--- join_room puts a session of the script's partition in a room of a
--- namespace it is connected to, telling the gateway holding its stream.
-local function join_room(sid, ns, room)
-  local s = k_s(sid)
-  local f = redis.call('HMGET', s, 'cls', 'gw')
-  if redis.call('EXISTS', s) == 0 then return end
-  if redis.call('SISMEMBER', k_ns(sid), ns) == 0 then return end
-  local r = room_member(ns, room)
-  redis.call('SADD', k_rooms(sid), r)
-  redis.call('SADD', k_room(r), sid)
-  if f[1] == 'poll' then redis.call('SADD', k_roomp(r), sid)
+-- join_room puts a session (keys k) of the script's partition in a room of
+-- a namespace it is connected to, telling the gateway holding its stream.
+local function join_room(sid, ns, room, k)
+  local f = redis.call('HMGET', k.s, 'cls', 'gw', 'p')
+  if not f[3] then return end
+  if redis.call('SISMEMBER', k.ns, ns) == 0 then return end
+  local rm = room_member(ns, room)
+  redis.call('SADD', k.rooms, rm)
+  local e = member_entry(rm, sid)
+  if redis.call('ZADD', MEMBERS, 0, e) == 1 then redis.call('ZINCRBY', ROOMIDX, 1, rm) end
+  if f[1] == 'poll' then redis.call('ZADD', PMEMBERS, 0, e)
   elseif f[1] == 'stream' and f[2] then route_to(f[2], route_join(sid, ns, room)) end
 end
 
-local function leave_room(sid, ns, room)
-  local r = room_member(ns, room)
-  redis.call('SREM', k_rooms(sid), r)
-  redis.call('SREM', k_room(r), sid)
-  redis.call('SREM', k_roomp(r), sid)
-  local gw = redis.call('HGET', k_s(sid), 'gw')
+local function leave_room(sid, ns, room, k)
+  local rm = room_member(ns, room)
+  redis.call('SREM', k.rooms, rm)
+  leave_room_member(sid, rm)
+  local gw = redis.call('HGET', k.s, 'gw')
   if gw then route_to(gw, route_leave(sid, ns, room)) end
 end
 
@@ -364,10 +379,10 @@ end
 local function broadcast_here(ns, room, except, packet)
   local msg = route_broadcast(ns, room, except, packet)
   for _, node in ipairs(redis.call('SMEMBERS', HOLDERS)) do route_to(node, msg) end
-  local set
-  if room == '' then set = k_nsp(ns) else set = k_roomp(room_member(ns, room)) end
-  for _, sid in ipairs(redis.call('SMEMBERS', set)) do
-    if sid ~= except then deliver(sid, {packet}) end
+  local prefix = member_entry(room_member(ns, room), '')
+  for _, e in ipairs(redis.call('ZRANGEBYLEX', PMEMBERS, '[' .. prefix, '[' .. prefix .. '\255')) do
+    local sid = string.sub(e, #prefix + 1)
+    if sid ~= except then deliver(sid, {packet}, session_keys(sid)) end
   end
 end
 
@@ -375,9 +390,9 @@ end
 -- in the script's partition: its session is one of the partition's, and a
 -- broadcast reaches the partition's members.
 local function apply_effect(op, a)
-  if op == 'd' then deliver(a[1], {a[2]})
-  elseif op == 'j' then join_room(a[1], a[2], a[3])
-  elseif op == 'l' then leave_room(a[1], a[2], a[3])
+  if op == 'd' then deliver(a[1], {a[2]}, session_keys(a[1]))
+  elseif op == 'j' then join_room(a[1], a[2], a[3], session_keys(a[1]))
+  elseif op == 'l' then leave_room(a[1], a[2], a[3], session_keys(a[1]))
   elseif op == 'b' then broadcast_here(a[1], a[2], a[3], a[4])
   elseif op == 'a' then
     local s, acks = k_s(a[1]), k_acks(a[1])
@@ -386,8 +401,8 @@ local function apply_effect(op, a)
       local ttl = redis.call('PTTL', s)
       if ttl > 0 then redis.call('PEXPIRE', acks, ttl) end
     end
-  elseif op == 'e' then end_session(a[1], a[2], a[3])
-  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4])
+  elseif op == 'e' then end_session(a[1], a[2], a[3], session_keys(a[1]))
+  elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4], session_keys(a[1]))
   end
 end
 

@@ -1,9 +1,8 @@
 -- open.lua attaches a streaming transport held by NODE (Store.OpenStream).
 -- ARGV[4] sid, [5] transport, [6] "1" to refuse a session a stream
--- opened already (Config.ExclusiveStreams). KEYS: the session's, then
--- KEYS[10] this gateway's streams set of the partition (<P>{p}:gwss:NODE),
--- KEYS[11] the partition's set of the default namespace (<P>{p}:nsm:).
--- The gateway joins the partition's holders (<P>{p}:holders).
+-- opened already (Config.ExclusiveStreams). KEYS: the session's, then the
+-- partition's shared keys (this gateway's streams set among them; it
+-- joins the partition's holders).
 -- Returns nil (unknown), -1 (wrong class), -2 (held: ARGV[6]), or
 -- {first, {queued packets}}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
@@ -20,7 +19,7 @@ if f[1] == 'new' then
   first = 1
   redis.call('HSET', s, 'st', 'open', 'tr', tr, 'cls', 'stream')
   redis.call('SADD', k.ns, '')
-  redis.call('SADD', KEYS[11], sid)
+  redis.call('ZADD', MEMBERS, 0, member_entry(room_member('', ''), sid))
   xadd(k.sig, sid, 'connect', '', {transport = tr})
 end
 if f[4] and f[4] ~= NODE then
@@ -31,7 +30,7 @@ end
 -- POSTs by it): the 0.9 client falls back from a websocket that never
 -- opened on its side to htmlfile with the same sid.
 redis.call('HSET', s, 'gw', NODE, 'tr', tr)
-redis.call('SADD', KEYS[10], sid)
+redis.call('SADD', ROUTES[NODE].gwss, sid) -- NODE is routed (node_routed), so in ROUTES (routes_stale)
 redis.call('SADD', HOLDERS, NODE)
 redis.call('ZREM', KDL, sid)
 for _, key in ipairs({s, k.ns, k.rooms, k.acks}) do redis.call('PERSIST', key) end

@@ -3,8 +3,7 @@
 -- [9] ttl ms, [10] max bytes of an answer, [11] batch confirm wait ms,
 -- [12] "1" when re-run after a wake or a recheck, "2" when run as the
 -- poll's duration ends (Store.PollEnd), [13] refresh slack ms
--- (see refresh). KEYS: the session's, then KEYS[10] and KEYS[11] the
--- partition's default namespace sets (<P>{p}:nsm:, nsp:).
+-- (see refresh). KEYS: the session's, then the partition's shared keys.
 -- Returns nil (unknown), -1 (wrong class), {1, packets, mt, depth, owned}
 -- (answer now; owned 1: the poll must confirm or release the batch),
 -- {0} or {0, recheck ms} (parked), {2} (superseded by a newer poll: answer
@@ -59,7 +58,7 @@ if f[2] and f[2] ~= 'poll' then
   return {3}
 end
 local mb = k.mb
-if f[1] == 'new' then open_polling(sid, k, tr, KEYS[10], KEYS[11]) end
+if f[1] == 'new' then open_polling(sid, k, tr, MEMBERS, PMEMBERS) end
 refresh(sid, k, f[7], ARGV[8], ARGV[9], ARGV[13])
 local ic = tonumber(f[5]) or 0
 if ic > 0 and f[8] then confirmed = redis.call('GET', k.cf) == f[8] end

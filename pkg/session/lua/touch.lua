@@ -4,9 +4,9 @@
 -- [9] the digest of its body ("": no retry check), [10] the confirm wait
 -- ms, [11] the POST's transport (xhr-polling, jsonp-polling, htmlfile; ""
 -- for Store.Touch).
--- KEYS: the session's, then KEYS[10] its POST record (<P>{p}:post:<sid>),
--- KEYS[11] and KEYS[12] the partition's default namespace sets (<P>{p}:nsm:,
--- nsp:). A polling POST to a session no transport has opened yet opens it
+-- KEYS: the session's (its POST record, <P>{p}:post:<sid>, among them),
+-- then KEYS[11] and KEYS[12] the partition's memberships and polling
+-- memberships (<P>{p}:members, pmembers). A polling POST to a session no transport has opened yet opens it
 -- (lib.lua's open_polling), so that its packets' signals come after the
 -- connect signal, as the reference connects a session on any request.
 -- A POST must be of its session's kind, a polling POST to a polling
@@ -47,7 +47,7 @@ if ARGV[9] ~= '' then
   -- t and digest is the same POST retried unless that answer was
   -- confirmed (then it is the client's next POST, its clock not having
   -- ticked); while the confirmation may still be on its way, it waits.
-  local r = redis.call('HMGET', KEYS[10], 't', 'd', 'o', 'tm', 'c')
+  local r = redis.call('HMGET', k.post, 't', 'd', 'o', 'tm', 'c')
   if r[3] and r[1] == ARGV[8] and r[2] == ARGV[9] and r[5] ~= r[3] then
     local left = (tonumber(r[4]) or 0) + tonumber(ARGV[10]) - tonumber(NOW)
     if left > 0 then verdict = 'w' .. math.min(left, 20) else verdict = 'r' end
