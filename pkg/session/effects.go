@@ -138,7 +138,17 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	}
 	calls := make([]*scriptCall, len(order))
 	for i, p := range order {
-		calls[i] = &scriptCall{script: commitScript, part: p, keys: []string{k.Deadlines(p), k.Outbox(p)}, args: s.commitArgs(p, runs[p])}
+		decl := &declaration{}
+		me := strconv.Itoa(p)
+		for _, c := range runs[p] {
+			for _, e := range c.effects {
+				if e.part == me || e.part == "" {
+					decl.effect(p, e.Effect)
+				}
+			}
+		}
+		calls[i] = &scriptCall{script: commitScript, part: p, keys: []string{k.Deadlines(p), k.Outbox(p)},
+			args: s.commitArgs(p, runs[p]), decl: decl}
 	}
 	s.evalAll(ctx, calls)
 	applied := 0
@@ -174,6 +184,7 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) {
 	k := s.cfg.Keys
 	scs := make([]scriptCommit, len(commits))
+	decl := &declaration{}
 	for i, c := range commits {
 		if c.ID != "" {
 			if c.Group == "" {
@@ -184,8 +195,17 @@ func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) 
 			}
 		}
 		scs[i] = s.scriptCommit(c)
+		for _, e := range c.Effects {
+			if e.op == 'b' {
+				for q := range k.Partitions() {
+					decl.effect(q, e)
+				}
+			} else {
+				decl.effect(k.PartitionOf(e.args[0]), e)
+			}
+		}
 	}
-	call := &scriptCall{script: commitNodeScript, part: allPartitions, keys: s.deadlines, args: s.commitArgs(-1, scs)}
+	call := &scriptCall{script: commitNodeScript, part: allPartitions, keys: s.deadlines, args: s.commitArgs(-1, scs), decl: decl}
 	s.evalAll(ctx, []*scriptCall{call})
 	n, _, err := parseCommitReply(call.cmd)
 	if err != nil {
@@ -225,16 +245,16 @@ type partEffect struct {
 // commitArgs returns commit.lua's ARGV for commits on partition p, or with
 // p < 0 commit_node.lua's for commits on every partition.
 func (s *Store) commitArgs(p int, commits []scriptCommit) []any {
-	n := 5
+	n := 6
 	for _, c := range commits {
 		n += 4
 		for _, e := range c.effects {
 			n += 3 + len(e.args)
 		}
 	}
-	head := []any{s.cfg.Keys.Partitions(), p}
+	head := []any{"", s.cfg.Keys.Partitions(), p} // ARGV[4]: the declared sessions (declareAll)
 	if p < 0 {
-		head = head[:1]
+		head = head[:2]
 	}
 	args := append(make([]any, 0, n), s.args(head...)...)
 	for _, c := range commits {

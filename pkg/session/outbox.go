@@ -133,9 +133,16 @@ func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
 			r := byTo[e.to]
 			if r == nil {
 				r = &run{from: e.from, to: e.to, call: &scriptCall{script: inboxScript, part: e.to,
-					keys: []string{k.Deadlines(e.to), k.Inbox(e.to)}, args: s.args(e.from)}}
+					keys: []string{k.Deadlines(e.to), k.Inbox(e.to)}, args: s.args("", e.from), decl: &declaration{}}}
 				byTo[e.to] = r
 				runs = append(runs, r)
+			}
+			effects, err := unpackEffects(e.effects)
+			if err != nil {
+				return fmt.Errorf("session: apply outbox %d on partition %d: entry %s: %w", e.from, e.to, e.id, err)
+			}
+			for _, eff := range effects {
+				r.call.decl.effect(e.to, eff)
 			}
 			r.ids = append(r.ids, e.id)
 			r.call.args = append(r.call.args, e.id, e.effects)

@@ -62,8 +62,10 @@ func TestOutboxAppliesOnce(t *testing.T) {
 	}
 	// The first entry is applied on b's partition, and the drainer dies
 	// before it deletes it from the outbox.
-	if n, err := st.run(ctx, inboxScript, pb, []string{k.Deadlines(pb), k.Inbox(pb)},
-		st.args(pa, first[0].id, first[0].effects)...).Int(); err != nil || n != 1 {
+	inbox := &scriptCall{script: inboxScript, part: pb, keys: []string{k.Deadlines(pb), k.Inbox(pb)},
+		args: st.args("", pa, first[0].id, first[0].effects), decl: &declaration{sids: []string{b}}}
+	st.evalAll(ctx, []*scriptCall{inbox})
+	if n, err := inbox.cmd.Int(); err != nil || n != 1 {
 		t.Fatalf("inbox: %d, %v", n, err)
 	}
 	for range 2 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -146,10 +147,34 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 
 // ReapDeadlines ends up to limit sessions per partition whose deadline has
 // passed (reason "timeout") and returns how many it ended.
+//
+// The sessions due are read first, every partition's in one pipeline, and
+// reap_deadlines.lua runs only on partitions with some, declaring them
+// (it ends each one whose deadline is still past).
 func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
+	k := s.cfg.Keys
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	due := make([]*redis.StringSliceCmd, k.Partitions())
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range due {
+			due[p] = pipe.ZRangeByScore(ctx, k.Deadlines(p), &redis.ZRangeBy{Min: "-inf", Max: now, Count: int64(limit)})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("session: reap deadlines: %w", err)
+	}
+	var calls []*scriptCall
+	for p, cmd := range due {
+		if len(cmd.Val()) > 0 {
+			calls = append(calls, &scriptCall{script: reapDeadlinesScript, part: p, keys: []string{k.Deadlines(p)},
+				args: s.args(""), decl: &declaration{sids: cmd.Val()}})
+		}
+	}
+	s.evalAll(ctx, calls)
 	total := 0
-	for p := range s.cfg.Keys.Partitions() {
-		res, err := s.run(ctx, reapDeadlinesScript, p, []string{s.cfg.Keys.Deadlines(p)}, s.args(limit)...).Int64Slice()
+	for _, c := range calls {
+		res, err := c.cmd.Int64Slice()
 		if err != nil {
 			return total, fmt.Errorf("session: reap deadlines: %w", err)
 		}
@@ -278,8 +303,14 @@ func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard i
 				return total, err
 			}
 		}
-		res, err := s.run(ctx, reapGatewayScript, p, []string{k.Deadlines(p), k.GatewayStreams(p, node)},
-			s.args(node, limit)...).Int64Slice()
+		sids, err := s.rdb.SRandMemberN(ctx, k.GatewayStreams(p, node), int64(limit)).Result()
+		if err != nil {
+			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
+		}
+		call := &scriptCall{script: reapGatewayScript, part: p, keys: []string{k.Deadlines(p), k.GatewayStreams(p, node)},
+			args: s.args("", node), decl: &declaration{sids: sids}}
+		s.evalAll(ctx, []*scriptCall{call})
+		res, err := call.cmd.Int64Slice()
 		if err != nil {
 			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
 		}

@@ -46,7 +46,9 @@ var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "pos
 //     (routeStaleReply, ErrRouteTableStale); NOT_ROUTED: the one a script
 //     that makes a session name its caller answers, having written
 //     nothing, when the caller is not in the partition's routing set
-//     (notRoutedReply);
+//     (notRoutedReply); SESSIONS_STALE: the one a commit or inbox script
+//     answers, having written nothing, when an effect would name a session
+//     its caller did not declare (sessionsStaleReply);
 //   - MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD: the mailbox bounds of sessions
 //     created before they were written into the session (mxb, mxw), from
 //     DefaultMailboxBytes, DefaultMailboxDrainTimeout and MailboxHardFactor;
@@ -62,7 +64,8 @@ func renderLuaHeader() string {
 	var b strings.Builder
 	b.WriteString("-- Rendered by pkg/session/scripts.go from the Go constants and bus.Keys.\n")
 	b.WriteString("local GATEWAYS, NOW, NODE = ARGV[1], ARGV[2], ARGV[3]\n")
-	fmt.Fprintf(&b, "local ROUTES_STALE, NOT_ROUTED = %s, %s\n", luaString(routeStaleReply), luaString(notRoutedReply))
+	fmt.Fprintf(&b, "local ROUTES_STALE, NOT_ROUTED, SESSIONS_STALE = %s, %s, %s\n",
+		luaString(routeStaleReply), luaString(notRoutedReply), luaString(sessionsStaleReply))
 	fmt.Fprintf(&b, "local MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD = %d, %d, %d\n",
 		DefaultMailboxBytes, DefaultMailboxDrainTimeout.Milliseconds(), MailboxHardFactor)
 	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD = %s, %s\n",
@@ -365,13 +368,17 @@ func (s *Store) sessionKeys(sid string, extra ...string) []string {
 }
 
 // A scriptCall is one run of a script (evalAll) on partition part
-// (Store.run).
+// (Store.run). A script on sessions named by data has a declaration: its
+// args leave ARGV[4] for their ids, and declareAll puts their keys after
+// keys (declared).
 type scriptCall struct {
-	script *script
-	part   int
-	keys   []string
-	args   []any
-	cmd    *redis.Cmd
+	script   *script
+	part     int
+	keys     []string
+	args     []any
+	decl     *declaration
+	declared []string
+	cmd      *redis.Cmd
 }
 
 // evalAll runs the calls at once, each as its own command (EVALSHA, then
@@ -379,18 +386,47 @@ type scriptCall struct {
 // leaves each result in its cmd. Not a pipeline: go-redis sends a pipeline
 // again after a read timeout, which would hold a caller several timeouts
 // long while Redis stalls, where a command fails after one.
+//
+// Calls with a declaration are given their declared sessions first
+// (declareAll), and those that answer that a broadcast's room gained a
+// member since are declared and run again, declareAttempts times in all.
 func (s *Store) evalAll(ctx context.Context, calls []*scriptCall) {
-	if len(calls) == 1 {
-		c := calls[0]
-		c.cmd = s.run(ctx, c.script, c.part, c.keys, c.args...)
-		return
+	pending := calls
+	for attempt := 1; ; attempt++ {
+		for _, c := range pending {
+			c.cmd = nil
+		}
+		s.declareAll(ctx, pending)
+		s.runAll(ctx, pending)
+		if attempt == declareAttempts {
+			return
+		}
+		pending = slices.DeleteFunc(slices.Clone(pending), func(c *scriptCall) bool { return !isReply(c.cmd.Err(), sessionsStaleReply) })
+		if len(pending) == 0 {
+			return
+		}
 	}
+}
+
+// runAll runs the calls evalAll describes, but those with a result already.
+func (s *Store) runAll(ctx context.Context, calls []*scriptCall) {
 	var wg sync.WaitGroup
 	for _, c := range calls {
+		if c.cmd != nil {
+			continue
+		}
+		keys := c.keys
+		if c.decl != nil {
+			keys = c.declared
+		}
+		if len(calls) == 1 {
+			c.cmd = s.run(ctx, c.script, c.part, keys, c.args...)
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.cmd = s.run(ctx, c.script, c.part, c.keys, c.args...)
+			c.cmd = s.run(ctx, c.script, c.part, keys, c.args...)
 		}()
 	}
 	wg.Wait()

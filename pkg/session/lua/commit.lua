@@ -7,14 +7,23 @@
 -- partition's outbox, one entry per target partition, in the same script:
 -- they are applied there by inbox.lua, exactly once, in order.
 -- KEYS[1] the partition's deadlines set, KEYS[2] its outbox
--- (<P>{p}:out). ARGV[4] the number of partitions, ARGV[5] p; then per
--- commit: stream, consumer group, id, effect count, then per effect: op,
+-- (<P>{p}:out), then the declared sessions (declare_sessions: those of the
+-- effects applied here, and the polling members of the rooms its
+-- broadcasts reach), then the partition's shared keys. ARGV[4] the
+-- declared sessions' ids, ARGV[5] the number of partitions, ARGV[6] p;
+-- then per commit: stream, consumer group, id, effect count, then per effect: op,
 -- partition (the number of its session's; for a broadcast, "" for every
 -- partition, or p for this one only), arg count, args.
 -- Returns {commits applied, the outbox's entries (at most 1000, oldest
 -- first, as XRANGE returns them)}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
-local np, me = tonumber(ARGV[4]), ARGV[5]
+declare_sessions(2)
+local np, me = tonumber(ARGV[5]), ARGV[6]
+local undeclared = false
+each_commit(7, function(op, part, a)
+  if part == me or part == '' then undeclared = undeclared or effect_undeclared(op, a) end
+end, true)
+if undeclared then return redis.error_reply(SESSIONS_STALE) end
 local remote = {} -- partition number -> fields of its effects
 local function forward(q, op, a)
   local r = remote[q]
@@ -27,7 +36,7 @@ local function forward(q, op, a)
   for _, v in ipairs(a) do r[#r + 1] = v end
 end
 buffer()
-local applied = each_commit(6, function(op, part, a)
+local applied = each_commit(7, function(op, part, a)
   if part == me then apply_effect(op, a)
   elseif part == '' then
     apply_effect(op, a)

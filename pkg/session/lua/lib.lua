@@ -45,11 +45,32 @@ local function own_keys()
     kick = KEYS[7], cf = KEYS[8], sig = KEYS[9], post = KEYS[10]}
 end
 
--- session_keys names the keys of session sid of the script's partition, a
--- session named by data, as own_keys() returns the script's own.
+-- The declared sessions (Store.evalAll): a script on sessions named by
+-- data (a worker's effects, a broadcast's polling members, the reapers'
+-- victims) gets their ids in ARGV[4] (joined by '\n') and, from
+-- KEYS[base + 1] on, 9 keys per session in that order: its hash, mailbox,
+-- namespaces, rooms, acks, kick, confirmation, POST record and its
+-- partition's stream. declare_sessions reads them into SESS (sid -> its
+-- keys, as own_keys() returns the script's own) and SIDS (the ids, in
+-- order).
+local SESS, SIDS = {}, {}
+local function declare_sessions(base)
+  local i = base
+  for sid in string.gmatch(ARGV[4], '[^\n]+') do
+    SIDS[#SIDS + 1] = sid
+    SESS[sid] = {s = KEYS[i + 1], mb = KEYS[i + 2], ns = KEYS[i + 3], rooms = KEYS[i + 4], acks = KEYS[i + 5],
+      kick = KEYS[i + 6], cf = KEYS[i + 7], post = KEYS[i + 8], sig = KEYS[i + 9]}
+    i = i + 9
+  end
+end
+
+-- session_keys returns the declared keys of session sid, a session named
+-- by data. A script checks first that every session it will name is
+-- declared (effect_undeclared), so the error is a bug's.
 local function session_keys(sid)
-  return {s = k_s(sid), mb = k_mb(sid), ns = k_ns(sid), rooms = k_rooms(sid), acks = k_acks(sid),
-    kick = k_kick(sid), cf = k_cf(sid), sig = k_sig(), post = k_post(sid)}
+  local k = SESS[sid]
+  if not k then error('session ' .. sid .. ' is not declared') end
+  return k
 end
 
 -- member_entry is session sid's entry in the partition's memberships
@@ -386,6 +407,22 @@ local function broadcast_here(ns, room, except, packet)
   end
 end
 
+-- effect_undeclared reports whether applying effect op (arguments a) in
+-- the script's partition would name a session the caller did not declare:
+-- the effect's own, or for a broadcast one of the partition's polling
+-- members of its room. A script checks every effect before it writes
+-- anything, and then returns redis.error_reply(SESSIONS_STALE): its caller
+-- reads the broadcasts' members again and runs it again. (A session an
+-- earlier effect of the script makes a member is that effect's, declared.)
+local function effect_undeclared(op, a)
+  if op ~= 'b' then return not SESS[a[1]] end
+  local prefix = member_entry(room_member(a[1], a[2]), '')
+  for _, e in ipairs(redis.call('ZRANGEBYLEX', PMEMBERS, '[' .. prefix, '[' .. prefix .. '\255')) do
+    if not SESS[string.sub(e, #prefix + 1)] then return true end
+  end
+  return false
+end
+
 -- apply_effect applies one effect (session.Effect: op and its arguments)
 -- in the script's partition: its session is one of the partition's, and a
 -- broadcast reaches the partition's members.
@@ -395,11 +432,11 @@ local function apply_effect(op, a)
   elseif op == 'l' then leave_room(a[1], a[2], a[3], session_keys(a[1]))
   elseif op == 'b' then broadcast_here(a[1], a[2], a[3], a[4])
   elseif op == 'a' then
-    local s, acks = k_s(a[1]), k_acks(a[1])
-    if redis.call('EXISTS', s) == 1 then
-      redis.call('HSET', acks, a[2], a[3])
-      local ttl = redis.call('PTTL', s)
-      if ttl > 0 then redis.call('PEXPIRE', acks, ttl) end
+    local k = session_keys(a[1])
+    if redis.call('EXISTS', k.s) == 1 then
+      redis.call('HSET', k.acks, a[2], a[3])
+      local ttl = redis.call('PTTL', k.s)
+      if ttl > 0 then redis.call('PEXPIRE', k.acks, ttl) end
     end
   elseif op == 'e' then end_session(a[1], a[2], a[3], session_keys(a[1]))
   elseif op == 'n' then leave_ns(a[1], a[2], a[3], a[4], session_keys(a[1]))
@@ -412,14 +449,16 @@ end
 -- with an entry id applies only if XACK acknowledged the entry now (so a
 -- retried or duplicated commit applies nothing twice); for each effect of
 -- a commit that applies, apply(op, partition, args) is called, in order.
--- Returns the number of commits applied.
-local function each_commit(i, apply)
+-- Returns the number of commits applied. With dry, nothing is
+-- acknowledged and apply is called for every effect (a check before the
+-- writes).
+local function each_commit(i, apply, dry)
   local applied = 0
   while i <= #ARGV do
     local stream, group, id, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
     i = i + 4
     local ok = true
-    if id ~= '' then ok = redis.call('XACK', stream, group, id) == 1 end
+    if id ~= '' and not dry then ok = redis.call('XACK', stream, group, id) == 1 end
     for _ = 1, n do
       local op, part, na = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
       local a = {}

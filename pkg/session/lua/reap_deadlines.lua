@@ -1,12 +1,16 @@
 -- reap_deadlines.lua ends sessions whose deadline passed
--- (Store.ReapDeadlines). ARGV[4] limit. KEYS[1], then the partition's
--- shared keys.
--- Returns {examined, ended}.
+-- (Store.ReapDeadlines): the declared sessions (ARGV[4], read by the
+-- caller from the deadlines set), each one whose deadline is still past.
+-- KEYS[1], the declared sessions (declare_sessions), then the partition's
+-- shared keys. Returns {examined, ended}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
-local sids = redis.call('ZRANGEBYSCORE', KDL, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
+declare_sessions(1)
 local n = 0
-for _, sid in ipairs(sids) do
-  n = n + end_session(sid, 'timeout', '', session_keys(sid))
-  redis.call('ZREM', KDL, sid)
+for _, sid in ipairs(SIDS) do
+  local dl = redis.call('ZSCORE', KDL, sid)
+  if dl and tonumber(dl) <= tonumber(NOW) then
+    n = n + end_session(sid, 'timeout', '', session_keys(sid))
+    redis.call('ZREM', KDL, sid)
+  end
 end
-return {#sids, n}
+return {#SIDS, n}
