@@ -119,12 +119,12 @@ func (s *Store) declareAll(ctx context.Context, calls []*scriptCall) {
 }
 
 // declaredKeys returns keys followed by the nine keys of each of sids, in
-// the order lua/lib.lua's declare_sessions reads them.
+// the order lua/lib.lua's declare_sessions reads them (sessionKeys' order).
 func (s *Store) declaredKeys(keys []string, sids []string) []string {
 	k := s.cfg.Keys
 	for _, sid := range sids {
 		keys = append(keys, k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid),
-			k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.Post(sid), k.StreamFor(sid))
+			k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.StreamFor(sid), k.Post(sid))
 	}
 	return keys
 }

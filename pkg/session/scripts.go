@@ -17,21 +17,15 @@ import (
 // The Lua scripts live in lua/*.lua (lua/lib.lua documents their
 // conventions). Each script runs as three parts: a header rendered here
 // from Go, the definitions of lua/lib.lua it uses, and the script's own
-// file; then the key macros are expanded (luaSource).
+// file; then room_member is expanded (luaSource).
 //
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// luaKeyMacros are the bus.KeyPatterns the scripts name keys with, for keys
-// known only once a script read data: a session named by an effect or the
-// reaper. (Route streams and memberships are declared: lua/lib.lua's
-// partition_keys.) All are keys of the script's partition (a script touches
-// one hash slot): luaPatterns panics on any other. The Lua files write
-// k_<name>(part) (k_<name>() for a single name), and luaSource expands it in
-// place to PP .. Head .. part .. Tail, so that no function is made for it on
-// every call of a script. room_member(ns, room) expands likewise to
-// bus.RoomMember.
-var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "post", "sig", "deadlines"}
+// The scripts build no key name: every key they touch comes as KEYS
+// (docs/redis.md, "Declared keys"), so pkg/bus is the one owner of key
+// names. The one macro luaSource expands is room_member(ns, room), in
+// place, to bus.RoomMember's format (a membership's room, not a key).
 
 // luaHeader is the Lua every script starts with, rendered from the Go that
 // owns each name and number in it:
@@ -54,8 +48,6 @@ var luaKeyMacros = []string{"s", "mb", "ns", "rooms", "acks", "kick", "cf", "pos
 //     DefaultMailboxBytes, DefaultMailboxDrainTimeout and MailboxHardFactor;
 //   - SIGNAL_VERSION, SIGNAL_FIELD: bus.SchemaVersion and bus.SignalField;
 //   - ROUTE_FIELD, ROUTE_MAXLEN: bus.RouteField and bus.RouteStreamMaxLen;
-//   - DEADLINES: the name of the deadlines set within a partition's keys,
-//     which lua/lib.lua reads the partition's key prefix PP off;
 //   - OUTBOX_TO, OUTBOX_EFFECTS, OUTBOX_READ: OutboxTo, OutboxEffects and
 //     OutboxRead (outbox.go).
 var luaHeader = renderLuaHeader()
@@ -71,67 +63,22 @@ func renderLuaHeader() string {
 	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD = %s, %s\n",
 		luaString(bus.SchemaVersion), luaString(bus.SignalField))
 	fmt.Fprintf(&b, "local ROUTE_FIELD, ROUTE_MAXLEN = %s, %d\n", luaString(bus.RouteField), bus.RouteStreamMaxLen)
-	fmt.Fprintf(&b, "local DEADLINES = %s\n", luaString(luaPatterns["deadlines"].Head))
 	fmt.Fprintf(&b, "local OUTBOX_TO, OUTBOX_EFFECTS, OUTBOX_READ = %s, %s, %d\n",
 		luaString(OutboxTo), luaString(OutboxEffects), OutboxRead)
 	return b.String()
 }
 
-// luaMacro expands one key macro call (see luaKeyMacros).
+// luaMacro expands one call of room_member.
 func luaMacro(name string, args []string) string {
-	if name == "room_member" {
-		if len(args) != 2 {
-			panic(fmt.Sprintf("session: room_member takes 2 arguments, got %q", args))
-		}
-		return "((" + args[0] + ") .. " + luaString(bus.RoomSeparator) + " .. (" + args[1] + "))"
+	if len(args) != 2 {
+		panic(fmt.Sprintf("session: %s takes 2 arguments, got %q", name, args))
 	}
-	p := luaPatterns[strings.TrimPrefix(name, "k_")]
-	const prefix = "PP" // the keys of the partition the script acts on (lua/lib.lua)
-	if p.Part == "" {
-		if len(args) != 0 {
-			panic(fmt.Sprintf("session: %s takes no argument, got %q", name, args))
-		}
-		return "(" + prefix + " .. " + luaString(p.Head+p.Tail) + ")"
-	}
-	if len(args) != 1 {
-		panic(fmt.Sprintf("session: %s takes 1 argument, got %q", name, args))
-	}
-	out := "(" + prefix + " .. " + luaString(p.Head) + " .. (" + args[0] + ")"
-	if p.Tail != "" {
-		out += " .. " + luaString(p.Tail)
-	}
-	return out + ")"
+	return "((" + args[0] + ") .. " + luaString(bus.RoomSeparator) + " .. (" + args[1] + "))"
 }
 
-// luaPatterns are the key patterns of luaKeyMacros by name.
-var luaPatterns = func() map[string]bus.KeyPattern {
-	all := map[string]bus.KeyPattern{}
-	for _, p := range bus.KeyPatterns() {
-		all[p.Name] = p
-	}
-	m := map[string]bus.KeyPattern{}
-	for _, name := range luaKeyMacros {
-		p, ok := all[name]
-		if !ok {
-			panic("session: no key pattern " + name)
-		}
-		if !p.Partitioned {
-			panic("session: key macro " + name + " names a key of the whole cluster: a script touches its partition's keys only")
-		}
-		m[name] = p
-	}
-	return m
-}()
+func isLuaMacro(name string) bool { return name == "room_member" }
 
-func isLuaMacro(name string) bool {
-	if name == "room_member" {
-		return true
-	}
-	_, ok := luaPatterns[strings.TrimPrefix(name, "k_")]
-	return ok && strings.HasPrefix(name, "k_")
-}
-
-// expandLuaMacros expands every key macro call in src (see luaKeyMacros).
+// expandLuaMacros expands every room_member call in src.
 func expandLuaMacros(src string) string {
 	var b strings.Builder
 	for i := 0; i < len(src); {
@@ -163,7 +110,7 @@ func expandLuaMacros(src string) string {
 
 // luaCallArgs splits the arguments of the call whose '(' is at src[open]
 // and returns them with the index after its ')'. It knows nested
-// parentheses, braces and quoted strings, which is all the key macros'
+// parentheses, braces and quoted strings, which is all room_member's
 // arguments hold.
 func luaCallArgs(src string, open int) ([]string, int) {
 	var args []string
@@ -253,7 +200,6 @@ func luaSource(name string) string {
 	for _, id := range luaIdents(string(src)) {
 		needed[id] = true
 	}
-	markMacroPrefixes(needed)
 	in := make([]bool, len(units))
 	for changed := true; changed; {
 		changed = false
@@ -265,7 +211,6 @@ func luaSource(name string) string {
 			for _, id := range luaIdents(u.text) {
 				needed[id] = true
 			}
-			markMacroPrefixes(needed)
 		}
 	}
 	var b strings.Builder
@@ -276,17 +221,6 @@ func luaSource(name string) string {
 	}
 	b.Write(src)
 	return expandLuaMacros(b.String())
-}
-
-// markMacroPrefixes adds to needed the prefix the key macros among its
-// names expand to (PP), since the units are chosen before the macros are
-// expanded.
-func markMacroPrefixes(needed map[string]bool) {
-	for id := range needed {
-		if isLuaMacro(id) && id != "room_member" {
-			needed["PP"] = true
-		}
-	}
 }
 
 // A luaUnit is one top-level definition of Lua source: a line "local

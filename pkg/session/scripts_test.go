@@ -420,35 +420,27 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 	}
 }
 
-// The key macros name the keys bus.Keys names, and the constants the
-// header renders are Go's.
-func TestLuaKeyMacrosMatchKeys(t *testing.T) {
+// room_member is bus.RoomMember's format, and the constants the header
+// renders are Go's.
+func TestLuaHeaderMatchesGo(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
-	k := st.Keys()
-	const sid, ns, room = "AbCd{x}", "/chat", "lo'bby\\"
-	p := k.PartitionOf(sid)
-	script := redis.NewScript(expandLuaMacros(luaHeader + `local PP = ARGV[8]
-return {k_s(ARGV[4]), k_mb(ARGV[4]), k_ns(ARGV[4]), k_rooms(ARGV[4]), k_acks(ARGV[4]), k_kick(ARGV[4]), k_cf(ARGV[4]),
-  k_post(ARGV[4]), k_sig(), k_deadlines(), room_member(ARGV[5], ''),
+	const ns, room = "/chat", "lo'bby\\"
+	script := redis.NewScript(expandLuaMacros(luaHeader + `
+return {room_member(ARGV[4], ARGV[5]), room_member(ARGV[4], ''),
   tostring(MB_DEFAULT), tostring(MB_WAIT_DEFAULT), tostring(MB_HARD), SIGNAL_VERSION, SIGNAL_FIELD,
-  ROUTE_FIELD, tostring(ROUTE_MAXLEN), DEADLINES, ROUTES_STALE, NOT_ROUTED}`))
-	got, err := script.Run(ctx, rdb, nil, st.args(sid, ns, room, "", k.PartitionPrefix(p))...).StringSlice()
+  ROUTE_FIELD, tostring(ROUTE_MAXLEN), ROUTES_STALE, NOT_ROUTED, SESSIONS_STALE,
+  OUTBOX_TO, OUTBOX_EFFECTS, tostring(OUTBOX_READ)}`))
+	got, err := script.Run(ctx, rdb, nil, st.args(ns, room)...).StringSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid), k.Acks(sid), k.Kick(sid), k.Confirmed(sid),
-		k.Post(sid), k.Stream(p), k.Deadlines(p), bus.RoomMember(ns, ""),
+	want := []string{bus.RoomMember(ns, room), bus.RoomMember(ns, ""),
 		fmt.Sprint(DefaultMailboxBytes), fmt.Sprint(DefaultMailboxDrainTimeout.Milliseconds()), fmt.Sprint(MailboxHardFactor),
-		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen), "deadlines", routeStaleReply, notRoutedReply}
+		bus.SchemaVersion, bus.SignalField, bus.RouteField, fmt.Sprint(bus.RouteStreamMaxLen),
+		routeStaleReply, notRoutedReply, sessionsStaleReply, OutboxTo, OutboxEffects, fmt.Sprint(OutboxRead)}
 	if !slices.Equal(got, want) {
-		t.Fatalf("Lua names\n %q\nGo names\n %q", got, want)
-	}
-	if want := k.PartitionPrefix(p) + "deadlines"; k.Deadlines(p) != want {
-		t.Errorf("lua/lib.lua reads PP off %q, which is not %q", k.Deadlines(p), want)
-	}
-	if len(luaKeyMacros) != 10 {
-		t.Errorf("%d key macros; this test checks 10", len(luaKeyMacros))
+		t.Fatalf("Lua has\n %q\nGo has\n %q", got, want)
 	}
 	for _, s := range []string{"", "a", "it's", `a\b`, "\n1", "\x001"} {
 		if got := rdb.Eval(ctx, "return "+luaString(s), nil).Val(); got != s {
@@ -526,21 +518,18 @@ func TestLuaFilesOwnNoFormat(t *testing.T) {
 
 func TestExpandLuaMacros(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"k_s(sid)", "(PP .. 's:' .. (sid))"},
-		{"x = k_ns( sid )", "x = (PP .. 'ns:' .. (sid))"},
-		{"k_rooms(room_member(ns, room))", "(PP .. 'rooms:' .. (((ns) .. ':' .. (room))))"},
+		{"room_member(ns, room)", "((ns) .. ':' .. (room))"},
 		{"room_member(f(a, b), 'x,)')", "((f(a, b)) .. ':' .. ('x,)'))"},
-		{"k_sig()", "(PP .. 'sig')"},
-		{"k_s({1, 2}[1])", "(PP .. 's:' .. ({1, 2}[1]))"},
-		{"k_deadlines()", "(PP .. 'deadlines')"},
-		{"my_k_s(x) k_sx(y) k_s", "my_k_s(x) k_sx(y) k_s"},
-		{"'it\\'s' k_s(\"a\\\"(\")", "'it\\'s' (PP .. 's:' .. (\"a\\\"(\"))"},
+		{"x = room_member( {1, 2}[1], '' )", "x = (({1, 2}[1]) .. ':' .. (''))"},
+		{"my_room_member(x) room_members(y) room_member", "my_room_member(x) room_members(y) room_member"},
+		{"'it\\'s' room_member(\"a\\\"(\", b)", "'it\\'s' ((\"a\\\"(\") .. ':' .. (b))"},
+		{"k_s(sid)", "k_s(sid)"}, // no key macro any more
 	} {
 		if got := expandLuaMacros(tc.in); got != tc.want {
 			t.Errorf("expandLuaMacros(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"k_s(a, b)", "k_deadlines(x)", "k_sig(p)", "room_member(a)", "k_s(a"} {
+	for _, bad := range []string{"room_member(a)", "room_member(a, b, c)", "room_member(a"} {
 		func() {
 			defer func() {
 				if recover() == nil {

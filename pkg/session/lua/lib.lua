@@ -2,9 +2,9 @@
 -- script as: the header it renders from Go (ARGV conventions, the mailbox
 -- defaults and the signal schema from the Go constants), the definitions
 -- of this file the script uses, then the script's own file. Key names are
--- never spelled here: keys known before a script runs come as KEYS, the
--- others from the key macros k_<name>(part) and room_member(ns, room),
--- which scripts.go expands from bus.KeyPatterns and bus.RoomMember.
+-- never spelled nor built here: every key a script touches comes as KEYS
+-- (docs/redis.md, "Declared keys"). room_member(ns, room) is a macro
+-- scripts.go expands to bus.RoomMember's format.
 --
 -- Each definition starts at the beginning of a line with "local" (the
 -- comment lines just above belong to it); a script carries only those it
@@ -12,11 +12,10 @@
 -- scripts that do not call it.
 --
 -- Every script runs for one partition (bus.Keys.PartitionPrefix): KEYS[1]
--- is that partition's deadlines set, <P>{p}:deadlines, and PP, what every
--- key of the partition starts with (<P>{p}:), is read off it. The key
--- macros of partition keys (k_s(sid), k_sig(), ...) name them under PP, so
--- a script touches its partition's hash slot only: effects on other
--- partitions go through the outbox (commit.lua, inbox.lua). A script on
+-- is that partition's deadlines set, <P>{p}:deadlines, and every key it
+-- declares is one of the partition's, so a script touches its partition's
+-- hash slot only: effects on other partitions go through the outbox
+-- (commit.lua, inbox.lua). A script on
 -- one session (its sid in ARGV[4]) gets that session's keys as
 -- KEYS[2..10], in the order of own_keys() below (Store.sessionKeys builds
 -- them); its own keys follow from KEYS[11]. A script that sends route
@@ -25,7 +24,7 @@
 -- session take its sid and its keys: the table own_keys() returns for the
 -- script's own session, or session_keys(sid) for a session named by data
 -- (the sessions of a worker's effects, of a broadcast, of the reaper),
--- which names them with the key macros.
+-- which the script declared too (declare_sessions).
 --
 -- Message formats written here (one helper each; pkg/bus owns and decodes
 -- them, the contract tests in scripts_test.go check they agree): the route
@@ -36,7 +35,6 @@
 -- bus.MemberEntry).
 
 local KDL = KEYS[1]
-local PP = string.sub(KDL, 1, #KDL - #DEADLINES)
 
 -- own_keys returns the keys of the script's own session, from KEYS; sig is
 -- its partition's stream.
@@ -48,9 +46,9 @@ end
 -- The declared sessions (Store.evalAll): a script on sessions named by
 -- data (a worker's effects, a broadcast's polling members, the reapers'
 -- victims) gets their ids in ARGV[4] (joined by '\n') and, from
--- KEYS[base + 1] on, 9 keys per session in that order: its hash, mailbox,
--- namespaces, rooms, acks, kick, confirmation, POST record and its
--- partition's stream. declare_sessions reads them into SESS (sid -> its
+-- KEYS[base + 1] on, 9 keys per session in own_keys() order: its hash,
+-- mailbox, namespaces, rooms, acks, kick, confirmation, its partition's
+-- stream and its POST record. declare_sessions reads them into SESS (sid -> its
 -- keys, as own_keys() returns the script's own) and SIDS (the ids, in
 -- order).
 local SESS, SIDS = {}, {}
@@ -59,7 +57,7 @@ local function declare_sessions(base)
   for sid in string.gmatch(ARGV[4], '[^\n]+') do
     SIDS[#SIDS + 1] = sid
     SESS[sid] = {s = KEYS[i + 1], mb = KEYS[i + 2], ns = KEYS[i + 3], rooms = KEYS[i + 4], acks = KEYS[i + 5],
-      kick = KEYS[i + 6], cf = KEYS[i + 7], post = KEYS[i + 8], sig = KEYS[i + 9]}
+      kick = KEYS[i + 6], cf = KEYS[i + 7], sig = KEYS[i + 8], post = KEYS[i + 9]}
     i = i + 9
   end
 end
