@@ -21,7 +21,7 @@ func TestSessionsOnSpreadCluster(t *testing.T) {
 	rdb := c.Client(t)
 	ctx := context.Background()
 	k := bus.NewKeys("spread:", 16)
-	st := New(rdb, Config{Keys: k, Node: "gwA"})
+	st := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: k, Node: "gwA"})
 	var streams []string
 	primaries := map[*testredis.ClusterNode]bool{}
 	for range 24 {

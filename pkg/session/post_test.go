@@ -14,7 +14,7 @@ import (
 func TestPostRecord(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
-	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB", BatchConfirmWait: st.cfg.BatchConfirmWait})
+	other := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwB", BatchConfirmWait: st.cfg.BatchConfirmWait})
 	body := []byte("\ufffd5\ufffd3:::hi\ufffd5\ufffd3:::hi")
 	p := Post{T: "1700000000000", Digest: PostDigest(body)}
 	apply := nilPipe(t, rdb)

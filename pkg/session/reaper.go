@@ -18,39 +18,98 @@ import (
 // expires, other gateways reap the node's streaming sessions with reason
 // "gateway_lost".
 //
-// The node joins the cluster's gateways set (bus.Keys.Gateways) and the
-// partitions' routing sets (bus.Keys.RouteGateways). A node new to the
-// gateways set waits RouteJoinWaits × Config.RouteRefresh between the two:
-// by then every gateway's route table lists it (RefreshRoutes), so no
-// commit batch of theirs finds its table stale once sessions can name this
-// node. It returns ctx's error if ctx ends during the wait. (A gateway
-// that must join the routing sets again, because Redis lost them or the
-// reapers forgot it, joins them at once: Store.run.)
+// The node joins the cluster's gateways set (bus.Keys.Gateways), with its
+// liveness key, and then the partitions' routing sets
+// (bus.Keys.RouteGateways). A node new to the gateways set waits
+// RouteJoinWaits × Config.RouteRefresh between the two, renewing its key
+// meanwhile: by then every gateway's route table lists it
+// (RefreshRoutes), so no commit batch of theirs finds its table stale once
+// sessions can name this node. It returns ctx's error if ctx ends during
+// the wait. (A gateway that must join the routing sets again, because
+// Redis lost them or the reapers forgot it, waits the same: Store.run.)
 func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
-	added, err := s.rdb.SAdd(ctx, s.cfg.Keys.Gateways(), s.cfg.Node).Result()
+	known, err := s.rdb.SIsMember(ctx, s.cfg.Keys.Gateways(), s.cfg.Node).Result()
 	if err != nil {
 		return fmt.Errorf("session: alive: %w", err)
 	}
-	if added == 1 {
-		wait := time.NewTimer(s.routeJoinWait())
-		defer wait.Stop()
-		select {
-		case <-wait.C:
-		case <-ctx.Done():
-			return fmt.Errorf("session: alive: waiting for the route tables: %w", ctx.Err())
-		}
-	}
-	if err := s.joinRouting(ctx); err != nil {
+	if _, err := s.Renew(ctx, ttl); err != nil {
 		return err
 	}
-	_, err = s.Renew(ctx, ttl)
-	return err
+	if !known {
+		if err := s.waitRouteJoin(ctx, func() error { _, err := s.Renew(ctx, ttl); return err }, ttl/4); err != nil {
+			return err
+		}
+	}
+	return s.joinRouting(ctx)
 }
 
 func (s *Store) routeJoinWait() time.Duration { return RouteJoinWaits * s.cfg.RouteRefresh }
 
+// waitRouteJoin waits routeJoinWait, calling renew every (at most) every
+// meanwhile; it returns renew's error, or ctx's.
+func (s *Store) waitRouteJoin(ctx context.Context, renew func() error, every time.Duration) error {
+	deadline := time.Now().Add(s.routeJoinWait())
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(min(left, every))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("session: waiting for the route tables: %w", ctx.Err())
+		}
+		if err := renew(); err != nil {
+			return err
+		}
+	}
+}
+
+// rejoinRouting makes this node, which a script found missing from its
+// partition's routing set, join the gateways set at once and the routing
+// sets RouteJoinWaits × Config.RouteRefresh later (as Alive); concurrent
+// callers wait for the same rejoin, each until its ctx ends.
+func (s *Store) rejoinRouting(ctx context.Context) error {
+	s.rejoin.mu.Lock()
+	r := s.rejoin.current
+	if r == nil {
+		r = &rejoin{done: make(chan struct{})}
+		s.rejoin.current = r
+		go func() {
+			bg, cancel := context.WithTimeout(context.Background(), s.routeJoinWait()+10*time.Second)
+			defer cancel()
+			r.err = s.rdb.SAdd(bg, s.cfg.Keys.Gateways(), s.cfg.Node).Err()
+			if r.err == nil {
+				r.err = s.waitRouteJoin(bg, func() error { return nil }, s.routeJoinWait())
+			}
+			if r.err == nil {
+				r.err = s.joinRouting(bg)
+			}
+			s.rejoin.mu.Lock()
+			s.rejoin.current = nil
+			s.rejoin.mu.Unlock()
+			close(r.done)
+		}()
+	}
+	s.rejoin.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A rejoin is one run of rejoinRouting; err is set before done closes.
+type rejoin struct {
+	done chan struct{}
+	err  error
+}
+
 // joinRouting adds this node to the gateways set and every partition's
-// routing set, at once.
+// routing set, at once: its callers waited (Alive, rejoinRouting).
 func (s *Store) joinRouting(ctx context.Context) error {
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.SAdd(ctx, s.cfg.Keys.Gateways(), s.cfg.Node)
@@ -71,14 +130,14 @@ func (s *Store) joinRouting(ctx context.Context) error {
 // 3/4 of ttl, and less after Redis or the gateway itself stalled. (A node
 // the reapers forgot, taking it for dead, is back in the gateways set at
 // once; it joins the routing sets when its next open or poll finds it
-// missing there, Store.run.)
+// missing there, after the join wait: Store.run.)
 func (s *Store) Renew(ctx context.Context, ttl time.Duration) (time.Duration, error) {
 	k := s.cfg.Keys
 	var left *redis.DurationCmd
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		left = pipe.PTTL(ctx, k.GatewayAlive(s.cfg.Node))
-		pipe.SAdd(ctx, k.Gateways(), s.cfg.Node)
 		pipe.Set(ctx, k.GatewayAlive(s.cfg.Node), time.Now().UnixMilli(), ttl)
+		pipe.SAdd(ctx, k.Gateways(), s.cfg.Node)
 		return nil
 	})
 	if err != nil {

@@ -87,12 +87,29 @@ type routes struct {
 	mu    sync.Mutex // one refresh at a time
 }
 
-// routeTable returns the store's current route table.
+// routeTable returns the store's current route table: before the first
+// read, one of no gateway (whose scripts answer that it is stale as soon as
+// a partition has a routing member).
 func (s *Store) routeTable() *routeTable {
 	if t := s.routes.table.Load(); t != nil {
 		return t
 	}
-	return &routeTable{keys: make([][]string, s.cfg.Keys.Partitions())}
+	return newRouteTable(s.cfg.Keys, nil, time.Time{})
+}
+
+// newRouteTable returns the route table of gateways nodes (sorted), read
+// at at.
+func newRouteTable(k bus.Keys, nodes []string, at time.Time) *routeTable {
+	t := &routeTable{arg: strings.Join(nodes, "\n"), keys: make([][]string, k.Partitions()), at: at}
+	for p := range t.keys {
+		keys := make([]string, 0, 5+2*len(nodes))
+		keys = append(keys, k.StreamHolders(p), k.RouteGateways(p), k.Members(p), k.PollingMembers(p), k.RoomIndex(p))
+		for _, n := range nodes {
+			keys = append(keys, k.RouteStream(p, n), k.GatewayStreams(p, n))
+		}
+		t.keys[p] = keys
+	}
+	return t
 }
 
 // RefreshRoutes reads the cluster's gateways into the store's route table.
@@ -116,17 +133,7 @@ func (s *Store) refreshRoutes(ctx context.Context, since time.Time) error {
 		return fmt.Errorf("session: read the route table: %w", err)
 	}
 	slices.Sort(nodes)
-	k := s.cfg.Keys
-	t := &routeTable{arg: strings.Join(nodes, "\n"), keys: make([][]string, k.Partitions()), at: start}
-	for p := range t.keys {
-		keys := make([]string, 0, 5+2*len(nodes))
-		keys = append(keys, k.StreamHolders(p), k.RouteGateways(p), k.Members(p), k.PollingMembers(p), k.RoomIndex(p))
-		for _, n := range nodes {
-			keys = append(keys, k.RouteStream(p, n), k.GatewayStreams(p, n))
-		}
-		t.keys[p] = keys
-	}
-	s.routes.table.Store(t)
+	s.routes.table.Store(newRouteTable(s.cfg.Keys, nodes, start))
 	return nil
 }
 
@@ -154,9 +161,9 @@ func withRoutes(t *routeTable, p int, keys []string, args []any) []string {
 // for allPartitions), from a table refreshed first when older than
 // Config.RouteRefresh, and runs again, routeAttempts times in all, with a
 // table read anew when it answers that the table is stale, and after this
-// node joined the routing sets when it answers that the node is not in
-// them (a gateway Redis lost the sets of, or the reapers forgot: it
-// joins at once, see Alive).
+// node joined the routing sets again when it answers that the node is not
+// in them (Redis lost the sets, or the reapers forgot the node: it waits
+// as a new node does, rejoinRouting).
 func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args ...any) *redis.Cmd {
 	if !sc.routes {
 		return sc.Run(ctx, s.rdb, keys, args...)
@@ -177,7 +184,7 @@ func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args 
 		case IsRouteTableStale(err):
 			refresh = true
 		case isReply(err, notRoutedReply):
-			if jerr := s.joinRouting(ctx); jerr != nil {
+			if jerr := s.rejoinRouting(ctx); jerr != nil {
 				return cmd
 			}
 			refresh = true

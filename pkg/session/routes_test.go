@@ -26,7 +26,7 @@ func TestRouteTableStale(t *testing.T) {
 	}
 	// gwB joins after the worker read its table, and holds a stream.
 	tailRoutes(t, rdb, gwA.Keys(), "gwB")
-	gwB := New(rdb, Config{Keys: gwA.Keys(), Node: "gwB"})
+	gwB := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: gwA.Keys(), Node: "gwB"})
 	sid, err := gwB.Create(ctx, Handshake{})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestRouteToForgottenGateway(t *testing.T) {
 	ctx := context.Background()
 	gwA, rdb := newStore(t, "gwA")
 	tailRoutes(t, rdb, gwA.Keys(), "gwA")
-	ghost := New(rdb, Config{Keys: gwA.Keys(), Node: "ghost"})
+	ghost := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: gwA.Keys(), Node: "ghost"})
 	sid, err := ghost.Create(ctx, Handshake{})
 	if err != nil {
 		t.Fatal(err)
@@ -106,8 +106,20 @@ func TestAliveJoinsRoutingAfterTheTables(t *testing.T) {
 		}
 		return true
 	}
+	// While it waits, its liveness key lives (renewed: the wait is longer
+	// than the key's TTL), so no reaper takes it for dead.
 	start := time.Now()
-	if err := st.Alive(ctx, time.Minute); err != nil {
+	alive := make(chan error, 1)
+	go func() { alive <- st.Alive(ctx, 2*refresh) }()
+	other := New(rdb, Config{Keys: k, Node: "other", RouteRefresh: refresh})
+	for time.Since(start) < RouteJoinWaits*refresh-refresh/2 {
+		time.Sleep(refresh / 4)
+		expired, err := other.ExpiredGateways(ctx)
+		if err != nil || slices.Contains(expired, "gwN") {
+			t.Fatalf("during the join wait, expired gateways %q, %v", expired, err)
+		}
+	}
+	if err := <-alive; err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took < RouteJoinWaits*refresh {

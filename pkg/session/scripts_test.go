@@ -49,7 +49,7 @@ func newContract(t *testing.T, rdb *redis.Client, keys bus.Keys, nodes ...string
 			}
 			c.last[keys.RouteStream(p, node)] = fmt.Sprintf("0-%d", r.Last())
 		}
-		if err := New(rdb, Config{Keys: keys, Node: node}).Alive(ctx, time.Minute); err != nil {
+		if err := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: keys, Node: node}).Alive(ctx, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -66,7 +66,7 @@ func TestScriptSlots(t *testing.T) {
 	keys := bus.NewKeys("slots:", 4)
 	// The per-partition scripts, as on a Redis Cluster whose partitions
 	// are spread.
-	st := New(rdb, Config{Keys: keys, Node: "gwA", PerPartition: true})
+	st := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: keys, Node: "gwA", PerPartition: true})
 	// The gateway's route stream exists (the scripts append to it only
 	// then), and the partition streams have their consumer group.
 	tailRoutes(t, rdb, keys, "gwA")
@@ -164,14 +164,14 @@ func workload(t *testing.T, st *Store, rdb *redis.Client) {
 	must(err)
 	must(st.Alive(ctx, 50*time.Millisecond))
 	time.Sleep(100 * time.Millisecond)
-	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB", PerPartition: true})
+	other := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwB", PerPartition: true})
 	n, err := other.ReapGateways(ctx, 100, 0)
 	must(err)
 	if n != 1 {
 		t.Fatalf("reaped %d sessions of the dead gateway, want its websocket", n)
 	}
 	// Where every partition is on one node, a commit is one script.
-	oneNode := New(rdb, Config{Keys: st.Keys(), Node: "w"})
+	oneNode := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "w"})
 	_, err = oneNode.Apply(ctx, Commit{Effects: []Effect{DeliverEffect(ws, "3:::n"), BroadcastEffect("", "", "", "3:::all")}})
 	must(err)
 }
@@ -193,7 +193,7 @@ func TestPerPartitionWhereSpread(t *testing.T) {
 		{cluster, bus.NewKeys("{rt}:", 16), false}, // a hash tag in the prefix: one slot
 		{one, bus.NewKeys("rt:", 16), false},
 	} {
-		if got := New(c.rdb, Config{Keys: c.keys, Node: "n"}).Config().PerPartition; got != c.want {
+		if got := New(c.rdb, Config{RouteRefresh: testRouteRefresh, Keys: c.keys, Node: "n"}).Config().PerPartition; got != c.want {
 			t.Errorf("%T, prefix %q: PerPartition %v, want %v", c.rdb, c.keys.Prefix(), got, c.want)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -189,6 +190,10 @@ type Store struct {
 	cfg       Config
 	deadlines []string // every partition's deadlines set, commit_node.lua's KEYS
 	routes    routes
+	rejoin    struct {
+		mu      sync.Mutex
+		current *rejoin // the rejoin under way, if any
+	}
 }
 
 // New returns a Store. It does not touch Redis.

@@ -17,12 +17,16 @@ import (
 
 var prefixSeq atomic.Int64
 
+// testRouteRefresh is the route refresh of the tests' stores: a node new to
+// the routing sets waits three of them (Store.Alive, Store.run).
+const testRouteRefresh = 10 * time.Millisecond
+
 func newStore(t testing.TB, node string) (*Store, *redis.Client) {
 	t.Helper()
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	keys := bus.NewKeys(fmt.Sprintf("t%d:", prefixSeq.Add(1)), 4)
-	return New(rdb, Config{Keys: keys, Node: node, MailboxBytes: 40, MailboxDrainTimeout: 300 * time.Millisecond,
+	return New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: keys, Node: node, MailboxBytes: 40, MailboxDrainTimeout: 300 * time.Millisecond,
 		PollBatchBytes: 15, BatchConfirmWait: 300 * time.Millisecond}), rdb
 }
 
@@ -510,7 +514,7 @@ func TestPollOnStreamParks(t *testing.T) {
 	if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil {
 		t.Fatal(err)
 	}
-	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	other := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwB"})
 	sub := tailRoutes(t, rdb, st.Keys(), "gwB")
 	reply, err := other.Poll(ctx, sid, "xhr-polling", "p1", "1", false)
 	if err != nil || reply.Result != PollParked || !reply.OnStream {
@@ -542,7 +546,7 @@ func TestStreamOpenAndGatewayReap(t *testing.T) {
 	if err := st.Alive(ctx, 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	other := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwB"})
 	if n, _ := other.ReapGateways(ctx, 100, 0); n != 0 {
 		t.Fatalf("reaped %d sessions of a live gateway", n)
 	}
@@ -576,7 +580,7 @@ func TestDeadlineReap(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := srv.Client(t)
 	keys := bus.NewKeys("dl:", 2)
-	st := New(rdb, Config{Keys: keys, Node: "gwA", PollingDuration: 10 * time.Millisecond, CloseTimeout: 20 * time.Millisecond, HandshakeTimeout: 20 * time.Millisecond})
+	st := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: keys, Node: "gwA", PollingDuration: 10 * time.Millisecond, CloseTimeout: 20 * time.Millisecond, HandshakeTimeout: 20 * time.Millisecond})
 	polled, _ := st.Create(ctx, Handshake{})
 	never, _ := st.Create(ctx, Handshake{})
 	if _, _, err := poll3(st.Poll(ctx, polled, "xhr-polling", "p", "1", false)); err != nil {
@@ -855,7 +859,7 @@ func TestConfigDefaults(t *testing.T) {
 func TestGatewayReapGuard(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
-	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	other := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwB"})
 	sid, _ := st.Create(ctx, Handshake{})
 	if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil {
 		t.Fatal(err)
@@ -901,7 +905,7 @@ func TestGatewayReapGuard(t *testing.T) {
 func TestEndOwnStreams(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := newStore(t, "gwA")
-	other := New(rdb, Config{Keys: st.Keys(), Node: "gwB"})
+	other := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwB"})
 	var mine []string
 	for i := 0; i < 3; i++ {
 		sid, _ := st.Create(ctx, Handshake{})
@@ -917,7 +921,7 @@ func TestEndOwnStreams(t *testing.T) {
 	if err := st.Alive(ctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	again := New(rdb, Config{Keys: st.Keys(), Node: "gwA"}) // the next run
+	again := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwA"}) // the next run
 	if n, err := again.EndOwnStreams(ctx); err != nil || n != 3 {
 		t.Fatalf("EndOwnStreams = %d, %v", n, err)
 	}

@@ -17,10 +17,17 @@
 -- Returns {commits applied, {}}: commit.lua's reply with an empty outbox.
 local np = tonumber(ARGV[5])
 declare_sessions(np)
--- within makes partition q's keys the ones the helpers act on.
+-- within makes partition q's keys the ones the helpers act on (each
+-- partition's read once).
+local blocks = {}
 local function within(q)
+  local b = blocks[q]
+  if not b then
+    b = {partition_keys(np + 9 * #SIDS + q * (5 + 2 * #GW))}
+    blocks[q] = b
+  end
   KDL = KEYS[q + 1]
-  HOLDERS, ROUTING, MEMBERS, PMEMBERS, ROOMIDX, ROUTES = partition_keys(np + 9 * #SIDS + q * (5 + 2 * #GW))
+  HOLDERS, ROUTING, MEMBERS, PMEMBERS, ROOMIDX, ROUTES = b[1], b[2], b[3], b[4], b[5], b[6]
 end
 -- each_effect calls fn for each effect of the commits (every one with
 -- dry), in the partition it applies to (each partition for a broadcast).

@@ -394,31 +394,29 @@ end
 -- gateway holding streams of the partition is told on its route stream of
 -- the partition (in order with the other routes of those sessions; it
 -- writes to the streams of the partition it holds), and the partition's
--- polling members get the packet in their mailboxes.
+-- polling members get the packet in their mailboxes: those the caller
+-- declared, having read the room's members just before (Store.Apply). A
+-- member that joined since, by another commit, is skipped: its join and
+-- this broadcast were concurrent, and the broadcast is taken as the
+-- earlier. (A member an earlier effect of this script made is that
+-- effect's session, declared.)
 local function broadcast_here(ns, room, except, packet)
   local msg = route_broadcast(ns, room, except, packet)
   for _, node in ipairs(redis.call('SMEMBERS', HOLDERS)) do route_to(node, msg) end
   local prefix = member_entry(room_member(ns, room), '')
   for _, e in ipairs(redis.call('ZRANGEBYLEX', PMEMBERS, '[' .. prefix, '[' .. prefix .. '\255')) do
     local sid = string.sub(e, #prefix + 1)
-    if sid ~= except then deliver(sid, {packet}, session_keys(sid)) end
+    local k = SESS[sid]
+    if sid ~= except and k then deliver(sid, {packet}, k) end
   end
 end
 
--- effect_undeclared reports whether applying effect op (arguments a) in
--- the script's partition would name a session the caller did not declare:
--- the effect's own, or for a broadcast one of the partition's polling
--- members of its room. A script checks every effect before it writes
--- anything, and then returns redis.error_reply(SESSIONS_STALE): its caller
--- reads the broadcasts' members again and runs it again. (A session an
--- earlier effect of the script makes a member is that effect's, declared.)
+-- effect_undeclared reports whether effect op (arguments a) names a
+-- session the caller did not declare (a broadcast names none: see
+-- broadcast_here). A script checks every effect before it writes
+-- anything, and then returns redis.error_reply(SESSIONS_STALE).
 local function effect_undeclared(op, a)
-  if op ~= 'b' then return not SESS[a[1]] end
-  local prefix = member_entry(room_member(a[1], a[2]), '')
-  for _, e in ipairs(redis.call('ZRANGEBYLEX', PMEMBERS, '[' .. prefix, '[' .. prefix .. '\255')) do
-    if not SESS[string.sub(e, #prefix + 1)] then return true end
-  end
-  return false
+  return op ~= 'b' and not SESS[a[1]]
 end
 
 -- apply_effect applies one effect (session.Effect: op and its arguments)
