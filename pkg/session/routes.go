@@ -84,7 +84,8 @@ type routeTable struct {
 // routes holds a Store's route table.
 type routes struct {
 	table atomic.Pointer[routeTable]
-	mu    sync.Mutex // one refresh at a time
+	mu    sync.Mutex  // one refresh at a time
+	soon  atomic.Bool // a refreshSoon is under way
 }
 
 // routeTable returns the store's current route table: before the first
@@ -196,15 +197,51 @@ func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args 
 
 // write returns sc with keys and args as a step of a commit batch, with
 // partition p's shared keys of the table the store has when the batch is
-// written (never refreshed there: a gateway refreshes it every
-// Config.RouteRefresh). A stale table fails the batch (ErrRouteTableStale).
+// written (a gateway refreshes it every Config.RouteRefresh). A batch
+// cannot be run again in part, so a script that routes must not find its
+// table stale there: while the table is older than two refresh intervals
+// (its last reads failed), the step makes the whole batch fail with nothing
+// applied instead (abortBatch; the committer tries it again, as after any
+// EXECABORT), and asks for a refresh. A younger table lists every gateway
+// of a routing set, as a gateway joins those RouteJoinWaits intervals
+// after it could be read (Alive); the script's own check (ROUTESTALE,
+// ErrRouteTableStale) remains for a batch that waited longer than an
+// interval between being written and run.
 func (s *Store) write(sc *script, p int, keys []string, args ...any) bus.Write {
 	return func(pipe redis.Pipeliner) {
 		a := slices.Clone(args)
 		k := keys
 		if sc.routes {
-			k = withRoutes(s.routeTable(), p, keys, a)
+			t := s.routeTable()
+			if time.Since(t.at) > 2*s.cfg.RouteRefresh {
+				abortBatch(pipe)
+				s.refreshSoon()
+				return
+			}
+			k = withRoutes(t, p, keys, a)
 		}
 		sc.Eval(context.Background(), pipe, k, a...)
 	}
+}
+
+// abortBatch makes the MULTI/EXEC pipe is part of apply nothing: a command
+// Redis refuses to queue (EVALSHA without arguments) makes EXEC answer
+// EXECABORT and discard the transaction (Redis's MULTI documentation,
+// "Errors inside a transaction").
+func abortBatch(pipe redis.Pipeliner) {
+	pipe.Do(context.Background(), "EVALSHA")
+}
+
+// refreshSoon reads the route table in the background, unless a read asked
+// for this way is under way.
+func (s *Store) refreshSoon() {
+	if !s.routes.soon.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.routes.soon.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.refreshRoutes(ctx, time.Now())
+	}()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,50 @@ func TestRouteTableStale(t *testing.T) {
 	}
 	if got, want := deliveries(t, rdb, gwA.Keys().RouteStream(gwA.Keys().PartitionOf(sid), "gwB")), []string{"3:::run", "3:::batch2"}; !slices.Equal(got, want) {
 		t.Fatalf("gwB's deliveries: %q, want %q", got, want)
+	}
+}
+
+// A commit batch's step that routes, written while the store's route table
+// is older than two refresh intervals, makes the whole batch apply nothing
+// (EXECABORT, which the committer tries again), and asks for a refresh: the
+// same batch then applies.
+func TestOldRouteTableAbortsTheBatch(t *testing.T) {
+	ctx := context.Background()
+	gwA, rdb := newStore(t, "gwA")
+	tailRoutes(t, rdb, gwA.Keys(), "gwA")
+	st := New(rdb, Config{Keys: gwA.Keys(), Node: "gwA", RouteRefresh: 50 * time.Millisecond})
+	sid, err := st.Create(ctx, Handshake{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.OpenStream(ctx, sid, "websocket"); err != nil { // reads the table
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	other := gwA.Keys().Kick(sid) // any key another step of the batch writes
+	batch := func() error {
+		_, err := rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, other, "x", time.Minute)
+			st.DeliverWrite(sid, "3:::x")(pipe)
+			return nil
+		})
+		return err
+	}
+	if err := batch(); !bus.Retryable(err) || !strings.Contains(err.Error(), "EXECABORT") {
+		t.Fatalf("batch with an old route table: %v, want EXECABORT", err)
+	}
+	if n := rdb.Exists(ctx, other).Val(); n != 0 {
+		t.Fatal("the aborted batch's other step was applied")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for batch() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch still aborts: the table was not read again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := deliveries(t, rdb, gwA.Keys().RouteStream(gwA.Keys().PartitionOf(sid), "gwA")); !slices.Equal(got, []string{"3:::x"}) {
+		t.Fatalf("gwA's deliveries: %q, want the one of the batch", got)
 	}
 }
 
