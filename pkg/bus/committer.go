@@ -19,15 +19,24 @@ import (
 // ErrCommitterClosed is returned by Commit and CommitAsync after Close.
 var ErrCommitterClosed = errors.New("bus: committer closed")
 
-// Write is one step of a batch: it queues commands on a pipeline.
-type Write func(pipe redis.Pipeliner)
+// Write is one step of a batch: it queues commands on a pipeline. A Write
+// that cannot be written now returns ErrRetryBatch: its batch is then not
+// sent, and the committer tries it again (see Committer).
+type Write func(pipe redis.Pipeliner) error
+
+// ErrRetryBatch is what a Write returns when its batch must not be sent
+// now but can be tried again soon (a route table older than its steps may
+// use, session.Store's): Retryable reports it, so the committer tries the
+// batch again until CommitterConfig.Timeout.
+var ErrRetryBatch = errors.New("bus: batch not sent: a step asks for it to be tried again")
 
 // XAdd returns the Write that appends sig to its session's partition stream.
 func XAdd(keys Keys, sig *Signal) Write {
 	stream := keys.StreamFor(sig.SID)
 	values := sig.Values()
-	return func(pipe redis.Pipeliner) {
+	return func(pipe redis.Pipeliner) error {
 		pipe.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: values})
+		return nil
 	}
 }
 
@@ -347,7 +356,9 @@ func (c *Committer) commitBatch(batch []*request, marker string, seq uint64, don
 		_, err = c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, r := range batch {
 				for _, w := range r.writes {
-					w(pipe)
+					if err := w(pipe); err != nil {
+						return err // nothing sent
+					}
 				}
 			}
 			prev = pipe.SetArgs(ctx, marker, seq, redis.SetArgs{TTL: CommitMarkerTTL, Get: true})
@@ -459,7 +470,8 @@ func closedByRedis(err error) bool {
 // refused it whole (LOADING while it loads its data after a restart,
 // READONLY on a replica, OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN while a
 // Redis Cluster has no primary for some slot, and EXECABORT for a
-// transaction one of whose commands it refused so). Unlike the consumer's
+// transaction one of whose commands it refused so); and ErrRetryBatch, a
+// batch a Write kept from being sent. Unlike the consumer's
 // redisUnavailable, a timeout or a dropped connection is not retryable
 // here: Redis may have run the command.
 func Retryable(err error) bool {
@@ -467,7 +479,7 @@ func Retryable(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, redis.ErrPoolTimeout) {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, ErrRetryBatch) {
 		return true
 	}
 	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err) ||

@@ -21,7 +21,10 @@ import (
 
 // push is a Write that appends v to list key.
 func push(key, v string) Write {
-	return func(pipe redis.Pipeliner) { pipe.RPush(context.Background(), key, v) }
+	return func(pipe redis.Pipeliner) error {
+		pipe.RPush(context.Background(), key, v)
+		return nil
+	}
 }
 
 // TestCommitterOrderPerSession commits from many goroutines at once and
@@ -109,10 +112,11 @@ func TestCommitterBatches(t *testing.T) {
 	}})
 	defer c.Close()
 	entered, release := make(chan struct{}), make(chan struct{})
-	first, err := c.CommitAsync(ctx, "a", func(pipe redis.Pipeliner) {
+	first, err := c.CommitAsync(ctx, "a", func(pipe redis.Pipeliner) error {
 		close(entered) // the loop is committing this batch
 		<-release
 		pipe.RPush(ctx, "batches", "first")
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -124,11 +124,12 @@ func (s *Store) TouchPost(ctx context.Context, sid string, p Post) (PostReply, e
 // retried by the committer is not recorded as older than it is.
 func (s *Store) PostWrite(sid string, p Post, postID string) bus.Write {
 	key, owner := s.cfg.Keys.Post(sid), s.cfg.Node+" "+postID
-	return func(pipe redis.Pipeliner) {
+	return func(pipe redis.Pipeliner) error {
 		ctx := context.Background()
 		pipe.HSet(ctx, key, "t", p.T, "d", p.Digest, "o", owner,
 			"tm", strconv.FormatInt(time.Now().UnixMilli(), 10), "c", "")
 		pipe.PExpire(ctx, key, PostRecordTTL)
+		return nil
 	}
 }
 
@@ -137,9 +138,10 @@ func (s *Store) PostWrite(sid string, p Post, postID string) bus.Write {
 // same cache-buster and body after it is new.
 func (s *Store) ConfirmPostWrite(sid, postID string) bus.Write {
 	key, owner := s.cfg.Keys.Post(sid), s.cfg.Node+" "+postID
-	return func(pipe redis.Pipeliner) {
+	return func(pipe redis.Pipeliner) error {
 		ctx := context.Background()
 		pipe.HSet(ctx, key, "c", owner)
 		pipe.PExpire(ctx, key, PostRecordTTL)
+		return nil
 	}
 }

@@ -20,7 +20,7 @@ import (
 //
 // The node joins the cluster's gateways set (bus.Keys.Gateways), with its
 // liveness key, and then the partitions' routing sets
-// (bus.Keys.RouteGateways). A node new to the gateways set waits
+// (bus.Keys.RouteGateways). A node not in every routing set already waits
 // RouteJoinWaits × Config.RouteRefresh between the two, renewing its key
 // meanwhile: by then every gateway's route table lists it
 // (RefreshRoutes), so no commit batch of theirs finds its table stale once
@@ -28,14 +28,14 @@ import (
 // the wait. (A gateway that must join the routing sets again, because
 // Redis lost them or the reapers forgot it, waits the same: Store.run.)
 func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
-	known, err := s.rdb.SIsMember(ctx, s.cfg.Keys.Gateways(), s.cfg.Node).Result()
+	routed, err := s.inRouting(ctx)
 	if err != nil {
 		return fmt.Errorf("session: alive: %w", err)
 	}
 	if _, err := s.Renew(ctx, ttl); err != nil {
 		return err
 	}
-	if !known {
+	if !routed {
 		if err := s.waitRouteJoin(ctx, func() error { _, err := s.Renew(ctx, ttl); return err }, ttl/4); err != nil {
 			return err
 		}
@@ -44,6 +44,28 @@ func (s *Store) Alive(ctx context.Context, ttl time.Duration) error {
 }
 
 func (s *Store) routeJoinWait() time.Duration { return RouteJoinWaits * s.cfg.RouteRefresh }
+
+// inRouting reports whether this node is in every partition's routing set
+// already (a restart in place): joining them then shows it to no script
+// anew, so it need not wait.
+func (s *Store) inRouting(ctx context.Context) (bool, error) {
+	cmds := make([]*redis.BoolCmd, s.cfg.Keys.Partitions())
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range cmds {
+			cmds[p] = pipe.SIsMember(ctx, s.cfg.Keys.RouteGateways(p), s.cfg.Node)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cmds {
+		if !c.Val() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
 
 // waitRouteJoin waits routeJoinWait, calling renew every (at most) every
 // meanwhile; it returns renew's error, or ctx's.
@@ -379,21 +401,26 @@ func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard i
 	if guard == reapOwn || left > 0 {
 		return total, nil
 	}
-	// Forget the node: it leaves the gateways set and the routing sets,
-	// and its route streams are deleted (a gateway that comes back finds
-	// them gone, a gap its readers report, and joins the sets again at its
-	// next renewal).
+	// Forget the node: it leaves the routing sets and its route streams
+	// are deleted, then, once that is done, it leaves the gateways set (so
+	// a forget cut short leaves it where the reapers look again, never a
+	// routing member no route table lists). A gateway that comes back
+	// finds its streams gone, a gap its readers report; it is back in the
+	// gateways set at its next renewal, and in the routing sets when its
+	// next open or poll finds it missing there (Store.run).
 	if alive, err := s.checkReap(ctx, node, -1); err != nil || alive {
 		return total, err
 	}
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.SRem(ctx, k.Gateways(), node)
 		for p := range k.Partitions() {
 			pipe.SRem(ctx, k.RouteGateways(p), node)
 			pipe.Del(ctx, k.RouteStream(p, node))
 		}
 		return nil
 	})
+	if err == nil {
+		err = s.rdb.SRem(ctx, k.Gateways(), node).Err()
+	}
 	if err != nil {
 		return total, fmt.Errorf("session: forget gateway %s: %w", node, err)
 	}

@@ -200,36 +200,28 @@ func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args 
 // written (a gateway refreshes it every Config.RouteRefresh). A batch
 // cannot be run again in part, so a script that routes must not find its
 // table stale there: while the table is older than two refresh intervals
-// (its last reads failed), the step makes the whole batch fail with nothing
-// applied instead (abortBatch; the committer tries it again, as after any
-// EXECABORT), and asks for a refresh. A younger table lists every gateway
-// of a routing set, as a gateway joins those RouteJoinWaits intervals
-// after it could be read (Alive); the script's own check (ROUTESTALE,
-// ErrRouteTableStale) remains for a batch that waited longer than an
-// interval between being written and run.
+// (its last reads failed), the step keeps the whole batch from being sent
+// (bus.ErrRetryBatch: the committer tries it again) and asks for a
+// refresh. A younger table lists every gateway of a routing set, as a
+// gateway joins those RouteJoinWaits intervals after it could be read
+// (Alive); the script's own check (ROUTESTALE, ErrRouteTableStale) remains
+// for a batch that waited longer than an interval between being written
+// and run.
 func (s *Store) write(sc *script, p int, keys []string, args ...any) bus.Write {
-	return func(pipe redis.Pipeliner) {
+	return func(pipe redis.Pipeliner) error {
 		a := slices.Clone(args)
 		k := keys
 		if sc.routes {
 			t := s.routeTable()
 			if time.Since(t.at) > 2*s.cfg.RouteRefresh {
-				abortBatch(pipe)
 				s.refreshSoon()
-				return
+				return fmt.Errorf("%w: the route table was read %v ago", bus.ErrRetryBatch, time.Since(t.at).Round(time.Millisecond))
 			}
 			k = withRoutes(t, p, keys, a)
 		}
 		sc.Eval(context.Background(), pipe, k, a...)
+		return nil
 	}
-}
-
-// abortBatch makes the MULTI/EXEC pipe is part of apply nothing: a command
-// Redis refuses to queue (EVALSHA without arguments) makes EXEC answer
-// EXECABORT and discard the transaction (Redis's MULTI documentation,
-// "Errors inside a transaction").
-func abortBatch(pipe redis.Pipeliner) {
-	pipe.Do(context.Background(), "EVALSHA")
 }
 
 // refreshSoon reads the route table in the background, unless a read asked

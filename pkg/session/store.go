@@ -441,7 +441,10 @@ func (s *Store) poll(ctx context.Context, sid, transport, pollID, t, run string)
 // one SET, cheaper than a script, as it is paid for every poll answer.
 func (s *Store) ConfirmWrite(sid, pollID string) bus.Write {
 	key, value, ttl := s.cfg.Keys.Confirmed(sid), s.cfg.Node+" "+pollID, time.Duration(s.pollTTL())*time.Millisecond
-	return func(pipe redis.Pipeliner) { pipe.Set(context.Background(), key, value, ttl) }
+	return func(pipe redis.Pipeliner) error {
+		pipe.Set(context.Background(), key, value, ttl)
+		return nil
+	}
 }
 
 // Release ends poll pollID of this node, whose request is over without its

@@ -241,11 +241,11 @@ func TestPollLifecycle(t *testing.T) {
 // nilPipe runs a Write on a real transaction and returns a func-call adapter.
 func nilPipe(t *testing.T, rdb *redis.Client) func(bus.Write) error {
 	return func(w bus.Write) error {
-		// As the committer does: a batch Redis applied nothing of
-		// (EXECABORT: the route table was old, Store.write) is tried
-		// again after a pause.
+		// As the committer does: a batch not sent (bus.ErrRetryBatch:
+		// the route table was old, Store.write) is tried again after a
+		// pause.
 		for range 50 {
-			_, err := rdb.TxPipelined(context.Background(), func(p redis.Pipeliner) error { w(p); return nil })
+			_, err := rdb.TxPipelined(context.Background(), func(p redis.Pipeliner) error { return w(p) })
 			if !bus.Retryable(err) {
 				return err
 			}
