@@ -162,7 +162,11 @@ func (g *Gateway) routeLoop(ctx context.Context) {
 		case <-t.C:
 		case <-g.routesNow:
 		}
-		err := g.store.RefreshRoutes(ctx)
+		// Bounded, so that a Redis stall does not hold the loop (and the
+		// refreshes of this gateway's scripts, which wait for it) for good.
+		rctx, cancel := context.WithTimeout(ctx, max(g.cfg.RouteRefresh, time.Second))
+		err := g.store.RefreshRoutes(rctx)
+		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil:
 			g.metrics.RedisErrors.WithLabelValues("routes").Inc()

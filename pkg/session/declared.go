@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -69,28 +70,36 @@ func (d *declaration) effect(p int, e Effect) {
 }
 
 // declareAll reads the members of the rooms the calls' declarations reach
-// (one pipeline) and gives each call its declared sessions: ARGV[4] and
-// their keys after its own. A call whose read failed gets the error as
-// its result, and is not run (its cmd is set).
+// and gives each call its declared sessions: ARGV[4] and their keys after
+// its own. A call whose read failed gets the error as its result, and is
+// not run (its cmd is set). The reads run at once, each its own command
+// (as evalAll's scripts: go-redis sends a pipeline again after a read
+// timeout, which would hold the caller several timeouts while Redis
+// stalls).
 func (s *Store) declareAll(ctx context.Context, calls []*scriptCall) {
 	type read struct {
 		call *scriptCall
-		cmd  *redis.StringSliceCmd
 		r    declaredRoom
+		cmd  *redis.StringSliceCmd
 	}
-	var reads []read
-	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, c := range calls {
-			if c.decl == nil {
-				continue
-			}
+	var reads []*read
+	for _, c := range calls {
+		if c.decl != nil {
 			for _, r := range c.decl.rooms {
-				lo, hi := bus.MemberRange(r.ns, r.room)
-				reads = append(reads, read{c, pipe.ZRangeByLex(ctx, s.cfg.Keys.PollingMembers(r.p), &redis.ZRangeBy{Min: lo, Max: hi}), r})
+				reads = append(reads, &read{call: c, r: r})
 			}
 		}
-		return nil
-	})
+	}
+	var wg sync.WaitGroup
+	for _, rd := range reads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lo, hi := bus.MemberRange(rd.r.ns, rd.r.room)
+			rd.cmd = s.rdb.ZRangeByLex(ctx, s.cfg.Keys.PollingMembers(rd.r.p), &redis.ZRangeBy{Min: lo, Max: hi})
+		}()
+	}
+	wg.Wait()
 	for _, c := range calls {
 		if c.decl == nil {
 			continue
@@ -99,17 +108,17 @@ func (s *Store) declareAll(ctx context.Context, calls []*scriptCall) {
 		for _, sid := range c.decl.sids {
 			d.session(sid)
 		}
-		for _, r := range reads {
-			if r.call != c {
+		for _, rd := range reads {
+			if rd.call != c {
 				continue
 			}
-			if err != nil {
+			if err := rd.cmd.Err(); err != nil {
 				c.cmd = redis.NewCmd(ctx)
-				c.cmd.SetErr(fmt.Errorf("read the members of room %q of %q: %w", r.r.room, r.r.ns, err))
+				c.cmd.SetErr(fmt.Errorf("read the members of room %q of %q: %w", rd.r.room, rd.r.ns, err))
 				break
 			}
-			prefix := bus.MemberPrefix(r.r.ns, r.r.room)
-			for _, e := range r.cmd.Val() {
+			prefix := bus.MemberPrefix(rd.r.ns, rd.r.room)
+			for _, e := range rd.cmd.Val() {
 				d.session(e[len(prefix):])
 			}
 		}

@@ -229,33 +229,25 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 // ReapDeadlines ends up to limit sessions per partition whose deadline has
 // passed (reason "timeout") and returns how many it ended.
 //
-// The sessions due are read first, every partition's in one pipeline, and
+// The sessions due are read first, partition after partition, and
 // reap_deadlines.lua runs only on partitions with some, declaring them
 // (it ends each one whose deadline is still past).
 func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
 	k := s.cfg.Keys
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	due := make([]*redis.StringSliceCmd, k.Partitions())
-	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for p := range due {
-			due[p] = pipe.ZRangeByScore(ctx, k.Deadlines(p), &redis.ZRangeBy{Min: "-inf", Max: now, Count: int64(limit)})
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("session: reap deadlines: %w", err)
-	}
-	var calls []*scriptCall
-	for p, cmd := range due {
-		if len(cmd.Val()) > 0 {
-			calls = append(calls, &scriptCall{script: reapDeadlinesScript, part: p, keys: []string{k.Deadlines(p)},
-				args: s.args(""), decl: &declaration{sids: cmd.Val()}})
-		}
-	}
-	s.evalAll(ctx, calls)
 	total := 0
-	for _, c := range calls {
-		res, err := c.cmd.Int64Slice()
+	for p := range k.Partitions() {
+		now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		due, err := s.rdb.ZRangeByScore(ctx, k.Deadlines(p), &redis.ZRangeBy{Min: "-inf", Max: now, Count: int64(limit)}).Result()
+		if err != nil {
+			return total, fmt.Errorf("session: reap deadlines: %w", err)
+		}
+		if len(due) == 0 {
+			continue
+		}
+		call := &scriptCall{script: reapDeadlinesScript, part: p, keys: []string{k.Deadlines(p)},
+			args: s.args(""), decl: &declaration{sids: due}}
+		s.evalAll(ctx, []*scriptCall{call})
+		res, err := call.cmd.Int64Slice()
 		if err != nil {
 			return total, fmt.Errorf("session: reap deadlines: %w", err)
 		}

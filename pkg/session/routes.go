@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,8 +83,8 @@ type routeTable struct {
 // routes holds a Store's route table.
 type routes struct {
 	table atomic.Pointer[routeTable]
-	mu    sync.Mutex  // one refresh at a time
-	soon  atomic.Bool // a refreshSoon is under way
+	read  chan struct{} // holds a token while a refresh reads (one at a time; New makes it, buffer 1)
+	soon  atomic.Bool   // a refreshSoon is under way
 }
 
 // routeTable returns the store's current route table: before the first
@@ -121,10 +120,15 @@ func (s *Store) RefreshRoutes(ctx context.Context) error {
 }
 
 // refreshRoutes reads the table unless one read at or after since is there
-// (another caller's refresh, waited for).
+// (another caller's refresh, waited for as long as ctx lasts: a read that
+// Redis stalls holds the others).
 func (s *Store) refreshRoutes(ctx context.Context, since time.Time) error {
-	s.routes.mu.Lock()
-	defer s.routes.mu.Unlock()
+	select {
+	case s.routes.read <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("session: read the route table: %w", ctx.Err())
+	}
+	defer func() { <-s.routes.read }()
 	if t := s.routes.table.Load(); t != nil && !t.at.Before(since) {
 		return nil
 	}

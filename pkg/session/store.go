@@ -201,6 +201,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 	cfg.defaults()
 	cfg.PerPartition = cfg.PerPartition || bus.Spread(rdb, cfg.Keys)
 	s := &Store{rdb: rdb, cfg: cfg, deadlines: make([]string, cfg.Keys.Partitions())}
+	s.routes.read = make(chan struct{}, 1)
 	for p := range s.deadlines {
 		s.deadlines[p] = cfg.Keys.Deadlines(p)
 	}

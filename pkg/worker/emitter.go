@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -64,7 +65,16 @@ type EmitterConfig struct {
 	// one fails with ErrRoomNameTooLong. Default:
 	// session.DefaultMaxRoomBytes (256).
 	MaxRoomBytes int
+	// Timeout bounds the Redis work of one action that applies at once
+	// (an emit, send, join, leave of a Socket or Room outside a handler):
+	// while Redis stalls it fails after about this long instead of
+	// waiting for Redis. Default: DefaultEmitTimeout (5s).
+	Timeout time.Duration
 }
+
+// DefaultEmitTimeout is EmitterConfig.Timeout's default: the server HTTP
+// API's bound of a request's Redis work (api.RequestTimeout).
+const DefaultEmitTimeout = 5 * time.Second
 
 // Emitter emits, broadcasts, lists and disconnects sockets from any Go
 // process, without consuming signals. Its actions apply at once.
@@ -75,6 +85,7 @@ type Emitter struct {
 	node  string
 
 	maxRooms, maxRoomBytes int
+	timeout                time.Duration
 }
 
 // NewEmitter returns an emitter on rdb.
@@ -91,8 +102,11 @@ func NewEmitter(rdb redis.UniversalClient, cfg EmitterConfig) *Emitter {
 	if cfg.MaxRoomBytes <= 0 {
 		cfg.MaxRoomBytes = session.DefaultMaxRoomBytes
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultEmitTimeout
+	}
 	return &Emitter{
-		rdb: rdb, keys: cfg.Keys, node: cfg.Node, maxRooms: cfg.MaxRooms, maxRoomBytes: cfg.MaxRoomBytes,
+		rdb: rdb, keys: cfg.Keys, node: cfg.Node, maxRooms: cfg.MaxRooms, maxRoomBytes: cfg.MaxRoomBytes, timeout: cfg.Timeout,
 		store: session.New(rdb, session.Config{Keys: cfg.Keys, Node: cfg.Node}),
 	}
 }
@@ -278,6 +292,8 @@ func (e *Emitter) effect(rec *recorder, eff session.Effect) error {
 		rec.effects = append(rec.effects, eff)
 		return nil
 	}
-	_, err := e.store.Apply(context.Background(), session.Commit{Effects: []session.Effect{eff}})
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	_, err := e.store.Apply(ctx, session.Commit{Effects: []session.Effect{eff}})
 	return err
 }
