@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,14 +17,30 @@ import (
 	"github.com/realtime/realtime/pkg/protocol"
 )
 
-// namespaceKeys counts the namespaces' member sets (<P>{p}:nsm:<ns>) in Redis.
-func (tg *liveGateway) namespaceKeys() int {
+// namespaceMemberships counts the entries of namespaces (not rooms) in the
+// partitions' memberships (<P>{p}:members, bus.MemberEntry:
+// "<n>:<ns>:<sid>" for a namespace, where the n bytes after "<n>:" end at
+// their first ':').
+func (tg *liveGateway) namespaceMemberships() int {
 	tg.t.Helper()
-	keys, err := tg.rdb.Keys(context.Background(), tg.keys.Prefix()+"{*}:nsm:*").Result()
-	if err != nil {
-		tg.t.Fatal(err)
+	n := 0
+	for p := range tg.keys.Partitions() {
+		entries, err := tg.rdb.ZRange(context.Background(), tg.keys.Members(p), 0, -1).Result()
+		if err != nil {
+			tg.t.Fatal(err)
+		}
+		for _, e := range entries {
+			size, rest, _ := strings.Cut(e, ":")
+			l, err := strconv.Atoi(size)
+			if err != nil || l > len(rest) {
+				tg.t.Fatalf("membership entry %q", e)
+			}
+			if rm := rest[:l]; strings.IndexByte(rm, ':') == len(rm)-1 {
+				n++
+			}
+		}
 	}
-	return len(keys)
+	return n
 }
 
 // connectPayload is a POST payload of n connect packets, /<prefix>0 on.
@@ -148,9 +165,10 @@ func TestNamespaceBound(t *testing.T) {
 	}
 	tg.waitSignals(good, "connect /chat", "event /chat hi")
 
-	// Three sessions at the bound and /chat: the namespace sets in Redis.
-	if got, most := tg.namespaceKeys(), 3*max+2; got > most {
-		t.Errorf("%d namespace sets in Redis, want at most %d", got, most)
+	// Three sessions at the bound (and the default namespace) and one in
+	// /chat and the default one: the namespace memberships in Redis.
+	if got, most := tg.namespaceMemberships(), 3*(max+1)+2; got > most || got < 2 {
+		t.Errorf("%d namespace memberships in Redis, want 2 to %d", got, most)
 	}
 	if got := tg.rejections(rejectTooManyNamespaces) - refused; got < float64(10000-max) {
 		t.Errorf("too_many_namespaces counted %v times, want at least %d", got, 10000-max)
