@@ -163,8 +163,9 @@ func withRoutes(t *routeTable, p int, keys []string, args []any) []string {
 
 // run runs sc with keys and args (Store.args: run fills ARGV[1]). A script
 // that routes gets partition p's shared keys after keys (every partition's
-// for allPartitions), from a table refreshed first when older than
-// Config.RouteRefresh, and runs again, routeAttempts times in all, with a
+// for allPartitions), from a table read first when older than two
+// Config.RouteRefresh intervals (in the background when older than one),
+// and runs again, routeAttempts times in all, with a
 // table read anew when it answers that the table is stale, and after this
 // node joined the routing sets again when it answers that the node is not
 // in them (Redis lost the sets, or the reapers forgot the node: it waits
@@ -173,7 +174,14 @@ func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args 
 	if !sc.routes {
 		return sc.Run(ctx, s.rdb, keys, args...)
 	}
-	refresh := time.Since(s.routeTable().at) > s.cfg.RouteRefresh
+	// A table older than an interval is read again in the background (a
+	// gateway's loop keeps its own younger); one older than two, as a
+	// batch would refuse it, is read first.
+	age := time.Since(s.routeTable().at)
+	refresh := age > 2*s.cfg.RouteRefresh
+	if !refresh && age > s.cfg.RouteRefresh {
+		s.refreshSoon()
+	}
 	for attempt := 1; ; attempt++ {
 		if refresh {
 			// On an error, run with the table there is: the script

@@ -155,7 +155,7 @@ func (c *cluster) gateway(node string, extra ...string) *proc {
 	c.t.Helper()
 	args := append([]string{
 		"-addr", "127.0.0.1:0", "-admin-addr", "", "-node-id", node,
-		"-redis", c.redis.URL(), "-log-level", "debug", "-route-refresh", "100ms",
+		"-redis", c.redis.URL(), "-log-level", "debug", "-route-refresh", "250ms",
 	}, extra...)
 	return c.start(node, listenRE, binary(c.t, "gateway"), args...)
 }
