@@ -8,17 +8,29 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/realtime/realtime/internal/testredis"
+	"github.com/realtime/realtime/pkg/bus"
 )
 
 // BenchmarkApplyEcho measures the commit script on the echo path: a batch
 // of 20 signals, each acknowledged (XACK) with one delivery to a websocket
-// session, as a worker commits one read. Besides the time per batch it
-// reports Redis's own CPU per signal (redis-µs/signal, from INFO cpu), the
-// number that bounds a cluster's throughput, since every worker shares it.
+// session, as a worker commits one read, with the default partitions and
+// the sessions' gateway routed to (its route streams open). Besides the
+// time per batch it reports Redis's own CPU per signal (redis-µs/signal,
+// from INFO cpu), the number that bounds a cluster's throughput, since
+// every worker shares it.
 func BenchmarkApplyEcho(b *testing.B) {
 	const batch, sessions = 20, 100
 	ctx := context.Background()
-	st, rdb := newStore(b, "gwA")
+	srv := testredis.Start(b)
+	rdb := srv.Client(b)
+	keys := bus.NewKeys(fmt.Sprintf("t%d:", prefixSeq.Add(1)), bus.DefaultPartitions)
+	st := New(rdb, Config{Keys: keys, Node: "gwA"})
+	tailRoutes(b, rdb, keys, "gwA")
+	if err := st.RefreshRoutes(ctx); err != nil {
+		b.Fatal(err)
+	}
 	sids := make([]string, sessions)
 	for i := range sids {
 		sid, err := st.Create(ctx, Handshake{})

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -16,12 +17,19 @@ import (
 // Declared sessions: a script on sessions named by data (the effects of a
 // commit or an outbox entry, the polling members of the rooms its
 // broadcasts reach, the reapers' victims) declares their keys too
-// (docs/redis.md, "Declared keys"): their ids in ARGV[4] and nine keys each
-// after the script's own KEYS (lua/lib.lua's declare_sessions). The members
-// of a broadcast's room are read just before the script runs; the script
-// checks that none joined since (lua/lib.lua's effect_undeclared), and
-// otherwise writes nothing and answers sessionsStaleReply: evalAll reads
-// them again and runs it again.
+// (docs/redis.md, "Declared keys"): their ids in ARGV[4], each after a kind
+// letter, and their keys after the script's own KEYS (lua/lib.lua's
+// declare_sessions): nine for a session declared fully (one the script may
+// end, or whose memberships it may change), three for one declared for
+// delivery only (one it only delivers to, or records an ack for). The
+// members of a broadcast's room are read just before the script runs; the
+// script checks that none joined since (lua/lib.lua's effect_undeclared),
+// and otherwise writes nothing and answers sessionsStaleReply: evalAll
+// reads them again and runs it again.
+//
+// A session declared for delivery only whose mailbox overflows cannot be
+// ended by the script: it is marked, and the script lists it in its reply
+// (lua/lib.lua's overflow_later) for endOverflowed to end it.
 
 // sessionsStaleReply is the error a commit or inbox script answers, having
 // written nothing, when an effect would name a session its caller did not
@@ -33,12 +41,18 @@ const sessionsStaleReply = "SESSIONSTALE a broadcast's room has a member the cal
 // sessions were stale.
 const declareAttempts = 3
 
+// The kind letters of ARGV[4]'s lines (lua/lib.lua's declare_sessions).
+const (
+	declareFull     = 'f' // nine keys: sessionKeys' own, but the deadlines set
+	declareDelivery = 'd' // three keys: hash, mailbox, acks
+)
+
 // A declaration is what a script on sessions named by data declares:
 // sessions by id, and the rooms whose polling members it reaches (read
 // before each run).
 type declaration struct {
 	sids  []string
-	seen  map[string]bool
+	full  map[string]bool // by sid: declared fully (every sid of sids has an entry)
 	rooms []declaredRoom
 }
 
@@ -48,25 +62,41 @@ type declaredRoom struct {
 	ns, room string
 }
 
-// session declares session sid (once).
-func (d *declaration) session(sid string) {
-	if d.seen == nil {
-		d.seen = map[string]bool{}
+// fullDeclaration returns the declaration of sids, each fully (the
+// reapers' victims).
+func fullDeclaration(sids []string) *declaration {
+	d := &declaration{}
+	for _, sid := range sids {
+		d.session(sid, true)
 	}
-	if !d.seen[sid] {
-		d.seen[sid] = true
+	return d
+}
+
+// session declares session sid (once): fully, or, unless another call
+// declared it fully, for delivery only.
+func (d *declaration) session(sid string, full bool) {
+	if d.full == nil {
+		d.full = map[string]bool{}
+	}
+	was, seen := d.full[sid]
+	if !seen {
 		d.sids = append(d.sids, sid)
 	}
+	d.full[sid] = was || full
 }
 
 // effect declares what effect e names when applied on partition p: its
-// session, or a broadcast's room there.
+// session (for delivery only for a delivery or an ack, the effects that
+// cannot end it but by overflow), or a broadcast's room there.
 func (d *declaration) effect(p int, e Effect) {
-	if e.op == 'b' {
+	switch e.op {
+	case 'b':
 		d.rooms = append(d.rooms, declaredRoom{p, e.args[0], e.args[1]})
-		return
+	case 'd', 'a':
+		d.session(e.args[0], false)
+	default:
+		d.session(e.args[0], true)
 	}
-	d.session(e.args[0])
 }
 
 // declareAll reads the members of the rooms the calls' declarations reach
@@ -104,9 +134,12 @@ func (s *Store) declareAll(ctx context.Context, calls []*scriptCall) {
 		if c.decl == nil {
 			continue
 		}
-		d := &declaration{}
-		for _, sid := range c.decl.sids {
-			d.session(sid)
+		d := c.decl
+		if len(d.rooms) > 0 {
+			d = &declaration{}
+			for _, sid := range c.decl.sids {
+				d.session(sid, c.decl.full[sid])
+			}
 		}
 		for _, rd := range reads {
 			if rd.call != c {
@@ -119,23 +152,50 @@ func (s *Store) declareAll(ctx context.Context, calls []*scriptCall) {
 			}
 			prefix := bus.MemberPrefix(rd.r.ns, rd.r.room)
 			for _, e := range rd.cmd.Val() {
-				d.session(e[len(prefix):])
+				d.session(e[len(prefix):], false)
 			}
 		}
-		c.args[3] = strings.Join(d.sids, "\n")
-		c.declared = s.declaredKeys(slices.Clip(c.keys), d.sids)
+		c.args[3], c.declared = s.declared(slices.Clip(c.keys), d)
 	}
 }
 
-// declaredKeys returns keys followed by the nine keys of each of sids, in
-// the order lua/lib.lua's declare_sessions reads them (sessionKeys' order).
-func (s *Store) declaredKeys(keys []string, sids []string) []string {
+// declared returns ARGV[4] for the sessions of d, and keys followed by
+// their keys, in the order lua/lib.lua's declare_sessions reads them:
+// sessionKeys' order for a session declared fully, hash, mailbox and acks
+// for one declared for delivery only.
+func (s *Store) declared(keys []string, d *declaration) (string, []string) {
 	k := s.cfg.Keys
-	for _, sid := range sids {
-		keys = append(keys, k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid),
-			k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.StreamFor(sid), k.Post(sid))
+	var lines strings.Builder
+	for i, sid := range d.sids {
+		if i > 0 {
+			lines.WriteByte('\n')
+		}
+		if d.full[sid] {
+			lines.WriteByte(declareFull)
+			keys = append(keys, k.Session(sid), k.Mailbox(sid), k.SessionNamespaces(sid), k.SessionRooms(sid),
+				k.Acks(sid), k.Kick(sid), k.Confirmed(sid), k.StreamFor(sid), k.Post(sid))
+		} else {
+			lines.WriteByte(declareDelivery)
+			keys = append(keys, k.Session(sid), k.Mailbox(sid), k.Acks(sid))
+		}
+		lines.WriteString(sid)
 	}
-	return keys
+	return lines.String(), keys
+}
+
+// endOverflowed ends, with reason overflow, the sessions declared for
+// delivery only whose mailbox overflowed in a script (its reply's list,
+// lua/lib.lua's overflow_later). A session it fails to end is left to the
+// partition's reaper (the script set its deadline in the past), which ends
+// it with the same reason; the error says which failed.
+func (s *Store) endOverflowed(ctx context.Context, sids []string) error {
+	var errs []error
+	for _, sid := range sids {
+		if _, err := s.End(ctx, sid, bus.ReasonOverflow, ""); err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", sid, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // unpackEffects reads the effects of an outbox entry (lua/lib.lua's

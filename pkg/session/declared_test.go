@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -52,7 +53,7 @@ func TestCommitNamesDeclaredSessionsOnly(t *testing.T) {
 	pending := func() int64 { return rdb.XPending(ctx, stream, bus.GroupName).Val().Count }
 	commit := func(id string, e Effect, decl *declaration) *redis.Cmd {
 		t.Helper()
-		call := &scriptCall{script: commitScript, part: p, keys: []string{k.Deadlines(p), k.Outbox(p)},
+		call := &scriptCall{script: commitScript, parts: []int{p}, keys: []string{k.Deadlines(p), k.Outbox(p)},
 			args: st.commitArgs(p, []scriptCommit{{stream: stream, group: bus.GroupName, id: id,
 				effects: []partEffect{{e, strconv.Itoa(p)}}}}), decl: decl}
 		st.evalAll(ctx, []*scriptCall{call})
@@ -70,17 +71,17 @@ func TestCommitNamesDeclaredSessionsOnly(t *testing.T) {
 	}
 	// A broadcast whose room's members were not read: applied, the
 	// member skipped.
-	if n, _, err := parseCommitReply(commit(id, BroadcastEffect("", "r", "", "3:::all"), &declaration{})); err != nil || n != 1 {
-		t.Fatalf("broadcast without the members read: %d, %v", n, err)
+	if r, err := parseCommitReply(commit(id, BroadcastEffect("", "r", "", "3:::all"), &declaration{})); err != nil || r.applied != 1 {
+		t.Fatalf("broadcast without the members read: %d, %v", r.applied, err)
 	}
 	if got := mailbox(); !slices.Equal(got, before) {
 		t.Errorf("mailbox %q after a broadcast that did not declare the member, want %q", got, before)
 	}
 	// As Apply declares it: the members read first.
 	id = entry()
-	if n, _, err := parseCommitReply(commit(id, BroadcastEffect("", "r", "", "3:::all"),
-		&declaration{rooms: []declaredRoom{{p, "", "r"}}})); err != nil || n != 1 {
-		t.Fatalf("broadcast with the members read: %d, %v", n, err)
+	if r, err := parseCommitReply(commit(id, BroadcastEffect("", "r", "", "3:::all"),
+		&declaration{rooms: []declaredRoom{{p, "", "r"}}})); err != nil || r.applied != 1 {
+		t.Fatalf("broadcast with the members read: %d, %v", r.applied, err)
 	}
 	if got := mailbox(); len(got) != len(before)+1 || got[len(got)-1] != "3:::all" {
 		t.Errorf("mailbox %q, want the broadcast after %q", got, before)
@@ -137,6 +138,85 @@ func FuzzUnpackEffects(f *testing.F) {
 			if len(e.args) == 0 {
 				t.Fatalf("%q: an effect without arguments", packed)
 			}
+		}
+	})
+}
+
+// A session a commit declares for delivery only cannot be ended by the
+// script when its mailbox overflows (MailboxBytes 40, hard bound 160): it
+// is marked, dropped from, and listed in the reply, and Apply ends it at
+// once. When its caller does not (a worker killed after the script), its
+// deadline, set in the past and kept there, has the reaper end it with
+// reason overflow; a stream opened for it ends it too.
+func TestOverflowOfASessionDeclaredForDelivery(t *testing.T) {
+	ctx := context.Background()
+	big := "3:::" + strings.Repeat("x", 200)
+	// commit runs commit_node.lua as Apply does, without ending what
+	// overflowed.
+	commit := func(t *testing.T, st *Store, sid, packet string) commitReply {
+		t.Helper()
+		call, err := st.nodeCall([]Commit{{Effects: []Effect{DeliverEffect(sid, packet)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.evalAll(ctx, []*scriptCall{call})
+		r, err := parseCommitReply(call.cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	t.Run("Apply ends it", func(t *testing.T) {
+		st, rdb, sid := openPolling(t)
+		if _, err := st.Apply(ctx, Commit{Effects: []Effect{DeliverEffect(sid, big)}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := kinds(signals(t, rdb, st.Keys(), sid)); !slices.Equal(got, []string{"connect()", "disconnect()overflow"}) {
+			t.Fatalf("signals = %q", got)
+		}
+	})
+	t.Run("the reaper ends what its caller did not", func(t *testing.T) {
+		st, rdb, sid := openPolling(t)
+		k := st.Keys()
+		if r := commit(t, st, sid, big); !slices.Equal(r.overflowed, []string{sid}) {
+			t.Fatalf("overflowed %q, want %q", r.overflowed, sid)
+		}
+		before := rdb.LRange(ctx, k.Mailbox(sid), 0, -1).Val()
+		if r := commit(t, st, sid, "3:::late"); len(r.overflowed) != 0 {
+			t.Fatalf("a marked session listed again: %q", r.overflowed)
+		}
+		if got := rdb.LRange(ctx, k.Mailbox(sid), 0, -1).Val(); !slices.Equal(got, before) {
+			t.Fatalf("mailbox %q after a delivery to a marked session, want %q", got, before)
+		}
+		// Polls go on (the client gets what is queued) but do not move
+		// the deadline.
+		if _, err := st.Poll(ctx, sid, "xhr-polling", "p1", "1", false); err != nil {
+			t.Fatal(err)
+		}
+		if dl := rdb.ZScore(ctx, k.Deadlines(k.PartitionOf(sid)), sid).Val(); dl != 0 {
+			t.Fatalf("deadline %v, want 0", dl)
+		}
+		if got := kinds(signals(t, rdb, k, sid)); !slices.Equal(got, []string{"connect()"}) {
+			t.Fatalf("signals before the reaper = %q", got)
+		}
+		if n, err := st.ReapDeadlines(ctx, 100); err != nil || n != 1 {
+			t.Fatalf("ReapDeadlines = %d, %v; want 1", n, err)
+		}
+		if got := kinds(signals(t, rdb, k, sid)); !slices.Equal(got, []string{"connect()", "disconnect()overflow"}) {
+			t.Fatalf("signals = %q", got)
+		}
+	})
+	t.Run("a stream opened for it ends it", func(t *testing.T) {
+		st, rdb := newStore(t, "gwA")
+		sid, _ := st.Create(ctx, Handshake{})
+		if r := commit(t, st, sid, big); !slices.Equal(r.overflowed, []string{sid}) {
+			t.Fatalf("overflowed %q, want %q", r.overflowed, sid)
+		}
+		if _, _, err := st.OpenStream(ctx, sid, "websocket"); !errors.Is(err, ErrUnknownSession) {
+			t.Fatalf("OpenStream: %v, want ErrUnknownSession", err)
+		}
+		if n := rdb.Exists(ctx, st.Keys().Session(sid)).Val(); n != 0 {
+			t.Fatal("the session outlived its stream's open")
 		}
 	})
 }

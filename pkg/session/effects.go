@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -147,27 +148,31 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 				}
 			}
 		}
-		calls[i] = &scriptCall{script: commitScript, part: p, keys: []string{k.Deadlines(p), k.Outbox(p)},
+		calls[i] = &scriptCall{script: commitScript, parts: []int{p}, keys: []string{k.Deadlines(p), k.Outbox(p)},
 			args: s.commitArgs(p, runs[p]), decl: decl}
 	}
 	s.evalAll(ctx, calls)
 	applied := 0
 	var err error
 	var outboxes [][]outboxEntry
+	var overflowed []string
 	for i, c := range calls {
-		n, entries, cerr := parseCommitReply(c.cmd)
+		r, cerr := parseCommitReply(c.cmd)
 		if cerr != nil {
 			err = cerr
 			continue
 		}
-		for j := range entries {
-			entries[j].from = order[i]
+		for j := range r.outbox {
+			r.outbox[j].from = order[i]
 		}
-		applied += n
-		if len(entries) > 0 {
-			outboxes = append(outboxes, entries)
+		applied += r.applied
+		overflowed = append(overflowed, r.overflowed...)
+		if len(r.outbox) > 0 {
+			outboxes = append(outboxes, r.outbox)
 		}
 	}
+	// A session left overflowed is ended by its partition's reaper.
+	_ = s.endOverflowed(ctx, overflowed)
 	if err != nil {
 		return applied, fmt.Errorf("session: apply effects: %w", err)
 	}
@@ -182,16 +187,35 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 // session's partition and a broadcast in every partition, without the
 // outbox.
 func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) {
+	call, err := s.nodeCall(commits)
+	if err != nil {
+		return 0, err
+	}
+	s.evalAll(ctx, []*scriptCall{call})
+	r, err := parseCommitReply(call.cmd)
+	if err != nil {
+		return 0, fmt.Errorf("session: apply effects: %w", err)
+	}
+	// A session left overflowed is ended by its partition's reaper.
+	_ = s.endOverflowed(ctx, r.overflowed)
+	return r.applied, nil
+}
+
+// nodeCall returns the commit_node.lua run of commits: the sessions of
+// their effects declared (for delivery only where they deliver or record
+// an ack), and the shared keys of the partitions they reach.
+func (s *Store) nodeCall(commits []Commit) (*scriptCall, error) {
 	k := s.cfg.Keys
 	scs := make([]scriptCommit, len(commits))
 	decl := &declaration{}
+	reach := map[int]bool{} // the partitions the effects reach, whose shared keys the script takes
 	for i, c := range commits {
 		if c.ID != "" {
 			if c.Group == "" {
-				return 0, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
+				return nil, fmt.Errorf("%w (entry %s of %s)", ErrNoGroup, c.ID, c.Stream)
 			}
 			if k.StreamPartition(c.Stream) < 0 {
-				return 0, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
+				return nil, fmt.Errorf("%w: %s", ErrUnknownStream, c.Stream)
 			}
 		}
 		scs[i] = s.scriptCommit(c)
@@ -199,19 +223,23 @@ func (s *Store) applyOnNode(ctx context.Context, commits []Commit) (int, error) 
 			if e.op == 'b' {
 				for q := range k.Partitions() {
 					decl.effect(q, e)
+					reach[q] = true
 				}
 			} else {
-				decl.effect(k.PartitionOf(e.args[0]), e)
+				q := k.PartitionOf(e.args[0])
+				decl.effect(q, e)
+				reach[q] = true
 			}
 		}
 	}
-	call := &scriptCall{script: commitNodeScript, part: allPartitions, keys: s.deadlines, args: s.commitArgs(-1, scs), decl: decl}
-	s.evalAll(ctx, []*scriptCall{call})
-	n, _, err := parseCommitReply(call.cmd)
-	if err != nil {
-		return n, fmt.Errorf("session: apply effects: %w", err)
+	parts := make([]int, 0, len(reach))
+	for q := range reach {
+		parts = append(parts, q)
 	}
-	return n, nil
+	slices.Sort(parts)
+	call := &scriptCall{script: commitNodeScript, parts: parts, keys: s.deadlines, args: s.commitArgs(-1, scs), decl: decl}
+	call.args[5] = partitionList(parts)
+	return call, nil
 }
 
 // scriptCommit returns c as the commit scripts take it: each effect with
@@ -252,10 +280,9 @@ func (s *Store) commitArgs(p int, commits []scriptCommit) []any {
 			n += 3 + len(e.args)
 		}
 	}
-	head := []any{"", s.cfg.Keys.Partitions(), p} // ARGV[4]: the declared sessions (declareAll)
-	if p < 0 {
-		head = head[:2]
-	}
+	// ARGV[4]: the declared sessions (declareAll); ARGV[6]: p, or for
+	// commit_node.lua the partitions the effects reach (its caller's).
+	head := []any{"", s.cfg.Keys.Partitions(), p}
 	args := append(make([]any, 0, n), s.args(head...)...)
 	for _, c := range commits {
 		args = append(args, c.stream, c.group, c.id, len(c.effects))
@@ -267,6 +294,19 @@ func (s *Store) commitArgs(p int, commits []scriptCommit) []any {
 		}
 	}
 	return args
+}
+
+// partitionList is commit_node.lua's ARGV[6]: partition numbers joined by
+// ",".
+func partitionList(parts []int) string {
+	var b strings.Builder
+	for i, q := range parts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(q))
+	}
+	return b.String()
 }
 
 // AckWrite is a client's ack packet as a step of a committer batch.

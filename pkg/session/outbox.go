@@ -37,30 +37,75 @@ type outboxEntry struct {
 	effects  string
 }
 
-// parseCommitReply reads commit.lua's reply: the commits applied and the
-// outbox's entries.
-func parseCommitReply(cmd *redis.Cmd) (int, []outboxEntry, error) {
+// A commitReply is commit.lua's (and commit_node.lua's) reply.
+type commitReply struct {
+	applied    int           // the commits applied
+	outbox     []outboxEntry // the partition's outbox entries
+	overflowed []string      // the sessions to end for overflow (endOverflowed)
+}
+
+// parseCommitReply reads commit.lua's reply: {applied, outbox entries,
+// overflowed sessions}.
+func parseCommitReply(cmd *redis.Cmd) (commitReply, error) {
 	v, err := cmd.Slice()
 	if err != nil {
-		return 0, nil, err
+		return commitReply{}, err
 	}
-	if len(v) != 2 {
-		return 0, nil, fmt.Errorf("%w: commit reply %v", ErrBadOutbox, v)
+	var r commitReply
+	n, ok := int64(0), len(v) == 3
+	var raw []any
+	if ok {
+		n, ok = v[0].(int64)
+		raw, _ = v[1].([]any)
+		r.overflowed, ok = sessionList(v[2], ok)
 	}
-	n, ok := v[0].(int64)
-	raw, ok2 := v[1].([]any)
-	if !ok || !ok2 {
-		return 0, nil, fmt.Errorf("%w: commit reply %v", ErrBadOutbox, v)
+	if !ok {
+		return commitReply{}, fmt.Errorf("%w: commit reply %v", ErrBadOutbox, v)
 	}
-	entries := make([]outboxEntry, 0, len(raw))
-	for _, r := range raw {
-		e, err := parseOutboxEntry(r)
+	r.applied = int(n)
+	for _, e := range raw {
+		entry, err := parseOutboxEntry(e)
 		if err != nil {
-			return 0, nil, err
+			return commitReply{}, err
 		}
-		entries = append(entries, e)
+		r.outbox = append(r.outbox, entry)
 	}
-	return int(n), entries, nil
+	return r, nil
+}
+
+// parseInboxReply reads inbox.lua's reply: {applied, overflowed sessions}.
+func parseInboxReply(cmd *redis.Cmd) (overflowed []string, err error) {
+	v, err := cmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	ok := len(v) == 2
+	if ok {
+		_, ok = v[0].(int64)
+		overflowed, ok = sessionList(v[1], ok)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: inbox reply %v", ErrBadOutbox, v)
+	}
+	return overflowed, nil
+}
+
+// sessionList reads a script's list of session ids (an empty Lua table
+// comes as an empty array); ok is false when v is none, or ok was.
+func sessionList(v any, ok bool) ([]string, bool) {
+	list, isList := v.([]any)
+	if !ok || !isList {
+		return nil, false
+	}
+	sids := make([]string, 0, len(list))
+	for _, e := range list {
+		sid, isString := e.(string)
+		if !isString {
+			return nil, false
+		}
+		sids = append(sids, sid)
+	}
+	return sids, true
 }
 
 // parseOutboxEntry reads one entry as XRANGE returns it from a script:
@@ -132,7 +177,7 @@ func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
 		for _, e := range list {
 			r := byTo[e.to]
 			if r == nil {
-				r = &run{from: e.from, to: e.to, call: &scriptCall{script: inboxScript, part: e.to,
+				r = &run{from: e.from, to: e.to, call: &scriptCall{script: inboxScript, parts: []int{e.to},
 					keys: []string{k.Deadlines(e.to), k.Inbox(e.to)}, args: s.args("", e.from), decl: &declaration{}}}
 				byTo[e.to] = r
 				runs = append(runs, r)
@@ -157,12 +202,15 @@ func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
 	}
 	s.evalAll(ctx, calls)
 	var failed error
+	var overflowed []string
 	done := map[int][]string{} // source partition -> entries applied
 	for _, r := range runs {
-		if err := r.call.cmd.Err(); err != nil {
+		o, err := parseInboxReply(r.call.cmd)
+		if err != nil {
 			failed = fmt.Errorf("session: apply outbox %d on partition %d: %w", r.from, r.to, err)
 			continue
 		}
+		overflowed = append(overflowed, o...)
 		done[r.from] = append(done[r.from], r.ids...)
 	}
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -173,6 +221,9 @@ func (s *Store) applyOutbox(ctx context.Context, lists ...[]outboxEntry) error {
 	})
 	if err != nil && failed == nil {
 		failed = fmt.Errorf("session: trim outbox: %w", err)
+	}
+	if err := s.endOverflowed(ctx, overflowed); err != nil && failed == nil {
+		failed = fmt.Errorf("session: apply outbox: %w", err)
 	}
 	return failed
 }

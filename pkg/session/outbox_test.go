@@ -37,12 +37,12 @@ func TestOutboxAppliesOnce(t *testing.T) {
 		for _, pk := range packets {
 			effects = append(effects, partEffect{DeliverEffect(b, pk), strconv.Itoa(pb)})
 		}
-		n, entries, err := parseCommitReply(st.run(ctx, commitScript, pa, []string{k.Deadlines(pa), k.Outbox(pa)},
+		r, err := parseCommitReply(st.run(ctx, commitScript, pa, []string{k.Deadlines(pa), k.Outbox(pa)},
 			st.commitArgs(pa, []scriptCommit{{effects: effects}})...))
-		if err != nil || n != 1 {
-			t.Fatalf("commit: %d, %v", n, err)
+		if err != nil || r.applied != 1 {
+			t.Fatalf("commit: %d, %v", r.applied, err)
 		}
-		return entries
+		return r.outbox
 	}
 	mailbox := func() []string {
 		t.Helper()
@@ -62,11 +62,11 @@ func TestOutboxAppliesOnce(t *testing.T) {
 	}
 	// The first entry is applied on b's partition, and the drainer dies
 	// before it deletes it from the outbox.
-	inbox := &scriptCall{script: inboxScript, part: pb, keys: []string{k.Deadlines(pb), k.Inbox(pb)},
-		args: st.args("", pa, first[0].id, first[0].effects), decl: &declaration{sids: []string{b}}}
+	inbox := &scriptCall{script: inboxScript, parts: []int{pb}, keys: []string{k.Deadlines(pb), k.Inbox(pb)},
+		args: st.args("", pa, first[0].id, first[0].effects), decl: fullDeclaration([]string{b})}
 	st.evalAll(ctx, []*scriptCall{inbox})
-	if n, err := inbox.cmd.Int(); err != nil || n != 1 {
-		t.Fatalf("inbox: %d, %v", n, err)
+	if v, err := inbox.cmd.Slice(); err != nil || len(v) != 2 || v[0] != int64(1) {
+		t.Fatalf("inbox: %v, %v", v, err)
 	}
 	for range 2 {
 		if _, err := st.DrainOutbox(ctx, pa); err != nil {

@@ -227,7 +227,8 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 }
 
 // ReapDeadlines ends up to limit sessions per partition whose deadline has
-// passed (reason "timeout") and returns how many it ended.
+// passed (reason "timeout", or "overflow" for a session a commit marked so
+// and whose end failed: endOverflowed) and returns how many it ended.
 //
 // The sessions due are read first, partition after partition, and
 // reap_deadlines.lua runs only on partitions with some, declaring them
@@ -244,8 +245,8 @@ func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
 		if len(due) == 0 {
 			continue
 		}
-		call := &scriptCall{script: reapDeadlinesScript, part: p, keys: []string{k.Deadlines(p)},
-			args: s.args(""), decl: &declaration{sids: due}}
+		call := &scriptCall{script: reapDeadlinesScript, parts: []int{p}, keys: []string{k.Deadlines(p)},
+			args: s.args(""), decl: fullDeclaration(due)}
 		s.evalAll(ctx, []*scriptCall{call})
 		res, err := call.cmd.Int64Slice()
 		if err != nil {
@@ -380,8 +381,8 @@ func (s *Store) reapGateway(ctx context.Context, node string, limit int, guard i
 		if err != nil {
 			return total, fmt.Errorf("session: reap gateway %s: %w", node, err)
 		}
-		call := &scriptCall{script: reapGatewayScript, part: p, keys: []string{k.Deadlines(p), k.GatewayStreams(p, node)},
-			args: s.args("", node), decl: &declaration{sids: sids}}
+		call := &scriptCall{script: reapGatewayScript, parts: []int{p}, keys: []string{k.Deadlines(p), k.GatewayStreams(p, node)},
+			args: s.args("", node), decl: fullDeclaration(sids)}
 		s.evalAll(ctx, []*scriptCall{call})
 		res, err := call.cmd.Int64Slice()
 		if err != nil {

@@ -142,35 +142,33 @@ func (s *Store) refreshRoutes(ctx context.Context, since time.Time) error {
 	return nil
 }
 
-// allPartitions, as run's partition, declares the shared keys of every
-// partition, in order (commit_node.lua).
-const allPartitions = -1
-
-// withRoutes returns keys followed by partition p's shared keys of t (of
-// every partition for allPartitions), and sets args[0] (ARGV[1]) to t's
+// withRoutes returns keys followed by the shared keys of t of each
+// partition of parts, in order, and sets args[0] (ARGV[1]) to t's
 // gateways.
-func withRoutes(t *routeTable, p int, keys []string, args []any) []string {
+func withRoutes(t *routeTable, parts []int, keys []string, args []any) []string {
 	args[0] = t.arg
 	out := slices.Clip(keys)
-	if p != allPartitions {
-		return append(out, t.keys[p]...)
-	}
-	for _, rk := range t.keys {
-		out = append(out, rk...)
+	for _, p := range parts {
+		out = append(out, t.keys[p]...)
 	}
 	return out
 }
 
-// run runs sc with keys and args (Store.args: run fills ARGV[1]). A script
-// that routes gets partition p's shared keys after keys (every partition's
-// for allPartitions), from a table read first when older than two
+// run runs sc on partition p: runIn for p alone.
+func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args ...any) *redis.Cmd {
+	return s.runIn(ctx, sc, []int{p}, keys, args...)
+}
+
+// runIn runs sc with keys and args (Store.args: runIn fills ARGV[1]). A
+// script that routes gets the shared keys of each partition of parts after
+// keys (commit_node.lua takes several), from a table read first when older than two
 // Config.RouteRefresh intervals (in the background when older than one),
 // and runs again, routeAttempts times in all, with a
 // table read anew when it answers that the table is stale, and after this
 // node joined the routing sets again when it answers that the node is not
 // in them (Redis lost the sets, or the reapers forgot the node: it waits
 // as a new node does, rejoinRouting).
-func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args ...any) *redis.Cmd {
+func (s *Store) runIn(ctx context.Context, sc *script, parts []int, keys []string, args ...any) *redis.Cmd {
 	if !sc.routes {
 		return sc.Run(ctx, s.rdb, keys, args...)
 	}
@@ -188,7 +186,7 @@ func (s *Store) run(ctx context.Context, sc *script, p int, keys []string, args 
 			// says whether it is stale.
 			_ = s.refreshRoutes(ctx, time.Now())
 		}
-		cmd := sc.Run(ctx, s.rdb, withRoutes(s.routeTable(), p, keys, args), args...)
+		cmd := sc.Run(ctx, s.rdb, withRoutes(s.routeTable(), parts, keys, args), args...)
 		err := cmd.Err()
 		if attempt == routeAttempts {
 			return cmd
@@ -229,7 +227,7 @@ func (s *Store) write(sc *script, p int, keys []string, args ...any) bus.Write {
 				s.refreshSoon()
 				return fmt.Errorf("%w: the route table was read %v ago", bus.ErrRetryBatch, time.Since(t.at).Round(time.Millisecond))
 			}
-			k = withRoutes(t, p, keys, a)
+			k = withRoutes(t, []int{p}, keys, a)
 		}
 		sc.Eval(context.Background(), pipe, k, a...)
 		return nil

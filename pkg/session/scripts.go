@@ -301,13 +301,13 @@ func (s *Store) sessionKeys(sid string, extra ...string) []string {
 	return append(keys, extra...)
 }
 
-// A scriptCall is one run of a script (evalAll) on partition part
-// (Store.run). A script on sessions named by data has a declaration: its
-// args leave ARGV[4] for their ids, and declareAll puts their keys after
-// keys (declared).
+// A scriptCall is one run of a script (evalAll) on partitions parts
+// (Store.runIn: one, or those commit_node.lua's effects reach). A script on
+// sessions named by data has a declaration: its args leave ARGV[4] for
+// them, and declareAll puts their keys after keys (declared).
 type scriptCall struct {
 	script   *script
-	part     int
+	parts    []int // the partitions whose shared keys it takes (Store.runIn)
 	keys     []string
 	args     []any
 	decl     *declaration
@@ -354,13 +354,13 @@ func (s *Store) runAll(ctx context.Context, calls []*scriptCall) {
 			keys = c.declared
 		}
 		if len(calls) == 1 {
-			c.cmd = s.run(ctx, c.script, c.part, keys, c.args...)
+			c.cmd = s.runIn(ctx, c.script, c.parts, keys, c.args...)
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.cmd = s.run(ctx, c.script, c.part, keys, c.args...)
+			c.cmd = s.runIn(ctx, c.script, c.parts, keys, c.args...)
 		}()
 	}
 	wg.Wait()

@@ -255,20 +255,27 @@ func nilPipe(t *testing.T, rdb *redis.Client) func(bus.Write) error {
 	}
 }
 
+// openPolling returns a new store (newStore's, of gateway gwA) and a
+// session of it an xhr-polling GET opened.
+func openPolling(t *testing.T) (*Store, *redis.Client, string) {
+	t.Helper()
+	st, rdb := newStore(t, "gwA")
+	sid, err := st.Create(context.Background(), Handshake{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := poll3(st.Poll(context.Background(), sid, "xhr-polling", "p0", "0", false)); err != nil {
+		t.Fatal(err)
+	}
+	return st, rdb, sid
+}
+
 // Mailboxes are bounded in bytes and time (MailboxBytes 40, drain timeout
 // 300 ms, hard bound 4 × 40): a burst past the byte bound is kept while the
 // client drains, a mailbox over it whose oldest packet waits longer than
 // the drain timeout ends the session, and nothing passes the hard bound.
 func TestMailboxBounds(t *testing.T) {
 	ctx := context.Background()
-	open := func(t *testing.T) (*Store, *redis.Client, string) {
-		st, rdb := newStore(t, "gwA")
-		sid, _ := st.Create(ctx, Handshake{})
-		if _, _, err := poll3(st.Poll(ctx, sid, "xhr-polling", "p0", "0", false)); err != nil {
-			t.Fatal(err)
-		}
-		return st, rdb, sid
-	}
 	deliver := func(st *Store, sid string, n int) error {
 		for i := 0; i < n; i++ {
 			if err := st.Deliver(ctx, sid, "3:::12345"); err != nil { // 9 bytes
@@ -285,7 +292,7 @@ func TestMailboxBounds(t *testing.T) {
 		}
 	}
 	t.Run("a burst past the bound is kept while the client drains", func(t *testing.T) {
-		st, _, sid := open(t)
+		st, _, sid := openPolling(t)
 		if err := deliver(st, sid, 10); err != nil { // 90 bytes > 40
 			t.Fatal(err)
 		}
@@ -309,7 +316,7 @@ func TestMailboxBounds(t *testing.T) {
 		}
 	})
 	t.Run("over the bound and not drained for the drain timeout", func(t *testing.T) {
-		st, rdb, sid := open(t)
+		st, rdb, sid := openPolling(t)
 		if err := deliver(st, sid, 5); err != nil { // 45 bytes
 			t.Fatal(err)
 		}
@@ -320,7 +327,7 @@ func TestMailboxBounds(t *testing.T) {
 		overflowed(t, rdb, st, sid)
 	})
 	t.Run("under the bound, a mailbox may wait", func(t *testing.T) {
-		st, _, sid := open(t)
+		st, _, sid := openPolling(t)
 		if err := deliver(st, sid, 3); err != nil { // 27 bytes
 			t.Fatal(err)
 		}
@@ -330,7 +337,7 @@ func TestMailboxBounds(t *testing.T) {
 		}
 	})
 	t.Run("never past the hard bound", func(t *testing.T) {
-		st, rdb, sid := open(t)
+		st, rdb, sid := openPolling(t)
 		if err := deliver(st, sid, 17); err != nil { // 153 bytes <= 160
 			t.Fatal(err)
 		}
@@ -340,7 +347,7 @@ func TestMailboxBounds(t *testing.T) {
 		overflowed(t, rdb, st, sid)
 	})
 	t.Run("a confirmed batch no longer counts", func(t *testing.T) {
-		st, rdb, sid := open(t)
+		st, rdb, sid := openPolling(t)
 		if err := nilPipe(t, rdb)(st.ConfirmWrite(sid, "p0")); err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,8 @@
 -- partition (the number of its session's; for a broadcast, "" for every
 -- partition, or p for this one only), arg count, args.
 -- Returns {commits applied, the outbox's entries (at most 1000, oldest
--- first, as XRANGE returns them)}.
+-- first, as XRANGE returns them), the sessions declared for delivery only
+-- whose mailbox overflowed (lib.lua's overflow_later)}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 declare_sessions(2)
 local np, me = tonumber(ARGV[5]), ARGV[6]
@@ -49,4 +50,4 @@ flush()
 for q = 0, np - 1 do
   if remote[q] then redis.call('XADD', KEYS[2], '*', OUTBOX_TO, tostring(q), OUTBOX_EFFECTS, pack_fields(remote[q])) end
 end
-return {applied, redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', OUTBOX_READ)}
+return {applied, redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', OUTBOX_READ), OVERFLOWED}

@@ -9,30 +9,33 @@
 -- KEYS[q + 1] the deadlines set of partition q, for every partition (KEYS[1]
 -- is partition 0's), then the declared sessions (declare_sessions: those
 -- of the effects, and the polling members of the rooms the broadcasts
--- reach), then the shared keys of each partition in turn. ARGV[4] the
--- declared sessions' ids, ARGV[5] the number of partitions; then per
--- commit: stream, consumer group, id, effect count, then per effect: op,
--- partition (the number of its session's; "" for a broadcast to every
--- partition), arg count, args.
--- Returns {commits applied, {}}: commit.lua's reply with an empty outbox.
+-- reach), then the shared keys of each partition the effects reach, in
+-- the order of ARGV[6]. ARGV[4] the declared sessions, ARGV[5] the number
+-- of partitions, ARGV[6] the partitions the effects reach (their numbers
+-- joined by ','); then per commit: stream, consumer group, id, effect
+-- count, then per effect: op, partition (the number of its session's; ""
+-- for a broadcast to every partition), arg count, args.
+-- Returns {commits applied, {}, overflowed}: commit.lua's reply with an
+-- empty outbox.
 local np = tonumber(ARGV[5])
-declare_sessions(np)
--- within makes partition q's keys the ones the helpers act on (each
--- partition's read once).
+local shared = declare_sessions(np)
+-- The shared keys of each partition ARGV[6] names, read once; within(q)
+-- makes partition q's keys the ones the helpers act on.
 local blocks = {}
+for q in string.gmatch(ARGV[6], '%d+') do
+  blocks[tonumber(q)] = {partition_keys(shared)}
+  shared = shared + 5 + 2 * #GW
+end
 local function within(q)
   local b = blocks[q]
-  if not b then
-    b = {partition_keys(np + 9 * #SIDS + q * (5 + 2 * #GW))}
-    blocks[q] = b
-  end
+  if not b then error('the shared keys of partition ' .. q .. ' are not declared') end
   KDL = KEYS[q + 1]
   HOLDERS, ROUTING, MEMBERS, PMEMBERS, ROOMIDX, ROUTES = b[1], b[2], b[3], b[4], b[5], b[6]
 end
 -- each_effect calls fn for each effect of the commits (every one with
 -- dry), in the partition it applies to (each partition for a broadcast).
 local function each_effect(fn, dry)
-  return each_commit(6, function(op, part, a)
+  return each_commit(7, function(op, part, a)
     if part == '' then
       for q = 0, np - 1 do
         within(q)
@@ -44,7 +47,7 @@ local function each_effect(fn, dry)
     end
   end, dry)
 end
-for q = 0, np - 1 do
+for q in pairs(blocks) do
   within(q)
   if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 end
@@ -54,4 +57,4 @@ if undeclared then return redis.error_reply(SESSIONS_STALE) end
 buffer()
 local applied = each_effect(apply_effect)
 flush()
-return {applied, {}}
+return {applied, {}, OVERFLOWED}

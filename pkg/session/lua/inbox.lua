@@ -8,7 +8,8 @@
 -- entries' effects, and the polling members of the rooms their broadcasts
 -- reach), then q's shared keys. ARGV[4] the declared sessions' ids,
 -- ARGV[5] p; then per entry, oldest first: its id, its packed effects.
--- Returns the number of entries applied.
+-- Returns {entries applied, the sessions declared for delivery only whose
+-- mailbox overflowed (lib.lua's overflow_later)}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 declare_sessions(2)
 local src = ARGV[5]
@@ -48,4 +49,4 @@ buffer()
 local upto, applied = each_effect(apply_effect)
 if applied > 0 then redis.call('HSET', KEYS[2], src, upto) end
 flush()
-return applied
+return {applied, OVERFLOWED}

@@ -40,31 +40,43 @@ local KDL = KEYS[1]
 -- its partition's stream.
 local function own_keys()
   return {s = KEYS[2], mb = KEYS[3], ns = KEYS[4], rooms = KEYS[5], acks = KEYS[6],
-    kick = KEYS[7], cf = KEYS[8], sig = KEYS[9], post = KEYS[10]}
+    kick = KEYS[7], cf = KEYS[8], sig = KEYS[9], post = KEYS[10], full = true}
 end
 
 -- The declared sessions (Store.evalAll): a script on sessions named by
 -- data (a worker's effects, a broadcast's polling members, the reapers'
--- victims) gets their ids in ARGV[4] (joined by '\n') and, from
--- KEYS[base + 1] on, 9 keys per session in own_keys() order: its hash,
+-- victims) gets them in ARGV[4], a line each (joined by '\n'): a kind
+-- letter, then the sid. From KEYS[base + 1] on come their keys, in the
+-- lines' order: for kind 'f' (full: a session the script may end, or whose
+-- memberships it may change) 9 keys in own_keys() order, its hash,
 -- mailbox, namespaces, rooms, acks, kick, confirmation, its partition's
--- stream and its POST record. declare_sessions reads them into SESS (sid -> its
--- keys, as own_keys() returns the script's own) and SIDS (the ids, in
--- order).
+-- stream and its POST record; for kind 'd' (delivery: a session the script
+-- only delivers to or records an ack for) 3 keys, its hash, mailbox and
+-- acks. declare_sessions reads them into SESS (sid -> its keys, as
+-- own_keys() returns the script's own, full = true for kind 'f') and SIDS
+-- (the ids, in order), and returns the index of their last key.
 local SESS, SIDS = {}, {}
 local function declare_sessions(base)
   local i = base
-  for sid in string.gmatch(ARGV[4], '[^\n]+') do
+  for line in string.gmatch(ARGV[4], '[^\n]+') do
+    local sid = string.sub(line, 2)
     SIDS[#SIDS + 1] = sid
-    SESS[sid] = {s = KEYS[i + 1], mb = KEYS[i + 2], ns = KEYS[i + 3], rooms = KEYS[i + 4], acks = KEYS[i + 5],
-      kick = KEYS[i + 6], cf = KEYS[i + 7], sig = KEYS[i + 8], post = KEYS[i + 9]}
-    i = i + 9
+    if string.sub(line, 1, 1) == 'f' then
+      SESS[sid] = {s = KEYS[i + 1], mb = KEYS[i + 2], ns = KEYS[i + 3], rooms = KEYS[i + 4], acks = KEYS[i + 5],
+        kick = KEYS[i + 6], cf = KEYS[i + 7], sig = KEYS[i + 8], post = KEYS[i + 9], full = true}
+      i = i + 9
+    else
+      SESS[sid] = {s = KEYS[i + 1], mb = KEYS[i + 2], acks = KEYS[i + 3]}
+      i = i + 3
+    end
   end
+  return i
 end
 
 -- session_keys returns the declared keys of session sid, a session named
 -- by data. A script checks first that every session it will name is
--- declared (effect_undeclared), so the error is a bug's.
+-- declared, and fully where the effect needs it (effect_undeclared), so
+-- the error is a bug's.
 local function session_keys(sid)
   local k = SESS[sid]
   if not k then error('session ' .. sid .. ' is not declared') end
@@ -249,6 +261,24 @@ local function end_session(sid, reason, packet, k)
   return 1
 end
 
+-- OVERFLOWED lists the sessions declared for delivery only whose mailbox
+-- overflowed during the script (overflow_later), which it returns so that
+-- its caller ends them (Store.endOverflowed).
+local OVERFLOWED = {}
+
+-- overflow_later marks session sid (keys k, declared for delivery only:
+-- the script cannot end it, as its other keys are not declared) as
+-- overflowed: the field ovf of its hash, which drops what is delivered to
+-- it from now on (deliver) and keeps its deadline from moving (refresh);
+-- lists it in OVERFLOWED, for the caller to end it at once; and sets its
+-- deadline in the past, so that the partition's reaper ends it with reason
+-- overflow (reap_deadlines.lua) if the caller does not.
+local function overflow_later(sid, k)
+  redis.call('HSET', k.s, 'ovf', 1)
+  redis.call('ZADD', KDL, 0, sid)
+  OVERFLOWED[#OVERFLOWED + 1] = sid
+end
+
 -- deliver queues packets for a session (keys k): routed to the gateway
 -- holding its stream, else appended to its mailbox, waking a parked poll.
 -- One packet for an empty mailbox whose poll is parked for packets (pq,
@@ -259,11 +289,14 @@ end
 -- is no such session, -1 when the mailbox overflowed (the session is then
 -- ended with reason "overflow"): its bytes would pass mxb while its oldest
 -- packet has waited more than mxw ms (the client does not drain it), or
--- pass MB_HARD times mxb.
+-- pass MB_HARD times mxb. A session declared for delivery only is marked
+-- then (overflow_later), and so is ended by the script's caller. A session
+-- marked so drops the packets (-1).
 local function deliver(sid, packets, k)
   local s = k.s
-  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw', 'pq', 'pt')
+  local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw', 'pq', 'pt', 'ovf')
   if not f[4] then return 0 end -- every session has its partition
+  if f[11] then return -1 end
   if f[1] == 'stream' and f[2] then
     for _, pk in ipairs(packets) do route_to(f[2], route_deliver(sid, pk)) end
     return 1
@@ -276,7 +309,7 @@ local function deliver(sid, packets, k)
     local waited = 0
     if f[6] then waited = tonumber(NOW) - tonumber(f[6]) end
     if bytes > MB_HARD * bound or waited > (tonumber(f[8]) or MB_WAIT_DEFAULT) then
-      end_session(sid, 'overflow', '', k)
+      if k.full then end_session(sid, 'overflow', '', k) else overflow_later(sid, k) end
       return -1
     end
   end
@@ -346,6 +379,7 @@ end
 -- never more than slack short.
 local function refresh(sid, own, dl, deadline, ttl, slack)
   if dl and tonumber(deadline) - tonumber(dl) < tonumber(slack) then return end
+  if redis.call('HEXISTS', own.s, 'ovf') == 1 then return end -- overflow_later: its reaper ends it
   redis.call('ZADD', KDL, deadline, sid)
   expire_all(own, ttl)
   redis.call('HSET', own.s, 'dl', deadline)
@@ -412,11 +446,14 @@ local function broadcast_here(ns, room, except, packet)
 end
 
 -- effect_undeclared reports whether effect op (arguments a) names a
--- session the caller did not declare (a broadcast names none: see
--- broadcast_here). A script checks every effect before it writes
+-- session the caller did not declare, or declared for delivery only where
+-- the effect may end it or change its memberships (a broadcast names
+-- none: see broadcast_here). A script checks every effect before it writes
 -- anything, and then returns redis.error_reply(SESSIONS_STALE).
 local function effect_undeclared(op, a)
-  return op ~= 'b' and not SESS[a[1]]
+  if op == 'b' then return false end
+  local k = SESS[a[1]]
+  return not k or (op ~= 'd' and op ~= 'a' and not k.full)
 end
 
 -- apply_effect applies one effect (session.Effect: op and its arguments)

@@ -3,7 +3,7 @@
 -- opened already (Config.ExclusiveStreams). KEYS: the session's, then the
 -- partition's shared keys (this gateway's streams set among them; it
 -- joins the partition's holders).
--- Returns nil (unknown), -1 (wrong class), -2 (held: ARGV[6]), or
+-- Returns nil (unknown, or ended now as its mailbox had overflowed), -1 (wrong class), -2 (held: ARGV[6]), or
 -- {first, {queued packets}}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 if not node_routed() then return redis.error_reply(NOT_ROUTED) end
@@ -11,7 +11,11 @@ local sid, tr = ARGV[4], ARGV[5]
 local k = own_keys()
 local s = k.s
 if redis.call('EXISTS', s) == 0 then return false end
-local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'gw')
+local f = redis.call('HMGET', s, 'st', 'cls', 'p', 'gw', 'ovf')
+if f[5] then -- its mailbox overflowed, and the commit's caller did not end it (lib.lua's overflow_later)
+  end_session(sid, 'overflow', '', k)
+  return false
+end
 if f[2] and f[2] ~= 'stream' then return -1 end
 if ARGV[6] == '1' and f[1] ~= 'new' then return -2 end
 local first = 0

@@ -1,6 +1,8 @@
 -- reap_deadlines.lua ends sessions whose deadline passed
 -- (Store.ReapDeadlines): the declared sessions (ARGV[4], read by the
--- caller from the deadlines set), each one whose deadline is still past.
+-- caller from the deadlines set), each one whose deadline is still past,
+-- with reason timeout, or overflow for a session marked so (lib.lua's
+-- overflow_later).
 -- KEYS[1], the declared sessions (declare_sessions), then the partition's
 -- shared keys. Returns {examined, ended}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
@@ -9,7 +11,10 @@ local n = 0
 for _, sid in ipairs(SIDS) do
   local dl = redis.call('ZSCORE', KDL, sid)
   if dl and tonumber(dl) <= tonumber(NOW) then
-    n = n + end_session(sid, 'timeout', '', session_keys(sid))
+    local k = session_keys(sid)
+    local reason = 'timeout'
+    if redis.call('HEXISTS', k.s, 'ovf') == 1 then reason = 'overflow' end -- lib.lua's overflow_later
+    n = n + end_session(sid, reason, '', k)
     redis.call('ZREM', KDL, sid)
   end
 end
