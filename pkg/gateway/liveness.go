@@ -108,8 +108,8 @@ func (g *Gateway) reapGateways(ctx context.Context, suspects []string, minLeft t
 }
 
 // reapLoop, every ReapInterval, ends the sessions whose deadline passed
-// (reason timeout), 500 at a time, and updates the cluster's session
-// counts.
+// (reason timeout; overflow for those a commit marked and did not end),
+// 500 at a time per partition, and updates the cluster's session counts.
 func (g *Gateway) reapLoop(ctx context.Context) {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.ReapInterval)
@@ -122,7 +122,7 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		for {
-			n, err := g.store.ReapDeadlines(ctx, limit)
+			r, err := g.store.ReapDeadlines(ctx, limit)
 			if err != nil {
 				if ctx.Err() == nil {
 					g.metrics.RedisErrors.WithLabelValues("reap").Inc()
@@ -130,11 +130,15 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 				}
 				break
 			}
-			if n > 0 {
-				g.metrics.disconnected(bus.ReasonTimeout, n)
-				g.log.Info("expired sessions ended", "count", n)
+			if r.Timeout > 0 {
+				g.metrics.disconnected(bus.ReasonTimeout, r.Timeout)
+				g.log.Info("expired sessions ended", "count", r.Timeout)
 			}
-			if n < limit {
+			if r.Overflow > 0 {
+				g.metrics.disconnected(bus.ReasonOverflow, r.Overflow)
+				g.log.Info("sessions whose mailbox overflowed ended", "count", r.Overflow)
+			}
+			if r.Total() < limit {
 				break
 			}
 		}

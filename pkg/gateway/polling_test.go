@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/realtime/realtime/pkg/bus"
 	"github.com/realtime/realtime/pkg/session"
 )
@@ -362,5 +364,31 @@ func TestPollWaiterReplace(t *testing.T) {
 	}
 	if _, ok := p.end(); ok {
 		t.Fatal("end returned an offer already taken")
+	}
+}
+
+// A polling session a worker's commit marked for overflow (its mailbox
+// overflowed, declared for delivery only) and did not end, the worker
+// killed in between: the gateway's reaper ends it with reason overflow and
+// counts it so, not as a timeout.
+func TestReapedOverflowIsCounted(t *testing.T) {
+	tg := newLiveGateway(t, Config{ReapInterval: 100 * time.Millisecond})
+	sid := tg.handshake()
+	if code, body := tg.get("/socket.io/1/xhr-polling/" + sid + "?t=1"); code != 200 || !strings.HasPrefix(body, "1::") {
+		t.Fatalf("first GET: %d %q", code, body)
+	}
+	// What lua/lib.lua's overflow_later leaves.
+	ctx := context.Background()
+	if err := tg.rdb.HSet(ctx, tg.keys.Session(sid), "ovf", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.rdb.ZAdd(ctx, tg.keys.Deadlines(tg.keys.PartitionOf(sid)), redis.Z{Score: 0, Member: sid}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tg.waitSignals(sid, "connect", "disconnect reason=overflow")
+	m := tg.g.metrics.Disconnects.WithLabelValues(string(bus.ReasonOverflow))
+	waitUntil(t, "the overflow disconnect counted", func() bool { return counterValue(t, m) == 1 })
+	if n := counterValue(t, tg.g.metrics.Disconnects.WithLabelValues(string(bus.ReasonTimeout))); n != 0 {
+		t.Errorf("%v timeouts counted, want 0", n)
 	}
 }

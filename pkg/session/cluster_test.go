@@ -117,8 +117,8 @@ func TestSessionsOnSpreadCluster(t *testing.T) {
 	if n, _ := rdb.XLen(ctx, k.Outbox(k.PartitionOf(a))).Result(); n != 0 {
 		t.Fatalf("%d entries left in a's outbox", n)
 	}
-	if n, err := st.ReapDeadlines(ctx, 100); err != nil || n != 0 {
-		t.Fatalf("ReapDeadlines = %d, %v", n, err)
+	if r, err := st.ReapDeadlines(ctx, 100); err != nil || r.Total() != 0 {
+		t.Fatalf("ReapDeadlines = %+v, %v", r, err)
 	}
 	if _, err := st.Counts(ctx); err != nil {
 		t.Fatal(err)

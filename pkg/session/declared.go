@@ -37,6 +37,12 @@ import (
 // were read).
 const sessionsStaleReply = "SESSIONSTALE a broadcast's room has a member the caller did not declare"
 
+// streamUndeclaredReply is the error a commit script answers, having
+// written nothing, when a commit with an entry id names a stream that is
+// not among the script's keys (a caller's bug: Apply checks each commit's
+// stream first, ErrUnknownStream).
+const streamUndeclaredReply = "STREAMUNDECLARED a commit's stream is not among the script's keys"
+
 // declareAttempts is how many times evalAll runs a script whose declared
 // sessions were stale.
 const declareAttempts = 3
@@ -187,16 +193,29 @@ func (s *Store) declared(keys []string, d *declaration) (string, []string) {
 // delivery only whose mailbox overflowed in a script (its reply's list,
 // lua/lib.lua's overflow_later). A session it fails to end is left to the
 // partition's reaper (the script set its deadline in the past), which ends
-// it with the same reason; the error says which failed.
+// it with the same reason; the error says which failed. The ends run at
+// once, overflowEnds at a time (a broadcast can overflow a room of stalled
+// polling clients).
 func (s *Store) endOverflowed(ctx context.Context, sids []string) error {
-	var errs []error
-	for _, sid := range sids {
-		if _, err := s.End(ctx, sid, bus.ReasonOverflow, ""); err != nil {
-			errs = append(errs, fmt.Errorf("session %s: %w", sid, err))
-		}
+	errs := make([]error, len(sids))
+	slots := make(chan struct{}, overflowEnds)
+	var wg sync.WaitGroup
+	for i, sid := range sids {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if _, err := s.End(ctx, sid, bus.ReasonOverflow, ""); err != nil {
+				errs[i] = fmt.Errorf("session %s: %w", sid, err)
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// overflowEnds is how many ends endOverflowed runs at once.
+const overflowEnds = 16
 
 // unpackEffects reads the effects of an outbox entry (lua/lib.lua's
 // pack_fields of op, argument count, arguments, ...).

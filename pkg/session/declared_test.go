@@ -53,9 +53,8 @@ func TestCommitNamesDeclaredSessionsOnly(t *testing.T) {
 	pending := func() int64 { return rdb.XPending(ctx, stream, bus.GroupName).Val().Count }
 	commit := func(id string, e Effect, decl *declaration) *redis.Cmd {
 		t.Helper()
-		call := &scriptCall{script: commitScript, parts: []int{p}, keys: []string{k.Deadlines(p), k.Outbox(p)},
-			args: st.commitArgs(p, []scriptCommit{{stream: stream, group: bus.GroupName, id: id,
-				effects: []partEffect{{e, strconv.Itoa(p)}}}}), decl: decl}
+		call := st.commitCall(p, []scriptCommit{{stream: stream, group: bus.GroupName, id: id,
+			effects: []partEffect{{e, strconv.Itoa(p)}}}}, decl)
 		st.evalAll(ctx, []*scriptCall{call})
 		return call.cmd
 	}
@@ -147,7 +146,8 @@ func FuzzUnpackEffects(f *testing.F) {
 // is marked, dropped from, and listed in the reply, and Apply ends it at
 // once. When its caller does not (a worker killed after the script), its
 // deadline, set in the past and kept there, has the reaper end it with
-// reason overflow; a stream opened for it ends it too.
+// reason overflow; a delivery that declares all its keys (Store.Deliver)
+// or a stream opened for it ends it too.
 func TestOverflowOfASessionDeclaredForDelivery(t *testing.T) {
 	ctx := context.Background()
 	big := "3:::" + strings.Repeat("x", 200)
@@ -199,10 +199,22 @@ func TestOverflowOfASessionDeclaredForDelivery(t *testing.T) {
 		if got := kinds(signals(t, rdb, k, sid)); !slices.Equal(got, []string{"connect()"}) {
 			t.Fatalf("signals before the reaper = %q", got)
 		}
-		if n, err := st.ReapDeadlines(ctx, 100); err != nil || n != 1 {
-			t.Fatalf("ReapDeadlines = %d, %v; want 1", n, err)
+		if r, err := st.ReapDeadlines(ctx, 100); err != nil || r != (Reaped{Overflow: 1}) {
+			t.Fatalf("ReapDeadlines = %+v, %v; want one overflow", r, err)
 		}
 		if got := kinds(signals(t, rdb, k, sid)); !slices.Equal(got, []string{"connect()", "disconnect()overflow"}) {
+			t.Fatalf("signals = %q", got)
+		}
+	})
+	t.Run("a delivery that declares all its keys ends it", func(t *testing.T) {
+		st, rdb, sid := openPolling(t)
+		if r := commit(t, st, sid, big); !slices.Equal(r.overflowed, []string{sid}) {
+			t.Fatalf("overflowed %q, want %q", r.overflowed, sid)
+		}
+		if err := st.Deliver(ctx, sid, "3:::x"); !errors.Is(err, ErrOverflow) {
+			t.Fatalf("Deliver: %v, want ErrOverflow", err)
+		}
+		if got := kinds(signals(t, rdb, st.Keys(), sid)); !slices.Equal(got, []string{"connect()", "disconnect()overflow"}) {
 			t.Fatalf("signals = %q", got)
 		}
 	})

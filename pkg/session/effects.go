@@ -148,8 +148,7 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 				}
 			}
 		}
-		calls[i] = &scriptCall{script: commitScript, parts: []int{p}, keys: []string{k.Deadlines(p), k.Outbox(p)},
-			args: s.commitArgs(p, runs[p]), decl: decl}
+		calls[i] = s.commitCall(p, runs[p], decl)
 	}
 	s.evalAll(ctx, calls)
 	applied := 0
@@ -180,6 +179,14 @@ func (s *Store) Apply(ctx context.Context, commits ...Commit) (int, error) {
 	// worker's next commit on the partition, or its periodic DrainOutbox).
 	_ = s.applyOutbox(ctx, outboxes...)
 	return applied, nil
+}
+
+// commitCall returns the commit.lua run of commits on partition p, with
+// the sessions of decl.
+func (s *Store) commitCall(p int, commits []scriptCommit, decl *declaration) *scriptCall {
+	k := s.cfg.Keys
+	return &scriptCall{script: commitScript, parts: []int{p}, keys: []string{k.Deadlines(p), k.Outbox(p), k.Stream(p)},
+		args: s.commitArgs(p, commits), decl: decl}
 }
 
 // applyOnNode is Apply where every partition is on one node: one
@@ -237,7 +244,7 @@ func (s *Store) nodeCall(commits []Commit) (*scriptCall, error) {
 		parts = append(parts, q)
 	}
 	slices.Sort(parts)
-	call := &scriptCall{script: commitNodeScript, parts: parts, keys: s.deadlines, args: s.commitArgs(-1, scs), decl: decl}
+	call := &scriptCall{script: commitNodeScript, parts: parts, keys: s.nodeKeys, args: s.commitArgs(-1, scs), decl: decl}
 	call.args[5] = partitionList(parts)
 	return call, nil
 }

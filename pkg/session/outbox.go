@@ -140,7 +140,8 @@ func parseOutboxEntry(r any) (outboxEntry, error) {
 // commit appended and no drain applied yet: the worker that wrote them
 // stopped, or Redis failed under it), at most OutboxRead entries, and
 // returns how many it found: with a nil error it applied them all, else
-// some are left. Workers call it for their partitions now and then; it is
+// some may be left (or a session their deliveries overflowed was not ended
+// at once: its partition's reaper ends it, endOverflowed). Workers call it for their partitions now and then; it is
 // safe at any time, from any process.
 func (s *Store) DrainOutbox(ctx context.Context, p int) (int, error) {
 	k := s.cfg.Keys

@@ -37,8 +37,9 @@ func TestOutboxAppliesOnce(t *testing.T) {
 		for _, pk := range packets {
 			effects = append(effects, partEffect{DeliverEffect(b, pk), strconv.Itoa(pb)})
 		}
-		r, err := parseCommitReply(st.run(ctx, commitScript, pa, []string{k.Deadlines(pa), k.Outbox(pa)},
-			st.commitArgs(pa, []scriptCommit{{effects: effects}})...))
+		call := st.commitCall(pa, []scriptCommit{{effects: effects}}, &declaration{})
+		st.evalAll(ctx, []*scriptCall{call})
+		r, err := parseCommitReply(call.cmd)
 		if err != nil || r.applied != 1 {
 			t.Fatalf("commit: %d, %v", r.applied, err)
 		}

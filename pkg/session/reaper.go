@@ -226,6 +226,15 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 	}, nil
 }
 
+// Reaped is what ReapDeadlines ended, by reason.
+type Reaped struct {
+	Timeout  int // reason timeout: the deadline passed
+	Overflow int // reason overflow: a commit marked it, and its end failed (endOverflowed)
+}
+
+// Total returns the number of sessions ended.
+func (r Reaped) Total() int { return r.Timeout + r.Overflow }
+
 // ReapDeadlines ends up to limit sessions per partition whose deadline has
 // passed (reason "timeout", or "overflow" for a session a commit marked so
 // and whose end failed: endOverflowed) and returns how many it ended.
@@ -233,9 +242,9 @@ func (s *Store) Counts(ctx context.Context) (SessionCounts, error) {
 // The sessions due are read first, partition after partition, and
 // reap_deadlines.lua runs only on partitions with some, declaring them
 // (it ends each one whose deadline is still past).
-func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
+func (s *Store) ReapDeadlines(ctx context.Context, limit int) (Reaped, error) {
 	k := s.cfg.Keys
-	total := 0
+	var total Reaped
 	for p := range k.Partitions() {
 		now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 		due, err := s.rdb.ZRangeByScore(ctx, k.Deadlines(p), &redis.ZRangeBy{Min: "-inf", Max: now, Count: int64(limit)}).Result()
@@ -252,7 +261,11 @@ func (s *Store) ReapDeadlines(ctx context.Context, limit int) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("session: reap deadlines: %w", err)
 		}
-		total += int(res[1])
+		if len(res) != 3 {
+			return total, fmt.Errorf("session: reap deadlines: reply %v", res)
+		}
+		total.Timeout += int(res[1] - res[2])
+		total.Overflow += int(res[2])
 	}
 	return total, nil
 }

@@ -42,7 +42,9 @@ var luaFiles embed.FS
 //     nothing, when the caller is not in the partition's routing set
 //     (notRoutedReply); SESSIONS_STALE: the one a commit or inbox script
 //     answers, having written nothing, when an effect would name a session
-//     its caller did not declare (sessionsStaleReply);
+//     its caller did not declare (sessionsStaleReply); STREAM_UNDECLARED:
+//     the one a commit script answers, having written nothing, when a
+//     commit's stream is not among its keys (streamUndeclaredReply);
 //   - MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD: the mailbox bounds of sessions
 //     created before they were written into the session (mxb, mxw), from
 //     DefaultMailboxBytes, DefaultMailboxDrainTimeout and MailboxHardFactor;
@@ -56,8 +58,8 @@ func renderLuaHeader() string {
 	var b strings.Builder
 	b.WriteString("-- Rendered by pkg/session/scripts.go from the Go constants and bus.Keys.\n")
 	b.WriteString("local GATEWAYS, NOW, NODE = ARGV[1], ARGV[2], ARGV[3]\n")
-	fmt.Fprintf(&b, "local ROUTES_STALE, NOT_ROUTED, SESSIONS_STALE = %s, %s, %s\n",
-		luaString(routeStaleReply), luaString(notRoutedReply), luaString(sessionsStaleReply))
+	fmt.Fprintf(&b, "local ROUTES_STALE, NOT_ROUTED, SESSIONS_STALE, STREAM_UNDECLARED = %s, %s, %s, %s\n",
+		luaString(routeStaleReply), luaString(notRoutedReply), luaString(sessionsStaleReply), luaString(streamUndeclaredReply))
 	fmt.Fprintf(&b, "local MB_DEFAULT, MB_WAIT_DEFAULT, MB_HARD = %d, %d, %d\n",
 		DefaultMailboxBytes, DefaultMailboxDrainTimeout.Milliseconds(), MailboxHardFactor)
 	fmt.Fprintf(&b, "local SIGNAL_VERSION, SIGNAL_FIELD = %s, %s\n",

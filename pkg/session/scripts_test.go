@@ -398,8 +398,8 @@ func TestScriptsSpeakBusFormats(t *testing.T) {
 		return rdb.ZAdd(ctx, k.Deadlines(k.PartitionOf(e)), redis.Z{Score: 1, Member: e}).Err()
 	}, nil, []bus.Signal{{Kind: bus.KindConnect, SID: e, Gateway: "gwA", Transport: "jsonp-polling"}})
 	c.check("reap the deadline", func() error {
-		if n, err := stB.ReapDeadlines(ctx, 100); err != nil || n != 1 {
-			return fmt.Errorf("reaped %d, %v", n, err)
+		if r, err := stB.ReapDeadlines(ctx, 100); err != nil || r != (Reaped{Timeout: 1}) {
+			return fmt.Errorf("reaped %+v, %v", r, err)
 		}
 		return nil
 	}, nil, []bus.Signal{{Kind: bus.KindDisconnect, SID: e, Gateway: "gwB", Reason: bus.ReasonTimeout}})

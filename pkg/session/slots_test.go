@@ -44,13 +44,10 @@ type scriptSlots struct {
 }
 
 // undeclaredToday lists the scripts that touch keys they do not declare
-// (KEYS), all in their partition's slot: the sessions the reapers, effects
-// and broadcasts name, the namespace and room sets of a session ended, its
-// POST record. Redis Cluster routes a script by its declared keys and lets
-// it touch undeclared ones of the same slot; declaring them all is issue
-// 15's last step for the scripts (the route streams are declared: the
-// route table, routes.go). TestScriptSlots fails when a script joins or
-// leaves the list, so each step shows here.
+// (KEYS): none. Redis Cluster routes a script by its declared keys and
+// lets it touch undeclared ones of the same slot, but every key a script
+// touches is declared (docs/redis.md, "Declared keys"), and
+// TestScriptSlots fails when a script touches one that is not.
 var undeclaredToday []string
 
 // Every session script is run (through the Store, as gateways and workers
@@ -148,6 +145,28 @@ func workload(t *testing.T, st *Store, rdb *redis.Client) {
 		LeaveNamespaceEffect(poll, "/chat", bus.ReasonServer, ""), EndEffect(poll, bus.ReasonServer, "0::"),
 	}})
 	must(err)
+	// A worker's commit that only delivers (its sessions declared for
+	// delivery only), one delivery overflowing a mailbox (40 bytes,
+	// stored in the session by the store that created it), and the same
+	// where every partition is on one node.
+	small := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "gwA", PerPartition: true, MailboxBytes: 40})
+	oneNode := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "w"})
+	for _, worker := range []*Store{st, oneNode} {
+		full, err := small.Create(ctx, Handshake{})
+		must(err)
+		_, err = small.Poll(ctx, full, "xhr-polling", "p3", "", false)
+		must(err)
+		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: st.Keys().StreamFor(ws), Values: map[string]any{"x": "1"}}).Result()
+		must(err)
+		must(rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: bus.GroupName, Consumer: "w", Streams: []string{st.Keys().StreamFor(ws), ">"}, Count: 100}).Err())
+		_, err = worker.Apply(ctx, Commit{Stream: st.Keys().StreamFor(ws), Group: bus.GroupName, ID: id, Effects: []Effect{
+			DeliverEffect(ws, "3:::d"), DeliverEffect(full, "3:::"+strings.Repeat("x", 200)),
+		}})
+		must(err)
+		if n := rdb.Exists(ctx, st.Keys().Session(full)).Val(); n != 0 {
+			t.Fatal("a session whose mailbox overflowed outlived the commit")
+		}
+	}
 	// Ends and reaps: a session whose deadline passed, a dead gateway's.
 	gone, err := st.Create(ctx, Handshake{})
 	must(err)
@@ -171,7 +190,6 @@ func workload(t *testing.T, st *Store, rdb *redis.Client) {
 		t.Fatalf("reaped %d sessions of the dead gateway, want its websocket", n)
 	}
 	// Where every partition is on one node, a commit is one script.
-	oneNode := New(rdb, Config{RouteRefresh: testRouteRefresh, Keys: st.Keys(), Node: "w"})
 	_, err = oneNode.Apply(ctx, Commit{Effects: []Effect{DeliverEffect(ws, "3:::n"), BroadcastEffect("", "", "", "3:::all")}})
 	must(err)
 }

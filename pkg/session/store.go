@@ -186,11 +186,11 @@ type Handshake struct {
 
 // Store reads and changes sessions in Redis.
 type Store struct {
-	rdb       redis.UniversalClient
-	cfg       Config
-	deadlines []string // every partition's deadlines set, commit_node.lua's KEYS
-	routes    routes
-	rejoin    struct {
+	rdb      redis.UniversalClient
+	cfg      Config
+	nodeKeys []string // every partition's deadlines set, then every one's signal stream: commit_node.lua's first KEYS
+	routes   routes
+	rejoin   struct {
 		mu      sync.Mutex
 		current *rejoin // the rejoin under way, if any
 	}
@@ -200,10 +200,13 @@ type Store struct {
 func New(rdb redis.UniversalClient, cfg Config) *Store {
 	cfg.defaults()
 	cfg.PerPartition = cfg.PerPartition || bus.Spread(rdb, cfg.Keys)
-	s := &Store{rdb: rdb, cfg: cfg, deadlines: make([]string, cfg.Keys.Partitions())}
+	s := &Store{rdb: rdb, cfg: cfg}
 	s.routes.read = make(chan struct{}, 1)
-	for p := range s.deadlines {
-		s.deadlines[p] = cfg.Keys.Deadlines(p)
+	for p := range cfg.Keys.Partitions() {
+		s.nodeKeys = append(s.nodeKeys, cfg.Keys.Deadlines(p))
+	}
+	for p := range cfg.Keys.Partitions() {
+		s.nodeKeys = append(s.nodeKeys, cfg.Keys.Stream(p))
 	}
 	return s
 }

@@ -603,9 +603,9 @@ func TestDeadlineReap(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond)
-	n, err := st.ReapDeadlines(ctx, 100)
-	if err != nil || n != 2 {
-		t.Fatalf("reaped %d %v", n, err)
+	r, err := st.ReapDeadlines(ctx, 100)
+	if err != nil || r != (Reaped{Timeout: 2}) {
+		t.Fatalf("reaped %+v %v", r, err)
 	}
 	if got := kinds(signals(t, rdb, keys, polled)); !slices.Equal(got, []string{"connect()", "disconnect()timeout"}) {
 		t.Fatalf("signals = %q", got)

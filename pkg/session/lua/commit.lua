@@ -7,10 +7,11 @@
 -- partition's outbox, one entry per target partition, in the same script:
 -- they are applied there by inbox.lua, exactly once, in order.
 -- KEYS[1] the partition's deadlines set, KEYS[2] its outbox
--- (<P>{p}:out), then the declared sessions (declare_sessions: those of the
--- effects applied here, and the polling members of the rooms its
--- broadcasts reach), then the partition's shared keys. ARGV[4] the
--- declared sessions' ids, ARGV[5] the number of partitions, ARGV[6] p;
+-- (<P>{p}:out), KEYS[3] its signal stream (<P>{p}:sig: the stream of every
+-- commit with an entry id), then the declared sessions (declare_sessions:
+-- those of the effects applied here, and the polling members of the rooms
+-- its broadcasts reach), then the partition's shared keys. ARGV[4] the
+-- declared sessions, ARGV[5] the number of partitions, ARGV[6] p;
 -- then per commit: stream, consumer group, id, effect count, then per effect: op,
 -- partition (the number of its session's; for a broadcast, "" for every
 -- partition, or p for this one only), arg count, args.
@@ -18,12 +19,12 @@
 -- first, as XRANGE returns them), the sessions declared for delivery only
 -- whose mailbox overflowed (lib.lua's overflow_later)}.
 if routes_stale() then return redis.error_reply(ROUTES_STALE) end
-declare_sessions(2)
+declare_sessions(3)
 local np, me = tonumber(ARGV[5]), ARGV[6]
 local undeclared = false
-each_commit(7, function(op, part, a)
+if each_commit(7, function(op, part, a)
   if part == me or part == '' then undeclared = undeclared or effect_undeclared(op, a) end
-end, true)
+end, true, {[KEYS[3]] = true}) < 0 then return redis.error_reply(STREAM_UNDECLARED) end
 if undeclared then return redis.error_reply(SESSIONS_STALE) end
 local remote = {} -- partition number -> fields of its effects
 local function forward(q, op, a)

@@ -7,7 +7,8 @@
 -- entry id, the effects apply only if XACK acknowledged the entry now (so a
 -- retried or duplicated commit applies nothing twice).
 -- KEYS[q + 1] the deadlines set of partition q, for every partition (KEYS[1]
--- is partition 0's), then the declared sessions (declare_sessions: those
+-- is partition 0's), KEYS[np + q + 1] its signal stream (np partitions),
+-- then the declared sessions (declare_sessions: those
 -- of the effects, and the polling members of the rooms the broadcasts
 -- reach), then the shared keys of each partition the effects reach, in
 -- the order of ARGV[6]. ARGV[4] the declared sessions, ARGV[5] the number
@@ -18,7 +19,9 @@
 -- Returns {commits applied, {}, overflowed}: commit.lua's reply with an
 -- empty outbox.
 local np = tonumber(ARGV[5])
-local shared = declare_sessions(np)
+local shared = declare_sessions(2 * np)
+local streams = {} -- the signal streams, declared
+for q = 1, np do streams[KEYS[np + q]] = true end
 -- The shared keys of each partition ARGV[6] names, read once; within(q)
 -- makes partition q's keys the ones the helpers act on.
 local blocks = {}
@@ -45,14 +48,16 @@ local function each_effect(fn, dry)
       within(tonumber(part))
       fn(op, a)
     end
-  end, dry)
+  end, dry, streams)
 end
 for q in pairs(blocks) do
   within(q)
   if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 end
 local undeclared = false
-each_effect(function(op, a) undeclared = undeclared or effect_undeclared(op, a) end, true)
+if each_effect(function(op, a) undeclared = undeclared or effect_undeclared(op, a) end, true) < 0 then
+  return redis.error_reply(STREAM_UNDECLARED)
+end
 if undeclared then return redis.error_reply(SESSIONS_STALE) end
 buffer()
 local applied = each_effect(apply_effect)

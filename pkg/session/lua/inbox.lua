@@ -6,7 +6,7 @@
 -- applies nothing. KEYS[1] q's deadlines set, KEYS[2] q's inbox
 -- (<P>{q}:in), then the declared sessions (declare_sessions: those of the
 -- entries' effects, and the polling members of the rooms their broadcasts
--- reach), then q's shared keys. ARGV[4] the declared sessions' ids,
+-- reach), then q's shared keys. ARGV[4] the declared sessions,
 -- ARGV[5] p; then per entry, oldest first: its id, its packed effects.
 -- Returns {entries applied, the sessions declared for delivery only whose
 -- mailbox overflowed (lib.lua's overflow_later)}.

@@ -291,12 +291,16 @@ end
 -- packet has waited more than mxw ms (the client does not drain it), or
 -- pass MB_HARD times mxb. A session declared for delivery only is marked
 -- then (overflow_later), and so is ended by the script's caller. A session
--- marked so drops the packets (-1).
+-- marked so drops the packets (-1), and is ended if its keys are all
+-- declared (k.full).
 local function deliver(sid, packets, k)
   local s = k.s
   local f = redis.call('HMGET', s, 'cls', 'gw', 'pg', 'p', 'mbb', 'mt', 'mxb', 'mxw', 'pq', 'pt', 'ovf')
   if not f[4] then return 0 end -- every session has its partition
-  if f[11] then return -1 end
+  if f[11] then -- marked by overflow_later: ended here if it can be
+    if k.full then end_session(sid, 'overflow', '', k) end
+    return -1
+  end
   if f[1] == 'stream' and f[2] then
     for _, pk in ipairs(packets) do route_to(f[2], route_deliver(sid, pk)) end
     return 1
@@ -484,13 +488,16 @@ end
 -- a commit that applies, apply(op, partition, args) is called, in order.
 -- Returns the number of commits applied. With dry, nothing is
 -- acknowledged and apply is called for every effect (a check before the
--- writes).
-local function each_commit(i, apply, dry)
+-- writes), and it returns -1 if a commit with an entry id names a stream
+-- the script did not declare (streams: the declared signal streams, a
+-- set).
+local function each_commit(i, apply, dry, streams)
   local applied = 0
   while i <= #ARGV do
     local stream, group, id, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
     i = i + 4
     local ok = true
+    if id ~= '' and dry and not streams[stream] then return -1 end
     if id ~= '' and not dry then ok = redis.call('XACK', stream, group, id) == 1 end
     for _ = 1, n do
       local op, part, na = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
