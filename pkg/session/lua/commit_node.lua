@@ -55,7 +55,9 @@ for q in pairs(blocks) do
   if routes_stale() then return redis.error_reply(ROUTES_STALE) end
 end
 local undeclared = false
-if each_effect(function(op, a) undeclared = undeclared or effect_undeclared(op, a) end, true) < 0 then
+-- (A session's declaration does not depend on the partition an effect
+-- applies in, so the check needs none.)
+if each_commit(7, function(op, _, a) undeclared = undeclared or effect_undeclared(op, a) end, true, streams) < 0 then
   return redis.error_reply(STREAM_UNDECLARED)
 end
 if undeclared then return redis.error_reply(SESSIONS_STALE) end
