@@ -13,20 +13,29 @@ import (
 	"github.com/realtime/realtime/pkg/bus"
 )
 
-// BenchmarkApplyEcho measures the commit script on the echo path: a batch
-// of 20 signals, each acknowledged (XACK) with one delivery to a websocket
-// session, as a worker commits one read, with the default partitions and
-// the sessions' gateway routed to (its route streams open). Besides the
-// time per batch it reports Redis's own CPU per signal (redis-µs/signal,
-// from INFO cpu), the number that bounds a cluster's throughput, since
-// every worker shares it.
+// BenchmarkApplyEcho measures the commit scripts on the echo path: a
+// batch of signals, each acknowledged (XACK) with one delivery to its own
+// websocket session, as a worker commits one read, with the default
+// partitions and the sessions' gateway routed to (its route streams open).
+// "node" commits 20 signals where every partition is on one node (one
+// commit_node.lua); "partition" commits 48 as on a Redis Cluster whose
+// partitions are spread (Config.PerPartition: a commit.lua per partition,
+// 3 signals each on average). Besides the time per batch it reports
+// Redis's own CPU per signal (redis-µs/signal, from INFO cpu), the number
+// that bounds a cluster's throughput, since every worker shares it, and
+// its time in the scripts (script-µs/signal).
 func BenchmarkApplyEcho(b *testing.B) {
-	const batch, sessions = 20, 100
+	b.Run("node", func(b *testing.B) { benchmarkApplyEcho(b, false, 20) })
+	b.Run("partition", func(b *testing.B) { benchmarkApplyEcho(b, true, 48) })
+}
+
+func benchmarkApplyEcho(b *testing.B, perPartition bool, batch int) {
+	const sessions = 100
 	ctx := context.Background()
 	srv := testredis.Start(b)
 	rdb := srv.Client(b)
 	keys := bus.NewKeys(fmt.Sprintf("t%d:", prefixSeq.Add(1)), bus.DefaultPartitions)
-	st := New(rdb, Config{Keys: keys, Node: "gwA"})
+	st := New(rdb, Config{Keys: keys, Node: "gwA", PerPartition: perPartition})
 	tailRoutes(b, rdb, keys, "gwA")
 	if err := st.RefreshRoutes(ctx); err != nil {
 		b.Fatal(err)
@@ -42,9 +51,10 @@ func BenchmarkApplyEcho(b *testing.B) {
 		}
 		sids[i] = sid
 	}
-	stream := st.Keys().Stream(0)
-	if err := rdb.XGroupCreateMkStream(ctx, stream, "workers", "$").Err(); err != nil {
-		b.Fatal(err)
+	for p := range keys.Partitions() {
+		if err := rdb.XGroupCreateMkStream(ctx, keys.Stream(p), "workers", "$").Err(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	// Every entry is written and read (pending) before the clock starts,
 	// so the loop and the CPU reading cover the commits only.
@@ -54,17 +64,21 @@ func BenchmarkApplyEcho(b *testing.B) {
 		pipe := rdb.Pipeline()
 		ids := make([]*redis.StringCmd, 0, 1000)
 		for i := start; i < min(start+1000, len(commits)); i++ {
-			ids = append(ids, pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"s", "x"}}))
+			ids = append(ids, pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.StreamFor(sids[i%sessions]), Values: []any{"s", "x"}}))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			b.Fatal(err)
 		}
 		for j, id := range ids {
-			commits[start+j] = Commit{Stream: stream, Group: "workers", ID: id.Val(), Effects: []Effect{DeliverEffect(sids[(start+j)%sessions], packet)}}
+			sid := sids[(start+j)%sessions]
+			commits[start+j] = Commit{Stream: keys.StreamFor(sid), Group: "workers", ID: id.Val(), Effects: []Effect{DeliverEffect(sid, packet)}}
 		}
 	}
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: "c", Streams: []string{stream, ">"}, Count: int64(len(commits))}).Err(); err != nil {
-		b.Fatal(err)
+	for p := range keys.Partitions() {
+		err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: "c", Streams: []string{keys.Stream(p), ">"}, Count: int64(len(commits)), Block: -1}).Err()
+		if err != nil && err != redis.Nil {
+			b.Fatal(err)
+		}
 	}
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
 		b.Fatal(err)
@@ -80,6 +94,26 @@ func BenchmarkApplyEcho(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric((redisCPU(b, rdb)-before)/float64(b.N*batch), "redis-µs/signal")
 	b.ReportMetric(scriptTime(b, rdb)/float64(b.N*batch), "script-µs/signal")
+}
+
+// redisCPU returns the server's user+system CPU time in microseconds.
+func redisCPU(b *testing.B, rdb *redis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(fmt.Errorf("INFO cpu %s: %w", k, err))
+			}
+			total += f * 1e6
+		}
+	}
+	return total
 }
 
 // scriptTime returns the time Redis spent in EVALSHA since its stats were
@@ -107,26 +141,6 @@ func scriptTime(b *testing.B, rdb *redis.Client) float64 {
 		}
 	}
 	return 0
-}
-
-// redisCPU returns the server's user+system CPU time in microseconds.
-func redisCPU(b *testing.B, rdb *redis.Client) float64 {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\r\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatal(fmt.Errorf("INFO cpu %s: %w", k, err))
-			}
-			total += f * 1e6
-		}
-	}
-	return total
 }
 
 // BenchmarkTouchStream measures the script a POST to a streaming (htmlfile)
