@@ -190,29 +190,48 @@ func (s *Store) InNamespace(ctx context.Context, sid, ns string) (bool, error) {
 // pages, as ZSCAN allows; one a member all along appears.
 func (s *Store) SessionsPage(ctx context.Context, ns, room string, cursor uint64, count int64) (ids []string, next uint64, err error) {
 	k := s.cfg.Keys
-	p, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
-	if p >= k.Partitions() {
-		return nil, 0, fmt.Errorf("session: list sessions: %w", ErrBadCursor)
-	}
 	prefix := bus.MemberPrefix(ns, room)
-	match := bus.GlobPrefix(prefix)
-	for {
-		page, nc, err := s.rdb.ZScan(ctx, k.Members(p), c, match, count).Result()
-		if err != nil {
-			return nil, 0, fmt.Errorf("session: list sessions: %w", err)
-		}
+	ids, next, err = s.scanPages(cursor, count, func(p int, c uint64) ([]string, uint64, error) {
+		page, nc, err := s.rdb.ZScan(ctx, k.Members(p), c, bus.GlobPrefix(prefix), count).Result()
+		var found []string
 		for i := 0; i < len(page); i += 2 { // entry, score
-			ids = append(ids, page[i][len(prefix):])
+			found = append(found, page[i][len(prefix):])
 		}
+		return found, nc, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("session: list sessions: %w", err)
+	}
+	return ids, next, nil
+}
+
+// scanPages returns one page of what scan finds, the partitions' scans in
+// turn, from cursor (SessionsPage's: the partition in its top bits, above
+// pageShift, the partition's ZSCAN cursor below), going on to the next
+// partition while the page holds fewer than count items; the next cursor
+// is 0 after the last partition. scan(p, c) runs partition p's scan from
+// ZSCAN cursor c and returns what it found and the next ZSCAN cursor.
+func (s *Store) scanPages(cursor uint64, count int64, scan func(p int, c uint64) ([]string, uint64, error)) ([]string, uint64, error) {
+	p, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
+	if p >= s.cfg.Keys.Partitions() {
+		return nil, 0, ErrBadCursor
+	}
+	var items []string
+	for {
+		found, nc, err := scan(p, c)
+		if err != nil {
+			return nil, 0, err
+		}
+		items = append(items, found...)
 		switch {
 		case nc >= 1<<pageShift:
-			return nil, 0, fmt.Errorf("session: list sessions: ZSCAN cursor %d too large", nc)
+			return nil, 0, fmt.Errorf("ZSCAN cursor %d too large", nc)
 		case nc != 0:
-			return ids, uint64(p)<<pageShift | nc, nil
-		case p+1 == k.Partitions():
-			return ids, 0, nil
-		case int64(len(ids)) >= count:
-			return ids, uint64(p+1) << pageShift, nil
+			return items, uint64(p)<<pageShift | nc, nil
+		case p+1 == s.cfg.Keys.Partitions():
+			return items, 0, nil
+		case int64(len(items)) >= count:
+			return items, uint64(p+1) << pageShift, nil
 		}
 		p, c = p+1, 0
 	}
@@ -237,32 +256,18 @@ var ErrBadCursor = errors.New("session: bad page cursor")
 // change between pages.
 func (s *Store) RoomsPage(ctx context.Context, ns string, cursor uint64, count int64) (rooms []string, next uint64, err error) {
 	k := s.cfg.Keys
-	p, c := int(cursor>>pageShift), cursor&(1<<pageShift-1)
-	if p >= k.Partitions() {
-		return nil, 0, fmt.Errorf("session: list rooms: %w", ErrBadCursor)
-	}
-	for {
+	rooms, next, err = s.scanPages(cursor, count, func(p int, c uint64) ([]string, uint64, error) {
 		page, nc, err := s.rdb.ZScan(ctx, k.RoomIndex(p), c, bus.GlobPrefix(bus.RoomMember(ns, "")), count).Result()
 		if err != nil {
-			return nil, 0, fmt.Errorf("session: list rooms: %w", err)
+			return nil, 0, err
 		}
 		first, err := s.firstHolding(ctx, p, ns, page)
-		if err != nil {
-			return nil, 0, fmt.Errorf("session: list rooms: %w", err)
-		}
-		rooms = append(rooms, first...)
-		switch {
-		case nc >= 1<<pageShift:
-			return nil, 0, fmt.Errorf("session: list rooms: ZSCAN cursor %d too large", nc)
-		case nc != 0:
-			return rooms, uint64(p)<<pageShift | nc, nil
-		case p+1 == k.Partitions():
-			return rooms, 0, nil
-		case int64(len(rooms)) >= count:
-			return rooms, uint64(p+1) << pageShift, nil
-		}
-		p, c = p+1, 0
+		return first, nc, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("session: list rooms: %w", err)
 	}
+	return rooms, next, nil
 }
 
 // firstHolding returns the names of the rooms of namespace ns in page (a
