@@ -176,23 +176,29 @@ local HOLDERS, ROUTING, MEMBERS, PMEMBERS, ROOMIDX, ROUTES = partition_keys(#KEY
 -- redis.error_reply(ROUTES_STALE): its caller refreshes its table and runs
 -- it again. So a gateway a script does not know is one no session names
 -- any more (it was forgotten), and its messages are dropped, as XADD
--- NOMKSTREAM drops those to its deleted route streams.
+-- NOMKSTREAM drops those to its deleted route streams. It also records
+-- in ROUTED whether NODE is a member (node_routed).
+local ROUTED = false
 local function routes_stale()
+  local stale = false
+  ROUTED = false
   for _, node in ipairs(redis.call('SMEMBERS', ROUTING)) do
-    if not ROUTES[node] then return true end
+    if not ROUTES[node] then stale = true end
+    if node == NODE then ROUTED = true end
   end
-  return false
+  return stale
 end
 
 -- node_routed reports whether NODE, the gateway running the script, is in
--- the partition's routing set. A script that makes a session name NODE
+-- the partition's routing set, as routes_stale (called first) read it. A
+-- script that makes a session name NODE
 -- (open.lua: the holder of its stream; poll.lua: of its parked poll)
 -- checks it before it writes anything, and otherwise returns
 -- redis.error_reply(NOT_ROUTED): its caller joins the routing sets and
 -- runs it again. So every gateway a session names is in the routing set
 -- (or was forgotten since, and holds nothing), even after Redis lost the
 -- set (restarted empty) while the gateway lived.
-local function node_routed() return redis.call('SISMEMBER', ROUTING, NODE) == 1 end
+local function node_routed() return ROUTED end
 
 -- route_to sends a route message to gateway node.
 local function route_to(node, msg)
