@@ -123,20 +123,20 @@ func (g *Gateway) reapLoop(ctx context.Context) {
 		}
 		for {
 			r, err := g.store.ReapDeadlines(ctx, limit)
-			if err != nil {
-				if ctx.Err() == nil {
-					g.metrics.RedisErrors.WithLabelValues("reap").Inc()
-					g.log.Warn("reaping expired sessions failed", "err", err)
-				}
-				break
-			}
-			if r.Timeout > 0 {
+			if r.Timeout > 0 { // what it ended before an error too
 				g.metrics.disconnected(bus.ReasonTimeout, r.Timeout)
 				g.log.Info("expired sessions ended", "count", r.Timeout)
 			}
 			if r.Overflow > 0 {
 				g.metrics.disconnected(bus.ReasonOverflow, r.Overflow)
 				g.log.Info("sessions whose mailbox overflowed ended", "count", r.Overflow)
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					g.metrics.RedisErrors.WithLabelValues("reap").Inc()
+					g.log.Warn("reaping expired sessions failed", "err", err)
+				}
+				break
 			}
 			if r.Total() < limit {
 				break

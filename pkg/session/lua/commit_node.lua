@@ -56,8 +56,19 @@ for q in pairs(blocks) do
 end
 local undeclared = false
 -- (A session's declaration does not depend on the partition an effect
--- applies in, so the check needs none.)
-if each_commit(7, function(op, _, a) undeclared = undeclared or effect_undeclared(op, a) end, true, streams) < 0 then
+-- applies in; that partition's shared keys must be declared, or the
+-- script fails here, before it writes.)
+local function reached(part)
+  if part ~= '' then return blocks[tonumber(part)] ~= nil end
+  for q = 0, np - 1 do
+    if not blocks[q] then return false end
+  end
+  return true
+end
+if each_commit(7, function(op, part, a)
+  if not reached(part) then error('the shared keys of partition ' .. part .. ' are not declared') end
+  undeclared = undeclared or effect_undeclared(op, a)
+end, true, streams) < 0 then
   return redis.error_reply(STREAM_UNDECLARED)
 end
 if undeclared then return redis.error_reply(SESSIONS_STALE) end

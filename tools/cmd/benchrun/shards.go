@@ -714,7 +714,7 @@ func renderShardModel(b *strings.Builder, rep *ShardsReport, fig map[int]map[str
 	w("over the shards, so the busiest of N shards carries ⌈%d/N⌉/%d of the work (with `-partitions` above N the\n", shardsPartitions, shardsPartitions)
 	w("spread is finer; past %d shards the default partitions cannot use more); a shard saturates at one core. Then\n", shardsPartitions)
 	w("the cluster carries, per second, 10⁶ µs ÷ (cost per operation of all shards × the busiest shard's share), and\n")
-	w("holds, in a shard of M bytes, M ÷ (%.0f bytes per session on average over the shards × the busiest share)\n", avg(three["broadcast"].Memory))
+	w("holds, in a shard of M bytes, M ÷ (%.0f bytes per session, the three shards' figures summed, × the busiest share)\n", 3*avg(three["broadcast"].Memory))
 	w("sessions. Measured busiest share at 3 primaries: %.0f%% of the echo CPU (⌈16/3⌉/16 = %.0f%% expected).\n\n",
 		100*echo.Busiest(), 100*busiestPartitions(shardsPartitions, 3))
 	w("The measured rows divide by the busiest shard's own figures; the others by the 3-primary totals times the share.\n\n")
