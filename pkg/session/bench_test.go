@@ -98,12 +98,8 @@ func benchmarkApplyEcho(b *testing.B, perPartition bool, batch int) {
 
 // redisCPU returns the server's user+system CPU time in microseconds.
 func redisCPU(b *testing.B, rdb *redis.Client) float64 {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
 	var total float64
-	for _, line := range strings.Split(info, "\r\n") {
+	for _, line := range infoLines(b, rdb, "cpu") {
 		k, v, ok := strings.Cut(line, ":")
 		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
 			f, err := strconv.ParseFloat(v, 64)
@@ -122,12 +118,8 @@ func redisCPU(b *testing.B, rdb *redis.Client) float64 {
 // reading the request and writing the reply not): steadier than redisCPU
 // on a busy machine.
 func scriptTime(b *testing.B, rdb *redis.Client) float64 {
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
 	var total float64
-	for _, line := range strings.Split(info, "\r\n") {
+	for _, line := range infoLines(b, rdb, "commandstats") {
 		stats, ok := strings.CutPrefix(line, "cmdstat_evalsha:")
 		if !ok {
 			stats, ok = strings.CutPrefix(line, "cmdstat_eval:")
@@ -146,6 +138,15 @@ func scriptTime(b *testing.B, rdb *redis.Client) float64 {
 		}
 	}
 	return total
+}
+
+// infoLines returns the lines of INFO section.
+func infoLines(b *testing.B, rdb *redis.Client, section string) []string {
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.Split(info, "\r\n")
 }
 
 // BenchmarkTouchStream measures the script a POST to a streaming (htmlfile)

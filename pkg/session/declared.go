@@ -197,6 +197,9 @@ func (s *Store) declared(keys []string, d *declaration) (string, []string) {
 // once, overflowEnds at a time (a broadcast can overflow a room of stalled
 // polling clients).
 func (s *Store) endOverflowed(ctx context.Context, sids []string) error {
+	if len(sids) == 0 { // every commit but one that overflowed a mailbox
+		return nil
+	}
 	errs := make([]error, len(sids))
 	slots := make(chan struct{}, overflowEnds)
 	var wg sync.WaitGroup

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,11 +240,7 @@ func (s *Store) nodeCall(commits []Commit) (*scriptCall, error) {
 			}
 		}
 	}
-	parts := make([]int, 0, len(reach))
-	for q := range reach {
-		parts = append(parts, q)
-	}
-	slices.Sort(parts)
+	parts := slices.Sorted(maps.Keys(reach))
 	call := &scriptCall{script: commitNodeScript, parts: parts, keys: s.nodeKeys, args: s.commitArgs(-1, scs), decl: decl}
 	call.args[5] = partitionList(parts)
 	return call, nil
